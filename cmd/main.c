@@ -1,0 +1,140 @@
+/* sidepush: arguments, signals, configuration, and the event loop. */
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app/app.h"
+#include "config/config.h"
+#include "core/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: sidepush --config FILE        run with FILE\n"
+            "       sidepush --check-config FILE  validate FILE and exit (0 = valid)\n"
+            "       sidepush --help-config        list every configuration key and default\n"
+            "       sidepush --version | --help\n");
+}
+
+static int load(const char *path, struct sp_config **config)
+{
+    struct sp_diags diags = {0};
+
+    int rc = sp_config_load(path, config, &diags);
+    for (size_t i = 0; i < diags.count; i++)
+        fprintf(stderr, "%s\n", diags.lines[i]);
+    sp_diags_clear(&diags);
+    return rc;
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    event_base_loopexit(arg, NULL);
+}
+
+static int run(const char *path)
+{
+    struct sp_config *config = NULL;
+    struct event_base *base = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct sp_app *app = NULL;
+    struct sp_log log = {SP_LOG_INFO, stdout};
+    char err[256];
+    int rc = 1;
+
+    if (load(path, &config) < 0)
+        return 2;
+    log.level = config->log.level;
+    signal(SIGPIPE, SIG_IGN);
+    base = event_base_new();
+    if (base == NULL)
+        goto done;
+    sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
+    sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
+    if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) || event_add(sigint, NULL))
+        goto done;
+    app = sp_app_new(base, config, &log, err, sizeof(err));
+    if (app == NULL) {
+        sp_log_error(&log, "startup_failed", "%s", err);
+        goto done;
+    }
+    char listen[80], publish[80];
+    sp_address_format(&config->listen, listen, sizeof(listen));
+    sp_address_format(&config->publish_listen, publish, sizeof(publish));
+    sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s",
+                SP_VERSION, listen, publish, config->backend.url);
+    event_base_dispatch(base);
+    sp_log_info(&log, "stopped", "shutting down");
+    rc = 0;
+done:
+    sp_app_free(app);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (base)
+        event_base_free(base);
+    sp_config_free(config);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", required_argument, NULL, 'n'},
+        {"help-config", no_argument, NULL, 'K'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL, *check = NULL;
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "c:n:Vh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            check = optarg;
+            break;
+        case 'K':
+            sp_config_print_reference(stdout);
+            return 0;
+        case 'V':
+            printf("sidepush %s\n", SP_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || (config == NULL) == (check == NULL)) {
+        usage(stderr);
+        return 2;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "sidepush: libcurl failed to initialise\n");
+        return 1;
+    }
+    int rc;
+    if (check != NULL) {
+        struct sp_config *checked = NULL;
+        rc = load(check, &checked) < 0 ? 1 : 0;
+        if (rc == 0)
+            printf("%s: configuration is valid\n", check);
+        sp_config_free(checked);
+    } else {
+        rc = run(config);
+    }
+    curl_global_cleanup();
+    return rc;
+}

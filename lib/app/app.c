@@ -1,0 +1,222 @@
+#include "app/app.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/proxy.h"
+#include "http/server.h"
+#include "net/curlm.h"
+
+struct sp_app {
+    struct event_base *base;
+    const struct sp_config *config;
+    const struct sp_log *log;
+    struct sp_curlm *curlm;
+    struct sp_proxy *proxy;
+    struct sp_http_server *clients;
+    struct sp_http_server *publishers;
+    struct evconnlistener *client_listener;
+    struct evconnlistener *publish_listener;
+    bool ready;
+    bool accepting;
+};
+
+/* ---- connection cap ---------------------------------------------------------------- */
+
+static size_t open_connections(const struct sp_app *app)
+{
+    return sp_http_server_connections(app->clients) + sp_http_server_connections(app->publishers);
+}
+
+/* Past the cap new connections wait in the kernel's listen backlog, as with
+ * nginx's worker_connections: a browser's EventSource retries a stalled
+ * connect, but gives up for good on an error status. */
+static void update_accepting(struct sp_app *app)
+{
+    bool below = open_connections(app) < app->config->limits.max_connections;
+
+    if (below == app->accepting)
+        return;
+    app->accepting = below;
+    if (below) {
+        evconnlistener_enable(app->client_listener);
+        evconnlistener_enable(app->publish_listener);
+    } else {
+        evconnlistener_disable(app->client_listener);
+        evconnlistener_disable(app->publish_listener);
+        sp_log_warn(app->log, "connection_limit", "limits.max_connections (%llu) reached",
+                    (unsigned long long)app->config->limits.max_connections);
+    }
+}
+
+static void on_conn_gone(void *ctx)
+{
+    update_accepting(ctx);
+}
+
+/* ---- request handlers ---------------------------------------------------------------- */
+
+static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
+                         const struct sp_http_request *req)
+{
+    bool live = sp_slice_eq(req->path, app->config->health.liveness_path);
+    bool ready = sp_slice_eq(req->path, app->config->health.readiness_path);
+
+    if (!live && !ready)
+        return false;
+    if (!sp_slice_eq(req->method, "GET") && !sp_slice_eq(req->method, "HEAD")) {
+        sp_http_respond_error(conn, 405, "health endpoints answer GET and HEAD");
+        return true;
+    }
+    if (live || app->ready) {
+        static const char ok[] = "{\"status\":\"ok\"}\n";
+        sp_http_respond(conn, 200, "application/json", ok, sizeof(ok) - 1);
+    } else {
+        sp_http_respond_error(conn, 503, "not ready");
+    }
+    return true;
+}
+
+static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
+                        const struct sp_http_request *req)
+{
+    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
+
+    for (size_t i = 0; i < app->config->nroutes; i++) {
+        const struct sp_route_config *r = &app->config->routes[i];
+        if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
+            continue;
+        /* Routes are parsed and matched now so that configurations written
+         * for the push core validate today; the subscription transports and
+         * pollers that answer them are separate modules still to come. */
+        sp_http_respond_error(conn, 501, r->has_poll ? "poll routes are not available yet"
+                                                     : "subscriptions are not available yet");
+        return true;
+    }
+    return false;
+}
+
+static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    struct sp_app *app = ctx;
+
+    if (serve_health(app, conn, req) || serve_route(app, conn, req))
+        return;
+    sp_proxy_handle(app->proxy, conn, req);
+}
+
+static void handle_publisher(void *ctx, struct sp_http_conn *conn,
+                             const struct sp_http_request *req)
+{
+    sp_http_respond_error(conn, 404, "no such publish endpoint");
+}
+
+/* ---- listeners ------------------------------------------------------------------------ */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer,
+                      int len, void *arg)
+{
+    struct sp_app *app = arg;
+    struct sp_http_server *server =
+        l == app->client_listener ? app->clients : app->publishers;
+
+    if (sp_http_server_adopt(server, fd, peer, len) < 0)
+        sp_log_error(app->log, "accept_failed", "could not set up a connection");
+    update_accepting(app);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct sp_app *app = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+
+    /* EMFILE and friends: logged, and the listener keeps going. */
+    sp_log_error(app->log, "accept_error", "%s", evutil_socket_error_to_string(err));
+}
+
+static struct evconnlistener *listen_on(struct sp_app *app, const struct sp_address *addr,
+                                        char *err, size_t errlen)
+{
+    struct evconnlistener *l = evconnlistener_new_bind(
+        app->base, on_accept, app,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
+        (const struct sockaddr *)&addr->addr, (int)addr->len);
+    if (l == NULL) {
+        char text[80];
+        sp_address_format(addr, text, sizeof(text));
+        snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l, on_accept_error);
+    return l;
+}
+
+struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
+                          const struct sp_log *log, char *err, size_t errlen)
+{
+    struct sp_app *app = calloc(1, sizeof(*app));
+    const struct sp_http_limits limits = {
+        .max_header_size = config->limits.max_header_size,
+        .max_headers = config->limits.max_headers,
+        .max_body_size = config->limits.max_body_size,
+        .header_timeout_ms = config->limits.header_timeout_ms,
+        .idle_timeout_ms = config->limits.idle_timeout_ms,
+        .output_buffer = config->limits.proxy_buffer_size,
+    };
+    const struct sp_proxy_options proxy = {
+        .backend_url = config->backend.url,
+        .connect_timeout_ms = config->backend.connect_timeout_ms,
+        .response_timeout_ms = config->backend.timeout_ms,
+        .preserve_host = config->backend.preserve_host,
+        .buffer_size = config->limits.proxy_buffer_size,
+    };
+
+    if (app == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    app->base = base;
+    app->config = config;
+    app->log = log;
+    app->curlm = sp_curlm_new(base);
+    app->proxy = app->curlm ? sp_proxy_new(base, app->curlm, &proxy, log) : NULL;
+    app->clients = sp_http_server_new(base, &limits, handle_client, app, on_conn_gone, app, log);
+    app->publishers =
+        sp_http_server_new(base, &limits, handle_publisher, app, on_conn_gone, app, log);
+    if (app->proxy == NULL || app->clients == NULL || app->publishers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    app->client_listener = listen_on(app, &config->listen, err, errlen);
+    if (app->client_listener == NULL)
+        goto fail;
+    app->publish_listener = listen_on(app, &config->publish_listen, err, errlen);
+    if (app->publish_listener == NULL)
+        goto fail;
+    app->accepting = true;
+    app->ready = true;
+    return app;
+
+fail:
+    sp_app_free(app);
+    return NULL;
+}
+
+void sp_app_free(struct sp_app *app)
+{
+    if (app == NULL)
+        return;
+    if (app->client_listener)
+        evconnlistener_free(app->client_listener);
+    if (app->publish_listener)
+        evconnlistener_free(app->publish_listener);
+    /* Connections first: closing one ends its proxied transfer. */
+    sp_http_server_free(app->clients);
+    sp_http_server_free(app->publishers);
+    sp_proxy_free(app->proxy);
+    sp_curlm_free(app->curlm);
+    free(app);
+}

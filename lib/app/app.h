@@ -1,0 +1,22 @@
+/* The running sidecar: listeners, the HTTP servers on them, and what answers
+ * each request (health, routes, the proxy). cmd/ builds one from a loaded
+ * configuration and runs its event loop.
+ */
+#ifndef SP_APP_APP_H
+#define SP_APP_APP_H
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "core/log.h"
+
+struct sp_app;
+
+/* Binds both listeners on base. Returns the app (free with sp_app_free), or
+ * NULL with the reason in err (e.g. the address is in use). config must
+ * outlive the app. */
+struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
+                          const struct sp_log *log, char *err, size_t errlen);
+void sp_app_free(struct sp_app *app);
+
+#endif

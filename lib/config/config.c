@@ -1,0 +1,611 @@
+#include "config/config.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the directive table ---------------------------------------------------
+ *
+ * One line per key: where it may appear (section), its type, bounds, default
+ * and what it means. The walker below rejects unknown keys, wrong types and
+ * wrong places from this table alone; `sidepush --help-config` prints it.
+ */
+
+enum type {
+    T_SECTION,    /* a nested map; offset (if any) is a bool "present" flag */
+    T_STRING,     /* char *, non-empty */
+    T_PATH,       /* char *, starts with '/' */
+    T_URL,        /* char *, http(s) URL checked by libcurl's URL parser */
+    T_BOOL,       /* bool: true or false */
+    T_UINT,       /* uint64_t within [min, max] */
+    T_DURATION,   /* uint64_t milliseconds within [min, max] */
+    T_SIZE,       /* uint64_t bytes within [min, max] */
+    T_ADDRESS,    /* struct sp_address */
+    T_LOG_LEVEL,  /* enum sp_log_level */
+    T_TRANSPORTS, /* unsigned bits from a list of sse, websocket, longpoll */
+    T_ROUTES,     /* the routes list, walked with route_keys[] */
+};
+
+enum { F_REQUIRED = 1 };
+
+struct key {
+    const char *section; /* "" for the top level, "a.b" for nested maps */
+    const char *name;
+    enum type type;
+    size_t offset; /* into struct sp_config, or sp_route_config for route keys */
+    uint64_t min, max;
+    const char *def; /* default, written as it would be in YAML; NULL: none */
+    unsigned flags;
+    const char *doc;
+};
+
+#define C(field) offsetof(struct sp_config, field)
+#define R(field) offsetof(struct sp_route_config, field)
+#define NO_OFFSET ((size_t)-1)
+#define KiB 1024ULL
+#define MiB (1024ULL * 1024)
+#define GiB (1024ULL * 1024 * 1024)
+#define SEC 1000ULL
+#define HOUR (3600ULL * 1000)
+
+static const struct key config_keys[] = {
+    {"", "listen", T_ADDRESS, C(listen), 0, 0, "0.0.0.0:8080", 0,
+     "clients: subscriptions, health, and everything proxied to the backend"},
+    {"", "publish_listen", T_ADDRESS, C(publish_listen), 0, 0, "127.0.0.1:8081", 0,
+     "the backend's webhook publishes; loopback so only the pod can reach it"},
+    {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
+    {"backend", "url", T_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
+     "base URL requests are proxied to, e.g. http://127.0.0.1:3000"},
+    {"backend", "connect_timeout", T_DURATION, C(backend.connect_timeout_ms), 1, HOUR, "2s", 0,
+     "unreachable after this: 502"},
+    {"backend", "timeout", T_DURATION, C(backend.timeout_ms), 1, 24 * HOUR, "30s", 0,
+     "no response head after this: 504"},
+    {"backend", "preserve_host", T_BOOL, C(backend.preserve_host), 0, 0, "true", 0,
+     "send the client's Host header to the backend (else the backend URL's host)"},
+    {"", "publish", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "the publish API on publish_listen"},
+    {"publish", "auth", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "optional publisher auth"},
+    {"publish.auth", "bearer_token", T_STRING, C(publish_auth.bearer_token), 0, 0, NULL, 0,
+     "require 'Authorization: Bearer <token>'; use ${VAR} to keep it out of the file"},
+    {"publish.auth", "hmac_secret", T_STRING, C(publish_auth.hmac_secret), 0, 0, NULL, 0,
+     "require Standard Webhooks signatures with this secret (whsec_… base64)"},
+    {"publish.auth", "timestamp_tolerance", T_DURATION, C(publish_auth.timestamp_tolerance_ms),
+     1 * SEC, 24 * HOUR, "5m", 0, "reject signed webhooks older or newer than this"},
+    {"", "channels", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "channel history"},
+    {"channels", "history", T_UINT, C(channels.history), 0, 1000000, "100", 0,
+     "messages kept per channel for resume"},
+    {"channels", "history_ttl", T_DURATION, C(channels.history_ttl_ms), 1 * SEC, 30 * 24 * HOUR,
+     "5m", 0, "messages older than this leave the history"},
+    {"channels", "max_message_size", T_SIZE, C(channels.max_message_size), 1, 64 * MiB, "64KiB",
+     0, "larger publishes are refused with 413"},
+    {"", "health", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "probe endpoints on listen, never proxied"},
+    {"health", "liveness_path", T_PATH, C(health.liveness_path), 0, 0, "/healthz", 0,
+     "200 while the process runs"},
+    {"health", "readiness_path", T_PATH, C(health.readiness_path), 0, 0, "/readyz", 0,
+     "200 while listening and configured, 503 otherwise"},
+    {"", "limits", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "protection against bad clients"},
+    {"limits", "max_connections", T_UINT, C(limits.max_connections), 1, 10000000, "10000", 0,
+     "client connections held at once; past it new ones wait in the listen backlog"},
+    {"limits", "max_header_size", T_SIZE, C(limits.max_header_size), 1 * KiB, 1 * MiB, "16KiB",
+     0, "request line plus headers; larger: 431"},
+    {"limits", "max_headers", T_UINT, C(limits.max_headers), 1, 1000, "100", 0,
+     "header fields per request; more: 431"},
+    {"limits", "max_body_size", T_SIZE, C(limits.max_body_size), 0, 1024 * GiB, "10MiB", 0,
+     "request body; larger: 413"},
+    {"limits", "header_timeout", T_DURATION, C(limits.header_timeout_ms), 100, HOUR, "10s", 0,
+     "a request head must arrive within this (slowloris): 408"},
+    {"limits", "idle_timeout", T_DURATION, C(limits.idle_timeout_ms), 100, 24 * HOUR, "75s", 0,
+     "keep-alive connections idle this long are closed"},
+    {"limits", "proxy_buffer_size", T_SIZE, C(limits.proxy_buffer_size), 4 * KiB, 64 * MiB,
+     "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
+    {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
+    {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
+    {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,
+     "endpoints sidepush answers itself; the first match wins, the rest is proxied"},
+};
+
+static const struct key route_keys[] = {
+    {"", "path", T_PATH, R(path), 0, 0, NULL, F_REQUIRED,
+     "path template, {name} captures one segment, e.g. /events/{channel}"},
+    {"", "subscribe", T_SECTION, R(has_subscribe), 0, 0, NULL, 0, "a subscription endpoint"},
+    {"subscribe", "transports", T_TRANSPORTS, R(subscribe.transports), 0, 0,
+     "[sse, websocket, longpoll]", 0, "which of sse, websocket, longpoll are offered"},
+    {"subscribe", "channel", T_STRING, R(subscribe.channel), 0, 0, "{channel}", 0,
+     "channel name built from the path's captures"},
+    {"", "poll", T_SECTION, R(has_poll), 0, 0, NULL, 0, "a backend-polling endpoint"},
+    {"poll", "url", T_STRING, R(poll.url), 0, 0, NULL, F_REQUIRED,
+     "backend path template (or absolute URL) polled for changes"},
+    {"poll", "interval", T_DURATION, R(poll.interval_ms), 100, 24 * HOUR, "2s", 0,
+     "time between polls"},
+    {"poll", "event", T_STRING, R(poll.event), 0, 0, "message", 0, "SSE event name of changes"},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+struct walker {
+    const char *file;
+    struct sp_diags *diags;
+    const struct key *keys;
+    size_t nkeys;
+    void *base;
+    struct sp_config *config;
+};
+
+#define REPORT(w, node, ...) sp_diags_add((w)->diags, (w)->file, (node)->line, (node)->col, __VA_ARGS__)
+
+/* ---- scalar conversion ----------------------------------------------------- */
+
+static int parse_transports_list(const char *text, unsigned *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"sse", SP_TRANSPORT_SSE},
+                 {"websocket", SP_TRANSPORT_WEBSOCKET},
+                 {"longpoll", SP_TRANSPORT_LONGPOLL}};
+    for (size_t i = 0; i < COUNT(names); i++) {
+        if (strcmp(text, names[i].name) == 0) {
+            *out |= names[i].bit;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "unknown transport '%s' (use sse, websocket, longpoll)", text);
+    return -1;
+}
+
+static int check_url(const char *text, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL;
+    int rc = -1;
+
+    if (u == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (curl_url_set(u, CURLUPART_URL, text, 0) != CURLUE_OK) {
+        snprintf(err, errlen, "invalid URL '%s'", text);
+    } else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(err, errlen, "URL '%s' must start with http:// or https://", text);
+    } else if (strchr(text, '?') != NULL || strchr(text, '#') != NULL) {
+        snprintf(err, errlen, "backend URL '%s' must not have a query or fragment", text);
+    } else {
+        rc = 0;
+    }
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static int set_string(char **slot, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy == NULL)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* Converts text for key k into base. Used for both defaults and YAML values. */
+static int convert(const struct key *k, const char *text, void *base, char *err, size_t errlen)
+{
+    void *slot = (char *)base + k->offset;
+    uint64_t v = 0;
+    int rc = 0;
+
+    switch (k->type) {
+    case T_STRING:
+    case T_PATH:
+    case T_URL:
+        if (text[0] == '\0') {
+            snprintf(err, errlen, "'%s' must not be empty", k->name);
+            return -1;
+        }
+        if (k->type == T_PATH && text[0] != '/') {
+            snprintf(err, errlen, "'%s' must start with '/'", k->name);
+            return -1;
+        }
+        if (k->type == T_URL && check_url(text, err, errlen) < 0)
+            return -1;
+        return set_string(slot, text);
+    case T_BOOL:
+        if (strcmp(text, "true") != 0 && strcmp(text, "false") != 0) {
+            snprintf(err, errlen, "'%s' must be true or false, not '%s'", k->name, text);
+            return -1;
+        }
+        *(bool *)slot = text[0] == 't';
+        return 0;
+    case T_UINT: {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(text, &end, 10);
+        if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0) {
+            snprintf(err, errlen, "'%s' must be a whole number, not '%s'", k->name, text);
+            return -1;
+        }
+        v = n;
+        break;
+    }
+    case T_DURATION:
+        rc = sp_parse_duration(text, &v, err, errlen);
+        break;
+    case T_SIZE:
+        rc = sp_parse_size(text, &v, err, errlen);
+        break;
+    case T_ADDRESS:
+        return sp_parse_address(text, slot, err, errlen);
+    case T_LOG_LEVEL:
+        if (sp_log_level_parse(text, slot) < 0) {
+            snprintf(err, errlen, "unknown log level '%s' (use error, warn, info, debug)", text);
+            return -1;
+        }
+        return 0;
+    case T_TRANSPORTS: {
+        /* Only defaults arrive here, written as "[a, b, c]". */
+        char list[128];
+        unsigned bits = 0;
+        snprintf(list, sizeof(list), "%s", text);
+        for (char *save, *tok = strtok_r(list, "[], ", &save); tok != NULL;
+             tok = strtok_r(NULL, "[], ", &save)) {
+            if (parse_transports_list(tok, &bits, err, errlen) < 0)
+                return -1;
+        }
+        *(unsigned *)slot = bits;
+        return 0;
+    }
+    case T_SECTION:
+    case T_ROUTES:
+        return 0;
+    }
+    if (rc < 0)
+        return -1;
+    if (v < k->min || v > k->max) {
+        snprintf(err, errlen, "'%s' = '%s' is out of range", k->name, text);
+        return -1;
+    }
+    *(uint64_t *)slot = v;
+    return 0;
+}
+
+static void apply_defaults(const struct key *keys, size_t n, void *base)
+{
+    char err[256];
+
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].def != NULL && convert(&keys[i], keys[i].def, base, err, sizeof(err)) < 0)
+            abort(); /* a broken default is a bug in this table, caught by every test */
+    }
+}
+
+/* ---- walking the tree ------------------------------------------------------ */
+
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned row[64];
+
+    if (la >= 63 || lb >= 63)
+        return 99;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static const struct key *find_key(const struct walker *w, const char *section, const char *name)
+{
+    for (size_t i = 0; i < w->nkeys; i++) {
+        if (strcmp(w->keys[i].section, section) == 0 && strcmp(w->keys[i].name, name) == 0)
+            return &w->keys[i];
+    }
+    return NULL;
+}
+
+static void report_unknown(struct walker *w, const struct sp_ynode *key, const char *section)
+{
+    const char *suggestion = NULL;
+    unsigned best = 3;
+
+    for (size_t i = 0; i < w->nkeys; i++) {
+        unsigned d = edit_distance(key->value, w->keys[i].name);
+        if (strcmp(w->keys[i].section, section) == 0 && d < best) {
+            best = d;
+            suggestion = w->keys[i].name;
+        }
+    }
+    if (suggestion != NULL)
+        REPORT(w, key, "unknown key '%s'%s%s (did you mean '%s'?)", key->value,
+               section[0] ? " in " : "", section, suggestion);
+    else
+        REPORT(w, key, "unknown key '%s'%s%s", key->value, section[0] ? " in " : "", section);
+}
+
+static void walk_map(struct walker *w, const struct sp_ynode *map, const char *section);
+static void walk_routes(struct walker *w, const struct sp_ynode *seq);
+
+static void walk_transports(struct walker *w, const struct key *k, const struct sp_ynode *val)
+{
+    char err[256];
+    unsigned bits = 0;
+
+    if (val->kind != SP_YNODE_SEQ) {
+        REPORT(w, val, "'%s' must be a list, e.g. [sse, websocket, longpoll]", k->name);
+        return;
+    }
+    for (size_t i = 0; i < val->count; i++) {
+        const struct sp_ynode *item = val->items[i];
+        if (item->kind != SP_YNODE_SCALAR) {
+            REPORT(w, item, "transport must be a name");
+        } else if (parse_transports_list(item->value, &bits, err, sizeof(err)) < 0) {
+            REPORT(w, item, "%s", err);
+        }
+    }
+    if (val->count == 0)
+        REPORT(w, val, "'%s' must name at least one transport", k->name);
+    *(unsigned *)((char *)w->base + k->offset) = bits;
+}
+
+static void walk_value(struct walker *w, const struct key *k, const struct sp_ynode *val,
+                       const char *section)
+{
+    char err[256];
+
+    switch (k->type) {
+    case T_SECTION: {
+        if (val->kind != SP_YNODE_MAP) {
+            REPORT(w, val, "'%s' must be a mapping", k->name);
+            return;
+        }
+        char nested[128];
+        snprintf(nested, sizeof(nested), "%s%s%s", section, section[0] ? "." : "", k->name);
+        if (k->offset != NO_OFFSET)
+            *(bool *)((char *)w->base + k->offset) = true;
+        walk_map(w, val, nested);
+        return;
+    }
+    case T_ROUTES:
+        walk_routes(w, val);
+        return;
+    case T_TRANSPORTS:
+        walk_transports(w, k, val);
+        return;
+    default:
+        break;
+    }
+    if (val->kind != SP_YNODE_SCALAR) {
+        REPORT(w, val, "'%s' must be a single value, not a %s", k->name,
+               val->kind == SP_YNODE_MAP ? "mapping" : "list");
+        return;
+    }
+    if (sp_ynode_is_null(val)) {
+        REPORT(w, val, "'%s' needs a value", k->name);
+        return;
+    }
+    if (convert(k, val->value, w->base, err, sizeof(err)) < 0)
+        REPORT(w, val, "%s", err);
+}
+
+static void walk_map(struct walker *w, const struct sp_ynode *map, const char *section)
+{
+    for (size_t i = 0; i + 1 < map->count; i += 2) {
+        const struct sp_ynode *key = map->items[i];
+        const struct key *k = find_key(w, section, key->value);
+        if (k == NULL)
+            report_unknown(w, key, section);
+        else
+            walk_value(w, k, map->items[i + 1], section);
+    }
+    for (size_t i = 0; i < w->nkeys; i++) {
+        const struct key *k = &w->keys[i];
+        if (!(k->flags & F_REQUIRED) || strcmp(k->section, section) != 0)
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j + 1 < map->count && !seen; j += 2)
+            seen = strcmp(map->items[j]->value, k->name) == 0;
+        if (!seen)
+            REPORT(w, map, "missing required key '%s%s%s'", section, section[0] ? "." : "",
+                   k->name);
+    }
+}
+
+static void check_route(struct walker *w, struct sp_route_config *r, const struct sp_ynode *node)
+{
+    char err[256];
+
+    if (r->has_subscribe == r->has_poll) {
+        REPORT(w, node, "a route needs exactly one of 'subscribe' or 'poll'");
+        return;
+    }
+    if (r->path == NULL)
+        return;
+    if (sp_tmpl_compile(r->path, &r->tmpl, err, sizeof(err)) < 0) {
+        REPORT(w, node, "%s", err);
+        return;
+    }
+    if (r->has_subscribe && sp_tmpl_check_refs(r->tmpl, r->subscribe.channel, err,
+                                                sizeof(err)) < 0)
+        REPORT(w, node, "subscribe.channel: %s", err);
+    if (r->has_poll && r->poll.url != NULL &&
+        sp_tmpl_check_refs(r->tmpl, r->poll.url, err, sizeof(err)) < 0)
+        REPORT(w, node, "poll.url: %s", err);
+}
+
+static void walk_routes(struct walker *w, const struct sp_ynode *seq)
+{
+    struct sp_config *c = w->config;
+
+    if (seq->kind != SP_YNODE_SEQ) {
+        REPORT(w, seq, "'routes' must be a list");
+        return;
+    }
+    c->routes = calloc(seq->count ? seq->count : 1, sizeof(*c->routes));
+    if (c->routes == NULL) {
+        REPORT(w, seq, "out of memory");
+        return;
+    }
+    c->nroutes = seq->count;
+    for (size_t i = 0; i < seq->count; i++) {
+        const struct sp_ynode *item = seq->items[i];
+        struct sp_route_config *r = &c->routes[i];
+        struct walker rw = {w->file, w->diags, route_keys, COUNT(route_keys), r, c};
+
+        r->line = item->line;
+        r->col = item->col;
+        apply_defaults(route_keys, COUNT(route_keys), r);
+        if (item->kind != SP_YNODE_MAP) {
+            REPORT(w, item, "each route must be a mapping with 'path' and 'subscribe' or 'poll'");
+            continue;
+        }
+        walk_map(&rw, item, "");
+        check_route(w, r, item);
+    }
+}
+
+/* ---- cross-field checks ---------------------------------------------------- */
+
+static void check_config(struct walker *w, const struct sp_ynode *root)
+{
+    struct sp_config *c = w->config;
+
+    if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
+        REPORT(w, root, "'listen' and 'publish_listen' must differ");
+    if (strcmp(c->health.liveness_path, c->health.readiness_path) == 0)
+        REPORT(w, root, "health.liveness_path and health.readiness_path must differ");
+    for (size_t i = 0; i < c->nroutes; i++) {
+        for (size_t j = 0; j < i; j++) {
+            if (c->routes[i].path && c->routes[j].path &&
+                strcmp(c->routes[i].path, c->routes[j].path) == 0)
+                sp_diags_add(w->diags, w->file, c->routes[i].line, c->routes[i].col,
+                             "route path '%s' is already used at line %u", c->routes[i].path,
+                             c->routes[j].line);
+        }
+    }
+}
+
+/* ---- public ---------------------------------------------------------------- */
+
+int sp_config_parse(const char *file, const char *text, size_t len, sp_env_lookup env,
+                    void *env_ctx, struct sp_config **out, struct sp_diags *diags)
+{
+    struct sp_ynode *root = NULL;
+    size_t before = diags->count;
+    struct sp_config *c = calloc(1, sizeof(*c));
+
+    if (c == NULL || (c->file = strdup(file)) == NULL) {
+        sp_diags_add(diags, file, 1, 1, "out of memory");
+        goto fail;
+    }
+    apply_defaults(config_keys, COUNT(config_keys), c);
+    sp_yaml_load(file, text, len, env, env_ctx, &root, diags);
+    struct walker w = {file, diags, config_keys, COUNT(config_keys), c, c};
+    if (root == NULL) {
+        if (diags->count == before)
+            sp_diags_add(diags, file, 1, 1, "configuration is empty; 'backend.url' is required");
+        goto fail;
+    }
+    if (root->kind != SP_YNODE_MAP) {
+        REPORT(&w, root, "configuration must be a mapping of keys to values");
+        goto fail;
+    }
+    walk_map(&w, root, "");
+    if (diags->count == before)
+        check_config(&w, root);
+    if (diags->count != before)
+        goto fail;
+    sp_ynode_free(root);
+    *out = c;
+    return 0;
+
+fail:
+    sp_ynode_free(root);
+    sp_config_free(c);
+    return -1;
+}
+
+int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *diags)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        sp_diags_add(diags, path, 0, 0, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    /* Configuration files are small; a cap keeps a wrong path (a device, a
+     * huge log) from being read into memory. */
+    text = malloc(4 * MiB + 1);
+    if (text == NULL)
+        goto done;
+    len = fread(text, 1, 4 * MiB + 1, f);
+    if (ferror(f)) {
+        sp_diags_add(diags, path, 0, 0, "cannot read: %s", strerror(errno));
+        goto done;
+    }
+    if (len > 4 * MiB) {
+        sp_diags_add(diags, path, 0, 0, "file is larger than 4 MiB");
+        goto done;
+    }
+    rc = sp_config_parse(path, text, len, NULL, NULL, out, diags);
+done:
+    free(text);
+    fclose(f);
+    return rc;
+}
+
+static void free_strings(const struct key *keys, size_t n, void *base)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL)
+            free(*(char **)((char *)base + keys[i].offset));
+    }
+}
+
+void sp_config_free(struct sp_config *config)
+{
+    if (config == NULL)
+        return;
+    for (size_t i = 0; i < config->nroutes; i++) {
+        free_strings(route_keys, COUNT(route_keys), &config->routes[i]);
+        sp_tmpl_free(config->routes[i].tmpl);
+    }
+    free(config->routes);
+    free_strings(config_keys, COUNT(config_keys), config);
+    free(config->file);
+    free(config);
+}
+
+static void print_keys(FILE *out, const struct key *keys, size_t n, const char *indent)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct key *k = &keys[i];
+        fprintf(out, "%s%s%s%s: %s%s  # %s\n", indent, k->section, k->section[0] ? "." : "",
+                k->name, k->def ? k->def : "", (k->flags & F_REQUIRED) ? "(required)" : "",
+                k->doc);
+    }
+}
+
+void sp_config_print_reference(FILE *out)
+{
+    fprintf(out, "# top-level keys (section.key: default  # meaning)\n");
+    print_keys(out, config_keys, COUNT(config_keys), "");
+    fprintf(out, "# keys of each entry in routes:\n");
+    print_keys(out, route_keys, COUNT(route_keys), "  ");
+}

@@ -1,0 +1,96 @@
+/* sidepush's configuration: typed, validated, every default in one table.
+ *
+ * sp_config_load() is the single path used by --check-config, start-up and
+ * (later) SIGHUP: it either returns a fully valid configuration or none.
+ */
+#ifndef SP_CONFIG_CONFIG_H
+#define SP_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/yaml_tree.h"
+#include "core/log.h"
+#include "core/template.h"
+#include "core/units.h"
+
+enum sp_transport {
+    SP_TRANSPORT_SSE = 1 << 0,
+    SP_TRANSPORT_WEBSOCKET = 1 << 1,
+    SP_TRANSPORT_LONGPOLL = 1 << 2,
+};
+
+struct sp_route_config {
+    char *path;
+    struct sp_tmpl *tmpl; /* compiled path */
+    unsigned line, col;
+    bool has_subscribe;
+    bool has_poll;
+    struct {
+        unsigned transports; /* enum sp_transport bits */
+        char *channel;
+    } subscribe;
+    struct {
+        char *url;
+        uint64_t interval_ms;
+        char *event;
+    } poll;
+};
+
+struct sp_config {
+    char *file;
+    struct sp_address listen;
+    struct sp_address publish_listen;
+    struct {
+        char *url;
+        uint64_t connect_timeout_ms;
+        uint64_t timeout_ms;
+        bool preserve_host;
+    } backend;
+    struct {
+        char *bearer_token;
+        char *hmac_secret;
+        uint64_t timestamp_tolerance_ms;
+    } publish_auth;
+    struct {
+        uint64_t history;
+        uint64_t history_ttl_ms;
+        uint64_t max_message_size;
+    } channels;
+    struct {
+        char *liveness_path;
+        char *readiness_path;
+    } health;
+    struct {
+        uint64_t max_connections;
+        uint64_t max_header_size;
+        uint64_t max_headers;
+        uint64_t max_body_size;
+        uint64_t header_timeout_ms;
+        uint64_t idle_timeout_ms;
+        uint64_t proxy_buffer_size;
+    } limits;
+    struct {
+        enum sp_log_level level;
+    } log;
+    struct sp_route_config *routes;
+    size_t nroutes;
+};
+
+/* Loads and validates a configuration from text (len bytes). file names it
+ * in diagnostics. Returns 0 and *out (free with sp_config_free), or -1 after
+ * appending one "FILE:LINE:COL: message" per problem to diags. env may be
+ * NULL to use the process environment. */
+int sp_config_parse(const char *file, const char *text, size_t len, sp_env_lookup env,
+                    void *env_ctx, struct sp_config **out, struct sp_diags *diags);
+
+/* Reads path and calls sp_config_parse(). */
+int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *diags);
+
+void sp_config_free(struct sp_config *config);
+
+/* Writes every key with its type and default, as YAML comments (--help-config). */
+void sp_config_print_reference(FILE *out);
+
+#endif

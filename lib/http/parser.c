@@ -1,0 +1,412 @@
+#include "http/parser.h"
+
+#include <stdlib.h>
+
+/* ---- character classes (RFC 9110 §5.6.2) ----------------------------------- */
+
+static bool is_tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != '\0' && strchr(extra, c) != NULL;
+}
+
+/* field-vchar / SP / HTAB / obs-text */
+static bool is_value_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* ---- request head ------------------------------------------------------------ */
+
+/* Finds the end of the line starting at p. Sets *next past the terminator.
+ * Returns the line length, SP_HTTP_INCOMPLETE, or -400 for a bare CR. */
+static long line_end(const char *p, const char *end, const char **next)
+{
+    for (const char *q = p; q < end; q++) {
+        if (*q == '\n') {
+            *next = q + 1;
+            return q - p;
+        }
+        if (*q == '\r') {
+            if (q + 1 == end)
+                return SP_HTTP_INCOMPLETE;
+            if (q[1] != '\n')
+                return -400;
+            *next = q + 2;
+            return q - p;
+        }
+    }
+    return SP_HTTP_INCOMPLETE;
+}
+
+static int parse_version(const char *p, size_t len, int *minor)
+{
+    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' ||
+        p[7] < '0' || p[7] > '9')
+        return -400;
+    if (p[5] != '1')
+        return -505;
+    /* HTTP/1.2 and later minors are 1.1-compatible by definition. */
+    *minor = p[7] == '0' ? 0 : 1;
+    return 0;
+}
+
+static int parse_request_line(const char *p, size_t len, struct sp_http_request *req)
+{
+    const char *end = p + len;
+    const char *sp1 = memchr(p, ' ', len);
+    if (sp1 == NULL || sp1 == p)
+        return -400;
+    for (const char *q = p; q < sp1; q++) {
+        if (!is_tchar((unsigned char)*q))
+            return -400;
+    }
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', (size_t)(end - target));
+    if (sp2 == NULL || sp2 == target)
+        return -400;
+    for (const char *q = target; q < sp2; q++) {
+        if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f)
+            return -400;
+    }
+    req->method = (struct sp_slice){p, (size_t)(sp1 - p)};
+    req->target = (struct sp_slice){target, (size_t)(sp2 - target)};
+    bool asterisk = req->target.len == 1 && target[0] == '*';
+    if (target[0] != '/' && !(asterisk && sp_slice_eq(req->method, "OPTIONS")))
+        return -400; /* origin-form only: sidepush is not a forward proxy */
+    const char *qmark = memchr(target, '?', req->target.len);
+    req->path = (struct sp_slice){target, qmark ? (size_t)(qmark - target) : req->target.len};
+    req->query = qmark ? (struct sp_slice){qmark + 1, (size_t)(sp2 - qmark - 1)}
+                       : (struct sp_slice){sp2, 0};
+    return parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &req->minor_version);
+}
+
+static int parse_header_line(const char *p, size_t len, struct sp_http_header *h)
+{
+    const char *colon = memchr(p, ':', len);
+    if (colon == NULL || colon == p)
+        return -400;
+    for (const char *q = p; q < colon; q++) {
+        if (!is_tchar((unsigned char)*q))
+            return -400; /* includes whitespace before the colon (RFC 9112 §5.1) */
+    }
+    const char *v = colon + 1;
+    const char *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    for (const char *q = v; q < end; q++) {
+        if (!is_value_char((unsigned char)*q))
+            return -400;
+    }
+    h->name = (struct sp_slice){p, (size_t)(colon - p)};
+    h->value = (struct sp_slice){v, (size_t)(end - v)};
+    return 0;
+}
+
+int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *req,
+                          struct sp_http_header *headers, size_t max_headers)
+{
+    const char *p = buf, *end = buf + len, *next;
+    struct sp_http_request r = {.headers = headers};
+    long n;
+
+    /* RFC 9112 §2.2: ignore empty lines before the request line. */
+    while (p < end && (*p == '\r' || *p == '\n')) {
+        n = line_end(p, end, &next);
+        if (n != 0)
+            return n < 0 ? (int)n : -400;
+        p = next;
+    }
+    n = line_end(p, end, &next);
+    if (n < 0)
+        return (int)n;
+    int rc = parse_request_line(p, (size_t)n, &r);
+    if (rc < 0)
+        return rc;
+    p = next;
+    for (;;) {
+        n = line_end(p, end, &next);
+        if (n < 0)
+            return (int)n;
+        if (n == 0)
+            break;
+        if (*p == ' ' || *p == '\t')
+            return -400; /* obsolete line folding */
+        if (r.nheaders == max_headers)
+            return -431;
+        rc = parse_header_line(p, (size_t)n, &headers[r.nheaders]);
+        if (rc < 0)
+            return rc;
+        r.nheaders++;
+        p = next;
+    }
+    *req = r;
+    return (int)(next - buf);
+}
+
+const struct sp_http_header *sp_http_find_header(const struct sp_http_request *req,
+                                                 const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (sp_slice_caseeq(req->headers[i].name, name))
+            return &req->headers[i];
+    }
+    return NULL;
+}
+
+bool sp_http_list_has_token(struct sp_slice value, const char *token)
+{
+    size_t tlen = strlen(token);
+    const char *p = value.ptr, *end = value.ptr + value.len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *start = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *stop = p;
+        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int parse_content_length(struct sp_slice v, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (v.len == 0 || v.len > 19)
+        return -400;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return -400;
+        n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body_kind *kind,
+                            uint64_t *length)
+{
+    const struct sp_http_header *cl = NULL, *te = NULL;
+    size_t hosts = 0;
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct sp_http_header *h = &req->headers[i];
+        if (sp_slice_caseeq(h->name, "Host")) {
+            hosts++;
+        } else if (sp_slice_caseeq(h->name, "Content-Length")) {
+            uint64_t v;
+            if (parse_content_length(h->value, &v) < 0 || (cl != NULL && v != n))
+                return -400;
+            cl = h;
+            n = v;
+        } else if (sp_slice_caseeq(h->name, "Transfer-Encoding")) {
+            if (te != NULL)
+                return -400;
+            te = h;
+        }
+    }
+    if (hosts > 1 || (req->minor_version == 1 && hosts == 0))
+        return -400;
+    if (te != NULL) {
+        if (cl != NULL || req->minor_version == 0)
+            return -400;
+        if (!sp_slice_caseeq(te->value, "chunked"))
+            return -501;
+        *kind = SP_HTTP_BODY_CHUNKED;
+        *length = 0;
+        return 0;
+    }
+    *kind = (cl != NULL && n > 0) ? SP_HTTP_BODY_LENGTH : SP_HTTP_BODY_NONE;
+    *length = n;
+    return 0;
+}
+
+/* ---- chunked ----------------------------------------------------------------- */
+
+enum {
+    CH_SIZE = 0,   /* hex digits */
+    CH_EXT,        /* ";ext=val" up to CRLF, ignored */
+    CH_SIZE_LF,    /* after CR of the size line */
+    CH_DATA,       /* chunk bytes */
+    CH_DATA_CR,    /* CRLF after chunk data */
+    CH_DATA_LF,
+    CH_TRAILER,    /* start of a trailer line (or the final CRLF) */
+    CH_TRAILER_LINE,
+    CH_TRAILER_LF,
+    CH_FINAL_LF,
+    CH_DONE,
+};
+
+#define MAX_LINE 4096
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* One framing byte; returns 0 or SP_CHUNKED_ERROR. */
+static int chunked_step(struct sp_chunked *d, char c)
+{
+    switch (d->state) {
+    case CH_SIZE: {
+        int h = hex_value(c);
+        if (h >= 0) {
+            if (++d->digits > 15)
+                return SP_CHUNKED_ERROR; /* keeps remaining far from overflow */
+            d->remaining = d->remaining * 16 + (uint64_t)h;
+            return 0;
+        }
+        if (d->digits == 0)
+            return SP_CHUNKED_ERROR;
+        if (c == ';' || c == ' ' || c == '\t') {
+            d->state = CH_EXT;
+            d->line_len = 0;
+            return 0;
+        }
+        if (c == '\r') {
+            d->state = CH_SIZE_LF;
+            return 0;
+        }
+        return SP_CHUNKED_ERROR;
+    }
+    case CH_EXT:
+        if (c == '\r') {
+            d->state = CH_SIZE_LF;
+            return 0;
+        }
+        if (++d->line_len > MAX_LINE || c == '\n' || (!is_value_char((unsigned char)c)))
+            return SP_CHUNKED_ERROR;
+        return 0;
+    case CH_SIZE_LF:
+        if (c != '\n')
+            return SP_CHUNKED_ERROR;
+        d->digits = 0;
+        d->state = d->remaining > 0 ? CH_DATA : CH_TRAILER;
+        return 0;
+    case CH_DATA_CR:
+        if (c != '\r')
+            return SP_CHUNKED_ERROR;
+        d->state = CH_DATA_LF;
+        return 0;
+    case CH_DATA_LF:
+        if (c != '\n')
+            return SP_CHUNKED_ERROR;
+        d->state = CH_SIZE;
+        return 0;
+    case CH_TRAILER:
+        if (c == '\r') {
+            d->state = CH_FINAL_LF;
+            return 0;
+        }
+        d->state = CH_TRAILER_LINE;
+        d->line_len = 0;
+        return chunked_step(d, c);
+    case CH_TRAILER_LINE:
+        if (c == '\r') {
+            d->state = CH_TRAILER_LF;
+            return 0;
+        }
+        if (++d->line_len > MAX_LINE || c == '\n' || !is_value_char((unsigned char)c))
+            return SP_CHUNKED_ERROR;
+        return 0;
+    case CH_TRAILER_LF:
+        if (c != '\n')
+            return SP_CHUNKED_ERROR;
+        d->state = CH_TRAILER;
+        return 0;
+    case CH_FINAL_LF:
+        if (c != '\n')
+            return SP_CHUNKED_ERROR;
+        d->state = CH_DONE;
+        return 0;
+    default:
+        return SP_CHUNKED_ERROR;
+    }
+}
+
+int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len,
+                    bool *done)
+{
+    size_t i = 0;
+
+    *data_len = 0;
+    *done = false;
+    while (i < len && d->state != CH_DATA && d->state != CH_DONE) {
+        if (chunked_step(d, in[i]) < 0)
+            return SP_CHUNKED_ERROR;
+        i++;
+    }
+    if (d->state == CH_DONE) {
+        *done = true;
+        return (int)i;
+    }
+    if (d->state == CH_DATA && i < len) {
+        uint64_t avail = len - i;
+        uint64_t take = avail < d->remaining ? avail : d->remaining;
+        *data_len = (size_t)take;
+        d->remaining -= take;
+        if (d->remaining == 0)
+            d->state = CH_DATA_CR;
+    }
+    return (int)i;
+}
+
+/* ---- reason phrases ---------------------------------------------------------- */
+
+const char *sp_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}

@@ -1,0 +1,85 @@
+/* HTTP/1.1 request heads and chunked bodies: pure parsers over the caller's
+ * bytes, no I/O and no allocation, in the manner of picohttpparser.
+ *
+ * Strict by design (RFC 9112): a proxy that is lenient where its backend is
+ * strict (or the reverse) is how request smuggling happens.
+ */
+#ifndef SP_HTTP_PARSER_H
+#define SP_HTTP_PARSER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/slice.h"
+
+#define SP_HTTP_INCOMPLETE (-2)
+
+struct sp_http_header {
+    struct sp_slice name;
+    struct sp_slice value; /* surrounding whitespace removed */
+};
+
+struct sp_http_request {
+    struct sp_slice method;
+    struct sp_slice target; /* as sent: path and query */
+    struct sp_slice path;   /* target up to '?' */
+    struct sp_slice query;  /* after '?', empty if none */
+    int minor_version;      /* 0 or 1 */
+    struct sp_http_header *headers;
+    size_t nheaders;
+};
+
+/* Parses the request head at buf[0 .. len). headers is the caller's array of
+ * max_headers entries; the slices in *req point into buf.
+ * Returns the head's length in bytes when it is complete, SP_HTTP_INCOMPLETE
+ * when more bytes are needed, or a negated HTTP status on error:
+ * -400 malformed, -431 too many header fields, -505 HTTP version not
+ * supported. *req is written only on success. */
+int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *req,
+                          struct sp_http_header *headers, size_t max_headers);
+
+/* The first header named name (case-insensitive), or NULL. */
+const struct sp_http_header *sp_http_find_header(const struct sp_http_request *req,
+                                                 const char *name);
+
+/* True if the comma-separated header list value contains token
+ * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
+bool sp_http_list_has_token(struct sp_slice value, const char *token);
+
+enum sp_http_body_kind {
+    SP_HTTP_BODY_NONE,
+    SP_HTTP_BODY_LENGTH,
+    SP_HTTP_BODY_CHUNKED,
+};
+
+/* Works out how the request's body is framed and checks the headers that
+ * framing and routing depend on: Host present once (HTTP/1.1), Content-Length
+ * a single decimal number, Transfer-Encoding exactly "chunked", never both.
+ * Returns 0, or -400 (ambiguous or malformed) / -501 (unknown coding). */
+int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body_kind *kind,
+                            uint64_t *length);
+
+/* ---- chunked transfer coding ------------------------------------------------ */
+
+struct sp_chunked {
+    int state;
+    uint64_t remaining; /* data bytes left in the current chunk */
+    unsigned digits;
+    size_t line_len; /* of a chunk extension or trailer line, bounded */
+};
+
+#define SP_CHUNKED_ERROR (-1)
+
+/* Advances over chunk framing in in[0 .. len). Returns the number of framing
+ * bytes consumed, then *data_len says how many body bytes follow them at
+ * in[consumed] (the caller must take exactly those before calling again), and
+ * *done is set once the last chunk and its trailers are read. A return of 0
+ * with *data_len 0 and !*done means more input is needed. Returns
+ * SP_CHUNKED_ERROR for malformed framing. */
+int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len,
+                    bool *done);
+
+/* Reason phrase for a status code ("Not Found"); "Unknown" if none. */
+const char *sp_http_reason(int status);
+
+#endif

@@ -1,0 +1,412 @@
+#include "http/proxy.h"
+
+#include <event2/buffer.h>
+#include <event2/event_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct sp_proxy {
+    struct event_base *base;
+    struct sp_curlm *curlm;
+    struct sp_proxy_options opts;
+    char *backend_url;
+    const struct timeval *response_timeout;
+    const struct sp_log *log;
+};
+
+/* One proxied exchange; lives from sp_proxy_handle() until the transfer ends
+ * or the client goes away, whichever is first. */
+struct xfer {
+    struct sp_proxy *proxy;
+    struct sp_http_conn *conn;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct event deadline; /* response head must arrive by then */
+    struct evbuffer *head_lines;
+    int status;
+    char reason[64];
+    int64_t content_length;
+    bool head_sent;
+    bool timed_out;
+    bool paused_send; /* curl waits for request body bytes */
+    bool paused_recv; /* client too slow; curl holds the backend's bytes */
+    char error[CURL_ERROR_SIZE];
+};
+
+static void xfer_free(struct xfer *x)
+{
+    if (x == NULL)
+        return;
+    event_del(&x->deadline);
+    if (x->easy)
+        curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    if (x->head_lines)
+        evbuffer_free(x->head_lines);
+    free(x);
+}
+
+static void update_pause(struct xfer *x)
+{
+    curl_easy_pause(x->easy, (x->paused_send ? CURLPAUSE_SEND : 0) |
+                                 (x->paused_recv ? CURLPAUSE_RECV : 0));
+}
+
+bool sp_proxy_is_hop_header(struct sp_slice name)
+{
+    static const char *const hop[] = {"Connection", "Keep-Alive",       "Proxy-Connection",
+                                      "TE",         "Trailer",          "Transfer-Encoding",
+                                      "Upgrade",    "Proxy-Authenticate", "Proxy-Authorization"};
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
+        if (sp_slice_caseeq(name, hop[i]))
+            return true;
+    }
+    return false;
+}
+
+/* ---- client side callbacks ------------------------------------------------------- */
+
+static void on_client_body(void *ctx)
+{
+    struct xfer *x = ctx;
+
+    if (x->paused_send) {
+        x->paused_send = false;
+        update_pause(x);
+    }
+}
+
+static void on_client_drain(void *ctx)
+{
+    struct xfer *x = ctx;
+
+    if (x->paused_recv && sp_http_unsent(x->conn) < x->proxy->opts.buffer_size) {
+        x->paused_recv = false;
+        update_pause(x);
+    }
+}
+
+static void on_client_closed(void *ctx)
+{
+    struct xfer *x = ctx;
+
+    sp_curlm_remove(x->proxy->curlm, x->easy);
+    xfer_free(x);
+}
+
+static const struct sp_http_ops client_ops = {on_client_body, on_client_drain, on_client_closed};
+
+/* ---- backend side callbacks (libcurl) ---------------------------------------------- */
+
+static size_t read_body(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct xfer *x = arg;
+    struct evbuffer *body = sp_http_body(x->conn);
+    int n = body ? evbuffer_remove(body, buf, size * nitems) : 0;
+
+    if (n > 0) {
+        /* An upload in progress is not a silent backend: restart the clock. */
+        event_add(&x->deadline, x->proxy->response_timeout);
+        sp_http_body_taken(x->conn);
+        return (size_t)n;
+    }
+    if (body == NULL || sp_http_body_complete(x->conn))
+        return 0;
+    x->paused_send = true;
+    return CURL_READFUNC_PAUSE;
+}
+
+static void parse_status_line(struct xfer *x, const char *line, size_t len)
+{
+    /* "HTTP/1.1 200 OK" (curl also reports "HTTP/2 200") */
+    const char *sp = memchr(line, ' ', len);
+    x->status = 0;
+    x->reason[0] = '\0';
+    if (sp == NULL || (size_t)(sp - line) + 4 > len)
+        return;
+    x->status = atoi(sp + 1);
+    const char *reason = sp + 4 < line + len && sp[4] == ' ' ? sp + 5 : line + len;
+    size_t rlen = (size_t)(line + len - reason);
+    if (rlen >= sizeof(x->reason))
+        rlen = sizeof(x->reason) - 1;
+    memcpy(x->reason, reason, rlen);
+    x->reason[rlen] = '\0';
+}
+
+static void send_head(struct xfer *x)
+{
+    if (x->head_sent)
+        return;
+    x->head_sent = true;
+    event_del(&x->deadline);
+    sp_http_begin(x->conn, x->status, x->reason[0] ? x->reason : NULL, x->head_lines,
+                  x->content_length);
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * nitems;
+    size_t n = len;
+
+    while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
+        n--;
+    if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* A new status line: interim 1xx answers are discarded with theirs. */
+        parse_status_line(x, buf, n);
+        evbuffer_drain(x->head_lines, evbuffer_get_length(x->head_lines));
+        x->content_length = -1;
+        return len;
+    }
+    if (n == 0) {
+        if (x->status >= 200)
+            send_head(x);
+        return len;
+    }
+    const char *colon = memchr(buf, ':', n);
+    if (colon == NULL)
+        return len;
+    struct sp_slice name = {buf, (size_t)(colon - buf)};
+    if (sp_proxy_is_hop_header(name))
+        return len;
+    if (sp_slice_caseeq(name, "Content-Length")) {
+        x->content_length = strtoll(colon + 1, NULL, 10);
+        return len;
+    }
+    evbuffer_add(x->head_lines, buf, n);
+    evbuffer_add(x->head_lines, "\r\n", 2);
+    return len;
+}
+
+static size_t on_data(char *buf, size_t size, size_t nitems, void *arg)
+{
+    struct xfer *x = arg;
+    size_t len = size * nitems;
+
+    send_head(x);
+    if (sp_http_unsent(x->conn) >= x->proxy->opts.buffer_size) {
+        x->paused_recv = true; /* curl keeps buf and offers it again on resume */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    sp_http_write(x->conn, buf, len);
+    return len;
+}
+
+static void on_done(CURL *easy, CURLcode result, void *ctx)
+{
+    struct xfer *x = ctx;
+    struct sp_http_conn *conn = x->conn;
+
+    sp_http_set_ops(conn, NULL, NULL);
+    if (result == CURLE_OK && x->status >= 200) {
+        send_head(x);
+        sp_http_finish(conn);
+    } else if (x->head_sent) {
+        sp_http_abort(conn); /* a cut-off body must not look complete */
+    } else if (x->timed_out) {
+        sp_http_respond_error(conn, 504, "backend did not answer within backend.timeout");
+    } else {
+        sp_log_warn(x->proxy->log, "backend_error", "%s %s: %s",
+                    curl_easy_strerror(result), x->proxy->backend_url,
+                    x->error[0] ? x->error : "");
+        sp_http_respond_error(conn, 502, result == CURLE_OK ? "backend sent no valid response"
+                                                            : "backend unreachable or failed");
+    }
+    xfer_free(x);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct xfer *x = arg;
+    struct sp_http_conn *conn = x->conn;
+
+    x->timed_out = true;
+    sp_curlm_remove(x->proxy->curlm, x->easy);
+    sp_http_set_ops(conn, NULL, NULL);
+    sp_http_respond_error(conn, 504, "backend did not answer within backend.timeout");
+    xfer_free(x);
+}
+
+/* ---- request building --------------------------------------------------------------- */
+
+static int add_header(struct xfer *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_header(struct xfer *x, const char *fmt, ...)
+{
+    char *line;
+    va_list ap;
+
+    va_start(ap, fmt);
+    int rc = vasprintf(&line, fmt, ap);
+    va_end(ap);
+    if (rc < 0)
+        return -1;
+    struct curl_slist *l = curl_slist_append(x->headers, line);
+    free(line);
+    if (l == NULL)
+        return -1;
+    x->headers = l;
+    return 0;
+}
+
+static bool named_in_connection(const struct sp_http_request *req, struct sp_slice name)
+{
+    char token[128];
+    const struct sp_http_header *conn = sp_http_find_header(req, "Connection");
+
+    if (conn == NULL || name.len >= sizeof(token))
+        return false;
+    memcpy(token, name.ptr, name.len);
+    token[name.len] = '\0';
+    return sp_http_list_has_token(conn->value, token);
+}
+
+static int build_headers(struct xfer *x, const struct sp_http_request *req)
+{
+    const struct sp_http_header *xff = NULL, *host = NULL;
+    bool has_accept = false;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct sp_http_header *h = &req->headers[i];
+        if (sp_slice_caseeq(h->name, "X-Forwarded-For")) {
+            xff = h;
+            continue;
+        }
+        if (sp_slice_caseeq(h->name, "Host"))
+            host = h;
+        if (sp_proxy_is_hop_header(h->name) || named_in_connection(req, h->name) ||
+            sp_slice_caseeq(h->name, "Content-Length") || sp_slice_caseeq(h->name, "Expect") ||
+            sp_slice_caseeq(h->name, "X-Forwarded-Proto") ||
+            sp_slice_caseeq(h->name, "X-Forwarded-Host") ||
+            (sp_slice_caseeq(h->name, "Host") && !x->proxy->opts.preserve_host))
+            continue;
+        has_accept |= sp_slice_caseeq(h->name, "Accept");
+        /* curl sends "Name;" as a header with an empty value. */
+        int rc = h->value.len ? add_header(x, "%.*s: %.*s", (int)h->name.len, h->name.ptr,
+                                           (int)h->value.len, h->value.ptr)
+                              : add_header(x, "%.*s;", (int)h->name.len, h->name.ptr);
+        if (rc < 0)
+            return -1;
+    }
+    const char *peer = sp_http_peer(x->conn);
+    if ((xff ? add_header(x, "X-Forwarded-For: %.*s, %s", (int)xff->value.len, xff->value.ptr,
+                          peer)
+             : add_header(x, "X-Forwarded-For: %s", peer)) < 0 ||
+        add_header(x, "X-Forwarded-Proto: http") < 0 ||
+        (host && add_header(x, "X-Forwarded-Host: %.*s", (int)host->value.len,
+                            host->value.ptr) < 0) ||
+        (!has_accept && add_header(x, "Accept:") < 0) || add_header(x, "Expect:") < 0)
+        return -1;
+    return 0;
+}
+
+static int setup_easy(struct xfer *x, const struct sp_http_request *req)
+{
+    struct sp_proxy *p = x->proxy;
+    char *url = NULL;
+    char *method = strndup(req->method.ptr, req->method.len);
+    CURL *e = x->easy;
+    int rc = -1;
+
+    if (method == NULL ||
+        asprintf(&url, "%s%.*s", p->backend_url, (int)req->target.len, req->target.ptr) < 0) {
+        url = NULL;
+        goto done;
+    }
+    if (build_headers(x, req) < 0)
+        goto done;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* The backend's own redirects, cookies and encodings pass through as is. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
+    if (sp_slice_eq(req->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (sp_http_body_kind(x->conn) != SP_HTTP_BODY_NONE ||
+               sp_http_find_header(req, "Content-Length") != NULL) {
+        bool chunked = sp_http_body_kind(x->conn) == SP_HTTP_BODY_CHUNKED;
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
+                         chunked ? (curl_off_t)-1 : (curl_off_t)sp_http_body_length(x->conn));
+    }
+    rc = 0;
+done:
+    free(url); /* curl copies CURLOPT_URL and CURLOPT_CUSTOMREQUEST */
+    free(method);
+    return rc;
+}
+
+void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
+                     const struct sp_http_request *req)
+{
+    struct xfer *x = calloc(1, sizeof(*x));
+
+    if (x == NULL)
+        goto fail;
+    x->proxy = p;
+    x->conn = conn;
+    x->content_length = -1;
+    evtimer_assign(&x->deadline, p->base, on_deadline, x);
+    x->easy = curl_easy_init();
+    x->head_lines = evbuffer_new();
+    if (x->easy == NULL || x->head_lines == NULL || setup_easy(x, req) < 0)
+        goto fail;
+    if (sp_curlm_add(p->curlm, x->easy, on_done, x) < 0)
+        goto fail;
+    event_add(&x->deadline, p->response_timeout);
+    sp_http_set_ops(conn, &client_ops, x);
+    return;
+
+fail:
+    xfer_free(x);
+    sp_http_respond_error(conn, 500, "out of memory");
+}
+
+struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
+                              const struct sp_proxy_options *opts, const struct sp_log *log)
+{
+    struct sp_proxy *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->base = base;
+    p->curlm = curlm;
+    p->opts = *opts;
+    p->log = log;
+    /* The request target starts with '/', so the base loses its own. */
+    size_t len = strlen(opts->backend_url);
+    while (len > 0 && opts->backend_url[len - 1] == '/')
+        len--;
+    p->backend_url = strndup(opts->backend_url, len);
+    struct timeval tv = {(time_t)(opts->response_timeout_ms / 1000),
+                         (suseconds_t)((opts->response_timeout_ms % 1000) * 1000)};
+    p->response_timeout = event_base_init_common_timeout(base, &tv);
+    if (p->backend_url == NULL || p->response_timeout == NULL) {
+        sp_proxy_free(p);
+        return NULL;
+    }
+    p->opts.backend_url = p->backend_url;
+    return p;
+}
+
+void sp_proxy_free(struct sp_proxy *p)
+{
+    if (p == NULL)
+        return;
+    free(p->backend_url);
+    free(p);
+}

@@ -1,0 +1,39 @@
+/* The reverse proxy: every request no route claims is streamed to the
+ * backend through libcurl and the answer streamed back, in both directions
+ * with backpressure, so neither body is ever held whole in memory.
+ */
+#ifndef SP_HTTP_PROXY_H
+#define SP_HTTP_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "http/server.h"
+#include "net/curlm.h"
+
+struct sp_proxy_options {
+    const char *backend_url; /* base; the request target is appended */
+    uint64_t connect_timeout_ms;
+    uint64_t response_timeout_ms; /* no response head by then: 504 */
+    bool preserve_host;
+    uint64_t buffer_size; /* unsent bytes either way before pausing the producer */
+};
+
+struct sp_proxy;
+
+/* Copies opts. Returns NULL on allocation failure. */
+struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
+                              const struct sp_proxy_options *opts, const struct sp_log *log);
+/* Transfers in flight must have ended (their connections closed) first. */
+void sp_proxy_free(struct sp_proxy *p);
+
+/* Forwards req; answers conn when the backend does (or 502/504). */
+void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
+                     const struct sp_http_request *req);
+
+/* True for headers that describe one connection, not the message (RFC 9110
+ * §7.6.1), and so are never forwarded. */
+bool sp_proxy_is_hop_header(struct sp_slice name);
+
+#endif

@@ -1,0 +1,680 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event_struct.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+
+enum conn_state {
+    ST_HEAD,     /* waiting for a request head */
+    ST_BODY,     /* request dispatched, body still arriving */
+    ST_HANDLED,  /* request body complete, response under way */
+    ST_CLOSING,  /* flushing a final response, then closing */
+};
+
+struct sp_http_conn {
+    struct sp_http_server *server;
+    struct bufferevent *bev;
+    struct event timer; /* header deadline or keep-alive idle limit */
+    LIST_ENTRY(sp_http_conn) link;
+    enum conn_state state;
+    bool dead;            /* freed at the end of this loop turn */
+    bool response_begun;
+    bool response_chunked;
+    bool response_no_body; /* HEAD, 1xx, 204, 304 */
+    bool close_after;      /* no keep-alive after this response */
+    bool response_done;
+    bool body_paused;      /* stopped reading while the handler catches up */
+    bool head_clock;       /* the header deadline is running for this head */
+
+    /* The current request: head bytes copied out of the input buffer, and the
+     * header array, live in one allocation freed when the exchange ends. */
+    char *head;
+    struct sp_http_request req;
+    enum sp_http_body_kind body_kind;
+    uint64_t body_length;
+    uint64_t body_left; /* Content-Length bytes still to come */
+    uint64_t body_seen;
+    bool body_done;
+    struct sp_chunked chunked;
+    struct evbuffer *body;
+
+    const struct sp_http_ops *ops;
+    void *ops_ctx;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+LIST_HEAD(conn_list, sp_http_conn);
+
+struct sp_http_server {
+    struct event_base *base;
+    struct sp_http_limits limits;
+    sp_http_handler handler;
+    void *handler_ctx;
+    sp_http_conn_gone gone;
+    void *gone_ctx;
+    const struct sp_log *log;
+    const struct timeval *header_timeout; /* libevent common timeouts */
+    const struct timeval *idle_timeout;
+    struct conn_list live;
+    struct conn_list dead;
+    struct event *reaper;
+    size_t count;
+};
+
+static void process_input(struct sp_http_conn *c);
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static void conn_free(struct sp_http_conn *c)
+{
+    event_del(&c->timer);
+    bufferevent_free(c->bev);
+    if (c->body)
+        evbuffer_free(c->body);
+    free(c->head);
+    free(c);
+}
+
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_http_server *s = arg;
+    struct sp_http_conn *c;
+
+    while ((c = LIST_FIRST(&s->dead)) != NULL) {
+        LIST_REMOVE(c, link);
+        conn_free(c);
+        s->count--;
+        if (s->gone)
+            s->gone(s->gone_ctx);
+    }
+}
+
+/* Never frees inside a callback chain: the connection is parked and freed at
+ * the end of the loop turn (redis's freeClientAsync). */
+static void conn_close(struct sp_http_conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    const struct sp_http_ops *ops = c->ops;
+    c->ops = NULL;
+    if (ops && ops->closed)
+        ops->closed(c->ops_ctx);
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_del(&c->timer);
+    LIST_REMOVE(c, link);
+    LIST_INSERT_HEAD(&c->server->dead, c, link);
+    event_active(c->server->reaper, EV_TIMEOUT, 0);
+}
+
+static void end_exchange(struct sp_http_conn *c)
+{
+    free(c->head);
+    c->head = NULL;
+    memset(&c->req, 0, sizeof(c->req));
+    if (c->body)
+        evbuffer_free(c->body);
+    c->body = NULL;
+    c->ops = NULL;
+    c->ops_ctx = NULL;
+    c->response_begun = c->response_chunked = c->response_no_body = false;
+    c->response_done = c->body_done = c->body_paused = false;
+    c->body_kind = SP_HTTP_BODY_NONE;
+    c->body_length = c->body_left = c->body_seen = 0;
+    memset(&c->chunked, 0, sizeof(c->chunked));
+}
+
+static void arm_timer(struct sp_http_conn *c, const struct timeval *tv)
+{
+    event_add(&c->timer, tv);
+}
+
+/* ---- output --------------------------------------------------------------------- */
+
+static struct evbuffer *out(struct sp_http_conn *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+/* Sends a final error answer and closes once it is flushed. */
+static void fail_request(struct sp_http_conn *c, int status, const char *message)
+{
+    if (c->response_begun) {
+        conn_close(c);
+        return;
+    }
+    c->close_after = true;
+    if (c->head == NULL)
+        c->req.minor_version = 1; /* no usable request line: answer as HTTP/1.1 */
+    sp_http_respond_error(c, status, message);
+}
+
+static void flush_then_close(struct sp_http_conn *c)
+{
+    c->state = ST_CLOSING;
+    event_del(&c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    /* The write callback fires at the low-water mark; zero means "all sent". */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    if (evbuffer_get_length(out(c)) == 0)
+        conn_close(c);
+}
+
+static void response_complete(struct sp_http_conn *c)
+{
+    c->response_done = true;
+    if (c->close_after || !c->body_done) {
+        /* A response that ends before its request body was read leaves the
+         * body's framing unknown; the connection cannot carry another request. */
+        flush_then_close(c);
+        return;
+    }
+    end_exchange(c);
+    c->state = ST_HEAD;
+    bufferevent_enable(c->bev, EV_READ);
+    c->head_clock = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    arm_timer(c, c->head_clock ? c->server->header_timeout : c->server->idle_timeout);
+    /* Pipelined requests already buffered are served on the next loop turn,
+     * outside whatever callback chain finished this response. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static bool wants_keepalive(const struct sp_http_conn *c)
+{
+    const struct sp_http_header *h = sp_http_find_header(&c->req, "Connection");
+    if (c->req.minor_version == 0)
+        return h != NULL && sp_http_list_has_token(h->value, "keep-alive");
+    return h == NULL || !sp_http_list_has_token(h->value, "close");
+}
+
+void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
+                   struct evbuffer *header_lines, int64_t content_length)
+{
+    struct evbuffer *o = out(c);
+    bool head_request = sp_slice_eq(c->req.method, "HEAD");
+
+    if (c->response_begun || c->dead)
+        return;
+    c->response_begun = true;
+    c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
+    if (!wants_keepalive(c))
+        c->close_after = true;
+    evbuffer_add_printf(o, "HTTP/1.%d %d %s\r\n", c->req.minor_version ? 1 : 0, status,
+                        reason ? reason : sp_http_reason(status));
+    if (header_lines != NULL)
+        evbuffer_add_buffer(o, header_lines);
+    if (content_length >= 0) {
+        if (status != 204 && status != 304 && status >= 200)
+            evbuffer_add_printf(o, "Content-Length: %lld\r\n", (long long)content_length);
+    } else if (!c->response_no_body) {
+        if (c->req.minor_version == 1) {
+            c->response_chunked = true;
+            evbuffer_add(o, "Transfer-Encoding: chunked\r\n", 28);
+        } else {
+            c->close_after = true; /* HTTP/1.0: the body ends with the connection */
+        }
+    }
+    if (c->close_after)
+        evbuffer_add(o, "Connection: close\r\n\r\n", 21);
+    else if (c->req.minor_version == 0)
+        evbuffer_add(o, "Connection: keep-alive\r\n\r\n", 26);
+    else
+        evbuffer_add(o, "\r\n", 2);
+}
+
+void sp_http_write(struct sp_http_conn *c, const void *data, size_t len)
+{
+    struct evbuffer *o = out(c);
+
+    if (c->dead || c->response_no_body || len == 0)
+        return;
+    if (c->response_chunked) {
+        evbuffer_add_printf(o, "%zx\r\n", len);
+        evbuffer_add(o, data, len);
+        evbuffer_add(o, "\r\n", 2);
+    } else {
+        evbuffer_add(o, data, len);
+    }
+}
+
+void sp_http_finish(struct sp_http_conn *c)
+{
+    if (c->dead || c->response_done)
+        return;
+    if (c->response_chunked)
+        evbuffer_add(out(c), "0\r\n\r\n", 5);
+    c->ops = NULL;
+    response_complete(c);
+}
+
+void sp_http_abort(struct sp_http_conn *c)
+{
+    c->ops = NULL;
+    conn_close(c);
+}
+
+void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type,
+                     const char *body, size_t len)
+{
+    struct evbuffer *headers = evbuffer_new();
+
+    if (headers == NULL) {
+        conn_close(c);
+        return;
+    }
+    if (content_type)
+        evbuffer_add_printf(headers, "Content-Type: %s\r\n", content_type);
+    evbuffer_add(headers, "Cache-Control: no-store\r\n", 25);
+    sp_http_begin(c, status, NULL, headers, (int64_t)len);
+    evbuffer_free(headers);
+    sp_http_write(c, body, len);
+    sp_http_finish(c);
+}
+
+void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message)
+{
+    json_t *obj = json_pack("{s:s, s:i}", "error", message, "status", status);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+
+    if (text != NULL) {
+        text = realloc(text, len + 2);
+        text[len++] = '\n';
+    }
+    sp_http_respond(c, status, "application/json", text ? text : "", len);
+    free(text);
+    json_decref(obj);
+}
+
+size_t sp_http_unsent(const struct sp_http_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+bool sp_http_response_started(const struct sp_http_conn *c)
+{
+    return c->response_begun;
+}
+
+/* ---- request bodies --------------------------------------------------------------- */
+
+void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void *ctx)
+{
+    c->ops = ops;
+    c->ops_ctx = ctx;
+}
+
+const char *sp_http_peer(const struct sp_http_conn *c)
+{
+    return c->peer;
+}
+
+enum sp_http_body_kind sp_http_body_kind(const struct sp_http_conn *c)
+{
+    return c->body_kind;
+}
+
+uint64_t sp_http_body_length(const struct sp_http_conn *c)
+{
+    return c->body_length;
+}
+
+struct evbuffer *sp_http_body(struct sp_http_conn *c)
+{
+    return c->body;
+}
+
+bool sp_http_body_complete(const struct sp_http_conn *c)
+{
+    return c->body_done;
+}
+
+void sp_http_body_taken(struct sp_http_conn *c)
+{
+    if (c->body_paused && !c->dead &&
+        evbuffer_get_length(c->body) < c->server->limits.output_buffer) {
+        c->body_paused = false;
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+}
+
+static void notify_body(struct sp_http_conn *c)
+{
+    if (c->ops && c->ops->body)
+        c->ops->body(c->ops_ctx);
+}
+
+/* Moves body bytes from the socket's input into c->body. Returns -1 after
+ * failing the request. */
+static int read_body(struct sp_http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t before = evbuffer_get_length(c->body);
+
+    while (!c->body_done && evbuffer_get_length(c->body) < c->server->limits.output_buffer) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            break;
+        if (c->body_kind == SP_HTTP_BODY_LENGTH) {
+            size_t take = avail < c->body_left ? avail : (size_t)c->body_left;
+            evbuffer_remove_buffer(in, c->body, take);
+            c->body_left -= take;
+            c->body_done = c->body_left == 0;
+            continue;
+        }
+        struct evbuffer_iovec vec;
+        size_t data_len;
+        bool done;
+        evbuffer_peek(in, -1, NULL, &vec, 1);
+        int skip = sp_chunked_next(&c->chunked, vec.iov_base, vec.iov_len, &data_len, &done);
+        if (skip < 0) {
+            fail_request(c, 400, "malformed chunked request body");
+            return -1;
+        }
+        evbuffer_drain(in, (size_t)skip);
+        c->body_seen += data_len;
+        if (c->body_seen > c->server->limits.max_body_size) {
+            fail_request(c, 413, "request body is larger than limits.max_body_size");
+            return -1;
+        }
+        evbuffer_remove_buffer(in, c->body, data_len);
+        c->body_done = done;
+        if (skip == 0 && data_len == 0 && !done && vec.iov_len == avail)
+            break; /* need more bytes */
+        if (skip == 0 && data_len == 0 && !done)
+            evbuffer_pullup(in, (ssize_t)(vec.iov_len + 1)); /* framing spans chains */
+    }
+    if (!c->body_done && evbuffer_get_length(c->body) >= c->server->limits.output_buffer)
+        c->body_paused = true;
+    if (evbuffer_get_length(c->body) != before || c->body_done)
+        notify_body(c);
+    return 0;
+}
+
+/* ---- request heads ----------------------------------------------------------------- */
+
+static int take_head(struct sp_http_conn *c, const char *bytes, size_t len)
+{
+    const struct sp_http_limits *lim = &c->server->limits;
+    size_t headers_size = lim->max_headers * sizeof(struct sp_http_header);
+
+    /* One block: the header array first (aligned), then the head's bytes. */
+    c->head = malloc(headers_size + len);
+    if (c->head == NULL)
+        return -1;
+    char *copy = c->head + headers_size;
+    memcpy(copy, bytes, len);
+    int rc = sp_http_parse_request(copy, len, &c->req, (struct sp_http_header *)c->head,
+                                   lim->max_headers);
+    return rc == (int)len ? 0 : -1;
+}
+
+static const char *status_message(int status)
+{
+    switch (status) {
+    case 431: return "request header fields too large";
+    case 505: return "only HTTP/1.0 and HTTP/1.1 are supported";
+    case 501: return "unsupported Transfer-Encoding (only chunked is accepted)";
+    default: return "malformed request";
+    }
+}
+
+static void dispatch(struct sp_http_conn *c)
+{
+    int rc = sp_http_request_framing(&c->req, &c->body_kind, &c->body_length);
+    if (rc < 0) {
+        fail_request(c, -rc, -rc == 400 ? "ambiguous or malformed Host, Content-Length or "
+                                          "Transfer-Encoding" : status_message(-rc));
+        return;
+    }
+    if (c->body_kind == SP_HTTP_BODY_LENGTH && c->body_length > c->server->limits.max_body_size) {
+        fail_request(c, 413, "request body is larger than limits.max_body_size");
+        return;
+    }
+    c->body_left = c->body_length;
+    c->body_done = c->body_kind == SP_HTTP_BODY_NONE;
+    if (!c->body_done) {
+        c->body = evbuffer_new();
+        if (c->body == NULL) {
+            conn_close(c);
+            return;
+        }
+        const struct sp_http_header *expect = sp_http_find_header(&c->req, "Expect");
+        if (expect && sp_slice_caseeq(expect->value, "100-continue") && c->req.minor_version)
+            evbuffer_add(out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    }
+    c->state = c->body_done ? ST_HANDLED : ST_BODY;
+    event_del(&c->timer);
+    c->server->handler(c->server->handler_ctx, c, &c->req);
+}
+
+static void read_head(struct sp_http_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const struct sp_http_limits *lim = &c->server->limits;
+    size_t avail = evbuffer_get_length(in);
+    size_t window = avail < lim->max_header_size ? avail : lim->max_header_size;
+    struct sp_http_request probe;
+    struct sp_http_header *scratch = NULL;
+
+    if (avail == 0)
+        return;
+    /* The deadline runs from a head's first byte and is never extended, so a
+     * client trickling one byte at a time (slowloris) still runs out of time. */
+    if (!c->head_clock) {
+        c->head_clock = true;
+        arm_timer(c, c->server->header_timeout);
+    }
+    const char *bytes = (const char *)evbuffer_pullup(in, (ssize_t)window);
+    /* Parse with a throwaway header array first: only a complete head is
+     * worth an allocation. */
+    scratch = malloc(lim->max_headers * sizeof(*scratch));
+    if (scratch == NULL) {
+        conn_close(c);
+        return;
+    }
+    int rc = sp_http_parse_request(bytes, window, &probe, scratch, lim->max_headers);
+    free(scratch);
+    if (rc == SP_HTTP_INCOMPLETE) {
+        if (avail >= lim->max_header_size)
+            fail_request(c, 431, "request head is larger than limits.max_header_size");
+        return;
+    }
+    if (rc < 0) {
+        fail_request(c, -rc, status_message(-rc));
+        return;
+    }
+    if (take_head(c, bytes, (size_t)rc) < 0) {
+        conn_close(c);
+        return;
+    }
+    evbuffer_drain(in, (size_t)rc);
+    dispatch(c);
+}
+
+static void process_input(struct sp_http_conn *c)
+{
+    while (!c->dead) {
+        if (c->state == ST_HEAD) {
+            size_t before = evbuffer_get_length(bufferevent_get_input(c->bev));
+            read_head(c);
+            if (c->state == ST_HEAD || before == 0)
+                return;
+        } else if (c->state == ST_BODY) {
+            if (read_body(c) < 0 || c->dead)
+                return;
+            if (c->body_done && c->state == ST_BODY)
+                c->state = ST_HANDLED;
+            if (c->body_done && c->response_done)
+                response_complete(c);
+            return;
+        } else {
+            return; /* pipelined bytes wait until the response is complete */
+        }
+    }
+}
+
+/* ---- libevent callbacks ------------------------------------------------------------ */
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct sp_http_conn *c = arg;
+
+    if (c->state == ST_CLOSING) {
+        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+        return;
+    }
+    if (c->body_paused)
+        return;
+    process_input(c);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct sp_http_conn *c = arg;
+
+    if (c->state == ST_CLOSING) {
+        if (evbuffer_get_length(out(c)) == 0)
+            conn_close(c);
+        return;
+    }
+    if (c->ops && c->ops->drain)
+        c->ops->drain(c->ops_ctx);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sp_http_conn *c = arg;
+
+    if ((what & BEV_EVENT_EOF) && c->state == ST_HANDLED && !c->response_done &&
+        !(what & BEV_EVENT_WRITING)) {
+        /* Half-close after a complete request: the answer can still go out. */
+        bufferevent_disable(bev, EV_READ);
+        c->close_after = true;
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && c->state == ST_BODY) {
+        conn_close(c); /* body cut short; the handler hears closed() */
+        return;
+    }
+    conn_close(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_http_conn *c = arg;
+
+    if (c->state != ST_HEAD)
+        return;
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+        conn_close(c); /* idle keep-alive: close quietly */
+        return;
+    }
+    fail_request(c, 408, "request head not received within limits.header_timeout");
+}
+
+/* ---- server --------------------------------------------------------------------------- */
+
+static const struct timeval *common_timeout(struct event_base *base, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return event_base_init_common_timeout(base, &tv);
+}
+
+struct sp_http_server *sp_http_server_new(struct event_base *base,
+                                          const struct sp_http_limits *limits,
+                                          sp_http_handler handler, void *handler_ctx,
+                                          sp_http_conn_gone gone, void *gone_ctx,
+                                          const struct sp_log *log)
+{
+    struct sp_http_server *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->base = base;
+    s->limits = *limits;
+    s->handler = handler;
+    s->handler_ctx = handler_ctx;
+    s->gone = gone;
+    s->gone_ctx = gone_ctx;
+    s->log = log;
+    s->header_timeout = common_timeout(base, limits->header_timeout_ms);
+    s->idle_timeout = common_timeout(base, limits->idle_timeout_ms);
+    LIST_INIT(&s->live);
+    LIST_INIT(&s->dead);
+    s->reaper = event_new(base, -1, 0, reap, s);
+    if (s->reaper == NULL || s->header_timeout == NULL || s->idle_timeout == NULL) {
+        sp_http_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sp_http_server_free(struct sp_http_server *s)
+{
+    struct sp_http_conn *c;
+
+    if (s == NULL)
+        return;
+    while ((c = LIST_FIRST(&s->live)) != NULL)
+        conn_close(c);
+    s->gone = NULL;
+    if (s->reaper)
+        reap(-1, 0, s);
+    event_free(s->reaper);
+    free(s);
+}
+
+size_t sp_http_server_connections(const struct sp_http_server *s)
+{
+    return s->count;
+}
+
+int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const struct sockaddr *peer,
+                         int peer_len)
+{
+    struct sp_http_conn *c = calloc(1, sizeof(*c));
+    int one = 1;
+
+    if (c == NULL)
+        goto fail;
+    c->server = s;
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL)
+        goto fail;
+    fd = -1; /* owned by the bufferevent now */
+    evtimer_assign(&c->timer, s->base, on_timer, c);
+    if (peer->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
+                  sizeof(c->peer));
+    else
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer,
+                  sizeof(c->peer));
+    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Input stops being read past a head's worth of bytes, so pipelined
+     * requests behind a slow response cannot pile up. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, s->limits.max_header_size + 4096);
+    bufferevent_setwatermark(c->bev, EV_WRITE, s->limits.output_buffer / 2, 0);
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->head_clock = true;
+    arm_timer(c, s->header_timeout);
+    LIST_INSERT_HEAD(&s->live, c, link);
+    s->count++;
+    (void)peer_len;
+    return 0;
+
+fail:
+    if (fd >= 0)
+        evutil_closesocket(fd);
+    free(c);
+    return -1;
+}

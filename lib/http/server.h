@@ -1,0 +1,95 @@
+/* HTTP/1.1 connections: head parsing, request bodies, keep-alive, pipelining
+ * (one request at a time, answered in order), limits, and response framing.
+ *
+ * A handler receives each request with its connection and answers it with
+ * sp_http_respond() or sp_http_begin()/sp_http_write()/sp_http_finish(). A
+ * handler that answers later (the proxy) registers sp_http_ops so that it
+ * hears about request body bytes, drained output and a vanished client.
+ */
+#ifndef SP_HTTP_SERVER_H
+#define SP_HTTP_SERVER_H
+
+#include <event2/event.h>
+#include <event2/util.h>
+#include <stdint.h>
+
+#include "core/log.h"
+#include "http/parser.h"
+
+struct evbuffer;
+struct sp_http_server;
+struct sp_http_conn;
+
+struct sp_http_limits {
+    uint64_t max_header_size;
+    uint64_t max_headers;
+    uint64_t max_body_size;
+    uint64_t header_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t output_buffer; /* unsent bytes before a producer is asked to pause */
+};
+
+typedef void (*sp_http_handler)(void *ctx, struct sp_http_conn *conn,
+                                const struct sp_http_request *req);
+
+/* Called with the handler's ctx; any may be NULL. After closed() the
+ * connection is gone and must not be used. */
+struct sp_http_ops {
+    void (*body)(void *ctx);   /* more request body bytes, or its end */
+    void (*drain)(void *ctx);  /* unsent output fell below the pause mark */
+    void (*closed)(void *ctx); /* client went away before the response ended */
+};
+
+/* Called whenever a connection is freed (for connection caps). */
+typedef void (*sp_http_conn_gone)(void *ctx);
+
+struct sp_http_server *sp_http_server_new(struct event_base *base,
+                                          const struct sp_http_limits *limits,
+                                          sp_http_handler handler, void *handler_ctx,
+                                          sp_http_conn_gone gone, void *gone_ctx,
+                                          const struct sp_log *log);
+/* Closes every connection, then frees the server. Accepts NULL. */
+void sp_http_server_free(struct sp_http_server *s);
+
+/* Takes ownership of an accepted socket. Returns 0, or -1 (socket closed). */
+int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const struct sockaddr *peer,
+                         int peer_len);
+
+size_t sp_http_server_connections(const struct sp_http_server *s);
+
+/* ---- per request --------------------------------------------------------------- */
+
+void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void *ctx);
+
+/* Client address as text ("127.0.0.1", "::1"). */
+const char *sp_http_peer(const struct sp_http_conn *c);
+
+enum sp_http_body_kind sp_http_body_kind(const struct sp_http_conn *c);
+uint64_t sp_http_body_length(const struct sp_http_conn *c);
+/* Decoded request body bytes received so far and not yet taken; the caller
+ * drains what it uses, then calls sp_http_body_taken() to let more in. */
+struct evbuffer *sp_http_body(struct sp_http_conn *c);
+void sp_http_body_taken(struct sp_http_conn *c);
+bool sp_http_body_complete(const struct sp_http_conn *c);
+
+/* A whole response with Content-Length. content_type may be NULL. */
+void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type,
+                     const char *body, size_t len);
+/* {"error": message, "status": status} with the status's reason. */
+void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message);
+
+/* Starts a streamed response. header_lines holds "Name: value\r\n" lines
+ * (no framing headers; may be NULL). content_length < 0 means unknown: the
+ * body is sent chunked to HTTP/1.1 clients, close-delimited to HTTP/1.0. */
+void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
+                   struct evbuffer *header_lines, int64_t content_length);
+void sp_http_write(struct sp_http_conn *c, const void *data, size_t len);
+/* Ends the response; the connection then serves its next request. */
+void sp_http_finish(struct sp_http_conn *c);
+/* Ends the response by closing the connection (a broken stream). */
+void sp_http_abort(struct sp_http_conn *c);
+/* Bytes queued for the client and not yet sent. */
+size_t sp_http_unsent(const struct sp_http_conn *c);
+bool sp_http_response_started(const struct sp_http_conn *c);
+
+#endif
