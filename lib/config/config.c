@@ -388,6 +388,8 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
     default:
         break;
     }
+    if (val->invalid)
+        return;
     if (val->kind != SP_YNODE_SCALAR) {
         REPORT(w, val, "'%s' must be a single value, not a %s", k->name,
                val->kind == SP_YNODE_MAP ? "mapping" : "list");

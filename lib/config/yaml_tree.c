@@ -267,13 +267,16 @@ static struct sp_ynode *parse_scalar(struct loader *l, yaml_event_t *ev, bool is
     node->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     if (ev->data.scalar.length > MAX_SCALAR || strlen(raw) != ev->data.scalar.length) {
         loader_error(l, &ev->start_mark, "value is too long or contains a NUL byte");
+        node->invalid = true;
         node->value = strdup("");
     } else if (is_key) {
         node->value = strdup(raw);
     } else {
         node->value = expand_env(l, raw, &ev->start_mark);
-        if (node->value == NULL)
-            node->value = strdup(""); /* error already reported; keep walking */
+        if (node->value == NULL) {
+            node->invalid = true; /* reported already; later checks skip it */
+            node->value = strdup("");
+        }
     }
     if (node->value == NULL) {
         free(node);

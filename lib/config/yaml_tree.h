@@ -22,6 +22,7 @@ struct sp_ynode {
     unsigned col;  /* 1-based */
     char *value;   /* scalars: text after expansion, never NULL */
     bool plain;    /* scalars: written without quotes (so "~" or "" mean null) */
+    bool invalid;  /* scalars: already reported (e.g. an unset variable); skip */
     /* maps: items[2i] is a key, items[2i+1] its value; sequences: items[i] */
     struct sp_ynode **items;
     size_t count; /* number of items (a map holds count / 2 pairs) */

@@ -146,6 +146,14 @@ static struct evbuffer *out(struct sp_http_conn *c)
 /* Sends a final error answer and closes once it is flushed. */
 static void fail_request(struct sp_http_conn *c, int status, const char *message)
 {
+    const struct sp_http_ops *ops = c->ops;
+
+    /* The handler (say, a proxied upload) is told first and lets go. */
+    if (ops != NULL && !c->response_begun) {
+        c->ops = NULL;
+        if (ops->closed)
+            ops->closed(c->ops_ctx);
+    }
     if (c->response_begun) {
         conn_close(c);
         return;

@@ -1,0 +1,114 @@
+"""The stand-in legacy backend for integration tests: a real aiohttp server.
+
+Run as `python3 backend.py PORT`; prints "ready" once listening. It knows
+nothing about realtime; it only answers requests in ways the tests can check.
+"""
+import asyncio
+import hashlib
+import json
+import sys
+from collections import Counter
+
+from aiohttp import web
+
+hits = Counter()
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.read()
+    return web.json_response({
+        "method": request.method,
+        "path_qs": request.path_qs,
+        "headers": [[k, v] for k, v in request.headers.items()],
+        "body_len": len(body),
+        "body": body.decode("utf-8", "replace") if len(body) < 4096 else None,
+    })
+
+
+async def status(request: web.Request) -> web.StreamResponse:
+    code = int(request.match_info["code"])
+    reason = request.query.get("reason")
+    if code in (204, 304):
+        return web.Response(status=code, reason=reason)
+    return web.Response(status=code, reason=reason, text=f"status {code}\n")
+
+
+async def cookies(request: web.Request) -> web.Response:
+    resp = web.Response(text="cookies\n")
+    resp.headers.add("Set-Cookie", "a=1; Path=/")
+    resp.headers.add("Set-Cookie", "b=2; Path=/")
+    resp.headers.add("X-Multi", "one")
+    resp.headers.add("X-Multi", "two")
+    resp.headers.add("Connection", "X-Private")
+    resp.headers.add("X-Private", "hop")
+    return resp
+
+
+PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+async def stream_bytes(request: web.Request) -> web.StreamResponse:
+    n = int(request.match_info["n"])
+    resp = web.StreamResponse()
+    resp.content_type = "application/octet-stream"
+    if request.query.get("cl"):
+        resp.content_length = n
+    await resp.prepare(request)
+    sent = 0
+    while sent < n:
+        piece = PATTERN[: min(len(PATTERN), n - sent)]
+        await resp.write(piece)
+        sent += len(piece)
+    await resp.write_eof()
+    return resp
+
+
+async def slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+    return web.Response(text="slow\n")
+
+
+async def upload(request: web.Request) -> web.Response:
+    digest = hashlib.sha256()
+    count = 0
+    async for piece in request.content.iter_chunked(65536):
+        digest.update(piece)
+        count += len(piece)
+    return web.json_response({"count": count, "sha256": digest.hexdigest(),
+                              "chunked": "chunked" in request.headers.get("Transfer-Encoding", ""),
+                              "content_length": request.headers.get("Content-Length")})
+
+
+async def get_hits(request: web.Request) -> web.Response:
+    return web.json_response(dict(hits))
+
+
+@web.middleware
+async def count_hits(request, handler):
+    if request.path != "/hits":
+        hits[request.path] += 1
+    return await handler(request)
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    app = web.Application(middlewares=[count_hits], client_max_size=2**40)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)
+    app.router.add_route("*", "/status/{code}", status)
+    app.router.add_get("/cookies", cookies)
+    app.router.add_get("/bytes/{n}", stream_bytes)
+    app.router.add_get("/slow/{ms}", slow)
+    app.router.add_route("*", "/upload", upload)
+    app.router.add_get("/hits", get_hits)
+    app.router.add_route("*", "/healthz", echo)
+
+    async def on_startup(_app):
+        print("ready", flush=True)
+
+    app.on_startup.append(on_startup)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

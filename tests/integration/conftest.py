@@ -1,0 +1,123 @@
+"""Fixtures: a real stand-in backend and real sidepush processes on loopback."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+class Backend:
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "backend.py"), str(self.port)],
+                                     stdout=subprocess.PIPE)
+        self.proc.stdout.readline()  # "ready"
+        wait_port(self.port, self.proc, "backend")
+
+    def hits(self) -> dict:
+        return requests.get(self.url + "/hits", timeout=5).json()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Sidepush:
+    """One sidepush process with a generated configuration."""
+
+    def __init__(self, backend_url: str, extra: str = "", tmp: Path = None):
+        self.port = free_port()
+        self.publish_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = Path(tmp or tempfile.mkdtemp()) / "sidepush.yaml"
+        self.config.write_text(
+            f"listen: 127.0.0.1:{self.port}\n"
+            f"publish_listen: 127.0.0.1:{self.publish_port}\n"
+            f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s }}\n"
+            f"log: {{ level: warn }}\n" + extra)
+        self.log = open(self.config.with_suffix(".log"), "w+")
+        self.proc = subprocess.Popen([SIDEPUSH, "--config", str(self.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc, "sidepush")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.seek(0)
+        self.output = self.log.read()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def backend():
+    b = Backend()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def make_sidepush(backend, tmp_path):
+    """Starts sidepush processes; each must exit cleanly (0, no sanitizer report)."""
+    started = []
+
+    def start(extra: str = "", backend_url: str = None) -> Sidepush:
+        sp = Sidepush(backend_url or backend.url, extra, tmp_path)
+        started.append(sp)
+        return sp
+
+    yield start
+    for sp in started:
+        rc = sp.stop()
+        assert rc == 0, f"sidepush exited with {rc}:\n{sp.output}"
+        assert "Sanitizer" not in sp.output, sp.output
+
+
+@pytest.fixture
+def sidepush(make_sidepush):
+    return make_sidepush()
