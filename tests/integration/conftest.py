@@ -14,6 +14,8 @@ import requests
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
+# Sanitizer builds keep freed memory in quarantine, so RSS says nothing there.
+SANITIZED = bool(os.environ.get("SIDEPUSH_SANITIZED"))
 
 
 def free_port() -> int:

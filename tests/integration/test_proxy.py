@@ -10,6 +10,8 @@ import time
 import pytest
 import requests
 
+from conftest import SANITIZED
+
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def test_methods_and_bodies_pass_through(sidepush, method):
@@ -120,7 +122,8 @@ def test_large_download_streams_without_growing_memory(sidepush):
     assert out.stdout == f"200 {size}"
     grown_mib = (peak[0] - before) / 1024
     print(f"RSS before {before} KiB, peak {peak[0]} KiB (+{grown_mib:.1f} MiB) for 1 GiB")
-    assert grown_mib < 64
+    if not SANITIZED:
+        assert grown_mib < 64
 
 
 def test_slow_client_applies_backpressure(sidepush):
@@ -145,7 +148,8 @@ def test_slow_client_applies_backpressure(sidepush):
     assert total == size
     grown_mib = (stalled - before) / 1024
     print(f"RSS while client stalled: +{grown_mib:.1f} MiB")
-    assert grown_mib < 32
+    if not SANITIZED:
+        assert grown_mib < 32
 
 
 def gen_chunks(total, piece=1 << 20):
@@ -169,7 +173,8 @@ def test_large_chunked_upload_streams(make_sidepush):
     assert r.status_code == 200
     got = r.json()
     assert got["count"] == size and got["sha256"] == expected.hexdigest()
-    assert (after - before) / 1024 < 64
+    if not SANITIZED:
+        assert (after - before) / 1024 < 64
 
 
 def test_content_length_upload_with_expect_continue(sidepush):
