@@ -403,10 +403,22 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
         REPORT(w, val, "%s", err);
 }
 
+static bool duplicate_before(const struct sp_ynode *map, size_t i)
+{
+    for (size_t j = 0; j < i; j += 2) {
+        if (map->items[j]->kind == SP_YNODE_SCALAR &&
+            strcmp(map->items[j]->value, map->items[i]->value) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void walk_map(struct walker *w, const struct sp_ynode *map, const char *section)
 {
     for (size_t i = 0; i + 1 < map->count; i += 2) {
         const struct sp_ynode *key = map->items[i];
+        if (key->kind != SP_YNODE_SCALAR || duplicate_before(map, i))
+            continue; /* reported by the loader */
         const struct key *k = find_key(w, section, key->value);
         if (k == NULL)
             report_unknown(w, key, section);
@@ -419,7 +431,8 @@ static void walk_map(struct walker *w, const struct sp_ynode *map, const char *s
             continue;
         bool seen = false;
         for (size_t j = 0; j + 1 < map->count && !seen; j += 2)
-            seen = strcmp(map->items[j]->value, k->name) == 0;
+            seen = map->items[j]->kind == SP_YNODE_SCALAR &&
+                   strcmp(map->items[j]->value, k->name) == 0;
         if (!seen)
             REPORT(w, map, "missing required key '%s%s%s'", section, section[0] ? "." : "",
                    k->name);

@@ -243,7 +243,8 @@ static struct sp_ynode *parse_collection(struct loader *l, yaml_event_t *start, 
         }
         for (size_t i = 0; is_key && child->kind == SP_YNODE_SCALAR && i + 1 < node->count;
              i += 2) {
-            if (strcmp(node->items[i]->value, child->value) == 0) {
+            if (node->items[i]->kind == SP_YNODE_SCALAR &&
+                strcmp(node->items[i]->value, child->value) == 0) {
                 sp_diags_add(l->diags, l->file, child->line, child->col,
                              "duplicate key '%s' (first at line %u)", child->value,
                              node->items[i]->line);
