@@ -6,7 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Easy handles are reused: a fresh one costs its buffers and option state
+ * on every request. */
+#define EASY_POOL 64
+
 struct sp_proxy {
+    CURL *idle[EASY_POOL];
+    size_t nidle;
     struct event_base *base;
     struct sp_curlm *curlm;
     struct sp_proxy_options opts;
@@ -34,13 +40,28 @@ struct xfer {
     char error[CURL_ERROR_SIZE];
 };
 
+static CURL *easy_get(struct sp_proxy *p)
+{
+    return p->nidle > 0 ? p->idle[--p->nidle] : curl_easy_init();
+}
+
+static void easy_put(struct sp_proxy *p, CURL *easy)
+{
+    if (p->nidle == EASY_POOL) {
+        curl_easy_cleanup(easy);
+        return;
+    }
+    curl_easy_reset(easy);
+    p->idle[p->nidle++] = easy;
+}
+
 static void xfer_free(struct xfer *x)
 {
     if (x == NULL)
         return;
     event_del(&x->deadline);
     if (x->easy)
-        curl_easy_cleanup(x->easy);
+        easy_put(x->proxy, x->easy);
     curl_slist_free_all(x->headers);
     if (x->head_lines)
         evbuffer_free(x->head_lines);
@@ -321,6 +342,8 @@ static int setup_easy(struct xfer *x, const struct sp_http_request *req)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)p->opts.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Never route backend traffic through an http_proxy from the environment. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
@@ -361,7 +384,7 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
     x->conn = conn;
     x->content_length = -1;
     evtimer_assign(&x->deadline, p->base, on_deadline, x);
-    x->easy = curl_easy_init();
+    x->easy = easy_get(p);
     x->head_lines = evbuffer_new();
     if (x->easy == NULL || x->head_lines == NULL || setup_easy(x, req) < 0)
         goto fail;
@@ -407,6 +430,8 @@ void sp_proxy_free(struct sp_proxy *p)
 {
     if (p == NULL)
         return;
+    while (p->nidle > 0)
+        curl_easy_cleanup(p->idle[--p->nidle]);
     free(p->backend_url);
     free(p);
 }

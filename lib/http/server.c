@@ -409,20 +409,37 @@ static int read_body(struct sp_http_conn *c)
 
 /* ---- request heads ----------------------------------------------------------------- */
 
+/* Copies a complete head (len bytes) into one allocation that holds the
+ * header array first (aligned), then the bytes, and parses it there; the
+ * slices in c->req point into it until the exchange ends. */
 static int take_head(struct sp_http_conn *c, const char *bytes, size_t len)
 {
     const struct sp_http_limits *lim = &c->server->limits;
     size_t headers_size = lim->max_headers * sizeof(struct sp_http_header);
 
-    /* One block: the header array first (aligned), then the head's bytes. */
     c->head = malloc(headers_size + len);
     if (c->head == NULL)
         return -1;
     char *copy = c->head + headers_size;
     memcpy(copy, bytes, len);
-    int rc = sp_http_parse_request(copy, len, &c->req, (struct sp_http_header *)c->head,
-                                   lim->max_headers);
-    return rc == (int)len ? 0 : -1;
+    return sp_http_parse_request(copy, len, &c->req, (struct sp_http_header *)c->head,
+                                 lim->max_headers);
+}
+
+/* Length of the head at the start of p (through its blank line), or 0 if
+ * the blank line has not arrived yet. Bare LF line ends count, as in the
+ * parser. */
+static size_t head_length(const char *p, size_t len)
+{
+    for (const char *nl = memchr(p, '\n', len); nl != NULL;
+         nl = memchr(nl + 1, '\n', len - (size_t)(nl + 1 - p))) {
+        size_t rest = len - (size_t)(nl + 1 - p);
+        if (rest >= 1 && nl[1] == '\n')
+            return (size_t)(nl + 2 - p);
+        if (rest >= 2 && nl[1] == '\r' && nl[2] == '\n')
+            return (size_t)(nl + 3 - p);
+    }
+    return 0;
 }
 
 static const char *status_message(int status)
@@ -470,8 +487,6 @@ static void read_head(struct sp_http_conn *c)
     const struct sp_http_limits *lim = &c->server->limits;
     size_t avail = evbuffer_get_length(in);
     size_t window = avail < lim->max_header_size ? avail : lim->max_header_size;
-    struct sp_http_request probe;
-    struct sp_http_header *scratch = NULL;
 
     if (avail == 0)
         return;
@@ -482,26 +497,26 @@ static void read_head(struct sp_http_conn *c)
         arm_timer(c, c->server->header_timeout);
     }
     const char *bytes = (const char *)evbuffer_pullup(in, (ssize_t)window);
-    /* Parse with a throwaway header array first: only a complete head is
-     * worth an allocation. */
-    scratch = malloc(lim->max_headers * sizeof(*scratch));
-    if (scratch == NULL) {
-        conn_close(c);
-        return;
-    }
-    int rc = sp_http_parse_request(bytes, window, &probe, scratch, lim->max_headers);
-    free(scratch);
-    if (rc == SP_HTTP_INCOMPLETE) {
+    size_t len = head_length(bytes, window);
+    if (len == 0) {
         if (avail >= lim->max_header_size)
             fail_request(c, 431, "request head is larger than limits.max_header_size");
         return;
     }
-    if (rc < 0) {
-        fail_request(c, -rc, status_message(-rc));
+    int rc = take_head(c, bytes, len);
+    if (rc == SP_HTTP_INCOMPLETE) {
+        /* Only blank lines so far (RFC 9112 §2.2 says skip them), or a head
+         * that starts with them: drop them and look again. */
+        free(c->head);
+        c->head = NULL;
+        evbuffer_drain(in, len);
+        read_head(c);
         return;
     }
-    if (take_head(c, bytes, (size_t)rc) < 0) {
-        conn_close(c);
+    if (rc < 0) {
+        free(c->head);
+        c->head = NULL;
+        fail_request(c, -rc, status_message(-rc));
         return;
     }
     evbuffer_drain(in, (size_t)rc);

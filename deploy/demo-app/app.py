@@ -1,0 +1,108 @@
+"""A deliberately ordinary "legacy" web app for trying sidepush.
+
+Plain request/response, Python standard library only, no realtime of any
+kind: an order board with an HTML page and a small JSON API. sidepush sits in
+front of it and proxies everything it does not answer itself.
+
+    python3 app.py --port 3000
+"""
+import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Orders (legacy app)</title></head>
+<body>
+<h1>Orders</h1>
+<p>Served by an ordinary app through sidepush.</p>
+<ul id="orders"></ul>
+<form id="new"><input name="item" placeholder="item"><button>Add order</button></form>
+<script>
+async function load() {
+  const orders = await (await fetch('/api/orders')).json();
+  document.getElementById('orders').innerHTML =
+    orders.map(o => `<li>#${o.id} ${o.item} (${o.status})</li>`).join('');
+}
+document.getElementById('new').onsubmit = async (e) => {
+  e.preventDefault();
+  await fetch('/api/orders', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({item: e.target.item.value})});
+  load();
+};
+load();
+</script>
+</body></html>
+"""
+
+
+class Store:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.orders = {1: {"id": 1, "item": "coffee", "status": "new"}}
+
+    def add(self, item):
+        with self.lock:
+            oid = max(self.orders, default=0) + 1
+            self.orders[oid] = {"id": oid, "item": item, "status": "new"}
+            return self.orders[oid]
+
+
+STORE = Store()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def send_json(self, status, value):
+        body = (json.dumps(value) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/":
+            body = PAGE.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/api/orders":
+            with STORE.lock:
+                self.send_json(200, list(STORE.orders.values()))
+        elif self.path.startswith("/api/orders/"):
+            with STORE.lock:
+                order = STORE.orders.get(int(self.path.rsplit("/", 1)[1] or 0))
+            self.send_json(200 if order else 404, order or {"error": "no such order"})
+        else:
+            self.send_json(404, {"error": "not found"})
+
+    def do_POST(self):
+        if self.path != "/api/orders":
+            self.send_json(404, {"error": "not found"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            item = json.loads(self.rfile.read(length) or b"{}").get("item") or "something"
+        except (ValueError, AttributeError):
+            self.send_json(400, {"error": "expected JSON {\"item\": ...}"})
+            return
+        self.send_json(201, STORE.add(str(item)))
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args()
+    ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

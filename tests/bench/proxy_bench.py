@@ -1,0 +1,173 @@
+"""Proxy overhead: wrk against the backend directly, through sidepush, and
+through nginx proxy_pass, in one run on loopback. Prints figures; asserts
+nothing.
+
+    /usr/bin/python3 tests/bench/proxy_bench.py [--duration 10] [--connections 50]
+
+The backend is nginx answering a fixed 13-byte body (so the backend costs
+little and the proxies' own overhead shows). nginx proxy_pass runs with one
+worker and upstream keep-alive, like sidepush's single event loop with
+libcurl's connection pool. Server CPU time per request is read from
+/proc/PID/stat for the proxy process only.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx-{name}.pid;
+error_log {dir}/nginx-{name}.err warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body-{name};
+    proxy_temp_path {dir}/proxy-{name};
+    fastcgi_temp_path {dir}/fcgi-{name};
+    uwsgi_temp_path {dir}/uwsgi-{name};
+    scgi_temp_path {dir}/scgi-{name};
+    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        {body}
+    }}
+}}
+"""
+
+
+def start_nginx(tmp, name, port, body, backend_port=1):
+    conf = Path(tmp) / f"nginx-{name}.conf"
+    conf.write_text(NGINX_CONF.format(dir=tmp, name=name, port=port, body=body,
+                                      backend_port=backend_port))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", tmp, "-e", f"{tmp}/nginx-{name}.err"],
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+def run_wrk(url, duration, connections):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, timeout=duration + 30).stdout
+
+    def latency(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return float("nan")
+        scale = {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": latency(50), "p99": latency(99), "requests": total,
+            "errors": int(errors.group(1)) if errors else 0}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=50)
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed: .ci/deps test installs it")
+
+    tmp = tempfile.mkdtemp(prefix="sidepush-bench-")
+    procs = []
+    try:
+        backend_port, nginx_port, sp_port = free_port(), free_port(), free_port()
+        procs.append(start_nginx(tmp, "backend", backend_port,
+                                 'location / { return 200 "hello world\\n"; }'))
+        nginx_proxy = start_nginx(tmp, "proxy", nginx_port,
+                                  "location / { proxy_pass http://backend; "
+                                  "proxy_http_version 1.1; proxy_set_header Connection \"\"; }",
+                                  backend_port)
+        procs.append(nginx_proxy)
+        conf = Path(tmp) / "sidepush.yaml"
+        conf.write_text(f"listen: 127.0.0.1:{sp_port}\npublish_listen: 127.0.0.1:{free_port()}\n"
+                        f"backend: {{ url: http://127.0.0.1:{backend_port} }}\n"
+                        "log: { level: warn }\n")
+        sidepush = subprocess.Popen([SIDEPUSH, "--config", str(conf)])
+        procs.append(sidepush)
+        wait_port(sp_port)
+
+        rows = []
+        for name, port, proc in (("direct to backend", backend_port, None),
+                                 ("through sidepush", sp_port, sidepush),
+                                 ("through nginx proxy_pass", nginx_port, nginx_proxy)):
+            url = f"http://127.0.0.1:{port}/bench"
+            run_wrk(url, 1, args.connections)  # warm up connection pools
+            cpu0 = cpu_seconds(proc.pid) if proc else 0
+            r = run_wrk(url, args.duration, args.connections)
+            if proc:
+                r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(r["requests"], 1) * 1e6
+                r["rss"] = rss_kib(proc.pid)
+            rows.append((name, r))
+
+        print(f"\nproxy overhead: wrk -t1 -c{args.connections} -d{args.duration}s, "
+              f"{os.cpu_count()} CPUs, loopback")
+        print(f"{'':28} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+              f"{'proxy CPU us/req':>17} {'proxy RSS MiB':>14}")
+        for name, r in rows:
+            cpu = f"{r['cpu_us']:.1f}" if "cpu_us" in r else "-"
+            rss = f"{r['rss'] / 1024:.1f}" if "rss" in r else "-"
+            print(f"{name:28} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
+                  f"{r['errors']:>7} {cpu:>17} {rss:>14}")
+        sp, ng = rows[1][1], rows[2][1]
+        print(f"\nsidepush / nginx: throughput {sp['rps'] / ng['rps']:.2f}x, "
+              f"CPU per request {sp['cpu_us'] / ng['cpu_us']:.2f}x")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
