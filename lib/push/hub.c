@@ -1,0 +1,497 @@
+#include "push/hub.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/hmap.h"
+
+#define DEDUP_MAX 100000
+#define SWEEP_MS 1000
+
+TAILQ_HEAD(sub_list, sp_sub);
+
+struct sp_channel {
+    char *name;
+    struct sub_list subs;
+    size_t nsubs;
+    /* History: a ring of the newest messages, oldest at head. */
+    struct sp_msg **ring;
+    size_t head, count;
+    /* Every message of this channel with seq <= floor that is not in the
+     * ring is gone: evicted, expired, or from before the channel existed. */
+    uint64_t floor;
+    unsigned busy; /* inside a fan-out: must not be freed under it */
+};
+
+struct dedup {
+    TAILQ_ENTRY(dedup) link;
+    uint64_t expires_ms;
+    char id[SP_MSG_ID_MAX];
+    char key[]; /* "<channel>\n<dedup id>" */
+};
+
+TAILQ_HEAD(dedup_list, dedup);
+
+struct sp_hub {
+    struct sp_hub_options opts;
+    struct sp_hmap *channels;
+    struct sp_hmap *dedup;
+    struct dedup_list dedup_order;
+    size_t ndedup;
+    struct event *sweeper;
+    uint64_t seq;
+    char epoch[16];
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *sp_hub_error_text(int err)
+{
+    switch (err) {
+    case SP_HUB_BAD_CHANNEL:
+        return "invalid channel name (1-256 of A-Z a-z 0-9 _ . : @ ~ = + -)";
+    case SP_HUB_TOO_BIG:
+        return "message is larger than channels.max_message_size";
+    case SP_HUB_BAD_EVENT:
+        return "invalid event name (1-128 printable ASCII characters, no ':')";
+    case SP_HUB_NO_MEMORY:
+        return "out of memory";
+    case SP_HUB_NO_CHANNEL:
+        return "no such channel";
+    default:
+        return "ok";
+    }
+}
+
+bool sp_hub_channel_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > SP_CHANNEL_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c != '\0' && strchr("_.:@~=+-", c) != NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static bool event_name_valid(const char *e)
+{
+    size_t len = strlen(e);
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (e[i] <= 0x20 || e[i] >= 0x7f || e[i] == ':')
+            return false;
+    }
+    return true;
+}
+
+void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX])
+{
+    snprintf(out, SP_MSG_ID_MAX, "%s-%" PRIu64, hub->epoch, seq);
+}
+
+/* ---- channels --------------------------------------------------------------------- */
+
+static struct sp_msg *ring_at(const struct sp_hub *hub, const struct sp_channel *ch, size_t i)
+{
+    return ch->ring[(ch->head + i) % hub->opts.history];
+}
+
+static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
+{
+    struct sp_msg *m = ch->ring[ch->head];
+    ch->floor = sp_msg_seq(m);
+    sp_msg_unref(m);
+    ch->ring[ch->head] = NULL;
+    ch->head = (ch->head + 1) % hub->opts.history;
+    ch->count--;
+}
+
+static void channel_free(struct sp_hub *hub, struct sp_channel *ch)
+{
+    while (ch->count > 0)
+        drop_oldest(hub, ch);
+    free(ch->ring);
+    free(ch->name);
+    free(ch);
+}
+
+static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool create)
+{
+    struct sp_channel *ch = sp_hmap_get(hub->channels, name);
+
+    if (ch != NULL || !create)
+        return ch;
+    ch = calloc(1, sizeof(*ch));
+    if (ch == NULL)
+        return NULL;
+    TAILQ_INIT(&ch->subs);
+    ch->name = strdup(name);
+    ch->ring = hub->opts.history ? calloc(hub->opts.history, sizeof(*ch->ring)) : NULL;
+    /* Nothing is known of what this channel carried before it existed. */
+    ch->floor = hub->seq;
+    if (ch->name == NULL || (hub->opts.history && ch->ring == NULL) ||
+        sp_hmap_put(hub->channels, ch->name, ch) < 0) {
+        channel_free(hub, ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static void channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
+{
+    if (ch->nsubs == 0 && ch->count == 0 && ch->busy == 0) {
+        sp_hmap_del(hub->channels, ch->name);
+        channel_free(hub, ch);
+    }
+}
+
+/* ---- expiry ------------------------------------------------------------------------ */
+
+struct sweep {
+    struct sp_hub *hub;
+    uint64_t now;
+};
+
+static void sweep_channel(const char *key, void *value, void *arg)
+{
+    struct sweep *s = arg;
+    struct sp_channel *ch = value;
+
+    (void)key;
+    while (ch->count > 0 &&
+           sp_msg_created(ring_at(s->hub, ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
+        drop_oldest(s->hub, ch);
+    channel_maybe_remove(s->hub, ch);
+}
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_hub *hub = arg;
+    struct sweep s = {hub, now_ms()};
+    struct dedup *d;
+
+    sp_hmap_each(hub->channels, sweep_channel, &s);
+    while ((d = TAILQ_FIRST(&hub->dedup_order)) != NULL && d->expires_ms <= s.now) {
+        TAILQ_REMOVE(&hub->dedup_order, d, link);
+        sp_hmap_del(hub->dedup, d->key);
+        hub->ndedup--;
+        free(d);
+    }
+}
+
+/* ---- hub ----------------------------------------------------------------------------- */
+
+struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts)
+{
+    struct sp_hub *hub = calloc(1, sizeof(*hub));
+    uint8_t rnd[8];
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+    if (hub == NULL)
+        return NULL;
+    hub->opts = *opts;
+    TAILQ_INIT(&hub->dedup_order);
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        /* Without randomness the clock still separates restarts. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(rnd, &ts.tv_nsec, 4);
+        memcpy(rnd + 4, &ts.tv_sec, 4);
+    }
+    for (int i = 0; i < 8; i++)
+        hub->epoch[i] = digits[rnd[i] % 36];
+    hub->channels = sp_hmap_new();
+    hub->dedup = sp_hmap_new();
+    hub->sweeper = event_new(base, -1, EV_PERSIST, sweep, hub);
+    struct timeval tv = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+    if (hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
+        event_add(hub->sweeper, &tv) < 0) {
+        sp_hub_free(hub);
+        return NULL;
+    }
+    return hub;
+}
+
+static void free_channel_entry(const char *key, void *value, void *hub)
+{
+    (void)key;
+    channel_free(hub, value);
+}
+
+void sp_hub_free(struct sp_hub *hub)
+{
+    struct dedup *d;
+
+    if (hub == NULL)
+        return;
+    if (hub->sweeper)
+        event_free(hub->sweeper);
+    if (hub->channels)
+        sp_hmap_each(hub->channels, free_channel_entry, hub);
+    sp_hmap_free(hub->channels);
+    while ((d = TAILQ_FIRST(&hub->dedup_order)) != NULL) {
+        TAILQ_REMOVE(&hub->dedup_order, d, link);
+        free(d);
+    }
+    sp_hmap_free(hub->dedup);
+    free(hub);
+}
+
+size_t sp_hub_channel_count(const struct sp_hub *hub)
+{
+    return sp_hmap_count(hub->channels);
+}
+
+/* ---- publishing ---------------------------------------------------------------------- */
+
+static struct dedup *dedup_find(struct sp_hub *hub, const char *channel, const char *id,
+                                char *key, size_t keylen)
+{
+    snprintf(key, keylen, "%s\n%s", channel, id);
+    return sp_hmap_get(hub->dedup, key);
+}
+
+static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_id)
+{
+    struct dedup *d = malloc(sizeof(*d) + strlen(key) + 1);
+
+    if (d == NULL)
+        return; /* only de-duplication is lost */
+    strcpy(d->key, key);
+    snprintf(d->id, sizeof(d->id), "%s", msg_id);
+    d->expires_ms = now_ms() + hub->opts.history_ttl_ms;
+    if (sp_hmap_put(hub->dedup, d->key, d) < 0) {
+        free(d);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&hub->dedup_order, d, link);
+    if (++hub->ndedup > DEDUP_MAX) {
+        struct dedup *old = TAILQ_FIRST(&hub->dedup_order);
+        TAILQ_REMOVE(&hub->dedup_order, old, link);
+        sp_hmap_del(hub->dedup, old->key);
+        hub->ndedup--;
+        free(old);
+    }
+}
+
+static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+{
+    if (hub->opts.history == 0) {
+        ch->floor = sp_msg_seq(m);
+        return;
+    }
+    if (ch->count == hub->opts.history)
+        drop_oldest(hub, ch);
+    ch->ring[(ch->head + ch->count) % hub->opts.history] = sp_msg_ref(m);
+    ch->count++;
+}
+
+int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
+{
+    char key[SP_CHANNEL_MAX + 512];
+    char id[SP_MSG_ID_MAX];
+
+    if (!sp_hub_channel_name_valid(p->channel, strlen(p->channel)))
+        return SP_HUB_BAD_CHANNEL;
+    if (p->len > hub->opts.max_message_size)
+        return SP_HUB_TOO_BIG;
+    if (p->event != NULL && p->event[0] != '\0' && !event_name_valid(p->event))
+        return SP_HUB_BAD_EVENT;
+    if (p->dedup_id != NULL && p->dedup_id[0] != '\0') {
+        struct dedup *d = dedup_find(hub, p->channel, p->dedup_id, key, sizeof(key));
+        if (d != NULL) {
+            memset(res, 0, sizeof(*res));
+            snprintf(res->id, sizeof(res->id), "%s", d->id);
+            res->duplicate = true;
+            return SP_HUB_OK;
+        }
+    }
+    struct sp_channel *ch = channel_get(hub, p->channel, true);
+    if (ch == NULL)
+        return SP_HUB_NO_MEMORY;
+    sp_hub_format_id(hub, hub->seq + 1, id);
+    struct sp_msg *m = sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len,
+                                  now_ms());
+    if (m == NULL) {
+        channel_maybe_remove(hub, ch);
+        return SP_HUB_NO_MEMORY;
+    }
+    hub->seq++;
+    store(hub, ch, m);
+    if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
+        dedup_remember(hub, key, id);
+
+    size_t reached = ch->nsubs;
+    struct sp_sub *sub, *next;
+    ch->busy++;
+    for (sub = TAILQ_FIRST(&ch->subs); sub != NULL; sub = next) {
+        next = TAILQ_NEXT(sub, link); /* deliver may unsubscribe sub (itself only) */
+        sub->ops->deliver(sub, m);
+    }
+    ch->busy--;
+    memset(res, 0, sizeof(*res));
+    snprintf(res->id, sizeof(res->id), "%s", id);
+    res->subscribers = reached;
+    sp_msg_unref(m);
+    channel_maybe_remove(hub, ch);
+    return SP_HUB_OK;
+}
+
+/* ---- subscribing ----------------------------------------------------------------------- */
+
+int sp_hub_subscribe(struct sp_hub *hub, struct sp_sub *sub, const char *channel,
+                     const struct sp_sub_ops *ops)
+{
+    if (!sp_hub_channel_name_valid(channel, strlen(channel)))
+        return SP_HUB_BAD_CHANNEL;
+    struct sp_channel *ch = channel_get(hub, channel, true);
+    if (ch == NULL)
+        return SP_HUB_NO_MEMORY;
+    sub->channel = ch;
+    sub->ops = ops;
+    TAILQ_INSERT_TAIL(&ch->subs, sub, link);
+    ch->nsubs++;
+    return SP_HUB_OK;
+}
+
+void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub)
+{
+    struct sp_channel *ch = sub->channel;
+
+    if (ch == NULL)
+        return;
+    TAILQ_REMOVE(&ch->subs, sub, link);
+    ch->nsubs--;
+    sub->channel = NULL;
+    channel_maybe_remove(hub, ch);
+}
+
+/* ---- cursors and replay ------------------------------------------------------------------ */
+
+int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cursor *c)
+{
+    struct sp_cursor r = {0};
+
+    if (text == NULL || text[0] == '\0') {
+        *c = r;
+        return 0;
+    }
+    const char *dash = strrchr(text, '-');
+    if (dash == NULL || dash == text || dash[1] == '\0' || strlen(text) >= SP_MSG_ID_MAX)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long seq = strtoull(dash + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || dash[1] < '0' || dash[1] > '9')
+        return -1;
+    r.present = true;
+    r.this_epoch = (size_t)(dash - text) == strlen(hub->epoch) &&
+                   memcmp(text, hub->epoch, (size_t)(dash - text)) == 0 && seq <= hub->seq;
+    r.seq = r.this_epoch ? seq : 0;
+    *c = r;
+    return 0;
+}
+
+struct sp_cursor sp_hub_now(const struct sp_hub *hub)
+{
+    return (struct sp_cursor){true, true, hub->seq};
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = sp_msg_seq(*(struct sp_msg *const *)a);
+    uint64_t y = sp_msg_seq(*(struct sp_msg *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
+{
+    size_t total = 0, n = 0;
+    struct sp_msg **all;
+
+    *missed = cur->present && !cur->this_epoch;
+    for (size_t i = 0; i < nsubs; i++) {
+        const struct sp_channel *ch = subs[i]->channel;
+        if (ch == NULL)
+            continue;
+        total += ch->count;
+        if (cur->present && cur->seq < ch->floor)
+            *missed = true;
+    }
+    if (total == 0 || max == 0)
+        return 0;
+    all = malloc(total * sizeof(*all));
+    if (all == NULL)
+        return -1;
+    for (size_t i = 0; i < nsubs; i++) {
+        const struct sp_channel *ch = subs[i]->channel;
+        for (size_t j = 0; ch != NULL && j < ch->count; j++) {
+            struct sp_msg *m = ring_at(hub, ch, j);
+            if (!cur->present || sp_msg_seq(m) > cur->seq)
+                all[n++] = m;
+        }
+    }
+    if (nsubs > 1)
+        qsort(all, n, sizeof(*all), by_seq);
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = sp_msg_ref(all[i]);
+    free(all);
+    return (int)n;
+}
+
+/* ---- channel administration ------------------------------------------------------------- */
+
+int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_channel_info *info)
+{
+    struct sp_channel *ch = channel_get(hub, channel, false);
+
+    if (ch == NULL)
+        return SP_HUB_NO_CHANNEL;
+    memset(info, 0, sizeof(*info));
+    info->subscribers = ch->nsubs;
+    info->messages = ch->count;
+    if (ch->count > 0) {
+        snprintf(info->first_id, sizeof(info->first_id), "%s", sp_msg_id(ring_at(hub, ch, 0)));
+        snprintf(info->last_id, sizeof(info->last_id), "%s",
+                 sp_msg_id(ring_at(hub, ch, ch->count - 1)));
+    }
+    return SP_HUB_OK;
+}
+
+int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
+{
+    struct sp_channel *ch = channel_get(hub, channel, false);
+    struct sp_sub *sub;
+    int closed = 0;
+
+    if (ch == NULL)
+        return SP_HUB_NO_CHANNEL;
+    sp_hmap_del(hub->channels, ch->name);
+    while ((sub = TAILQ_FIRST(&ch->subs)) != NULL) {
+        TAILQ_REMOVE(&ch->subs, sub, link);
+        ch->nsubs--;
+        sub->channel = NULL;
+        closed++;
+        sub->ops->deleted(sub);
+    }
+    channel_free(hub, ch);
+    return closed;
+}

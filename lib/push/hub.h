@@ -1,0 +1,128 @@
+/* Channels, their bounded history, and their subscribers.
+ *
+ * Message ids are "<epoch>-<seq>": the epoch is drawn at random when the hub
+ * starts, the sequence counts every publish of this hub. Ids therefore order
+ * within a channel (and across channels, so one cursor serves a connection
+ * subscribed to several), and an id from before a restart carries an epoch
+ * the hub does not know, which is reported as missed history rather than
+ * replayed wrongly.
+ *
+ * The hub belongs to one event loop. With several workers, publishes reach
+ * the other loops as messages (sp_msg is reference-counted atomically for
+ * that); this issue ships one worker.
+ */
+#ifndef SP_PUSH_HUB_H
+#define SP_PUSH_HUB_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "push/msg.h"
+
+#define SP_CHANNEL_MAX 256
+
+struct sp_hub;
+struct sp_channel;
+struct sp_sub;
+
+struct sp_sub_ops {
+    /* A new message for the subscriber's channel. */
+    void (*deliver)(struct sp_sub *sub, struct sp_msg *msg);
+    /* The channel was deleted; the hub has already unlinked sub. */
+    void (*deleted)(struct sp_sub *sub);
+};
+
+/* Embedded in a transport's subscriber; fields are the hub's. */
+struct sp_sub {
+    TAILQ_ENTRY(sp_sub) link;
+    struct sp_channel *channel;
+    const struct sp_sub_ops *ops;
+};
+
+struct sp_hub_options {
+    uint64_t history;        /* messages kept per channel */
+    uint64_t history_ttl_ms; /* and for how long */
+    uint64_t max_message_size;
+};
+
+enum sp_hub_error {
+    SP_HUB_OK = 0,
+    SP_HUB_BAD_CHANNEL = -1, /* empty, too long, or outside [A-Za-z0-9_.:@~=+-] */
+    SP_HUB_TOO_BIG = -2,
+    SP_HUB_BAD_EVENT = -3, /* event names: printable ASCII, no ':', at most 128 */
+    SP_HUB_NO_MEMORY = -4,
+    SP_HUB_NO_CHANNEL = -5,
+};
+
+struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts);
+/* Subscribers must have unsubscribed first. */
+void sp_hub_free(struct sp_hub *hub);
+
+bool sp_hub_channel_name_valid(const char *name, size_t len);
+const char *sp_hub_error_text(int err);
+
+struct sp_publish {
+    const char *channel;
+    const char *event;    /* may be NULL */
+    const void *data;
+    size_t len;
+    const char *dedup_id; /* may be NULL */
+};
+
+struct sp_publish_result {
+    char id[SP_MSG_ID_MAX];
+    size_t subscribers; /* reached */
+    bool duplicate;     /* dedup_id seen before: nothing stored or sent */
+};
+
+/* Stores the message in the channel's history and hands it to every
+ * subscriber of the channel. Returns SP_HUB_OK and fills *res, or an error. */
+int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res);
+
+/* Links sub into the channel (created if need be). ops must outlive sub. */
+int sp_hub_subscribe(struct sp_hub *hub, struct sp_sub *sub, const char *channel,
+                     const struct sp_sub_ops *ops);
+/* Unlinks sub; harmless if it is not subscribed. */
+void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub);
+
+/* A resume position. */
+struct sp_cursor {
+    bool present;    /* the client gave one */
+    bool this_epoch; /* issued by this hub (since its start) */
+    uint64_t seq;    /* last message the client has */
+};
+
+/* Parses an id the client sent back. Returns 0, or -1 if it is not an id
+ * at all (a foreign epoch still parses, with this_epoch false). NULL or ""
+ * is "no cursor". */
+int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cursor *c);
+
+/* The cursor of the newest message published so far (for "from now on"). */
+struct sp_cursor sp_hub_now(const struct sp_hub *hub);
+void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX]);
+
+/* Messages after cur in the subscribed channels, oldest first, at most max,
+ * each with a reference the caller drops. *missed is set when some messages
+ * after cur can no longer be had (expired, evicted, or another epoch).
+ * Returns the count, or -1 on allocation failure. */
+int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed);
+
+struct sp_channel_info {
+    size_t subscribers;
+    size_t messages;
+    char first_id[SP_MSG_ID_MAX]; /* "" when empty */
+    char last_id[SP_MSG_ID_MAX];
+};
+
+int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_channel_info *info);
+/* Ends every subscription of the channel (their deleted() runs) and drops
+ * its history. Returns the number of subscribers closed, or
+ * SP_HUB_NO_CHANNEL. */
+int sp_hub_channel_delete(struct sp_hub *hub, const char *channel);
+
+size_t sp_hub_channel_count(const struct sp_hub *hub);
+
+#endif

@@ -1,0 +1,235 @@
+#include "push/msg.h"
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "push/wsframe.h"
+
+struct sp_msg {
+    atomic_uint refs;
+    uint64_t seq;
+    uint64_t created_ms;
+    char id[SP_MSG_ID_MAX];
+    char *channel;
+    char *event;
+    char *data;
+    size_t len;
+    struct sp_slice rendered[SP_FMT_COUNT];
+};
+
+struct sp_msg *sp_msg_new(const char *channel, uint64_t seq, const char *id, const char *event,
+                          const void *data, size_t len, uint64_t created_ms)
+{
+    struct sp_msg *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->seq = seq;
+    m->created_ms = created_ms;
+    snprintf(m->id, sizeof(m->id), "%s", id);
+    m->channel = strdup(channel);
+    m->event = event && event[0] ? strdup(event) : NULL;
+    m->data = malloc(len + 1);
+    if (m->channel == NULL || (event && event[0] && m->event == NULL) || m->data == NULL) {
+        sp_msg_unref(m);
+        return NULL;
+    }
+    memcpy(m->data, data, len);
+    m->data[len] = '\0';
+    m->len = len;
+    return m;
+}
+
+struct sp_msg *sp_msg_ref(struct sp_msg *m)
+{
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return m;
+}
+
+void sp_msg_unref(struct sp_msg *m)
+{
+    if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (int i = 0; i < SP_FMT_COUNT; i++)
+        free((void *)m->rendered[i].ptr);
+    free(m->channel);
+    free(m->event);
+    free(m->data);
+    free(m);
+}
+
+void sp_msg_unref_cb(const void *data, size_t len, void *msg)
+{
+    (void)data;
+    (void)len;
+    sp_msg_unref(msg);
+}
+
+uint64_t sp_msg_seq(const struct sp_msg *m)
+{
+    return m->seq;
+}
+
+const char *sp_msg_id(const struct sp_msg *m)
+{
+    return m->id;
+}
+
+const char *sp_msg_channel(const struct sp_msg *m)
+{
+    return m->channel;
+}
+
+const char *sp_msg_event(const struct sp_msg *m)
+{
+    return m->event;
+}
+
+struct sp_slice sp_msg_data(const struct sp_msg *m)
+{
+    return (struct sp_slice){m->data, m->len};
+}
+
+uint64_t sp_msg_created(const struct sp_msg *m)
+{
+    return m->created_ms;
+}
+
+size_t sp_msg_size(const struct sp_msg *m)
+{
+    size_t n = sizeof(*m) + m->len + strlen(m->channel);
+    for (int i = 0; i < SP_FMT_COUNT; i++)
+        n += m->rendered[i].len;
+    return n;
+}
+
+/* ---- renderers ------------------------------------------------------------------ */
+
+struct out {
+    char *buf;
+    size_t len, cap;
+};
+
+static bool put(struct out *o, const void *p, size_t n)
+{
+    if (o->len + n > o->cap) {
+        size_t cap = (o->len + n) * 2 + 64;
+        char *grown = realloc(o->buf, cap);
+        if (grown == NULL)
+            return false;
+        o->buf = grown;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, p, n);
+    o->len += n;
+    return true;
+}
+
+static bool puts_(struct out *o, const char *s)
+{
+    return put(o, s, strlen(s));
+}
+
+/* SSE: one "data:" line per line of the payload; CR, LF and CRLF all end a
+ * line for the client, so each becomes a line break here and no raw CR or LF
+ * ever lands inside a field. */
+static bool render_sse(struct sp_msg *m, struct out *o)
+{
+    bool ok = puts_(o, "id: ") && puts_(o, m->id) && puts_(o, "\n");
+    if (ok && m->event)
+        ok = puts_(o, "event: ") && puts_(o, m->event) && puts_(o, "\n");
+    const char *p = m->data, *end = m->data + m->len;
+    for (;;) {
+        const char *eol = p;
+        while (eol < end && *eol != '\n' && *eol != '\r')
+            eol++;
+        ok = ok && puts_(o, "data: ") && put(o, p, (size_t)(eol - p)) && puts_(o, "\n");
+        if (!ok || eol == end)
+            break;
+        p = eol + ((*eol == '\r' && eol + 1 < end && eol[1] == '\n') ? 2 : 1);
+    }
+    return ok && puts_(o, "\n");
+}
+
+static bool is_utf8(const struct sp_msg *m)
+{
+    uint32_t state = 0;
+    return sp_utf8_feed(&state, (const uint8_t *)m->data, m->len) && state == 0;
+}
+
+/* JSON strings are Unicode: data that is not UTF-8 travels as base64 under
+ * "data_base64" instead, so nothing is lost or mangled. */
+static char *json_item(struct sp_msg *m)
+{
+    json_t *obj;
+
+    if (is_utf8(m)) {
+        obj = json_pack("{s:s, s:s, s:s*, s:s%}", "id", m->id, "channel", m->channel, "event",
+                        m->event, "data", m->data, m->len);
+    } else {
+        char *b64 = malloc(4 * ((m->len + 2) / 3) + 1);
+        if (b64 == NULL)
+            return NULL;
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)m->data, (int)m->len);
+        obj = json_pack("{s:s, s:s, s:s*, s:s}", "id", m->id, "channel", m->channel, "event",
+                        m->event, "data_base64", b64);
+        free(b64);
+    }
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    return text;
+}
+
+static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
+{
+    switch (fmt) {
+    case SP_FMT_SSE:
+        return render_sse(m, o);
+    case SP_FMT_SSE_CHUNKED: {
+        struct sp_slice sse = sp_msg_render(m, SP_FMT_SSE);
+        char head[24];
+        int n = snprintf(head, sizeof(head), "%zx\r\n", sse.len);
+        return sse.len && put(o, head, (size_t)n) && put(o, sse.ptr, sse.len) && put(o, "\r\n", 2);
+    }
+    case SP_FMT_WS:
+    case SP_FMT_WS_ENVELOPE: {
+        char *env = fmt == SP_FMT_WS_ENVELOPE ? json_item(m) : NULL;
+        const char *payload = env ? env : m->data;
+        size_t plen = env ? strlen(env) : m->len;
+        uint8_t head[SP_WS_MAX_HEADER];
+        /* A text frame must be UTF-8; other data goes out as a binary frame. */
+        enum sp_ws_opcode op = env || is_utf8(m) ? SP_WS_OP_TEXT : SP_WS_OP_BINARY;
+        size_t hlen = sp_ws_frame_header(head, op, true, plen);
+        bool ok = (fmt == SP_FMT_WS || env) && put(o, head, hlen) && put(o, payload, plen);
+        free(env);
+        return ok;
+    }
+    case SP_FMT_JSON: {
+        char *item = json_item(m);
+        bool ok = item && puts_(o, item);
+        free(item);
+        return ok;
+    }
+    default:
+        return false;
+    }
+}
+
+struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt)
+{
+    struct out o = {0};
+
+    if (m->rendered[fmt].ptr != NULL)
+        return m->rendered[fmt];
+    if (!render(m, fmt, &o) || o.len == 0) {
+        free(o.buf);
+        return (struct sp_slice){NULL, 0};
+    }
+    m->rendered[fmt] = (struct sp_slice){o.buf, o.len};
+    return m->rendered[fmt];
+}

@@ -1,0 +1,50 @@
+/* A published message: stored once, shared by reference among the channel's
+ * history and every subscriber's output, and rendered at most once per wire
+ * format (SSE event, WebSocket frame, long-poll JSON item).
+ */
+#ifndef SP_PUSH_MSG_H
+#define SP_PUSH_MSG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/slice.h"
+
+#define SP_MSG_ID_MAX 48
+
+struct sp_msg;
+
+enum sp_msg_format {
+    SP_FMT_SSE,         /* "id: …\nevent: …\ndata: …\n\n" */
+    SP_FMT_SSE_CHUNKED, /* the same inside one HTTP/1.1 chunk */
+    SP_FMT_WS,          /* a text frame with the data verbatim */
+    SP_FMT_WS_ENVELOPE, /* a text frame with {"id","channel","event","data"} */
+    SP_FMT_JSON,        /* {"id","channel","event","data"} for long-poll bodies */
+    SP_FMT_COUNT,
+};
+
+/* Creates a message with one reference (the caller's). event may be NULL.
+ * Copies channel, event and data. Returns NULL on allocation failure. */
+struct sp_msg *sp_msg_new(const char *channel, uint64_t seq, const char *id, const char *event,
+                          const void *data, size_t len, uint64_t created_ms);
+struct sp_msg *sp_msg_ref(struct sp_msg *m);
+void sp_msg_unref(struct sp_msg *m);
+
+uint64_t sp_msg_seq(const struct sp_msg *m);
+const char *sp_msg_id(const struct sp_msg *m);
+const char *sp_msg_channel(const struct sp_msg *m);
+const char *sp_msg_event(const struct sp_msg *m); /* NULL if none */
+struct sp_slice sp_msg_data(const struct sp_msg *m);
+uint64_t sp_msg_created(const struct sp_msg *m);
+
+/* The message in format fmt, rendered on first use and kept for the
+ * message's life. An empty slice means out of memory. */
+struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt);
+
+/* For evbuffer_add_reference(): releases the reference taken for it. */
+void sp_msg_unref_cb(const void *data, size_t len, void *msg);
+
+/* Bytes the message holds, renders included (for metrics and limits). */
+size_t sp_msg_size(const struct sp_msg *m);
+
+#endif

@@ -1,0 +1,69 @@
+/* RFC 6455 framing without I/O: frame headers out, and a reader that turns
+ * client bytes into whole messages and control frames, enforcing masking,
+ * fragmentation rules, size limits and UTF-8 (wslay's division of labour).
+ */
+#ifndef SP_PUSH_WSFRAME_H
+#define SP_PUSH_WSFRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SP_WS_MAX_HEADER 10 /* server frames are never masked */
+
+enum sp_ws_opcode {
+    SP_WS_OP_CONT = 0x0,
+    SP_WS_OP_TEXT = 0x1,
+    SP_WS_OP_BINARY = 0x2,
+    SP_WS_OP_CLOSE = 0x8,
+    SP_WS_OP_PING = 0x9,
+    SP_WS_OP_PONG = 0xA,
+};
+
+/* Close codes sidepush sends. */
+enum {
+    SP_WS_CLOSE_NORMAL = 1000,
+    SP_WS_CLOSE_GOING_AWAY = 1001,
+    SP_WS_CLOSE_PROTOCOL = 1002,
+    SP_WS_CLOSE_UNSUPPORTED = 1003,
+    SP_WS_CLOSE_BAD_DATA = 1007,
+    SP_WS_CLOSE_POLICY = 1008,
+    SP_WS_CLOSE_TOO_BIG = 1009,
+    SP_WS_CLOSE_INTERNAL = 1011,
+};
+
+/* Writes a server frame header for a payload of len bytes into out (at least
+ * SP_WS_MAX_HEADER bytes). Returns the header's length. */
+size_t sp_ws_frame_header(uint8_t *out, enum sp_ws_opcode op, bool fin, uint64_t len);
+
+/* True for codes a peer may send in a close frame (RFC 6455 §7.4). */
+bool sp_ws_close_code_valid(unsigned code);
+
+/* Incremental UTF-8 validation (rejects overlongs, surrogates, > U+10FFFF).
+ * *state starts at 0; returns false once the input is invalid. The text is
+ * complete and valid when the last call returned true and *state is 0. */
+bool sp_utf8_feed(uint32_t *state, const uint8_t *p, size_t len);
+
+struct sp_ws_reader;
+
+struct sp_ws_reader_events {
+    /* A complete data message (fragments joined, unmasked, text validated). */
+    void (*message)(void *ctx, bool text, const uint8_t *data, size_t len);
+    void (*ping)(void *ctx, const uint8_t *data, size_t len);
+    void (*pong)(void *ctx, const uint8_t *data, size_t len);
+    /* The peer's close: code 1005 when it sent none. */
+    void (*close)(void *ctx, unsigned code, const char *reason, size_t len);
+};
+
+/* max_message bounds a data message (fragments together): past it the
+ * reader fails with SP_WS_CLOSE_TOO_BIG. */
+struct sp_ws_reader *sp_ws_reader_new(size_t max_message, const struct sp_ws_reader_events *ev,
+                                      void *ctx);
+void sp_ws_reader_free(struct sp_ws_reader *r);
+
+/* Consumes bytes, calling the events for every complete frame. Returns 0, or
+ * the close code to fail the connection with (1002 protocol error, 1007 bad
+ * UTF-8, 1009 too big). After a close event or an error, feeding stops. */
+int sp_ws_reader_feed(struct sp_ws_reader *r, const uint8_t *p, size_t len);
+
+#endif

@@ -1,0 +1,272 @@
+#include "push/hub.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "../tap.h"
+
+struct fake_sub {
+    struct sp_sub sub;
+    struct sp_msg *got[16];
+    size_t ngot;
+    bool deleted;
+    bool leave_on_deliver;
+    struct sp_hub *hub;
+};
+
+static void deliver(struct sp_sub *s, struct sp_msg *m)
+{
+    struct fake_sub *f = (struct fake_sub *)s;
+    if (f->ngot < 16)
+        f->got[f->ngot++] = sp_msg_ref(m);
+    if (f->leave_on_deliver)
+        sp_hub_unsubscribe(f->hub, s);
+}
+
+static void deleted(struct sp_sub *s)
+{
+    ((struct fake_sub *)s)->deleted = true;
+}
+
+static const struct sp_sub_ops ops = {deliver, deleted};
+
+static void drop(struct fake_sub *f)
+{
+    for (size_t i = 0; i < f->ngot; i++)
+        sp_msg_unref(f->got[i]);
+    f->ngot = 0;
+}
+
+static int publish(struct sp_hub *hub, const char *channel, const char *data, const char *event,
+                   const char *dedup, struct sp_publish_result *res)
+{
+    struct sp_publish p = {channel, event, data, strlen(data), dedup};
+    return sp_hub_publish(hub, &p, res);
+}
+
+static void test_publish_and_fanout(struct event_base *base)
+{
+    struct sp_hub_options opts = {3, 60000, 16};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub}, b = {.hub = hub}, c = {.hub = hub};
+    struct sp_publish_result res;
+
+    ok(sp_hub_subscribe(hub, &a.sub, "news", &ops) == 0, "subscribe a");
+    ok(sp_hub_subscribe(hub, &b.sub, "news", &ops) == 0, "subscribe b");
+    ok(sp_hub_subscribe(hub, &c.sub, "other", &ops) == 0, "subscribe c elsewhere");
+    is_int(publish(hub, "news", "hello", "greet", NULL, &res), 0, "publish");
+    is_int(res.subscribers, 2, "reached both subscribers of the channel");
+    ok(a.ngot == 1 && b.ngot == 1 && c.ngot == 0, "delivered to the channel only");
+    ok(a.got[0] == b.got[0], "one message object shared by reference");
+    ok(strcmp(sp_msg_id(a.got[0]), res.id) == 0, "the id returned is the id delivered");
+    is_str(sp_msg_event(a.got[0]), "greet", "event name kept");
+
+    is_int(publish(hub, "news", "this is far too long", NULL, NULL, &res), SP_HUB_TOO_BIG,
+           "oversize refused");
+    is_int(publish(hub, "bad channel", "x", NULL, NULL, &res), SP_HUB_BAD_CHANNEL,
+           "space in channel refused");
+    is_int(publish(hub, "", "x", NULL, NULL, &res), SP_HUB_BAD_CHANNEL, "empty channel refused");
+    is_int(publish(hub, "news", "x", "a:b", NULL, &res), SP_HUB_BAD_EVENT, "':' in event refused");
+    is_int(publish(hub, "news", "x", "a\nb", NULL, &res), SP_HUB_BAD_EVENT,
+           "newline in event refused");
+    is_int(a.ngot, 1, "refused publishes reach nobody");
+
+    /* de-duplication */
+    is_int(publish(hub, "news", "once", NULL, "w-1", &res), 0, "publish with dedup id");
+    char first[SP_MSG_ID_MAX];
+    strcpy(first, res.id);
+    is_int(publish(hub, "news", "once", NULL, "w-1", &res), 0, "retry with the same id");
+    ok(res.duplicate && strcmp(res.id, first) == 0 && res.subscribers == 0,
+       "retry is recognised, answers the first id, reaches nobody");
+    is_int(a.ngot, 2, "stored and sent once");
+    is_int(publish(hub, "other", "once", NULL, "w-1", &res), 0, "same dedup id, other channel");
+    ok(!res.duplicate, "dedup ids are per channel");
+
+    /* a subscriber that leaves while being delivered to */
+    a.leave_on_deliver = true;
+    is_int(publish(hub, "news", "bye", NULL, NULL, &res), 0, "publish while a leaves");
+    ok(a.sub.channel == NULL && b.ngot == 3, "a left, b still served");
+
+    struct sp_channel_info info;
+    ok(sp_hub_channel_info(hub, "news", &info) == 0 && info.subscribers == 1 &&
+           info.messages == 3,
+       "info: one subscriber, history capped at 3");
+    is_int(sp_hub_channel_info(hub, "nope", &info), SP_HUB_NO_CHANNEL, "no info for unknown");
+    is_int(sp_hub_channel_delete(hub, "news"), 1, "delete closes one subscriber");
+    ok(b.deleted && b.sub.channel == NULL, "b told of the deletion");
+    is_int(sp_hub_channel_info(hub, "news", &info), SP_HUB_NO_CHANNEL, "channel gone");
+
+    sp_hub_unsubscribe(hub, &c.sub);
+    drop(&a);
+    drop(&b);
+    drop(&c);
+    sp_hub_free(hub);
+}
+
+static void test_history_and_cursors(struct event_base *base)
+{
+    struct sp_hub_options opts = {3, 60000, 1024};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub}, b = {.hub = hub};
+    struct sp_publish_result res;
+    struct sp_msg *out[8];
+    struct sp_cursor cur;
+    bool missed;
+    char ids[6][SP_MSG_ID_MAX];
+
+    sp_hub_subscribe(hub, &a.sub, "x", &ops);
+    sp_hub_subscribe(hub, &b.sub, "y", &ops);
+    for (int i = 0; i < 5; i++) {
+        publish(hub, i % 2 ? "y" : "x", "m", NULL, NULL, &res); /* x: 1,3,5  y: 2,4 */
+        strcpy(ids[i + 1], res.id);
+    }
+    ok(sp_hub_parse_cursor(hub, ids[2], &cur) == 0 && cur.present && cur.this_epoch &&
+           cur.seq == 2,
+       "parse our own id");
+    struct sp_sub *both[] = {&a.sub, &b.sub};
+    int n = sp_hub_backlog(hub, both, 2, &cur, out, 8, &missed);
+    ok(n == 3 && !missed && sp_msg_seq(out[0]) == 3 && sp_msg_seq(out[1]) == 4 &&
+           sp_msg_seq(out[2]) == 5,
+       "two channels merge in id order after the cursor");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+    n = sp_hub_backlog(hub, both, 2, &cur, out, 2, &missed);
+    ok(n == 2 && sp_msg_seq(out[1]) == 4, "a limit keeps the oldest first");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+
+    /* x holds 1,3,5 (3 max): nothing evicted yet. Publish 2 more to x. */
+    publish(hub, "x", "m", NULL, NULL, &res); /* 6 */
+    publish(hub, "x", "m", NULL, NULL, &res); /* 7: x now 5,6,7; 1 and 3 evicted */
+    sp_hub_parse_cursor(hub, ids[2], &cur);
+    struct sp_sub *only_x[] = {&a.sub};
+    n = sp_hub_backlog(hub, only_x, 1, &cur, out, 8, &missed);
+    ok(n == 3 && missed, "cursor 2 on x: 3 was evicted, so missed is reported");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+    sp_hub_parse_cursor(hub, ids[5], &cur);
+    n = sp_hub_backlog(hub, only_x, 1, &cur, out, 8, &missed);
+    ok(n == 2 && !missed, "cursor 5 on x: exactly 6 and 7, nothing missed");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+
+    ok(sp_hub_parse_cursor(hub, "zzzzzzzz-3", &cur) == 0 && cur.present && !cur.this_epoch,
+       "an id from another epoch parses but is foreign");
+    n = sp_hub_backlog(hub, only_x, 1, &cur, out, 8, &missed);
+    ok(n == 3 && missed, "a foreign epoch replays what there is and reports missed");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+    char future[SP_MSG_ID_MAX];
+    sp_hub_format_id(hub, 999, future);
+    ok(sp_hub_parse_cursor(hub, future, &cur) == 0 && !cur.this_epoch,
+       "an id from the future is not trusted");
+    ok(sp_hub_parse_cursor(hub, "garbage", &cur) < 0, "garbage is not an id");
+    ok(sp_hub_parse_cursor(hub, "a-", &cur) < 0, "no sequence");
+    ok(sp_hub_parse_cursor(hub, "a-1x", &cur) < 0, "bad sequence");
+    ok(sp_hub_parse_cursor(hub, "", &cur) == 0 && !cur.present, "empty is no cursor");
+
+    struct sp_cursor now = sp_hub_now(hub);
+    n = sp_hub_backlog(hub, both, 2, &now, out, 8, &missed);
+    ok(n == 0 && !missed, "from now: nothing");
+    struct sp_cursor none = {0};
+    n = sp_hub_backlog(hub, both, 2, &none, out, 8, &missed);
+    ok(n == 5 && !missed, "no cursor: the whole history of both channels");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+
+    sp_hub_unsubscribe(hub, &a.sub);
+    sp_hub_unsubscribe(hub, &b.sub);
+    drop(&a);
+    drop(&b);
+    sp_hub_free(hub);
+}
+
+static void test_new_channel_floor(struct event_base *base)
+{
+    struct sp_hub_options opts = {10, 60000, 1024};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub};
+    struct sp_publish_result res;
+    struct sp_msg *out[4];
+    struct sp_cursor cur;
+    bool missed;
+
+    publish(hub, "gone", "m", NULL, NULL, &res); /* seq 1, no subscribers: kept in history */
+    char old[SP_MSG_ID_MAX];
+    strcpy(old, res.id);
+    sp_hub_channel_delete(hub, "gone"); /* history lost */
+    publish(hub, "else", "m", NULL, NULL, &res);
+    sp_hub_subscribe(hub, &a.sub, "gone", &ops);
+    sp_hub_parse_cursor(hub, old, &cur);
+    cur.seq = 0;
+    int n = sp_hub_backlog(hub, (struct sp_sub *[]){&a.sub}, 1, &cur, out, 4, &missed);
+    ok(n == 0 && missed, "a recreated channel cannot vouch for what came before it");
+    sp_hub_unsubscribe(hub, &a.sub);
+    sp_hub_free(hub);
+}
+
+static void test_zero_history(struct event_base *base)
+{
+    struct sp_hub_options opts = {0, 60000, 1024};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub, .leave_on_deliver = true};
+    struct sp_publish_result res;
+
+    sp_hub_subscribe(hub, &a.sub, "x", &ops);
+    is_int(publish(hub, "x", "m", NULL, NULL, &res), 0, "publish without history");
+    ok(a.ngot == 1 && sp_hub_channel_count(hub) == 0,
+       "the channel goes once its last subscriber leaves, even mid fan-out");
+    drop(&a);
+    sp_hub_free(hub);
+}
+
+static void test_render(void)
+{
+    struct sp_msg *m = sp_msg_new("c", 7, "e-7", "upd", "line1\nline2\r\nline3\rend\n", 23, 0);
+    struct sp_slice s = sp_msg_render(m, SP_FMT_SSE);
+    const char *want = "id: e-7\nevent: upd\ndata: line1\ndata: line2\ndata: line3\n"
+                       "data: end\ndata: \n\n";
+    ok(s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0,
+       "SSE: each of LF, CRLF, CR splits a data line; no raw CR survives");
+    ok(sp_msg_render(m, SP_FMT_SSE).ptr == s.ptr, "rendered once, then reused");
+    struct sp_slice c = sp_msg_render(m, SP_FMT_SSE_CHUNKED);
+    ok(c.len == s.len + 6 && memcmp(c.ptr, "49\r\n", 4) == 0 &&
+           memcmp(c.ptr + c.len - 2, "\r\n", 2) == 0,
+       "chunked SSE is one HTTP chunk");
+    struct sp_slice w = sp_msg_render(m, SP_FMT_WS);
+    ok(w.len == 25 && (uint8_t)w.ptr[0] == 0x81 && w.ptr[1] == 23, "WS text frame, unmasked");
+    struct sp_slice j = sp_msg_render(m, SP_FMT_JSON);
+    const char *wj = "{\"id\":\"e-7\",\"channel\":\"c\",\"event\":\"upd\","
+                     "\"data\":\"line1\\nline2\\r\\nline3\\rend\\n\"}";
+    ok(j.len == strlen(wj) && memcmp(j.ptr, wj, j.len) == 0, "JSON item");
+    sp_msg_unref(m);
+
+    m = sp_msg_new("c", 1, "e-1", NULL, "", 0, 0);
+    s = sp_msg_render(m, SP_FMT_SSE);
+    ok(s.len == 16 && memcmp(s.ptr, "id: e-1\ndata: \n\n", 16) == 0, "empty data, no event");
+    j = sp_msg_render(m, SP_FMT_JSON);
+    ok(memcmp(j.ptr, "{\"id\":\"e-1\",\"channel\":\"c\",\"data\":\"\"}", j.len) == 0,
+       "no event key when there is no event");
+    sp_msg_unref(m);
+
+    m = sp_msg_new("c", 1, "e-1", NULL, "\xff\xfe", 2, 0);
+    j = sp_msg_render(m, SP_FMT_JSON);
+    const char *wb = "{\"id\":\"e-1\",\"channel\":\"c\",\"data_base64\":\"//4=\"}";
+    ok(j.len == strlen(wb) && memcmp(j.ptr, wb, j.len) == 0,
+       "data that is not UTF-8 travels as base64 in JSON");
+    w = sp_msg_render(m, SP_FMT_WS);
+    ok(w.len == 4 && (uint8_t)w.ptr[0] == 0x82, "and as a binary WebSocket frame");
+    sp_msg_unref(m);
+}
+
+int main(void)
+{
+    struct event_base *base = event_base_new();
+    test_publish_and_fanout(base);
+    test_history_and_cursors(base);
+    test_new_channel_floor(base);
+    test_zero_history(base);
+    test_render();
+    event_base_free(base);
+    return tap_done();
+}
