@@ -50,7 +50,7 @@ static int run(const char *path)
         return 2;
     log.level = config->log.level;
     signal(SIGPIPE, SIG_IGN);
-    base = event_base_new();
+    base = sp_app_base_new();
     if (base == NULL)
         goto done;
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);

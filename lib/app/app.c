@@ -9,6 +9,8 @@
 #include "http/proxy.h"
 #include "http/server.h"
 #include "net/curlm.h"
+#include "net/stream.h"
+#include "push/push.h"
 
 struct sp_app {
     struct event_base *base;
@@ -16,6 +18,8 @@ struct sp_app {
     const struct sp_log *log;
     struct sp_curlm *curlm;
     struct sp_proxy *proxy;
+    struct sp_flusher *flusher;
+    struct sp_push *push;
     struct sp_http_server *clients;
     struct sp_http_server *publishers;
     struct evconnlistener *client_listener;
@@ -28,7 +32,8 @@ struct sp_app {
 
 static size_t open_connections(const struct sp_app *app)
 {
-    return sp_http_server_connections(app->clients) + sp_http_server_connections(app->publishers);
+    return sp_http_server_connections(app->clients) + sp_http_server_connections(app->publishers) +
+           sp_flusher_count(app->flusher);
 }
 
 /* Past the cap new connections wait in the kernel's listen backlog, as with
@@ -89,11 +94,16 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
         const struct sp_route_config *r = &app->config->routes[i];
         if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
             continue;
-        /* Routes are parsed and matched now so that configurations written
-         * for the push core validate today; the subscription transports and
-         * pollers that answer them are separate modules still to come. */
-        sp_http_respond_error(conn, 501, r->has_poll ? "poll routes are not available yet"
-                                                     : "subscriptions are not available yet");
+        if (r->has_poll) {
+            sp_http_respond_error(conn, 501, "poll routes are not available yet");
+            return true;
+        }
+        char channel[4096];
+        if (sp_tmpl_expand(r->tmpl, r->subscribe.channel, caps, channel, sizeof(channel)) < 0) {
+            sp_http_respond_error(conn, 400, "channel name too long");
+            return true;
+        }
+        sp_push_subscribe(app->push, r, channel, conn, req);
         return true;
     }
     return false;
@@ -111,7 +121,8 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
 static void handle_publisher(void *ctx, struct sp_http_conn *conn,
                              const struct sp_http_request *req)
 {
-    sp_http_respond_error(conn, 404, "no such publish endpoint");
+    struct sp_app *app = ctx;
+    sp_push_publish_request(app->push, conn, req);
 }
 
 /* ---- listeners ------------------------------------------------------------------------ */
@@ -154,6 +165,17 @@ static struct evconnlistener *listen_on(struct sp_app *app, const struct sp_addr
     return l;
 }
 
+struct event_base *sp_app_base_new(void)
+{
+    struct event_base *base = event_base_new();
+
+    if (base != NULL && sp_flusher_prepare_base(base) < 0) {
+        event_base_free(base);
+        return NULL;
+    }
+    return base;
+}
+
 struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
                           const struct sp_log *log, char *err, size_t errlen)
 {
@@ -183,10 +205,15 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     app->log = log;
     app->curlm = sp_curlm_new(base);
     app->proxy = app->curlm ? sp_proxy_new(base, app->curlm, &proxy, log) : NULL;
+    app->flusher = sp_flusher_new(base, on_conn_gone, app);
+    app->push = app->flusher && app->curlm
+                    ? sp_push_new(base, config, app->curlm, app->flusher, log)
+                    : NULL;
     app->clients = sp_http_server_new(base, &limits, handle_client, app, on_conn_gone, app, log);
     app->publishers =
         sp_http_server_new(base, &limits, handle_publisher, app, on_conn_gone, app, log);
-    if (app->proxy == NULL || app->clients == NULL || app->publishers == NULL) {
+    if (app->proxy == NULL || app->push == NULL || app->clients == NULL ||
+        app->publishers == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -213,9 +240,12 @@ void sp_app_free(struct sp_app *app)
         evconnlistener_free(app->client_listener);
     if (app->publish_listener)
         evconnlistener_free(app->publish_listener);
-    /* Connections first: closing one ends its proxied transfer. */
+    /* Subscriptions, then connections (closing one ends its proxied
+     * transfer), then what they used. */
+    sp_push_free(app->push);
     sp_http_server_free(app->clients);
     sp_http_server_free(app->publishers);
+    sp_flusher_free(app->flusher);
     sp_proxy_free(app->proxy);
     sp_curlm_free(app->curlm);
     free(app);

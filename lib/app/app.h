@@ -12,6 +12,10 @@
 
 struct sp_app;
 
+/* An event loop set up the way sidepush's modules need it (priorities for
+ * the output flusher). */
+struct event_base *sp_app_base_new(void);
+
 /* Binds both listeners on base. Returns the app (free with sp_app_free), or
  * NULL with the reason in err (e.g. the address is in use). config must
  * outlive the app. */

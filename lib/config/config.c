@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@ enum type {
     T_ADDRESS,    /* struct sp_address */
     T_LOG_LEVEL,  /* enum sp_log_level */
     T_TRANSPORTS, /* unsigned bits from a list of sse, websocket, longpoll */
+    T_START,      /* enum sp_start: newest or oldest */
+    T_OPT_STRING, /* char *, may be empty */
+    T_STRING_LIST, /* struct sp_strlist from a list of strings */
     T_ROUTES,     /* the routes list, walked with route_keys[] */
 };
 
@@ -65,6 +69,8 @@ static const struct key config_keys[] = {
     {"backend", "preserve_host", T_BOOL, C(backend.preserve_host), 0, 0, "true", 0,
      "send the client's Host header to the backend (else the backend URL's host)"},
     {"", "publish", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "the publish API on publish_listen"},
+    {"publish", "max_body_size", T_SIZE, C(publish.max_body_size), 1 * KiB, 256 * MiB, "1MiB", 0,
+     "POST /publish (JSON, batches) bodies; larger: 413"},
     {"publish", "auth", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "optional publisher auth"},
     {"publish.auth", "bearer_token", T_STRING, C(publish_auth.bearer_token), 0, 0, NULL, 0,
      "require 'Authorization: Bearer <token>'; use ${VAR} to keep it out of the file"},
@@ -79,6 +85,13 @@ static const struct key config_keys[] = {
      "5m", 0, "messages older than this leave the history"},
     {"channels", "max_message_size", T_SIZE, C(channels.max_message_size), 1, 64 * MiB, "64KiB",
      0, "larger publishes are refused with 413"},
+    {"", "cors", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "cross-origin subscribers (browsers)"},
+    {"cors", "allow_origins", T_STRING_LIST, C(cors.allow_origins), 0, 0, "[]", 0,
+     "origins allowed to subscribe, or [\"*\"]; empty: same origin only"},
+    {"cors", "allow_credentials", T_BOOL, C(cors.allow_credentials), 0, 0, "false", 0,
+     "let cross-origin pages send cookies (EventSource withCredentials)"},
+    {"cors", "max_age", T_DURATION, C(cors.max_age_ms), 0, 24 * HOUR, "10m", 0,
+     "how long browsers may cache a preflight answer"},
     {"", "health", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "probe endpoints on listen, never proxied"},
     {"health", "liveness_path", T_PATH, C(health.liveness_path), 0, 0, "/healthz", 0,
      "200 while the process runs"},
@@ -99,6 +112,10 @@ static const struct key config_keys[] = {
      "keep-alive connections idle this long are closed"},
     {"limits", "proxy_buffer_size", T_SIZE, C(limits.proxy_buffer_size), 4 * KiB, 64 * MiB,
      "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
+    {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB,
+     1 * GiB, "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
+    {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1,
+     255, "16", 0, "channels one subscription may name (comma-separated)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,
@@ -112,7 +129,31 @@ static const struct key route_keys[] = {
     {"subscribe", "transports", T_TRANSPORTS, R(subscribe.transports), 0, 0,
      "[sse, websocket, longpoll]", 0, "which of sse, websocket, longpoll are offered"},
     {"subscribe", "channel", T_STRING, R(subscribe.channel), 0, 0, "{channel}", 0,
-     "channel name built from the path's captures"},
+     "channel name(s) built from the path's captures; a,b subscribes to both"},
+    {"subscribe", "start", T_START, R(subscribe.start), 0, 0, "newest", 0,
+     "without a cursor: newest (only new messages) or oldest (history first)"},
+    {"subscribe", "sse", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "Server-Sent Events"},
+    {"subscribe.sse", "keepalive", T_DURATION, R(subscribe.sse.keepalive_ms), 1 * SEC, HOUR,
+     "15s", 0, "a comment line after this much silence, so proxies keep the stream"},
+    {"subscribe.sse", "retry", T_DURATION, R(subscribe.sse.retry_ms), 0, HOUR, "3s", 0,
+     "reconnect delay sent to the browser (retry:)"},
+    {"subscribe", "longpoll", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "long-poll"},
+    {"subscribe.longpoll", "timeout", T_DURATION, R(subscribe.longpoll.timeout_ms), 1 * SEC,
+     HOUR, "55s", 0, "a held request is answered 204 after this"},
+    {"subscribe.longpoll", "max_messages", T_UINT, R(subscribe.longpoll.max_messages), 1, 10000,
+     "100", 0, "messages per response; the rest come with the next request"},
+    {"subscribe", "websocket", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "WebSocket"},
+    {"subscribe.websocket", "envelope", T_BOOL, R(subscribe.websocket.envelope), 0, 0, "false",
+     0, "send {\"id\",\"channel\",\"event\",\"data\"} instead of the bare data"},
+    {"subscribe.websocket", "ping_interval", T_DURATION,
+     R(subscribe.websocket.ping_interval_ms), 1 * SEC, HOUR, "25s", 0,
+     "server pings; no pong by the next one closes the connection"},
+    {"subscribe.websocket", "heartbeat", T_OPT_STRING, R(subscribe.websocket.heartbeat), 0, 0,
+     "ping", 0, "a client text message answered with \"pong\" (browsers cannot ping); \"\" off"},
+    {"subscribe.websocket", "forward", T_STRING, R(subscribe.websocket.forward), 0, 0, NULL, 0,
+     "backend path template client messages are POSTed to; unset: not forwarded"},
+    {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size),
+     1, 64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
     {"", "poll", T_SECTION, R(has_poll), 0, 0, NULL, 0, "a backend-polling endpoint"},
     {"poll", "url", T_STRING, R(poll.url), 0, 0, NULL, F_REQUIRED,
      "backend path template (or absolute URL) polled for changes"},
@@ -256,6 +297,17 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
         *(unsigned *)slot = bits;
         return 0;
     }
+    case T_START:
+        if (strcmp(text, "newest") != 0 && strcmp(text, "oldest") != 0) {
+            snprintf(err, errlen, "'%s' must be newest or oldest, not '%s'", k->name, text);
+            return -1;
+        }
+        *(enum sp_start *)slot = text[0] == 'o' ? SP_START_OLDEST : SP_START_NEWEST;
+        return 0;
+    case T_OPT_STRING:
+        return set_string(slot, text);
+    case T_STRING_LIST:
+        return 0; /* only "[]" as a default; lists are walked by walk_string_list */
     case T_SECTION:
     case T_ROUTES:
         return 0;
@@ -361,12 +413,38 @@ static void walk_transports(struct walker *w, const struct key *k, const struct 
     *(unsigned *)((char *)w->base + k->offset) = bits;
 }
 
+static void walk_string_list(struct walker *w, const struct key *k, const struct sp_ynode *val)
+{
+    struct sp_strlist *list = (struct sp_strlist *)((char *)w->base + k->offset);
+
+    if (val->kind != SP_YNODE_SEQ) {
+        REPORT(w, val, "'%s' must be a list of strings", k->name);
+        return;
+    }
+    list->items = calloc(val->count ? val->count : 1, sizeof(char *));
+    if (list->items == NULL)
+        return;
+    for (size_t i = 0; i < val->count; i++) {
+        const struct sp_ynode *item = val->items[i];
+        if (item->kind != SP_YNODE_SCALAR || sp_ynode_is_null(item)) {
+            REPORT(w, item, "'%s' entries must be strings", k->name);
+            continue;
+        }
+        list->items[list->count] = strdup(item->value);
+        if (list->items[list->count] != NULL)
+            list->count++;
+    }
+}
+
 static void walk_value(struct walker *w, const struct key *k, const struct sp_ynode *val,
                        const char *section)
 {
     char err[256];
 
     switch (k->type) {
+    case T_STRING_LIST:
+        walk_string_list(w, k, val);
+        return;
     case T_SECTION: {
         if (val->kind != SP_YNODE_MAP) {
             REPORT(w, val, "'%s' must be a mapping", k->name);
@@ -395,7 +473,7 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
                val->kind == SP_YNODE_MAP ? "mapping" : "list");
         return;
     }
-    if (sp_ynode_is_null(val)) {
+    if (sp_ynode_is_null(val) && !(k->type == T_OPT_STRING && !val->plain)) {
         REPORT(w, val, "'%s' needs a value", k->name);
         return;
     }
@@ -456,6 +534,12 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
     if (r->has_subscribe && sp_tmpl_check_refs(r->tmpl, r->subscribe.channel, err,
                                                 sizeof(err)) < 0)
         REPORT(w, node, "subscribe.channel: %s", err);
+    if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
+        sp_tmpl_check_refs(r->tmpl, r->subscribe.websocket.forward, err, sizeof(err)) < 0)
+        REPORT(w, node, "subscribe.websocket.forward: %s", err);
+    if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
+        r->subscribe.websocket.forward[0] != '/')
+        REPORT(w, node, "subscribe.websocket.forward must be a backend path starting with '/'");
     if (r->has_poll && r->poll.url != NULL &&
         sp_tmpl_check_refs(r->tmpl, r->poll.url, err, sizeof(err)) < 0)
         REPORT(w, node, "poll.url: %s", err);
@@ -494,9 +578,23 @@ static void walk_routes(struct walker *w, const struct sp_ynode *seq)
 
 /* ---- cross-field checks ---------------------------------------------------- */
 
+/* Standard Webhooks secrets are base64 keys, optionally prefixed "whsec_". */
+static bool webhook_secret_valid(const char *secret)
+{
+    unsigned char key[512];
+    const char *b64 = strncmp(secret, "whsec_", 6) == 0 ? secret + 6 : secret;
+    size_t len = strlen(b64);
+
+    return len > 0 && len % 4 == 0 && len / 4 * 3 <= sizeof(key) &&
+           EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len) > 0;
+}
+
 static void check_config(struct walker *w, const struct sp_ynode *root)
 {
     struct sp_config *c = w->config;
+
+    if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
+        REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
 
     if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
         REPORT(w, root, "'listen' and 'publish_listen' must differ");
@@ -588,8 +686,16 @@ done:
 static void free_strings(const struct key *keys, size_t n, void *base)
 {
     for (size_t i = 0; i < n; i++) {
-        if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL)
-            free(*(char **)((char *)base + keys[i].offset));
+        void *slot = (char *)base + keys[i].offset;
+        if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL ||
+            keys[i].type == T_OPT_STRING)
+            free(*(char **)slot);
+        if (keys[i].type == T_STRING_LIST) {
+            struct sp_strlist *list = slot;
+            for (size_t j = 0; j < list->count; j++)
+                free(list->items[j]);
+            free(list->items);
+        }
     }
 }
 

@@ -21,6 +21,16 @@ enum sp_transport {
     SP_TRANSPORT_LONGPOLL = 1 << 2,
 };
 
+enum sp_start {
+    SP_START_NEWEST = 0, /* a client without a cursor gets only new messages */
+    SP_START_OLDEST,     /* ... or the channel's whole history first */
+};
+
+struct sp_strlist {
+    char **items;
+    size_t count;
+};
+
 struct sp_route_config {
     char *path;
     struct sp_tmpl *tmpl; /* compiled path */
@@ -30,6 +40,22 @@ struct sp_route_config {
     struct {
         unsigned transports; /* enum sp_transport bits */
         char *channel;
+        enum sp_start start;
+        struct {
+            uint64_t keepalive_ms;
+            uint64_t retry_ms;
+        } sse;
+        struct {
+            uint64_t timeout_ms;
+            uint64_t max_messages;
+        } longpoll;
+        struct {
+            bool envelope;
+            uint64_t ping_interval_ms;
+            char *heartbeat; /* "" disables */
+            char *forward;   /* NULL: client messages are not forwarded */
+            uint64_t max_message_size;
+        } websocket;
     } subscribe;
     struct {
         char *url;
@@ -54,6 +80,14 @@ struct sp_config {
         uint64_t timestamp_tolerance_ms;
     } publish_auth;
     struct {
+        uint64_t max_body_size;
+    } publish;
+    struct {
+        struct sp_strlist allow_origins;
+        bool allow_credentials;
+        uint64_t max_age_ms;
+    } cors;
+    struct {
         uint64_t history;
         uint64_t history_ttl_ms;
         uint64_t max_message_size;
@@ -70,6 +104,8 @@ struct sp_config {
         uint64_t header_timeout_ms;
         uint64_t idle_timeout_ms;
         uint64_t proxy_buffer_size;
+        uint64_t subscriber_max_unsent;
+        uint64_t max_channels_per_connection;
     } limits;
     struct {
         enum sp_log_level level;

@@ -368,6 +368,51 @@ int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *da
     return (int)i;
 }
 
+/* ---- query strings -------------------------------------------------------------- */
+
+static int decode_component(const char *p, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < len ? hex_value(p[i + 1]) : -1;
+            int lo = i + 2 < len ? hex_value(p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n + 1 >= size)
+            return -1;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *p = query.ptr, *end = query.ptr + query.len;
+
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        const char *key_end = eq ? eq : stop;
+        if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
+            const char *v = eq ? eq + 1 : stop;
+            return decode_component(v, (size_t)(stop - v), out, size);
+        }
+        p = stop + 1;
+    }
+    return -1;
+}
+
 /* ---- reason phrases ---------------------------------------------------------- */
 
 const char *sp_http_reason(int status)

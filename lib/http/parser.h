@@ -79,6 +79,11 @@ struct sp_chunked {
 int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len,
                     bool *done);
 
+/* Finds name in a query string ("a=1&b=two") and percent-decodes its value
+ * ('+' as space) into out. Returns the decoded length, or -1 if absent,
+ * malformed, or longer than size - 1. */
+int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size);
+
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none. */
 const char *sp_http_reason(int status);
 

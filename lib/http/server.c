@@ -253,6 +253,21 @@ void sp_http_write(struct sp_http_conn *c, const void *data, size_t len)
     }
 }
 
+void sp_http_write_buffer(struct sp_http_conn *c, struct evbuffer *buf)
+{
+    size_t len = evbuffer_get_length(buf);
+
+    if (c->dead || c->response_no_body || len == 0) {
+        evbuffer_drain(buf, len);
+        return;
+    }
+    if (c->response_chunked)
+        evbuffer_add_printf(out(c), "%zx\r\n", len);
+    evbuffer_add_buffer(out(c), buf);
+    if (c->response_chunked)
+        evbuffer_add(out(c), "\r\n", 2);
+}
+
 void sp_http_finish(struct sp_http_conn *c)
 {
     if (c->dead || c->response_done)
@@ -310,6 +325,29 @@ size_t sp_http_unsent(const struct sp_http_conn *c)
 bool sp_http_response_started(const struct sp_http_conn *c)
 {
     return c->response_begun;
+}
+
+const struct sp_http_request *sp_http_request(const struct sp_http_conn *c)
+{
+    return &c->req;
+}
+
+int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out_rest,
+                   struct evbuffer *in_rest)
+{
+    if (c->dead || c->response_begun || c->body_kind != SP_HTTP_BODY_NONE)
+        return -1;
+    *fd = bufferevent_getfd(c->bev);
+    if (out_rest)
+        evbuffer_add_buffer(out_rest, out(c));
+    if (in_rest)
+        evbuffer_add_buffer(in_rest, bufferevent_get_input(c->bev));
+    /* The bufferevent lets go of the socket without closing it. */
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setfd(c->bev, -1);
+    c->ops = NULL;
+    conn_close(c);
+    return 0;
 }
 
 /* ---- request bodies --------------------------------------------------------------- */

@@ -84,12 +84,25 @@ void sp_http_respond_error(struct sp_http_conn *c, int status, const char *messa
 void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
                    struct evbuffer *header_lines, int64_t content_length);
 void sp_http_write(struct sp_http_conn *c, const void *data, size_t len);
+/* Moves all of buf into the response body (no copy of reference chains). */
+void sp_http_write_buffer(struct sp_http_conn *c, struct evbuffer *buf);
 /* Ends the response; the connection then serves its next request. */
 void sp_http_finish(struct sp_http_conn *c);
 /* Ends the response by closing the connection (a broken stream). */
 void sp_http_abort(struct sp_http_conn *c);
 /* Bytes queued for the client and not yet sent. */
 size_t sp_http_unsent(const struct sp_http_conn *c);
+
+/* Hands the socket over for a long-lived stream (SSE, WebSocket): the
+ * connection is released (freed at the end of the loop turn), *fd is the
+ * socket, and output not yet sent (an earlier pipelined answer) moves to
+ * out, bytes read past the request head to in. Only for a request with no
+ * body, from its handler, before a response began. Returns 0 or -1. */
+int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out,
+                   struct evbuffer *in);
 bool sp_http_response_started(const struct sp_http_conn *c);
+
+/* The request being answered (valid until the response ends). */
+const struct sp_http_request *sp_http_request(const struct sp_http_conn *c);
 
 #endif

@@ -1,0 +1,322 @@
+#include "net/stream.h"
+
+#include <errno.h>
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* libevent runs one priority level per loop turn, highest first. The
+ * flusher is the only event at the highest level: every write queued while
+ * a turn's events ran goes out at the start of the next turn, before the
+ * new events, so a busy loop can never starve it. */
+#define PRIORITIES 2
+#define PRIORITY_FLUSH 0
+#define READ_CHUNK 16384
+
+struct sp_stream {
+    struct sp_flusher *flusher;
+    evutil_socket_t fd;
+    struct event read_ev;
+    struct event *write_ev; /* only while the socket is full */
+    struct evbuffer *out;   /* only once something was written */
+    size_t max_unsent;
+    uint64_t last_write;
+    const struct sp_stream_ops *ops;
+    void *ctx;
+    TAILQ_ENTRY(sp_stream) pending_link;
+    LIST_ENTRY(sp_stream) link;
+    bool pending;
+    bool ending; /* close once flushed */
+    bool dead;
+};
+
+TAILQ_HEAD(pending_list, sp_stream);
+LIST_HEAD(stream_list, sp_stream);
+
+struct sp_flusher {
+    struct event_base *base;
+    struct event *flush_ev;
+    struct pending_list pending;
+    struct stream_list live;
+    struct stream_list dead;
+    size_t count;
+    sp_stream_gone gone;
+    void *gone_ctx;
+};
+
+uint64_t sp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int sp_flusher_prepare_base(struct event_base *base)
+{
+    return event_base_priority_init(base, PRIORITIES);
+}
+
+/* ---- freeing ---------------------------------------------------------------------- */
+
+static void stream_free(struct sp_stream *s)
+{
+    event_del(&s->read_ev);
+    if (s->write_ev)
+        event_free(s->write_ev);
+    if (s->out)
+        evbuffer_free(s->out); /* runs the cleanups of unsent references */
+    if (s->fd >= 0)
+        evutil_closesocket(s->fd);
+    free(s);
+}
+
+static void kill_stream(struct sp_stream *s)
+{
+    struct sp_flusher *f = s->flusher;
+
+    if (s->dead)
+        return;
+    s->dead = true;
+    event_del(&s->read_ev);
+    if (s->write_ev)
+        event_del(s->write_ev);
+    if (s->pending) {
+        TAILQ_REMOVE(&f->pending, s, pending_link);
+        s->pending = false;
+    }
+    LIST_REMOVE(s, link);
+    LIST_INSERT_HEAD(&f->dead, s, link);
+    event_active(f->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void end_by_itself(struct sp_stream *s, enum sp_stream_end why)
+{
+    if (s->dead)
+        return;
+    kill_stream(s);
+    if (!s->ending && s->ops->closed)
+        s->ops->closed(s->ctx, why);
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+static void write_out(struct sp_stream *s);
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    write_out(arg);
+}
+
+/* Writes as much as the socket takes; waits for writability if it is full. */
+static void write_out(struct sp_stream *s)
+{
+    while (s->out && evbuffer_get_length(s->out) > 0) {
+        int n = evbuffer_write(s->out, s->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            end_by_itself(s, SP_STREAM_ERROR);
+            return;
+        }
+    }
+    bool empty = s->out == NULL || evbuffer_get_length(s->out) == 0;
+    if (empty) {
+        if (s->write_ev)
+            event_del(s->write_ev);
+        if (s->ending) {
+            shutdown(s->fd, SHUT_WR);
+            kill_stream(s);
+        }
+        return;
+    }
+    if (s->write_ev == NULL) {
+        s->write_ev = event_new(s->flusher->base, s->fd, EV_WRITE | EV_PERSIST, on_writable, s);
+        if (s->write_ev == NULL) {
+            end_by_itself(s, SP_STREAM_ERROR);
+            return;
+        }
+    }
+    if (!event_pending(s->write_ev, EV_WRITE, NULL))
+        event_add(s->write_ev, NULL);
+}
+
+static void flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_flusher *f = arg;
+    struct sp_stream *s;
+
+    while ((s = TAILQ_FIRST(&f->pending)) != NULL) {
+        TAILQ_REMOVE(&f->pending, s, pending_link);
+        s->pending = false;
+        if (s->write_ev == NULL || !event_pending(s->write_ev, EV_WRITE, NULL))
+            write_out(s);
+    }
+    while ((s = LIST_FIRST(&f->dead)) != NULL) {
+        LIST_REMOVE(s, link);
+        stream_free(s);
+        f->count--;
+        if (f->gone)
+            f->gone(f->gone_ctx);
+    }
+}
+
+static void mark_pending(struct sp_stream *s)
+{
+    struct sp_flusher *f = s->flusher;
+
+    s->last_write = sp_now_ms();
+    if (s->pending)
+        return;
+    s->pending = true;
+    if (TAILQ_EMPTY(&f->pending))
+        event_active(f->flush_ev, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&f->pending, s, pending_link);
+}
+
+static int ensure_out(struct sp_stream *s, size_t len)
+{
+    if (s->dead)
+        return -1;
+    if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
+        return -1;
+    if (evbuffer_get_length(s->out) + len > s->max_unsent)
+        return -1;
+    return 0;
+}
+
+int sp_stream_write(struct sp_stream *s, const void *data, size_t len)
+{
+    if (ensure_out(s, len) < 0 || evbuffer_add(s->out, data, len) < 0)
+        return -1;
+    mark_pending(s);
+    return 0;
+}
+
+int sp_stream_write_ref(struct sp_stream *s, const void *data, size_t len,
+                        evbuffer_ref_cleanup_cb cleanup, void *arg)
+{
+    if (ensure_out(s, len) < 0 || evbuffer_add_reference(s->out, data, len, cleanup, arg) < 0)
+        return -1;
+    mark_pending(s);
+    return 0;
+}
+
+size_t sp_stream_unsent(const struct sp_stream *s)
+{
+    return s->out ? evbuffer_get_length(s->out) : 0;
+}
+
+uint64_t sp_stream_last_write(const struct sp_stream *s)
+{
+    return s->last_write;
+}
+
+void sp_stream_end(struct sp_stream *s)
+{
+    if (s->dead || s->ending)
+        return;
+    s->ending = true;
+    event_del(&s->read_ev);
+    mark_pending(s); /* the flusher sends the rest, then closes */
+}
+
+void sp_stream_close(struct sp_stream *s)
+{
+    s->ending = true; /* suppresses closed() */
+    kill_stream(s);
+}
+
+/* ---- reading ----------------------------------------------------------------------------- */
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_stream *s = arg;
+    uint8_t buf[READ_CHUNK];
+
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) {
+        if (s->ops->readable)
+            s->ops->readable(s->ctx, buf, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    end_by_itself(s, n == 0 ? SP_STREAM_EOF : SP_STREAM_ERROR);
+}
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd,
+                                struct evbuffer *initial, size_t max_unsent,
+                                const struct sp_stream_ops *ops, void *ctx)
+{
+    struct sp_stream *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    s->flusher = f;
+    s->fd = fd;
+    s->max_unsent = max_unsent;
+    s->ops = ops;
+    s->ctx = ctx;
+    event_assign(&s->read_ev, f->base, fd, EV_READ | EV_PERSIST, on_readable, s);
+    if (event_add(&s->read_ev, NULL) < 0) {
+        stream_free(s);
+        return NULL;
+    }
+    LIST_INSERT_HEAD(&f->live, s, link);
+    f->count++;
+    if (initial != NULL && evbuffer_get_length(initial) > 0) {
+        if (ensure_out(s, 0) == 0)
+            evbuffer_add_buffer(s->out, initial);
+        mark_pending(s);
+    }
+    return s;
+}
+
+struct sp_flusher *sp_flusher_new(struct event_base *base, sp_stream_gone gone, void *gone_ctx)
+{
+    struct sp_flusher *f = calloc(1, sizeof(*f));
+
+    if (f == NULL)
+        return NULL;
+    f->base = base;
+    f->gone = gone;
+    f->gone_ctx = gone_ctx;
+    TAILQ_INIT(&f->pending);
+    LIST_INIT(&f->live);
+    LIST_INIT(&f->dead);
+    f->flush_ev = event_new(base, -1, 0, flush, f);
+    if (f->flush_ev == NULL || event_priority_set(f->flush_ev, PRIORITY_FLUSH) < 0) {
+        sp_flusher_free(f);
+        return NULL;
+    }
+    return f;
+}
+
+void sp_flusher_free(struct sp_flusher *f)
+{
+    struct sp_stream *s;
+
+    if (f == NULL)
+        return;
+    while ((s = LIST_FIRST(&f->live)) != NULL)
+        sp_stream_close(s);
+    f->gone = NULL;
+    if (f->flush_ev) {
+        flush(-1, 0, f);
+        event_free(f->flush_ev);
+    }
+    free(f);
+}
+
+size_t sp_flusher_count(const struct sp_flusher *f)
+{
+    return f->count;
+}

@@ -1,0 +1,228 @@
+/* Long-poll (and plain polling) subscribers.
+ *
+ * GET → 200 {"cursor", "missed", "messages": [...]} with every message after
+ * the client's cursor (up to longpoll.max_messages), at once if there are
+ * any; otherwise the request is held until one is published (200) or the
+ * hold ends (204). A request that asks not to be held ("Prefer: wait=0" or
+ * "?wait=0") gets 304 when there is nothing new. Every answer carries the
+ * next cursor in the Sidepush-Cursor header (and ETag), so a loop of plain
+ * fetch() calls neither misses nor repeats a message.
+ */
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "push/push-internal.h"
+
+struct sp_longpoll {
+    struct sp_push *push;
+    struct sp_http_conn *conn;
+    struct sp_subscription *subs;
+    struct event timer;
+    LIST_ENTRY(sp_longpoll) link;
+    struct sp_cursor cursor;
+    uint64_t max_messages;
+};
+
+static void longpoll_free(struct sp_longpoll *lp)
+{
+    event_del(&lp->timer);
+    LIST_REMOVE(lp, link);
+    sp_subscription_close(lp->subs);
+    free(lp);
+}
+
+static void cursor_text(struct sp_longpoll *lp, const struct sp_cursor *cur, char *out)
+{
+    sp_hub_format_id(lp->push->hub, cur->present && cur->this_epoch ? cur->seq : 0, out);
+}
+
+/* Writes the response headers common to every answer. */
+static void common_headers(struct sp_longpoll *lp, struct evbuffer *h, const char *cursor,
+                           bool missed)
+{
+    evbuffer_add_printf(h,
+                        "Cache-Control: no-store\r\n"
+                        "Sidepush-Cursor: %s\r\n"
+                        "ETag: \"%s\"\r\n",
+                        cursor, cursor);
+    if (missed)
+        evbuffer_add_printf(h, "Sidepush-Missed: 1\r\n");
+    sp_push_cors(lp->push, sp_http_request(lp->conn), h);
+}
+
+/* 200 with the messages; takes the references in msgs. */
+static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t n, bool missed)
+{
+    struct evbuffer *h = evbuffer_new();
+    struct evbuffer *body = evbuffer_new();
+    char cursor[SP_MSG_ID_MAX];
+
+    sp_hub_format_id(lp->push->hub, n ? sp_msg_seq(msgs[n - 1]) : lp->cursor.seq, cursor);
+    if (h && body) {
+        evbuffer_add_printf(body, "{\"cursor\":\"%s\",\"missed\":%s,\"messages\":[", cursor,
+                            missed ? "true" : "false");
+        for (size_t i = 0; i < n; i++) {
+            struct sp_slice item = sp_msg_render(msgs[i], SP_FMT_JSON);
+            if (i > 0)
+                evbuffer_add(body, ",", 1);
+            /* The item's bytes are shared with every other long-poller. */
+            evbuffer_add_reference(body, item.ptr, item.len, sp_msg_unref_cb, sp_msg_ref(msgs[i]));
+            lp->push->stats.delivered++;
+        }
+        evbuffer_add(body, "]}\n", 3);
+        evbuffer_add_printf(h, "Content-Type: application/json\r\n");
+        common_headers(lp, h, cursor, missed);
+        sp_http_begin(lp->conn, 200, NULL, h, (int64_t)evbuffer_get_length(body));
+        sp_http_write_buffer(lp->conn, body);
+        sp_http_finish(lp->conn);
+    } else {
+        sp_http_respond_error(lp->conn, 500, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        sp_msg_unref(msgs[i]);
+    if (h)
+        evbuffer_free(h);
+    if (body)
+        evbuffer_free(body);
+}
+
+static void answer_empty(struct sp_longpoll *lp, int status, bool missed)
+{
+    struct evbuffer *h = evbuffer_new();
+    char cursor[SP_MSG_ID_MAX];
+
+    if (h == NULL) {
+        sp_http_respond_error(lp->conn, 500, "out of memory");
+        return;
+    }
+    cursor_text(lp, &lp->cursor, cursor);
+    common_headers(lp, h, cursor, missed);
+    sp_http_begin(lp->conn, status, NULL, h, 0);
+    sp_http_finish(lp->conn);
+    evbuffer_free(h);
+}
+
+/* ---- held requests -------------------------------------------------------------------- */
+
+static void on_deliver(void *owner, struct sp_msg *msg)
+{
+    struct sp_longpoll *lp = owner;
+    struct sp_msg *one = sp_msg_ref(msg);
+
+    sp_http_set_ops(lp->conn, NULL, NULL);
+    answer_messages(lp, &one, 1, false);
+    longpoll_free(lp);
+}
+
+static void on_deleted(void *owner)
+{
+    struct sp_longpoll *lp = owner;
+
+    sp_http_set_ops(lp->conn, NULL, NULL);
+    sp_http_respond_error(lp->conn, 410, "channel deleted");
+    longpoll_free(lp);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_longpoll *lp = arg;
+
+    sp_http_set_ops(lp->conn, NULL, NULL);
+    answer_empty(lp, 204, false);
+    longpoll_free(lp);
+}
+
+static void on_client_gone(void *ctx)
+{
+    longpoll_free(ctx);
+}
+
+static const struct sp_http_ops held_ops = {NULL, NULL, on_client_gone};
+
+/* ---- start ---------------------------------------------------------------------------------- */
+
+/* The hold the client asked for, in ms: "Prefer: wait=N" (RFC 7240) or
+ * "?wait=N" seconds; the route's timeout caps it. */
+static uint64_t hold_ms(const struct sp_http_request *req, uint64_t cap)
+{
+    char text[24];
+    const struct sp_http_header *prefer = sp_http_find_header(req, "Prefer");
+    long wait = -1;
+
+    if (prefer != NULL) {
+        const char *w = memmem(prefer->value.ptr, prefer->value.len, "wait=", 5);
+        if (w != NULL)
+            wait = strtol(w + 5, NULL, 10);
+    }
+    if (wait < 0 && sp_http_query_get(req->query, "wait", text, sizeof(text)) > 0)
+        wait = strtol(text, NULL, 10);
+    if (wait < 0 || (uint64_t)wait * 1000 > cap)
+        return cap;
+    return (uint64_t)wait * 1000;
+}
+
+void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route,
+                       const char *spec, struct sp_http_conn *conn,
+                       const struct sp_http_request *req)
+{
+    struct sp_longpoll *lp = calloc(1, sizeof(*lp));
+    struct sp_msg *backlog[1024];
+    bool missed = false;
+
+    if (lp == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    lp->push = push;
+    lp->conn = conn;
+    lp->max_messages = route->subscribe.longpoll.max_messages;
+    evtimer_assign(&lp->timer, push->base, on_timeout, lp);
+    LIST_INSERT_HEAD(&push->longpolls, lp, link);
+    if (sp_push_request_cursor(push, req, &lp->cursor) < 0) {
+        sp_http_respond_error(conn, 400, "the cursor is not a message id sidepush issued");
+        longpoll_free(lp);
+        return;
+    }
+    if (!lp->cursor.present)
+        lp->cursor = sp_push_start(push, route);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, lp, &lp->subs);
+    if (rc < 0) {
+        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
+        longpoll_free(lp);
+        return;
+    }
+    size_t max = lp->max_messages < 1024 ? lp->max_messages : 1024;
+    int n = sp_subscription_backlog(lp->subs, &lp->cursor, backlog, max, &missed);
+    if (n < 0) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        longpoll_free(lp);
+        return;
+    }
+    if (n == 0 && missed)
+        lp->cursor = sp_hub_now(push->hub); /* nothing left to give: resume from now */
+    uint64_t hold = hold_ms(req, route->subscribe.longpoll.timeout_ms);
+    if (n > 0 || missed) {
+        answer_messages(lp, backlog, (size_t)n, missed);
+        longpoll_free(lp);
+    } else if (hold == 0) {
+        answer_empty(lp, 304, false);
+        longpoll_free(lp);
+    } else {
+        struct timeval tv = {(time_t)(hold / 1000), (suseconds_t)((hold % 1000) * 1000)};
+        evtimer_add(&lp->timer, &tv);
+        sp_http_set_ops(conn, &held_ops, lp);
+    }
+}
+
+void sp_longpoll_close_all(struct sp_push *push)
+{
+    struct sp_longpoll *lp;
+
+    while ((lp = LIST_FIRST(&push->longpolls)) != NULL) {
+        sp_http_set_ops(lp->conn, NULL, NULL);
+        sp_http_abort(lp->conn);
+        longpoll_free(lp);
+    }
+}

@@ -1,0 +1,417 @@
+/* The publish API on publish_listen:
+ *   POST   /publish/{channel}   body = the message's data, verbatim
+ *   POST   /publish             JSON message or {"items": [...]} batch
+ *   GET    /channels/{channel}  subscribers, buffered messages, ids
+ *   DELETE /channels/{channel}  closes its subscribers, drops its history
+ */
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "push/publish_json.h"
+#include "push/push-internal.h"
+#include "push/webhook_sig.h"
+
+enum target {
+    T_CHANNEL_PUBLISH,
+    T_JSON_PUBLISH,
+};
+
+/* A publish request whose body is still arriving. */
+struct pending {
+    struct sp_push *push;
+    struct sp_http_conn *conn;
+    enum target target;
+    char channel[SP_CHANNEL_MAX + 1];
+    struct evbuffer *body;
+    size_t limit;
+};
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+static void respond_json(struct sp_http_conn *conn, int status, json_t *obj)
+{
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    if (text == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+    } else {
+        size_t len = strlen(text);
+        text[len] = '\n';
+        sp_http_respond(conn, status, "application/json", text, len + 1);
+    }
+    free(text);
+    json_decref(obj);
+}
+
+static void fail(struct sp_push *push, struct sp_http_conn *conn, int status, const char *why)
+{
+    push->stats.publish_errors++;
+    sp_http_respond_error(conn, status, why);
+}
+
+/* ---- auth ---------------------------------------------------------------------------------- */
+
+static char *header_text(const struct sp_http_request *req, const char *name)
+{
+    const struct sp_http_header *h = sp_http_find_header(req, name);
+    return h ? strndup(h->value.ptr, h->value.len) : NULL;
+}
+
+/* Bearer token; checked before the body is read. */
+static bool bearer_ok(struct sp_push *push, const struct sp_http_request *req)
+{
+    const char *token = push->config->publish_auth.bearer_token;
+    const struct sp_http_header *h = sp_http_find_header(req, "Authorization");
+
+    if (token == NULL)
+        return true;
+    if (h == NULL || h->value.len < 7 || strncasecmp(h->value.ptr, "Bearer ", 7) != 0)
+        return false;
+    size_t len = strlen(token);
+    return h->value.len - 7 == len && CRYPTO_memcmp(h->value.ptr + 7, token, len) == 0;
+}
+
+/* Standard Webhooks signature over the body. Returns 0 or an error code. */
+static int signature_check(struct sp_push *push, const struct sp_http_request *req,
+                           const void *body, size_t len)
+{
+    const char *secret = push->config->publish_auth.hmac_secret;
+
+    if (secret == NULL)
+        return 0;
+    char *id = header_text(req, "webhook-id");
+    char *ts = header_text(req, "webhook-timestamp");
+    char *sig = header_text(req, "webhook-signature");
+    int rc = sp_webhook_verify(secret, id, ts, body, len, sig, (int64_t)time(NULL),
+                               push->config->publish_auth.timestamp_tolerance_ms / 1000);
+    free(id);
+    free(ts);
+    free(sig);
+    return rc;
+}
+
+static void respond_unauthorized(struct sp_http_conn *conn, const char *why)
+{
+    struct evbuffer *h = evbuffer_new();
+    json_t *obj = json_pack("{s:s, s:i}", "error", why, "status", 401);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    if (h && text) {
+        evbuffer_add_printf(h, "WWW-Authenticate: Bearer\r\nContent-Type: application/json\r\n");
+        sp_http_begin(conn, 401, NULL, h, (int64_t)strlen(text));
+        sp_http_write(conn, text, strlen(text));
+        sp_http_finish(conn);
+    } else {
+        sp_http_respond_error(conn, 500, "out of memory");
+    }
+    if (h)
+        evbuffer_free(h);
+    free(text);
+    json_decref(obj);
+}
+
+/* ---- publishing ----------------------------------------------------------------------------- */
+
+static int publish_status(int rc)
+{
+    switch (rc) {
+    case SP_HUB_TOO_BIG:
+        return 413;
+    case SP_HUB_NO_MEMORY:
+        return 503;
+    default:
+        return 400;
+    }
+}
+
+static json_t *result_json(const char *channel, const struct sp_publish_result *res)
+{
+    json_t *obj = json_pack("{s:s, s:s, s:I}", "id", res->id, "channel", channel, "subscribers",
+                            (json_int_t)res->subscribers);
+    if (obj && res->duplicate)
+        json_object_set_new(obj, "duplicate", json_true());
+    return obj;
+}
+
+static char *dedup_header(const struct sp_http_request *req)
+{
+    static const char *const names[] = {"Sidepush-Id", "Idempotency-Key", "webhook-id"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *v = header_text(req, names[i]);
+        if (v != NULL)
+            return v;
+    }
+    return NULL;
+}
+
+static void publish_raw(struct pending *p, const struct sp_http_request *req, const char *body,
+                        size_t len)
+{
+    struct sp_publish_result res;
+    char *event = header_text(req, "Sidepush-Event");
+    char *dedup = dedup_header(req);
+
+    if (event == NULL)
+        event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
+    struct sp_publish pub = {p->channel, event, body, len, dedup};
+    int rc = sp_hub_publish(p->push->hub, &pub, &res);
+    if (rc < 0) {
+        fail(p->push, p->conn, publish_status(rc), sp_hub_error_text(rc));
+    } else {
+        p->push->stats.published += !res.duplicate;
+        respond_json(p->conn, 202, result_json(p->channel, &res));
+    }
+    free(event);
+    free(dedup);
+}
+
+/* Validates every item before publishing any, so a bad batch publishes
+ * nothing. */
+static void publish_batch(struct pending *p, const char *body, size_t len)
+{
+    struct sp_publish_batch batch;
+    char err[256];
+
+    if (sp_publish_parse_json(body, len, &batch, err, sizeof(err)) < 0) {
+        fail(p->push, p->conn, 400, err);
+        return;
+    }
+    for (size_t i = 0; i < batch.count; i++) {
+        const struct sp_publish_item *it = &batch.items[i];
+        int rc = 0;
+        if (!sp_hub_channel_name_valid(it->channel, strlen(it->channel)))
+            rc = SP_HUB_BAD_CHANNEL;
+        else if (it->len > p->push->config->channels.max_message_size)
+            rc = SP_HUB_TOO_BIG;
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "items[%zu]: %s", i, sp_hub_error_text(rc));
+            fail(p->push, p->conn, publish_status(rc), batch.single ? sp_hub_error_text(rc) : err);
+            sp_publish_batch_clear(&batch);
+            return;
+        }
+    }
+    json_t *results = json_array();
+    for (size_t i = 0; i < batch.count; i++) {
+        const struct sp_publish_item *it = &batch.items[i];
+        struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id};
+        struct sp_publish_result res;
+        int rc = sp_hub_publish(p->push->hub, &pub, &res);
+        if (rc < 0) {
+            /* Only an event name can still fail here; report it in place. */
+            json_array_append_new(results, json_pack("{s:s, s:s}", "channel", it->channel,
+                                                     "error", sp_hub_error_text(rc)));
+            p->push->stats.publish_errors++;
+            continue;
+        }
+        p->push->stats.published += !res.duplicate;
+        json_array_append_new(results, result_json(it->channel, &res));
+    }
+    if (batch.single) {
+        json_t *one = json_incref(json_array_get(results, 0));
+        json_decref(results);
+        int status = json_object_get(one, "error") ? 400 : 202;
+        respond_json(p->conn, status, one);
+    } else {
+        respond_json(p->conn, 202, json_pack("{s:o}", "items", results));
+    }
+    sp_publish_batch_clear(&batch);
+}
+
+static void pending_free(struct pending *p)
+{
+    if (p->body)
+        evbuffer_free(p->body);
+    free(p);
+}
+
+static void body_complete(struct pending *p)
+{
+    const struct sp_http_request *req = sp_http_request(p->conn);
+    size_t len = evbuffer_get_length(p->body);
+    const char *body = (const char *)evbuffer_pullup(p->body, -1);
+    int rc;
+
+    sp_http_set_ops(p->conn, NULL, NULL);
+    if (body == NULL)
+        body = "";
+    rc = signature_check(p->push, req, body, len);
+    if (rc != 0)
+        respond_unauthorized(p->conn, sp_webhook_error_text(rc));
+    else if (p->target == T_CHANNEL_PUBLISH)
+        publish_raw(p, req, body, len);
+    else
+        publish_batch(p, body, len);
+    pending_free(p);
+}
+
+static void on_body(void *ctx)
+{
+    struct pending *p = ctx;
+    struct evbuffer *in = sp_http_body(p->conn);
+
+    if (in != NULL) {
+        if (evbuffer_get_length(p->body) + evbuffer_get_length(in) > p->limit) {
+            sp_http_set_ops(p->conn, NULL, NULL);
+            fail(p->push, p->conn, 413,
+                 p->target == T_CHANNEL_PUBLISH ? "message is larger than channels.max_message_size"
+                                                : "body is larger than publish.max_body_size");
+            pending_free(p);
+            return;
+        }
+        evbuffer_add_buffer(p->body, in);
+        sp_http_body_taken(p->conn);
+    }
+    if (sp_http_body_complete(p->conn))
+        body_complete(p);
+}
+
+static void on_gone(void *ctx)
+{
+    pending_free(ctx);
+}
+
+static const struct sp_http_ops body_ops = {on_body, NULL, on_gone};
+
+static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum target target,
+                          struct sp_slice channel)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    size_t limit = target == T_CHANNEL_PUBLISH ? push->config->channels.max_message_size
+                                               : push->config->publish.max_body_size;
+
+    if (sp_http_body_kind(conn) == SP_HTTP_BODY_LENGTH && sp_http_body_length(conn) > limit) {
+        free(p);
+        fail(push, conn, 413, target == T_CHANNEL_PUBLISH
+                                  ? "message is larger than channels.max_message_size"
+                                  : "body is larger than publish.max_body_size");
+        return;
+    }
+    if (p == NULL || (p->body = evbuffer_new()) == NULL) {
+        free(p);
+        fail(push, conn, 503, "out of memory");
+        return;
+    }
+    p->push = push;
+    p->conn = conn;
+    p->target = target;
+    p->limit = limit;
+    memcpy(p->channel, channel.ptr, channel.len);
+    p->channel[channel.len] = '\0';
+    if (sp_http_body_complete(conn)) {
+        body_complete(p);
+        return;
+    }
+    sp_http_set_ops(conn, &body_ops, p);
+    on_body(p); /* bytes that came with the head */
+}
+
+/* ---- channels -------------------------------------------------------------------------------- */
+
+static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
+{
+    struct sp_channel_info info;
+
+    if (sp_hub_channel_info(push->hub, channel, &info) < 0) {
+        sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
+        return;
+    }
+    respond_json(conn, 200,
+                 json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "channel", channel, "subscribers",
+                           (json_int_t)info.subscribers, "messages", (json_int_t)info.messages,
+                           "first_id", info.first_id[0] ? info.first_id : NULL, "last_id",
+                           info.last_id[0] ? info.last_id : NULL));
+}
+
+static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
+{
+    int closed = sp_hub_channel_delete(push->hub, channel);
+
+    if (closed < 0) {
+        sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
+        return;
+    }
+    respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
+}
+
+/* ---- routing ------------------------------------------------------------------------------------ */
+
+static bool channel_path(struct sp_slice path, const char *prefix, struct sp_slice *channel)
+{
+    size_t n = strlen(prefix);
+    if (path.len <= n || memcmp(path.ptr, prefix, n) != 0)
+        return false;
+    *channel = (struct sp_slice){path.ptr + n, path.len - n};
+    return true;
+}
+
+static void method_not_allowed(struct sp_push *push, struct sp_http_conn *conn, const char *allow)
+{
+    struct evbuffer *h = evbuffer_new();
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"use %s\",\"status\":405}\n", allow);
+
+    push->stats.publish_errors++;
+    if (h == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    evbuffer_add_printf(h, "Allow: %s\r\nContent-Type: application/json\r\n", allow);
+    sp_http_begin(conn, 405, NULL, h, n);
+    sp_http_write(conn, body, (size_t)n);
+    sp_http_finish(conn);
+    evbuffer_free(h);
+}
+
+void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
+                             const struct sp_http_request *req)
+{
+    struct sp_slice channel = {NULL, 0};
+    bool is_publish = sp_slice_eq(req->path, "/publish") || sp_slice_eq(req->path, "/publish/");
+    bool is_channel_publish = !is_publish && channel_path(req->path, "/publish/", &channel);
+    bool is_channel = channel_path(req->path, "/channels/", &channel) || is_channel_publish;
+
+    if (!is_publish && !is_channel) {
+        sp_http_respond_error(conn, 404, "no such endpoint: POST /publish, POST /publish/{channel}, "
+                                         "GET or DELETE /channels/{channel}");
+        return;
+    }
+    if (!bearer_ok(push, req)) {
+        push->stats.publish_errors++;
+        respond_unauthorized(conn, "missing or wrong bearer token");
+        return;
+    }
+    if (is_channel && !sp_hub_channel_name_valid(channel.ptr, channel.len)) {
+        fail(push, conn, 400, sp_hub_error_text(SP_HUB_BAD_CHANNEL));
+        return;
+    }
+    if (is_publish || is_channel_publish) {
+        if (!sp_slice_eq(req->method, "POST")) {
+            method_not_allowed(push, conn, "POST");
+            return;
+        }
+        start_publish(push, conn, is_publish ? T_JSON_PUBLISH : T_CHANNEL_PUBLISH, channel);
+        return;
+    }
+    char name[SP_CHANNEL_MAX + 1];
+    memcpy(name, channel.ptr, channel.len);
+    name[channel.len] = '\0';
+    /* With signatures required, reading or deleting a channel is signed too
+     * (over the empty body). */
+    int rc = signature_check(push, req, "", 0);
+    if (rc != 0) {
+        push->stats.publish_errors++;
+        respond_unauthorized(conn, sp_webhook_error_text(rc));
+        return;
+    }
+    if (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))
+        channel_info(push, conn, name);
+    else if (sp_slice_eq(req->method, "DELETE"))
+        channel_delete(push, conn, name);
+    else
+        method_not_allowed(push, conn, "GET, DELETE");
+}

@@ -1,0 +1,92 @@
+/* Shared by the push modules only (push.c, subscription.c, sse.c,
+ * websocket.c, longpoll.c, publish.c). */
+#ifndef SP_PUSH_INTERNAL_H
+#define SP_PUSH_INTERNAL_H
+
+#include <event2/buffer.h>
+#include <sys/queue.h>
+
+#include "push/hub.h"
+#include "push/push.h"
+
+struct sp_sse;
+struct sp_ws;
+struct sp_longpoll;
+
+LIST_HEAD(sp_sse_list, sp_sse);
+LIST_HEAD(sp_ws_list, sp_ws);
+LIST_HEAD(sp_longpoll_list, sp_longpoll);
+
+struct sp_push {
+    struct event_base *base;
+    const struct sp_config *config;
+    const struct sp_log *log;
+    struct sp_hub *hub;
+    struct sp_curlm *curlm;
+    struct sp_flusher *flusher;
+    struct event *ticker; /* SSE keep-alives, WebSocket pings */
+    struct sp_sse_list sse;
+    struct sp_ws_list ws;
+    struct sp_longpoll_list longpolls;
+    struct sp_push_stats stats;
+};
+
+/* ---- subscriptions: one client, one or more channels -------------------------------- */
+
+struct sp_subscription;
+
+typedef void (*sp_subscription_deliver)(void *owner, struct sp_msg *msg);
+typedef void (*sp_subscription_deleted)(void *owner);
+
+/* Subscribes to every channel in spec ("a" or "a,b,c"; duplicates merged).
+ * Returns 0 and *out, or a negative SP_HUB_ error (SP_HUB_BAD_CHANNEL also
+ * for too many channels). */
+int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
+                         sp_subscription_deleted deleted, void *owner,
+                         struct sp_subscription **out);
+void sp_subscription_close(struct sp_subscription *s);
+/* See sp_hub_backlog(). */
+int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
+                            struct sp_msg **out, size_t max, bool *missed);
+
+/* ---- request helpers ---------------------------------------------------------------- */
+
+/* The resume position a client sent: Last-Event-ID or Sidepush-Cursor
+ * header, or last_event_id, lastEventId, evs_last_event_id or cursor query
+ * parameter. Returns 0 (possibly with no cursor) or -1 if one was sent but
+ * is not an id. */
+int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *req,
+                           struct sp_cursor *cur);
+
+/* The starting point for a client without a cursor. */
+struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_config *route);
+
+/* Appends CORS response headers for this request's Origin (nothing when it
+ * is absent or not allowed). */
+void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struct evbuffer *h);
+/* True if the request's Origin may open a WebSocket. */
+bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *req);
+
+/* Hands a message to a stream by reference. Returns -1 if the stream is
+ * over its unsent limit (the caller ends it as a slow consumer). */
+int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
+                     enum sp_msg_format fmt);
+
+/* ---- transports -------------------------------------------------------------------- */
+
+void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                  struct sp_http_conn *conn, const struct sp_http_request *req);
+void sp_sse_tick(struct sp_push *push, uint64_t now);
+void sp_sse_close_all(struct sp_push *push);
+
+void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                 struct sp_http_conn *conn, const struct sp_http_request *req);
+void sp_ws_tick(struct sp_push *push, uint64_t now);
+void sp_ws_close_all(struct sp_push *push);
+
+void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route,
+                       const char *spec, struct sp_http_conn *conn,
+                       const struct sp_http_request *req);
+void sp_longpoll_close_all(struct sp_push *push);
+
+#endif

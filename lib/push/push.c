@@ -1,0 +1,244 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "push/push-internal.h"
+
+#define TICK_MS 1000
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_push *push = arg;
+    uint64_t now = sp_now_ms();
+
+    sp_sse_tick(push, now);
+    sp_ws_tick(push, now);
+}
+
+struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
+                            struct sp_curlm *curlm, struct sp_flusher *flusher,
+                            const struct sp_log *log)
+{
+    struct sp_push *push = calloc(1, sizeof(*push));
+    const struct sp_hub_options hub = {
+        .history = config->channels.history,
+        .history_ttl_ms = config->channels.history_ttl_ms,
+        .max_message_size = config->channels.max_message_size,
+    };
+    struct timeval every = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+
+    if (push == NULL)
+        return NULL;
+    push->base = base;
+    push->config = config;
+    push->log = log;
+    push->curlm = curlm;
+    push->flusher = flusher;
+    LIST_INIT(&push->sse);
+    LIST_INIT(&push->ws);
+    LIST_INIT(&push->longpolls);
+    push->hub = sp_hub_new(base, &hub);
+    push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
+    if (push->hub == NULL || push->ticker == NULL || event_add(push->ticker, &every) < 0) {
+        sp_push_free(push);
+        return NULL;
+    }
+    return push;
+}
+
+void sp_push_free(struct sp_push *push)
+{
+    if (push == NULL)
+        return;
+    sp_sse_close_all(push);
+    sp_ws_close_all(push);
+    sp_longpoll_close_all(push);
+    if (push->ticker)
+        event_free(push->ticker);
+    sp_hub_free(push->hub);
+    free(push);
+}
+
+const struct sp_push_stats *sp_push_stats(const struct sp_push *push)
+{
+    return &push->stats;
+}
+
+/* ---- helpers shared by the transports -------------------------------------------------- */
+
+int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *req,
+                           struct sp_cursor *cur)
+{
+    static const char *const params[] = {"last_event_id", "lastEventId", "evs_last_event_id",
+                                         "cursor"};
+    char text[SP_MSG_ID_MAX + 8];
+    const struct sp_http_header *h = sp_http_find_header(req, "Last-Event-ID");
+
+    if (h == NULL)
+        h = sp_http_find_header(req, "Sidepush-Cursor");
+    if (h != NULL) {
+        if (h->value.len >= sizeof(text))
+            return -1;
+        memcpy(text, h->value.ptr, h->value.len);
+        text[h->value.len] = '\0';
+        return sp_hub_parse_cursor(push->hub, text, cur);
+    }
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        int n = sp_http_query_get(req->query, params[i], text, sizeof(text));
+        if (n >= 0)
+            return sp_hub_parse_cursor(push->hub, text, cur);
+    }
+    *cur = (struct sp_cursor){0};
+    return 0;
+}
+
+struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_config *route)
+{
+    if (route->subscribe.start == SP_START_OLDEST)
+        return (struct sp_cursor){0}; /* no cursor: the whole history */
+    return sp_hub_now(push->hub);
+}
+
+/* The request's Origin, if it names a host other than the one requested. */
+static bool cross_origin(const struct sp_http_request *req, struct sp_slice origin)
+{
+    const struct sp_http_header *host = sp_http_find_header(req, "Host");
+    const char *sep = memmem(origin.ptr, origin.len, "://", 3);
+
+    if (host == NULL || sep == NULL)
+        return true;
+    struct sp_slice o_host = {sep + 3, origin.len - (size_t)(sep + 3 - origin.ptr)};
+    return !(o_host.len == host->value.len &&
+             strncasecmp(o_host.ptr, host->value.ptr, o_host.len) == 0);
+}
+
+static bool origin_listed(struct sp_push *push, struct sp_slice origin, bool *wildcard)
+{
+    const struct sp_strlist *list = &push->config->cors.allow_origins;
+
+    *wildcard = false;
+    for (size_t i = 0; i < list->count; i++) {
+        if (strcmp(list->items[i], "*") == 0) {
+            *wildcard = true;
+            return true;
+        }
+        if (sp_slice_caseeq(origin, list->items[i]))
+            return true;
+    }
+    return false;
+}
+
+bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *req)
+{
+    const struct sp_http_header *o = sp_http_find_header(req, "Origin");
+    bool wildcard;
+
+    if (o == NULL || !cross_origin(req, o->value))
+        return true; /* not a browser, or the page's own origin */
+    return origin_listed(push, o->value, &wildcard);
+}
+
+void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struct evbuffer *h)
+{
+    const struct sp_http_header *o = sp_http_find_header(req, "Origin");
+    bool wildcard;
+
+    if (o == NULL || !origin_listed(push, o->value, &wildcard))
+        return;
+    /* With credentials the origin must be named, never "*". */
+    if (wildcard && !push->config->cors.allow_credentials)
+        evbuffer_add_printf(h, "Access-Control-Allow-Origin: *\r\n");
+    else
+        evbuffer_add_printf(h, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
+                            (int)o->value.len, o->value.ptr);
+    if (push->config->cors.allow_credentials)
+        evbuffer_add_printf(h, "Access-Control-Allow-Credentials: true\r\n");
+    evbuffer_add_printf(h, "Access-Control-Expose-Headers: Sidepush-Cursor, Sidepush-Missed, "
+                           "Last-Event-ID, ETag\r\n");
+}
+
+int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
+                     enum sp_msg_format fmt)
+{
+    struct sp_slice bytes = sp_msg_render(msg, fmt);
+
+    if (bytes.len == 0)
+        return -1;
+    sp_msg_ref(msg);
+    if (sp_stream_write_ref(stream, bytes.ptr, bytes.len, sp_msg_unref_cb, msg) < 0) {
+        sp_msg_unref(msg);
+        push->stats.slow_consumers++;
+        return -1;
+    }
+    push->stats.delivered++;
+    return 0;
+}
+
+/* ---- choosing a transport ---------------------------------------------------------------- */
+
+static void preflight(struct sp_push *push, struct sp_http_conn *conn,
+                      const struct sp_http_request *req)
+{
+    struct evbuffer *h = evbuffer_new();
+
+    if (h == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    sp_push_cors(push, req, h);
+    evbuffer_add_printf(h,
+                        "Access-Control-Allow-Methods: GET, OPTIONS\r\n"
+                        "Access-Control-Allow-Headers: Last-Event-ID, Sidepush-Cursor, "
+                        "Cache-Control, Prefer\r\n"
+                        "Access-Control-Max-Age: %llu\r\n",
+                        (unsigned long long)(push->config->cors.max_age_ms / 1000));
+    sp_http_begin(conn, 204, NULL, h, 0);
+    sp_http_finish(conn);
+    evbuffer_free(h);
+}
+
+static bool wants_sse(const struct sp_http_request *req)
+{
+    const struct sp_http_header *accept = sp_http_find_header(req, "Accept");
+    return accept != NULL && memmem(accept->value.ptr, accept->value.len, "text/event-stream",
+                                    17) != NULL;
+}
+
+static bool wants_websocket(const struct sp_http_request *req)
+{
+    const struct sp_http_header *up = sp_http_find_header(req, "Upgrade");
+    return up != NULL && sp_http_list_has_token(up->value, "websocket");
+}
+
+void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route,
+                       const char *spec, struct sp_http_conn *conn,
+                       const struct sp_http_request *req)
+{
+    unsigned offered = route->subscribe.transports;
+
+    if (sp_slice_eq(req->method, "OPTIONS")) {
+        preflight(push, conn, req);
+        return;
+    }
+    if (!sp_slice_eq(req->method, "GET")) {
+        sp_http_respond_error(conn, 405, "subscribe with GET");
+        return;
+    }
+    if (wants_websocket(req)) {
+        if (offered & SP_TRANSPORT_WEBSOCKET)
+            sp_ws_start(push, route, spec, conn, req);
+        else
+            sp_http_respond_error(conn, 400, "this route does not offer WebSocket");
+    } else if (wants_sse(req) && (offered & SP_TRANSPORT_SSE)) {
+        sp_sse_start(push, route, spec, conn, req);
+    } else if (offered & SP_TRANSPORT_LONGPOLL) {
+        sp_longpoll_start(push, route, spec, conn, req);
+    } else {
+        sp_http_respond_error(conn, 406, (offered & SP_TRANSPORT_SSE)
+                                             ? "this route offers Server-Sent Events: send "
+                                               "Accept: text/event-stream"
+                                             : "this route offers WebSocket only");
+    }
+}

@@ -1,0 +1,44 @@
+/* The push side of sidepush: the hub, the subscription transports (SSE,
+ * WebSocket, long-poll) on subscribe routes, and the publish API on
+ * publish_listen.
+ */
+#ifndef SP_PUSH_PUSH_H
+#define SP_PUSH_PUSH_H
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "net/curlm.h"
+#include "net/stream.h"
+
+struct sp_push;
+
+struct sp_push_stats {
+    uint64_t published;
+    uint64_t delivered;
+    uint64_t slow_consumers; /* disconnected for passing subscriber_max_unsent */
+    uint64_t publish_errors;
+};
+
+/* The base must have gone through sp_flusher_prepare_base(). */
+struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
+                            struct sp_curlm *curlm, struct sp_flusher *flusher,
+                            const struct sp_log *log);
+/* Ends every subscription (their connections close), then frees. */
+void sp_push_free(struct sp_push *push);
+
+/* A request on a subscribe route; channel_spec is the expanded channel
+ * template (possibly "a,b"). Picks SSE, WebSocket or long-poll. */
+void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route,
+                       const char *channel_spec, struct sp_http_conn *conn,
+                       const struct sp_http_request *req);
+
+/* A request on publish_listen. */
+void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
+                             const struct sp_http_request *req);
+
+const struct sp_push_stats *sp_push_stats(const struct sp_push *push);
+
+#endif

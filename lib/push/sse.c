@@ -1,0 +1,203 @@
+/* Server-Sent Events subscribers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "push/push-internal.h"
+
+#define BACKLOG_MAX 1024
+
+struct sp_sse {
+    struct sp_push *push;
+    struct sp_stream *stream;
+    struct sp_subscription *subs;
+    LIST_ENTRY(sp_sse) link;
+    uint64_t keepalive_ms;
+    bool chunked; /* HTTP/1.1: each event is one chunk; HTTP/1.0: ends with the connection */
+};
+
+static void sse_free(struct sp_sse *s)
+{
+    LIST_REMOVE(s, link);
+    sp_subscription_close(s->subs);
+    free(s);
+}
+
+/* Writes raw SSE text (already one complete block), framed as a chunk when
+ * the response is chunked. */
+static int write_text(struct sp_sse *s, const char *text)
+{
+    size_t len = strlen(text);
+    char head[24];
+
+    if (!s->chunked)
+        return sp_stream_write(s->stream, text, len);
+    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+    if (sp_stream_write(s->stream, head, (size_t)n) < 0 ||
+        sp_stream_write(s->stream, text, len) < 0 || sp_stream_write(s->stream, "\r\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
+static void end_stream(struct sp_sse *s, bool gracefully)
+{
+    if (gracefully) {
+        if (s->chunked)
+            sp_stream_write(s->stream, "0\r\n\r\n", 5);
+        sp_stream_end(s->stream);
+    } else {
+        sp_stream_close(s->stream);
+    }
+    sse_free(s);
+}
+
+static void on_deliver(void *owner, struct sp_msg *msg)
+{
+    struct sp_sse *s = owner;
+
+    if (sp_push_send_msg(s->push, s->stream, msg, s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE) <
+        0) {
+        /* Too far behind: close it; the browser reconnects with Last-Event-ID
+         * and gets what it missed from history. */
+        sp_log_info(s->push->log, "slow_consumer", "SSE subscriber over limits.subscriber_max_unsent");
+        end_stream(s, false);
+    }
+}
+
+static void on_deleted(void *owner)
+{
+    end_stream(owner, true);
+}
+
+static void on_closed(void *ctx, enum sp_stream_end why)
+{
+    sse_free(ctx); /* the stream frees itself */
+}
+
+static const struct sp_stream_ops stream_ops = {NULL, on_closed};
+
+static struct evbuffer *response_head(struct sp_push *push, const struct sp_http_request *req,
+                                      bool chunked)
+{
+    struct evbuffer *h = evbuffer_new();
+
+    if (h == NULL)
+        return NULL;
+    evbuffer_add_printf(h,
+                        "HTTP/1.%d 200 OK\r\n"
+                        "Content-Type: text/event-stream; charset=utf-8\r\n"
+                        "Cache-Control: no-cache\r\n"
+                        "X-Accel-Buffering: no\r\n",
+                        req->minor_version);
+    sp_push_cors(push, req, h);
+    evbuffer_add_printf(h, chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                                   : "Connection: close\r\n\r\n");
+    return h;
+}
+
+/* Sends the retry hint, the missed-history signal, and the backlog. */
+static int send_start(struct sp_sse *s, const struct sp_route_config *route,
+                      const struct sp_cursor *cur)
+{
+    struct sp_msg *backlog[BACKLOG_MAX];
+    bool missed = false;
+    char text[256];
+
+    int n = sp_subscription_backlog(s->subs, cur, backlog, BACKLOG_MAX, &missed);
+    if (n < 0)
+        return -1;
+    snprintf(text, sizeof(text), "retry: %llu\n\n",
+             (unsigned long long)route->subscribe.sse.retry_ms);
+    int rc = write_text(s, text);
+    if (rc == 0 && missed) {
+        /* EventSource has no notion of a gap; this event is how a page learns
+         * that it must reload state (listen for "sidepush-missed"). */
+        snprintf(text, sizeof(text), "event: sidepush-missed\ndata: {\"first\":\"%s\"}\n\n",
+                 n > 0 ? sp_msg_id(backlog[0]) : "");
+        rc = write_text(s, text);
+    }
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = sp_push_send_msg(s->push, s->stream, backlog[i],
+                                  s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE);
+        sp_msg_unref(backlog[i]);
+    }
+    return rc;
+}
+
+void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                  struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    struct sp_cursor cur;
+    struct sp_sse *s = calloc(1, sizeof(*s));
+    struct evbuffer *initial = NULL;
+    evutil_socket_t fd;
+
+    if (s == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    LIST_INSERT_HEAD(&push->sse, s, link);
+    s->push = push;
+    s->chunked = req->minor_version == 1;
+    s->keepalive_ms = route->subscribe.sse.keepalive_ms;
+    /* A browser's EventSource never gives up on a network error but does on
+     * any other status, so an unreadable id replays from the start with the
+     * missed signal instead of failing the request. */
+    if (sp_push_request_cursor(push, req, &cur) < 0)
+        cur = (struct sp_cursor){.present = true};
+    else if (!cur.present)
+        cur = sp_push_start(push, route);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, s, &s->subs);
+    if (rc < 0) {
+        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
+        sse_free(s);
+        return;
+    }
+    initial = evbuffer_new();
+    struct evbuffer *head = response_head(push, req, s->chunked);
+    if (initial == NULL || head == NULL || sp_http_detach(conn, &fd, initial, NULL) < 0) {
+        if (head)
+            evbuffer_free(head);
+        if (initial)
+            evbuffer_free(initial);
+        sp_http_respond_error(conn, 500, "out of memory");
+        sse_free(s);
+        return;
+    }
+    evbuffer_add_buffer(initial, head);
+    evbuffer_free(head);
+    s->stream = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
+                              &stream_ops, s);
+    evbuffer_free(initial);
+    if (s->stream == NULL) {
+        sse_free(s);
+        return;
+    }
+    if (send_start(s, route, &cur) < 0)
+        end_stream(s, false);
+}
+
+void sp_sse_tick(struct sp_push *push, uint64_t now)
+{
+    struct sp_sse *s, *next;
+
+    for (s = LIST_FIRST(&push->sse); s != NULL; s = next) {
+        next = LIST_NEXT(s, link);
+        if (s->stream == NULL || now - sp_stream_last_write(s->stream) < s->keepalive_ms)
+            continue;
+        if (write_text(s, ":\n\n") < 0)
+            end_stream(s, false);
+    }
+}
+
+void sp_sse_close_all(struct sp_push *push)
+{
+    struct sp_sse *s;
+
+    while ((s = LIST_FIRST(&push->sse)) != NULL) {
+        if (s->stream)
+            sp_stream_close(s->stream);
+        sse_free(s);
+    }
+}

@@ -1,0 +1,595 @@
+/* WebSocket subscribers (RFC 6455): the handshake, then published messages
+ * out as text frames, pings both ways, the close handshake, and optionally
+ * the client's own messages forwarded to the backend as HTTP POSTs. */
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/template.h"
+#include "push/push-internal.h"
+#include "push/wsframe.h"
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define ENVELOPE_PROTOCOL "sidepush-envelope"
+#define FORWARD_QUEUE_MAX 32
+#define BACKLOG_MAX 1024
+
+struct forward_item {
+    struct forward_item *next;
+    bool text;
+    size_t len;
+    char data[];
+};
+
+struct sp_ws {
+    struct sp_push *push;
+    struct sp_stream *stream;
+    struct sp_subscription *subs;
+    struct sp_ws_reader *reader;
+    LIST_ENTRY(sp_ws) link;
+    bool envelope;
+    bool in_reader;     /* inside sp_ws_reader_feed: freeing must wait */
+    bool send_failed;   /* output over its limit: drop the connection */
+    unsigned want_close; /* close code to send once out of the reader */
+    const char *want_reason;
+    uint64_t ping_interval_ms;
+    uint64_t last_ping;
+    bool awaiting_pong;
+    char *heartbeat;
+    /* forwarding to the backend */
+    char *forward_url;
+    char *cookie;
+    char *authorization;
+    char peer[64];
+    char *channels;
+    CURL *fwd_easy;
+    struct curl_slist *fwd_headers;
+    struct forward_item *fwd_current;
+    struct forward_item *queue_head, *queue_tail;
+    size_t queued;
+    char *fwd_reply;
+    size_t fwd_reply_len;
+};
+
+static void ws_free(struct sp_ws *ws);
+
+/* ---- sending ------------------------------------------------------------------------ */
+
+static int send_frame(struct sp_ws *ws, enum sp_ws_opcode op, const void *data, size_t len)
+{
+    uint8_t head[SP_WS_MAX_HEADER];
+    size_t n = sp_ws_frame_header(head, op, true, len);
+
+    if (sp_stream_write(ws->stream, head, n) < 0 ||
+        (len > 0 && sp_stream_write(ws->stream, data, len) < 0))
+        return -1;
+    return 0;
+}
+
+/* Sends a close frame (code and reason) and ends the connection once it is
+ * out; the server closes TCP first, as RFC 6455 §7.1.1 asks. */
+static void close_with(struct sp_ws *ws, unsigned code, const char *reason)
+{
+    uint8_t payload[125];
+    size_t len = strlen(reason);
+
+    if (len > sizeof(payload) - 2)
+        len = sizeof(payload) - 2;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    memcpy(payload + 2, reason, len);
+    send_frame(ws, SP_WS_OP_CLOSE, payload, len + 2);
+    sp_stream_end(ws->stream);
+    ws_free(ws);
+}
+
+/* Drops the connection at once (its output is over the limit). Inside the
+ * frame reader's callbacks only a mark is left; on_readable acts on it. */
+static void ws_abort(struct sp_ws *ws)
+{
+    if (ws->in_reader) {
+        ws->send_failed = true;
+        return;
+    }
+    sp_stream_close(ws->stream);
+    ws_free(ws);
+}
+
+static void ws_close(struct sp_ws *ws, unsigned code, const char *reason)
+{
+    if (ws->in_reader) {
+        if (ws->want_close == 0) {
+            ws->want_close = code;
+            ws->want_reason = reason;
+        }
+        return;
+    }
+    close_with(ws, code, reason);
+}
+
+/* A JSON control message for envelope clients ("sidepush-missed", errors). */
+static int send_notice(struct sp_ws *ws, const char *json)
+{
+    return send_frame(ws, SP_WS_OP_TEXT, json, strlen(json));
+}
+
+/* ---- hub callbacks --------------------------------------------------------------------- */
+
+static void on_deliver(void *owner, struct sp_msg *msg)
+{
+    struct sp_ws *ws = owner;
+
+    if (sp_push_send_msg(ws->push, ws->stream, msg,
+                         ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) < 0) {
+        sp_log_info(ws->push->log, "slow_consumer",
+                    "WebSocket subscriber over limits.subscriber_max_unsent");
+        ws_abort(ws); /* its buffer is full: no room for a close frame */
+    }
+}
+
+static void on_deleted(void *owner)
+{
+    ws_close(owner, SP_WS_CLOSE_NORMAL, "channel deleted");
+}
+
+/* ---- forwarding client messages to the backend ------------------------------------------ */
+
+static void forward_next(struct sp_ws *ws);
+
+static size_t collect_reply(char *buf, size_t size, size_t n, void *arg)
+{
+    struct sp_ws *ws = arg;
+    size_t len = size * n;
+    size_t max = ws->push->config->channels.max_message_size;
+
+    if (ws->fwd_reply_len + len > max)
+        return 0; /* too large to relay: fails the transfer */
+    char *grown = realloc(ws->fwd_reply, ws->fwd_reply_len + len + 1);
+    if (grown == NULL)
+        return 0;
+    ws->fwd_reply = grown;
+    memcpy(ws->fwd_reply + ws->fwd_reply_len, buf, len);
+    ws->fwd_reply_len += len;
+    return len;
+}
+
+static void forward_cleanup(struct sp_ws *ws)
+{
+    if (ws->fwd_easy) {
+        curl_easy_cleanup(ws->fwd_easy);
+        ws->fwd_easy = NULL;
+    }
+    curl_slist_free_all(ws->fwd_headers);
+    ws->fwd_headers = NULL;
+    free(ws->fwd_current);
+    ws->fwd_current = NULL;
+    free(ws->fwd_reply);
+    ws->fwd_reply = NULL;
+    ws->fwd_reply_len = 0;
+}
+
+static void forward_done(CURL *easy, CURLcode result, void *ctx)
+{
+    struct sp_ws *ws = ctx;
+    long status = 0;
+    char notice[256];
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    if (result != CURLE_OK || status < 200 || status > 299) {
+        /* The client learns its message was not taken; the connection stays. */
+        snprintf(notice, sizeof(notice),
+                 "{\"event\":\"sidepush-error\",\"data\":{\"error\":\"%s\",\"status\":%ld}}",
+                 result != CURLE_OK ? "backend unreachable" : "backend refused the message",
+                 result != CURLE_OK ? 502L : status);
+        int rc = send_notice(ws, notice);
+        forward_cleanup(ws);
+        if (rc < 0) {
+            ws_abort(ws);
+            return;
+        }
+    } else {
+        uint32_t utf8 = 0;
+        int rc = 0;
+        if (ws->fwd_reply_len > 0) {
+            bool text = sp_utf8_feed(&utf8, (const uint8_t *)ws->fwd_reply, ws->fwd_reply_len) &&
+                        utf8 == 0;
+            rc = send_frame(ws, text ? SP_WS_OP_TEXT : SP_WS_OP_BINARY, ws->fwd_reply,
+                            ws->fwd_reply_len);
+        }
+        forward_cleanup(ws);
+        if (rc < 0) {
+            ws_abort(ws);
+            return;
+        }
+    }
+    forward_next(ws);
+}
+
+static int add_header(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[8192];
+    snprintf(line, sizeof(line), "%s: %s", name, value);
+    struct curl_slist *l = curl_slist_append(*list, line);
+    if (l == NULL)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+static void forward_next(struct sp_ws *ws)
+{
+    struct forward_item *item = ws->queue_head;
+
+    if (item == NULL || ws->fwd_easy != NULL)
+        return;
+    ws->queue_head = item->next;
+    if (ws->queue_head == NULL)
+        ws->queue_tail = NULL;
+    ws->queued--;
+    ws->fwd_current = item;
+    ws->fwd_easy = curl_easy_init();
+    if (ws->fwd_easy == NULL ||
+        add_header(&ws->fwd_headers, "Content-Type",
+                   item->text ? "text/plain; charset=utf-8" : "application/octet-stream") < 0 ||
+        add_header(&ws->fwd_headers, "Sidepush-Channel", ws->channels) < 0 ||
+        add_header(&ws->fwd_headers, "X-Forwarded-For", ws->peer) < 0 ||
+        (ws->cookie && add_header(&ws->fwd_headers, "Cookie", ws->cookie) < 0) ||
+        (ws->authorization && add_header(&ws->fwd_headers, "Authorization", ws->authorization) < 0) ||
+        add_header(&ws->fwd_headers, "Expect", "") < 0) {
+        forward_done(ws->fwd_easy, CURLE_OUT_OF_MEMORY, ws);
+        return;
+    }
+    CURL *e = ws->fwd_easy;
+    const struct sp_config *cfg = ws->push->config;
+    curl_easy_setopt(e, CURLOPT_URL, ws->forward_url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, &item->data[0]);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)item->len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, ws->fwd_headers);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect_reply);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, ws);
+    if (sp_curlm_add(ws->push->curlm, e, forward_done, ws) < 0)
+        forward_done(e, CURLE_FAILED_INIT, ws);
+}
+
+static void forward(struct sp_ws *ws, bool text, const uint8_t *data, size_t len)
+{
+    if (ws->queued >= FORWARD_QUEUE_MAX) {
+        ws_close(ws, 1013, "too many messages waiting for the backend");
+        return;
+    }
+    struct forward_item *item = malloc(sizeof(*item) + len + 1);
+    if (item == NULL)
+        return;
+    item->next = NULL;
+    item->text = text;
+    item->len = len;
+    memcpy(item->data, data, len);
+    item->data[len] = '\0';
+    if (ws->queue_tail)
+        ws->queue_tail->next = item;
+    else
+        ws->queue_head = item;
+    ws->queue_tail = item;
+    ws->queued++;
+    forward_next(ws);
+}
+
+/* ---- frames from the client ------------------------------------------------------------- */
+
+static void on_message(void *ctx, bool text, const uint8_t *data, size_t len)
+{
+    struct sp_ws *ws = ctx;
+
+    if (text && ws->heartbeat[0] != '\0' && len == strlen(ws->heartbeat) &&
+        memcmp(data, ws->heartbeat, len) == 0) {
+        if (send_frame(ws, SP_WS_OP_TEXT, "pong", 4) < 0)
+            ws_abort(ws);
+        return;
+    }
+    if (ws->forward_url != NULL)
+        forward(ws, text, data, len);
+    /* Without forwarding, client messages have nowhere to go: ignored. */
+}
+
+static void on_ping(void *ctx, const uint8_t *data, size_t len)
+{
+    struct sp_ws *ws = ctx;
+    if (send_frame(ws, SP_WS_OP_PONG, data, len) < 0)
+        ws_abort(ws);
+}
+
+static void on_pong(void *ctx, const uint8_t *data, size_t len)
+{
+    ((struct sp_ws *)ctx)->awaiting_pong = false;
+}
+
+static void on_close(void *ctx, unsigned code, const char *reason, size_t len)
+{
+    /* Echo the client's code (RFC 6455 §5.5.1); 1005 means it gave none. */
+    ws_close(ctx, code == 1005 ? SP_WS_CLOSE_NORMAL : code, "");
+}
+
+static const struct sp_ws_reader_events reader_events = {on_message, on_ping, on_pong, on_close};
+
+static void on_readable(void *ctx, const uint8_t *data, size_t len)
+{
+    struct sp_ws *ws = ctx;
+
+    ws->in_reader = true;
+    int rc = sp_ws_reader_feed(ws->reader, data, len);
+    ws->in_reader = false;
+    if (ws->send_failed) {
+        ws_abort(ws);
+    } else if (rc != 0) {
+        const char *why = rc == SP_WS_CLOSE_BAD_DATA ? "invalid UTF-8"
+                          : rc == SP_WS_CLOSE_TOO_BIG ? "message too big"
+                                                      : "protocol error";
+        close_with(ws, (unsigned)rc, why);
+    } else if (ws->want_close) {
+        close_with(ws, ws->want_close, ws->want_reason);
+    }
+}
+
+static void on_stream_closed(void *ctx, enum sp_stream_end why)
+{
+    ws_free(ctx);
+}
+
+static const struct sp_stream_ops stream_ops = {on_readable, on_stream_closed};
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+static void ws_free(struct sp_ws *ws)
+{
+    struct forward_item *item;
+
+    LIST_REMOVE(ws, link);
+    sp_subscription_close(ws->subs);
+    sp_ws_reader_free(ws->reader);
+    if (ws->fwd_easy)
+        sp_curlm_remove(ws->push->curlm, ws->fwd_easy);
+    forward_cleanup(ws);
+    while ((item = ws->queue_head) != NULL) {
+        ws->queue_head = item->next;
+        free(item);
+    }
+    free(ws->forward_url);
+    free(ws->cookie);
+    free(ws->authorization);
+    free(ws->channels);
+    free(ws);
+}
+
+void sp_ws_tick(struct sp_push *push, uint64_t now)
+{
+    struct sp_ws *ws, *next;
+
+    for (ws = LIST_FIRST(&push->ws); ws != NULL; ws = next) {
+        next = LIST_NEXT(ws, link);
+        if (ws->stream == NULL || now - ws->last_ping < ws->ping_interval_ms)
+            continue;
+        if (ws->awaiting_pong) {
+            close_with(ws, SP_WS_CLOSE_GOING_AWAY, "ping timeout");
+            continue;
+        }
+        ws->last_ping = now;
+        ws->awaiting_pong = true;
+        if (send_frame(ws, SP_WS_OP_PING, "", 0) < 0)
+            ws_abort(ws);
+    }
+}
+
+void sp_ws_close_all(struct sp_push *push)
+{
+    struct sp_ws *ws;
+
+    while ((ws = LIST_FIRST(&push->ws)) != NULL) {
+        if (ws->stream)
+            sp_stream_close(ws->stream);
+        ws_free(ws);
+    }
+}
+
+/* ---- handshake ---------------------------------------------------------------------------- */
+
+static char *header_copy(const struct sp_http_request *req, const char *name)
+{
+    const struct sp_http_header *h = sp_http_find_header(req, name);
+    return h ? strndup(h->value.ptr, h->value.len) : NULL;
+}
+
+/* Sec-WebSocket-Accept for key, or -1 if the key is not base64 of 16 bytes. */
+static int accept_key(struct sp_slice key, char out[29])
+{
+    unsigned char raw[24];
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    char buf[64 + sizeof(WS_GUID)];
+
+    if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=' ||
+        EVP_DecodeBlock(raw, (const unsigned char *)key.ptr, 24) != 18)
+        return -1;
+    memcpy(buf, key.ptr, 24);
+    memcpy(buf + 24, WS_GUID, sizeof(WS_GUID) - 1);
+    SHA1((const unsigned char *)buf, 24 + sizeof(WS_GUID) - 1, digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+    return 0;
+}
+
+/* Checks the handshake; answers the client itself and returns false when
+ * it is not acceptable. */
+static bool check_handshake(struct sp_push *push, struct sp_http_conn *conn,
+                            const struct sp_http_request *req, char accept[29])
+{
+    const struct sp_http_header *connection = sp_http_find_header(req, "Connection");
+    const struct sp_http_header *version = sp_http_find_header(req, "Sec-WebSocket-Version");
+    const struct sp_http_header *key = sp_http_find_header(req, "Sec-WebSocket-Key");
+
+    if (req->minor_version != 1) {
+        sp_http_respond_error(conn, 400, "WebSocket needs HTTP/1.1");
+        return false;
+    }
+    if (connection == NULL || !sp_http_list_has_token(connection->value, "upgrade")) {
+        sp_http_respond_error(conn, 400, "WebSocket handshake without Connection: Upgrade");
+        return false;
+    }
+    if (version == NULL || !sp_slice_eq(version->value, "13")) {
+        struct evbuffer *h = evbuffer_new();
+        static const char body[] = "{\"error\":\"only WebSocket version 13 is supported\","
+                                   "\"status\":426}\n";
+        if (h == NULL) {
+            sp_http_respond_error(conn, 500, "out of memory");
+            return false;
+        }
+        evbuffer_add_printf(h, "Sec-WebSocket-Version: 13\r\nContent-Type: application/json\r\n"
+                               "Upgrade: websocket\r\n");
+        sp_http_begin(conn, 426, NULL, h, sizeof(body) - 1);
+        sp_http_write(conn, body, sizeof(body) - 1);
+        sp_http_finish(conn);
+        evbuffer_free(h);
+        return false;
+    }
+    if (key == NULL || accept_key(key->value, accept) < 0) {
+        sp_http_respond_error(conn, 400, "Sec-WebSocket-Key must be base64 of 16 bytes");
+        return false;
+    }
+    if (!sp_push_origin_allowed(push, req)) {
+        sp_http_respond_error(conn, 403, "origin not allowed (cors.allow_origins)");
+        return false;
+    }
+    return true;
+}
+
+static bool offers_envelope(const struct sp_http_request *req)
+{
+    const struct sp_http_header *p = sp_http_find_header(req, "Sec-WebSocket-Protocol");
+    return p != NULL && sp_http_list_has_token(p->value, ENVELOPE_PROTOCOL);
+}
+
+static char *forward_url(struct sp_push *push, const struct sp_route_config *route,
+                         const struct sp_http_request *req)
+{
+    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
+    char path[2048];
+    char *url = NULL;
+    const char *base = push->config->backend.url;
+    size_t blen = strlen(base);
+
+    if (route->subscribe.websocket.forward == NULL ||
+        !sp_tmpl_match(route->tmpl, req->path.ptr, req->path.len, caps) ||
+        sp_tmpl_expand(route->tmpl, route->subscribe.websocket.forward, caps, path,
+                       sizeof(path)) < 0)
+        return NULL;
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
+        return NULL;
+    return url;
+}
+
+static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
+{
+    struct sp_msg *backlog[BACKLOG_MAX];
+    bool missed = false;
+    char notice[160];
+    int rc = 0;
+
+    int n = sp_subscription_backlog(ws->subs, cur, backlog, BACKLOG_MAX, &missed);
+    if (n < 0)
+        return -1;
+    if (missed && ws->envelope) {
+        snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-missed\",\"first\":\"%s\"}",
+                 n > 0 ? sp_msg_id(backlog[0]) : "");
+        rc = send_notice(ws, notice);
+    }
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = sp_push_send_msg(ws->push, ws->stream, backlog[i],
+                                  ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS);
+        sp_msg_unref(backlog[i]);
+    }
+    return rc;
+}
+
+void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                 struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    char accept[29];
+    struct sp_cursor cur;
+    evutil_socket_t fd;
+    struct sp_ws *ws;
+    struct evbuffer *initial = NULL, *leftover = NULL;
+
+    if (!check_handshake(push, conn, req, accept))
+        return;
+    if (sp_push_request_cursor(push, req, &cur) < 0)
+        cur = (struct sp_cursor){.present = true}; /* replay what there is, flag the gap */
+    else if (!cur.present)
+        cur = sp_push_start(push, route);
+    ws = calloc(1, sizeof(*ws));
+    if (ws == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    LIST_INSERT_HEAD(&push->ws, ws, link);
+    ws->push = push;
+    bool chosen_envelope = offers_envelope(req);
+    ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
+    ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
+    ws->last_ping = sp_now_ms();
+    ws->heartbeat = route->subscribe.websocket.heartbeat;
+    ws->forward_url = forward_url(push, route, req);
+    ws->cookie = header_copy(req, "Cookie");
+    ws->authorization = header_copy(req, "Authorization");
+    ws->channels = strdup(spec);
+    snprintf(ws->peer, sizeof(ws->peer), "%s", sp_http_peer(conn));
+    ws->reader = sp_ws_reader_new(route->subscribe.websocket.max_message_size, &reader_events, ws);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, ws, &ws->subs);
+    if (rc < 0 || ws->reader == NULL || ws->channels == NULL) {
+        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500,
+                              rc < 0 ? sp_hub_error_text(rc) : "out of memory");
+        ws_free(ws);
+        return;
+    }
+    initial = evbuffer_new();
+    leftover = evbuffer_new();
+    if (initial == NULL || leftover == NULL || sp_http_detach(conn, &fd, initial, leftover) < 0) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        ws_free(ws);
+        goto done;
+    }
+    evbuffer_add_printf(initial,
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n",
+                        accept);
+    if (chosen_envelope)
+        evbuffer_add_printf(initial, "Sec-WebSocket-Protocol: " ENVELOPE_PROTOCOL "\r\n");
+    evbuffer_add(initial, "\r\n", 2);
+    ws->stream = sp_stream_new(push->flusher, fd, initial,
+                               push->config->limits.subscriber_max_unsent, &stream_ops, ws);
+    if (ws->stream == NULL) {
+        ws_free(ws);
+        goto done;
+    }
+    if (send_backlog(ws, &cur) < 0) {
+        ws_abort(ws);
+        goto done;
+    }
+    /* Frames the client sent right behind its handshake. */
+    size_t n = evbuffer_get_length(leftover);
+    if (n > 0)
+        on_readable(ws, evbuffer_pullup(leftover, -1), n);
+done:
+    if (initial)
+        evbuffer_free(initial);
+    if (leftover)
+        evbuffer_free(leftover);
+}
