@@ -74,7 +74,7 @@ static void test_full(void)
                                 "  timeout: 1m30s\n"
                                 "  preserve_host: false\n"
                                 "publish:\n"
-                                "  auth: { bearer_token: \"${TOKEN}\", hmac_secret: x }\n"
+                                "  auth: { bearer_token: \"${TOKEN}\", hmac_secret: whsec_dGVzdA== }\n"
                                 "channels: { history: 5, history_ttl: 1h, max_message_size: 1MiB }\n"
                                 "limits: { max_body_size: 0, idle_timeout: 5s }\n"
                                 "log: { level: debug }\n"

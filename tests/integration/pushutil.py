@@ -1,0 +1,92 @@
+"""Helpers for push tests: publishing, and reading SSE with a real client."""
+import json
+import socket
+import subprocess
+import time
+
+import requests
+
+
+def publish(sp, channel, data, event=None, headers=None, **kw):
+    h = dict(headers or {})
+    if event:
+        h["Sidepush-Event"] = event
+    r = requests.post(f"http://127.0.0.1:{sp.publish_port}/publish/{channel}",
+                      data=data.encode() if isinstance(data, str) else data, headers=h,
+                      timeout=5, **kw)
+    return r
+
+
+def publish_ok(sp, channel, data, event=None, headers=None):
+    r = publish(sp, channel, data, event, headers)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def channel_info(sp, channel):
+    return requests.get(f"http://127.0.0.1:{sp.publish_port}/channels/{channel}", timeout=5)
+
+
+def wait_subscribers(sp, channel, count, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = channel_info(sp, channel)
+        if r.status_code == 200 and r.json()["subscribers"] >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{channel} never had {count} subscribers")
+
+
+class CurlSSE:
+    """`curl -N` reading an event stream into a list of parsed events."""
+
+    def __init__(self, url, headers=()):
+        args = ["curl", "-sN", "-H", "Accept: text/event-stream"]
+        for h in headers:
+            args += ["-H", h]
+        self.proc = subprocess.Popen(args + [url], stdout=subprocess.PIPE)
+        self.raw = b""
+
+    def events(self, count, timeout=5):
+        """Reads until count events (with data) have arrived."""
+        import select
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = parse_sse(self.raw)
+            if len([e for e in got if "data" in e]) >= count:
+                return [e for e in got if "data" in e]
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if r:
+                chunk = self.proc.stdout.read1(65536)
+                if not chunk:
+                    break
+                self.raw += chunk
+        return [e for e in parse_sse(self.raw) if "data" in e]
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def parse_sse(raw: bytes):
+    """Parses an event stream per the WHATWG rules (fields, multi-line data)."""
+    events, cur = [], {}
+    text = raw.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    complete = text.rsplit("\n\n", 1)[0] + "\n\n" if "\n\n" in text else ""
+    for line in complete.split("\n"):
+        if line == "":
+            if cur:
+                events.append(cur)
+            cur = {}
+            continue
+        if line.startswith(":"):
+            cur.setdefault("comments", []).append(line[1:])
+            continue
+        field, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            cur["data"] = cur["data"] + "\n" + value if "data" in cur else value
+        else:
+            cur[field] = value
+    return events
