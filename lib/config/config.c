@@ -598,6 +598,8 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
 
     if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
         REPORT(w, root, "'listen' and 'publish_listen' must differ");
+    if (c->limits.subscriber_max_unsent < c->channels.max_message_size)
+        REPORT(w, root, "limits.subscriber_max_unsent must be at least channels.max_message_size");
     if (strcmp(c->health.liveness_path, c->health.readiness_path) == 0)
         REPORT(w, root, "health.liveness_path and health.readiness_path must differ");
     for (size_t i = 0; i < c->nroutes; i++) {

@@ -38,34 +38,48 @@ def wait_subscribers(sp, channel, count, timeout=5):
 
 
 class CurlSSE:
-    """`curl -N` reading an event stream into a list of parsed events."""
+    """`curl -N` reading an event stream; a thread drains it as fast as it comes."""
 
     def __init__(self, url, headers=()):
+        import threading
         args = ["curl", "-sN", "-H", "Accept: text/event-stream"]
         for h in headers:
             args += ["-H", h]
         self.proc = subprocess.Popen(args + [url], stdout=subprocess.PIPE)
-        self.raw = b""
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        while chunk := self.proc.stdout.read1(1 << 20):
+            with self.lock:
+                self.buf += chunk
+
+    @property
+    def raw(self):
+        with self.lock:
+            return bytes(self.buf)
 
     def events(self, count, timeout=5):
-        """Reads until count events (with data) have arrived."""
-        import select
+        """Waits until count events (with data) have arrived; returns those there are."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            got = parse_sse(self.raw)
-            if len([e for e in got if "data" in e]) >= count:
-                return [e for e in got if "data" in e]
-            r, _, _ = select.select([self.proc.stdout], [], [], 0.1)
-            if r:
-                chunk = self.proc.stdout.read1(65536)
-                if not chunk:
-                    break
-                self.raw += chunk
+            with self.lock:
+                enough = self.buf.count(b"data:") >= count
+            if enough:
+                got = [e for e in parse_sse(self.raw) if "data" in e]
+                if len(got) >= count:
+                    return got
+            if not self.thread.is_alive() and not enough:
+                break
+            time.sleep(0.02)
         return [e for e in parse_sse(self.raw) if "data" in e]
 
     def close(self):
         self.proc.kill()
         self.proc.wait()
+        self.thread.join(5)
 
 
 def parse_sse(raw: bytes):
