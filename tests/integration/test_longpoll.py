@@ -1,0 +1,156 @@
+"""Long-poll and plain polling with requests (a loop of plain GETs, as fetch() would)."""
+import threading
+import time
+
+import pytest
+import requests
+
+from pushutil import publish_ok, wait_subscribers
+
+ROUTES = ("routes:\n  - path: /events/{channel}\n"
+          "    subscribe: { longpoll: { timeout: 2s, max_messages: 3 } }\n")
+
+
+@pytest.fixture
+def sp(make_sidepush):
+    return make_sidepush(ROUTES + "channels: { history: 50 }\n"
+                         "cors: { allow_origins: ['*'] }\n")
+
+
+def test_held_request_is_answered_by_a_publish(sp):
+    result = {}
+
+    def poll():
+        result["r"] = requests.get(sp.url + "/events/lp", timeout=10)
+
+    t = threading.Thread(target=poll)
+    t.start()
+    wait_subscribers(sp, "lp", 1)
+    sent = publish_ok(sp, "lp", "hello", event="greet")
+    t.join(10)
+    r = result["r"]
+    assert r.status_code == 200
+    body = r.json()
+    assert body["messages"] == [{"id": sent["id"], "channel": "lp", "event": "greet",
+                                 "data": "hello"}]
+    assert body["cursor"] == sent["id"] == r.headers["Sidepush-Cursor"]
+    assert body["missed"] is False
+
+
+def test_timeout_is_204_with_the_cursor(sp):
+    started = time.monotonic()
+    r = requests.get(sp.url + "/events/quiet", timeout=10)
+    assert r.status_code == 204 and r.headers["Sidepush-Cursor"]
+    assert time.monotonic() - started >= 1.5
+
+
+def test_fetch_loop_neither_misses_nor_repeats(sp):
+    """A poller and a publisher race; the poller sees every message exactly once, in order."""
+    total = 60
+    got = []
+    first = requests.get(sp.url + "/events/loop", headers={"Prefer": "wait=0"}, timeout=5)
+    assert first.status_code == 304
+    cursor = first.headers["Sidepush-Cursor"]
+
+    def publisher():
+        for i in range(total):
+            publish_ok(sp, "loop", f"m{i}")
+            if i % 7 == 0:
+                time.sleep(0.01)
+
+    t = threading.Thread(target=publisher)
+    t.start()
+    session = requests.Session()
+    deadline = time.monotonic() + 30
+    while len(got) < total and time.monotonic() < deadline:
+        r = session.get(sp.url + "/events/loop", params={"cursor": cursor}, timeout=10)
+        if r.status_code == 200:
+            body = r.json()
+            assert len(body["messages"]) <= 3  # max_messages
+            got += [m["data"] for m in body["messages"]]
+            cursor = body["cursor"]
+            assert r.headers["Sidepush-Cursor"] == cursor
+        else:
+            assert r.status_code == 204
+    t.join()
+    assert got == [f"m{i}" for i in range(total)]
+
+
+def test_plain_polling_without_hold(sp):
+    r = requests.get(sp.url + "/events/pp?wait=0", timeout=5)
+    assert r.status_code == 304
+    cursor = r.headers["Sidepush-Cursor"]
+    publish_ok(sp, "pp", "one")
+    publish_ok(sp, "pp", "two")
+    r = requests.get(sp.url + "/events/pp", params={"cursor": cursor, "wait": 0}, timeout=5)
+    assert r.status_code == 200 and [m["data"] for m in r.json()["messages"]] == ["one", "two"]
+    r = requests.get(sp.url + "/events/pp", params={"cursor": r.json()["cursor"]},
+                     headers={"Prefer": "wait=0"}, timeout=5)
+    assert r.status_code == 304
+
+
+def test_history_lost_is_signalled(make_sidepush):
+    sp = make_sidepush(ROUTES + "channels: { history: 2 }\n")
+    old = publish_ok(sp, "h", "m0")["id"]
+    for i in range(1, 5):
+        publish_ok(sp, "h", f"m{i}")
+    r = requests.get(sp.url + "/events/h", params={"cursor": old}, timeout=5)
+    assert r.status_code == 200 and r.headers["Sidepush-Missed"] == "1"
+    body = r.json()
+    assert body["missed"] is True and [m["data"] for m in body["messages"]] == ["m3", "m4"]
+    r = requests.get(sp.url + "/events/h", params={"cursor": "zzzzzzzz-2", "wait": 0}, timeout=5)
+    assert r.json()["missed"] is True  # an id from before a restart
+
+
+def test_bad_cursor_is_400(sp):
+    r = requests.get(sp.url + "/events/x", params={"cursor": "not-an-id"}, timeout=5)
+    assert r.status_code == 400 and "cursor" in r.json()["error"]
+
+
+def test_cors_exposes_cursor_headers(sp):
+    r = requests.get(sp.url + "/events/c?wait=0", headers={"Origin": "http://other.example"},
+                     timeout=5)
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Sidepush-Cursor" in r.headers["Access-Control-Expose-Headers"]
+
+
+def test_keep_alive_between_polls(sp):
+    session = requests.Session()
+    r1 = session.get(sp.url + "/events/ka?wait=0", timeout=5)
+    r2 = session.get(sp.url + "/events/ka?wait=0", timeout=5)
+    assert r1.status_code == r2.status_code == 304
+    assert len(session.adapters["http://"].poolmanager.pools) == 1
+
+
+def test_client_going_away_while_held(sp):
+    import socket
+    s = socket.create_connection(("127.0.0.1", sp.port))
+    s.sendall(b"GET /events/away HTTP/1.1\r\nHost: a\r\n\r\n")
+    wait_subscribers(sp, "away", 1)
+    s.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        r = requests.get(f"http://127.0.0.1:{sp.publish_port}/channels/away", timeout=5)
+        if r.status_code == 404 or r.json()["subscribers"] == 0:
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("held long-poll not released after the client left")
+    assert publish_ok(sp, "away", "x")["subscribers"] == 0
+
+
+def test_delete_answers_held_polls_410(sp):
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=requests.get(sp.url + "/events/d",
+                                                                     timeout=10)))
+    t.start()
+    wait_subscribers(sp, "d", 1)
+    requests.delete(f"http://127.0.0.1:{sp.publish_port}/channels/d", timeout=5)
+    t.join(10)
+    assert result["r"].status_code == 410
+
+
+def test_transport_restricted_to_sse_answers_406(make_sidepush):
+    sp = make_sidepush("routes:\n  - path: /s/{channel}\n    subscribe: { transports: [sse] }\n")
+    r = requests.get(sp.url + "/s/x", timeout=5)
+    assert r.status_code == 406 and "text/event-stream" in r.json()["error"]
