@@ -1,15 +1,22 @@
 """A deliberately ordinary "legacy" web app for trying sidepush.
 
-Plain request/response, Python standard library only, no realtime of any
-kind: an order board with an HTML page and a small JSON API. sidepush sits in
-front of it and proxies everything it does not answer itself.
+Plain request/response, Python standard library only, no realtime code of
+its own: an order board with an HTML page and a small JSON API. sidepush sits
+in front of it and proxies everything it does not answer itself. When an
+order is created the app tells sidepush with one plain HTTP POST (a webhook),
+and sidepush pushes it to every open page over Server-Sent Events.
 
-    python3 app.py --port 3000
+    python3 app.py --port 3000 --publish http://127.0.0.1:8081
 """
 import argparse
 import json
 import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+STATIC = Path(__file__).resolve().parent / "static"
+PUBLISH_URL = None
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Orders (legacy app)</title></head>
@@ -18,7 +25,12 @@ PAGE = """<!doctype html>
 <p>Served by an ordinary app through sidepush.</p>
 <ul id="orders"></ul>
 <form id="new"><input name="item" placeholder="item"><button>Add order</button></form>
+<p id="live">live updates: connecting…</p>
 <script>
+// The page's only realtime code: an EventSource on sidepush's subscribe route.
+const live = new EventSource('/events/orders');
+live.onopen = () => { document.getElementById('live').textContent = 'live updates: on'; };
+live.onmessage = () => load();
 async function load() {
   const orders = await (await fetch('/api/orders')).json();
   document.getElementById('orders').innerHTML =
@@ -51,6 +63,19 @@ class Store:
 STORE = Store()
 
 
+def notify(order):
+    """The whole of the app's "realtime": one webhook POST to sidepush."""
+    if PUBLISH_URL is None:
+        return
+    req = urllib.request.Request(f"{PUBLISH_URL}/publish/orders", method="POST",
+                                 data=json.dumps(order).encode(),
+                                 headers={"Sidepush-Event": "message"})
+    try:
+        urllib.request.urlopen(req, timeout=2).close()
+    except OSError:
+        pass  # the page still works by reloading
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -63,7 +88,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        if self.path == "/":
+        if self.path.split("?")[0] == "/push-test.html":
+            body = (STATIC / "push-test.html").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif self.path == "/":
             body = PAGE.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -90,7 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, AttributeError):
             self.send_json(400, {"error": "expected JSON {\"item\": ...}"})
             return
-        self.send_json(201, STORE.add(str(item)))
+        order = STORE.add(str(item))
+        self.send_json(201, order)
+        notify(order)
 
     def log_message(self, fmt, *args):
         pass
@@ -100,7 +134,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--publish", help="sidepush publish URL, e.g. http://127.0.0.1:8081")
     args = parser.parse_args()
+    global PUBLISH_URL
+    PUBLISH_URL = args.publish.rstrip("/") if args.publish else None
     ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
 
 

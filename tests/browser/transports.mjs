@@ -1,0 +1,103 @@
+// Browser test: Debian's Chromium, driven by playwright-core, opens the demo
+// app's push-test page through sidepush. The page's own EventSource,
+// WebSocket and fetch() long-poll loop subscribe to one channel; messages are
+// published, every connection is cut mid-stream (a TCP relay in front of
+// sidepush drops all its sockets), more messages are published, and each
+// transport must end up with every message exactly once, in order.
+//
+// Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints one JSON line.
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+const port = Number(process.env.SIDEPUSH_PORT);
+const publishPort = Number(process.env.SIDEPUSH_PUBLISH_PORT);
+const channel = `browser${Date.now()}`;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- a relay whose connections the test can cut ----------------------------------
+const sockets = new Set();
+const relay = net.createServer((client) => {
+  const upstream = net.connect(port, '127.0.0.1');
+  for (const s of [client, upstream]) {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  }
+  client.pipe(upstream);
+  upstream.pipe(client);
+});
+await new Promise((r) => relay.listen(0, '127.0.0.1', r));
+const relayPort = relay.address().port;
+const cutAll = () => { for (const s of sockets) s.destroy(); };
+
+async function publish(data) {
+  const r = await fetch(`http://127.0.0.1:${publishPort}/publish/${channel}`,
+                        { method: 'POST', body: data });
+  if (r.status !== 202) throw new Error(`publish answered ${r.status}`);
+}
+
+async function subscribers() {
+  const r = await fetch(`http://127.0.0.1:${publishPort}/channels/${channel}`);
+  return r.status === 200 ? (await r.json()).subscribers : 0;
+}
+
+async function waitFor(what, check, ms = 15000) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let outcome;
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(`http://127.0.0.1:${relayPort}/push-test.html?channel=${channel}`);
+  const results = () => page.evaluate(() => window.results);
+  const all = (n) => async () => {
+    const r = await results();
+    return r.sse.length >= n && r.ws.length >= n && r.lp.length >= n;
+  };
+  await waitFor('three subscriptions', async () => (await subscribers()) >= 3);
+
+  for (let i = 0; i < 10; i++) await publish(`m${i}`);
+  await waitFor('the first ten messages on every transport', all(10));
+
+  cutAll();  // every TCP connection of the page, mid-stream
+  for (let i = 10; i < 15; i++) await publish(`m${i}`);  // while they are down
+  await waitFor('reconnections', async () => {
+    const r = await results();
+    return r.opens.sse >= 2 && r.opens.ws >= 2;
+  });
+  for (let i = 15; i < 20; i++) await publish(`m${i}`);
+  await waitFor('all twenty messages on every transport', all(20));
+  await sleep(300);  // a late duplicate would show up here
+
+  const r = await results();
+  const want = Array.from({ length: 20 }, (_, i) => `m${i}`);
+  const check = (name) => {
+    const data = r[name].map((m) => m.data);
+    const ids = r[name].map((m) => m.id);
+    return JSON.stringify(data) === JSON.stringify(want) && new Set(ids).size === ids.length;
+  };
+  outcome = {
+    ok: check('sse') && check('ws') && check('lp') && r.errors.length === 0,
+    sse: r.sse.map((m) => m.data), ws: r.ws.map((m) => m.data), lp: r.lp.map((m) => m.data),
+    opens: r.opens, errors: r.errors,
+  };
+} catch (e) {
+  outcome = { ok: false, error: String(e) };
+} finally {
+  await browser.close();
+  relay.close();
+  cutAll();
+}
+console.log(JSON.stringify(outcome));
+process.exit(outcome.ok ? 0 : 1);

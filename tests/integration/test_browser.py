@@ -1,0 +1,50 @@
+"""The browser's own EventSource, WebSocket and fetch(), in headless Chromium
+driven by playwright-core (tests/browser/transports.mjs), against sidepush in
+front of the demo app."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SIDEPUSH, free_port, wait_port
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+
+
+@pytest.fixture
+def demo_stack(tmp_path):
+    app_port, port, publish_port = free_port(), free_port(), free_port()
+    app = subprocess.Popen([sys.executable, str(ROOT / "deploy/demo-app/app.py"),
+                            "--port", str(app_port)])
+    wait_port(app_port, app, "demo app")
+    config = tmp_path / "browser.yaml"
+    config.write_text(f"listen: 127.0.0.1:{port}\npublish_listen: 127.0.0.1:{publish_port}\n"
+                      f"backend: {{ url: 'http://127.0.0.1:{app_port}' }}\n"
+                      "log: { level: warn }\n"
+                      "routes:\n  - path: /events/{channel}\n"
+                      "    subscribe: { sse: { retry: 300ms } }\n")
+    sp = subprocess.Popen([SIDEPUSH, "--config", str(config)])
+    wait_port(port, sp, "sidepush")
+    yield port, publish_port
+    sp.terminate()
+    assert sp.wait(10) == 0
+    app.terminate()
+    app.wait(10)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_eventsource_websocket_and_fetch_in_chromium(demo_stack):
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
+        "run `npm ci` in tests/browser (.ci/deps test does)"
+    port, publish_port = demo_stack
+    env = dict(os.environ, SIDEPUSH_PORT=str(port), SIDEPUSH_PUBLISH_PORT=str(publish_port))
+    out = subprocess.run([shutil.which("node"), "transports.mjs"], cwd=BROWSER_DIR, env=env,
+                         capture_output=True, text=True, timeout=120)
+    print(out.stderr)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(result))
+    assert result["ok"], result
+    assert result["opens"]["sse"] >= 2 and result["opens"]["ws"] >= 2  # they really reconnected
