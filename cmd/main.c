@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "app/app.h"
 #include "config/config.h"
@@ -31,6 +32,24 @@ static int load(const char *path, struct sp_config **config)
     return rc;
 }
 
+/* Every subscriber is a socket: take all the descriptors the hard limit
+ * allows, and say what that means for capacity. */
+static void raise_fd_limit(const struct sp_log *log)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    sp_log_info(log, "fd_limit", "open-files limit %llu: room for about %llu connections",
+                (unsigned long long)rl.rlim_cur,
+                (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
+}
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
     event_base_loopexit(arg, NULL);
@@ -50,6 +69,7 @@ static int run(const char *path)
         return 2;
     log.level = config->log.level;
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&log);
     base = sp_app_base_new();
     if (base == NULL)
         goto done;

@@ -167,13 +167,7 @@ static struct evconnlistener *listen_on(struct sp_app *app, const struct sp_addr
 
 struct event_base *sp_app_base_new(void)
 {
-    struct event_base *base = event_base_new();
-
-    if (base != NULL && sp_flusher_prepare_base(base) < 0) {
-        event_base_free(base);
-        return NULL;
-    }
-    return base;
+    return event_base_new();
 }
 
 struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,

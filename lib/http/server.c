@@ -138,8 +138,12 @@ static void arm_timer(struct sp_http_conn *c, const struct timeval *tv)
 
 /* ---- output --------------------------------------------------------------------- */
 
+/* The output buffer, with writing enabled: a connection asks epoll for
+ * writability only once it has something to say, not from its accept on. */
 static struct evbuffer *out(struct sp_http_conn *c)
 {
+    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) && !c->dead)
+        bufferevent_enable(c->bev, EV_WRITE);
     return bufferevent_get_output(c->bev);
 }
 
@@ -339,7 +343,7 @@ int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer 
         return -1;
     *fd = bufferevent_getfd(c->bev);
     if (out_rest)
-        evbuffer_add_buffer(out_rest, out(c));
+        evbuffer_add_buffer(out_rest, bufferevent_get_output(c->bev));
     if (in_rest)
         evbuffer_add_buffer(in_rest, bufferevent_get_input(c->bev));
     /* The bufferevent lets go of the socket without closing it. */
@@ -725,7 +729,7 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     bufferevent_setwatermark(c->bev, EV_READ, 0, s->limits.max_header_size + 4096);
     bufferevent_setwatermark(c->bev, EV_WRITE, s->limits.output_buffer / 2, 0);
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);
     c->head_clock = true;
     arm_timer(c, s->header_timeout);
     LIST_INSERT_HEAD(&s->live, c, link);

@@ -9,12 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* libevent runs one priority level per loop turn, highest first. The
- * flusher is the only event at the highest level: every write queued while
- * a turn's events ran goes out at the start of the next turn, before the
- * new events, so a busy loop can never starve it. */
-#define PRIORITIES 2
-#define PRIORITY_FLUSH 0
 #define READ_CHUNK 16384
 
 struct sp_stream {
@@ -53,11 +47,6 @@ uint64_t sp_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int sp_flusher_prepare_base(struct event_base *base)
-{
-    return event_base_priority_init(base, PRIORITIES);
 }
 
 /* ---- freeing ---------------------------------------------------------------------- */
@@ -292,8 +281,13 @@ struct sp_flusher *sp_flusher_new(struct event_base *base, sp_stream_gone gone, 
     TAILQ_INIT(&f->pending);
     LIST_INIT(&f->live);
     LIST_INIT(&f->dead);
+    /* Activated when the first stream of a loop turn queues output, the
+     * flush event joins the end of the turn's active events, so it runs once
+     * they have all run. (Not a higher priority: libevent stops a turn's
+     * batch whenever a higher-priority event becomes active, which would
+     * re-poll every ready socket once per subscription.) */
     f->flush_ev = event_new(base, -1, 0, flush, f);
-    if (f->flush_ev == NULL || event_priority_set(f->flush_ev, PRIORITY_FLUSH) < 0) {
+    if (f->flush_ev == NULL) {
         sp_flusher_free(f);
         return NULL;
     }

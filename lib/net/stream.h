@@ -5,7 +5,7 @@
  * Writes do not touch the socket. A stream with new output joins its
  * flusher's pending list, and the flusher (redis's handleClientsWithPending
  * Writes) writes each pending stream with one writev once the loop turn's
- * events have all run. A burst of messages to one subscriber therefore
+ * other events have run. A burst of messages to one subscriber therefore
  * costs one system call, and a stream only asks epoll for writability when
  * its socket is actually full.
  */
@@ -19,10 +19,6 @@
 
 struct sp_flusher;
 struct sp_stream;
-
-/* The base must have been given priorities with sp_flusher_prepare_base()
- * before any event was added to it. */
-int sp_flusher_prepare_base(struct event_base *base);
 
 typedef void (*sp_stream_gone)(void *ctx);
 

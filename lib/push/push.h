@@ -22,7 +22,6 @@ struct sp_push_stats {
     uint64_t publish_errors;
 };
 
-/* The base must have gone through sp_flusher_prepare_base(). */
 struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
                             struct sp_curlm *curlm, struct sp_flusher *flusher,
                             const struct sp_log *log);

@@ -1,0 +1,211 @@
+"""Fan-out benchmark: sidepush and Nchan side by side, same machine, same run.
+
+    /usr/bin/python3 tests/bench/fanout_bench.py [--subscribers 10000] [--messages 100]
+        [--modes sse,ws,longpoll] [--patterns steady,burst] [--size 128]
+
+Starts sidepush (one event loop) and nginx with Nchan (one worker), both on
+loopback, and drives each with tests/bench/fanout (C, libevent): N
+subscribers on one channel, M messages published at a steady rate or as a
+burst. Prints connect time, delivered vs expected, publish-to-delivery
+latency p50/p99/max, deliveries per second, and, from /proc for the server's
+processes only, RSS per subscriber and server CPU time per delivery. On a
+2-core machine the load tool's own CPU caps deliveries per second, so CPU per
+delivery and memory per subscriber are the figures that separate servers.
+Prints figures; asserts nothing.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
+SIDEPUSH = BUILD / "cmd" / "sidepush"
+FANOUT = BUILD / "tests" / "bench" / "fanout"
+NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def start_sidepush(tmp, history):
+    port, pub = free_port(), free_port()
+    conf = Path(tmp) / "sidepush.yaml"
+    conf.write_text(f"""listen: 127.0.0.1:{port}
+publish_listen: 127.0.0.1:{pub}
+backend: {{ url: 'http://127.0.0.1:9' }}
+log: {{ level: warn }}
+channels: {{ history: {history} }}
+limits: {{ max_connections: 100000, subscriber_max_unsent: 4MiB }}
+routes:
+  - path: /sub/{{channel}}
+    subscribe: {{ longpoll: {{ max_messages: 1000 }} }}
+""")
+    proc = subprocess.Popen([str(SIDEPUSH), "--config", str(conf)], stdout=subprocess.DEVNULL)
+    wait_port(port)
+    return {"name": "sidepush", "proc": proc, "pids": [proc.pid], "port": port,
+            "path": "/sub/bench", "publish_port": pub, "publish_path": "/publish/bench"}
+
+
+NGINX_CONF = """
+load_module {module};
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile {nofile};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx.err warn;
+events {{ worker_connections {conns}; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /pub {{
+            nchan_publisher;
+            nchan_channel_id bench;
+            nchan_message_buffer_length {history};
+        }}
+        location = /sub {{
+            nchan_subscriber;
+            nchan_channel_id bench;
+        }}
+    }}
+}}
+"""
+
+
+def start_nchan(tmp, history):
+    port = free_port()
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    conf = Path(tmp) / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(module=NCHAN_MODULE, tmp=tmp, port=port, history=history,
+                                      nofile=nofile, conns=nofile - 100))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", tmp, "-e", f"{tmp}/nginx.err"],
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                             text=True).stdout.split()
+    return {"name": "nchan", "proc": proc, "pids": [proc.pid] + [int(w) for w in workers],
+            "port": port, "path": "/sub", "publish_port": port, "publish_path": "/pub"}
+
+
+def run_fanout(server, mode, subscribers, messages, rate, size, timeout):
+    args = [str(FANOUT), "--port", str(server["port"]), "--path", server["path"],
+            "--publish-port", str(server["publish_port"]),
+            "--publish-path", server["publish_path"], "--mode", mode,
+            "--server", server["name"], "--subscribers", str(subscribers),
+            "--messages", str(messages), "--rate", str(rate), "--size", str(size),
+            "--sources", "8", "--publishers", "8", "--timeout", str(timeout)]
+    for pid in server["pids"]:
+        args += ["--pid", str(pid)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 120)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        return {"error": out.stderr.strip()[-300:]}
+    result = json.loads(lines[-1])
+    errors = [l for l in out.stderr.splitlines() if l]
+    if errors:
+        result["client_errors"] = len(errors)
+    return result
+
+
+def stop(server):
+    server["proc"].send_signal(signal.SIGTERM if server["name"] == "sidepush" else signal.SIGQUIT)
+    try:
+        server["proc"].wait(15)
+    except subprocess.TimeoutExpired:
+        server["proc"].kill()
+        server["proc"].wait()
+
+
+def fmt(r, key, spec):
+    return format(r[key], spec) if key in r else "-"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subscribers", type=int, default=10000)
+    ap.add_argument("--messages", type=int, default=100)
+    ap.add_argument("--rate", type=int, default=100, help="steady publish rate, messages/s")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--modes", default="sse,ws,longpoll")
+    ap.add_argument("--patterns", default="steady,burst")
+    ap.add_argument("--timeout", type=int, default=60)
+    args = ap.parse_args()
+    for need in (SIDEPUSH, FANOUT):
+        if not need.exists():
+            raise SystemExit(f"{need} missing: build first (meson setup build && ninja -C build)")
+    if shutil.which("nginx") is None or not Path(NCHAN_MODULE).exists():
+        raise SystemExit("nginx and libnginx-mod-nchan are needed: .ci/deps test installs them")
+    rows = []
+    for mode in args.modes.split(","):
+        for pattern in args.patterns.split(","):
+            rate = args.rate if pattern == "steady" else 0
+            for start in (start_sidepush, start_nchan):
+                tmp = tempfile.mkdtemp(prefix="sidepush-fanout-")
+                server = start(tmp, max(args.messages, 100))
+                try:
+                    r = run_fanout(server, mode, args.subscribers, args.messages, rate,
+                                   args.size, args.timeout)
+                finally:
+                    stop(server)
+                    shutil.rmtree(tmp, ignore_errors=True)
+                r.setdefault("server", server["name"])
+                r.setdefault("mode", mode)
+                r.setdefault("pattern", pattern)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+
+    print(f"\nfan-out: {args.subscribers} subscribers, {args.messages} messages of {args.size} B, "
+          f"steady = {args.rate}/s, loopback, {os.cpu_count()} CPUs, one server worker each")
+    head = (f"{'server':9} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} "
+            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'deliv/s':>9} {'RSS B/sub':>9} "
+            f"{'CPU us/deliv':>12}")
+    print(head)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['server']:9} {r['mode']:9} {r['pattern']:7} error: {r['error']}")
+            continue
+        delivered = f"{r['delivered']}/{r['expected']}"
+        print(f"{r['server']:9} {r['mode']:9} {r['pattern']:7} {fmt(r, 'connect_s', '9.2f')} "
+              f"{delivered:>17} {fmt(r, 'p50_ms', '8.2f')} {fmt(r, 'p99_ms', '8.2f')} "
+              f"{fmt(r, 'max_ms', '8.2f')} {fmt(r, 'deliveries_per_s', '9.0f')} "
+              f"{fmt(r, 'rss_per_sub_bytes', '9.0f')} {fmt(r, 'cpu_us_per_delivery', '12.3f')}")
+    print("\nsidepush / nchan (lower is better for all three):")
+    for i in range(0, len(rows) - 1, 2):
+        s, n = rows[i], rows[i + 1]
+        if "error" in s or "error" in n:
+            continue
+        ratio = lambda k: (s[k] / n[k]) if n.get(k) else float("nan")
+        print(f"  {s['mode']:9} {s['pattern']:7} memory/sub {ratio('rss_per_sub_bytes'):5.2f}x  "
+              f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
