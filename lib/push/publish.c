@@ -300,7 +300,8 @@ static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum 
     p->conn = conn;
     p->target = target;
     p->limit = limit;
-    memcpy(p->channel, channel.ptr, channel.len);
+    if (channel.len > 0)
+        memcpy(p->channel, channel.ptr, channel.len);
     p->channel[channel.len] = '\0';
     if (sp_http_body_complete(conn)) {
         body_complete(p);

@@ -312,6 +312,8 @@ int sp_ws_reader_feed(struct sp_ws_reader *r, const uint8_t *p, size_t len)
             r->have_header = true;
         }
         if (r->payload_read < r->payload_len) {
+            if (pos == len)
+                return 0; /* the payload has not arrived yet */
             size_t used;
             rc = take_payload(r, p + pos, len - pos, &used);
             if (rc != 0)

@@ -297,6 +297,8 @@ static void longpoll_read(struct sub *s, struct evbuffer *in)
         /* Peek the Content-Length before consuming the head. */
         size_t hlen = (size_t)end.pos + 4;
         char *head = (char *)evbuffer_pullup(in, (ssize_t)hlen);
+        if (head == NULL)
+            return;
         char *cl = memmem(head, hlen, "Content-Length:", 15);
         if (cl == NULL)
             cl = memmem(head, hlen, "content-length:", 15);
@@ -393,6 +395,8 @@ static void on_pub_read(struct bufferevent *bev, void *arg)
             return;
         size_t hlen = (size_t)end.pos + 4;
         char *head = (char *)evbuffer_pullup(in, (ssize_t)hlen);
+        if (head == NULL)
+            return;
         char *cl = memmem(head, hlen, "Content-Length:", 15);
         if (cl == NULL)
             cl = memmem(head, hlen, "content-length:", 15);
