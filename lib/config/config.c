@@ -688,6 +688,8 @@ done:
 static void free_strings(const struct key *keys, size_t n, void *base)
 {
     for (size_t i = 0; i < n; i++) {
+        if (keys[i].offset == NO_OFFSET)
+            continue;
         void *slot = (char *)base + keys[i].offset;
         if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL ||
             keys[i].type == T_OPT_STRING)
