@@ -95,7 +95,7 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
         if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
             continue;
         if (r->has_poll) {
-            sp_http_respond_error(conn, 501, "poll routes are not available yet");
+            sp_push_poll_subscribe(app->push, r, caps, conn, req);
             return true;
         }
         char channel[4096];

@@ -160,6 +160,20 @@ static const struct key route_keys[] = {
     {"poll", "interval", T_DURATION, R(poll.interval_ms), 100, 24 * HOUR, "2s", 0,
      "time between polls"},
     {"poll", "event", T_STRING, R(poll.event), 0, 0, "message", 0, "SSE event name of changes"},
+    {"poll", "linger", T_DURATION, R(poll.linger_ms), 0, HOUR, "30s", 0,
+     "keep polling this long after the last subscriber left"},
+    {"poll", "initial", T_BOOL, R(poll.initial), 0, 0, "true", 0,
+     "a new subscriber without a cursor gets the current state at once"},
+    {"poll", "diff", T_BOOL, R(poll.diff), 0, 0, "false", 0,
+     "send RFC 7396 merge patches between JSON bodies instead of whole bodies"},
+    {"poll", "error_event", T_OPT_STRING, R(poll.error_event), 0, 0, "", 0,
+     "event sent when the backend starts failing; \"\" sends none"},
+    {"poll", "max_backoff", T_DURATION, R(poll.max_backoff_ms), 1 * SEC, 24 * HOUR, "60s", 0,
+     "cap of the exponential backoff after errors"},
+    {"poll", "per_client", T_BOOL, R(poll.per_client), 0, 0, "false", 0,
+     "one poller per client credentials (forward_headers) instead of one shared"},
+    {"poll", "forward_headers", T_STRING_LIST, R(poll.forward_headers), 0, 0, "[]", 0,
+     "client headers sent with per-client polls, e.g. [Authorization, Cookie]"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -521,18 +535,23 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
 {
     char err[256];
 
-    if (r->has_subscribe == r->has_poll) {
-        REPORT(w, node, "a route needs exactly one of 'subscribe' or 'poll'");
+    if (!r->has_subscribe && !r->has_poll) {
+        REPORT(w, node, "a route needs 'subscribe' or 'poll'");
         return;
     }
+    if (r->has_poll && r->poll.forward_headers.count > 0 && !r->poll.per_client)
+        REPORT(w, node, "poll.forward_headers needs poll.per_client: true (a shared poll "
+                        "carries no client credentials)");
     if (r->path == NULL)
         return;
     if (sp_tmpl_compile(r->path, &r->tmpl, err, sizeof(err)) < 0) {
         REPORT(w, node, "%s", err);
         return;
     }
-    if (r->has_subscribe && sp_tmpl_check_refs(r->tmpl, r->subscribe.channel, err,
-                                                sizeof(err)) < 0)
+    /* A poll route's channel comes from what it polls; subscribe only tunes
+     * its transports there. */
+    if (r->has_subscribe && !r->has_poll &&
+        sp_tmpl_check_refs(r->tmpl, r->subscribe.channel, err, sizeof(err)) < 0)
         REPORT(w, node, "subscribe.channel: %s", err);
     if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
         sp_tmpl_check_refs(r->tmpl, r->subscribe.websocket.forward, err, sizeof(err)) < 0)

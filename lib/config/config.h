@@ -61,6 +61,13 @@ struct sp_route_config {
         char *url;
         uint64_t interval_ms;
         char *event;
+        uint64_t linger_ms;
+        bool initial;
+        bool diff;
+        char *error_event; /* "" for none */
+        uint64_t max_backoff_ms;
+        bool per_client;
+        struct sp_strlist forward_headers;
     } poll;
 };
 

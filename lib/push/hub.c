@@ -26,6 +26,7 @@ struct sp_channel {
      * ring is gone: evicted, expired, or from before the channel existed. */
     uint64_t floor;
     unsigned busy; /* inside a fan-out: must not be freed under it */
+    struct sp_msg *snapshot;
 };
 
 struct dedup {
@@ -44,6 +45,8 @@ struct sp_hub {
     struct dedup_list dedup_order;
     size_t ndedup;
     struct event *sweeper;
+    sp_hub_watch watch;
+    void *watch_ctx;
     uint64_t seq;
     char epoch[16];
 };
@@ -125,6 +128,7 @@ static void channel_free(struct sp_hub *hub, struct sp_channel *ch)
 {
     while (ch->count > 0)
         drop_oldest(hub, ch);
+    sp_msg_unref(ch->snapshot);
     free(ch->ring);
     free(ch->name);
     free(ch);
@@ -346,6 +350,7 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     ch->busy--;
     memset(res, 0, sizeof(*res));
     snprintf(res->id, sizeof(res->id), "%s", id);
+    res->seq = sp_msg_seq(m);
     res->subscribers = reached;
     sp_msg_unref(m);
     channel_maybe_remove(hub, ch);
@@ -366,6 +371,8 @@ int sp_hub_subscribe(struct sp_hub *hub, struct sp_sub *sub, const char *channel
     sub->ops = ops;
     TAILQ_INSERT_TAIL(&ch->subs, sub, link);
     ch->nsubs++;
+    if (hub->watch)
+        hub->watch(hub->watch_ctx, ch->name, ch->nsubs);
     return SP_HUB_OK;
 }
 
@@ -378,7 +385,25 @@ void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub)
     TAILQ_REMOVE(&ch->subs, sub, link);
     ch->nsubs--;
     sub->channel = NULL;
+    if (hub->watch)
+        hub->watch(hub->watch_ctx, ch->name, ch->nsubs);
     channel_maybe_remove(hub, ch);
+}
+
+void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx)
+{
+    hub->watch = watch;
+    hub->watch_ctx = ctx;
+}
+
+void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg *msg)
+{
+    struct sp_channel *ch = channel_get(hub, channel, false);
+
+    if (ch == NULL)
+        return;
+    sp_msg_unref(ch->snapshot);
+    ch->snapshot = msg ? sp_msg_ref(msg) : NULL;
 }
 
 /* ---- cursors and replay ------------------------------------------------------------------ */
@@ -409,7 +434,7 @@ int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cu
 
 struct sp_cursor sp_hub_now(const struct sp_hub *hub)
 {
-    return (struct sp_cursor){true, true, hub->seq};
+    return (struct sp_cursor){.present = true, .this_epoch = true, .seq = hub->seq};
 }
 
 static int by_seq(const void *a, const void *b)
@@ -426,6 +451,20 @@ int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     struct sp_msg **all;
 
     *missed = cur->present && !cur->this_epoch;
+    if (cur->latest && !cur->present) {
+        for (size_t i = 0; i < nsubs && n < max; i++) {
+            const struct sp_channel *ch = subs[i]->channel;
+            struct sp_msg *m = ch == NULL ? NULL
+                               : ch->snapshot ? ch->snapshot
+                               : ch->count ? ring_at(hub, ch, ch->count - 1)
+                                           : NULL;
+            if (m != NULL)
+                out[n++] = sp_msg_ref(m);
+        }
+        if (n > 1)
+            qsort(out, n, sizeof(*out), by_seq);
+        return (int)n;
+    }
     for (size_t i = 0; i < nsubs; i++) {
         const struct sp_channel *ch = subs[i]->channel;
         if (ch == NULL)
@@ -492,6 +531,8 @@ int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
         closed++;
         sub->ops->deleted(sub);
     }
+    if (closed > 0 && hub->watch)
+        hub->watch(hub->watch_ctx, ch->name, 0);
     channel_free(hub, ch);
     return closed;
 }

@@ -73,6 +73,7 @@ struct sp_publish {
 
 struct sp_publish_result {
     char id[SP_MSG_ID_MAX];
+    uint64_t seq;
     size_t subscribers; /* reached */
     bool duplicate;     /* dedup_id seen before: nothing stored or sent */
 };
@@ -89,6 +90,7 @@ void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub);
 
 /* A resume position. */
 struct sp_cursor {
+    bool latest;     /* no cursor, and the client wants the current state */
     bool present;    /* the client gave one */
     bool this_epoch; /* issued by this hub (since its start) */
     uint64_t seq;    /* last message the client has */
@@ -104,6 +106,7 @@ struct sp_cursor sp_hub_now(const struct sp_hub *hub);
 void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX]);
 
 /* Messages after cur in the subscribed channels, oldest first, at most max,
+ * (with cur->latest: each channel's snapshot, else its newest message),
  * each with a reference the caller drops. *missed is set when some messages
  * after cur can no longer be had (expired, evicted, or another epoch).
  * Returns the count, or -1 on allocation failure. */
@@ -124,5 +127,14 @@ int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_chann
 int sp_hub_channel_delete(struct sp_hub *hub, const char *channel);
 
 size_t sp_hub_channel_count(const struct sp_hub *hub);
+
+/* The channel's current state for new subscribers asking for "latest" (a
+ * poll route's whole body when it publishes patches). Takes a reference;
+ * NULL clears. The channel must exist (have subscribers or messages). */
+void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg *msg);
+
+/* Called after a channel's subscriber count changed (count is the new one). */
+typedef void (*sp_hub_watch)(void *ctx, const char *channel, size_t count);
+void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx);
 
 #endif

@@ -200,8 +200,8 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
         longpoll_free(lp);
         return;
     }
-    if (n == 0 && missed)
-        lp->cursor = sp_hub_now(push->hub); /* nothing left to give: resume from now */
+    if (n == 0 && (missed || lp->cursor.latest))
+        lp->cursor = sp_hub_now(push->hub); /* nothing to give yet: resume from now */
     uint64_t hold = hold_ms(req, route->subscribe.longpoll.timeout_ms);
     if (n > 0 || missed) {
         answer_messages(lp, backlog, (size_t)n, missed);

@@ -28,6 +28,7 @@ struct sp_push {
     struct sp_sse_list sse;
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
+    struct sp_polls *polls;
     struct sp_push_stats stats;
 };
 

@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#include "push/poller.h"
 #include "push/push-internal.h"
 
 #define TICK_MS 1000
@@ -40,11 +43,14 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
     push->hub = sp_hub_new(base, &hub);
+    push->polls = sp_polls_new(push);
     push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
-    if (push->hub == NULL || push->ticker == NULL || event_add(push->ticker, &every) < 0) {
+    if (push->hub == NULL || push->polls == NULL || push->ticker == NULL ||
+        event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
+    sp_hub_set_watch(push->hub, sp_polls_watch, push->polls);
     return push;
 }
 
@@ -57,6 +63,9 @@ void sp_push_free(struct sp_push *push)
     sp_longpoll_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
+    if (push->hub)
+        sp_hub_set_watch(push->hub, NULL, NULL);
+    sp_polls_free(push->polls);
     sp_hub_free(push->hub);
     free(push);
 }
@@ -96,6 +105,8 @@ int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *r
 
 struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_config *route)
 {
+    if (route->has_poll && route->poll.initial)
+        return (struct sp_cursor){.latest = true}; /* the current state first */
     if (route->subscribe.start == SP_START_OLDEST)
         return (struct sp_cursor){0}; /* no cursor: the whole history */
     return sp_hub_now(push->hub);
@@ -241,4 +252,92 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
                                                "Accept: text/event-stream"
                                              : "this route offers WebSocket only");
     }
+}
+
+/* ---- poll routes ------------------------------------------------------------------------------ */
+
+/* The channel of a poll: named by a digest of what is polled (and, for
+ * per-client polls, with whose credentials), so equal polls share it and
+ * different clients never do. */
+static void poll_channel(const char *url, const struct curl_slist *headers, char out[48])
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    memset(digest, 0, sizeof(digest));
+    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        EVP_DigestUpdate(ctx, url, strlen(url));
+        for (const struct curl_slist *h = headers; h; h = h->next) {
+            EVP_DigestUpdate(ctx, "\n", 1);
+            EVP_DigestUpdate(ctx, h->data, strlen(h->data));
+        }
+        EVP_DigestFinal_ex(ctx, digest, &len);
+    }
+    EVP_MD_CTX_free(ctx);
+    strcpy(out, "poll-");
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 5 + 2 * i, 3, "%02x", digest[i]);
+}
+
+static char *poll_url(struct sp_push *push, const struct sp_route_config *route,
+                      const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
+{
+    char path[4096];
+    char *url = NULL;
+    const char *base = push->config->backend.url;
+    size_t blen = strlen(base);
+
+    if (sp_tmpl_expand(route->tmpl, route->poll.url, caps, path, sizeof(path)) < 0)
+        return NULL;
+    if (path[0] != '/')
+        return strdup(path); /* an absolute URL */
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
+        return NULL;
+    return url;
+}
+
+static struct curl_slist *client_headers(const struct sp_route_config *route,
+                                         const struct sp_http_request *req)
+{
+    struct curl_slist *list = NULL;
+    char line[8192];
+
+    if (!route->poll.per_client)
+        return NULL;
+    for (size_t i = 0; i < route->poll.forward_headers.count; i++) {
+        const char *name = route->poll.forward_headers.items[i];
+        const struct sp_http_header *h = sp_http_find_header(req, name);
+        if (h == NULL)
+            continue;
+        snprintf(line, sizeof(line), "%s: %.*s", name, (int)h->value.len, h->value.ptr);
+        list = curl_slist_append(list, line);
+    }
+    return list;
+}
+
+void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *route,
+                            const struct sp_slice caps[SP_TMPL_MAX_CAPTURES],
+                            struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    char channel[48];
+    char *url = poll_url(push, route, caps);
+    struct curl_slist *headers = client_headers(route, req);
+
+    if (url == NULL) {
+        sp_http_respond_error(conn, 500, "cannot build the poll URL");
+        curl_slist_free_all(headers);
+        return;
+    }
+    poll_channel(url, headers, channel);
+    if (sp_polls_ensure(push->polls, route, channel, url, headers) < 0) {
+        sp_http_respond_error(conn, 503, "out of memory");
+    } else {
+        sp_push_subscribe(push, route, channel, conn, req);
+        sp_polls_settle(push->polls, channel);
+    }
+    free(url);
+    curl_slist_free_all(headers);
 }

@@ -34,6 +34,11 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
                        const char *channel_spec, struct sp_http_conn *conn,
                        const struct sp_http_request *req);
 
+/* A request on a poll route; caps are the path's captures. */
+void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *route,
+                            const struct sp_slice caps[SP_TMPL_MAX_CAPTURES],
+                            struct sp_http_conn *conn, const struct sp_http_request *req);
+
 /* A request on publish_listen. */
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                              const struct sp_http_request *req);

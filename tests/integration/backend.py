@@ -12,6 +12,41 @@ from collections import Counter
 from aiohttp import web
 
 hits = Counter()
+# Resources polled by sidepush's poll routes, changed by the tests with PUT.
+resources = {}
+
+
+def resource_state(name):
+    return resources.setdefault(name, {"body": b'{"v": 0}', "status": 200, "etag": True,
+                                       "retry_after": None})
+
+
+async def resource_get(request: web.Request) -> web.Response:
+    st = resource_state(request.match_info["name"])
+    if st["status"] != 200:
+        headers = {"Retry-After": st["retry_after"]} if st["retry_after"] else {}
+        return web.Response(status=st["status"], text="failing\n", headers=headers)
+    body = st["body"]
+    if request.query.get("echo_auth"):
+        body = json.dumps({"auth": request.headers.get("Authorization")}).encode()
+    headers = {"Content-Type": "application/json"}
+    if st["etag"]:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        headers["ETag"] = etag
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+    return web.Response(body=body, headers=headers)
+
+
+async def resource_put(request: web.Request) -> web.Response:
+    st = resource_state(request.match_info["name"])
+    update = await request.json()
+    if "body" in update:
+        st["body"] = update["body"].encode()
+    for key in ("status", "etag", "retry_after"):
+        if key in update:
+            st[key] = update[key]
+    return web.json_response({"ok": True})
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -85,7 +120,7 @@ async def get_hits(request: web.Request) -> web.Response:
 
 @web.middleware
 async def count_hits(request, handler):
-    if request.path != "/hits":
+    if request.path != "/hits" and request.method != "PUT":
         hits[request.path] += 1
     return await handler(request)
 
@@ -101,6 +136,8 @@ def main() -> None:
     app.router.add_get("/slow/{ms}", slow)
     app.router.add_route("*", "/upload", upload)
     app.router.add_get("/hits", get_hits)
+    app.router.add_get("/resource/{name}", resource_get)
+    app.router.add_put("/resource/{name}", resource_put)
     app.router.add_route("*", "/healthz", echo)
 
     async def on_startup(_app):

@@ -143,7 +143,7 @@ static void test_errors(void)
         {"backend: {url: http://x\n", "YAML syntax error"},
         {"a: &x 1\nb: *x\n", "aliases"},
         {"backend: {url: http://x}\nroutes: {path: /x}\n", "'routes' must be a list"},
-        {"backend: {url: http://x}\nroutes:\n  - path: /x\n", "t.yaml:3:5: a route needs exactly one of"},
+        {"backend: {url: http://x}\nroutes:\n  - path: /x\n", "t.yaml:3:5: a route needs 'subscribe' or 'poll'"},
         {"backend: {url: http://x}\nroutes:\n  - subscribe: {}\n", "missing required key 'path'"},
         {"backend: {url: http://x}\nroutes:\n  - path: x\n    subscribe: {}\n", "must start with '/'"},
         {"backend: {url: http://x}\nroutes:\n  - path: /a/{b\n    subscribe: {}\n", "unterminated '{'"},

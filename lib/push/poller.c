@@ -1,0 +1,487 @@
+#include "push/poller.h"
+
+#include <curl/curl.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <jansson.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/hmap.h"
+#include "push/push-internal.h"
+
+struct poller {
+    struct sp_polls *polls;
+    const struct sp_route_config *route;
+    char *channel;
+    char *url;
+    struct curl_slist *client_headers; /* per-client polls only */
+    CURL *easy;                        /* in flight */
+    struct curl_slist *request_headers;
+    struct evbuffer *body;
+    bool body_too_big;
+    struct event timer; /* next poll, or the end of the linger */
+    bool running;
+    bool lingering;
+    size_t subscribers;
+    unsigned errors; /* consecutive */
+    uint64_t next_ms; /* set by Retry-After or Cache-Control: max-age */
+    char etag[256];
+    char last_modified[80];
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    bool have_hash;
+    char *last_body; /* for merge patches */
+};
+
+struct sp_polls {
+    struct sp_push *push;
+    struct sp_hmap *by_channel;
+    struct sp_poll_stats stats;
+};
+
+static void schedule(struct poller *p, uint64_t ms);
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static void poller_free(struct poller *p)
+{
+    event_del(&p->timer);
+    if (p->easy) {
+        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        curl_easy_cleanup(p->easy);
+    }
+    if (p->running)
+        p->polls->stats.pollers--;
+    curl_slist_free_all(p->request_headers);
+    curl_slist_free_all(p->client_headers);
+    if (p->body)
+        evbuffer_free(p->body);
+    free(p->last_body);
+    free(p->url);
+    free(p->channel);
+    free(p);
+}
+
+static void drop(struct poller *p)
+{
+    sp_hmap_del(p->polls->by_channel, p->channel);
+    poller_free(p);
+}
+
+static void start_linger(struct poller *p)
+{
+    p->lingering = true;
+    event_del(&p->timer);
+    if (p->easy) {
+        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        curl_easy_cleanup(p->easy);
+        p->easy = NULL;
+    }
+    uint64_t ms = p->route->poll.linger_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(&p->timer, &tv);
+}
+
+/* ---- one poll --------------------------------------------------------------------------- */
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+    struct poller *p = arg;
+    size_t len = size * n;
+
+    if (evbuffer_get_length(p->body) + len > p->polls->push->config->channels.max_message_size) {
+        p->body_too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    evbuffer_add(p->body, buf, len);
+    return len;
+}
+
+/* Seconds in Retry-After (delta-seconds or an HTTP-date), or 0. */
+static uint64_t retry_after_ms(const char *v)
+{
+    char *end;
+    long secs = strtol(v, &end, 10);
+    if (end != v && secs >= 0)
+        return (uint64_t)secs * 1000;
+    time_t when = curl_getdate(v, NULL);
+    time_t now = time(NULL);
+    return when > now ? (uint64_t)(when - now) * 1000 : 0;
+}
+
+static void copy_value(char *dst, size_t size, const char *v, size_t len)
+{
+    while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+        len--;
+    if (len >= size)
+        len = size - 1;
+    memcpy(dst, v, len);
+    dst[len] = '\0';
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+{
+    struct poller *p = arg;
+    size_t len = size * n;
+    char value[256];
+
+    const char *colon = memchr(buf, ':', len);
+    if (colon == NULL)
+        return len;
+    size_t name_len = (size_t)(colon - buf);
+    const char *v = colon + 1;
+    while (v < buf + len && *v == ' ')
+        v++;
+    copy_value(value, sizeof(value), v, (size_t)(buf + len - v));
+    if (name_len == 4 && strncasecmp(buf, "ETag", 4) == 0) {
+        snprintf(p->etag, sizeof(p->etag), "%s", value);
+    } else if (name_len == 13 && strncasecmp(buf, "Last-Modified", 13) == 0) {
+        copy_value(p->last_modified, sizeof(p->last_modified), value, strlen(value));
+    } else if (name_len == 11 && strncasecmp(buf, "Retry-After", 11) == 0) {
+        p->next_ms = retry_after_ms(value);
+    } else if (name_len == 13 && strncasecmp(buf, "Cache-Control", 13) == 0) {
+        const char *ma = strstr(value, "max-age=");
+        if (ma != NULL)
+            p->next_ms = (uint64_t)strtoul(ma + 8, NULL, 10) * 1000;
+    }
+    return len;
+}
+
+static void publish_event(struct poller *p, const char *event, const char *data, size_t len,
+                          struct sp_publish_result *res)
+{
+    struct sp_publish pub = {p->channel, event, data, len, NULL};
+    if (sp_hub_publish(p->polls->push->hub, &pub, res) == SP_HUB_OK)
+        p->polls->push->stats.published++;
+    else
+        res->seq = 0;
+}
+
+/* A 2xx body: publish it (or its merge patch) if it differs from the last. */
+static void on_body_complete(struct poller *p)
+{
+    size_t len = evbuffer_get_length(p->body);
+    evbuffer_add(p->body, "", 1); /* a terminating NUL for the JSON parser */
+    const char *body = (const char *)evbuffer_pullup(p->body, -1);
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    struct sp_publish_result res;
+    const char *event = p->route->poll.event;
+
+    SHA256((const unsigned char *)body, len, hash);
+    if (p->have_hash && memcmp(hash, p->hash, sizeof(hash)) == 0) {
+        p->polls->stats.unchanged++;
+        return;
+    }
+    char *patch = p->route->poll.diff && p->last_body ? sp_merge_patch(p->last_body, body) : NULL;
+    if (patch != NULL)
+        publish_event(p, event, patch, strlen(patch), &res);
+    else
+        publish_event(p, event, body, len, &res);
+    free(patch);
+    if (res.seq == 0)
+        return;
+    memcpy(p->hash, hash, sizeof(hash));
+    p->have_hash = true;
+    p->polls->stats.changes++;
+    free(p->last_body);
+    p->last_body = strndup(body, len);
+    /* New subscribers get the whole current state under the id of the last
+     * change, so resuming from it afterwards is exact. */
+    struct sp_msg *snap = sp_msg_new(p->channel, res.seq, res.id, event, body, len,
+                                     sp_now_ms());
+    if (snap != NULL) {
+        sp_hub_set_snapshot(p->polls->push->hub, p->channel, snap);
+        sp_msg_unref(snap);
+    }
+}
+
+static uint64_t jitter(uint64_t ms)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = (uint32_t)time(NULL);
+    /* 75% to 125% of ms: retries of many pollers spread out. */
+    return ms * 3 / 4 + (ms / 2 ? r % (ms / 2 + 1) : 0);
+}
+
+static void on_error(struct poller *p, long status, const char *why)
+{
+    struct sp_publish_result res;
+    char data[256];
+    const struct sp_route_config *r = p->route;
+
+    p->polls->stats.errors++;
+    if (p->errors++ == 0 && r->poll.error_event[0] != '\0') {
+        int n = snprintf(data, sizeof(data), "{\"status\":%ld,\"error\":\"%s\"}", status, why);
+        publish_event(p, r->poll.error_event, data, (size_t)n, &res);
+    }
+    sp_log_warn(p->polls->push->log, "poll_error", "%s: %s (status %ld)", p->url, why, status);
+    uint64_t backoff = r->poll.interval_ms;
+    for (unsigned i = 0; i < p->errors && backoff < r->poll.max_backoff_ms; i++)
+        backoff *= 2;
+    if (backoff > r->poll.max_backoff_ms)
+        backoff = r->poll.max_backoff_ms;
+    backoff = jitter(backoff);
+    schedule(p, p->next_ms > backoff ? p->next_ms : backoff);
+}
+
+static void on_done(CURL *easy, CURLcode result, void *arg)
+{
+    struct poller *p = arg;
+    long status = 0;
+
+    p->easy = NULL;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(p->request_headers);
+    p->request_headers = NULL;
+    if (result != CURLE_OK) {
+        on_error(p, p->body_too_big ? 413 : 502,
+                 p->body_too_big ? "answer larger than channels.max_message_size"
+                                 : curl_easy_strerror(result));
+        return;
+    }
+    if (status == 304) {
+        p->polls->stats.unchanged++;
+    } else if (status >= 200 && status < 300) {
+        on_body_complete(p);
+    } else {
+        on_error(p, status, "backend answered an error");
+        return;
+    }
+    p->errors = 0;
+    uint64_t next = p->route->poll.interval_ms;
+    schedule(p, p->next_ms > next ? p->next_ms : next);
+}
+
+static void poll_now(struct poller *p)
+{
+    const struct sp_config *cfg = p->polls->push->config;
+    char line[400];
+    CURL *e = curl_easy_init();
+
+    if (e == NULL) {
+        on_error(p, 0, "out of memory");
+        return;
+    }
+    p->next_ms = 0;
+    p->body_too_big = false;
+    evbuffer_drain(p->body, evbuffer_get_length(p->body));
+    for (const struct curl_slist *h = p->client_headers; h; h = h->next)
+        p->request_headers = curl_slist_append(p->request_headers, h->data);
+    if (p->etag[0]) {
+        snprintf(line, sizeof(line), "If-None-Match: %s", p->etag);
+        p->request_headers = curl_slist_append(p->request_headers, line);
+    }
+    if (p->last_modified[0]) {
+        snprintf(line, sizeof(line), "If-Modified-Since: %s", p->last_modified);
+        p->request_headers = curl_slist_append(p->request_headers, line);
+    }
+    curl_easy_setopt(e, CURLOPT_URL, p->url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->request_headers);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* any the backend offers, decoded */
+    p->polls->stats.requests++;
+    if (sp_curlm_add(p->polls->push->curlm, e, on_done, p) < 0) {
+        curl_easy_cleanup(e);
+        on_error(p, 0, "could not start the request");
+        return;
+    }
+    p->easy = e;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct poller *p = arg;
+
+    if (p->lingering) {
+        drop(p); /* nobody came back */
+        return;
+    }
+    poll_now(p);
+}
+
+static void schedule(struct poller *p, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(&p->timer, &tv);
+}
+
+/* ---- registry -------------------------------------------------------------------------------- */
+
+int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
+                    const char *channel, const char *url, const struct curl_slist *headers)
+{
+    struct poller *p = sp_hmap_get(polls->by_channel, channel);
+
+    if (p != NULL)
+        return 0;
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -1;
+    p->polls = polls;
+    p->route = route;
+    p->channel = strdup(channel);
+    p->url = strdup(url);
+    p->body = evbuffer_new();
+    for (const struct curl_slist *h = headers; h; h = h->next)
+        p->client_headers = curl_slist_append(p->client_headers, h->data);
+    evtimer_assign(&p->timer, polls->push->base, on_timer, p);
+    if (p->channel == NULL || p->url == NULL || p->body == NULL ||
+        sp_hmap_put(polls->by_channel, p->channel, p) < 0) {
+        poller_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+void sp_polls_watch(void *arg, const char *channel, size_t subscribers)
+{
+    struct sp_polls *polls = arg;
+    struct poller *p = sp_hmap_get(polls->by_channel, channel);
+
+    if (p == NULL)
+        return;
+    p->subscribers = subscribers;
+    if (subscribers == 0) {
+        start_linger(p);
+        return;
+    }
+    if (p->lingering) {
+        /* Back within the linger: the poll that was cut short runs now. */
+        p->lingering = false;
+        event_del(&p->timer);
+        if (p->easy == NULL)
+            poll_now(p);
+        return;
+    }
+    if (!p->running) {
+        p->running = true;
+        polls->stats.pollers++;
+        poll_now(p);
+    }
+}
+
+void sp_polls_settle(struct sp_polls *polls, const char *channel)
+{
+    struct poller *p = sp_hmap_get(polls->by_channel, channel);
+
+    if (p != NULL && p->subscribers == 0 && !p->lingering)
+        start_linger(p);
+}
+
+struct sp_polls *sp_polls_new(struct sp_push *push)
+{
+    struct sp_polls *polls = calloc(1, sizeof(*polls));
+
+    if (polls == NULL)
+        return NULL;
+    polls->push = push;
+    polls->by_channel = sp_hmap_new();
+    if (polls->by_channel == NULL) {
+        free(polls);
+        return NULL;
+    }
+    return polls;
+}
+
+static void free_entry(const char *key, void *value, void *ctx)
+{
+    (void)key;
+    (void)ctx;
+    poller_free(value);
+}
+
+void sp_polls_free(struct sp_polls *polls)
+{
+    if (polls == NULL)
+        return;
+    sp_hmap_each(polls->by_channel, free_entry, NULL);
+    sp_hmap_free(polls->by_channel);
+    free(polls);
+}
+
+const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls)
+{
+    return &polls->stats;
+}
+
+/* ---- RFC 7396 merge patch --------------------------------------------------------------------- */
+
+static json_t *diff(json_t *old, json_t *new)
+{
+    json_t *patch = json_object();
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(old, key, v)
+    {
+        if (json_object_get(new, key) == NULL)
+            json_object_set_new(patch, key, json_null()); /* removed */
+    }
+    json_object_foreach(new, key, v)
+    {
+        json_t *before = json_object_get(old, key);
+        if (before != NULL && json_equal(before, v))
+            continue;
+        if (before != NULL && json_is_object(before) && json_is_object(v))
+            json_object_set_new(patch, key, diff(before, v));
+        else
+            json_object_set(patch, key, v);
+    }
+    return patch;
+}
+
+static bool has_null(json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+
+    if (json_is_null(v))
+        return true;
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            if (has_null(item))
+                return true;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            if (has_null(item))
+                return true;
+        }
+    }
+    return false;
+}
+
+char *sp_merge_patch(const char *old_json, const char *new_json)
+{
+    json_t *old = json_loads(old_json, JSON_DECODE_ANY, NULL);
+    json_t *new = json_loads(new_json, JSON_DECODE_ANY, NULL);
+    char *text = NULL;
+
+    /* A null inside the new document cannot be told from a removal in a
+     * merge patch (RFC 7396 §1): such documents go out whole. */
+    if (json_is_object(old) && json_is_object(new) && !has_null(new)) {
+        json_t *patch = diff(old, new);
+        text = json_dumps(patch, JSON_COMPACT | JSON_ENCODE_ANY);
+        json_decref(patch);
+    }
+    json_decref(old);
+    json_decref(new);
+    return text;
+}

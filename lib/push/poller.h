@@ -1,0 +1,46 @@
+/* Poll routes: sidepush polls a backend URL on its subscribers' behalf, once
+ * per channel however many subscribe, and publishes an event only when the
+ * answer changes (conditional requests, then a body hash). Pollers start with
+ * a channel's first subscriber and stop a linger after its last. */
+#ifndef SP_PUSH_POLLER_H
+#define SP_PUSH_POLLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sp_push;
+struct sp_polls;
+struct sp_route_config;
+struct curl_slist;
+
+struct sp_poll_stats {
+    uint64_t requests;
+    uint64_t changes;   /* published */
+    uint64_t unchanged; /* 304 or the same body */
+    uint64_t errors;    /* failures, non-2xx */
+    uint64_t pollers;   /* running now */
+};
+
+struct sp_polls *sp_polls_new(struct sp_push *push);
+void sp_polls_free(struct sp_polls *polls);
+
+/* Makes sure channel has a poller for url (an absolute URL) with the given
+ * extra request headers (for per-client polls; may be NULL, copied). It
+ * starts polling once the channel has a subscriber. Returns 0 or -1. */
+int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
+                    const char *channel, const char *url, const struct curl_slist *headers);
+
+/* After a subscription attempt: a poller nobody subscribed to lingers out. */
+void sp_polls_settle(struct sp_polls *polls, const char *channel);
+
+/* The hub's subscriber-count watch. */
+void sp_polls_watch(void *polls, const char *channel, size_t subscribers);
+
+const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls);
+
+/* RFC 7396: the merge patch turning JSON text old into new, as compact JSON
+ * text (malloc'd), or NULL when either is not a JSON object (send new whole).
+ * Pure; exposed for tests. */
+char *sp_merge_patch(const char *old_json, const char *new_json);
+
+#endif
