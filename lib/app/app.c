@@ -94,16 +94,20 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
         const struct sp_route_config *r = &app->config->routes[i];
         if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
             continue;
-        if (r->has_poll) {
-            sp_push_poll_subscribe(app->push, r, caps, conn, req);
-            return true;
-        }
         char channel[4096];
-        if (sp_tmpl_expand(r->tmpl, r->subscribe.channel, caps, channel, sizeof(channel)) < 0) {
+        const char *spec = channel;
+        /* For a poll route, the backend is asked about the path it polls. */
+        const char *tmpl = r->has_poll ? r->poll.url : r->subscribe.channel;
+        if (sp_tmpl_expand(r->tmpl, tmpl, caps, channel, sizeof(channel)) < 0) {
             sp_http_respond_error(conn, 400, "channel name too long");
             return true;
         }
-        sp_push_subscribe(app->push, r, channel, conn, req);
+        if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
+            sp_push_authorize(app->push, r, caps, spec, conn, req);
+        else if (r->has_poll)
+            sp_push_poll_subscribe(app->push, r, caps, conn, req);
+        else
+            sp_push_subscribe(app->push, r, spec, conn, req);
         return true;
     }
     return false;

@@ -154,6 +154,12 @@ static const struct key route_keys[] = {
      "backend path template client messages are POSTed to; unset: not forwarded"},
     {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size),
      1, 64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
+    {"", "authorize", T_SECTION, R(has_authorize), 0, 0, NULL, 0,
+     "ask the backend whether a client may subscribe"},
+    {"authorize", "url", T_STRING, R(authorize.url), 0, 0, NULL, F_REQUIRED,
+     "backend path template (or absolute URL) asked with GET; 2xx allows"},
+    {"authorize", "cache", T_DURATION, R(authorize.cache_ms), 0, 24 * HOUR, "30s", 0,
+     "answers (allow and deny) are reused this long per credentials and channels"},
     {"", "poll", T_SECTION, R(has_poll), 0, 0, NULL, 0, "a backend-polling endpoint"},
     {"poll", "url", T_STRING, R(poll.url), 0, 0, NULL, F_REQUIRED,
      "backend path template (or absolute URL) polled for changes"},
@@ -559,6 +565,9 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
     if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
         r->subscribe.websocket.forward[0] != '/')
         REPORT(w, node, "subscribe.websocket.forward must be a backend path starting with '/'");
+    if (r->has_authorize && r->authorize.url != NULL &&
+        sp_tmpl_check_refs(r->tmpl, r->authorize.url, err, sizeof(err)) < 0)
+        REPORT(w, node, "authorize.url: %s", err);
     if (r->has_poll && r->poll.url != NULL &&
         sp_tmpl_check_refs(r->tmpl, r->poll.url, err, sizeof(err)) < 0)
         REPORT(w, node, "poll.url: %s", err);

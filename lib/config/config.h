@@ -37,6 +37,11 @@ struct sp_route_config {
     unsigned line, col;
     bool has_subscribe;
     bool has_poll;
+    bool has_authorize;
+    struct {
+        char *url; /* backend path template or absolute URL */
+        uint64_t cache_ms;
+    } authorize;
     struct {
         unsigned transports; /* enum sp_transport bits */
         char *channel;

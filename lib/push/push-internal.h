@@ -29,8 +29,15 @@ struct sp_push {
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
     struct sp_polls *polls;
+    struct sp_auth *auth;
     struct sp_push_stats stats;
 };
+
+/* ---- subscriber authorization (authorize.c) ------------------------------------------- */
+
+struct sp_auth;
+struct sp_auth *sp_auth_new(struct sp_push *push);
+void sp_auth_free(struct sp_auth *auth);
 
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 

@@ -44,8 +44,9 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->longpolls);
     push->hub = sp_hub_new(base, &hub);
     push->polls = sp_polls_new(push);
+    push->auth = sp_auth_new(push);
     push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
-    if (push->hub == NULL || push->polls == NULL || push->ticker == NULL ||
+    if (push->hub == NULL || push->polls == NULL || push->auth == NULL || push->ticker == NULL ||
         event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
@@ -66,6 +67,7 @@ void sp_push_free(struct sp_push *push)
     if (push->hub)
         sp_hub_set_watch(push->hub, NULL, NULL);
     sp_polls_free(push->polls);
+    sp_auth_free(push->auth);
     sp_hub_free(push->hub);
     free(push);
 }

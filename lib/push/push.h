@@ -39,6 +39,13 @@ void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *
                             const struct sp_slice caps[SP_TMPL_MAX_CAPTURES],
                             struct sp_http_conn *conn, const struct sp_http_request *req);
 
+/* A request on a route with `authorize`: asks the backend (or the cache),
+ * then continues as sp_push_subscribe / sp_push_poll_subscribe, or answers
+ * 401/403/503. caps point into req. */
+void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route,
+                       const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                       struct sp_http_conn *conn, const struct sp_http_request *req);
+
 /* A request on publish_listen. */
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                              const struct sp_http_request *req);

@@ -114,6 +114,28 @@ async def upload(request: web.Request) -> web.Response:
                               "content_length": request.headers.get("Content-Length")})
 
 
+auth_log = []
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """Subscriber authorization: decided by the Authorization header."""
+    auth = request.headers.get("Authorization")
+    auth_log.append({"auth": auth, "cookie": request.headers.get("Cookie"),
+                     "uri": request.headers.get("X-Original-URI"),
+                     "channels": request.headers.get("Sidepush-Channels")})
+    if auth == "Bearer slow":
+        await asyncio.sleep(5)
+    if auth == "Bearer good" or (request.headers.get("Cookie") or "").startswith("session=ok"):
+        return web.Response(status=204)
+    if auth == "Bearer broken":
+        return web.Response(status=500)
+    return web.Response(status=403 if auth else 401)
+
+
+async def get_auth_log(request: web.Request) -> web.Response:
+    return web.json_response(auth_log)
+
+
 async def get_hits(request: web.Request) -> web.Response:
     return web.json_response(dict(hits))
 
@@ -137,6 +159,8 @@ def main() -> None:
     app.router.add_route("*", "/upload", upload)
     app.router.add_get("/hits", get_hits)
     app.router.add_get("/resource/{name}", resource_get)
+    app.router.add_get("/auth/{tail:.*}", authorize)
+    app.router.add_get("/auth-log", get_auth_log)
     app.router.add_put("/resource/{name}", resource_put)
     app.router.add_route("*", "/healthz", echo)
 
