@@ -113,6 +113,12 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
     return false;
 }
 
+static void grip_hold(void *ctx, struct sp_http_conn *conn, const struct sp_grip_hold *hold)
+{
+    struct sp_app *app = ctx;
+    sp_push_grip_hold(app->push, conn, hold);
+}
+
 static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     struct sp_app *app = ctx;
@@ -187,6 +193,8 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         .output_buffer = config->limits.proxy_buffer_size,
     };
     const struct sp_proxy_options proxy = {
+        .grip = grip_hold,
+        .grip_ctx = app,
         .backend_url = config->backend.url,
         .connect_timeout_ms = config->backend.connect_timeout_ms,
         .response_timeout_ms = config->backend.timeout_ms,

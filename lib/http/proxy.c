@@ -37,8 +37,17 @@ struct xfer {
     bool timed_out;
     bool paused_send; /* curl waits for request body bytes */
     bool paused_recv; /* client too slow; curl holds the backend's bytes */
+    /* GRIP: the backend asked to hold the client (see sp_grip_hold) */
+    char *grip_hold;
+    char *grip_channel;
+    char *grip_keepalive;
+    uint64_t grip_timeout_ms;
+    struct evbuffer *grip_body;
+    bool grip_too_big;
     char error[CURL_ERROR_SIZE];
 };
+
+#define GRIP_BODY_MAX (1024 * 1024)
 
 static CURL *easy_get(struct sp_proxy *p)
 {
@@ -65,7 +74,17 @@ static void xfer_free(struct xfer *x)
     curl_slist_free_all(x->headers);
     if (x->head_lines)
         evbuffer_free(x->head_lines);
+    if (x->grip_body)
+        evbuffer_free(x->grip_body);
+    free(x->grip_hold);
+    free(x->grip_channel);
+    free(x->grip_keepalive);
     free(x);
+}
+
+static bool holding(const struct xfer *x)
+{
+    return x->grip_hold != NULL && x->proxy->opts.grip != NULL && x->status >= 200;
 }
 
 static void update_pause(struct xfer *x)
@@ -157,7 +176,7 @@ static void parse_status_line(struct xfer *x, const char *line, size_t len)
 
 static void send_head(struct xfer *x)
 {
-    if (x->head_sent)
+    if (x->head_sent || holding(x))
         return;
     x->head_sent = true;
     event_del(&x->deadline);
@@ -178,6 +197,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
         parse_status_line(x, buf, n);
         evbuffer_drain(x->head_lines, evbuffer_get_length(x->head_lines));
         x->content_length = -1;
+        free(x->grip_hold);
+        x->grip_hold = NULL;
         return len;
     }
     if (n == 0) {
@@ -191,6 +212,32 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
     struct sp_slice name = {buf, (size_t)(colon - buf)};
     if (sp_proxy_is_hop_header(name))
         return len;
+    if (name.len > 5 && strncasecmp(name.ptr, "Grip-", 5) == 0) {
+        /* GRIP instructions are for sidepush, never for the client. */
+        const char *v = colon + 1;
+        while (v < buf + n && *v == ' ')
+            v++;
+        char *value = strndup(v, (size_t)(buf + n - v));
+        char **slot = sp_slice_caseeq(name, "Grip-Hold")       ? &x->grip_hold
+                      : sp_slice_caseeq(name, "Grip-Channel")    ? &x->grip_channel
+                      : sp_slice_caseeq(name, "Grip-Keep-Alive") ? &x->grip_keepalive
+                                                                 : NULL;
+        if (sp_slice_caseeq(name, "Grip-Timeout") && value)
+            x->grip_timeout_ms = (uint64_t)strtoul(value, NULL, 10) * 1000;
+        if (slot != NULL && value != NULL && *slot == NULL) {
+            *slot = value;
+            value = NULL;
+        } else if (slot != NULL && value != NULL) {
+            /* Repeated Grip-Channel headers add channels. */
+            char *joined = NULL;
+            if (asprintf(&joined, "%s, %s", *slot, value) >= 0) {
+                free(*slot);
+                *slot = joined;
+            }
+        }
+        free(value);
+        return len;
+    }
     if (sp_slice_caseeq(name, "Content-Length")) {
         x->content_length = strtoll(colon + 1, NULL, 10);
         return len;
@@ -205,6 +252,18 @@ static size_t on_data(char *buf, size_t size, size_t nitems, void *arg)
     struct xfer *x = arg;
     size_t len = size * nitems;
 
+    if (holding(x)) {
+        /* The body of a hold is what the client gets first (stream) or on
+         * timeout (response): kept whole, bounded. */
+        if (x->grip_body == NULL)
+            x->grip_body = evbuffer_new();
+        if (x->grip_body == NULL || evbuffer_get_length(x->grip_body) + len > GRIP_BODY_MAX) {
+            x->grip_too_big = true;
+            return 0;
+        }
+        evbuffer_add(x->grip_body, buf, len);
+        return len;
+    }
     send_head(x);
     if (sp_http_unsent(x->conn) >= x->proxy->opts.buffer_size) {
         x->paused_recv = true; /* curl keeps buf and offers it again on resume */
@@ -214,13 +273,100 @@ static size_t on_data(char *buf, size_t size, size_t nitems, void *arg)
     return len;
 }
 
+/* Grip-Channel "a; prev-id=1, b" -> "a,b" (parameters are not supported). */
+static void grip_channels(const char *header, char *out, size_t size)
+{
+    size_t n = 0;
+    char *copy = strdup(header);
+
+    out[0] = '\0';
+    for (char *save, *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *semi = strchr(tok, ';');
+        if (semi)
+            *semi = '\0';
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+            len--;
+        if (len == 0 || n + len + 2 > size)
+            continue;
+        if (n > 0)
+            out[n++] = ',';
+        memcpy(out + n, tok, len);
+        n += len;
+        out[n] = '\0';
+    }
+    free(copy);
+}
+
+/* Grip-Keep-Alive "data; format=cstring; timeout=30": decodes data in place. */
+static size_t grip_keepalive(char *header, uint64_t *timeout_ms)
+{
+    char *semi = strchr(header, ';');
+    const char *params = semi ? semi + 1 : "";
+    bool cstring = strstr(params, "format=cstring") != NULL;
+    const char *t = strstr(params, "timeout=");
+    size_t len, w = 0;
+
+    *timeout_ms = (t ? (uint64_t)strtoul(t + 8, NULL, 10) : 55) * 1000;
+    if (semi)
+        *semi = '\0';
+    len = strlen(header);
+    while (len > 0 && header[len - 1] == ' ')
+        len--;
+    for (size_t r = 0; r < len; r++) {
+        char c = header[r];
+        if (cstring && c == '\\' && r + 1 < len) {
+            char e = header[++r];
+            c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
+        }
+        header[w++] = c;
+    }
+    return w;
+}
+
+static void hand_over(struct xfer *x)
+{
+    char channels[2048];
+    struct sp_grip_hold hold = {
+        .stream = strncasecmp(x->grip_hold, "stream", 6) == 0,
+        .channels = channels,
+        .status = x->status,
+        .reason = x->reason[0] ? x->reason : NULL,
+        .headers = x->head_lines,
+        .body = x->grip_body,
+        .timeout_ms = x->grip_timeout_ms ? x->grip_timeout_ms : 55000,
+    };
+    struct evbuffer *empty = NULL;
+
+    grip_channels(x->grip_channel ? x->grip_channel : "", channels, sizeof(channels));
+    if (x->grip_keepalive != NULL) {
+        hold.keepalive_len = grip_keepalive(x->grip_keepalive, &hold.keepalive_ms);
+        hold.keepalive = x->grip_keepalive;
+    }
+    if (hold.body == NULL)
+        hold.body = empty = evbuffer_new();
+    if (channels[0] == '\0' || hold.body == NULL)
+        sp_http_respond_error(x->conn, 502, "backend sent Grip-Hold without a usable Grip-Channel");
+    else
+        x->proxy->opts.grip(x->proxy->opts.grip_ctx, x->conn, &hold);
+    if (empty)
+        evbuffer_free(empty);
+}
+
 static void on_done(CURL *easy, CURLcode result, void *ctx)
 {
     struct xfer *x = ctx;
     struct sp_http_conn *conn = x->conn;
 
     sp_http_set_ops(conn, NULL, NULL);
-    if (result == CURLE_OK && x->status >= 200) {
+    if (result == CURLE_OK && holding(x)) {
+        hand_over(x);
+    } else if (holding(x) && x->grip_too_big) {
+        sp_http_respond_error(conn, 502, "backend's Grip-Hold body is larger than 1 MiB");
+    } else if (result == CURLE_OK && x->status >= 200) {
         send_head(x);
         sp_http_finish(conn);
     } else if (x->head_sent) {

@@ -12,7 +12,28 @@
 #include "http/server.h"
 #include "net/curlm.h"
 
+/* A proxied response that asks sidepush to hold the client (GRIP,
+ * Pushpin's protocol): Grip-Hold, Grip-Channel, Grip-Timeout,
+ * Grip-Keep-Alive. Valid during the handler call only. */
+struct sp_grip_hold {
+    bool stream;         /* Grip-Hold: stream; else response */
+    const char *channels; /* "a,b": Grip-Channel names (their parameters ignored) */
+    int status;
+    const char *reason;
+    struct evbuffer *headers; /* "Name: value\r\n" lines, without Grip-* and framing */
+    struct evbuffer *body;
+    uint64_t timeout_ms;     /* Grip-Timeout */
+    const char *keepalive;   /* Grip-Keep-Alive data, decoded; NULL if none */
+    size_t keepalive_len;
+    uint64_t keepalive_ms;
+};
+
+typedef void (*sp_grip_handler)(void *ctx, struct sp_http_conn *conn,
+                                const struct sp_grip_hold *hold);
+
 struct sp_proxy_options {
+    sp_grip_handler grip; /* NULL: Grip-Hold responses pass through as they are */
+    void *grip_ctx;
     const char *backend_url; /* base; the request target is appended */
     uint64_t connect_timeout_ms;
     uint64_t response_timeout_ms; /* no response head by then: 504 */

@@ -336,6 +336,8 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
         return SP_HUB_NO_MEMORY;
     }
     hub->seq++;
+    if (p->grip != NULL)
+        sp_msg_set_grip(m, p->grip);
     store(hub, ch, m);
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
         dedup_remember(hub, key, id);

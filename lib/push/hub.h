@@ -69,6 +69,7 @@ struct sp_publish {
     const void *data;
     size_t len;
     const char *dedup_id; /* may be NULL */
+    void *grip;           /* GRIP formats (json_t *) to attach, or NULL */
 };
 
 struct sp_publish_result {

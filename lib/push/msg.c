@@ -19,6 +19,7 @@ struct sp_msg {
     char *data;
     size_t len;
     struct sp_slice rendered[SP_FMT_COUNT];
+    json_t *grip;
 };
 
 struct sp_msg *sp_msg_new(const char *channel, uint64_t seq, const char *id, const char *event,
@@ -57,10 +58,22 @@ void sp_msg_unref(struct sp_msg *m)
         return;
     for (int i = 0; i < SP_FMT_COUNT; i++)
         free((void *)m->rendered[i].ptr);
+    json_decref(m->grip);
     free(m->channel);
     free(m->event);
     free(m->data);
     free(m);
+}
+
+void sp_msg_set_grip(struct sp_msg *m, void *formats)
+{
+    json_decref(m->grip);
+    m->grip = formats ? json_incref(formats) : NULL;
+}
+
+void *sp_msg_grip(const struct sp_msg *m)
+{
+    return m->grip;
 }
 
 void sp_msg_unref_cb(const void *data, size_t len, void *msg)
@@ -207,6 +220,38 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
         size_t hlen = sp_ws_frame_header(head, op, true, plen);
         bool ok = (fmt == SP_FMT_WS || env) && put(o, head, hlen) && put(o, payload, plen);
         free(env);
+        return ok;
+    }
+    case SP_FMT_GRIP_STREAM: {
+        json_t *stream = json_object_get(m->grip, "http-stream");
+        json_t *content = json_object_get(stream, "content");
+        json_t *bin = json_object_get(stream, "content-bin");
+        char head[24];
+        const char *bytes = NULL;
+        size_t len = 0;
+        unsigned char *decoded = NULL;
+        if (json_is_string(content)) {
+            bytes = json_string_value(content);
+            len = json_string_length(content);
+        } else if (json_is_string(bin)) {
+            size_t blen = json_string_length(bin);
+            decoded = malloc(blen / 4 * 3 + 3);
+            int n = decoded ? EVP_DecodeBlock(decoded, (const unsigned char *)json_string_value(bin),
+                                              (int)blen)
+                            : -1;
+            if (n < 0) {
+                free(decoded);
+                return false;
+            }
+            const char *t = json_string_value(bin);
+            n -= (blen > 0 && t[blen - 1] == '=') + (blen > 1 && t[blen - 2] == '=');
+            bytes = (const char *)decoded;
+            len = (size_t)n;
+        }
+        /* An empty chunk would end the stream: nothing to send then. */
+        bool ok = len > 0 && put(o, head, (size_t)snprintf(head, sizeof(head), "%zx\r\n", len)) &&
+                  put(o, bytes, len) && put(o, "\r\n", 2);
+        free(decoded);
         return ok;
     }
     case SP_FMT_JSON: {

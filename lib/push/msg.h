@@ -20,6 +20,7 @@ enum sp_msg_format {
     SP_FMT_WS,          /* a text frame with the data verbatim */
     SP_FMT_WS_ENVELOPE, /* a text frame with {"id","channel","event","data"} */
     SP_FMT_JSON,        /* {"id","channel","event","data"} for long-poll bodies */
+    SP_FMT_GRIP_STREAM, /* GRIP http-stream content as one HTTP chunk (empty if none) */
     SP_FMT_COUNT,
 };
 
@@ -40,6 +41,11 @@ uint64_t sp_msg_created(const struct sp_msg *m);
 /* The message in format fmt, rendered on first use and kept for the
  * message's life. An empty slice means out of memory. */
 struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt);
+
+/* GRIP (Pushpin) formats of the message, a json_t * object, or NULL. The
+ * message takes a reference. */
+void sp_msg_set_grip(struct sp_msg *m, void *formats);
+void *sp_msg_grip(const struct sp_msg *m);
 
 /* For evbuffer_add_reference(): releases the reference taken for it. */
 void sp_msg_unref_cb(const void *data, size_t len, void *msg);

@@ -155,7 +155,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 static void publish_event(struct poller *p, const char *event, const char *data, size_t len,
                           struct sp_publish_result *res)
 {
-    struct sp_publish pub = {p->channel, event, data, len, NULL};
+    struct sp_publish pub = {p->channel, event, data, len, NULL, NULL};
     if (sp_hub_publish(p->polls->push->hub, &pub, res) == SP_HUB_OK)
         p->polls->push->stats.published++;
     else

@@ -158,7 +158,7 @@ static void publish_raw(struct pending *p, const struct sp_http_request *req, co
 
     if (event == NULL)
         event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
-    struct sp_publish pub = {p->channel, event, body, len, dedup};
+    struct sp_publish pub = {p->channel, event, body, len, dedup, NULL};
     int rc = sp_hub_publish(p->push->hub, &pub, &res);
     if (rc < 0) {
         fail(p->push, p->conn, publish_status(rc), sp_hub_error_text(rc));
@@ -198,7 +198,7 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
     json_t *results = json_array();
     for (size_t i = 0; i < batch.count; i++) {
         const struct sp_publish_item *it = &batch.items[i];
-        struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id};
+        struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id, it->formats};
         struct sp_publish_result res;
         int rc = sp_hub_publish(p->push->hub, &pub, &res);
         if (rc < 0) {

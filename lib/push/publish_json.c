@@ -35,6 +35,62 @@ static int decode_base64(const char *text, size_t len, char **out, size_t *out_l
     return 0;
 }
 
+/* The content of one GRIP format: "content"/"body" text or "-bin" base64. */
+static int grip_content(json_t *fmt, const char *name, char **out, size_t *len)
+{
+    char bin[32];
+    json_t *text = json_object_get(fmt, name);
+    snprintf(bin, sizeof(bin), "%s-bin", name);
+    json_t *b64 = json_object_get(fmt, bin);
+
+    if (json_is_string(text)) {
+        *out = copy_string(text);
+        *len = json_string_length(text);
+        return *out ? 0 : -1;
+    }
+    if (json_is_string(b64))
+        return decode_base64(json_string_value(b64), json_string_length(b64), out, len);
+    return 1; /* absent */
+}
+
+static int parse_grip_item(json_t *obj, json_t *formats, struct sp_publish_item *item,
+                           const char *where, char *err, size_t errlen)
+{
+    static const struct {
+        const char *format;
+        const char *field;
+    } order[] = {{"http-stream", "content"}, {"ws-message", "content"}, {"http-response", "body"}};
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(formats, key, v)
+    {
+        if (strcmp(key, "http-stream") != 0 && strcmp(key, "http-response") != 0 &&
+            strcmp(key, "ws-message") != 0) {
+            snprintf(err, errlen, "%s: unsupported GRIP format \"%.40s\"", where, key);
+            return -1;
+        }
+        if (!json_is_object(v)) {
+            snprintf(err, errlen, "%s: GRIP format \"%s\" must be an object", where, key);
+            return -1;
+        }
+    }
+    item->channel = copy_string(json_object_get(obj, "channel"));
+    if (json_object_get(obj, "id"))
+        item->id = copy_string(json_object_get(obj, "id"));
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && item->data == NULL; i++) {
+        json_t *fmt = json_object_get(formats, order[i].format);
+        if (fmt != NULL && grip_content(fmt, order[i].field, &item->data, &item->len) < 0) {
+            snprintf(err, errlen, "%s: bad %s %s", where, order[i].format, order[i].field);
+            return -1;
+        }
+    }
+    if (item->data == NULL && (item->data = strdup("")) == NULL)
+        return -1;
+    item->formats = json_incref(formats);
+    return item->channel ? 0 : -1;
+}
+
 static int parse_item(json_t *obj, struct sp_publish_item *item, const char *where, char *err,
                       size_t errlen)
 {
@@ -48,9 +104,14 @@ static int parse_item(json_t *obj, struct sp_publish_item *item, const char *whe
     json_object_foreach(obj, key, v)
     {
         if (strcmp(key, "channel") == 0 || strcmp(key, "event") == 0 || strcmp(key, "id") == 0 ||
-            strcmp(key, "data_base64") == 0) {
+            strcmp(key, "data_base64") == 0 || strcmp(key, "prev-id") == 0) {
             if (!json_is_string(v)) {
                 snprintf(err, errlen, "%s: \"%s\" must be a string", where, key);
+                return -1;
+            }
+        } else if (strcmp(key, "formats") == 0) {
+            if (!json_is_object(v)) {
+                snprintf(err, errlen, "%s: \"formats\" must be an object", where);
                 return -1;
             }
         } else if (strcmp(key, "data") != 0) {
@@ -61,10 +122,13 @@ static int parse_item(json_t *obj, struct sp_publish_item *item, const char *whe
     json_t *channel = json_object_get(obj, "channel");
     json_t *data = json_object_get(obj, "data");
     json_t *b64 = json_object_get(obj, "data_base64");
+    json_t *formats = json_object_get(obj, "formats");
     if (channel == NULL) {
         snprintf(err, errlen, "%s: \"channel\" is required", where);
         return -1;
     }
+    if (formats != NULL && data == NULL && b64 == NULL)
+        return parse_grip_item(obj, formats, item, where, err, errlen);
     if ((data == NULL) == (b64 == NULL)) {
         snprintf(err, errlen, "%s: give exactly one of \"data\" and \"data_base64\"", where);
         return -1;
@@ -150,6 +214,7 @@ void sp_publish_batch_clear(struct sp_publish_batch *b)
         free(b->items[i].event);
         free(b->items[i].id);
         free(b->items[i].data);
+        json_decref(b->items[i].formats);
     }
     free(b->items);
     memset(b, 0, sizeof(*b));

@@ -3,6 +3,10 @@
  *   {"items": [ {...}, {...} ]}
  * "data" may be any JSON value: a string is taken verbatim, anything else as
  * its compact JSON text. "data_base64" carries bytes that are not text.
+ * Pushpin's GRIP items are accepted too: {"channel", "id", "prev-id",
+ * "formats": {"http-stream", "http-response", "ws-message"}}; their data for
+ * native subscribers is the first of http-stream content, ws-message content
+ * and http-response body.
  */
 #ifndef SP_PUSH_PUBLISH_JSON_H
 #define SP_PUSH_PUBLISH_JSON_H
@@ -17,6 +21,7 @@ struct sp_publish_item {
     char *id;    /* de-duplication id, NULL if absent */
     char *data;
     size_t len;
+    void *formats; /* GRIP (Pushpin) items: the "formats" object (a json_t *), else NULL */
 };
 
 struct sp_publish_batch {

@@ -16,6 +16,8 @@ struct sp_longpoll;
 LIST_HEAD(sp_sse_list, sp_sse);
 LIST_HEAD(sp_ws_list, sp_ws);
 LIST_HEAD(sp_longpoll_list, sp_longpoll);
+struct sp_grip;
+LIST_HEAD(sp_grip_list, sp_grip);
 
 struct sp_push {
     struct event_base *base;
@@ -28,6 +30,7 @@ struct sp_push {
     struct sp_sse_list sse;
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
+    struct sp_grip_list grips;
     struct sp_polls *polls;
     struct sp_auth *auth;
     struct sp_push_stats stats;
@@ -96,5 +99,8 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
                        const char *spec, struct sp_http_conn *conn,
                        const struct sp_http_request *req);
 void sp_longpoll_close_all(struct sp_push *push);
+
+void sp_grip_tick(struct sp_push *push, uint64_t now);
+void sp_grip_close_all(struct sp_push *push);
 
 #endif

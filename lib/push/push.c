@@ -18,6 +18,7 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 
     sp_sse_tick(push, now);
     sp_ws_tick(push, now);
+    sp_grip_tick(push, now);
 }
 
 struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
@@ -42,6 +43,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->sse);
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
+    LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
     push->polls = sp_polls_new(push);
     push->auth = sp_auth_new(push);
@@ -62,6 +64,7 @@ void sp_push_free(struct sp_push *push)
     sp_sse_close_all(push);
     sp_ws_close_all(push);
     sp_longpoll_close_all(push);
+    sp_grip_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
     if (push->hub)

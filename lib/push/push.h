@@ -46,6 +46,11 @@ void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route
                        const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req);
 
+/* A proxied response asked to hold its client (GRIP). */
+struct sp_grip_hold;
+void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
+                       const struct sp_grip_hold *hold);
+
 /* A request on publish_listen. */
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                              const struct sp_http_request *req);

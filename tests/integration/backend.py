@@ -136,6 +136,36 @@ async def get_auth_log(request: web.Request) -> web.Response:
     return web.json_response(auth_log)
 
 
+async def grip_stream(request: web.Request) -> web.Response:
+    """A Pushpin-style backend: hold the client as an event stream."""
+    channel = request.match_info["channel"]
+    return web.Response(text=": welcome\n\n", headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+        "Grip-Hold": "stream", "Grip-Channel": f"{channel}; prev-id=none",
+        "Grip-Keep-Alive": "\\n; format=cstring; timeout=1"})
+
+
+async def grip_response(request: web.Request) -> web.Response:
+    """A Pushpin-style long-poll: the body is what a timeout answers."""
+    channel = request.match_info["channel"]
+    return web.json_response({"items": []}, headers={
+        "Grip-Hold": "response", "Grip-Channel": channel, "Grip-Timeout": "2",
+        "X-Backend": "legacy"})
+
+
+GRIP_PAGE = """<!doctype html><meta charset="utf-8"><title>GRIP stream</title>
+<script>
+window.events = [];
+const ch = new URLSearchParams(location.search).get('channel');
+const es = new EventSource('/grip/stream/' + ch);
+es.addEventListener('update', (e) => window.events.push(e.data));
+</script>"""
+
+
+async def grip_page(request: web.Request) -> web.Response:
+    return web.Response(text=GRIP_PAGE, content_type="text/html")
+
+
 async def get_hits(request: web.Request) -> web.Response:
     return web.json_response(dict(hits))
 
@@ -161,6 +191,9 @@ def main() -> None:
     app.router.add_get("/resource/{name}", resource_get)
     app.router.add_get("/auth/{tail:.*}", authorize)
     app.router.add_get("/auth-log", get_auth_log)
+    app.router.add_get("/grip/stream/{channel}", grip_stream)
+    app.router.add_get("/grip/response/{channel}", grip_response)
+    app.router.add_get("/grip-page.html", grip_page)
     app.router.add_put("/resource/{name}", resource_put)
     app.router.add_route("*", "/healthz", echo)
 

@@ -48,3 +48,13 @@ def test_eventsource_websocket_and_fetch_in_chromium(demo_stack):
     print(json.dumps(result))
     assert result["ok"], result
     assert result["opens"]["sse"] >= 2 and result["opens"]["ws"] >= 2  # they really reconnected
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_eventsource_on_a_grip_stream_in_chromium(sidepush):
+    env = dict(os.environ, SIDEPUSH_PORT=str(sidepush.port),
+               SIDEPUSH_PUBLISH_PORT=str(sidepush.publish_port))
+    out = subprocess.run([shutil.which("node"), "grip.mjs"], cwd=BROWSER_DIR, env=env,
+                         capture_output=True, text=True, timeout=120)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ok"], result

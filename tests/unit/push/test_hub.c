@@ -40,7 +40,7 @@ static void drop(struct fake_sub *f)
 static int publish(struct sp_hub *hub, const char *channel, const char *data, const char *event,
                    const char *dedup, struct sp_publish_result *res)
 {
-    struct sp_publish p = {channel, event, data, strlen(data), dedup};
+    struct sp_publish p = {channel, event, data, strlen(data), dedup, NULL};
     return sp_hub_publish(hub, &p, res);
 }
 

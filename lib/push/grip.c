@@ -1,0 +1,317 @@
+/* GRIP (Pushpin's protocol) holds: a proxied backend answered with Grip-Hold,
+ * so the client stays connected as a subscriber of the Grip-Channel channels.
+ *   stream:   the backend's response goes out, then the http-stream content of
+ *             every publish is appended (Grip-Keep-Alive data when idle);
+ *   response: the request is held until a publish with an http-response
+ *             format answers it, or Grip-Timeout passes and the backend's own
+ *             response goes out. */
+#include <event2/event_struct.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/proxy.h"
+#include "push/push-internal.h"
+
+struct sp_grip {
+    struct sp_push *push;
+    LIST_ENTRY(sp_grip) link;
+    struct sp_subscription *subs;
+    bool stream;
+    /* stream holds */
+    struct sp_stream *out;
+    bool chunked;
+    char *keepalive;
+    size_t keepalive_len;
+    uint64_t keepalive_ms;
+    /* response holds */
+    struct sp_http_conn *conn;
+    struct event timer;
+    int status;
+    char *reason;
+    struct evbuffer *headers;
+    struct evbuffer *body;
+};
+
+static void grip_free(struct sp_grip *g)
+{
+    LIST_REMOVE(g, link);
+    sp_subscription_close(g->subs);
+    if (!g->stream)
+        event_del(&g->timer);
+    free(g->keepalive);
+    free(g->reason);
+    if (g->headers)
+        evbuffer_free(g->headers);
+    if (g->body)
+        evbuffer_free(g->body);
+    free(g);
+}
+
+/* ---- streams ------------------------------------------------------------------------ */
+
+static int write_piece(struct sp_grip *g, const void *data, size_t len)
+{
+    char head[24];
+
+    if (len == 0)
+        return 0; /* an empty chunk would end the response */
+    if (!g->chunked)
+        return sp_stream_write(g->out, data, len);
+    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+    if (sp_stream_write(g->out, head, (size_t)n) < 0 || sp_stream_write(g->out, data, len) < 0 ||
+        sp_stream_write(g->out, "\r\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
+static void stream_deliver(void *owner, struct sp_msg *msg)
+{
+    struct sp_grip *g = owner;
+    struct sp_slice chunk = sp_msg_render(msg, SP_FMT_GRIP_STREAM);
+    int rc = 0;
+
+    if (chunk.len == 0)
+        return; /* no http-stream content for this transport */
+    if (g->chunked) {
+        rc = sp_push_send_msg(g->push, g->out, msg, SP_FMT_GRIP_STREAM);
+    } else {
+        /* HTTP/1.0: the content without its chunk framing. */
+        const char *crlf = memchr(chunk.ptr, '\n', chunk.len);
+        rc = sp_stream_write(g->out, crlf + 1, chunk.len - (size_t)(crlf + 1 - chunk.ptr) - 2);
+    }
+    if (rc < 0) {
+        sp_stream_close(g->out);
+        grip_free(g);
+    }
+}
+
+static void stream_deleted(void *owner)
+{
+    struct sp_grip *g = owner;
+    if (g->chunked)
+        sp_stream_write(g->out, "0\r\n\r\n", 5);
+    sp_stream_end(g->out);
+    grip_free(g);
+}
+
+static void stream_closed(void *ctx, enum sp_stream_end why)
+{
+    grip_free(ctx);
+}
+
+static const struct sp_stream_ops stream_ops = {NULL, stream_closed};
+
+static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_conn *conn,
+                        const struct sp_grip_hold *hold)
+{
+    const struct sp_http_request *req = sp_http_request(conn);
+    struct evbuffer *initial = evbuffer_new();
+    evutil_socket_t fd;
+
+    g->chunked = req->minor_version == 1;
+    if (hold->keepalive != NULL && hold->keepalive_len > 0) {
+        g->keepalive = malloc(hold->keepalive_len);
+        if (g->keepalive) {
+            memcpy(g->keepalive, hold->keepalive, hold->keepalive_len);
+            g->keepalive_len = hold->keepalive_len;
+            g->keepalive_ms = hold->keepalive_ms;
+        }
+    }
+    if (initial == NULL || sp_http_detach(conn, &fd, initial, NULL) < 0) {
+        if (initial)
+            evbuffer_free(initial);
+        sp_http_respond_error(conn, 500, "out of memory");
+        grip_free(g);
+        return;
+    }
+    evbuffer_add_printf(initial, "HTTP/1.%d %d %s\r\n", req->minor_version, hold->status,
+                        hold->reason ? hold->reason : sp_http_reason(hold->status));
+    evbuffer_add_buffer(initial, hold->headers);
+    evbuffer_add_printf(initial, g->chunked ? "Transfer-Encoding: chunked\r\n\r\n"
+                                            : "Connection: close\r\n\r\n");
+    g->out = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
+                           &stream_ops, g);
+    evbuffer_free(initial);
+    if (g->out == NULL) {
+        grip_free(g);
+        return;
+    }
+    size_t len = evbuffer_get_length(hold->body);
+    if (len > 0 && write_piece(g, evbuffer_pullup(hold->body, -1), len) < 0) {
+        sp_stream_close(g->out);
+        grip_free(g);
+    }
+}
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+static void answer(struct sp_grip *g, int status, const char *reason, struct evbuffer *headers,
+                   const void *body, size_t len)
+{
+    sp_http_set_ops(g->conn, NULL, NULL);
+    sp_http_begin(g->conn, status, reason, headers, (int64_t)len);
+    sp_http_write(g->conn, body, len);
+    sp_http_finish(g->conn);
+}
+
+static void response_deliver(void *owner, struct sp_msg *msg)
+{
+    struct sp_grip *g = owner;
+    json_t *fmt = json_object_get(sp_msg_grip(msg), "http-response");
+    const char *key;
+    json_t *v;
+
+    if (!json_is_object(fmt))
+        return;
+    struct evbuffer *h = evbuffer_new();
+    if (h == NULL)
+        return;
+    json_t *headers = json_object_get(fmt, "headers");
+    json_object_foreach(headers, key, v)
+    {
+        /* Values may not carry line breaks into the response head. */
+        if (json_is_string(v) && !strpbrk(json_string_value(v), "\r\n") && !strpbrk(key, "\r\n:") &&
+            strcasecmp(key, "Content-Length") != 0 && strcasecmp(key, "Transfer-Encoding") != 0)
+            evbuffer_add_printf(h, "%s: %s\r\n", key, json_string_value(v));
+    }
+    json_int_t code = json_is_integer(json_object_get(fmt, "code"))
+                          ? json_integer_value(json_object_get(fmt, "code"))
+                          : 200;
+    const char *reason = json_string_value(json_object_get(fmt, "reason"));
+    json_t *body = json_object_get(fmt, "body");
+    json_t *bin = json_object_get(fmt, "body-bin");
+    char *decoded = NULL;
+    const char *bytes = "";
+    size_t len = 0;
+    if (json_is_string(body)) {
+        bytes = json_string_value(body);
+        len = json_string_length(body);
+    } else if (json_is_string(bin)) {
+        size_t blen = json_string_length(bin);
+        decoded = malloc(blen / 4 * 3 + 3);
+        int n = decoded ? EVP_DecodeBlock((unsigned char *)decoded,
+                                          (const unsigned char *)json_string_value(bin), (int)blen)
+                        : -1;
+        if (n >= 0) {
+            const char *t = json_string_value(bin);
+            n -= (blen > 0 && t[blen - 1] == '=') + (blen > 1 && t[blen - 2] == '=');
+            bytes = decoded;
+            len = (size_t)n;
+        }
+    }
+    if (reason && strpbrk(reason, "\r\n"))
+        reason = NULL;
+    answer(g, code >= 100 && code <= 999 ? (int)code : 200, reason, h, bytes, len);
+    evbuffer_free(h);
+    free(decoded);
+    grip_free(g);
+}
+
+static void response_deleted(void *owner)
+{
+    struct sp_grip *g = owner;
+    sp_http_set_ops(g->conn, NULL, NULL);
+    sp_http_respond_error(g->conn, 410, "channel deleted");
+    grip_free(g);
+}
+
+static void response_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_grip *g = arg;
+    size_t len = evbuffer_get_length(g->body);
+
+    /* The backend's own answer, as it gave it with the hold. */
+    answer(g, g->status, g->reason, g->headers, len ? evbuffer_pullup(g->body, -1) : NULL, len);
+    grip_free(g);
+}
+
+static void response_gone(void *ctx)
+{
+    grip_free(ctx);
+}
+
+static const struct sp_http_ops held_ops = {NULL, NULL, response_gone};
+
+static void hold_response(struct sp_push *push, struct sp_grip *g, struct sp_http_conn *conn,
+                          const struct sp_grip_hold *hold)
+{
+    g->conn = conn;
+    g->status = hold->status;
+    g->reason = hold->reason ? strdup(hold->reason) : NULL;
+    g->headers = evbuffer_new();
+    g->body = evbuffer_new();
+    if (g->headers == NULL || g->body == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        grip_free(g);
+        return;
+    }
+    evbuffer_add_buffer(g->headers, hold->headers);
+    evbuffer_add_buffer(g->body, hold->body);
+    evtimer_assign(&g->timer, push->base, response_timeout, g);
+    struct timeval tv = {(time_t)(hold->timeout_ms / 1000),
+                         (suseconds_t)((hold->timeout_ms % 1000) * 1000)};
+    evtimer_add(&g->timer, &tv);
+    sp_http_set_ops(conn, &held_ops, g);
+}
+
+/* ---- entry points ------------------------------------------------------------------------- */
+
+void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
+                       const struct sp_grip_hold *hold)
+{
+    struct sp_grip *g = calloc(1, sizeof(*g));
+
+    if (g == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    g->push = push;
+    g->stream = hold->stream;
+    LIST_INSERT_HEAD(&push->grips, g, link);
+    int rc = sp_subscription_open(push, hold->channels,
+                                  g->stream ? stream_deliver : response_deliver,
+                                  g->stream ? stream_deleted : response_deleted, g, &g->subs);
+    if (rc < 0) {
+        sp_http_respond_error(conn, 502, "backend sent an invalid Grip-Channel");
+        grip_free(g);
+        return;
+    }
+    if (g->stream)
+        hold_stream(push, g, conn, hold);
+    else
+        hold_response(push, g, conn, hold);
+}
+
+void sp_grip_tick(struct sp_push *push, uint64_t now)
+{
+    struct sp_grip *g, *next;
+
+    for (g = LIST_FIRST(&push->grips); g != NULL; g = next) {
+        next = LIST_NEXT(g, link);
+        if (!g->stream || g->out == NULL || g->keepalive == NULL ||
+            now - sp_stream_last_write(g->out) < g->keepalive_ms)
+            continue;
+        if (write_piece(g, g->keepalive, g->keepalive_len) < 0) {
+            sp_stream_close(g->out);
+            grip_free(g);
+        }
+    }
+}
+
+void sp_grip_close_all(struct sp_push *push)
+{
+    struct sp_grip *g;
+
+    while ((g = LIST_FIRST(&push->grips)) != NULL) {
+        if (g->stream && g->out)
+            sp_stream_close(g->out);
+        else if (!g->stream && g->conn) {
+            sp_http_set_ops(g->conn, NULL, NULL);
+            sp_http_abort(g->conn);
+        }
+        grip_free(g);
+    }
+}

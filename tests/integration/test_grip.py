@@ -1,0 +1,81 @@
+"""GRIP (Pushpin's protocol): a proxied backend answers with Grip-Hold and is
+published to in Pushpin's item format; the backend code is Pushpin's, unchanged."""
+import base64
+import threading
+import time
+import uuid
+
+import requests
+
+from pushutil import CurlSSE, wait_subscribers
+
+
+def pushpin_publish(sp, items):
+    r = requests.post(f"http://127.0.0.1:{sp.publish_port}/publish/", json={"items": items},
+                      timeout=5)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def test_stream_hold_with_curl(sidepush):
+    ch = "g" + uuid.uuid4().hex[:8]
+    sse = CurlSSE(f"{sidepush.url}/grip/stream/{ch}")
+    try:
+        wait_subscribers(sidepush, ch, 1)
+        pushpin_publish(sidepush, [{"channel": ch, "id": "1", "prev-id": "0", "formats": {
+            "http-stream": {"content": "event: update\ndata: hello\n\n"}}}])
+        pushpin_publish(sidepush, [{"channel": ch, "formats": {
+            "http-stream": {"content-bin": base64.b64encode(b"data: binary ok\n\n").decode()}}}])
+        events = sse.events(2)
+        assert [(e.get("event"), e["data"]) for e in events] == [("update", "hello"),
+                                                                 (None, "binary ok")]
+        assert b": welcome" in sse.raw  # the backend's own first content
+        before = len(sse.raw)
+        time.sleep(2.6)  # Grip-Keep-Alive: "\n" after 1 s of silence (checked every second)
+        assert len(sse.raw) > before and sse.raw[before:].strip(b"\n") == b""
+    finally:
+        sse.close()
+
+
+def test_response_hold_answered_by_publish(sidepush):
+    ch = "r" + uuid.uuid4().hex[:8]
+    result = {}
+    t = threading.Thread(target=lambda: result.update(
+        r=requests.get(f"{sidepush.url}/grip/response/{ch}", timeout=10)))
+    t.start()
+    wait_subscribers(sidepush, ch, 1)
+    pushpin_publish(sidepush, [{"channel": ch, "formats": {"http-response": {
+        "code": 200, "headers": {"Content-Type": "application/json", "X-From": "publish"},
+        "body": '{"items": [{"n": 1}]}'}}}])
+    t.join(10)
+    r = result["r"]
+    assert r.status_code == 200 and r.json() == {"items": [{"n": 1}]}
+    assert r.headers["X-From"] == "publish"
+    assert not any(h.lower().startswith("grip-") for h in r.headers)
+
+
+def test_response_hold_times_out_with_the_backend_answer(sidepush):
+    ch = "t" + uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    r = requests.get(f"{sidepush.url}/grip/response/{ch}", timeout=10)
+    assert r.status_code == 200 and r.json() == {"items": []}
+    assert r.headers["X-Backend"] == "legacy"
+    assert time.monotonic() - started >= 1.8  # Grip-Timeout: 2
+
+
+def test_native_subscribers_get_grip_publishes_too(make_sidepush):
+    sp = make_sidepush("routes:\n  - path: /events/{channel}\n    subscribe: {}\n")
+    ch = "n" + uuid.uuid4().hex[:8]
+    sse = CurlSSE(f"{sp.url}/events/{ch}")
+    try:
+        wait_subscribers(sp, ch, 1)
+        pushpin_publish(sp, [{"channel": ch, "formats": {"ws-message": {"content": "hi ws"}}}])
+        assert sse.events(1)[0]["data"] == "hi ws"
+    finally:
+        sse.close()
+
+
+def test_bad_grip_publish_is_400(sidepush):
+    r = requests.post(f"http://127.0.0.1:{sidepush.publish_port}/publish/", timeout=5,
+                      json={"items": [{"channel": "x", "formats": {"carrier-pigeon": {}}}]})
+    assert r.status_code == 400 and "unsupported GRIP format" in r.json()["error"]
