@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { SSE, WS, LONGPOLL };
+enum mode { SSE, WS, LONGPOLL, POLL };
 enum server { SIDEPUSH, NCHAN };
 
 struct opts {
@@ -46,6 +46,8 @@ struct opts {
     int sources;
     int publishers;
     int timeout_s;
+    int interval_ms; /* --mode poll: each client's GET period */
+    bool external;   /* messages come from elsewhere: print READY, publish nothing */
     pid_t pids[8];
     int npids;
 };
@@ -61,6 +63,7 @@ struct sub {
     char cursor[128];
     char etag[128];
     char lastmod[80];
+    struct event *poll_timer; /* --mode poll */
 };
 
 struct publisher {
@@ -312,8 +315,20 @@ static void longpoll_read(struct sub *s, struct evbuffer *in)
         if (status == 200)
             scan_markers(s, body, (size_t)need);
         free(body);
-        send_subscribe(s);
+        if (s->b->o.mode == POLL) {
+            struct timeval tv = {s->b->o.interval_ms / 1000, (s->b->o.interval_ms % 1000) * 1000};
+            evtimer_add(s->poll_timer, &tv);
+        } else {
+            send_subscribe(s);
+        }
     }
+}
+
+static void on_poll_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct sub *s = arg;
+    if (s->bev)
+        send_subscribe(s);
 }
 
 static void on_sub_read(struct bufferevent *bev, void *arg)
@@ -321,7 +336,7 @@ static void on_sub_read(struct bufferevent *bev, void *arg)
     struct sub *s = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
 
-    if (s->b->o.mode == LONGPOLL) {
+    if (s->b->o.mode == LONGPOLL || s->b->o.mode == POLL) {
         longpoll_read(s, in);
         return;
     }
@@ -348,7 +363,7 @@ static void on_sub_event(struct bufferevent *bev, short what, void *arg)
 {
     struct sub *s = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        if (s->b->o.mode == LONGPOLL)
+        if (s->b->o.mode == LONGPOLL || s->b->o.mode == POLL)
             s->b->connected++;
         return;
     }
@@ -379,6 +394,16 @@ static int open_sub(struct bench *b, struct sub *s)
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&dst, sizeof(dst)) < 0)
         return -1;
+    if (b->o.mode == POLL) {
+        /* Plain pollers start at random phases, as real clients do. */
+        s->poll_timer = evtimer_new(b->base, on_poll_timer, s);
+        struct timeval tv = {0, 0};
+        long phase = random() % (b->o.interval_ms ? b->o.interval_ms : 1);
+        tv.tv_sec = phase / 1000;
+        tv.tv_usec = (phase % 1000) * 1000;
+        evtimer_add(s->poll_timer, &tv);
+        return 0;
+    }
     send_subscribe(s);
     return 0;
 }
@@ -496,7 +521,7 @@ static void report(struct bench *b)
 {
     double cpu = proc_cpu_s(&b->o) - cpu0;
     double span = (double)(b->t_last_delivery - b->t_first_publish) / 1e9;
-    static const char *const modes[] = {"sse", "websocket", "longpoll"};
+    static const char *const modes[] = {"sse", "websocket", "longpoll", "poll"};
 
     qsort(b->lat_us, (size_t)b->nlat, sizeof(uint32_t), cmp_u32);
     uint32_t p50 = b->nlat ? b->lat_us[b->nlat / 2] : 0;
@@ -558,13 +583,14 @@ int main(int argc, char **argv)
         {"server", 1, 0, 's'},    {"subscribers", 1, 0, 'n'}, {"messages", 1, 0, 'M'},
         {"rate", 1, 0, 'r'},      {"size", 1, 0, 'z'},     {"sources", 1, 0, 'S'},
         {"publishers", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"pid", 1, 0, 'i'},
+        {"interval-ms", 1, 0, 'I'}, {"external", 0, 0, 'E'},
         {0, 0, 0, 0},
     };
     struct opts *o = &b.o;
     int c;
 
     *o = (struct opts){"127.0.0.1", 0, NULL, 0, NULL, SSE, SIDEPUSH, 1000, 100, 50, 128, 4, 8,
-                       60, {0}, 0};
+                       60, 2000, false, {0}, 0};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': o->host = optarg; break;
@@ -572,7 +598,14 @@ int main(int argc, char **argv)
         case 'a': o->path = optarg; break;
         case 'P': o->publish_port = atoi(optarg); break;
         case 'A': o->publish_path = optarg; break;
-        case 'm': o->mode = strcmp(optarg, "ws") == 0 ? WS : strcmp(optarg, "longpoll") == 0 ? LONGPOLL : SSE; break;
+        case 'm':
+            o->mode = strcmp(optarg, "ws") == 0 ? WS
+                      : strcmp(optarg, "longpoll") == 0 ? LONGPOLL
+                      : strcmp(optarg, "poll") == 0 ? POLL
+                                                    : SSE;
+            break;
+        case 'I': o->interval_ms = atoi(optarg); break;
+        case 'E': o->external = true; break;
         case 's': o->server = strcmp(optarg, "nchan") == 0 ? NCHAN : SIDEPUSH; break;
         case 'n': o->subscribers = atoi(optarg); break;
         case 'M': o->messages = atoi(optarg); break;
@@ -585,7 +618,8 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (!o->port || !o->path || !o->publish_port || !o->publish_path || o->size > 60000)
+    if (!o->port || !o->path || o->size > 60000 ||
+        (!o->external && (!o->publish_port || !o->publish_path)))
         usage();
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -612,11 +646,19 @@ int main(int argc, char **argv)
     }
     run_until(&b, all_connected, o->timeout_s);
     t_connected = now_ns();
-    open_publishers(&b);
+    if (!o->external)
+        open_publishers(&b);
     run_until(&b, publishers_ready, o->mode == LONGPOLL ? 1.5 : 1.0); /* settle */
     rss_subscribed = proc_rss_kib(o);
     cpu0 = proc_cpu_s(o);
-    start_publishing(&b);
+    if (o->external) {
+        /* Whoever makes the changes stamps them; this side only listens. */
+        printf("READY\n");
+        fflush(stdout);
+        b.t_first_publish = now_ns();
+    } else {
+        start_publishing(&b);
+    }
     struct timeval limit = {o->timeout_s, 0};
     b.deadline = evtimer_new(b.base, on_deadline, &b);
     evtimer_add(b.deadline, &limit);
