@@ -50,9 +50,28 @@ static void raise_fd_limit(const struct sp_log *log)
                 (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0));
 }
 
-static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+struct runner {
+    struct event_base *base;
+    struct sp_app *app;
+    bool stopping;
+};
+
+static void on_drained(void *arg)
 {
     event_base_loopexit(arg, NULL);
+}
+
+/* The first SIGTERM (or SIGINT) drains gracefully; a second one stops now. */
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct runner *r = arg;
+
+    if (r->stopping || r->app == NULL) {
+        event_base_loopexit(r->base, NULL);
+        return;
+    }
+    r->stopping = true;
+    sp_app_drain(r->app, on_drained, r->base);
 }
 
 static int run(const char *path)
@@ -62,6 +81,7 @@ static int run(const char *path)
     struct event *sigterm = NULL, *sigint = NULL;
     struct sp_app *app = NULL;
     struct sp_log log = {SP_LOG_INFO, stdout};
+    struct runner runner = {0};
     char err[256];
     int rc = 1;
 
@@ -73,11 +93,13 @@ static int run(const char *path)
     base = sp_app_base_new();
     if (base == NULL)
         goto done;
-    sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
-    sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
+    runner.base = base;
+    sigterm = evsignal_new(base, SIGTERM, on_stop_signal, &runner);
+    sigint = evsignal_new(base, SIGINT, on_stop_signal, &runner);
     if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) || event_add(sigint, NULL))
         goto done;
     app = sp_app_new(base, config, &log, err, sizeof(err));
+    runner.app = app;
     if (app == NULL) {
         sp_log_error(&log, "startup_failed", "%s", err);
         goto done;

@@ -26,6 +26,11 @@ struct sp_app {
     struct evconnlistener *publish_listener;
     bool ready;
     bool accepting;
+    /* draining */
+    struct event *drain_check;
+    uint64_t drain_deadline;
+    void (*drained)(void *ctx);
+    void *drained_ctx;
 };
 
 /* ---- connection cap ---------------------------------------------------------------- */
@@ -43,7 +48,7 @@ static void update_accepting(struct sp_app *app)
 {
     bool below = open_connections(app) < app->config->limits.max_connections;
 
-    if (below == app->accepting)
+    if (below == app->accepting || app->client_listener == NULL)
         return;
     app->accepting = below;
     if (below) {
@@ -238,10 +243,56 @@ fail:
     return NULL;
 }
 
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_app *app = arg;
+
+    if (open_connections(app) > 0 && sp_now_ms() < app->drain_deadline)
+        return;
+    if (open_connections(app) > 0)
+        sp_log_warn(app->log, "drain_timeout", "%zu connections left at the end of shutdown_grace",
+                    open_connections(app));
+    event_del(app->drain_check);
+    if (app->drained)
+        app->drained(app->drained_ctx);
+}
+
+void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
+{
+    struct timeval tick = {0, 100 * 1000};
+
+    if (app->drain_check != NULL)
+        return;
+    app->ready = false;
+    app->drained = done;
+    app->drained_ctx = ctx;
+    app->drain_deadline = sp_now_ms() + app->config->shutdown_grace_ms;
+    /* Closed listeners make new connections fail fast: a browser's
+     * EventSource retries a refused connection, but gives up on a 503. */
+    if (app->client_listener)
+        evconnlistener_free(app->client_listener);
+    if (app->publish_listener)
+        evconnlistener_free(app->publish_listener);
+    app->client_listener = app->publish_listener = NULL;
+    sp_log_info(app->log, "draining", "sending %zu subscribers away over %llu ms",
+                sp_push_subscribers(app->push),
+                (unsigned long long)app->config->shutdown_grace_ms);
+    sp_push_drain(app->push, app->config->shutdown_grace_ms);
+    sp_http_server_drain(app->clients);
+    sp_http_server_drain(app->publishers);
+    app->drain_check = event_new(app->base, -1, EV_PERSIST, drain_check, app);
+    if (app->drain_check == NULL || event_add(app->drain_check, &tick) < 0) {
+        if (done)
+            done(ctx);
+    }
+}
+
 void sp_app_free(struct sp_app *app)
 {
     if (app == NULL)
         return;
+    if (app->drain_check)
+        event_free(app->drain_check);
     if (app->client_listener)
         evconnlistener_free(app->client_listener);
     if (app->publish_listener)

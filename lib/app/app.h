@@ -23,4 +23,10 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
                           const struct sp_log *log, char *err, size_t errlen);
 void sp_app_free(struct sp_app *app);
 
+/* SIGTERM: readiness turns false, the listeners close (new clients are
+ * refused, never answered 503), subscribers are sent away over
+ * shutdown_grace, requests in flight finish; done(ctx) runs once every
+ * connection is gone or the grace is over. */
+void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx);
+
 #endif

@@ -59,6 +59,8 @@ static const struct key config_keys[] = {
      "clients: subscriptions, health, and everything proxied to the backend"},
     {"", "publish_listen", T_ADDRESS, C(publish_listen), 0, 0, "127.0.0.1:8081", 0,
      "the backend's webhook publishes; loopback so only the pod can reach it"},
+    {"", "shutdown_grace", T_DURATION, C(shutdown_grace_ms), 0, HOUR, "20s", 0,
+     "on SIGTERM, subscribers are sent away spread over this window, then sidepush exits"},
     {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
     {"backend", "url", T_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
      "base URL requests are proxied to, e.g. http://127.0.0.1:3000"},

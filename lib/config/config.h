@@ -80,6 +80,7 @@ struct sp_config {
     char *file;
     struct sp_address listen;
     struct sp_address publish_listen;
+    uint64_t shutdown_grace_ms;
     struct {
         char *url;
         uint64_t connect_timeout_ms;

@@ -66,6 +66,7 @@ struct sp_http_server {
     struct conn_list dead;
     struct event *reaper;
     size_t count;
+    bool draining;
 };
 
 static void process_input(struct sp_http_conn *c);
@@ -182,7 +183,7 @@ static void flush_then_close(struct sp_http_conn *c)
 static void response_complete(struct sp_http_conn *c)
 {
     c->response_done = true;
-    if (c->close_after || !c->body_done) {
+    if (c->close_after || !c->body_done || c->server->draining) {
         /* A response that ends before its request body was read leaves the
          * body's framing unknown; the connection cannot carry another request. */
         flush_then_close(c);
@@ -217,7 +218,7 @@ void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
         return;
     c->response_begun = true;
     c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
-    if (!wants_keepalive(c))
+    if (!wants_keepalive(c) || c->server->draining)
         c->close_after = true;
     evbuffer_add_printf(o, "HTTP/1.%d %d %s\r\n", c->req.minor_version ? 1 : 0, status,
                         reason ? reason : sp_http_reason(status));
@@ -701,6 +702,20 @@ void sp_http_server_free(struct sp_http_server *s)
 size_t sp_http_server_connections(const struct sp_http_server *s)
 {
     return s->count;
+}
+
+void sp_http_server_drain(struct sp_http_server *s)
+{
+    struct sp_http_conn *c, *next;
+
+    s->draining = true;
+    for (c = LIST_FIRST(&s->live); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        if (c->state == ST_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            conn_close(c); /* idle keep-alive: nothing to finish */
+        else
+            c->close_after = true;
+    }
 }
 
 int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const struct sockaddr *peer,

@@ -57,6 +57,10 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
 
 size_t sp_http_server_connections(const struct sp_http_server *s);
 
+/* Shutting down: idle connections close now, busy ones after their current
+ * response; no connection is kept alive from here on. */
+void sp_http_server_drain(struct sp_http_server *s);
+
 /* ---- per request --------------------------------------------------------------- */
 
 void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void *ctx);

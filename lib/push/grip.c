@@ -315,3 +315,34 @@ void sp_grip_close_all(struct sp_push *push)
         grip_free(g);
     }
 }
+
+bool sp_grip_drain_one(struct sp_push *push)
+{
+    struct sp_grip *g = LIST_FIRST(&push->grips);
+
+    if (g == NULL)
+        return false;
+    if (g->stream) {
+        if (g->out == NULL) {
+            grip_free(g);
+        } else {
+            if (g->chunked)
+                sp_stream_write(g->out, "0\r\n\r\n", 5);
+            sp_stream_end(g->out);
+            grip_free(g);
+        }
+    } else {
+        response_timeout(-1, 0, g); /* the backend's own answer, now */
+    }
+    return true;
+}
+
+size_t sp_grip_count(struct sp_push *push)
+{
+    size_t n = 0;
+    struct sp_grip *x;
+
+    LIST_FOREACH(x, &push->grips, link)
+        n++;
+    return n;
+}

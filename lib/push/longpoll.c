@@ -99,6 +99,8 @@ static void answer_empty(struct sp_longpoll *lp, int status, bool missed)
     }
     cursor_text(lp, &lp->cursor, cursor);
     common_headers(lp, h, cursor, missed);
+    if (lp->push->draining) /* poll again (elsewhere) in a moment, with this cursor */
+        evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_push_random() % 5);
     sp_http_begin(lp->conn, status, NULL, h, 0);
     sp_http_finish(lp->conn);
     evbuffer_free(h);
@@ -225,4 +227,26 @@ void sp_longpoll_close_all(struct sp_push *push)
         sp_http_abort(lp->conn);
         longpoll_free(lp);
     }
+}
+
+bool sp_longpoll_drain_one(struct sp_push *push)
+{
+    struct sp_longpoll *lp = LIST_FIRST(&push->longpolls);
+
+    if (lp == NULL)
+        return false;
+    sp_http_set_ops(lp->conn, NULL, NULL);
+    answer_empty(lp, 204, false);
+    longpoll_free(lp);
+    return true;
+}
+
+size_t sp_longpoll_count(struct sp_push *push)
+{
+    size_t n = 0;
+    struct sp_longpoll *x;
+
+    LIST_FOREACH(x, &push->longpolls, link)
+        n++;
+    return n;
 }

@@ -34,6 +34,12 @@ struct sp_push {
     struct sp_polls *polls;
     struct sp_auth *auth;
     struct sp_push_stats stats;
+    /* draining */
+    struct event *drainer;
+    bool draining;
+    size_t drain_total;
+    uint64_t drain_started, drain_window_ms;
+    size_t drained;
 };
 
 /* ---- subscriber authorization (authorize.c) ------------------------------------------- */
@@ -102,5 +108,17 @@ void sp_longpoll_close_all(struct sp_push *push);
 
 void sp_grip_tick(struct sp_push *push, uint64_t now);
 void sp_grip_close_all(struct sp_push *push);
+
+/* Draining: each sends one subscriber of its kind away properly and
+ * returns true, or returns false when it has none left. */
+bool sp_sse_drain_one(struct sp_push *push);
+bool sp_ws_drain_one(struct sp_push *push);
+bool sp_longpoll_drain_one(struct sp_push *push);
+bool sp_grip_drain_one(struct sp_push *push);
+uint32_t sp_push_random(void);
+size_t sp_sse_count(struct sp_push *push);
+size_t sp_ws_count(struct sp_push *push);
+size_t sp_longpoll_count(struct sp_push *push);
+size_t sp_grip_count(struct sp_push *push);
 
 #endif

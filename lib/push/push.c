@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <sys/random.h>
 
 #include "push/poller.h"
 #include "push/push-internal.h"
@@ -67,6 +68,8 @@ void sp_push_free(struct sp_push *push)
     sp_grip_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
+    if (push->drainer)
+        event_free(push->drainer);
     if (push->hub)
         sp_hub_set_watch(push->hub, NULL, NULL);
     sp_polls_free(push->polls);
@@ -345,4 +348,71 @@ void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *
     }
     free(url);
     curl_slist_free_all(headers);
+}
+
+/* ---- draining ---------------------------------------------------------------------------------- */
+
+#define DRAIN_TICK_MS 100
+
+uint32_t sp_push_random(void)
+{
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+        r = (uint32_t)sp_now_ms();
+    return r;
+}
+
+size_t sp_push_subscribers(const struct sp_push *push)
+{
+    struct sp_push *p = (struct sp_push *)push;
+    return sp_sse_count(p) + sp_ws_count(p) + sp_longpoll_count(p) + sp_grip_count(p);
+}
+
+static bool drain_one(struct sp_push *push)
+{
+    /* Rotate over the kinds so each is spread over the whole window. */
+    static bool (*const kinds[])(struct sp_push *) = {sp_sse_drain_one, sp_ws_drain_one,
+                                                      sp_longpoll_drain_one, sp_grip_drain_one};
+    for (size_t i = 0; i < 4; i++) {
+        if (kinds[(push->drained + i) % 4](push)) {
+            push->drained++;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_push *push = arg;
+    uint64_t elapsed = sp_now_ms() - push->drain_started;
+    /* How many should be gone by now, on a straight line over the window. */
+    size_t due = push->drain_window_ms == 0 || elapsed >= push->drain_window_ms
+                     ? push->drain_total
+                     : (size_t)((double)push->drain_total * (double)elapsed /
+                                (double)push->drain_window_ms) + 1;
+    while (push->drained < due && drain_one(push))
+        ;
+    if (sp_push_subscribers(push) == 0)
+        event_del(push->drainer);
+}
+
+void sp_push_drain(struct sp_push *push, uint64_t window_ms)
+{
+    struct timeval tick = {0, DRAIN_TICK_MS * 1000};
+
+    if (push->draining)
+        return;
+    push->draining = true;
+    push->drain_total = sp_push_subscribers(push);
+    push->drain_started = sp_now_ms();
+    /* Leave the last fifth of the grace for the final bytes to go out. */
+    push->drain_window_ms = window_ms * 4 / 5;
+    push->drainer = event_new(push->base, -1, EV_PERSIST, drain_tick, push);
+    if (push->drainer == NULL || event_add(push->drainer, &tick) < 0) {
+        while (drain_one(push))
+            ;
+        return;
+    }
+    drain_tick(-1, 0, push);
 }

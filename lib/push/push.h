@@ -57,4 +57,11 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
 
 const struct sp_push_stats *sp_push_stats(const struct sp_push *push);
 
+/* SIGTERM: sends every subscriber away properly (SSE: a jittered retry hint
+ * and a clean end; WebSocket: 1001; long-poll: 204 with Retry-After),
+ * spread evenly over window_ms rather than all at once. */
+void sp_push_drain(struct sp_push *push, uint64_t window_ms);
+/* Subscribers still connected. */
+size_t sp_push_subscribers(const struct sp_push *push);
+
 #endif

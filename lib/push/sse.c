@@ -201,3 +201,33 @@ void sp_sse_close_all(struct sp_push *push)
         sse_free(s);
     }
 }
+
+bool sp_sse_drain_one(struct sp_push *push)
+{
+    struct sp_sse *s = LIST_FIRST(&push->sse);
+    char text[64];
+
+    if (s == NULL)
+        return false;
+    if (s->stream == NULL) {
+        sse_free(s);
+        return true;
+    }
+    /* A jittered reconnect delay, so the browsers that leave together do not
+     * all come back to the next pod at the same moment. The stream then ends
+     * cleanly: EventSource reconnects (a 503 would make it give up). */
+    snprintf(text, sizeof(text), "retry: %u\n\n", 1000 + sp_push_random() % 9000);
+    write_text(s, text);
+    end_stream(s, true);
+    return true;
+}
+
+size_t sp_sse_count(struct sp_push *push)
+{
+    size_t n = 0;
+    struct sp_sse *x;
+
+    LIST_FOREACH(x, &push->sse, link)
+        n++;
+    return n;
+}

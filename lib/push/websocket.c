@@ -593,3 +593,26 @@ done:
     if (leftover)
         evbuffer_free(leftover);
 }
+
+bool sp_ws_drain_one(struct sp_push *push)
+{
+    struct sp_ws *ws = LIST_FIRST(&push->ws);
+
+    if (ws == NULL)
+        return false;
+    if (ws->stream == NULL)
+        ws_free(ws);
+    else
+        close_with(ws, SP_WS_CLOSE_GOING_AWAY, "server shutting down");
+    return true;
+}
+
+size_t sp_ws_count(struct sp_push *push)
+{
+    size_t n = 0;
+    struct sp_ws *x;
+
+    LIST_FOREACH(x, &push->ws, link)
+        n++;
+    return n;
+}

@@ -70,7 +70,8 @@ class Sidepush:
             f"listen: 127.0.0.1:{self.port}\n"
             f"publish_listen: 127.0.0.1:{self.publish_port}\n"
             f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s }}\n"
-            f"log: {{ level: warn }}\n" + extra)
+            f"log: {{ level: warn }}\n"
+            f"shutdown_grace: 2s\n" + extra)
         self.log = open(self.config.with_suffix(".log"), "w+")
         self.proc = subprocess.Popen([SIDEPUSH, "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
