@@ -10,12 +10,15 @@ and sidepush pushes it to every open page over Server-Sent Events.
 """
 import argparse
 import json
+import os
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-STATIC = Path(__file__).resolve().parent / "static"
+HERE = Path(__file__).resolve().parent
+# In the Kubernetes example the files come flat from a ConfigMap.
+STATIC = HERE / "static" if (HERE / "static").is_dir() else HERE
 PUBLISH_URL = None
 
 PAGE = """<!doctype html>
@@ -67,9 +70,12 @@ def notify(order):
     """The whole of the app's "realtime": one webhook POST to sidepush."""
     if PUBLISH_URL is None:
         return
+    headers = {"Sidepush-Event": "message"}
+    token = os.environ.get("SIDEPUSH_PUBLISH_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(f"{PUBLISH_URL}/publish/orders", method="POST",
-                                 data=json.dumps(order).encode(),
-                                 headers={"Sidepush-Event": "message"})
+                                 data=json.dumps(order).encode(), headers=headers)
     try:
         urllib.request.urlopen(req, timeout=2).close()
     except OSError:
