@@ -9,6 +9,7 @@
 #include "http/proxy.h"
 #include "http/server.h"
 #include "net/curlm.h"
+#include "metrics/metrics.h"
 #include "net/stream.h"
 #include "push/push.h"
 
@@ -90,6 +91,54 @@ static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
     return true;
 }
 
+static void serve_metrics(struct sp_app *app, struct sp_http_conn *conn)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct evbuffer *headers = evbuffer_new();
+    const struct sp_proxy_stats *px = sp_proxy_stats(app->proxy);
+    static const char *const classes[] = {"failed", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    char labels[48];
+
+    if (out == NULL || headers == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        goto done;
+    }
+    sp_metric_head(out, "sidepush_connections", "gauge",
+                   "Open connections, by listener (subscribers after their head: streams).");
+    sp_metric_value(out, "sidepush_connections", "listener=\"client\"",
+                    (double)sp_http_server_connections(app->clients));
+    sp_metric_value(out, "sidepush_connections", "listener=\"publish\"",
+                    (double)sp_http_server_connections(app->publishers));
+    sp_metric_value(out, "sidepush_connections", "listener=\"stream\"",
+                    (double)sp_flusher_count(app->flusher));
+    sp_push_metrics(app->push, out);
+    sp_metric_head(out, "sidepush_proxy_requests_total", "counter",
+                   "Requests proxied to the backend, by status class.");
+    for (int i = 0; i < 6; i++) {
+        snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
+        sp_metric_value(out, "sidepush_proxy_requests_total", labels, (double)px->by_class[i]);
+    }
+    sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
+                        "Proxied requests, start to end of response.", &px->latency);
+    sp_metric_head(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.");
+    sp_metric_value(out, "sidepush_process_open_fds", NULL, (double)sp_process_open_fds());
+    sp_metric_head(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.");
+    sp_metric_value(out, "sidepush_process_resident_memory_bytes", NULL,
+                    (double)sp_process_rss_bytes());
+    sp_metric_head(out, "sidepush_ready", "gauge", "1 while ready to serve.");
+    sp_metric_value(out, "sidepush_ready", NULL, app->ready ? 1 : 0);
+    evbuffer_add_printf(headers, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                                 "Cache-Control: no-store\r\n");
+    sp_http_begin(conn, 200, NULL, headers, (int64_t)evbuffer_get_length(out));
+    sp_http_write_buffer(conn, out);
+    sp_http_finish(conn);
+done:
+    if (out)
+        evbuffer_free(out);
+    if (headers)
+        evbuffer_free(headers);
+}
+
 static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
@@ -128,6 +177,11 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
 {
     struct sp_app *app = ctx;
 
+    if (sp_slice_eq(req->path, app->config->metrics.path) &&
+        (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))) {
+        serve_metrics(app, conn);
+        return;
+    }
     if (serve_health(app, conn, req) || serve_route(app, conn, req))
         return;
     sp_proxy_handle(app->proxy, conn, req);

@@ -110,6 +110,9 @@ struct sp_config {
         char *readiness_path;
     } health;
     struct {
+        char *path;
+    } metrics;
+    struct {
         uint64_t max_connections;
         uint64_t max_header_size;
         uint64_t max_headers;

@@ -3,6 +3,8 @@
 #include <event2/buffer.h>
 #include <event2/event_struct.h>
 #include <stdarg.h>
+
+#include "net/stream.h"
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +13,7 @@
 #define EASY_POOL 64
 
 struct sp_proxy {
+    struct sp_proxy_stats stats;
     CURL *idle[EASY_POOL];
     size_t nidle;
     struct event_base *base;
@@ -35,6 +38,7 @@ struct xfer {
     int64_t content_length;
     bool head_sent;
     bool timed_out;
+    uint64_t started_ms;
     bool paused_send; /* curl waits for request body bytes */
     bool paused_recv; /* client too slow; curl holds the backend's bytes */
     /* GRIP: the backend asked to hold the client (see sp_grip_hold) */
@@ -356,12 +360,25 @@ static void hand_over(struct xfer *x)
         evbuffer_free(empty);
 }
 
+static void count(struct xfer *x, int status)
+{
+    struct sp_proxy_stats *st = &x->proxy->stats;
+    st->by_class[status >= 100 && status < 600 ? status / 100 : 0]++;
+    sp_histogram_observe(&st->latency, (double)(sp_now_ms() - x->started_ms) / 1000.0);
+}
+
+const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p)
+{
+    return &p->stats;
+}
+
 static void on_done(CURL *easy, CURLcode result, void *ctx)
 {
     struct xfer *x = ctx;
     struct sp_http_conn *conn = x->conn;
 
     sp_http_set_ops(conn, NULL, NULL);
+    count(x, result == CURLE_OK ? x->status : x->timed_out ? 504 : 502);
     if (result == CURLE_OK && holding(x)) {
         hand_over(x);
     } else if (holding(x) && x->grip_too_big) {
@@ -389,6 +406,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct sp_http_conn *conn = x->conn;
 
     x->timed_out = true;
+    count(x, 504);
     sp_curlm_remove(x->proxy->curlm, x->easy);
     sp_http_set_ops(conn, NULL, NULL);
     sp_http_respond_error(conn, 504, "backend did not answer within backend.timeout");
@@ -529,6 +547,7 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
     x->proxy = p;
     x->conn = conn;
     x->content_length = -1;
+    x->started_ms = sp_now_ms();
     evtimer_assign(&x->deadline, p->base, on_deadline, x);
     x->easy = easy_get(p);
     x->head_lines = evbuffer_new();

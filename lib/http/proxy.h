@@ -43,6 +43,14 @@ struct sp_proxy_options {
 
 struct sp_proxy;
 
+#include "metrics/metrics.h"
+
+struct sp_proxy_stats {
+    uint64_t by_class[6];        /* [1..5]: responses by status class; [0]: failures (502/504) */
+    struct sp_histogram latency; /* request start to response complete */
+};
+const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p);
+
 /* Copies opts. Returns NULL on allocation failure. */
 struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
                               const struct sp_proxy_options *opts, const struct sp_log *log);

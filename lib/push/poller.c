@@ -156,7 +156,7 @@ static void publish_event(struct poller *p, const char *event, const char *data,
                           struct sp_publish_result *res)
 {
     struct sp_publish pub = {p->channel, event, data, len, NULL, NULL};
-    if (sp_hub_publish(p->polls->push->hub, &pub, res) == SP_HUB_OK)
+    if (sp_push_publish(p->polls->push, &pub, res) == SP_HUB_OK)
         p->polls->push->stats.published++;
     else
         res->seq = 0;

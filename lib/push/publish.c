@@ -48,9 +48,19 @@ static void respond_json(struct sp_http_conn *conn, int status, json_t *obj)
     json_decref(obj);
 }
 
+static void count_error(struct sp_push *push, int status)
+{
+    static const int statuses[] = {400, 401, 404, 405, 413};
+    size_t i = 0;
+    while (i < 5 && statuses[i] != status)
+        i++;
+    push->stats.publish_errors_by_status[i]++;
+    push->stats.publish_errors++;
+}
+
 static void fail(struct sp_push *push, struct sp_http_conn *conn, int status, const char *why)
 {
-    push->stats.publish_errors++;
+    count_error(push, status);
     sp_http_respond_error(conn, status, why);
 }
 
@@ -159,7 +169,7 @@ static void publish_raw(struct pending *p, const struct sp_http_request *req, co
     if (event == NULL)
         event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
     struct sp_publish pub = {p->channel, event, body, len, dedup, NULL};
-    int rc = sp_hub_publish(p->push->hub, &pub, &res);
+    int rc = sp_push_publish(p->push, &pub, &res);
     if (rc < 0) {
         fail(p->push, p->conn, publish_status(rc), sp_hub_error_text(rc));
     } else {
@@ -200,12 +210,12 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
         const struct sp_publish_item *it = &batch.items[i];
         struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id, it->formats};
         struct sp_publish_result res;
-        int rc = sp_hub_publish(p->push->hub, &pub, &res);
+        int rc = sp_push_publish(p->push, &pub, &res);
         if (rc < 0) {
             /* Only an event name can still fail here; report it in place. */
             json_array_append_new(results, json_pack("{s:s, s:s}", "channel", it->channel,
                                                      "error", sp_hub_error_text(rc)));
-            p->push->stats.publish_errors++;
+            count_error(p->push, 400);
             continue;
         }
         p->push->stats.published += !res.duplicate;
@@ -240,12 +250,14 @@ static void body_complete(struct pending *p)
     if (body == NULL)
         body = "";
     rc = signature_check(p->push, req, body, len);
-    if (rc != 0)
+    if (rc != 0) {
+        count_error(p->push, 401);
         respond_unauthorized(p->conn, sp_webhook_error_text(rc));
-    else if (p->target == T_CHANNEL_PUBLISH)
+    } else if (p->target == T_CHANNEL_PUBLISH) {
         publish_raw(p, req, body, len);
-    else
+    } else {
         publish_batch(p, body, len);
+    }
     pending_free(p);
 }
 
@@ -356,7 +368,7 @@ static void method_not_allowed(struct sp_push *push, struct sp_http_conn *conn, 
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"error\":\"use %s\",\"status\":405}\n", allow);
 
-    push->stats.publish_errors++;
+    count_error(push, 405);
     if (h == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         return;
@@ -377,12 +389,13 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
     bool is_channel = channel_path(req->path, "/channels/", &channel) || is_channel_publish;
 
     if (!is_publish && !is_channel) {
+        count_error(push, 404);
         sp_http_respond_error(conn, 404, "no such endpoint: POST /publish, POST /publish/{channel}, "
                                          "GET or DELETE /channels/{channel}");
         return;
     }
     if (!bearer_ok(push, req)) {
-        push->stats.publish_errors++;
+        count_error(push, 401);
         respond_unauthorized(conn, "missing or wrong bearer token");
         return;
     }
@@ -405,7 +418,7 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
      * (over the empty body). */
     int rc = signature_check(push, req, "", 0);
     if (rc != 0) {
-        push->stats.publish_errors++;
+        count_error(push, 401);
         respond_unauthorized(conn, sp_webhook_error_text(rc));
         return;
     }

@@ -48,6 +48,10 @@ struct sp_auth;
 struct sp_auth *sp_auth_new(struct sp_push *push);
 void sp_auth_free(struct sp_auth *auth);
 
+/* sp_hub_publish() with the fan-out timed for the metrics. */
+int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
+                    struct sp_publish_result *res);
+
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 
 struct sp_subscription;

@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <sys/random.h>
 
+#include <time.h>
+
 #include "push/poller.h"
 #include "push/push-internal.h"
 
@@ -415,4 +417,72 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
         return;
     }
     drain_tick(-1, 0, push);
+}
+
+/* ---- publishing and metrics ---------------------------------------------------------------------- */
+
+int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
+                    struct sp_publish_result *res)
+{
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = sp_hub_publish(push->hub, p, res);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rc == SP_HUB_OK && !res->duplicate)
+        sp_histogram_observe(&push->stats.fanout, (double)(b.tv_sec - a.tv_sec) +
+                                                      (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+    return rc;
+}
+
+void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
+{
+    static const char *const reasons[] = {"bad_request", "unauthorized", "not_found",
+                                          "method_not_allowed", "too_large", "other"};
+    const struct sp_push_stats *st = &push->stats;
+    const struct sp_poll_stats *poll = sp_polls_stats(push->polls);
+    char labels[64];
+
+    sp_metric_head(out, "sidepush_subscribers", "gauge", "Subscribers connected, by transport.");
+    sp_metric_value(out, "sidepush_subscribers", "transport=\"sse\"", (double)sp_sse_count(push));
+    sp_metric_value(out, "sidepush_subscribers", "transport=\"websocket\"",
+                    (double)sp_ws_count(push));
+    sp_metric_value(out, "sidepush_subscribers", "transport=\"longpoll\"",
+                    (double)sp_longpoll_count(push));
+    sp_metric_value(out, "sidepush_subscribers", "transport=\"grip\"",
+                    (double)sp_grip_count(push));
+    sp_metric_head(out, "sidepush_channels", "gauge", "Channels with subscribers or history.");
+    sp_metric_value(out, "sidepush_channels", NULL, (double)sp_hub_channel_count(push->hub));
+    sp_metric_head(out, "sidepush_messages_published_total", "counter", "Messages published.");
+    sp_metric_value(out, "sidepush_messages_published_total", NULL, (double)st->published);
+    sp_metric_head(out, "sidepush_messages_delivered_total", "counter",
+                   "Messages handed to subscribers.");
+    sp_metric_value(out, "sidepush_messages_delivered_total", NULL, (double)st->delivered);
+    sp_metric_head(out, "sidepush_messages_dropped_total", "counter",
+                   "Messages not delivered because their subscriber was too far behind.");
+    sp_metric_value(out, "sidepush_messages_dropped_total", NULL, (double)st->slow_consumers);
+    sp_metric_head(out, "sidepush_slow_consumer_disconnects_total", "counter",
+                   "Subscribers disconnected for passing limits.subscriber_max_unsent.");
+    sp_metric_value(out, "sidepush_slow_consumer_disconnects_total", NULL,
+                    (double)st->slow_consumers);
+    sp_metric_head(out, "sidepush_publish_errors_total", "counter",
+                   "Refused publish API requests, by reason.");
+    for (int i = 0; i < 6; i++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", reasons[i]);
+        sp_metric_value(out, "sidepush_publish_errors_total", labels,
+                        (double)st->publish_errors_by_status[i]);
+    }
+    sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
+                        "Time to store a publish and hand it to every subscriber.", &st->fanout);
+    sp_metric_head(out, "sidepush_poll_requests_total", "counter", "Requests of poll routes.");
+    sp_metric_value(out, "sidepush_poll_requests_total", NULL, (double)poll->requests);
+    sp_metric_head(out, "sidepush_poll_results_total", "counter", "Poll results, by kind.");
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"changed\"",
+                    (double)poll->changes);
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"unchanged\"",
+                    (double)poll->unchanged);
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"",
+                    (double)poll->errors);
+    sp_metric_head(out, "sidepush_pollers", "gauge", "Pollers running.");
+    sp_metric_value(out, "sidepush_pollers", NULL, (double)poll->pollers);
 }

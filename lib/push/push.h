@@ -15,12 +15,19 @@
 
 struct sp_push;
 
+#include "metrics/metrics.h"
+
 struct sp_push_stats {
     uint64_t published;
     uint64_t delivered;
     uint64_t slow_consumers; /* disconnected for passing subscriber_max_unsent */
     uint64_t publish_errors;
+    uint64_t publish_errors_by_status[6]; /* 400, 401, 404, 405, 413, other */
+    struct sp_histogram fanout;           /* one publish handed to every subscriber */
 };
+
+/* Writes every push metric (Prometheus text) to out. */
+void sp_push_metrics(struct sp_push *push, struct evbuffer *out);
 
 struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
                             struct sp_curlm *curlm, struct sp_flusher *flusher,

@@ -1,0 +1,58 @@
+"""/metrics scraped while traffic flows, parsed with the Prometheus client's own parser."""
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from pushutil import CurlSSE, publish, publish_ok, wait_subscribers
+
+
+def scrape(sp):
+    r = requests.get(f"{sp.url}/metrics", timeout=5)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(r.text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_counters_move_with_traffic(make_sidepush):
+    sp = make_sidepush("routes:\n  - path: /events/{channel}\n    subscribe: {}\n")
+    before = scrape(sp)
+    sse = CurlSSE(f"{sp.url}/events/m")
+    try:
+        wait_subscribers(sp, "m", 1)
+        for i in range(3):
+            publish_ok(sp, "m", f"x{i}")
+        assert len(sse.events(3)) == 3
+        assert publish(sp, "bad name", "x").status_code in (400, 404)
+        requests.get(f"{sp.url}/echo", timeout=5)           # proxied: 2xx
+        requests.get(f"{sp.url}/status/503", timeout=5)     # proxied: 5xx
+        after = scrape(sp)
+    finally:
+        sse.close()
+    assert value(after, "sidepush_subscribers", transport="sse") == 1
+    assert value(after, "sidepush_channels") >= 1
+    assert value(after, "sidepush_messages_published_total") - \
+        value(before, "sidepush_messages_published_total") == 3
+    assert value(after, "sidepush_messages_delivered_total") - \
+        value(before, "sidepush_messages_delivered_total") == 3
+    errors = sum(v for (n, _), v in after.items() if n == "sidepush_publish_errors_total")
+    assert errors >= 1
+    assert value(after, "sidepush_proxy_requests_total", code="2xx") >= 1
+    assert value(after, "sidepush_proxy_requests_total", code="5xx") >= 1
+    assert value(after, "sidepush_proxy_request_duration_seconds_count") >= 2
+    assert value(after, "sidepush_fanout_duration_seconds_count") >= 3
+    assert value(after, "sidepush_process_open_fds") > 0
+    assert value(after, "sidepush_process_resident_memory_bytes") > 1_000_000
+    assert value(after, "sidepush_ready") == 1
+    assert value(after, "sidepush_connections", listener="stream") >= 1
+
+
+def test_metrics_are_not_proxied(sidepush, backend):
+    before = backend.hits().get("/metrics", 0)
+    requests.get(f"{sidepush.url}/metrics", timeout=5)
+    assert backend.hits().get("/metrics", 0) == before
