@@ -54,7 +54,43 @@ struct runner {
     struct event_base *base;
     struct sp_app *app;
     bool stopping;
+    const char *path;
+    struct sp_log *log;
+    struct sp_config *config;
+    /* Configurations replaced by reloads: connections made under them may
+     * still point into them, so they live until exit (a few KiB each). */
+    struct sp_config **retired;
+    size_t nretired;
 };
+
+/* SIGHUP: the same load path as --check-config; a bad file changes nothing. */
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct runner *r = arg;
+    struct sp_diags diags = {0};
+    struct sp_config *fresh = NULL;
+
+    if (r->app == NULL || r->stopping)
+        return;
+    if (sp_config_load(r->path, &fresh, &diags) < 0) {
+        for (size_t i = 0; i < diags.count; i++)
+            sp_log_error(r->log, "reload_rejected", "%s", diags.lines[i]);
+        sp_log_error(r->log, "reload_rejected", "%s: kept the running configuration", r->path);
+        sp_diags_clear(&diags);
+        return;
+    }
+    struct sp_config **grown = realloc(r->retired, (r->nretired + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        sp_config_free(fresh);
+        return;
+    }
+    r->retired = grown;
+    r->retired[r->nretired++] = r->config;
+    r->config = fresh;
+    r->log->level = fresh->log.level;
+    sp_app_reconfigure(r->app, fresh);
+    sp_log_info(r->log, "reloaded", "%s: %zu routes", r->path, fresh->nroutes);
+}
 
 static void on_drained(void *arg)
 {
@@ -78,7 +114,7 @@ static int run(const char *path)
 {
     struct sp_config *config = NULL;
     struct event_base *base = NULL;
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     struct sp_app *app = NULL;
     struct sp_log log = {SP_LOG_INFO, stdout};
     struct runner runner = {0};
@@ -94,9 +130,14 @@ static int run(const char *path)
     if (base == NULL)
         goto done;
     runner.base = base;
+    runner.path = path;
+    runner.log = &log;
+    runner.config = config;
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, &runner);
     sigint = evsignal_new(base, SIGINT, on_stop_signal, &runner);
-    if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) || event_add(sigint, NULL))
+    sighup = evsignal_new(base, SIGHUP, on_reload_signal, &runner);
+    if (sigterm == NULL || sigint == NULL || sighup == NULL || event_add(sigterm, NULL) ||
+        event_add(sigint, NULL) || event_add(sighup, NULL))
         goto done;
     app = sp_app_new(base, config, &log, err, sizeof(err));
     runner.app = app;
@@ -118,9 +159,14 @@ done:
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     if (base)
         event_base_free(base);
-    sp_config_free(config);
+    sp_config_free(runner.config ? runner.config : config);
+    for (size_t i = 0; i < runner.nretired; i++)
+        sp_config_free(runner.retired[i]);
+    free(runner.retired);
     return rc;
 }
 

@@ -239,11 +239,9 @@ struct event_base *sp_app_base_new(void)
     return event_base_new();
 }
 
-struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
-                          const struct sp_log *log, char *err, size_t errlen)
+static struct sp_http_limits http_limits(const struct sp_config *config)
 {
-    struct sp_app *app = calloc(1, sizeof(*app));
-    const struct sp_http_limits limits = {
+    return (struct sp_http_limits){
         .max_header_size = config->limits.max_header_size,
         .max_headers = config->limits.max_headers,
         .max_body_size = config->limits.max_body_size,
@@ -251,7 +249,11 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         .idle_timeout_ms = config->limits.idle_timeout_ms,
         .output_buffer = config->limits.proxy_buffer_size,
     };
-    const struct sp_proxy_options proxy = {
+}
+
+static struct sp_proxy_options proxy_options(struct sp_app *app, const struct sp_config *config)
+{
+    return (struct sp_proxy_options){
         .grip = grip_hold,
         .grip_ctx = app,
         .backend_url = config->backend.url,
@@ -260,6 +262,32 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         .preserve_host = config->backend.preserve_host,
         .buffer_size = config->limits.proxy_buffer_size,
     };
+}
+
+void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
+{
+    const struct sp_http_limits limits = http_limits(config);
+    const struct sp_proxy_options proxy = proxy_options(app, config);
+
+    if (memcmp(&config->listen, &app->config->listen, sizeof(config->listen)) != 0 ||
+        memcmp(&config->publish_listen, &app->config->publish_listen,
+               sizeof(config->publish_listen)) != 0)
+        sp_log_warn(app->log, "reload", "listen and publish_listen change only with a restart");
+    sp_http_server_set_limits(app->clients, &limits);
+    sp_http_server_set_limits(app->publishers, &limits);
+    if (sp_proxy_reconfigure(app->proxy, &proxy) < 0)
+        sp_log_error(app->log, "reload", "backend settings not applied: out of memory");
+    sp_push_reconfigure(app->push, config);
+    app->config = config;
+    update_accepting(app);
+}
+
+struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
+                          const struct sp_log *log, char *err, size_t errlen)
+{
+    struct sp_app *app = calloc(1, sizeof(*app));
+    const struct sp_http_limits limits = http_limits(config);
+    const struct sp_proxy_options proxy = proxy_options(app, config);
 
     if (app == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -23,6 +23,11 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
                           const struct sp_log *log, char *err, size_t errlen);
 void sp_app_free(struct sp_app *app);
 
+/* SIGHUP with a valid new configuration: new requests follow config from now
+ * on; connections open now keep theirs (so the old configuration must stay
+ * alive too). Listen addresses change only with a restart (logged). */
+void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config);
+
 /* SIGTERM: readiness turns false, the listeners close (new clients are
  * refused, never answered 503), subscribers are sent away over
  * shutdown_grace, requests in flight finish; done(ctx) runs once every

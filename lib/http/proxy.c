@@ -591,6 +591,29 @@ struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
     return p;
 }
 
+int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts)
+{
+    size_t len = strlen(opts->backend_url);
+    while (len > 0 && opts->backend_url[len - 1] == '/')
+        len--;
+    char *url = strndup(opts->backend_url, len);
+    struct timeval tv = {(time_t)(opts->response_timeout_ms / 1000),
+                         (suseconds_t)((opts->response_timeout_ms % 1000) * 1000)};
+    const struct timeval *timeout = event_base_init_common_timeout(p->base, &tv);
+
+    if (url == NULL || timeout == NULL) {
+        free(url);
+        return -1;
+    }
+    /* Transfers in flight copied the URL into libcurl already. */
+    free(p->backend_url);
+    p->backend_url = url;
+    p->opts = *opts;
+    p->opts.backend_url = url;
+    p->response_timeout = timeout;
+    return 0;
+}
+
 void sp_proxy_free(struct sp_proxy *p)
 {
     if (p == NULL)

@@ -54,6 +54,10 @@ const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p);
 /* Copies opts. Returns NULL on allocation failure. */
 struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
                               const struct sp_proxy_options *opts, const struct sp_log *log);
+/* New options (a reload) for the requests that start from now on. Returns
+ * 0, or -1 (the old ones stay). */
+int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts);
+
 /* Transfers in flight must have ended (their connections closed) first. */
 void sp_proxy_free(struct sp_proxy *p);
 

@@ -70,6 +70,7 @@ struct sp_http_server {
 };
 
 static void process_input(struct sp_http_conn *c);
+static const struct timeval *common_timeout(struct event_base *base, uint64_t ms);
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
@@ -702,6 +703,18 @@ void sp_http_server_free(struct sp_http_server *s)
 size_t sp_http_server_connections(const struct sp_http_server *s)
 {
     return s->count;
+}
+
+void sp_http_server_set_limits(struct sp_http_server *s, const struct sp_http_limits *limits)
+{
+    const struct timeval *header = common_timeout(s->base, limits->header_timeout_ms);
+    const struct timeval *idle = common_timeout(s->base, limits->idle_timeout_ms);
+
+    if (header == NULL || idle == NULL)
+        return;
+    s->limits = *limits;
+    s->header_timeout = header;
+    s->idle_timeout = idle;
 }
 
 void sp_http_server_drain(struct sp_http_server *s)

@@ -57,6 +57,9 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
 
 size_t sp_http_server_connections(const struct sp_http_server *s);
 
+/* New limits (a reload), for every connection from now on. */
+void sp_http_server_set_limits(struct sp_http_server *s, const struct sp_http_limits *limits);
+
 /* Shutting down: idle connections close now, busy ones after their current
  * response; no connection is kept alive from here on. */
 void sp_http_server_drain(struct sp_http_server *s);

@@ -21,6 +21,7 @@ struct sp_channel {
     size_t nsubs;
     /* History: a ring of the newest messages, oldest at head. */
     struct sp_msg **ring;
+    size_t cap; /* channels.history when the channel was made (a reload may change it) */
     size_t head, count;
     /* Every message of this channel with seq <= floor that is not in the
      * ring is gone: evicted, expired, or from before the channel existed. */
@@ -111,7 +112,8 @@ void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID
 
 static struct sp_msg *ring_at(const struct sp_hub *hub, const struct sp_channel *ch, size_t i)
 {
-    return ch->ring[(ch->head + i) % hub->opts.history];
+    (void)hub;
+    return ch->ring[(ch->head + i) % ch->cap];
 }
 
 static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
@@ -120,7 +122,7 @@ static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
     ch->floor = sp_msg_seq(m);
     sp_msg_unref(m);
     ch->ring[ch->head] = NULL;
-    ch->head = (ch->head + 1) % hub->opts.history;
+    ch->head = (ch->head + 1) % ch->cap;
     ch->count--;
 }
 
@@ -145,10 +147,11 @@ static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool
         return NULL;
     TAILQ_INIT(&ch->subs);
     ch->name = strdup(name);
-    ch->ring = hub->opts.history ? calloc(hub->opts.history, sizeof(*ch->ring)) : NULL;
+    ch->cap = hub->opts.history;
+    ch->ring = ch->cap ? calloc(ch->cap, sizeof(*ch->ring)) : NULL;
     /* Nothing is known of what this channel carried before it existed. */
     ch->floor = hub->seq;
-    if (ch->name == NULL || (hub->opts.history && ch->ring == NULL) ||
+    if (ch->name == NULL || (ch->cap && ch->ring == NULL) ||
         sp_hmap_put(hub->channels, ch->name, ch) < 0) {
         channel_free(hub, ch);
         return NULL;
@@ -295,13 +298,13 @@ static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_
 
 static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
 {
-    if (hub->opts.history == 0) {
+    if (ch->cap == 0) {
         ch->floor = sp_msg_seq(m);
         return;
     }
-    if (ch->count == hub->opts.history)
+    if (ch->count == ch->cap)
         drop_oldest(hub, ch);
-    ch->ring[(ch->head + ch->count) % hub->opts.history] = sp_msg_ref(m);
+    ch->ring[(ch->head + ch->count) % ch->cap] = sp_msg_ref(m);
     ch->count++;
 }
 
@@ -390,6 +393,11 @@ void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub)
     if (hub->watch)
         hub->watch(hub->watch_ctx, ch->name, ch->nsubs);
     channel_maybe_remove(hub, ch);
+}
+
+void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts)
+{
+    hub->opts = *opts;
 }
 
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx)

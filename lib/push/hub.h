@@ -134,6 +134,10 @@ size_t sp_hub_channel_count(const struct sp_hub *hub);
  * NULL clears. The channel must exist (have subscribers or messages). */
 void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg *msg);
 
+/* New options (a reload): the history size applies to channels made from
+ * now on; the age and size limits to everything from now on. */
+void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts);
+
 /* Called after a channel's subscriber count changed (count is the new one). */
 typedef void (*sp_hub_watch)(void *ctx, const char *channel, size_t count);
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx);

@@ -486,3 +486,14 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     sp_metric_head(out, "sidepush_pollers", "gauge", "Pollers running.");
     sp_metric_value(out, "sidepush_pollers", NULL, (double)poll->pollers);
 }
+
+void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
+{
+    const struct sp_hub_options hub = {
+        .history = config->channels.history,
+        .history_ttl_ms = config->channels.history_ttl_ms,
+        .max_message_size = config->channels.max_message_size,
+    };
+    push->config = config;
+    sp_hub_set_options(push->hub, &hub);
+}

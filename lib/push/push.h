@@ -64,6 +64,10 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
 
 const struct sp_push_stats *sp_push_stats(const struct sp_push *push);
 
+/* A reload: new requests use config (which must outlive every subscription
+ * started under it; the app keeps old configurations). */
+void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config);
+
 /* SIGTERM: sends every subscriber away properly (SSE: a jittered retry hint
  * and a clean end; WebSocket: 1001; long-poll: 204 with Retry-After),
  * spread evenly over window_ms rather than all at once. */
