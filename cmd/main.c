@@ -148,6 +148,9 @@ static int run(const char *path)
     char listen[80], publish[80];
     sp_address_format(&config->listen, listen, sizeof(listen));
     sp_address_format(&config->publish_listen, publish, sizeof(publish));
+    sp_log_info(&log, "config", "%s: %zu routes, history %llu messages, shutdown_grace %llu ms",
+                path, config->nroutes, (unsigned long long)config->channels.history,
+                (unsigned long long)config->shutdown_grace_ms);
     sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s",
                 SP_VERSION, listen, publish, config->backend.url);
     event_base_dispatch(base);

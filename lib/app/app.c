@@ -25,6 +25,8 @@ struct sp_app {
     struct sp_http_server *publishers;
     struct evconnlistener *client_listener;
     struct evconnlistener *publish_listener;
+    struct evconnlistener *admin_listener; /* metrics.listen, optional */
+    struct sp_http_server *admins;
     bool ready;
     bool accepting;
     /* draining */
@@ -177,7 +179,7 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
 {
     struct sp_app *app = ctx;
 
-    if (sp_slice_eq(req->path, app->config->metrics.path) &&
+    if (!app->config->metrics.has_listen && sp_slice_eq(req->path, app->config->metrics.path) &&
         (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))) {
         serve_metrics(app, conn);
         return;
@@ -185,6 +187,20 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
     if (serve_health(app, conn, req) || serve_route(app, conn, req))
         return;
     sp_proxy_handle(app->proxy, conn, req);
+}
+
+/* The admin listener: metrics and health only. */
+static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    struct sp_app *app = ctx;
+
+    if (sp_slice_eq(req->path, app->config->metrics.path) &&
+        (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))) {
+        serve_metrics(app, conn);
+        return;
+    }
+    if (!serve_health(app, conn, req))
+        sp_http_respond_error(conn, 404, "the admin listener serves metrics and health only");
 }
 
 static void handle_publisher(void *ctx, struct sp_http_conn *conn,
@@ -200,8 +216,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int len, void *arg)
 {
     struct sp_app *app = arg;
-    struct sp_http_server *server =
-        l == app->client_listener ? app->clients : app->publishers;
+    struct sp_http_server *server = l == app->client_listener    ? app->clients
+                                    : l == app->publish_listener ? app->publishers
+                                                                 : app->admins;
 
     if (sp_http_server_adopt(server, fd, peer, len) < 0)
         sp_log_error(app->log, "accept_failed", "could not set up a connection");
@@ -248,6 +265,7 @@ static struct sp_http_limits http_limits(const struct sp_config *config)
         .header_timeout_ms = config->limits.header_timeout_ms,
         .idle_timeout_ms = config->limits.idle_timeout_ms,
         .output_buffer = config->limits.proxy_buffer_size,
+        .access_log = config->log.access,
     };
 }
 
@@ -275,6 +293,8 @@ void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
         sp_log_warn(app->log, "reload", "listen and publish_listen change only with a restart");
     sp_http_server_set_limits(app->clients, &limits);
     sp_http_server_set_limits(app->publishers, &limits);
+    if (app->admins)
+        sp_http_server_set_limits(app->admins, &limits);
     if (sp_proxy_reconfigure(app->proxy, &proxy) < 0)
         sp_log_error(app->log, "reload", "backend settings not applied: out of memory");
     sp_push_reconfigure(app->push, config);
@@ -316,6 +336,13 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     app->publish_listener = listen_on(app, &config->publish_listen, err, errlen);
     if (app->publish_listener == NULL)
         goto fail;
+    if (config->metrics.has_listen) {
+        app->admins = sp_http_server_new(base, &limits, handle_admin, app, NULL, NULL, log);
+        app->admin_listener = app->admins ? listen_on(app, &config->metrics.listen, err, errlen)
+                                          : NULL;
+        if (app->admin_listener == NULL)
+            goto fail;
+    }
     app->accepting = true;
     app->ready = true;
     return app;
@@ -379,11 +406,14 @@ void sp_app_free(struct sp_app *app)
         evconnlistener_free(app->client_listener);
     if (app->publish_listener)
         evconnlistener_free(app->publish_listener);
+    if (app->admin_listener)
+        evconnlistener_free(app->admin_listener);
     /* Subscriptions, then connections (closing one ends its proxied
      * transfer), then what they used. */
     sp_push_free(app->push);
     sp_http_server_free(app->clients);
     sp_http_server_free(app->publishers);
+    sp_http_server_free(app->admins);
     sp_flusher_free(app->flusher);
     sp_proxy_free(app->proxy);
     sp_curlm_free(app->curlm);

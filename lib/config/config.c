@@ -102,6 +102,8 @@ static const struct key config_keys[] = {
     {"", "metrics", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "Prometheus metrics on listen"},
     {"metrics", "path", T_PATH, C(metrics.path), 0, 0, "/metrics", 0,
      "Prometheus text format; never proxied"},
+    {"metrics", "listen", T_ADDRESS, C(metrics.listen), 0, 0, NULL, 0,
+     "a separate admin listener for metrics and health (default: on listen)"},
     {"", "limits", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "protection against bad clients"},
     {"limits", "max_connections", T_UINT, C(limits.max_connections), 1, 10000000, "10000", 0,
      "client connections held at once; past it new ones wait in the listen backlog"},
@@ -123,6 +125,8 @@ static const struct key config_keys[] = {
      255, "16", 0, "channels one subscription may name (comma-separated)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
+    {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
+     "one line per answered request (at info level)"},
     {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,
      "endpoints sidepush answers itself; the first match wins, the rest is proxied"},
 };
@@ -504,6 +508,8 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
     }
     if (convert(k, val->value, w->base, err, sizeof(err)) < 0)
         REPORT(w, val, "%s", err);
+    else if (w->base == w->config && k->offset == C(metrics.listen))
+        w->config->metrics.has_listen = true;
 }
 
 static bool duplicate_before(const struct sp_ynode *map, size_t i)
@@ -631,6 +637,10 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
 
     if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
         REPORT(w, root, "'listen' and 'publish_listen' must differ");
+    if (c->metrics.has_listen &&
+        (memcmp(&c->metrics.listen, &c->listen, sizeof(c->listen)) == 0 ||
+         memcmp(&c->metrics.listen, &c->publish_listen, sizeof(c->listen)) == 0))
+        REPORT(w, root, "'metrics.listen' must differ from 'listen' and 'publish_listen'");
     if (c->limits.subscriber_max_unsent < c->channels.max_message_size)
         REPORT(w, root, "limits.subscriber_max_unsent must be at least channels.max_message_size");
     if (strcmp(c->health.liveness_path, c->health.readiness_path) == 0)

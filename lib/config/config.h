@@ -111,6 +111,8 @@ struct sp_config {
     } health;
     struct {
         char *path;
+        bool has_listen;
+        struct sp_address listen; /* optional admin listener */
     } metrics;
     struct {
         uint64_t max_connections;
@@ -125,6 +127,7 @@ struct sp_config {
     } limits;
     struct {
         enum sp_log_level level;
+        bool access;
     } log;
     struct sp_route_config *routes;
     size_t nroutes;

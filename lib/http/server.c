@@ -218,6 +218,10 @@ void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
     if (c->response_begun || c->dead)
         return;
     c->response_begun = true;
+    if (c->server->limits.access_log)
+        sp_log_info(c->server->log, "access", "%s \"%.*s %.*s\" %d", c->peer,
+                    (int)c->req.method.len, c->req.method.ptr ? c->req.method.ptr : "",
+                    (int)c->req.target.len, c->req.target.ptr ? c->req.target.ptr : "", status);
     c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
     if (!wants_keepalive(c) || c->server->draining)
         c->close_after = true;

@@ -27,6 +27,7 @@ struct sp_http_limits {
     uint64_t header_timeout_ms;
     uint64_t idle_timeout_ms;
     uint64_t output_buffer; /* unsent bytes before a producer is asked to pause */
+    bool access_log;        /* a log line per response head */
 };
 
 typedef void (*sp_http_handler)(void *ctx, struct sp_http_conn *conn,

@@ -70,8 +70,8 @@ class Sidepush:
             f"listen: 127.0.0.1:{self.port}\n"
             f"publish_listen: 127.0.0.1:{self.publish_port}\n"
             f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s }}\n"
-            f"log: {{ level: warn }}\n"
-            f"shutdown_grace: 2s\n" + extra)
+            + ("" if extra.startswith("log:") or "\nlog:" in extra else "log: { level: warn }\n")
+            + "shutdown_grace: 2s\n" + extra)
         self.log = open(self.config.with_suffix(".log"), "w+")
         self.proc = subprocess.Popen([SIDEPUSH, "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -84,6 +84,8 @@ class Sidepush:
         raise RuntimeError("no VmRSS")
 
     def stop(self) -> int:
+        if self.log.closed:  # stopped already
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -56,3 +56,24 @@ def test_metrics_are_not_proxied(sidepush, backend):
     before = backend.hits().get("/metrics", 0)
     requests.get(f"{sidepush.url}/metrics", timeout=5)
     assert backend.hits().get("/metrics", 0) == before
+
+
+def test_separate_admin_listener(make_sidepush, backend):
+    from conftest import free_port
+    admin = free_port()
+    sp = make_sidepush(f"metrics: {{ listen: '127.0.0.1:{admin}' }}\n")
+    r = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=5)
+    assert r.status_code == 200 and "sidepush_ready 1" in r.text
+    assert requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{admin}/other", timeout=5).status_code == 404
+    before = backend.hits().get("/metrics", 0)
+    requests.get(f"{sp.url}/metrics", timeout=5)  # on listen it is an ordinary path now
+    assert backend.hits().get("/metrics", 0) == before + 1
+
+
+def test_access_log(make_sidepush):
+    sp = make_sidepush("log: { level: info, access: true }\n")
+    requests.get(f"{sp.url}/healthz", timeout=5)
+    sp.stop()
+    lines = [line for line in sp.output.splitlines() if '"event":"access"' in line]
+    assert any("GET /healthz" in line and " 200" in line for line in lines), sp.output
