@@ -191,30 +191,11 @@ static int add(struct curl_slist **list, const char *name, const char *fmt, size
     return 0;
 }
 
-static char *auth_url(struct sp_push *push, const struct sp_route_config *route,
-                      const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
-{
-    char path[4096];
-    char *url = NULL;
-    const char *base = push->config->backend.url;
-    size_t blen = strlen(base);
-
-    if (sp_tmpl_expand(route->tmpl, route->authorize.url, caps, path, sizeof(path)) < 0)
-        return NULL;
-    if (path[0] != '/')
-        return strdup(path);
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
-        return NULL;
-    return url;
-}
-
 static int ask_backend(struct pending *p, const struct sp_http_request *req)
 {
     const struct sp_config *cfg = p->auth->push->config;
     static const char *const copied[] = {"Cookie", "Authorization"};
-    char *url = auth_url(p->auth->push, p->route, p->caps);
+    char *url = sp_push_backend_url(p->auth->push, p->route, p->route->authorize.url, p->caps);
     int rc = -1;
 
     if (url == NULL)

@@ -7,11 +7,11 @@
  *             response goes out. */
 #include <event2/event_struct.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "http/proxy.h"
 #include "push/push-internal.h"
 
@@ -189,18 +189,10 @@ static void response_deliver(void *owner, struct sp_msg *msg)
     if (json_is_string(body)) {
         bytes = json_string_value(body);
         len = json_string_length(body);
-    } else if (json_is_string(bin)) {
-        size_t blen = json_string_length(bin);
-        decoded = malloc(blen / 4 * 3 + 3);
-        int n = decoded ? EVP_DecodeBlock((unsigned char *)decoded,
-                                          (const unsigned char *)json_string_value(bin), (int)blen)
-                        : -1;
-        if (n >= 0) {
-            const char *t = json_string_value(bin);
-            n -= (blen > 0 && t[blen - 1] == '=') + (blen > 1 && t[blen - 2] == '=');
-            bytes = decoded;
-            len = (size_t)n;
-        }
+    } else if (json_is_string(bin) &&
+               sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded,
+                                &len) == 0) {
+        bytes = decoded;
     }
     if (reason && strpbrk(reason, "\r\n"))
         reason = NULL;

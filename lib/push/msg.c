@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "push/wsframe.h"
 
 struct sp_msg {
@@ -229,24 +230,15 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
         char head[24];
         const char *bytes = NULL;
         size_t len = 0;
-        unsigned char *decoded = NULL;
+        char *decoded = NULL;
         if (json_is_string(content)) {
             bytes = json_string_value(content);
             len = json_string_length(content);
         } else if (json_is_string(bin)) {
-            size_t blen = json_string_length(bin);
-            decoded = malloc(blen / 4 * 3 + 3);
-            int n = decoded ? EVP_DecodeBlock(decoded, (const unsigned char *)json_string_value(bin),
-                                              (int)blen)
-                            : -1;
-            if (n < 0) {
-                free(decoded);
+            if (sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded,
+                                 &len) < 0)
                 return false;
-            }
-            const char *t = json_string_value(bin);
-            n -= (blen > 0 && t[blen - 1] == '=') + (blen > 1 && t[blen - 2] == '=');
-            bytes = (const char *)decoded;
-            len = (size_t)n;
+            bytes = decoded;
         }
         /* An empty chunk would end the stream: nothing to send then. */
         bool ok = len > 0 && put(o, head, (size_t)snprintf(head, sizeof(head), "%zx\r\n", len)) &&

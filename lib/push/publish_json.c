@@ -1,7 +1,8 @@
 #include "push/publish_json.h"
 
+#include "core/base64.h"
+
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,30 +10,6 @@
 static char *copy_string(json_t *v)
 {
     return strndup(json_string_value(v), json_string_length(v));
-}
-
-static int decode_base64(const char *text, size_t len, char **out, size_t *out_len)
-{
-    size_t pad = 0;
-
-    if (len % 4 != 0)
-        return -1;
-    if (len > 0 && text[len - 1] == '=')
-        pad++;
-    if (len > 1 && text[len - 2] == '=')
-        pad++;
-    char *buf = malloc(len / 4 * 3 + 1);
-    if (buf == NULL)
-        return -1;
-    int n = len ? EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)text, (int)len) : 0;
-    if (n < 0) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *out_len = (size_t)n - pad;
-    buf[*out_len] = '\0';
-    return 0;
 }
 
 /* The content of one GRIP format: "content"/"body" text or "-bin" base64. */
@@ -49,7 +26,7 @@ static int grip_content(json_t *fmt, const char *name, char **out, size_t *len)
         return *out ? 0 : -1;
     }
     if (json_is_string(b64))
-        return decode_base64(json_string_value(b64), json_string_length(b64), out, len);
+        return sp_base64_decode(json_string_value(b64), json_string_length(b64), out, len);
     return 1; /* absent */
 }
 
@@ -139,7 +116,7 @@ static int parse_item(json_t *obj, struct sp_publish_item *item, const char *whe
     if (json_object_get(obj, "id"))
         item->id = copy_string(json_object_get(obj, "id"));
     if (b64 != NULL) {
-        if (decode_base64(json_string_value(b64), json_string_length(b64), &item->data,
+        if (sp_base64_decode(json_string_value(b64), json_string_length(b64), &item->data,
                           &item->len) < 0) {
             snprintf(err, errlen, "%s: \"data_base64\" is not base64", where);
             return -1;

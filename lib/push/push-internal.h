@@ -48,6 +48,13 @@ struct sp_auth;
 struct sp_auth *sp_auth_new(struct sp_push *push);
 void sp_auth_free(struct sp_auth *auth);
 
+/* The backend URL for a route's path template (poll.url, authorize.url,
+ * websocket.forward) with its captures filled in: the backend's base plus
+ * the path, or the template itself when it is an absolute URL. malloc'd;
+ * NULL if too long or out of memory. */
+char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,
+                          const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES]);
+
 /* sp_hub_publish() with the fan-out timed for the metrics. */
 int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
                     struct sp_publish_result *res);

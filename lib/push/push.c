@@ -290,15 +290,15 @@ static void poll_channel(const char *url, const struct curl_slist *headers, char
         snprintf(out + 5 + 2 * i, 3, "%02x", digest[i]);
 }
 
-static char *poll_url(struct sp_push *push, const struct sp_route_config *route,
-                      const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
+char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,
+                          const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
 {
     char path[4096];
     char *url = NULL;
     const char *base = push->config->backend.url;
     size_t blen = strlen(base);
 
-    if (sp_tmpl_expand(route->tmpl, route->poll.url, caps, path, sizeof(path)) < 0)
+    if (sp_tmpl_expand(route->tmpl, tmpl, caps, path, sizeof(path)) < 0)
         return NULL;
     if (path[0] != '/')
         return strdup(path); /* an absolute URL */
@@ -333,7 +333,7 @@ void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *
                             struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     char channel[48];
-    char *url = poll_url(push, route, caps);
+    char *url = sp_push_backend_url(push, route, route->poll.url, caps);
     struct curl_slist *headers = client_headers(route, req);
 
     if (url == NULL) {

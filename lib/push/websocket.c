@@ -476,21 +476,11 @@ static char *forward_url(struct sp_push *push, const struct sp_route_config *rou
                          const struct sp_http_request *req)
 {
     struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
-    char path[2048];
-    char *url = NULL;
-    const char *base = push->config->backend.url;
-    size_t blen = strlen(base);
 
     if (route->subscribe.websocket.forward == NULL ||
-        !sp_tmpl_match(route->tmpl, req->path.ptr, req->path.len, caps) ||
-        sp_tmpl_expand(route->tmpl, route->subscribe.websocket.forward, caps, path,
-                       sizeof(path)) < 0)
+        !sp_tmpl_match(route->tmpl, req->path.ptr, req->path.len, caps))
         return NULL;
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
-        return NULL;
-    return url;
+    return sp_push_backend_url(push, route, route->subscribe.websocket.forward, caps);
 }
 
 static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
