@@ -36,7 +36,7 @@ def count_build(build):
         t = json.loads(line)
         ok = t["result"] in ("OK", "EXPECTEDFAIL")
         junit = Path(build) / "tests" / "integration" / "pytest.xml"
-        if t["name"] == "pytest" and junit.exists():
+        if t["name"].split("/")[-1].strip() == "pytest" and junit.exists():
             p, f = count_junit(junit)
             f += 0 if ok or f else 1
         elif t.get("protocol") == "tap" or re.search(r"^(not )?ok \d+", t.get("stdout", ""), re.M):
