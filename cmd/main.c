@@ -14,11 +14,10 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: sidepush --config FILE        run with FILE\n"
-            "       sidepush --check-config FILE  validate FILE and exit (0 = valid)\n"
-            "       sidepush --help-config        list every configuration key and default\n"
-            "       sidepush --version | --help\n");
+    fprintf(out, "usage: sidepush --config FILE        run with FILE\n"
+                 "       sidepush --check-config FILE  validate FILE and exit (0 = valid)\n"
+                 "       sidepush --help-config        list every configuration key and default\n"
+                 "       sidepush --version | --help\n");
 }
 
 static int load(const char *path, struct sp_config **config)
@@ -151,8 +150,8 @@ static int run(const char *path)
     sp_log_info(&log, "config", "%s: %zu routes, history %llu messages, shutdown_grace %llu ms",
                 path, config->nroutes, (unsigned long long)config->channels.history,
                 (unsigned long long)config->shutdown_grace_ms);
-    sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s",
-                SP_VERSION, listen, publish, config->backend.url);
+    sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s", SP_VERSION,
+                listen, publish, config->backend.url);
     event_base_dispatch(base);
     sp_log_info(&log, "stopped", "shutting down");
     rc = 0;
@@ -176,12 +175,9 @@ done:
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", required_argument, NULL, 'n'},
-        {"help-config", no_argument, NULL, 'K'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", required_argument, NULL, 'n'},
+        {"help-config", no_argument, NULL, 'K'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *check = NULL;
     int opt;

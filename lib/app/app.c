@@ -212,8 +212,8 @@ static void handle_publisher(void *ctx, struct sp_http_conn *conn,
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int len,
+                      void *arg)
 {
     struct sp_app *app = arg;
     struct sp_http_server *server = l == app->client_listener    ? app->clients
@@ -237,10 +237,10 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 static struct evconnlistener *listen_on(struct sp_app *app, const struct sp_address *addr,
                                         char *err, size_t errlen)
 {
-    struct evconnlistener *l = evconnlistener_new_bind(
-        app->base, on_accept, app,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
-        (const struct sockaddr *)&addr->addr, (int)addr->len);
+    struct evconnlistener *l =
+        evconnlistener_new_bind(app->base, on_accept, app,
+                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+                                4096, (const struct sockaddr *)&addr->addr, (int)addr->len);
     if (l == NULL) {
         char text[80];
         sp_address_format(addr, text, sizeof(text));
@@ -338,8 +338,8 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         goto fail;
     if (config->metrics.has_listen) {
         app->admins = sp_http_server_new(base, &limits, handle_admin, app, NULL, NULL, log);
-        app->admin_listener = app->admins ? listen_on(app, &config->metrics.listen, err, errlen)
-                                          : NULL;
+        app->admin_listener =
+            app->admins ? listen_on(app, &config->metrics.listen, err, errlen) : NULL;
         if (app->admin_listener == NULL)
             goto fail;
     }
@@ -384,8 +384,7 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
         evconnlistener_free(app->publish_listener);
     app->client_listener = app->publish_listener = NULL;
     sp_log_info(app->log, "draining", "sending %zu subscribers away over %llu ms",
-                sp_push_subscribers(app->push),
-                (unsigned long long)app->config->shutdown_grace_ms);
+                sp_push_subscribers(app->push), (unsigned long long)app->config->shutdown_grace_ms);
     sp_push_drain(app->push, app->config->shutdown_grace_ms);
     sp_http_server_drain(app->clients);
     sp_http_server_drain(app->publishers);

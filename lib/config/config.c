@@ -15,21 +15,21 @@
  */
 
 enum type {
-    T_SECTION,    /* a nested map; offset (if any) is a bool "present" flag */
-    T_STRING,     /* char *, non-empty */
-    T_PATH,       /* char *, starts with '/' */
-    T_URL,        /* char *, http(s) URL checked by libcurl's URL parser */
-    T_BOOL,       /* bool: true or false */
-    T_UINT,       /* uint64_t within [min, max] */
-    T_DURATION,   /* uint64_t milliseconds within [min, max] */
-    T_SIZE,       /* uint64_t bytes within [min, max] */
-    T_ADDRESS,    /* struct sp_address */
-    T_LOG_LEVEL,  /* enum sp_log_level */
-    T_TRANSPORTS, /* unsigned bits from a list of sse, websocket, longpoll */
-    T_START,      /* enum sp_start: newest or oldest */
-    T_OPT_STRING, /* char *, may be empty */
+    T_SECTION,     /* a nested map; offset (if any) is a bool "present" flag */
+    T_STRING,      /* char *, non-empty */
+    T_PATH,        /* char *, starts with '/' */
+    T_URL,         /* char *, http(s) URL checked by libcurl's URL parser */
+    T_BOOL,        /* bool: true or false */
+    T_UINT,        /* uint64_t within [min, max] */
+    T_DURATION,    /* uint64_t milliseconds within [min, max] */
+    T_SIZE,        /* uint64_t bytes within [min, max] */
+    T_ADDRESS,     /* struct sp_address */
+    T_LOG_LEVEL,   /* enum sp_log_level */
+    T_TRANSPORTS,  /* unsigned bits from a list of sse, websocket, longpoll */
+    T_START,       /* enum sp_start: newest or oldest */
+    T_OPT_STRING,  /* char *, may be empty */
     T_STRING_LIST, /* struct sp_strlist from a list of strings */
-    T_ROUTES,     /* the routes list, walked with route_keys[] */
+    T_ROUTES,      /* the routes list, walked with route_keys[] */
 };
 
 enum { F_REQUIRED = 1 };
@@ -85,8 +85,8 @@ static const struct key config_keys[] = {
      "messages kept per channel for resume"},
     {"channels", "history_ttl", T_DURATION, C(channels.history_ttl_ms), 1 * SEC, 30 * 24 * HOUR,
      "5m", 0, "messages older than this leave the history"},
-    {"channels", "max_message_size", T_SIZE, C(channels.max_message_size), 1, 64 * MiB, "64KiB",
-     0, "larger publishes are refused with 413"},
+    {"channels", "max_message_size", T_SIZE, C(channels.max_message_size), 1, 64 * MiB, "64KiB", 0,
+     "larger publishes are refused with 413"},
     {"", "cors", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "cross-origin subscribers (browsers)"},
     {"cors", "allow_origins", T_STRING_LIST, C(cors.allow_origins), 0, 0, "[]", 0,
      "origins allowed to subscribe, or [\"*\"]; empty: same origin only"},
@@ -107,8 +107,8 @@ static const struct key config_keys[] = {
     {"", "limits", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "protection against bad clients"},
     {"limits", "max_connections", T_UINT, C(limits.max_connections), 1, 10000000, "10000", 0,
      "client connections held at once; past it new ones wait in the listen backlog"},
-    {"limits", "max_header_size", T_SIZE, C(limits.max_header_size), 1 * KiB, 1 * MiB, "16KiB",
-     0, "request line plus headers; larger: 431"},
+    {"limits", "max_header_size", T_SIZE, C(limits.max_header_size), 1 * KiB, 1 * MiB, "16KiB", 0,
+     "request line plus headers; larger: 431"},
     {"limits", "max_headers", T_UINT, C(limits.max_headers), 1, 1000, "100", 0,
      "header fields per request; more: 431"},
     {"limits", "max_body_size", T_SIZE, C(limits.max_body_size), 0, 1024 * GiB, "10MiB", 0,
@@ -119,10 +119,10 @@ static const struct key config_keys[] = {
      "keep-alive connections idle this long are closed"},
     {"limits", "proxy_buffer_size", T_SIZE, C(limits.proxy_buffer_size), 4 * KiB, 64 * MiB,
      "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
-    {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB,
-     1 * GiB, "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
-    {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1,
-     255, "16", 0, "channels one subscription may name (comma-separated)"},
+    {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB, 1 * GiB,
+     "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
+    {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1, 255,
+     "16", 0, "channels one subscription may name (comma-separated)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
@@ -142,27 +142,26 @@ static const struct key route_keys[] = {
     {"subscribe", "start", T_START, R(subscribe.start), 0, 0, "newest", 0,
      "without a cursor: newest (only new messages) or oldest (history first)"},
     {"subscribe", "sse", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "Server-Sent Events"},
-    {"subscribe.sse", "keepalive", T_DURATION, R(subscribe.sse.keepalive_ms), 1 * SEC, HOUR,
-     "15s", 0, "a comment line after this much silence, so proxies keep the stream"},
+    {"subscribe.sse", "keepalive", T_DURATION, R(subscribe.sse.keepalive_ms), 1 * SEC, HOUR, "15s",
+     0, "a comment line after this much silence, so proxies keep the stream"},
     {"subscribe.sse", "retry", T_DURATION, R(subscribe.sse.retry_ms), 0, HOUR, "3s", 0,
      "reconnect delay sent to the browser (retry:)"},
     {"subscribe", "longpoll", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "long-poll"},
-    {"subscribe.longpoll", "timeout", T_DURATION, R(subscribe.longpoll.timeout_ms), 1 * SEC,
-     HOUR, "55s", 0, "a held request is answered 204 after this"},
+    {"subscribe.longpoll", "timeout", T_DURATION, R(subscribe.longpoll.timeout_ms), 1 * SEC, HOUR,
+     "55s", 0, "a held request is answered 204 after this"},
     {"subscribe.longpoll", "max_messages", T_UINT, R(subscribe.longpoll.max_messages), 1, 10000,
      "100", 0, "messages per response; the rest come with the next request"},
     {"subscribe", "websocket", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "WebSocket"},
-    {"subscribe.websocket", "envelope", T_BOOL, R(subscribe.websocket.envelope), 0, 0, "false",
-     0, "send {\"id\",\"channel\",\"event\",\"data\"} instead of the bare data"},
-    {"subscribe.websocket", "ping_interval", T_DURATION,
-     R(subscribe.websocket.ping_interval_ms), 1 * SEC, HOUR, "25s", 0,
-     "server pings; no pong by the next one closes the connection"},
+    {"subscribe.websocket", "envelope", T_BOOL, R(subscribe.websocket.envelope), 0, 0, "false", 0,
+     "send {\"id\",\"channel\",\"event\",\"data\"} instead of the bare data"},
+    {"subscribe.websocket", "ping_interval", T_DURATION, R(subscribe.websocket.ping_interval_ms),
+     1 * SEC, HOUR, "25s", 0, "server pings; no pong by the next one closes the connection"},
     {"subscribe.websocket", "heartbeat", T_OPT_STRING, R(subscribe.websocket.heartbeat), 0, 0,
      "ping", 0, "a client text message answered with \"pong\" (browsers cannot ping); \"\" off"},
     {"subscribe.websocket", "forward", T_STRING, R(subscribe.websocket.forward), 0, 0, NULL, 0,
      "backend path template client messages are POSTed to; unset: not forwarded"},
-    {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size),
-     1, 64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
+    {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size), 1,
+     64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
     {"", "authorize", T_SECTION, R(has_authorize), 0, 0, NULL, 0,
      "ask the backend whether a client may subscribe"},
     {"authorize", "url", T_STRING, R(authorize.url), 0, 0, NULL, F_REQUIRED,
@@ -202,7 +201,8 @@ struct walker {
     struct sp_config *config;
 };
 
-#define REPORT(w, node, ...) sp_diags_add((w)->diags, (w)->file, (node)->line, (node)->col, __VA_ARGS__)
+#define REPORT(w, node, ...)                                                                       \
+    sp_diags_add((w)->diags, (w)->file, (node)->line, (node)->col, __VA_ARGS__)
 
 /* ---- scalar conversion ----------------------------------------------------- */
 
@@ -557,8 +557,9 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
         return;
     }
     if (r->has_poll && r->poll.forward_headers.count > 0 && !r->poll.per_client)
-        REPORT(w, node, "poll.forward_headers needs poll.per_client: true (a shared poll "
-                        "carries no client credentials)");
+        REPORT(w, node,
+               "poll.forward_headers needs poll.per_client: true (a shared poll "
+               "carries no client credentials)");
     if (r->path == NULL)
         return;
     if (sp_tmpl_compile(r->path, &r->tmpl, err, sizeof(err)) < 0) {
@@ -765,8 +766,7 @@ static void print_keys(FILE *out, const struct key *keys, size_t n, const char *
     for (size_t i = 0; i < n; i++) {
         const struct key *k = &keys[i];
         fprintf(out, "%s%s%s%s: %s%s  # %s\n", indent, k->section, k->section[0] ? "." : "",
-                k->name, k->def ? k->def : "", (k->flags & F_REQUIRED) ? "(required)" : "",
-                k->doc);
+                k->name, k->def ? k->def : "", (k->flags & F_REQUIRED) ? "(required)" : "", k->doc);
     }
 }
 

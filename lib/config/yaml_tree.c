@@ -346,8 +346,8 @@ fail:
     return -1;
 }
 
-int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env,
-                 void *env_ctx, struct sp_ynode **root, struct sp_diags *diags)
+int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env, void *env_ctx,
+                 struct sp_ynode **root, struct sp_diags *diags)
 {
     struct loader l = {
         .file = file,

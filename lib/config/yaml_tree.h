@@ -47,8 +47,8 @@ typedef const char *(*sp_env_lookup)(const char *name, void *ctx);
  * or -1 after appending every problem found to diags. A tree is still handed
  * back after errors such as an unset variable, so that the caller can go on
  * reporting the problems it finds too. env may be NULL to use getenv(). */
-int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env,
-                 void *env_ctx, struct sp_ynode **root, struct sp_diags *diags);
+int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env, void *env_ctx,
+                 struct sp_ynode **root, struct sp_diags *diags);
 
 void sp_ynode_free(struct sp_ynode *node);
 

@@ -131,8 +131,7 @@ size_t sp_hmap_count(const struct sp_hmap *m)
     return m->count;
 }
 
-void sp_hmap_each(struct sp_hmap *m, void (*fn)(const char *key, void *value, void *ctx),
-                  void *ctx)
+void sp_hmap_each(struct sp_hmap *m, void (*fn)(const char *key, void *value, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < m->nbuckets; i++) {
         struct entry *e = m->buckets[i];

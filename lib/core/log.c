@@ -44,8 +44,8 @@ void sp_log_write(const struct sp_log *log, enum sp_log_level level, const char 
     va_end(ap);
     format_timestamp(ts, sizeof(ts));
 
-    json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level],
-                             "event", event, "msg", msg);
+    json_t *line = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "level", level_names[level], "event",
+                             event, "msg", msg);
     if (line == NULL)
         return;
     /* json_dumpf escapes control characters, so a hostile value cannot forge a line. */

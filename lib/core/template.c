@@ -60,8 +60,9 @@ int sp_tmpl_compile(const char *pattern, struct sp_tmpl **out, char *err, size_t
         size_t len = (size_t)(close - open - 1);
         for (size_t i = 0; i < len; i++) {
             if (!name_char(open[1 + i])) {
-                snprintf(err, errlen, "invalid capture name '%.*s' in '%s' (use letters, digits, _)",
-                         (int)len, open + 1, pattern);
+                snprintf(err, errlen,
+                         "invalid capture name '%.*s' in '%s' (use letters, digits, _)", (int)len,
+                         open + 1, pattern);
                 goto fail;
             }
         }

@@ -113,11 +113,10 @@ int sp_parse_size(const char *text, uint64_t *bytes, char *err, size_t errlen)
         snprintf(err, errlen, "invalid size '%s' (expected e.g. 512, 64KiB, 1MiB)", text);
         return -1;
     }
-    const struct unit *u = match_unit(size_units, sizeof(size_units) / sizeof(size_units[0]), p,
-                                      &len);
+    const struct unit *u =
+        match_unit(size_units, sizeof(size_units) / sizeof(size_units[0]), p, &len);
     if (u == NULL || p[len] != '\0') {
-        snprintf(err, errlen, "unknown size unit in '%s' (use B, KiB, MiB, GiB, KB, MB, GB)",
-                 text);
+        snprintf(err, errlen, "unknown size unit in '%s' (use B, KiB, MiB, GiB, KB, MB, GB)", text);
         return -1;
     }
     if (n > UINT64_MAX / u->factor) {
@@ -195,8 +194,7 @@ int sp_parse_address(const char *text, struct sp_address *out, char *err, size_t
 
 bad:
     snprintf(err, errlen,
-             "invalid address '%s' (expected IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT)",
-             text);
+             "invalid address '%s' (expected IP:PORT, [IPv6]:PORT, localhost:PORT or :PORT)", text);
     return -1;
 }
 

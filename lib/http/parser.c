@@ -78,8 +78,8 @@ static int parse_request_line(const char *p, size_t len, struct sp_http_request 
         return -400; /* origin-form only: sidepush is not a forward proxy */
     const char *qmark = memchr(target, '?', req->target.len);
     req->path = (struct sp_slice){target, qmark ? (size_t)(qmark - target) : req->target.len};
-    req->query = qmark ? (struct sp_slice){qmark + 1, (size_t)(sp2 - qmark - 1)}
-                       : (struct sp_slice){sp2, 0};
+    req->query =
+        qmark ? (struct sp_slice){qmark + 1, (size_t)(sp2 - qmark - 1)} : (struct sp_slice){sp2, 0};
     return parse_version(sp2 + 1, (size_t)(end - sp2 - 1), &req->minor_version);
 }
 
@@ -235,13 +235,13 @@ int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body
 /* ---- chunked ----------------------------------------------------------------- */
 
 enum {
-    CH_SIZE = 0,   /* hex digits */
-    CH_EXT,        /* ";ext=val" up to CRLF, ignored */
-    CH_SIZE_LF,    /* after CR of the size line */
-    CH_DATA,       /* chunk bytes */
-    CH_DATA_CR,    /* CRLF after chunk data */
+    CH_SIZE = 0, /* hex digits */
+    CH_EXT,      /* ";ext=val" up to CRLF, ignored */
+    CH_SIZE_LF,  /* after CR of the size line */
+    CH_DATA,     /* chunk bytes */
+    CH_DATA_CR,  /* CRLF after chunk data */
     CH_DATA_LF,
-    CH_TRAILER,    /* start of a trailer line (or the final CRLF) */
+    CH_TRAILER, /* start of a trailer line (or the final CRLF) */
     CH_TRAILER_LINE,
     CH_TRAILER_LF,
     CH_FINAL_LF,
@@ -341,8 +341,7 @@ static int chunked_step(struct sp_chunked *d, char c)
     }
 }
 
-int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len,
-                    bool *done)
+int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len, bool *done)
 {
     size_t i = 0;
 
@@ -418,40 +417,75 @@ int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t
 const char *sp_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }

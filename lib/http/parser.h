@@ -76,8 +76,7 @@ struct sp_chunked {
  * *done is set once the last chunk and its trailers are read. A return of 0
  * with *data_len 0 and !*done means more input is needed. Returns
  * SP_CHUNKED_ERROR for malformed framing. */
-int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len,
-                    bool *done);
+int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len, bool *done);
 
 /* Finds name in a query string ("a=1&b=two") and percent-decodes its value
  * ('+' as space) into out. Returns the decoded length, or -1 if absent,

@@ -93,15 +93,21 @@ static bool holding(const struct xfer *x)
 
 static void update_pause(struct xfer *x)
 {
-    curl_easy_pause(x->easy, (x->paused_send ? CURLPAUSE_SEND : 0) |
-                                 (x->paused_recv ? CURLPAUSE_RECV : 0));
+    curl_easy_pause(x->easy,
+                    (x->paused_send ? CURLPAUSE_SEND : 0) | (x->paused_recv ? CURLPAUSE_RECV : 0));
 }
 
 bool sp_proxy_is_hop_header(struct sp_slice name)
 {
-    static const char *const hop[] = {"Connection", "Keep-Alive",       "Proxy-Connection",
-                                      "TE",         "Trailer",          "Transfer-Encoding",
-                                      "Upgrade",    "Proxy-Authenticate", "Proxy-Authorization"};
+    static const char *const hop[] = {"Connection",
+                                      "Keep-Alive",
+                                      "Proxy-Connection",
+                                      "TE",
+                                      "Trailer",
+                                      "Transfer-Encoding",
+                                      "Upgrade",
+                                      "Proxy-Authenticate",
+                                      "Proxy-Authorization"};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
         if (sp_slice_caseeq(name, hop[i]))
             return true;
@@ -222,7 +228,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
         while (v < buf + n && *v == ' ')
             v++;
         char *value = strndup(v, (size_t)(buf + n - v));
-        char **slot = sp_slice_caseeq(name, "Grip-Hold")       ? &x->grip_hold
+        char **slot = sp_slice_caseeq(name, "Grip-Hold")         ? &x->grip_hold
                       : sp_slice_caseeq(name, "Grip-Channel")    ? &x->grip_channel
                       : sp_slice_caseeq(name, "Grip-Keep-Alive") ? &x->grip_keepalive
                                                                  : NULL;
@@ -391,11 +397,11 @@ static void on_done(CURL *easy, CURLcode result, void *ctx)
     } else if (x->timed_out) {
         sp_http_respond_error(conn, 504, "backend did not answer within backend.timeout");
     } else {
-        sp_log_warn(x->proxy->log, "backend_error", "%s %s: %s",
-                    curl_easy_strerror(result), x->proxy->backend_url,
-                    x->error[0] ? x->error : "");
-        sp_http_respond_error(conn, 502, result == CURLE_OK ? "backend sent no valid response"
-                                                            : "backend unreachable or failed");
+        sp_log_warn(x->proxy->log, "backend_error", "%s %s: %s", curl_easy_strerror(result),
+                    x->proxy->backend_url, x->error[0] ? x->error : "");
+        sp_http_respond_error(conn, 502,
+                              result == CURLE_OK ? "backend sent no valid response"
+                                                 : "backend unreachable or failed");
     }
     xfer_free(x);
 }
@@ -474,12 +480,11 @@ static int build_headers(struct xfer *x, const struct sp_http_request *req)
             return -1;
     }
     const char *peer = sp_http_peer(x->conn);
-    if ((xff ? add_header(x, "X-Forwarded-For: %.*s, %s", (int)xff->value.len, xff->value.ptr,
-                          peer)
+    if ((xff ? add_header(x, "X-Forwarded-For: %.*s, %s", (int)xff->value.len, xff->value.ptr, peer)
              : add_header(x, "X-Forwarded-For: %s", peer)) < 0 ||
         add_header(x, "X-Forwarded-Proto: http") < 0 ||
-        (host && add_header(x, "X-Forwarded-Host: %.*s", (int)host->value.len,
-                            host->value.ptr) < 0) ||
+        (host &&
+         add_header(x, "X-Forwarded-Host: %.*s", (int)host->value.len, host->value.ptr) < 0) ||
         (!has_accept && add_header(x, "Accept:") < 0) || add_header(x, "Expect:") < 0)
         return -1;
     return 0;

@@ -16,14 +16,14 @@
  * Pushpin's protocol): Grip-Hold, Grip-Channel, Grip-Timeout,
  * Grip-Keep-Alive. Valid during the handler call only. */
 struct sp_grip_hold {
-    bool stream;         /* Grip-Hold: stream; else response */
+    bool stream;          /* Grip-Hold: stream; else response */
     const char *channels; /* "a,b": Grip-Channel names (their parameters ignored) */
     int status;
     const char *reason;
     struct evbuffer *headers; /* "Name: value\r\n" lines, without Grip-* and framing */
     struct evbuffer *body;
-    uint64_t timeout_ms;     /* Grip-Timeout */
-    const char *keepalive;   /* Grip-Keep-Alive data, decoded; NULL if none */
+    uint64_t timeout_ms;   /* Grip-Timeout */
+    const char *keepalive; /* Grip-Keep-Alive data, decoded; NULL if none */
     size_t keepalive_len;
     uint64_t keepalive_ms;
 };

@@ -12,10 +12,10 @@
 #include <sys/queue.h>
 
 enum conn_state {
-    ST_HEAD,     /* waiting for a request head */
-    ST_BODY,     /* request dispatched, body still arriving */
-    ST_HANDLED,  /* request body complete, response under way */
-    ST_CLOSING,  /* flushing a final response, then closing */
+    ST_HEAD,    /* waiting for a request head */
+    ST_BODY,    /* request dispatched, body still arriving */
+    ST_HANDLED, /* request body complete, response under way */
+    ST_CLOSING, /* flushing a final response, then closing */
 };
 
 struct sp_http_conn {
@@ -24,14 +24,14 @@ struct sp_http_conn {
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
     enum conn_state state;
-    bool dead;            /* freed at the end of this loop turn */
+    bool dead; /* freed at the end of this loop turn */
     bool response_begun;
     bool response_chunked;
     bool response_no_body; /* HEAD, 1xx, 204, 304 */
     bool close_after;      /* no keep-alive after this response */
     bool response_done;
-    bool body_paused;      /* stopped reading while the handler catches up */
-    bool head_clock;       /* the header deadline is running for this head */
+    bool body_paused; /* stopped reading while the handler catches up */
+    bool head_clock;  /* the header deadline is running for this head */
 
     /* The current request: head bytes copied out of the input buffer, and the
      * header array, live in one allocation freed when the exchange ends. */
@@ -294,8 +294,8 @@ void sp_http_abort(struct sp_http_conn *c)
     conn_close(c);
 }
 
-void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type,
-                     const char *body, size_t len)
+void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type, const char *body,
+                     size_t len)
 {
     struct evbuffer *headers = evbuffer_new();
 
@@ -493,10 +493,14 @@ static size_t head_length(const char *p, size_t len)
 static const char *status_message(int status)
 {
     switch (status) {
-    case 431: return "request header fields too large";
-    case 505: return "only HTTP/1.0 and HTTP/1.1 are supported";
-    case 501: return "unsupported Transfer-Encoding (only chunked is accepted)";
-    default: return "malformed request";
+    case 431:
+        return "request header fields too large";
+    case 505:
+        return "only HTTP/1.0 and HTTP/1.1 are supported";
+    case 501:
+        return "unsupported Transfer-Encoding (only chunked is accepted)";
+    default:
+        return "malformed request";
     }
 }
 
@@ -504,8 +508,10 @@ static void dispatch(struct sp_http_conn *c)
 {
     int rc = sp_http_request_framing(&c->req, &c->body_kind, &c->body_length);
     if (rc < 0) {
-        fail_request(c, -rc, -rc == 400 ? "ambiguous or malformed Host, Content-Length or "
-                                          "Transfer-Encoding" : status_message(-rc));
+        fail_request(c, -rc,
+                     -rc == 400 ? "ambiguous or malformed Host, Content-Length or "
+                                  "Transfer-Encoding"
+                                : status_message(-rc));
         return;
     }
     if (c->body_kind == SP_HTTP_BODY_LENGTH && c->body_length > c->server->limits.max_body_size) {
@@ -753,8 +759,7 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
                   sizeof(c->peer));
     else
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer,
-                  sizeof(c->peer));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer, sizeof(c->peer));
     setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* Input stops being read past a head's worth of bytes, so pipelined
      * requests behind a slow response cannot pile up. */

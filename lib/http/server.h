@@ -81,8 +81,8 @@ void sp_http_body_taken(struct sp_http_conn *c);
 bool sp_http_body_complete(const struct sp_http_conn *c);
 
 /* A whole response with Content-Length. content_type may be NULL. */
-void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type,
-                     const char *body, size_t len);
+void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type, const char *body,
+                     size_t len);
 /* {"error": message, "status": status} with the status's reason. */
 void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message);
 

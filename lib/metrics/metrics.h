@@ -1,5 +1,6 @@
 /* Prometheus text exposition: histograms, and the helpers that write
- * counters and gauges in the format (https://prometheus.io/docs/instrumenting/exposition_formats/). */
+ * counters and gauges in the format (https://prometheus.io/docs/instrumenting/exposition_formats/).
+ */
 #ifndef SP_METRICS_METRICS_H
 #define SP_METRICS_METRICS_H
 

@@ -49,8 +49,8 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_curlm *m = arg;
     int running;
-    int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
-                 ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 
     curl_multi_socket_action(m->multi, fd, action, &running);
     check_done(m);

@@ -239,9 +239,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
-struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd,
-                                struct evbuffer *initial, size_t max_unsent,
-                                const struct sp_stream_ops *ops, void *ctx)
+struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, struct evbuffer *initial,
+                                size_t max_unsent, const struct sp_stream_ops *ops, void *ctx)
 {
     struct sp_stream *s = calloc(1, sizeof(*s));
 

@@ -42,9 +42,8 @@ struct sp_stream_ops {
 /* Takes ownership of fd (non-blocking). initial, if not NULL, is output
  * already due (moved out, e.g. an earlier pipelined response). max_unsent
  * caps unsent bytes. Returns NULL (and closes fd) on failure. */
-struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd,
-                                struct evbuffer *initial, size_t max_unsent,
-                                const struct sp_stream_ops *ops, void *ctx);
+struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, struct evbuffer *initial,
+                                size_t max_unsent, const struct sp_stream_ops *ops, void *ctx);
 
 /* Queues a copy of len bytes. Returns 0, or -1 if that passes max_unsent
  * (nothing is queued; the caller decides how to end the stream). */

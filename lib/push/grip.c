@@ -190,8 +190,8 @@ static void response_deliver(void *owner, struct sp_msg *msg)
         bytes = json_string_value(body);
         len = json_string_length(body);
     } else if (json_is_string(bin) &&
-               sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded,
-                                &len) == 0) {
+               sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded, &len) ==
+                   0) {
         bytes = decoded;
     }
     if (reason && strpbrk(reason, "\r\n"))
@@ -263,9 +263,9 @@ void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
     g->push = push;
     g->stream = hold->stream;
     LIST_INSERT_HEAD(&push->grips, g, link);
-    int rc = sp_subscription_open(push, hold->channels,
-                                  g->stream ? stream_deliver : response_deliver,
-                                  g->stream ? stream_deleted : response_deleted, g, &g->subs);
+    int rc =
+        sp_subscription_open(push, hold->channels, g->stream ? stream_deliver : response_deliver,
+                             g->stream ? stream_deleted : response_deleted, g, &g->subs);
     if (rc < 0) {
         sp_http_respond_error(conn, 502, "backend sent an invalid Grip-Channel");
         grip_free(g);
@@ -334,7 +334,7 @@ size_t sp_grip_count(struct sp_push *push)
     size_t n = 0;
     struct sp_grip *x;
 
-    LIST_FOREACH(x, &push->grips, link)
+    LIST_FOREACH (x, &push->grips, link)
         n++;
     return n;
 }

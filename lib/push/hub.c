@@ -266,8 +266,8 @@ size_t sp_hub_channel_count(const struct sp_hub *hub)
 
 /* ---- publishing ---------------------------------------------------------------------- */
 
-static struct dedup *dedup_find(struct sp_hub *hub, const char *channel, const char *id,
-                                char *key, size_t keylen)
+static struct dedup *dedup_find(struct sp_hub *hub, const char *channel, const char *id, char *key,
+                                size_t keylen)
 {
     snprintf(key, keylen, "%s\n%s", channel, id);
     return sp_hmap_get(hub->dedup, key);
@@ -332,8 +332,8 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     if (ch == NULL)
         return SP_HUB_NO_MEMORY;
     sp_hub_format_id(hub, hub->seq + 1, id);
-    struct sp_msg *m = sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len,
-                                  now_ms());
+    struct sp_msg *m =
+        sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, now_ms());
     if (m == NULL) {
         channel_maybe_remove(hub, ch);
         return SP_HUB_NO_MEMORY;
@@ -464,10 +464,10 @@ int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     if (cur->latest && !cur->present) {
         for (size_t i = 0; i < nsubs && n < max; i++) {
             const struct sp_channel *ch = subs[i]->channel;
-            struct sp_msg *m = ch == NULL ? NULL
+            struct sp_msg *m = ch == NULL     ? NULL
                                : ch->snapshot ? ch->snapshot
-                               : ch->count ? ring_at(hub, ch, ch->count - 1)
-                                           : NULL;
+                               : ch->count    ? ring_at(hub, ch, ch->count - 1)
+                                              : NULL;
             if (m != NULL)
                 out[n++] = sp_msg_ref(m);
         }

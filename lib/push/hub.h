@@ -65,7 +65,7 @@ const char *sp_hub_error_text(int err);
 
 struct sp_publish {
     const char *channel;
-    const char *event;    /* may be NULL */
+    const char *event; /* may be NULL */
     const void *data;
     size_t len;
     const char *dedup_id; /* may be NULL */

@@ -165,9 +165,8 @@ static uint64_t hold_ms(const struct sp_http_request *req, uint64_t cap)
     return (uint64_t)wait * 1000;
 }
 
-void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route,
-                       const char *spec, struct sp_http_conn *conn,
-                       const struct sp_http_request *req)
+void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                       struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     struct sp_longpoll *lp = calloc(1, sizeof(*lp));
     struct sp_msg *backlog[1024];
@@ -246,7 +245,7 @@ size_t sp_longpoll_count(struct sp_push *push)
     size_t n = 0;
     struct sp_longpoll *x;
 
-    LIST_FOREACH(x, &push->longpolls, link)
+    LIST_FOREACH (x, &push->longpolls, link)
         n++;
     return n;
 }

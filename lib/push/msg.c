@@ -235,8 +235,8 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
             bytes = json_string_value(content);
             len = json_string_length(content);
         } else if (json_is_string(bin)) {
-            if (sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded,
-                                 &len) < 0)
+            if (sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded, &len) <
+                0)
                 return false;
             bytes = decoded;
         }

@@ -29,7 +29,7 @@ struct poller {
     bool running;
     bool lingering;
     size_t subscribers;
-    unsigned errors; /* consecutive */
+    unsigned errors;  /* consecutive */
     uint64_t next_ms; /* set by Retry-After or Cache-Control: max-age */
     char etag[256];
     char last_modified[80];
@@ -192,8 +192,7 @@ static void on_body_complete(struct poller *p)
     p->last_body = strndup(body, len);
     /* New subscribers get the whole current state under the id of the last
      * change, so resuming from it afterwards is exact. */
-    struct sp_msg *snap = sp_msg_new(p->channel, res.seq, res.id, event, body, len,
-                                     sp_now_ms());
+    struct sp_msg *snap = sp_msg_new(p->channel, res.seq, res.id, event, body, len, sp_now_ms());
     if (snap != NULL) {
         sp_hub_set_snapshot(p->polls->push->hub, p->channel, snap);
         sp_msg_unref(snap);
@@ -418,7 +417,8 @@ const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls)
     return &polls->stats;
 }
 
-/* ---- RFC 7396 merge patch --------------------------------------------------------------------- */
+/* ---- RFC 7396 merge patch ---------------------------------------------------------------------
+ */
 
 static json_t *diff(json_t *old, json_t *new)
 {

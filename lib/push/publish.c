@@ -213,8 +213,8 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
         int rc = sp_push_publish(p->push, &pub, &res);
         if (rc < 0) {
             /* Only an event name can still fail here; report it in place. */
-            json_array_append_new(results, json_pack("{s:s, s:s}", "channel", it->channel,
-                                                     "error", sp_hub_error_text(rc)));
+            json_array_append_new(results, json_pack("{s:s, s:s}", "channel", it->channel, "error",
+                                                     sp_hub_error_text(rc)));
             count_error(p->push, 400);
             continue;
         }
@@ -298,9 +298,9 @@ static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum 
 
     if (sp_http_body_kind(conn) == SP_HTTP_BODY_LENGTH && sp_http_body_length(conn) > limit) {
         free(p);
-        fail(push, conn, 413, target == T_CHANNEL_PUBLISH
-                                  ? "message is larger than channels.max_message_size"
-                                  : "body is larger than publish.max_body_size");
+        fail(push, conn, 413,
+             target == T_CHANNEL_PUBLISH ? "message is larger than channels.max_message_size"
+                                         : "body is larger than publish.max_body_size");
         return;
     }
     if (p == NULL || (p->body = evbuffer_new()) == NULL) {
@@ -351,7 +351,8 @@ static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, cons
     respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
 }
 
-/* ---- routing ------------------------------------------------------------------------------------ */
+/* ---- routing ------------------------------------------------------------------------------------
+ */
 
 static bool channel_path(struct sp_slice path, const char *prefix, struct sp_slice *channel)
 {
@@ -390,8 +391,9 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
 
     if (!is_publish && !is_channel) {
         count_error(push, 404);
-        sp_http_respond_error(conn, 404, "no such endpoint: POST /publish, POST /publish/{channel}, "
-                                         "GET or DELETE /channels/{channel}");
+        sp_http_respond_error(conn, 404,
+                              "no such endpoint: POST /publish, POST /publish/{channel}, "
+                              "GET or DELETE /channels/{channel}");
         return;
     }
     if (!bearer_ok(push, req)) {

@@ -117,7 +117,7 @@ static int parse_item(json_t *obj, struct sp_publish_item *item, const char *whe
         item->id = copy_string(json_object_get(obj, "id"));
     if (b64 != NULL) {
         if (sp_base64_decode(json_string_value(b64), json_string_length(b64), &item->data,
-                          &item->len) < 0) {
+                             &item->len) < 0) {
             snprintf(err, errlen, "%s: \"data_base64\" is not base64", where);
             return -1;
         }

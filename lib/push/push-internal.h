@@ -112,9 +112,8 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
 void sp_ws_tick(struct sp_push *push, uint64_t now);
 void sp_ws_close_all(struct sp_push *push);
 
-void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route,
-                       const char *spec, struct sp_http_conn *conn,
-                       const struct sp_http_request *req);
+void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                       struct sp_http_conn *conn, const struct sp_http_request *req);
 void sp_longpoll_close_all(struct sp_push *push);
 
 void sp_grip_tick(struct sp_push *push, uint64_t now);

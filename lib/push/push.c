@@ -223,8 +223,8 @@ static void preflight(struct sp_push *push, struct sp_http_conn *conn,
 static bool wants_sse(const struct sp_http_request *req)
 {
     const struct sp_http_header *accept = sp_http_find_header(req, "Accept");
-    return accept != NULL && memmem(accept->value.ptr, accept->value.len, "text/event-stream",
-                                    17) != NULL;
+    return accept != NULL &&
+           memmem(accept->value.ptr, accept->value.len, "text/event-stream", 17) != NULL;
 }
 
 static bool wants_websocket(const struct sp_http_request *req)
@@ -233,9 +233,8 @@ static bool wants_websocket(const struct sp_http_request *req)
     return up != NULL && sp_http_list_has_token(up->value, "websocket");
 }
 
-void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route,
-                       const char *spec, struct sp_http_conn *conn,
-                       const struct sp_http_request *req)
+void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                       struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     unsigned offered = route->subscribe.transports;
 
@@ -257,14 +256,16 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
     } else if (offered & SP_TRANSPORT_LONGPOLL) {
         sp_longpoll_start(push, route, spec, conn, req);
     } else {
-        sp_http_respond_error(conn, 406, (offered & SP_TRANSPORT_SSE)
-                                             ? "this route offers Server-Sent Events: send "
-                                               "Accept: text/event-stream"
-                                             : "this route offers WebSocket only");
+        sp_http_respond_error(conn, 406,
+                              (offered & SP_TRANSPORT_SSE)
+                                  ? "this route offers Server-Sent Events: send "
+                                    "Accept: text/event-stream"
+                                  : "this route offers WebSocket only");
     }
 }
 
-/* ---- poll routes ------------------------------------------------------------------------------ */
+/* ---- poll routes ------------------------------------------------------------------------------
+ */
 
 /* The channel of a poll: named by a digest of what is polled (and, for
  * per-client polls, with whose credentials), so equal polls share it and
@@ -352,7 +353,8 @@ void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *
     curl_slist_free_all(headers);
 }
 
-/* ---- draining ---------------------------------------------------------------------------------- */
+/* ---- draining ----------------------------------------------------------------------------------
+ */
 
 #define DRAIN_TICK_MS 100
 
@@ -392,7 +394,8 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     size_t due = push->drain_window_ms == 0 || elapsed >= push->drain_window_ms
                      ? push->drain_total
                      : (size_t)((double)push->drain_total * (double)elapsed /
-                                (double)push->drain_window_ms) + 1;
+                                (double)push->drain_window_ms) +
+                           1;
     while (push->drained < due && drain_one(push))
         ;
     if (sp_push_subscribers(push) == 0)
@@ -419,10 +422,10 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
     drain_tick(-1, 0, push);
 }
 
-/* ---- publishing and metrics ---------------------------------------------------------------------- */
+/* ---- publishing and metrics
+ * ---------------------------------------------------------------------- */
 
-int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
-                    struct sp_publish_result *res)
+int sp_push_publish(struct sp_push *push, const struct sp_publish *p, struct sp_publish_result *res)
 {
     struct timespec a, b;
 
@@ -430,15 +433,15 @@ int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
     int rc = sp_hub_publish(push->hub, p, res);
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (rc == SP_HUB_OK && !res->duplicate)
-        sp_histogram_observe(&push->stats.fanout, (double)(b.tv_sec - a.tv_sec) +
-                                                      (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+        sp_histogram_observe(&push->stats.fanout,
+                             (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
     return rc;
 }
 
 void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
 {
-    static const char *const reasons[] = {"bad_request", "unauthorized", "not_found",
-                                          "method_not_allowed", "too_large", "other"};
+    static const char *const reasons[] = {"bad_request",        "unauthorized", "not_found",
+                                          "method_not_allowed", "too_large",    "other"};
     const struct sp_push_stats *st = &push->stats;
     const struct sp_poll_stats *poll = sp_polls_stats(push->polls);
     char labels[64];
@@ -449,8 +452,7 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
                     (double)sp_ws_count(push));
     sp_metric_value(out, "sidepush_subscribers", "transport=\"longpoll\"",
                     (double)sp_longpoll_count(push));
-    sp_metric_value(out, "sidepush_subscribers", "transport=\"grip\"",
-                    (double)sp_grip_count(push));
+    sp_metric_value(out, "sidepush_subscribers", "transport=\"grip\"", (double)sp_grip_count(push));
     sp_metric_head(out, "sidepush_channels", "gauge", "Channels with subscribers or history.");
     sp_metric_value(out, "sidepush_channels", NULL, (double)sp_hub_channel_count(push->hub));
     sp_metric_head(out, "sidepush_messages_published_total", "counter", "Messages published.");
@@ -481,8 +483,7 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
                     (double)poll->changes);
     sp_metric_value(out, "sidepush_poll_results_total", "result=\"unchanged\"",
                     (double)poll->unchanged);
-    sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"",
-                    (double)poll->errors);
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"", (double)poll->errors);
     sp_metric_head(out, "sidepush_pollers", "gauge", "Pollers running.");
     sp_metric_value(out, "sidepush_pollers", NULL, (double)poll->pollers);
 }

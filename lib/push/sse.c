@@ -59,7 +59,8 @@ static void on_deliver(void *owner, struct sp_msg *msg)
         0) {
         /* Too far behind: close it; the browser reconnects with Last-Event-ID
          * and gets what it missed from history. */
-        sp_log_info(s->push->log, "slow_consumer", "SSE subscriber over limits.subscriber_max_unsent");
+        sp_log_info(s->push->log, "slow_consumer",
+                    "SSE subscriber over limits.subscriber_max_unsent");
         end_stream(s, false);
     }
 }
@@ -167,8 +168,8 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
     }
     evbuffer_add_buffer(initial, head);
     evbuffer_free(head);
-    s->stream = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
-                              &stream_ops, s);
+    s->stream = sp_stream_new(push->flusher, fd, initial,
+                              push->config->limits.subscriber_max_unsent, &stream_ops, s);
     evbuffer_free(initial);
     if (s->stream == NULL) {
         sse_free(s);
@@ -227,7 +228,7 @@ size_t sp_sse_count(struct sp_push *push)
     size_t n = 0;
     struct sp_sse *x;
 
-    LIST_FOREACH(x, &push->sse, link)
+    LIST_FOREACH (x, &push->sse, link)
         n++;
     return n;
 }

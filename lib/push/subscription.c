@@ -53,8 +53,7 @@ static int split_channels(char *copy, char **names, size_t max, size_t *count)
 }
 
 int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
-                         sp_subscription_deleted deleted, void *owner,
-                         struct sp_subscription **out)
+                         sp_subscription_deleted deleted, void *owner, struct sp_subscription **out)
 {
     size_t max = push->config->limits.max_channels_per_connection;
     char *names[256];

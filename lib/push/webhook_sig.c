@@ -58,8 +58,8 @@ static int compute(const char *secret, const char *id, const char *timestamp, co
              EVP_MAC_update(ctx, (const unsigned char *)id, strlen(id)) &&
              EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
              EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
-             EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
-             EVP_MAC_update(ctx, body, len) && EVP_MAC_final(ctx, mac, &mac_size, sizeof(mac));
+             EVP_MAC_update(ctx, (const unsigned char *)".", 1) && EVP_MAC_update(ctx, body, len) &&
+             EVP_MAC_final(ctx, mac, &mac_size, sizeof(mac));
     mac_len = (unsigned int)mac_size;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(hmac);
@@ -81,9 +81,8 @@ int sp_webhook_sign(const char *secret, const char *id, const char *timestamp, c
     return 0;
 }
 
-int sp_webhook_verify(const char *secret, const char *id, const char *timestamp,
-                      const void *body, size_t len, const char *signatures, int64_t now,
-                      uint64_t tolerance_s)
+int sp_webhook_verify(const char *secret, const char *id, const char *timestamp, const void *body,
+                      size_t len, const char *signatures, int64_t now, uint64_t tolerance_s)
 {
     char expected[64];
     char *end;

@@ -17,9 +17,8 @@ enum sp_webhook_result {
 
 /* secret: the key in base64, optionally prefixed "whsec_". now and
  * timestamp are Unix seconds. */
-int sp_webhook_verify(const char *secret, const char *id, const char *timestamp,
-                      const void *body, size_t len, const char *signatures, int64_t now,
-                      uint64_t tolerance_s);
+int sp_webhook_verify(const char *secret, const char *id, const char *timestamp, const void *body,
+                      size_t len, const char *signatures, int64_t now, uint64_t tolerance_s);
 
 /* Writes "v1,<base64>" for the given inputs into out (at least 64 bytes). */
 int sp_webhook_sign(const char *secret, const char *id, const char *timestamp, const void *body,

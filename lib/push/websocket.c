@@ -30,8 +30,8 @@ struct sp_ws {
     struct sp_ws_reader *reader;
     LIST_ENTRY(sp_ws) link;
     bool envelope;
-    bool in_reader;     /* inside sp_ws_reader_feed: freeing must wait */
-    bool send_failed;   /* output over its limit: drop the connection */
+    bool in_reader;      /* inside sp_ws_reader_feed: freeing must wait */
+    bool send_failed;    /* output over its limit: drop the connection */
     unsigned want_close; /* close code to send once out of the reader */
     const char *want_reason;
     uint64_t ping_interval_ms;
@@ -121,8 +121,8 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_ws *ws = owner;
 
-    if (sp_push_send_msg(ws->push, ws->stream, msg,
-                         ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) < 0) {
+    if (sp_push_send_msg(ws->push, ws->stream, msg, ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) <
+        0) {
         sp_log_info(ws->push->log, "slow_consumer",
                     "WebSocket subscriber over limits.subscriber_max_unsent");
         ws_abort(ws); /* its buffer is full: no room for a close frame */
@@ -193,8 +193,8 @@ static void forward_done(CURL *easy, CURLcode result, void *ctx)
         uint32_t utf8 = 0;
         int rc = 0;
         if (ws->fwd_reply_len > 0) {
-            bool text = sp_utf8_feed(&utf8, (const uint8_t *)ws->fwd_reply, ws->fwd_reply_len) &&
-                        utf8 == 0;
+            bool text =
+                sp_utf8_feed(&utf8, (const uint8_t *)ws->fwd_reply, ws->fwd_reply_len) && utf8 == 0;
             rc = send_frame(ws, text ? SP_WS_OP_TEXT : SP_WS_OP_BINARY, ws->fwd_reply,
                             ws->fwd_reply_len);
         }
@@ -236,7 +236,8 @@ static void forward_next(struct sp_ws *ws)
         add_header(&ws->fwd_headers, "Sidepush-Channel", ws->channels) < 0 ||
         add_header(&ws->fwd_headers, "X-Forwarded-For", ws->peer) < 0 ||
         (ws->cookie && add_header(&ws->fwd_headers, "Cookie", ws->cookie) < 0) ||
-        (ws->authorization && add_header(&ws->fwd_headers, "Authorization", ws->authorization) < 0) ||
+        (ws->authorization &&
+         add_header(&ws->fwd_headers, "Authorization", ws->authorization) < 0) ||
         add_header(&ws->fwd_headers, "Expect", "") < 0) {
         forward_done(ws->fwd_easy, CURLE_OUT_OF_MEMORY, ws);
         return;
@@ -328,7 +329,7 @@ static void on_readable(void *ctx, const uint8_t *data, size_t len)
     if (ws->send_failed) {
         ws_abort(ws);
     } else if (rc != 0) {
-        const char *why = rc == SP_WS_CLOSE_BAD_DATA ? "invalid UTF-8"
+        const char *why = rc == SP_WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
                           : rc == SP_WS_CLOSE_TOO_BIG ? "message too big"
                                                       : "protocol error";
         close_with(ws, (unsigned)rc, why);
@@ -602,7 +603,7 @@ size_t sp_ws_count(struct sp_push *push)
     size_t n = 0;
     struct sp_ws *x;
 
-    LIST_FOREACH(x, &push->ws, link)
+    LIST_FOREACH (x, &push->ws, link)
         n++;
     return n;
 }

@@ -34,15 +34,15 @@ enum server { SIDEPUSH, NCHAN };
 struct opts {
     const char *host;
     int port;
-    const char *path;       /* subscribe path */
+    const char *path; /* subscribe path */
     int publish_port;
     const char *publish_path;
     enum mode mode;
     enum server server;
     int subscribers;
     int messages;
-    int rate;  /* messages per second; 0 = burst */
-    int size;  /* bytes per message */
+    int rate; /* messages per second; 0 = burst */
+    int size; /* bytes per message */
     int sources;
     int publishers;
     int timeout_s;
@@ -56,8 +56,8 @@ struct sub {
     struct bench *b;
     int idx;
     struct bufferevent *bev;
-    bool streaming;   /* response head seen (SSE/WS) */
-    uint8_t *seen;    /* bitmap of received sequence numbers */
+    bool streaming; /* response head seen (SSE/WS) */
+    uint8_t *seen;  /* bitmap of received sequence numbers */
     int received;
     /* long-poll */
     char cursor[128];
@@ -225,7 +225,8 @@ static bool read_head(struct sub *s, struct evbuffer *in, int *status, long *cle
     *status = atoi(head + 9);
     *clen = -1;
     *chunked = false;
-    for (char *line = strstr(head, "\r\n"); line && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
+    for (char *line = strstr(head, "\r\n"); line && line[2] != '\r';
+         line = strstr(line + 2, "\r\n")) {
         char *h = line + 2;
         if (strncasecmp(h, "Content-Length:", 15) == 0)
             *clen = atol(h + 15);
@@ -566,11 +567,10 @@ static bool publishers_ready(struct bench *b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: fanout --port P --path /sub --publish-port P --publish-path /pub\n"
-            "  [--mode sse|ws|longpoll] [--server sidepush|nchan] [--subscribers N]\n"
-            "  [--messages M] [--rate R (0 = burst)] [--size BYTES] [--sources K]\n"
-            "  [--publishers K] [--timeout S] [--pid PID ...]\n");
+    fprintf(stderr, "usage: fanout --port P --path /sub --publish-port P --publish-path /pub\n"
+                    "  [--mode sse|ws|longpoll] [--server sidepush|nchan] [--subscribers N]\n"
+                    "  [--messages M] [--rate R (0 = burst)] [--size BYTES] [--sources K]\n"
+                    "  [--publishers K] [--timeout S] [--pid PID ...]\n");
     exit(2);
 }
 
@@ -578,44 +578,77 @@ int main(int argc, char **argv)
 {
     static struct bench b;
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},      {"port", 1, 0, 'p'},     {"path", 1, 0, 'a'},
+        {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},         {"path", 1, 0, 'a'},
         {"publish-port", 1, 0, 'P'}, {"publish-path", 1, 0, 'A'}, {"mode", 1, 0, 'm'},
-        {"server", 1, 0, 's'},    {"subscribers", 1, 0, 'n'}, {"messages", 1, 0, 'M'},
-        {"rate", 1, 0, 'r'},      {"size", 1, 0, 'z'},     {"sources", 1, 0, 'S'},
-        {"publishers", 1, 0, 'k'}, {"timeout", 1, 0, 't'}, {"pid", 1, 0, 'i'},
-        {"interval-ms", 1, 0, 'I'}, {"external", 0, 0, 'E'},
-        {0, 0, 0, 0},
+        {"server", 1, 0, 's'},       {"subscribers", 1, 0, 'n'},  {"messages", 1, 0, 'M'},
+        {"rate", 1, 0, 'r'},         {"size", 1, 0, 'z'},         {"sources", 1, 0, 'S'},
+        {"publishers", 1, 0, 'k'},   {"timeout", 1, 0, 't'},      {"pid", 1, 0, 'i'},
+        {"interval-ms", 1, 0, 'I'},  {"external", 0, 0, 'E'},     {0, 0, 0, 0},
     };
     struct opts *o = &b.o;
     int c;
 
-    *o = (struct opts){"127.0.0.1", 0, NULL, 0, NULL, SSE, SIDEPUSH, 1000, 100, 50, 128, 4, 8,
-                       60, 2000, false, {0}, 0};
+    *o = (struct opts){"127.0.0.1", 0,   NULL, 0, NULL, SSE,  SIDEPUSH, 1000, 100,
+                       50,          128, 4,    8, 60,   2000, false,    {0},  0};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h': o->host = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
-        case 'a': o->path = optarg; break;
-        case 'P': o->publish_port = atoi(optarg); break;
-        case 'A': o->publish_path = optarg; break;
-        case 'm':
-            o->mode = strcmp(optarg, "ws") == 0 ? WS
-                      : strcmp(optarg, "longpoll") == 0 ? LONGPOLL
-                      : strcmp(optarg, "poll") == 0 ? POLL
-                                                    : SSE;
+        case 'h':
+            o->host = optarg;
             break;
-        case 'I': o->interval_ms = atoi(optarg); break;
-        case 'E': o->external = true; break;
-        case 's': o->server = strcmp(optarg, "nchan") == 0 ? NCHAN : SIDEPUSH; break;
-        case 'n': o->subscribers = atoi(optarg); break;
-        case 'M': o->messages = atoi(optarg); break;
-        case 'r': o->rate = atoi(optarg); break;
-        case 'z': o->size = atoi(optarg); break;
-        case 'S': o->sources = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 'k': o->publishers = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
-        case 't': o->timeout_s = atoi(optarg); break;
-        case 'i': if (o->npids < 8) o->pids[o->npids++] = atoi(optarg); break;
-        default: usage();
+        case 'p':
+            o->port = atoi(optarg);
+            break;
+        case 'a':
+            o->path = optarg;
+            break;
+        case 'P':
+            o->publish_port = atoi(optarg);
+            break;
+        case 'A':
+            o->publish_path = optarg;
+            break;
+        case 'm':
+            o->mode = strcmp(optarg, "ws") == 0         ? WS
+                      : strcmp(optarg, "longpoll") == 0 ? LONGPOLL
+                      : strcmp(optarg, "poll") == 0     ? POLL
+                                                        : SSE;
+            break;
+        case 'I':
+            o->interval_ms = atoi(optarg);
+            break;
+        case 'E':
+            o->external = true;
+            break;
+        case 's':
+            o->server = strcmp(optarg, "nchan") == 0 ? NCHAN : SIDEPUSH;
+            break;
+        case 'n':
+            o->subscribers = atoi(optarg);
+            break;
+        case 'M':
+            o->messages = atoi(optarg);
+            break;
+        case 'r':
+            o->rate = atoi(optarg);
+            break;
+        case 'z':
+            o->size = atoi(optarg);
+            break;
+        case 'S':
+            o->sources = atoi(optarg) > 0 ? atoi(optarg) : 1;
+            break;
+        case 'k':
+            o->publishers = atoi(optarg) > 0 ? atoi(optarg) : 1;
+            break;
+        case 't':
+            o->timeout_s = atoi(optarg);
+            break;
+        case 'i':
+            if (o->npids < 8)
+                o->pids[o->npids++] = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (!o->port || !o->path || o->size > 60000 ||

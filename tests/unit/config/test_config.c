@@ -66,24 +66,25 @@ static void test_minimal_and_defaults(void)
 static void test_full(void)
 {
     struct sp_diags d = {0};
-    struct sp_config *c = parse("listen: 127.0.0.1:${PORT}\n"
-                                "publish_listen: '[::1]:8081'\n"
-                                "backend:\n"
-                                "  url: https://app.internal:3000/base/\n"
-                                "  connect_timeout: 500ms\n"
-                                "  timeout: 1m30s\n"
-                                "  preserve_host: false\n"
-                                "publish:\n"
-                                "  auth: { bearer_token: \"${TOKEN}\", hmac_secret: whsec_dGVzdA== }\n"
-                                "channels: { history: 5, history_ttl: 1h, max_message_size: 1MiB }\n"
-                                "limits: { max_body_size: 0, idle_timeout: 5s }\n"
-                                "log: { level: debug }\n"
-                                "routes:\n"
-                                "  - path: /events/{channel}\n"
-                                "    subscribe: { transports: [sse, longpoll], channel: 'c-{channel}' }\n"
-                                "  - path: /orders/{id}/live\n"
-                                "    poll: { url: '/api/orders/{id}', interval: 2s, event: order }\n",
-                                &d);
+    struct sp_config *c =
+        parse("listen: 127.0.0.1:${PORT}\n"
+              "publish_listen: '[::1]:8081'\n"
+              "backend:\n"
+              "  url: https://app.internal:3000/base/\n"
+              "  connect_timeout: 500ms\n"
+              "  timeout: 1m30s\n"
+              "  preserve_host: false\n"
+              "publish:\n"
+              "  auth: { bearer_token: \"${TOKEN}\", hmac_secret: whsec_dGVzdA== }\n"
+              "channels: { history: 5, history_ttl: 1h, max_message_size: 1MiB }\n"
+              "limits: { max_body_size: 0, idle_timeout: 5s }\n"
+              "log: { level: debug }\n"
+              "routes:\n"
+              "  - path: /events/{channel}\n"
+              "    subscribe: { transports: [sse, longpoll], channel: 'c-{channel}' }\n"
+              "  - path: /orders/{id}/live\n"
+              "    poll: { url: '/api/orders/{id}', interval: 2s, event: order }\n",
+              &d);
     ok(c != NULL, "a full file loads");
     if (c == NULL)
         return;
@@ -118,7 +119,8 @@ static void test_errors(void)
     static const struct error_case cases[] = {
         {"", "t.yaml:1:1: configuration is empty"},
         {"- a\n", "t.yaml:1:1: configuration must be a mapping"},
-        {"backend: {url: http://x}\nlisen: :80\n", "t.yaml:2:1: unknown key 'lisen' (did you mean 'listen'?)"},
+        {"backend: {url: http://x}\nlisen: :80\n",
+         "t.yaml:2:1: unknown key 'lisen' (did you mean 'listen'?)"},
         {"backend: {url: http://x, speed: 3}\n", "t.yaml:1:26: unknown key 'speed' in backend"},
         {"listen: :80\n", "t.yaml:1:1: missing required key 'backend'"},
         {"backend: {timeout: 1s}\n", "t.yaml:1:10: missing required key 'backend.url'"},
@@ -133,31 +135,40 @@ static void test_errors(void)
         {"backend: {url: http://x}\nchannels: {history: 2000000}\n", "is out of range"},
         {"backend: {url: http://x}\nlisten: 1.2.3.4\n", "t.yaml:2:9: invalid address"},
         {"backend: {url: http://x}\nlisten: 1.2.3.4:99999\n", "invalid port"},
-        {"backend: {url: http://x}\nlisten: [1, 2]\n", "'listen' must be a single value, not a list"},
+        {"backend: {url: http://x}\nlisten: [1, 2]\n",
+         "'listen' must be a single value, not a list"},
         {"backend: [1]\n", "'backend' must be a mapping"},
         {"backend: {url: http://x}\nlog: {level: loud}\n", "unknown log level 'loud'"},
         {"backend: {url: \"${NOPE}\"}\n", "t.yaml:1:16: environment variable 'NOPE' is not set"},
         {"backend: {url: \"${1X}\"}\n", "invalid environment variable name"},
         {"backend: {url: \"${X\"}\n", "unterminated '${'"},
-        {"backend: {url: http://x}\nbackend: {url: http://y}\n", "t.yaml:2:1: duplicate key 'backend'"},
+        {"backend: {url: http://x}\nbackend: {url: http://y}\n",
+         "t.yaml:2:1: duplicate key 'backend'"},
         {"backend: {url: http://x\n", "YAML syntax error"},
         {"a: &x 1\nb: *x\n", "aliases"},
         {"backend: {url: http://x}\nroutes: {path: /x}\n", "'routes' must be a list"},
-        {"backend: {url: http://x}\nroutes:\n  - path: /x\n", "t.yaml:3:5: a route needs 'subscribe' or 'poll'"},
+        {"backend: {url: http://x}\nroutes:\n  - path: /x\n",
+         "t.yaml:3:5: a route needs 'subscribe' or 'poll'"},
         {"backend: {url: http://x}\nroutes:\n  - subscribe: {}\n", "missing required key 'path'"},
-        {"backend: {url: http://x}\nroutes:\n  - path: x\n    subscribe: {}\n", "must start with '/'"},
-        {"backend: {url: http://x}\nroutes:\n  - path: /a/{b\n    subscribe: {}\n", "unterminated '{'"},
+        {"backend: {url: http://x}\nroutes:\n  - path: x\n    subscribe: {}\n",
+         "must start with '/'"},
+        {"backend: {url: http://x}\nroutes:\n  - path: /a/{b\n    subscribe: {}\n",
+         "unterminated '{'"},
         {"backend: {url: http://x}\nroutes:\n  - path: /a/{b}\n    subscribe: {}\n",
          "'{channel}' is not a capture"},
-        {"backend: {url: http://x}\nroutes:\n  - path: /a/{channel}\n    subscribe: {transports: [sse, smoke]}\n",
+        {"backend: {url: http://x}\nroutes:\n  - path: /a/{channel}\n    subscribe: {transports: "
+         "[sse, smoke]}\n",
          "t.yaml:4:35: unknown transport 'smoke'"},
-        {"backend: {url: http://x}\nroutes:\n  - path: /a/{channel}\n    subscribe: {transports: []}\n",
+        {"backend: {url: http://x}\nroutes:\n  - path: /a/{channel}\n    subscribe: {transports: "
+         "[]}\n",
          "must name at least one transport"},
         {"backend: {url: http://x}\nroutes:\n  - path: /p/{id}\n    poll: {interval: 1s}\n",
          "missing required key 'poll.url'"},
-        {"backend: {url: http://x}\nroutes:\n  - {path: '/a/{channel}', subscribe: {}}\n  - {path: '/a/{channel}', subscribe: {}}\n",
+        {"backend: {url: http://x}\nroutes:\n  - {path: '/a/{channel}', subscribe: {}}\n  - {path: "
+         "'/a/{channel}', subscribe: {}}\n",
          "t.yaml:4:5: route path '/a/{channel}' is already used at line 3"},
-        {"backend: {url: http://x}\nlisten: 127.0.0.1:9\npublish_listen: 127.0.0.1:9\n", "must differ"},
+        {"backend: {url: http://x}\nlisten: 127.0.0.1:9\npublish_listen: 127.0.0.1:9\n",
+         "must differ"},
         {"backend: {url: http://x, timeout: }\n", "'timeout' needs a value"},
     };
     struct sp_diags d = {0};

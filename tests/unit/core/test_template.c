@@ -53,8 +53,13 @@ static void test_match(void)
 
 static void test_bad_patterns(void)
 {
-    static const char *const bad[] = {"/a/{", "/a/}", "/a/{}", "/a/{x-y}", "/{a}{b}",
-                                      "/{a}/{a}", "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}"};
+    static const char *const bad[] = {"/a/{",
+                                      "/a/}",
+                                      "/a/{}",
+                                      "/a/{x-y}",
+                                      "/{a}{b}",
+                                      "/{a}/{a}",
+                                      "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256] = "";
         struct sp_tmpl *t = NULL;

@@ -127,7 +127,8 @@ static void test_framing(void)
            kind == SP_HTTP_BODY_NONE,
        "Content-Length: 0 is no body");
     ok(framing("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &kind, &len) ==
-               0 && kind == SP_HTTP_BODY_CHUNKED,
+               0 &&
+           kind == SP_HTTP_BODY_CHUNKED,
        "chunked body");
     ok(framing("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
                &kind, &len) == 0,

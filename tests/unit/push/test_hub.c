@@ -88,8 +88,7 @@ static void test_publish_and_fanout(struct event_base *base)
     ok(a.sub.channel == NULL && b.ngot == 3, "a left, b still served");
 
     struct sp_channel_info info;
-    ok(sp_hub_channel_info(hub, "news", &info) == 0 && info.subscribers == 1 &&
-           info.messages == 3,
+    ok(sp_hub_channel_info(hub, "news", &info) == 0 && info.subscribers == 1 && info.messages == 3,
        "info: one subscriber, history capped at 3");
     is_int(sp_hub_channel_info(hub, "nope", &info), SP_HUB_NO_CHANNEL, "no info for unknown");
     is_int(sp_hub_channel_delete(hub, "news"), 1, "delete closes one subscriber");
@@ -120,8 +119,7 @@ static void test_history_and_cursors(struct event_base *base)
         publish(hub, i % 2 ? "y" : "x", "m", NULL, NULL, &res); /* x: 1,3,5  y: 2,4 */
         strcpy(ids[i + 1], res.id);
     }
-    ok(sp_hub_parse_cursor(hub, ids[2], &cur) == 0 && cur.present && cur.this_epoch &&
-           cur.seq == 2,
+    ok(sp_hub_parse_cursor(hub, ids[2], &cur) == 0 && cur.present && cur.this_epoch && cur.seq == 2,
        "parse our own id");
     struct sp_sub *both[] = {&a.sub, &b.sub};
     int n = sp_hub_backlog(hub, both, 2, &cur, out, 8, &missed);

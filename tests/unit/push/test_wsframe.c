@@ -111,7 +111,10 @@ static void test_messages(void)
     ok(feed_all(&r, buf, n, 4096, 100000) == 0 && r.len == 70000, "64-bit length");
 
     /* close frames */
-    n = frame(buf, 0x88, "\x03\xe8" "bye", 5);
+    n = frame(buf, 0x88,
+              "\x03\xe8"
+              "bye",
+              5);
     memset(&r, 0, sizeof(r));
     ok(feed_all(&r, buf, n, 100, 1024) == 0 && r.closes == 1 && r.close_code == 1000,
        "close 1000 with a reason");
@@ -180,12 +183,18 @@ static void test_utf8(void)
         const char *s;
         bool valid;
     } cases[] = {
-        {"plain ascii", true},        {"\xc3\xa9t\xc3\xa9", true},
-        {"\xe2\x82\xac", true},       {"\xf0\x9f\x98\x80", true},
-        {"\xf4\x8f\xbf\xbf", true},   {"\xc0\xaf", false},
-        {"\xe0\x80\xaf", false},      {"\xed\xa0\x80", false},
-        {"\xf4\x90\x80\x80", false},  {"\xf5\x80\x80\x80", false},
-        {"\x80", false},              {"\xc3", false},
+        {"plain ascii", true},
+        {"\xc3\xa9t\xc3\xa9", true},
+        {"\xe2\x82\xac", true},
+        {"\xf0\x9f\x98\x80", true},
+        {"\xf4\x8f\xbf\xbf", true},
+        {"\xc0\xaf", false},
+        {"\xe0\x80\xaf", false},
+        {"\xed\xa0\x80", false},
+        {"\xf4\x90\x80\x80", false},
+        {"\xf5\x80\x80\x80", false},
+        {"\x80", false},
+        {"\xc3", false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint32_t st = 0;
