@@ -1,11 +1,12 @@
 #include "config/config.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/base64.h"
 
 /* ---- the directive table ---------------------------------------------------
  *
@@ -621,12 +622,14 @@ static void walk_routes(struct walker *w, const struct sp_ynode *seq)
 /* Standard Webhooks secrets are base64 keys, optionally prefixed "whsec_". */
 static bool webhook_secret_valid(const char *secret)
 {
-    unsigned char key[512];
     const char *b64 = strncmp(secret, "whsec_", 6) == 0 ? secret + 6 : secret;
-    size_t len = strlen(b64);
+    char *key;
+    size_t len;
 
-    return len > 0 && len % 4 == 0 && len / 4 * 3 <= sizeof(key) &&
-           EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len) > 0;
+    if (b64[0] == '\0' || sp_base64_decode(b64, strlen(b64), &key, &len) < 0)
+        return false;
+    free(key);
+    return len > 0;
 }
 
 static void check_config(struct walker *w, const struct sp_ynode *root)

@@ -4,7 +4,7 @@
 #include <event2/event_struct.h>
 #include <stdarg.h>
 
-#include "net/stream.h"
+#include "core/clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -318,8 +318,9 @@ void sp_http_respond_error(struct sp_http_conn *c, int status, const char *messa
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     size_t len = text ? strlen(text) : 0;
 
-    if (text != NULL) {
-        text = realloc(text, len + 2);
+    char *grown = text ? realloc(text, len + 2) : NULL;
+    if (grown != NULL) {
+        text = grown;
         text[len++] = '\n';
     }
     sp_http_respond(c, status, "application/json", text ? text : "", len);

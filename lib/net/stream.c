@@ -42,13 +42,6 @@ struct sp_flusher {
     void *gone_ctx;
 };
 
-uint64_t sp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- freeing ---------------------------------------------------------------------- */
 
 static void stream_free(struct sp_stream *s)

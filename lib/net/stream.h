@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/clock.h"
+
 struct sp_flusher;
 struct sp_stream;
 
@@ -62,7 +64,5 @@ uint64_t sp_stream_last_write(const struct sp_stream *s);
 void sp_stream_end(struct sp_stream *s);
 /* Closes now, dropping unsent output. No callbacks run afterwards. */
 void sp_stream_close(struct sp_stream *s);
-
-uint64_t sp_now_ms(void);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/hmap.h"
 
 #define DEDUP_MAX 100000
@@ -51,13 +52,6 @@ struct sp_hub {
     uint64_t seq;
     char epoch[16];
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 const char *sp_hub_error_text(int err)
 {
@@ -189,7 +183,7 @@ static void sweep_channel(const char *key, void *value, void *arg)
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_hub *hub = arg;
-    struct sweep s = {hub, now_ms()};
+    struct sweep s = {hub, sp_now_ms()};
     struct dedup *d;
 
     sp_hmap_each(hub->channels, sweep_channel, &s);
@@ -281,7 +275,7 @@ static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_
         return; /* only de-duplication is lost */
     strcpy(d->key, key);
     snprintf(d->id, sizeof(d->id), "%s", msg_id);
-    d->expires_ms = now_ms() + hub->opts.history_ttl_ms;
+    d->expires_ms = sp_now_ms() + hub->opts.history_ttl_ms;
     if (sp_hmap_put(hub->dedup, d->key, d) < 0) {
         free(d);
         return;
@@ -333,7 +327,7 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
         return SP_HUB_NO_MEMORY;
     sp_hub_format_id(hub, hub->seq + 1, id);
     struct sp_msg *m =
-        sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, now_ms());
+        sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, sp_now_ms());
     if (m == NULL) {
         channel_maybe_remove(hub, ch);
         return SP_HUB_NO_MEMORY;

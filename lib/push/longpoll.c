@@ -100,7 +100,7 @@ static void answer_empty(struct sp_longpoll *lp, int status, bool missed)
     cursor_text(lp, &lp->cursor, cursor);
     common_headers(lp, h, cursor, missed);
     if (lp->push->draining) /* poll again (elsewhere) in a moment, with this cursor */
-        evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_push_random() % 5);
+        evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_random() % 5);
     sp_http_begin(lp->conn, status, NULL, h, 0);
     sp_http_finish(lp->conn);
     evbuffer_free(h);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "core/hmap.h"
@@ -201,11 +200,8 @@ static void on_body_complete(struct poller *p)
 
 static uint64_t jitter(uint64_t ms)
 {
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-        r = (uint32_t)time(NULL);
     /* 75% to 125% of ms: retries of many pollers spread out. */
-    return ms * 3 / 4 + (ms / 2 ? r % (ms / 2 + 1) : 0);
+    return ms * 3 / 4 + (ms / 2 ? sp_random() % (ms / 2 + 1) : 0);
 }
 
 static void on_error(struct poller *p, long status, const char *why)

@@ -125,7 +125,6 @@ bool sp_sse_drain_one(struct sp_push *push);
 bool sp_ws_drain_one(struct sp_push *push);
 bool sp_longpoll_drain_one(struct sp_push *push);
 bool sp_grip_drain_one(struct sp_push *push);
-uint32_t sp_push_random(void);
 size_t sp_sse_count(struct sp_push *push);
 size_t sp_ws_count(struct sp_push *push);
 size_t sp_longpoll_count(struct sp_push *push);

@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <sys/random.h>
 
 #include <time.h>
 
@@ -357,14 +356,6 @@ void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *
  */
 
 #define DRAIN_TICK_MS 100
-
-uint32_t sp_push_random(void)
-{
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-        r = (uint32_t)sp_now_ms();
-    return r;
-}
 
 size_t sp_push_subscribers(const struct sp_push *push)
 {

@@ -217,7 +217,7 @@ bool sp_sse_drain_one(struct sp_push *push)
     /* A jittered reconnect delay, so the browsers that leave together do not
      * all come back to the next pod at the same moment. The stream then ends
      * cleanly: EventSource reconnects (a 503 would make it give up). */
-    snprintf(text, sizeof(text), "retry: %u\n\n", 1000 + sp_push_random() % 9000);
+    snprintf(text, sizeof(text), "retry: %u\n\n", 1000 + sp_random() % 9000);
     write_text(s, text);
     end_stream(s, true);
     return true;

@@ -1,5 +1,7 @@
 #include "push/webhook_sig.h"
 
+#include "core/base64.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
@@ -24,37 +26,37 @@ const char *sp_webhook_error_text(int rc)
     }
 }
 
-/* The key bytes of a secret: base64, with or without the "whsec_" prefix
- * (as the reference libraries read it). Returns the length, or -1. */
-static int secret_key(const char *secret, unsigned char *key, size_t size)
+/* The key of a secret: base64, with or without the "whsec_" prefix (as the
+ * reference libraries read it). Returns 0 and *key (malloc'd), or -1. */
+static int secret_key(const char *secret, char **key, size_t *len)
 {
     const char *b64 = strncmp(secret, "whsec_", 6) == 0 ? secret + 6 : secret;
-    size_t len = strlen(b64);
-    if (len == 0 || len % 4 != 0 || len / 4 * 3 > size)
+
+    if (b64[0] == '\0' || sp_base64_decode(b64, strlen(b64), key, len) < 0)
         return -1;
-    int n = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)len);
-    if (n < 0)
+    if (*len == 0) {
+        free(*key);
         return -1;
-    n -= (b64[len - 1] == '=') + (len > 1 && b64[len - 2] == '=');
-    return n;
+    }
+    return 0;
 }
 
 static int compute(const char *secret, const char *id, const char *timestamp, const void *body,
                    size_t len, char out[64])
 {
-    unsigned char key[256];
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
-    int key_len = secret_key(secret, key, sizeof(key));
+    char *key;
+    size_t key_len;
 
-    if (key_len < 0)
+    if (secret_key(secret, &key, &key_len) < 0)
         return SP_WEBHOOK_BAD_SECRET;
     EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
     OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
                            OSSL_PARAM_construct_end()};
     size_t mac_size = 0;
-    int ok = ctx != NULL && EVP_MAC_init(ctx, key, (size_t)key_len, params) &&
+    int ok = ctx != NULL && EVP_MAC_init(ctx, (unsigned char *)key, key_len, params) &&
              EVP_MAC_update(ctx, (const unsigned char *)id, strlen(id)) &&
              EVP_MAC_update(ctx, (const unsigned char *)".", 1) &&
              EVP_MAC_update(ctx, (const unsigned char *)timestamp, strlen(timestamp)) &&
@@ -63,7 +65,8 @@ static int compute(const char *secret, const char *id, const char *timestamp, co
     mac_len = (unsigned int)mac_size;
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(hmac);
-    OPENSSL_cleanse(key, sizeof(key));
+    OPENSSL_cleanse(key, key_len);
+    free(key);
     if (!ok)
         return SP_WEBHOOK_MISMATCH;
     EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
@@ -110,12 +113,4 @@ int sp_webhook_verify(const char *secret, const char *id, const char *timestamp,
         p += n;
     }
     return SP_WEBHOOK_MISMATCH;
-}
-
-int sp_webhook_secret_valid(const char *secret)
-{
-    unsigned char key[256];
-    int n = secret_key(secret, key, sizeof(key));
-    OPENSSL_cleanse(key, sizeof(key));
-    return n > 0;
 }

@@ -26,7 +26,4 @@ int sp_webhook_sign(const char *secret, const char *id, const char *timestamp, c
 
 const char *sp_webhook_error_text(int rc);
 
-/* True if secret decodes to a usable key (checked when the config loads). */
-int sp_webhook_secret_valid(const char *secret);
-
 #endif

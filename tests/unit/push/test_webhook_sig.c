@@ -54,7 +54,8 @@ int main(void)
     is_int(sp_webhook_verify("whsec_!!!!", KAT_ID, KAT_TS, KAT_BODY, strlen(KAT_BODY), KAT_SIG, now,
                              300),
            SP_WEBHOOK_BAD_SECRET, "a secret that is not base64");
-    ok(sp_webhook_secret_valid(KAT_SECRET) && !sp_webhook_secret_valid("whsec_"),
-       "secret validation");
+    is_int(
+        sp_webhook_verify("whsec_", KAT_ID, KAT_TS, KAT_BODY, strlen(KAT_BODY), KAT_SIG, now, 300),
+        SP_WEBHOOK_BAD_SECRET, "an empty secret");
     return tap_done();
 }
