@@ -288,6 +288,24 @@ static void ws_frames(struct sub *s, struct evbuffer *in)
     }
 }
 
+/* When in holds a whole response (head and Content-Length body): its body
+ * length, with the head's in *hlen; else -1. */
+static long complete_response(struct evbuffer *in, size_t *hlen)
+{
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0)
+        return -1;
+    *hlen = (size_t)end.pos + 4;
+    char *head = (char *)evbuffer_pullup(in, (ssize_t)*hlen);
+    if (head == NULL)
+        return -1;
+    char *cl = memmem(head, *hlen, "Content-Length:", 15);
+    if (cl == NULL)
+        cl = memmem(head, *hlen, "content-length:", 15);
+    long need = cl ? atol(cl + 15) : 0;
+    return evbuffer_get_length(in) < *hlen + (size_t)need ? -1 : need;
+}
+
 /* Long-poll: one response at a time, then the next request. */
 static void longpoll_read(struct sub *s, struct evbuffer *in)
 {
@@ -295,19 +313,9 @@ static void longpoll_read(struct sub *s, struct evbuffer *in)
         int status;
         long clen;
         bool chunked;
-        struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-        if (end.pos < 0)
-            return;
-        /* Peek the Content-Length before consuming the head. */
-        size_t hlen = (size_t)end.pos + 4;
-        char *head = (char *)evbuffer_pullup(in, (ssize_t)hlen);
-        if (head == NULL)
-            return;
-        char *cl = memmem(head, hlen, "Content-Length:", 15);
-        if (cl == NULL)
-            cl = memmem(head, hlen, "content-length:", 15);
-        long need = cl ? atol(cl + 15) : 0;
-        if (evbuffer_get_length(in) < hlen + (size_t)need)
+        size_t hlen;
+        long need = complete_response(in, &hlen);
+        if (need < 0)
             return;
         read_head(s, in, &status, &clen, &chunked);
         char *body = malloc((size_t)need + 1);
@@ -416,20 +424,11 @@ static void on_pub_read(struct bufferevent *bev, void *arg)
     struct publisher *p = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
-        struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-        if (end.pos < 0)
+        size_t hlen;
+        long need = complete_response(in, &hlen);
+        if (need < 0)
             return;
-        size_t hlen = (size_t)end.pos + 4;
-        char *head = (char *)evbuffer_pullup(in, (ssize_t)hlen);
-        if (head == NULL)
-            return;
-        char *cl = memmem(head, hlen, "Content-Length:", 15);
-        if (cl == NULL)
-            cl = memmem(head, hlen, "content-length:", 15);
-        long need = cl ? atol(cl + 15) : 0;
-        if (evbuffer_get_length(in) < hlen + (size_t)need)
-            return;
-        int status = atoi(head + 9);
+        int status = atoi((const char *)evbuffer_pullup(in, 12) + 9);
         if (status < 200 || status > 299)
             fprintf(stderr, "publish answered %d\n", status);
         evbuffer_drain(in, hlen + (size_t)need);

@@ -2,27 +2,13 @@
 // stream both come from the stand-in backend through sidepush; the backend
 // answers the stream with Grip-Hold, and events are published in Pushpin's
 // item format. Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints JSON.
-import { chromium } from 'playwright-core';
+import { launch, waitFor } from './common.mjs';
 
 const port = Number(process.env.SIDEPUSH_PORT);
 const publishPort = Number(process.env.SIDEPUSH_PUBLISH_PORT);
 const channel = `grip${Date.now()}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let outcome;
 try {
   const page = await browser.newPage();

@@ -7,12 +7,11 @@
 //
 // Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints one JSON line.
 import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { launch, sleep, waitFor } from './common.mjs';
 
 const port = Number(process.env.SIDEPUSH_PORT);
 const publishPort = Number(process.env.SIDEPUSH_PUBLISH_PORT);
 const channel = `browser${Date.now()}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- a relay whose connections the test can cut ----------------------------------
 const sockets = new Set();
@@ -41,20 +40,7 @@ async function subscribers() {
   return r.status === 200 ? (await r.json()).subscribers : 0;
 }
 
-async function waitFor(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch();
 let outcome;
 try {
   const page = await browser.newPage();
