@@ -84,7 +84,7 @@ static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
         sp_http_respond_error(conn, 405, "health endpoints answer GET and HEAD");
         return true;
     }
-    if (live || app->ready) {
+    if (live || (app->ready && (app->push == NULL || sp_push_engine_ready(app->push)))) {
         static const char ok[] = "{\"status\":\"ok\"}\n";
         sp_http_respond(conn, 200, "application/json", ok, sizeof(ok) - 1);
     } else {

@@ -128,6 +128,30 @@ static const struct key config_keys[] = {
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
      "one line per answered request (at info level)"},
+    {"", "redis", T_SECTION, C(redis.enabled), 0, 0, NULL, 0,
+     "optional: Redis as the shared engine of several replicas (fan-out, history, ids)"},
+    {"redis", "url", T_STRING, C(redis.url), 0, 0, "redis://127.0.0.1:6379", 0,
+     "host:port or redis://[[user]:password@]host[:port][/db]"},
+    {"redis", "username", T_STRING, C(redis.username), 0, 0, NULL, 0,
+     "ACL user for AUTH (Redis 6+); default: the URL's, else none"},
+    {"redis", "password", T_STRING, C(redis.password), 0, 0, NULL, 0,
+     "AUTH password; use ${VAR} to take it from the environment"},
+    {"redis", "database", T_UINT, C(redis.database), 0, 1000, "0", 0,
+     "SELECTed database (a /db in the URL wins)"},
+    {"redis", "key_prefix", T_STRING, C(redis.key_prefix), 0, 0, "sidepush:", 0,
+     "prefix of every key and pub/sub channel, so deployments can share a Redis"},
+    {"redis", "connect_timeout", T_DURATION, C(redis.connect_timeout_ms), 10, HOUR, "2s", 0,
+     "resolve, connect and authenticate within this, else retry"},
+    {"redis", "timeout", T_DURATION, C(redis.timeout_ms), 10, HOUR, "5s", 0,
+     "a command unanswered this long: the connection is dropped and remade"},
+    {"redis", "reconnect_max", T_DURATION, C(redis.reconnect_max_ms), 10, HOUR, "5s", 0,
+     "ceiling of the reconnect backoff (which starts at 100ms, doubles, with jitter)"},
+    {"redis", "subscribe_wait", T_DURATION, C(redis.subscribe_wait_ms), 10, HOUR, "10s", 0,
+     "a new subscriber waits this long for Redis, then gets 503 (SSE: a retry hint)"},
+    {"redis", "poll_lease", T_DURATION, C(redis.poll_lease_ms), 100, HOUR, "5s", 0,
+     "one replica polls a poll route's channel under a lease this long; takeover after it"},
+    {"redis", "required_for_ready", T_BOOL, C(redis.required_for_ready), 0, 0, "false", 0,
+     "report not ready (readiness_path 503) while Redis is unreachable"},
     {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,
      "endpoints sidepush answers itself; the first match wins, the rest is proxied"},
 };
@@ -466,6 +490,47 @@ static void walk_string_list(struct walker *w, const struct key *k, const struct
     }
 }
 
+static int redis_url_check(const char *url, char *err, size_t errlen)
+{
+    char *host, *user, *password;
+    unsigned port;
+    long db;
+
+    if (sp_config_parse_redis_url(url, &host, &port, &user, &password, &db, err, errlen) < 0)
+        return -1;
+    free(host);
+    free(user);
+    free(password);
+    return 0;
+}
+
+/* Splits redis.url into host, port, credentials and database (after the
+ * walk, so the explicit keys win whatever their order in the file). */
+static int redis_url_apply(struct sp_config *c, char *err, size_t errlen)
+{
+    char *host = NULL, *user = NULL, *password = NULL;
+    unsigned port;
+    long db;
+
+    if (sp_config_parse_redis_url(c->redis.url, &host, &port, &user, &password, &db, err, errlen) <
+        0)
+        return -1;
+    free(c->redis.host);
+    c->redis.host = host;
+    c->redis.port = port;
+    if (user != NULL && c->redis.username == NULL)
+        c->redis.username = user;
+    else
+        free(user);
+    if (password != NULL && c->redis.password == NULL)
+        c->redis.password = password;
+    else
+        free(password);
+    if (db >= 0)
+        c->redis.database = (uint64_t)db;
+    return 0;
+}
+
 static void walk_value(struct walker *w, const struct key *k, const struct sp_ynode *val,
                        const char *section)
 {
@@ -511,6 +576,9 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
         REPORT(w, val, "%s", err);
     else if (w->base == w->config && k->offset == C(metrics.listen))
         w->config->metrics.has_listen = true;
+    else if (w->base == w->config && k->offset == C(redis.url) &&
+             redis_url_check(w->config->redis.url, err, sizeof(err)) < 0)
+        REPORT(w, val, "%s", err);
 }
 
 static bool duplicate_before(const struct sp_ynode *map, size_t i)
@@ -636,6 +704,9 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
 {
     struct sp_config *c = w->config;
 
+    char err[256];
+    if (c->redis.enabled && redis_url_apply(c, err, sizeof(err)) < 0)
+        REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
 
@@ -658,6 +729,94 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
                              c->routes[j].line);
         }
     }
+}
+
+/* ---- Redis addresses -------------------------------------------------------- */
+
+static int parse_port(const char *text, unsigned *port)
+{
+    char *end;
+    unsigned long n = strtoul(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || n == 0 || n > 65535)
+        return -1;
+    *port = (unsigned)n;
+    return 0;
+}
+
+int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, char **user,
+                              char **password, long *db, char *err, size_t errlen)
+{
+    char *copy = strdup(text);
+    char *rest, *at, *slash, *colon;
+
+    *host = *user = *password = NULL;
+    *port = 6379;
+    *db = -1;
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rest = copy;
+    if (strncmp(rest, "redis://", 8) == 0) {
+        rest += 8;
+        slash = strchr(rest, '/');
+        if (slash != NULL) {
+            char *end;
+            *slash = '\0';
+            *db = slash[1] ? strtol(slash + 1, &end, 10) : -1;
+            if (slash[1] &&
+                (*end != '\0' || *db < 0 || *db > 1000 || slash[1] < '0' || slash[1] > '9'))
+                goto bad;
+        }
+        at = strrchr(rest, '@');
+        if (at != NULL) {
+            *at = '\0';
+            colon = strchr(rest, ':');
+            if (colon != NULL) {
+                *colon = '\0';
+                *password = strdup(colon + 1);
+            }
+            if (rest[0] != '\0')
+                *user = strdup(rest);
+            rest = at + 1;
+        }
+    } else if (strstr(rest, "://") != NULL) {
+        snprintf(err, errlen, "redis.url '%s': only redis:// URLs (TLS is not supported)", text);
+        goto fail;
+    }
+    if (rest[0] == '[') { /* [v6]:port */
+        char *close = strchr(rest, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            goto bad;
+        *close = '\0';
+        if (close[1] == ':' && parse_port(close + 2, port) < 0)
+            goto bad;
+        rest++;
+    } else if ((colon = strrchr(rest, ':')) != NULL) {
+        *colon = '\0';
+        if (parse_port(colon + 1, port) < 0)
+            goto bad;
+    }
+    if (rest[0] == '\0' || strpbrk(rest, " /@?#") != NULL)
+        goto bad;
+    *host = strdup(rest);
+    if (*host == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    free(copy);
+    return 0;
+bad:
+    snprintf(err, errlen,
+             "redis.url '%s' must be host[:port] or redis://[[user]:password@]host[:port][/db]",
+             text);
+fail:
+    free(*host);
+    free(*user);
+    free(*password);
+    *host = *user = *password = NULL;
+    free(copy);
+    return -1;
 }
 
 /* ---- public ---------------------------------------------------------------- */
@@ -760,6 +919,7 @@ void sp_config_free(struct sp_config *config)
     }
     free(config->routes);
     free_strings(config_keys, COUNT(config_keys), config);
+    free(config->redis.host);
     free(config->file);
     free(config);
 }

@@ -129,6 +129,22 @@ struct sp_config {
         enum sp_log_level level;
         bool access;
     } log;
+    struct {
+        bool enabled; /* the section is present: publishes and history go through Redis */
+        char *url;    /* as written */
+        char *host;   /* parsed from url */
+        unsigned port;
+        char *username;
+        char *password; /* redis.password, else the URL's */
+        uint64_t database;
+        char *key_prefix;
+        uint64_t connect_timeout_ms;
+        uint64_t timeout_ms;
+        uint64_t reconnect_max_ms;
+        uint64_t subscribe_wait_ms;
+        uint64_t poll_lease_ms;
+        bool required_for_ready;
+    } redis;
     struct sp_route_config *routes;
     size_t nroutes;
 };
@@ -144,6 +160,13 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
 int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *diags);
 
 void sp_config_free(struct sp_config *config);
+
+/* Parses a Redis address: "host", "host:port", "[v6]:port" or
+ * "redis://[[user]:password@]host[:port][/db]". Fills the malloc'd
+ * *host (and *user, *password when given, else NULL), *port (default 6379)
+ * and *db (-1 when the URL names none). Returns 0, or -1 with err. */
+int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, char **user,
+                              char **password, long *db, char *err, size_t errlen);
 
 /* Writes every key with its type and default, as YAML comments (--help-config). */
 void sp_config_print_reference(FILE *out);

@@ -66,6 +66,8 @@ const char *sp_hub_error_text(int err)
         return "out of memory";
     case SP_HUB_NO_CHANNEL:
         return "no such channel";
+    case SP_HUB_UNAVAILABLE:
+        return "the push engine (Redis) is unavailable; nothing was published, retry later";
     default:
         return "ok";
     }
@@ -302,17 +304,40 @@ static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
     ch->count++;
 }
 
-int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
+int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p)
 {
-    char key[SP_CHANNEL_MAX + 512];
-    char id[SP_MSG_ID_MAX];
-
     if (!sp_hub_channel_name_valid(p->channel, strlen(p->channel)))
         return SP_HUB_BAD_CHANNEL;
     if (p->len > hub->opts.max_message_size)
         return SP_HUB_TOO_BIG;
     if (p->event != NULL && p->event[0] != '\0' && !event_name_valid(p->event))
         return SP_HUB_BAD_EVENT;
+    return SP_HUB_OK;
+}
+
+/* Hands m to every subscriber of ch; returns how many there were. */
+static size_t fan_out(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+{
+    size_t reached = ch->nsubs;
+    struct sp_sub *sub, *next;
+
+    ch->busy++;
+    for (sub = TAILQ_FIRST(&ch->subs); sub != NULL; sub = next) {
+        next = TAILQ_NEXT(sub, link); /* deliver may unsubscribe sub (itself only) */
+        sub->ops->deliver(sub, m);
+    }
+    ch->busy--;
+    return reached;
+}
+
+int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
+{
+    char key[SP_CHANNEL_MAX + 512];
+    char id[SP_MSG_ID_MAX];
+    int rc = sp_hub_check(hub, p);
+
+    if (rc != SP_HUB_OK)
+        return rc;
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0') {
         struct dedup *d = dedup_find(hub, p->channel, p->dedup_id, key, sizeof(key));
         if (d != NULL) {
@@ -339,14 +364,7 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
         dedup_remember(hub, key, id);
 
-    size_t reached = ch->nsubs;
-    struct sp_sub *sub, *next;
-    ch->busy++;
-    for (sub = TAILQ_FIRST(&ch->subs); sub != NULL; sub = next) {
-        next = TAILQ_NEXT(sub, link); /* deliver may unsubscribe sub (itself only) */
-        sub->ops->deliver(sub, m);
-    }
-    ch->busy--;
+    size_t reached = fan_out(hub, ch, m);
     memset(res, 0, sizeof(*res));
     snprintf(res->id, sizeof(res->id), "%s", id);
     res->seq = sp_msg_seq(m);
@@ -539,4 +557,71 @@ int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
         hub->watch(hub->watch_ctx, ch->name, 0);
     channel_free(hub, ch);
     return closed;
+}
+
+/* ---- engine-numbered messages --------------------------------------------------------- */
+
+const char *sp_hub_epoch(const struct sp_hub *hub)
+{
+    return hub->epoch;
+}
+
+static void forget_history(const char *key, void *value, void *arg)
+{
+    struct sp_channel *ch = value;
+
+    (void)key;
+    while (ch->count > 0)
+        drop_oldest(arg, ch);
+    ch->floor = 0;
+    sp_msg_unref(ch->snapshot);
+    ch->snapshot = NULL;
+}
+
+bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq)
+{
+    if (strcmp(hub->epoch, epoch) == 0) {
+        sp_hub_note_seq(hub, seq);
+        return false;
+    }
+    snprintf(hub->epoch, sizeof(hub->epoch), "%s", epoch);
+    hub->seq = seq;
+    sp_hmap_each(hub->channels, forget_history, hub);
+    return true;
+}
+
+void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq)
+{
+    if (seq > hub->seq)
+        hub->seq = seq;
+}
+
+int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor)
+{
+    struct sp_channel *ch = channel_get(hub, channel, true);
+
+    if (ch == NULL)
+        return SP_HUB_NO_MEMORY;
+    forget_history(ch->name, ch, hub);
+    ch->floor = floor;
+    return SP_HUB_OK;
+}
+
+int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
+{
+    struct sp_channel *ch = channel_get(hub, sp_msg_channel(msg), true);
+
+    if (ch == NULL)
+        return SP_HUB_NO_MEMORY;
+    sp_hub_note_seq(hub, sp_msg_seq(msg));
+    store(hub, ch, msg);
+    size_t reached = deliver ? fan_out(hub, ch, msg) : 0;
+    channel_maybe_remove(hub, ch);
+    return (int)(reached > INT32_MAX ? INT32_MAX : reached);
+}
+
+size_t sp_hub_subscribers(const struct sp_hub *hub, const char *channel)
+{
+    const struct sp_channel *ch = sp_hmap_get(hub->channels, channel);
+    return ch ? ch->nsubs : 0;
 }

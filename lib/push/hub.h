@@ -54,6 +54,7 @@ enum sp_hub_error {
     SP_HUB_BAD_EVENT = -3, /* event names: printable ASCII, no ':', at most 128 */
     SP_HUB_NO_MEMORY = -4,
     SP_HUB_NO_CHANNEL = -5,
+    SP_HUB_UNAVAILABLE = -6, /* the shared engine (Redis) cannot take it now */
 };
 
 struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts);
@@ -78,6 +79,10 @@ struct sp_publish_result {
     size_t subscribers; /* reached */
     bool duplicate;     /* dedup_id seen before: nothing stored or sent */
 };
+
+/* Checks a publish without storing it: SP_HUB_OK or the error
+ * sp_hub_publish() would return. */
+int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p);
 
 /* Stores the message in the channel's history and hands it to every
  * subscriber of the channel. Returns SP_HUB_OK and fills *res, or an error. */
@@ -141,5 +146,28 @@ void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts);
 /* Called after a channel's subscriber count changed (count is the new one). */
 typedef void (*sp_hub_watch)(void *ctx, const char *channel, size_t count);
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx);
+
+/* ---- a shared engine (Redis) assigns the ids --------------------------------------------
+ *
+ * With an engine, publishes do not go through sp_hub_publish(): the engine
+ * numbers them (one sequence and epoch for all replicas) and hands every
+ * message to every replica's hub with these calls, in order. */
+
+const char *sp_hub_epoch(const struct sp_hub *hub);
+/* Adopts the engine's epoch. A different one means the engine lost its
+ * data: every channel's history is dropped (floors reset), since its ids
+ * belong to the old epoch. Returns true if the epoch changed. */
+bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq);
+/* The engine's sequence has reached seq (cursors up to it are this epoch's). */
+void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq);
+/* Replaces the channel's history by nothing, with the given floor (the
+ * channel is made if need be). */
+int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor);
+/* Stores msg (numbered by the engine) in its channel's history and, with
+ * deliver, hands it to the channel's subscribers. Returns how many were
+ * reached, or SP_HUB_NO_MEMORY. */
+int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver);
+/* Subscribers of a channel (0 when it does not exist). */
+size_t sp_hub_subscribers(const struct sp_hub *hub, const char *channel);
 
 #endif

@@ -24,7 +24,9 @@ struct poller {
     struct curl_slist *request_headers;
     struct evbuffer *body;
     bool body_too_big;
-    struct event timer; /* next poll, or the end of the linger */
+    struct event timer;       /* next poll, or the end of the linger */
+    struct event lease_timer; /* with Redis: take or renew the lease */
+    bool leader;              /* with Redis: this replica holds the lease and polls */
     bool running;
     bool lingering;
     size_t subscribers;
@@ -44,11 +46,15 @@ struct sp_polls {
 };
 
 static void schedule(struct poller *p, uint64_t ms);
+static void poll_now(struct poller *p);
+static void lease_start(struct poller *p);
+static void lease_stop(struct poller *p);
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 static void poller_free(struct poller *p)
 {
+    lease_stop(p);
     event_del(&p->timer);
     if (p->easy) {
         sp_curlm_remove(p->polls->push->curlm, p->easy);
@@ -75,6 +81,7 @@ static void drop(struct poller *p)
 static void start_linger(struct poller *p)
 {
     p->lingering = true;
+    lease_stop(p);
     event_del(&p->timer);
     if (p->easy) {
         sp_curlm_remove(p->polls->push->curlm, p->easy);
@@ -151,14 +158,64 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     return len;
 }
 
-static void publish_event(struct poller *p, const char *event, const char *data, size_t len,
-                          struct sp_publish_result *res)
+/* A publish in flight; the poller may be gone when it is answered. */
+struct published {
+    struct sp_polls *polls;
+    bool change; /* a new body (not an error event) */
+    char channel[];
+};
+
+static void save_state(struct poller *p)
 {
-    struct sp_publish pub = {p->channel, event, data, len, NULL, NULL};
-    if (sp_push_publish(p->polls->push, &pub, res) == SP_HUB_OK)
-        p->polls->push->stats.published++;
-    else
-        res->seq = 0;
+    struct sp_engine *engine = p->polls->push->engine;
+    struct sp_engine_poll_state st = {p->etag, p->last_modified, p->last_body, p->hash,
+                                      p->last_body ? strlen(p->last_body) : 0};
+
+    if (engine != NULL && p->leader && p->have_hash)
+        sp_engine_save_poll_state(engine, p->channel, &st);
+}
+
+/* A change that was not stored is published again by the next poll. */
+static void forget_change(struct poller *p)
+{
+    p->have_hash = false;
+    free(p->last_body);
+    p->last_body = NULL;
+}
+
+static void on_published(void *arg, int rc, const struct sp_publish_result *res)
+{
+    struct published *pub = arg;
+    struct poller *p = sp_hmap_get(pub->polls->by_channel, pub->channel);
+
+    if (rc == SP_HUB_OK && !res->duplicate)
+        pub->polls->push->stats.published++;
+    if (p != NULL && pub->change) {
+        if (rc == SP_HUB_OK)
+            save_state(p);
+        else
+            forget_change(p);
+    }
+    free(pub);
+}
+
+static void publish_event(struct poller *p, const struct sp_engine_publish *ep, bool change)
+{
+    struct published *pub = malloc(sizeof(*pub) + strlen(p->channel) + 1);
+
+    if (pub == NULL) {
+        if (change)
+            forget_change(p);
+        return;
+    }
+    pub->polls = p->polls;
+    pub->change = change;
+    strcpy(pub->channel, p->channel);
+    if (sp_push_publish(p->polls->push, ep, on_published, pub) < 0) {
+        if (change)
+            forget_change(p);
+        free(pub);
+    }
 }
 
 /* A 2xx body: publish it (or its merge patch) if it differs from the last. */
@@ -168,7 +225,6 @@ static void on_body_complete(struct poller *p)
     evbuffer_add(p->body, "", 1); /* a terminating NUL for the JSON parser */
     const char *body = (const char *)evbuffer_pullup(p->body, -1);
     unsigned char hash[SHA256_DIGEST_LENGTH];
-    struct sp_publish_result res;
     const char *event = p->route->poll.event;
 
     SHA256((const unsigned char *)body, len, hash);
@@ -177,25 +233,22 @@ static void on_body_complete(struct poller *p)
         return;
     }
     char *patch = p->route->poll.diff && p->last_body ? sp_merge_patch(p->last_body, body) : NULL;
-    if (patch != NULL)
-        publish_event(p, event, patch, strlen(patch), &res);
-    else
-        publish_event(p, event, body, len, &res);
-    free(patch);
-    if (res.seq == 0)
-        return;
+    /* The whole body becomes the channel's snapshot, for new subscribers. */
+    struct sp_engine_publish ep = {
+        .pub = {p->channel, event, patch ? patch : body, patch ? strlen(patch) : len, NULL, NULL},
+        .snapshot = patch ? SP_SNAPSHOT_DATA : SP_SNAPSHOT_SELF,
+        .snapshot_data = body,
+        .snapshot_len = len,
+    };
+    /* Taken as the last state now (a failed publish forgets it again), so
+     * the answer from Redis need not be waited for. */
     memcpy(p->hash, hash, sizeof(hash));
     p->have_hash = true;
     p->polls->stats.changes++;
     free(p->last_body);
     p->last_body = strndup(body, len);
-    /* New subscribers get the whole current state under the id of the last
-     * change, so resuming from it afterwards is exact. */
-    struct sp_msg *snap = sp_msg_new(p->channel, res.seq, res.id, event, body, len, sp_now_ms());
-    if (snap != NULL) {
-        sp_hub_set_snapshot(p->polls->push->hub, p->channel, snap);
-        sp_msg_unref(snap);
-    }
+    publish_event(p, &ep, true);
+    free(patch);
 }
 
 static uint64_t jitter(uint64_t ms)
@@ -206,14 +259,15 @@ static uint64_t jitter(uint64_t ms)
 
 static void on_error(struct poller *p, long status, const char *why)
 {
-    struct sp_publish_result res;
     char data[256];
     const struct sp_route_config *r = p->route;
 
     p->polls->stats.errors++;
     if (p->errors++ == 0 && r->poll.error_event[0] != '\0') {
         int n = snprintf(data, sizeof(data), "{\"status\":%ld,\"error\":\"%s\"}", status, why);
-        publish_event(p, r->poll.error_event, data, (size_t)n, &res);
+        struct sp_engine_publish ep = {
+            .pub = {p->channel, r->poll.error_event, data, (size_t)n, NULL, NULL}};
+        publish_event(p, &ep, false);
     }
     sp_log_warn(p->polls->push->log, "poll_error", "%s: %s (status %ld)", p->url, why, status);
     uint64_t backoff = r->poll.interval_ms;
@@ -314,6 +368,111 @@ static void schedule(struct poller *p, uint64_t ms)
     evtimer_add(&p->timer, &tv);
 }
 
+/* ---- leases: with Redis, one replica polls each channel ------------------------------------
+ *
+ * Every replica with subscribers of a poll channel tries to take its lease
+ * every third of redis.poll_lease; the holder renews it as often and is the
+ * only one that polls. If it dies, its lease expires and the next try of
+ * another replica takes over, within about one lease period. */
+
+static void stop_polling(struct poller *p)
+{
+    event_del(&p->timer);
+    if (p->easy) {
+        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        curl_easy_cleanup(p->easy);
+        p->easy = NULL;
+    }
+}
+
+static void lose_lease(struct poller *p)
+{
+    if (!p->leader)
+        return;
+    p->leader = false;
+    p->polls->stats.leases--;
+    stop_polling(p);
+}
+
+static void on_leased(void *arg, const char *channel, bool held, bool fresh,
+                      const struct sp_engine_poll_state *st)
+{
+    struct sp_polls *polls = arg;
+    struct poller *p = sp_hmap_get(polls->by_channel, channel);
+
+    if (p == NULL || p->lingering || !p->running) {
+        if (held && polls->push->engine != NULL)
+            sp_engine_release(polls->push->engine, channel); /* nobody here wants it now */
+        return;
+    }
+    if (!held) {
+        lose_lease(p);
+        return;
+    }
+    if (fresh || !p->leader) {
+        /* Taken over: start from where the last holder was, so an
+         * unchanged answer publishes nothing. */
+        if (st->etag)
+            snprintf(p->etag, sizeof(p->etag), "%s", st->etag);
+        if (st->last_modified)
+            snprintf(p->last_modified, sizeof(p->last_modified), "%s", st->last_modified);
+        if (st->hash) {
+            memcpy(p->hash, st->hash, sizeof(p->hash));
+            p->have_hash = true;
+            free(p->last_body);
+            p->last_body = st->body ? strndup(st->body, st->body_len) : NULL;
+        }
+        if (!p->leader) {
+            p->leader = true;
+            polls->stats.leases++;
+            sp_log_info(polls->push->log, "poll_lease", "this replica now polls %s", p->url);
+            if (p->easy == NULL)
+                poll_now(p);
+        }
+    }
+}
+
+static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct poller *p = arg;
+    struct sp_engine *engine = p->polls->push->engine;
+
+    if (sp_engine_lease(engine, p->channel, on_leased, p->polls) < 0)
+        lose_lease(p); /* Redis is away: nobody can publish; the lease runs out */
+}
+
+static void lease_start(struct poller *p)
+{
+    uint64_t ms = p->polls->push->config->redis.poll_lease_ms / 3;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+    event_add(&p->lease_timer, &tv);
+    on_lease_timer(-1, 0, p);
+}
+
+static void lease_stop(struct poller *p)
+{
+    struct sp_engine *engine = p->polls->push->engine;
+
+    if (engine == NULL)
+        return;
+    event_del(&p->lease_timer);
+    if (p->leader) {
+        lose_lease(p);
+        sp_engine_release(engine, p->channel);
+    }
+}
+
+/* Polling starts (or resumes after a linger): at once without Redis, under
+ * the lease with it. */
+static void begin(struct poller *p)
+{
+    if (p->polls->push->engine != NULL)
+        lease_start(p);
+    else if (p->easy == NULL)
+        poll_now(p);
+}
+
 /* ---- registry -------------------------------------------------------------------------------- */
 
 int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
@@ -334,6 +493,7 @@ int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
     for (const struct curl_slist *h = headers; h; h = h->next)
         p->client_headers = curl_slist_append(p->client_headers, h->data);
     evtimer_assign(&p->timer, polls->push->base, on_timer, p);
+    event_assign(&p->lease_timer, polls->push->base, -1, EV_PERSIST, on_lease_timer, p);
     if (p->channel == NULL || p->url == NULL || p->body == NULL ||
         sp_hmap_put(polls->by_channel, p->channel, p) < 0) {
         poller_free(p);
@@ -358,14 +518,13 @@ void sp_polls_watch(void *arg, const char *channel, size_t subscribers)
         /* Back within the linger: the poll that was cut short runs now. */
         p->lingering = false;
         event_del(&p->timer);
-        if (p->easy == NULL)
-            poll_now(p);
+        begin(p);
         return;
     }
     if (!p->running) {
         p->running = true;
         polls->stats.pollers++;
-        poll_now(p);
+        begin(p);
     }
 }
 

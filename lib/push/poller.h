@@ -19,6 +19,7 @@ struct sp_poll_stats {
     uint64_t unchanged; /* 304 or the same body */
     uint64_t errors;    /* failures, non-2xx */
     uint64_t pollers;   /* running now */
+    uint64_t leases;    /* with Redis: poll leases this replica holds (it polls those) */
 };
 
 struct sp_polls *sp_polls_new(struct sp_push *push);

@@ -133,16 +133,21 @@ static int publish_status(int rc)
     case SP_HUB_TOO_BIG:
         return 413;
     case SP_HUB_NO_MEMORY:
+    case SP_HUB_UNAVAILABLE:
         return 503;
     default:
         return 400;
     }
 }
 
-static json_t *result_json(const char *channel, const struct sp_publish_result *res)
+static json_t *result_json(struct sp_push *push, const char *channel,
+                           const struct sp_publish_result *res)
 {
-    json_t *obj = json_pack("{s:s, s:s, s:I}", "id", res->id, "channel", channel, "subscribers",
-                            (json_int_t)res->subscribers);
+    /* With Redis the subscribers are spread over replicas: the answer
+     * counts the replicas that had any. */
+    json_t *obj =
+        json_pack("{s:s, s:s, s:I}", "id", res->id, "channel", channel,
+                  push->engine ? "replicas" : "subscribers", (json_int_t)res->subscribers);
     if (obj && res->duplicate)
         json_object_set_new(obj, "duplicate", json_true());
     return obj;
@@ -159,22 +164,128 @@ static char *dedup_header(const struct sp_http_request *req)
     return NULL;
 }
 
+/* One publish request whose messages are being stored (with Redis, the
+ * answers come later; the client may leave meanwhile). */
+struct job {
+    struct sp_push *push;
+    struct sp_http_conn *conn; /* NULL once the client is gone */
+    size_t remaining;
+    bool single;     /* answer the one result, not {"items": [...]} */
+    int status;      /* 202, or the first failure's */
+    json_t *results; /* one entry per item */
+};
+
+struct job_item {
+    struct job *job;
+    size_t index;
+    char channel[SP_CHANNEL_MAX + 1];
+};
+
+static void on_job_client_gone(void *ctx)
+{
+    ((struct job *)ctx)->conn = NULL;
+}
+
+static const struct sp_http_ops job_ops = {NULL, NULL, on_job_client_gone};
+
+static void job_release(struct job *job)
+{
+    if (--job->remaining > 0)
+        return;
+    if (job->conn != NULL) {
+        sp_http_set_ops(job->conn, NULL, NULL);
+        if (job->single) {
+            json_t *one = json_incref(json_array_get(job->results, 0));
+            respond_json(job->conn, job->status, one);
+        } else {
+            respond_json(job->conn, job->status, json_pack("{s:O}", "items", job->results));
+        }
+    }
+    json_decref(job->results);
+    free(job);
+}
+
+static void item_failed(struct job *job, size_t index, const char *channel, int rc)
+{
+    int status = publish_status(rc);
+
+    count_error(job->push, status);
+    /* A batch answers 202 with each item's outcome in place, unless Redis
+     * refused some: 503 then tells the publisher to retry (items with an id
+     * are stored once however often they are sent). */
+    if (job->single ? job->status == 202 : status == 503)
+        job->status = status;
+    json_t *err = json_pack("{s:s, s:s, s:i}", "channel", channel, "error", sp_hub_error_text(rc),
+                            "status", status);
+    json_array_set_new(job->results, index, err);
+}
+
+static void on_item_published(void *arg, int rc, const struct sp_publish_result *res)
+{
+    struct job_item *it = arg;
+    struct job *job = it->job;
+
+    if (rc == SP_HUB_OK) {
+        job->push->stats.published += !res->duplicate;
+        json_array_set_new(job->results, it->index, result_json(job->push, it->channel, res));
+    } else {
+        item_failed(job, it->index, it->channel, rc);
+    }
+    free(it);
+    job_release(job);
+}
+
+static void job_publish(struct job *job, size_t index, const struct sp_publish *pub)
+{
+    struct sp_engine_publish ep = {.pub = *pub};
+    struct job_item *it = calloc(1, sizeof(*it));
+
+    if (it == NULL) {
+        item_failed(job, index, pub->channel, SP_HUB_NO_MEMORY);
+        return;
+    }
+    *it = (struct job_item){job, index, ""};
+    snprintf(it->channel, sizeof(it->channel), "%s", pub->channel);
+    job->remaining++;
+    int rc = sp_push_publish(job->push, &ep, on_item_published, it);
+    if (rc < 0) {
+        job->remaining--;
+        free(it);
+        item_failed(job, index, pub->channel, rc);
+    }
+}
+
+static struct job *job_new(struct sp_push *push, struct sp_http_conn *conn, size_t count,
+                           bool single)
+{
+    struct job *job = calloc(1, sizeof(*job));
+
+    if (job == NULL || (job->results = json_array()) == NULL) {
+        free(job);
+        return NULL;
+    }
+    *job = (struct job){push, conn, 1, single, 202, job->results};
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new(job->results, json_null());
+    sp_http_set_ops(conn, &job_ops, job);
+    return job;
+}
+
 static void publish_raw(struct pending *p, const struct sp_http_request *req, const char *body,
                         size_t len)
 {
-    struct sp_publish_result res;
     char *event = header_text(req, "Sidepush-Event");
     char *dedup = dedup_header(req);
 
     if (event == NULL)
         event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
     struct sp_publish pub = {p->channel, event, body, len, dedup, NULL};
-    int rc = sp_push_publish(p->push, &pub, &res);
-    if (rc < 0) {
-        fail(p->push, p->conn, publish_status(rc), sp_hub_error_text(rc));
+    struct job *job = job_new(p->push, p->conn, 1, true);
+    if (job == NULL) {
+        fail(p->push, p->conn, 503, "out of memory");
     } else {
-        p->push->stats.published += !res.duplicate;
-        respond_json(p->conn, 202, result_json(p->channel, &res));
+        job_publish(job, 0, &pub);
+        job_release(job); /* the guard reference: answers now if nothing is in flight */
     }
     free(event);
     free(dedup);
@@ -193,11 +304,9 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
     }
     for (size_t i = 0; i < batch.count; i++) {
         const struct sp_publish_item *it = &batch.items[i];
-        int rc = 0;
-        if (!sp_hub_channel_name_valid(it->channel, strlen(it->channel)))
-            rc = SP_HUB_BAD_CHANNEL;
-        else if (it->len > p->push->config->channels.max_message_size)
-            rc = SP_HUB_TOO_BIG;
+        /* Event names are reported in place, item by item. */
+        struct sp_publish pub = {it->channel, NULL, it->data, it->len, NULL, NULL};
+        int rc = sp_hub_check(p->push->hub, &pub);
         if (rc < 0) {
             snprintf(err, sizeof(err), "items[%zu]: %s", i, sp_hub_error_text(rc));
             fail(p->push, p->conn, publish_status(rc), batch.single ? sp_hub_error_text(rc) : err);
@@ -205,30 +314,18 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
             return;
         }
     }
-    json_t *results = json_array();
+    struct job *job = job_new(p->push, p->conn, batch.count, batch.single);
+    if (job == NULL) {
+        fail(p->push, p->conn, 503, "out of memory");
+        sp_publish_batch_clear(&batch);
+        return;
+    }
     for (size_t i = 0; i < batch.count; i++) {
         const struct sp_publish_item *it = &batch.items[i];
         struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id, it->formats};
-        struct sp_publish_result res;
-        int rc = sp_push_publish(p->push, &pub, &res);
-        if (rc < 0) {
-            /* Only an event name can still fail here; report it in place. */
-            json_array_append_new(results, json_pack("{s:s, s:s}", "channel", it->channel, "error",
-                                                     sp_hub_error_text(rc)));
-            count_error(p->push, 400);
-            continue;
-        }
-        p->push->stats.published += !res.duplicate;
-        json_array_append_new(results, result_json(it->channel, &res));
+        job_publish(job, i, &pub);
     }
-    if (batch.single) {
-        json_t *one = json_incref(json_array_get(results, 0));
-        json_decref(results);
-        int status = json_object_get(one, "error") ? 400 : 202;
-        respond_json(p->conn, status, one);
-    } else {
-        respond_json(p->conn, 202, json_pack("{s:o}", "items", results));
-    }
+    job_release(job);
     sp_publish_batch_clear(&batch);
 }
 
@@ -325,10 +422,108 @@ static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum 
 
 /* ---- channels -------------------------------------------------------------------------------- */
 
+/* GET or DELETE /channels/{channel} with Redis: the answer comes later. */
+struct admin {
+    struct sp_push *push;
+    struct sp_http_conn *conn; /* NULL once the client is gone */
+    char channel[SP_CHANNEL_MAX + 1];
+};
+
+static void on_admin_client_gone(void *ctx)
+{
+    ((struct admin *)ctx)->conn = NULL;
+}
+
+static const struct sp_http_ops admin_ops = {NULL, NULL, on_admin_client_gone};
+
+static struct admin *admin_new(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
+{
+    struct admin *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    *a = (struct admin){push, conn, ""};
+    snprintf(a->channel, sizeof(a->channel), "%s", channel);
+    sp_http_set_ops(conn, &admin_ops, a);
+    return a;
+}
+
+/* Returns the connection to answer on (and frees a), or NULL. */
+static struct sp_http_conn *admin_done(struct admin *a)
+{
+    struct sp_http_conn *conn = a->conn;
+    if (conn != NULL)
+        sp_http_set_ops(conn, NULL, NULL);
+    free(a);
+    return conn;
+}
+
+static void on_engine_info(void *arg, const struct sp_engine_channel *info)
+{
+    struct admin *a = arg;
+    size_t subscribers = sp_hub_subscribers(a->push->hub, a->channel);
+    char channel[SP_CHANNEL_MAX + 1];
+    struct sp_http_conn *conn;
+
+    snprintf(channel, sizeof(channel), "%s", a->channel);
+    if ((conn = admin_done(a)) == NULL)
+        return;
+    if (info->rc == SP_HUB_UNAVAILABLE)
+        sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
+    else if (info->messages == 0 && subscribers == 0)
+        sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
+    else
+        respond_json(conn, 200,
+                     json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "channel", channel, "subscribers",
+                               (json_int_t)subscribers, "messages", (json_int_t)info->messages,
+                               "first_id", info->first_id[0] ? info->first_id : NULL, "last_id",
+                               info->last_id[0] ? info->last_id : NULL));
+}
+
+static void on_engine_delete(void *arg, const struct sp_engine_channel *info)
+{
+    struct admin *a = arg;
+    char channel[SP_CHANNEL_MAX + 1];
+    struct sp_http_conn *conn;
+
+    snprintf(channel, sizeof(channel), "%s", a->channel);
+    if ((conn = admin_done(a)) == NULL)
+        return;
+    if (info->rc == SP_HUB_UNAVAILABLE)
+        sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
+    else if (info->rc == SP_HUB_NO_CHANNEL && info->replicas == 0)
+        sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
+    else
+        respond_json(
+            conn, 200,
+            json_pack("{s:s, s:I}", "channel", channel, "replicas", (json_int_t)info->replicas));
+}
+
+static void engine_channel(struct sp_push *push, struct sp_http_conn *conn, const char *channel,
+                           bool delete)
+{
+    struct admin *a = admin_new(push, conn, channel);
+    int rc;
+
+    if (a == NULL) {
+        sp_http_respond_error(conn, 503, "out of memory");
+        return;
+    }
+    rc = delete ? sp_engine_channel_delete(push->engine, channel, on_engine_delete, a)
+                : sp_engine_channel_info(push->engine, channel, on_engine_info, a);
+    if (rc < 0) {
+        admin_done(a);
+        sp_http_respond_error(conn, 503, sp_hub_error_text(rc));
+    }
+}
+
 static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
     struct sp_channel_info info;
 
+    if (push->engine != NULL) {
+        engine_channel(push, conn, channel, false);
+        return;
+    }
     if (sp_hub_channel_info(push->hub, channel, &info) < 0) {
         sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
         return;
@@ -342,6 +537,10 @@ static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const 
 
 static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
+    if (push->engine != NULL) {
+        engine_channel(push, conn, channel, true);
+        return;
+    }
     int closed = sp_hub_channel_delete(push->hub, channel);
 
     if (closed < 0) {

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <sys/queue.h>
 
+#include "push/engine.h"
 #include "push/hub.h"
 #include "push/push.h"
 
@@ -24,6 +25,7 @@ struct sp_push {
     const struct sp_config *config;
     const struct sp_log *log;
     struct sp_hub *hub;
+    struct sp_engine *engine; /* Redis, or NULL: everything in memory */
     struct sp_curlm *curlm;
     struct sp_flusher *flusher;
     struct event *ticker; /* SSE keep-alives, WebSocket pings */
@@ -55,9 +57,15 @@ void sp_auth_free(struct sp_auth *auth);
 char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,
                           const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES]);
 
-/* sp_hub_publish() with the fan-out timed for the metrics. */
-int sp_push_publish(struct sp_push *push, const struct sp_publish *p,
-                    struct sp_publish_result *res);
+/* rc is SP_HUB_OK with res, or a negative SP_HUB_ error (res NULL). */
+typedef void (*sp_push_published)(void *arg, int rc, const struct sp_publish_result *res);
+
+/* Publishes through the engine when there is one (cb runs later), else in
+ * the hub with the fan-out timed for the metrics (cb runs before this
+ * returns); either way the snapshot, if any, becomes the channel's. Returns
+ * 0, or a negative SP_HUB_ error now (cb does not run). */
+int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
+                    void *arg);
 
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 

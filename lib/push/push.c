@@ -23,6 +23,17 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     sp_grip_tick(push, now);
 }
 
+/* The hub's subscriber-count watch: the pollers, and the engine's
+ * subscriptions in Redis. */
+static void watch(void *arg, const char *channel, size_t count)
+{
+    struct sp_push *push = arg;
+
+    sp_polls_watch(push->polls, channel, count);
+    if (push->engine != NULL)
+        sp_engine_watch(push->engine, channel, count);
+}
+
 struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
                             struct sp_curlm *curlm, struct sp_flusher *flusher,
                             const struct sp_log *log)
@@ -50,12 +61,14 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     push->polls = sp_polls_new(push);
     push->auth = sp_auth_new(push);
     push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
+    if (push->hub != NULL && config->redis.enabled)
+        push->engine = sp_engine_new(push);
     if (push->hub == NULL || push->polls == NULL || push->auth == NULL || push->ticker == NULL ||
-        event_add(push->ticker, &every) < 0) {
+        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
-    sp_hub_set_watch(push->hub, sp_polls_watch, push->polls);
+    sp_hub_set_watch(push->hub, watch, push);
     return push;
 }
 
@@ -73,10 +86,19 @@ void sp_push_free(struct sp_push *push)
         event_free(push->drainer);
     if (push->hub)
         sp_hub_set_watch(push->hub, NULL, NULL);
+    /* Before the pollers: its operations in flight call back into them. */
+    sp_engine_free(push->engine);
+    push->engine = NULL;
     sp_polls_free(push->polls);
     sp_auth_free(push->auth);
     sp_hub_free(push->hub);
     free(push);
+}
+
+bool sp_push_engine_ready(const struct sp_push *push)
+{
+    return push->engine == NULL || !push->config->redis.required_for_ready ||
+           sp_engine_up(push->engine);
 }
 
 const struct sp_push_stats *sp_push_stats(const struct sp_push *push)
@@ -232,19 +254,12 @@ static bool wants_websocket(const struct sp_http_request *req)
     return up != NULL && sp_http_list_has_token(up->value, "websocket");
 }
 
-void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req)
+static void start_transport(struct sp_push *push, const struct sp_route_config *route,
+                            const char *spec, struct sp_http_conn *conn,
+                            const struct sp_http_request *req)
 {
     unsigned offered = route->subscribe.transports;
 
-    if (sp_slice_eq(req->method, "OPTIONS")) {
-        preflight(push, conn, req);
-        return;
-    }
-    if (!sp_slice_eq(req->method, "GET")) {
-        sp_http_respond_error(conn, 405, "subscribe with GET");
-        return;
-    }
     if (wants_websocket(req)) {
         if (offered & SP_TRANSPORT_WEBSOCKET)
             sp_ws_start(push, route, spec, conn, req);
@@ -261,6 +276,88 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
                                     "Accept: text/event-stream"
                                   : "this route offers WebSocket only");
     }
+}
+
+/* A subscriber waiting for its channels to be synced with Redis. */
+struct channel_wait {
+    struct sp_push *push;
+    const struct sp_route_config *route;
+    struct sp_http_conn *conn;
+    struct sp_engine_wait *wait;
+    char spec[];
+};
+
+static void on_waiter_gone(void *ctx)
+{
+    struct channel_wait *w = ctx;
+
+    sp_engine_wait_cancel(w->wait);
+    free(w);
+}
+
+static const struct sp_http_ops waiter_ops = {NULL, NULL, on_waiter_gone};
+
+/* Redis did not come back within redis.subscribe_wait. EventSource gives up
+ * for good on any status but 200, so SSE gets a stream that only says when
+ * to come back; the others get 503. */
+static void engine_unavailable(struct sp_push *push, struct sp_http_conn *conn,
+                               const struct sp_http_request *req)
+{
+    static const char retry[] = "retry: 5000\n\n";
+
+    if (wants_sse(req) && !wants_websocket(req))
+        sp_http_respond(conn, 200, "text/event-stream", retry, sizeof(retry) - 1);
+    else
+        sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
+}
+
+static void on_channels_ready(void *arg, bool ok)
+{
+    struct channel_wait *w = arg;
+    const struct sp_http_request *req = sp_http_request(w->conn);
+
+    sp_http_set_ops(w->conn, NULL, NULL);
+    if (ok)
+        start_transport(w->push, w->route, w->spec, w->conn, req);
+    else
+        engine_unavailable(w->push, w->conn, req);
+    free(w);
+}
+
+void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
+                       struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    if (sp_slice_eq(req->method, "OPTIONS")) {
+        preflight(push, conn, req);
+        return;
+    }
+    if (!sp_slice_eq(req->method, "GET")) {
+        sp_http_respond_error(conn, 405, "subscribe with GET");
+        return;
+    }
+    if (push->engine == NULL) {
+        start_transport(push, route, spec, conn, req);
+        return;
+    }
+    /* With Redis, a channel's history is read from its stream before the
+     * subscriber's backlog is worked out from it. */
+    struct channel_wait *w = calloc(1, sizeof(*w) + strlen(spec) + 1);
+    if (w == NULL) {
+        sp_http_respond_error(conn, 503, "out of memory");
+        return;
+    }
+    *w = (struct channel_wait){push, route, conn, NULL};
+    strcpy(w->spec, spec);
+    int rc = sp_engine_wait(push->engine, spec, on_channels_ready, w, &w->wait);
+    if (rc == 0) {
+        sp_http_set_ops(conn, &waiter_ops, w);
+        return;
+    }
+    free(w);
+    if (rc > 0)
+        start_transport(push, route, spec, conn, req);
+    else
+        sp_http_respond_error(conn, 503, "out of memory");
 }
 
 /* ---- poll routes ------------------------------------------------------------------------------
@@ -416,17 +513,43 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
 /* ---- publishing and metrics
  * ---------------------------------------------------------------------- */
 
-int sp_push_publish(struct sp_push *push, const struct sp_publish *p, struct sp_publish_result *res)
+static void set_snapshot(struct sp_push *push, const struct sp_engine_publish *p,
+                         const struct sp_publish_result *res)
 {
+    const void *data = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.data : p->snapshot_data;
+    size_t len = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.len : p->snapshot_len;
+
+    if (p->snapshot == SP_SNAPSHOT_NONE || res->duplicate)
+        return;
+    /* New subscribers get the whole current state under the id of the last
+     * change, so resuming from it afterwards is exact. */
+    struct sp_msg *snap =
+        sp_msg_new(p->pub.channel, res->seq, res->id, p->pub.event, data, len, sp_now_ms());
+    if (snap != NULL) {
+        sp_hub_set_snapshot(push->hub, p->pub.channel, snap);
+        sp_msg_unref(snap);
+    }
+}
+
+int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
+                    void *arg)
+{
+    struct sp_publish_result res;
     struct timespec a, b;
 
+    if (push->engine != NULL)
+        return sp_engine_publish(push->engine, p, cb, arg);
     clock_gettime(CLOCK_MONOTONIC, &a);
-    int rc = sp_hub_publish(push->hub, p, res);
+    int rc = sp_hub_publish(push->hub, &p->pub, &res);
     clock_gettime(CLOCK_MONOTONIC, &b);
-    if (rc == SP_HUB_OK && !res->duplicate)
+    if (rc != SP_HUB_OK)
+        return rc;
+    if (!res.duplicate)
         sp_histogram_observe(&push->stats.fanout,
                              (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
-    return rc;
+    set_snapshot(push, p, &res);
+    cb(arg, SP_HUB_OK, &res);
+    return 0;
 }
 
 void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
@@ -477,6 +600,12 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"", (double)poll->errors);
     sp_metric_head(out, "sidepush_pollers", "gauge", "Pollers running.");
     sp_metric_value(out, "sidepush_pollers", NULL, (double)poll->pollers);
+    if (push->engine != NULL) {
+        sp_metric_head(out, "sidepush_poll_leases", "gauge",
+                       "Poll channels whose Redis lease this replica holds (it polls them).");
+        sp_metric_value(out, "sidepush_poll_leases", NULL, (double)poll->leases);
+        sp_engine_metrics(push->engine, out);
+    }
 }
 
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)

@@ -64,6 +64,9 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
 
 const struct sp_push_stats *sp_push_stats(const struct sp_push *push);
 
+/* False only while Redis is unreachable and redis.required_for_ready is set. */
+bool sp_push_engine_ready(const struct sp_push *push);
+
 /* A reload: new requests use config (which must outlive every subscription
  * started under it; the app keeps old configurations). */
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config);

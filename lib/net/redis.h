@@ -1,0 +1,66 @@
+/* One Redis connection on a libevent loop (hiredis's async API and its
+ * libevent adapter) that keeps itself connected: the host name is resolved
+ * with evdns (never a blocking getaddrinfo on the loop), AUTH and SELECT run
+ * before it reports up, a connect or a command that takes longer than its
+ * timeout counts as a lost connection, and every loss is followed by a
+ * reconnect after an exponential backoff with full jitter.
+ *
+ * hiredis 0.14 (Debian 12) has no timeouts of its own in the async API;
+ * this module adds them.
+ */
+#ifndef SP_NET_REDIS_H
+#define SP_NET_REDIS_H
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct evdns_base;
+struct sp_redis;
+
+struct sp_redis_options {
+    const char *host;
+    unsigned port;
+    const char *username; /* NULL: AUTH with the password only */
+    const char *password; /* NULL: no AUTH */
+    unsigned database;
+    uint64_t connect_timeout_ms; /* resolve + connect + AUTH + SELECT */
+    uint64_t timeout_ms;         /* a command without an answer for this long */
+    uint64_t reconnect_max_ms;   /* backoff ceiling */
+    bool ping;                   /* PING when idle, so a silent server is noticed */
+};
+
+struct sp_redis_ops {
+    /* Connected and ready for commands. */
+    void (*up)(void *ctx);
+    /* Lost (or never made); why is for the log. A reconnect is scheduled;
+     * commands in flight have had their callbacks run with a NULL reply. */
+    void (*down)(void *ctx, const char *why, uint64_t retry_ms);
+};
+
+/* Starts connecting at once. opts' strings are copied. */
+struct sp_redis *sp_redis_new(struct event_base *base, struct evdns_base *dns,
+                              const struct sp_redis_options *opts, const struct sp_redis_ops *ops,
+                              void *ctx);
+/* Commands in flight have their callbacks run with a NULL reply; ops are not
+ * called any more. Accepts NULL. */
+void sp_redis_free(struct sp_redis *r);
+
+bool sp_redis_is_up(const struct sp_redis *r);
+
+/* A command as argv (binary-safe). fn gets the reply, or NULL when the
+ * connection was lost first. Returns 0, or -1 when not up (fn not called). */
+int sp_redis_command(struct sp_redis *r, redisCallbackFn *fn, void *privdata, int argc,
+                     const char **argv, const size_t *argvlen);
+
+/* Ends the connection now and reconnects after the backoff (a protocol
+ * error noticed by the caller). */
+void sp_redis_reset(struct sp_redis *r, const char *why);
+
+/* Connections made and lost since the start. */
+uint64_t sp_redis_connects(const struct sp_redis *r);
+uint64_t sp_redis_losses(const struct sp_redis *r);
+
+#endif

@@ -1,0 +1,121 @@
+/* Redis as the shared engine of several replicas (the `redis` section).
+ *
+ * Every publish runs one Lua script in Redis that numbers it from one
+ * sequence shared by all replicas (ids stay "<epoch>-<seq>", the epoch kept
+ * in Redis), appends it to the channel's stream (trimmed to
+ * channels.history and channels.history_ttl), remembers its de-duplication
+ * id, and PUBLISHes it on the channel's pub/sub channel. Each replica is
+ * SUBSCRIBEd to the channels it has local subscribers for, only while it has
+ * them; a channel becomes "synced" when the subscription is confirmed and
+ * its stream has been read into the local hub, and from then on every
+ * pub/sub message is handed to the hub in order. A replica therefore holds
+ * exactly the history every other replica holds, and a client resumes on
+ * any of them.
+ *
+ * When Redis is lost, nothing is published (503), subscribers stay
+ * connected, and on reconnection each channel reads what it missed from its
+ * stream and delivers it. Two connections: one for commands, one for
+ * pub/sub (hiredis on the push loop, through net/redis).
+ */
+#ifndef SP_PUSH_ENGINE_H
+#define SP_PUSH_ENGINE_H
+
+#include <event2/buffer.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "push/hub.h"
+
+struct sp_push;
+struct sp_engine;
+
+/* Starts connecting; push->config->redis must be enabled. */
+struct sp_engine *sp_engine_new(struct sp_push *push);
+/* Operations in flight complete with SP_HUB_UNAVAILABLE first. Accepts NULL. */
+void sp_engine_free(struct sp_engine *e);
+
+/* Both connections are up and the scripts are loaded. */
+bool sp_engine_up(const struct sp_engine *e);
+
+/* The hub's subscriber-count watch: subscribes and unsubscribes channels. */
+void sp_engine_watch(struct sp_engine *e, const char *channel, size_t count);
+
+/* ---- publishing ---------------------------------------------------------------------- */
+
+/* rc is SP_HUB_OK (res filled) or SP_HUB_UNAVAILABLE. */
+typedef void (*sp_engine_published)(void *arg, int rc, const struct sp_publish_result *res);
+
+/* A poll route's publish also carries the channel's new whole state for
+ * replicas' new subscribers: SNAPSHOT_SELF when the message is it. */
+enum sp_engine_snapshot { SP_SNAPSHOT_NONE, SP_SNAPSHOT_SELF, SP_SNAPSHOT_DATA };
+
+struct sp_engine_publish {
+    struct sp_publish pub;
+    enum sp_engine_snapshot snapshot;
+    const void *snapshot_data; /* SP_SNAPSHOT_DATA */
+    size_t snapshot_len;
+};
+
+/* Validates, then sends. Returns 0 (cb runs later, exactly once) or a
+ * negative SP_HUB_ error now (cb never runs). */
+int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
+                      sp_engine_published cb, void *arg);
+
+/* ---- waiting for channels to be synced --------------------------------------------------- */
+
+struct sp_engine_wait;
+/* ok false: not synced within redis.subscribe_wait (or the engine went away). */
+typedef void (*sp_engine_ready)(void *arg, bool ok);
+
+/* For a subscription spec ("a" or "a,b"): returns 1 when every channel is
+ * synced now (nothing to wait for), or 0 with *out (cb runs later, exactly
+ * once, unless cancelled), or -1 on allocation failure. */
+int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_ready cb, void *arg,
+                   struct sp_engine_wait **out);
+void sp_engine_wait_cancel(struct sp_engine_wait *w);
+
+/* ---- channel administration ---------------------------------------------------------------- */
+
+struct sp_engine_channel {
+    int rc;          /* SP_HUB_OK, SP_HUB_NO_CHANNEL or SP_HUB_UNAVAILABLE */
+    size_t messages; /* in the shared history */
+    char first_id[SP_MSG_ID_MAX], last_id[SP_MSG_ID_MAX];
+    size_t replicas; /* delete: replicas that were told */
+};
+typedef void (*sp_engine_channel_done)(void *arg, const struct sp_engine_channel *info);
+
+/* GET: the shared history's size and ids. DELETE: drops it everywhere and
+ * every replica closes its subscribers of the channel. Return 0 (cb runs
+ * later) or SP_HUB_UNAVAILABLE now. */
+int sp_engine_channel_info(struct sp_engine *e, const char *channel, sp_engine_channel_done cb,
+                           void *arg);
+int sp_engine_channel_delete(struct sp_engine *e, const char *channel, sp_engine_channel_done cb,
+                             void *arg);
+
+/* ---- poll leases: one replica polls a channel ---------------------------------------------- */
+
+struct sp_engine_poll_state {
+    const char *etag, *last_modified, *body;
+    const unsigned char *hash; /* 32 bytes, or NULL */
+    size_t body_len;
+};
+
+/* held: this replica holds the lease for redis.poll_lease from now. With a
+ * fresh lease (not a renewal) state is what the last holder saved (fields
+ * NULL when unknown). */
+typedef void (*sp_engine_leased)(void *arg, const char *channel, bool held, bool fresh,
+                                 const struct sp_engine_poll_state *state);
+
+/* Takes or renews the lease of channel. cb runs later with a copy of the
+ * channel name (never with a pointer from before). Returns 0 or -1 when
+ * the engine is down (not held). */
+int sp_engine_lease(struct sp_engine *e, const char *channel, sp_engine_leased cb, void *arg);
+/* Gives the lease up if this replica holds it (fire and forget). */
+void sp_engine_release(struct sp_engine *e, const char *channel);
+/* What the next holder starts from (fire and forget). */
+void sp_engine_save_poll_state(struct sp_engine *e, const char *channel,
+                               const struct sp_engine_poll_state *state);
+
+void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out);
+
+#endif
