@@ -337,6 +337,14 @@ static void epoch_changed(struct sp_engine *e, const char *epoch, uint64_t seq)
     each_chan(e, mark_reload);
 }
 
+static void start_pending_loads(const char *name, void *value, void *arg)
+{
+    struct echan *c = value;
+    (void)name;
+    if (c->state == C_LOADING && !c->loading)
+        load_channel(arg, c);
+}
+
 static void on_hello(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct sp_engine *e = arg;
@@ -351,6 +359,7 @@ static void on_hello(redisAsyncContext *ac, void *reply, void *arg)
     }
     e->hello_done = true;
     epoch_changed(e, r->element[0]->str, reply_u64(r->element[1]));
+    each_chan(e, start_pending_loads);
     update_up(e, "ok");
     check_waits(e);
 }
@@ -370,14 +379,6 @@ static void send_hello(struct sp_engine *e)
         sp_redis_reset(e->cmd, "cannot send");
 }
 
-static void start_pending_loads(const char *name, void *value, void *arg)
-{
-    struct echan *c = value;
-    (void)name;
-    if (c->state == C_LOADING && !c->loading)
-        load_channel(arg, c);
-}
-
 static void on_script_loaded(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct op *op = arg;
@@ -394,10 +395,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *reply, void *arg)
     }
     memcpy(e->sha[which], r->str, 40);
     e->sha[which][40] = '\0';
-    if (++e->scripts_loaded == S_COUNT) {
+    if (++e->scripts_loaded == S_COUNT)
         send_hello(e);
-        each_chan(e, start_pending_loads);
-    }
 }
 
 static void cmd_up(void *arg)
@@ -1295,7 +1294,7 @@ static void count_subscribed(const char *name, void *value, void *arg)
 {
     const struct echan *c = value;
     (void)name;
-    *(size_t *)arg += c->state == C_SYNCED || c->state == C_LOADING;
+    *(size_t *)arg += c->state == C_SYNCED;
 }
 
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
@@ -1337,6 +1336,6 @@ void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
                    "Times Redis was found to have lost its data (a new epoch).");
     sp_metric_value(out, "sidepush_redis_epoch_changes_total", NULL, (double)st->epoch_changes);
     sp_metric_head(out, "sidepush_redis_channels", "gauge",
-                   "Channels this replica is subscribed to in Redis.");
+                   "Channels this replica is subscribed to in Redis and in step with.");
     sp_metric_value(out, "sidepush_redis_channels", NULL, (double)subscribed);
 }

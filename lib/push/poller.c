@@ -518,14 +518,14 @@ void sp_polls_watch(void *arg, const char *channel, size_t subscribers)
         /* Back within the linger: the poll that was cut short runs now. */
         p->lingering = false;
         event_del(&p->timer);
-        begin(p);
+    } else if (p->running) {
         return;
     }
     if (!p->running) {
         p->running = true;
         polls->stats.pollers++;
-        begin(p);
     }
+    begin(p);
 }
 
 void sp_polls_settle(struct sp_polls *polls, const char *channel)

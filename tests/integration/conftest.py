@@ -99,6 +99,52 @@ class Sidepush:
         return self.proc.returncode
 
 
+class RedisServer:
+    """A real redis-server on a loopback port, in a temporary directory.
+
+    persistent: an append-only file synced on every write, so a restart keeps
+    every acknowledged write (what a production Redis with AOF does)."""
+
+    def __init__(self, tmp: Path, persistent: bool = False):
+        self.port = free_port()
+        self.dir = tmp / f"redis-{self.port}"
+        self.dir.mkdir()
+        self.persistent = persistent
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                "--dir", str(self.dir), "--save", "", "--daemonize", "no",
+                "--logfile", str(self.dir / "redis.log")]
+        args += (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
+                 else ["--appendonly", "no"])
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc, "redis-server")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def config(self, **extra) -> str:
+        """A redis section for sidepush (extra keys as YAML text values)."""
+        fields = {"url": f"'redis://127.0.0.1:{self.port}'", "key_prefix": "'test:'"}
+        fields.update(extra)
+        return "redis: { " + ", ".join(f"{k}: {v}" for k, v in fields.items()) + " }\n"
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    r = RedisServer(tmp_path)
+    yield r
+    r.stop()
+
+
 @pytest.fixture(scope="session")
 def backend():
     b = Backend()
