@@ -14,7 +14,8 @@ RUN .ci/build build-release --buildtype=release -Db_ndebug=true
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libevent-core-2.1-7 libcurl4 libyaml-0-2 libjansson4 libssl3 ca-certificates \
+        libevent-core-2.1-7 libevent-extra-2.1-7 libcurl4 libyaml-0-2 libjansson4 libssl3 \
+        libhiredis0.14 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build-release/cmd/sidepush /usr/local/bin/sidepush
 COPY config/minimal.yaml /etc/sidepush/sidepush.yaml

@@ -489,9 +489,10 @@ static void settle(struct sp_engine *e, struct echan *c)
     }
     if (c->state == C_SUBSCRIBING || c->state == C_LOADING || c->state == C_SYNCED) {
         buffered_clear(c);
-        /* Its history in the hub goes stale from here: the next subscriber
-         * reads the stream again. */
+        /* Its history in the hub would go stale from here: dropped; the next
+         * subscriber reads the stream again. */
         c->resync = false;
+        sp_hub_drop_history(e->push->hub, c->name);
         if (sp_redis_is_up(e->sub) && send_subscription(e, c, "UNSUBSCRIBE") == 0) {
             c->state = C_UNSUBSCRIBING;
             return;

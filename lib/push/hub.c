@@ -607,6 +607,14 @@ int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor
     return SP_HUB_OK;
 }
 
+void sp_hub_drop_history(struct sp_hub *hub, const char *channel)
+{
+    struct sp_channel *ch = channel_get(hub, channel, false);
+
+    if (ch != NULL)
+        forget_history(ch->name, ch, hub);
+}
+
 int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
 {
     struct sp_channel *ch = channel_get(hub, sp_msg_channel(msg), true);

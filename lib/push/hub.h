@@ -163,6 +163,9 @@ void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq);
 /* Replaces the channel's history by nothing, with the given floor (the
  * channel is made if need be). */
 int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor);
+/* Drops the channel's history (if it exists), e.g. once the engine stops
+ * following it. */
+void sp_hub_drop_history(struct sp_hub *hub, const char *channel);
 /* Stores msg (numbered by the engine) in its channel's history and, with
  * deliver, hands it to the channel's subscribers. Returns how many were
  * reached, or SP_HUB_NO_MEMORY. */

@@ -224,6 +224,51 @@ static void test_load_missing_file(void)
     sp_diags_clear(&d);
 }
 
+static void test_redis(void)
+{
+    struct sp_diags d = {0};
+    struct sp_config *c = parse("backend: {url: http://x}\n", &d);
+
+    ok(c != NULL && !c->redis.enabled, "without a redis section everything stays in memory");
+    sp_config_free(c);
+    c = parse("backend: {url: http://x}\nredis: {}\n", &d);
+    ok(c != NULL && c->redis.enabled, "an empty redis section enables Redis");
+    if (c) {
+        is_str(c->redis.host, "127.0.0.1", "default host");
+        ok(c->redis.port == 6379 && c->redis.database == 0, "default port and database");
+        is_str(c->redis.key_prefix, "sidepush:", "default key prefix");
+        ok(c->redis.password == NULL && c->redis.username == NULL, "no AUTH by default");
+        ok(c->redis.poll_lease_ms == 5000 && !c->redis.required_for_ready, "lease, readiness");
+    }
+    sp_config_free(c);
+    c = parse("backend: {url: http://x}\n"
+              "redis: {url: 'redis://app:${TOKEN}@cache.svc:6380/3', password: other}\n",
+              &d);
+    ok(c != NULL, "a redis:// URL with credentials and a database");
+    if (c) {
+        is_str(c->redis.host, "cache.svc", "URL host");
+        ok(c->redis.port == 6380 && c->redis.database == 3, "URL port and database");
+        is_str(c->redis.username, "app", "URL user");
+        is_str(c->redis.password, "other", "redis.password wins over the URL's");
+    }
+    sp_config_free(c);
+    c = parse("backend: {url: http://x}\nredis: {url: '[::1]:7000', database: 2}\n", &d);
+    ok(c != NULL && strcmp(c->redis.host, "::1") == 0 && c->redis.port == 7000 &&
+           c->redis.database == 2,
+       "[v6]:port and database");
+    sp_config_free(c);
+    static const char *const bad[] = {"'redis://h:0'", "'h:99999'",       "'rediss://h'",
+                                      "'h/x'",         "'redis://h/abc'", "':6379'"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "backend: {url: http://x}\nredis: {url: %s}\n", bad[i]);
+        c = parse(text, &d);
+        ok(c == NULL && has_diag(&d, "t.yaml:2:14: redis.url"), "bad redis.url %s", bad[i]);
+        sp_config_free(c);
+    }
+    sp_diags_clear(&d);
+}
+
 int main(void)
 {
     test_minimal_and_defaults();
@@ -232,5 +277,6 @@ int main(void)
     test_all_errors_reported();
     test_env_fallback();
     test_load_missing_file();
+    test_redis();
     return tap_done();
 }
