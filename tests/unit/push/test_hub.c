@@ -218,6 +218,51 @@ static void test_zero_history(struct event_base *base)
     sp_hub_free(hub);
 }
 
+/* Messages numbered by a shared engine (Redis) and handed to the hub. */
+static void test_engine_numbered(struct event_base *base)
+{
+    struct sp_hub_options opts = {3, 60000, 64};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub};
+    struct sp_cursor cur;
+    struct sp_msg *out[8];
+    bool missed;
+
+    ok(sp_hub_set_epoch(hub, "redis1", 40), "the engine's epoch is adopted");
+    is_str(sp_hub_epoch(hub), "redis1", "epoch");
+    ok(sp_hub_reset_channel(hub, "c", 35) == 0, "a channel loaded with floor 35");
+    sp_hub_subscribe(hub, &a.sub, "c", &ops);
+    struct sp_msg *m = sp_msg_new("c", 41, "redis1-41", NULL, "x", 1, 0);
+    is_int(sp_hub_inject(hub, m, false), 0, "history only: nobody reached");
+    sp_msg_unref(m);
+    m = sp_msg_new("c", 45, "redis1-45", NULL, "y", 1, 0);
+    is_int(sp_hub_inject(hub, m, true), 1, "a new message reaches the subscriber");
+    sp_msg_unref(m);
+    ok(a.ngot == 1 && sp_msg_seq(a.got[0]) == 45, "delivered with the engine's number");
+    sp_hub_parse_cursor(hub, "redis1-41", &cur);
+    ok(cur.this_epoch, "an engine id is a cursor of this epoch");
+    struct sp_sub *subs[1] = {&a.sub};
+    int n = sp_hub_backlog(hub, subs, 1, &cur, out, 8, &missed);
+    ok(n == 1 && sp_msg_seq(out[0]) == 45 && !missed, "backlog after 41 is 45");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+    sp_hub_parse_cursor(hub, "redis1-30", &cur);
+    n = sp_hub_backlog(hub, subs, 1, &cur, out, 8, &missed);
+    ok(missed && n == 2, "a cursor below the loaded floor is missed history");
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+    ok(!sp_hub_set_epoch(hub, "redis1", 50), "the same epoch changes nothing");
+    ok(sp_hub_set_epoch(hub, "redis2", 3), "a new epoch (Redis lost its data)");
+    struct sp_channel_info info;
+    sp_hub_channel_info(hub, "c", &info);
+    ok(info.messages == 0, "history of the old epoch is dropped");
+    sp_hub_parse_cursor(hub, "redis1-45", &cur);
+    ok(cur.present && !cur.this_epoch, "old ids are from another epoch");
+    drop(&a);
+    sp_hub_unsubscribe(hub, &a.sub);
+    sp_hub_free(hub);
+}
+
 static void test_render(void)
 {
     struct sp_msg *m = sp_msg_new("c", 7, "e-7", "upd", "line1\nline2\r\nline3\rend\n", 23, 0);
@@ -264,6 +309,7 @@ int main(void)
     test_history_and_cursors(base);
     test_new_channel_floor(base);
     test_zero_history(base);
+    test_engine_numbered(base);
     test_render();
     event_base_free(base);
     return tap_done();
