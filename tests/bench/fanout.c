@@ -50,6 +50,8 @@ struct opts {
     bool external;   /* messages come from elsewhere: print READY, publish nothing */
     pid_t pids[8];
     int npids;
+    int ports[8]; /* --port given more than once: subscribers take them in turn (replicas) */
+    int nports;
 };
 
 struct sub {
@@ -192,6 +194,11 @@ static size_t scan_markers(struct sub *s, const char *p, size_t len)
 
 /* ---- subscribers --------------------------------------------------------------------- */
 
+static int sub_port(const struct sub *s)
+{
+    return s->b->o.ports[s->idx % s->b->o.nports];
+}
+
 static void send_subscribe(struct sub *s)
 {
     struct bench *b = s->b;
@@ -200,7 +207,7 @@ static void send_subscribe(struct sub *s)
     evbuffer_add_printf(out, "GET %s", b->o.path);
     if (b->o.mode == LONGPOLL && b->o.server == SIDEPUSH && s->cursor[0])
         evbuffer_add_printf(out, "%scursor=%s", strchr(b->o.path, '?') ? "&" : "?", s->cursor);
-    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s:%d\r\n", b->o.host, b->o.port);
+    evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s:%d\r\n", b->o.host, sub_port(s));
     if (b->o.mode == SSE)
         evbuffer_add_printf(out, "Accept: text/event-stream\r\n");
     if (b->o.mode == WS)
@@ -397,7 +404,7 @@ static int open_sub(struct bench *b, struct sub *s)
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     inet_pton(AF_INET, b->o.host, &dst.sin_addr);
-    dst.sin_port = htons((uint16_t)b->o.port);
+    dst.sin_port = htons((uint16_t)sub_port(s));
     s->bev = bufferevent_socket_new(b->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(s->bev, on_sub_read, NULL, on_sub_event, s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -587,15 +594,17 @@ int main(int argc, char **argv)
     struct opts *o = &b.o;
     int c;
 
-    *o = (struct opts){"127.0.0.1", 0,   NULL, 0, NULL, SSE,  SIDEPUSH, 1000, 100,
-                       50,          128, 4,    8, 60,   2000, false,    {0},  0};
+    *o = (struct opts){"127.0.0.1", 0, NULL, 0,  NULL, SSE,   SIDEPUSH, 1000, 100, 50,
+                       128,         4, 8,    60, 2000, false, {0},      0,    {0}, 0};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             o->host = optarg;
             break;
         case 'p':
-            o->port = atoi(optarg);
+            if (o->nports < 8)
+                o->ports[o->nports++] = atoi(optarg);
+            o->port = o->ports[0];
             break;
         case 'a':
             o->path = optarg;

@@ -1,7 +1,7 @@
 """Fan-out benchmark: sidepush and Nchan side by side, same machine, same run.
 
     /usr/bin/python3 tests/bench/fanout_bench.py [--subscribers 10000] [--messages 100]
-        [--modes sse,ws,longpoll] [--patterns steady,burst] [--size 128]
+        [--modes sse,ws,longpoll] [--patterns steady,burst] [--size 128] [--redis]
 
 Starts sidepush (one event loop) and nginx with Nchan (one worker), both on
 loopback, and drives each with tests/bench/fanout (C, libevent): N
@@ -12,6 +12,12 @@ processes only, RSS per subscriber and server CPU time per delivery. On a
 2-core machine the load tool's own CPU caps deliveries per second, so CPU per
 delivery and memory per subscriber are the figures that separate servers.
 Prints figures; asserts nothing.
+
+--redis adds two more servers per row: two sidepush replicas sharing a
+redis-server (subscribers split evenly over them, every message published to
+the first), and two nginx+Nchan instances with Nchan's Redis storage
+(nchan_use_redis) arranged the same way. Their CPU and memory figures count
+both replicas and redis-server.
 """
 import argparse
 import json
@@ -33,10 +39,20 @@ FANOUT = BUILD / "tests" / "bench" / "fanout"
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 
 
-def start_sidepush(tmp, history):
+def start_redis(tmp):
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--dir", tmp, "--save", "", "--appendonly", "no",
+                             "--logfile", f"{tmp}/redis.log"], stdout=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+def start_sidepush(tmp, history, redis_port=None, name="sidepush.yaml"):
     port, pub = free_port(), free_port()
-    conf = Path(tmp) / "sidepush.yaml"
-    conf.write_text(f"""listen: 127.0.0.1:{port}
+    redis = f"redis: {{ url: '127.0.0.1:{redis_port}' }}\n" if redis_port else ""
+    conf = Path(tmp) / name
+    conf.write_text(redis + f"""listen: 127.0.0.1:{port}
 publish_listen: 127.0.0.1:{pub}
 backend: {{ url: 'http://127.0.0.1:9' }}
 log: {{ level: warn }}
@@ -48,8 +64,41 @@ routes:
 """)
     proc = subprocess.Popen([str(SIDEPUSH), "--config", str(conf)], stdout=subprocess.DEVNULL)
     wait_port(port)
-    return {"name": "sidepush", "proc": proc, "pids": [proc.pid], "port": port,
-            "path": "/sub/bench", "publish_port": pub, "publish_path": "/publish/bench"}
+    if redis_port:  # until both Redis connections are ready
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b"sidepush_redis_up 1" not in metrics(port):
+            time.sleep(0.05)
+    return {"name": "sidepush", "kind": "sidepush", "procs": [proc], "pids": [proc.pid],
+            "ports": [port], "path": "/sub/bench", "publish_port": pub,
+            "publish_path": "/publish/bench"}
+
+
+def metrics(port):
+    import urllib.request
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+    except OSError:
+        return b""
+
+
+def start_replicas(tmp, history, start_one, name):
+    """Two replicas of a server sharing one redis-server."""
+    redis, redis_port = start_redis(tmp)
+    first = start_one(tmp, history, redis_port, "a")
+    second = start_one(tmp, history, redis_port, "b")
+    return {"name": name, "kind": first["kind"], "procs": first["procs"] + second["procs"] + [redis],
+            "pids": first["pids"] + second["pids"] + [redis.pid],
+            "ports": first["ports"] + second["ports"], "path": first["path"],
+            "publish_port": first["publish_port"], "publish_path": first["publish_path"]}
+
+
+def start_sidepush_redis(tmp, history):
+    return start_replicas(tmp, history, lambda t, h, r, n: start_sidepush(t, h, r, f"{n}.yaml"),
+                          "sp+redis")
+
+
+def start_nchan_redis(tmp, history):
+    return start_replicas(tmp, history, lambda t, h, r, n: start_nchan(t, h, r, n), "nchan+redis")
 
 
 NGINX_CONF = """
@@ -68,14 +117,17 @@ http {{
     fastcgi_temp_path {tmp}/fcgi;
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
+    {redis_url}
     server {{
         listen 127.0.0.1:{port};
         location = /pub {{
+            {use_redis}
             nchan_publisher;
             nchan_channel_id bench;
             nchan_message_buffer_length {history};
         }}
         location = /sub {{
+            {use_redis}
             nchan_subscriber;
             nchan_channel_id bench;
         }}
@@ -84,28 +136,36 @@ http {{
 """
 
 
-def start_nchan(tmp, history):
+def start_nchan(tmp, history, redis_port=None, name=""):
     port = free_port()
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    conf = Path(tmp) / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(module=NCHAN_MODULE, tmp=tmp, port=port, history=history,
-                                      nofile=nofile, conns=nofile - 100))
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", tmp, "-e", f"{tmp}/nginx.err"],
+    run = Path(tmp) / f"nginx{name}"
+    run.mkdir()
+    conf = run / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(
+        module=NCHAN_MODULE, tmp=run, port=port, history=history, nofile=nofile // 2,
+        conns=nofile // 2 - 100,
+        redis_url=f'nchan_redis_url "redis://127.0.0.1:{redis_port}";' if redis_port else "",
+        use_redis="nchan_use_redis on;" if redis_port else ""))
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(run), "-e", f"{run}/nginx.err"],
                             stderr=subprocess.DEVNULL)
     wait_port(port)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                              text=True).stdout.split()
-    return {"name": "nchan", "proc": proc, "pids": [proc.pid] + [int(w) for w in workers],
-            "port": port, "path": "/sub", "publish_port": port, "publish_path": "/pub"}
+    return {"name": "nchan", "kind": "nchan", "procs": [proc],
+            "pids": [proc.pid] + [int(w) for w in workers], "ports": [port], "path": "/sub",
+            "publish_port": port, "publish_path": "/pub"}
 
 
 def run_fanout(server, mode, subscribers, messages, rate, size, timeout):
-    args = [str(FANOUT), "--port", str(server["port"]), "--path", server["path"],
+    args = [str(FANOUT), "--path", server["path"],
             "--publish-port", str(server["publish_port"]),
             "--publish-path", server["publish_path"], "--mode", mode,
-            "--server", server["name"], "--subscribers", str(subscribers),
+            "--server", server["kind"], "--subscribers", str(subscribers),
             "--messages", str(messages), "--rate", str(rate), "--size", str(size),
             "--sources", "8", "--publishers", "8", "--timeout", str(timeout)]
+    for port in server["ports"]:
+        args += ["--port", str(port)]
     for pid in server["pids"]:
         args += ["--pid", str(pid)]
     out = subprocess.run(args, capture_output=True, text=True, timeout=timeout + 120)
@@ -120,12 +180,15 @@ def run_fanout(server, mode, subscribers, messages, rate, size, timeout):
 
 
 def stop(server):
-    server["proc"].send_signal(signal.SIGTERM if server["name"] == "sidepush" else signal.SIGQUIT)
-    try:
-        server["proc"].wait(15)
-    except subprocess.TimeoutExpired:
-        server["proc"].kill()
-        server["proc"].wait()
+    for proc in server["procs"]:
+        nginx = server["kind"] == "nchan" and proc.args[0] == "nginx"
+        proc.send_signal(signal.SIGQUIT if nginx else signal.SIGTERM)
+    for proc in server["procs"]:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def fmt(r, key, spec):
@@ -141,7 +204,14 @@ def main():
     ap.add_argument("--modes", default="sse,ws,longpoll")
     ap.add_argument("--patterns", default="steady,burst")
     ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--redis", action="store_true",
+                    help="also two replicas of each sharing a redis-server")
     args = ap.parse_args()
+    starters = [start_sidepush, start_nchan]
+    if args.redis:
+        if shutil.which("redis-server") is None:
+            raise SystemExit("redis-server is needed for --redis: .ci/deps test installs it")
+        starters += [start_sidepush_redis, start_nchan_redis]
     for need in (SIDEPUSH, FANOUT):
         if not need.exists():
             raise SystemExit(f"{need} missing: build first (meson setup build && ninja -C build)")
@@ -151,7 +221,7 @@ def main():
     for mode in args.modes.split(","):
         for pattern in args.patterns.split(","):
             rate = args.rate if pattern == "steady" else 0
-            for start in (start_sidepush, start_nchan):
+            for start in starters:
                 tmp = tempfile.mkdtemp(prefix="sidepush-fanout-")
                 server = start(tmp, max(args.messages, 100))
                 try:
@@ -160,7 +230,7 @@ def main():
                 finally:
                     stop(server)
                     shutil.rmtree(tmp, ignore_errors=True)
-                r.setdefault("server", server["name"])
+                r["server"] = server["name"]
                 r.setdefault("mode", mode)
                 r.setdefault("pattern", pattern)
                 rows.append(r)
@@ -168,27 +238,30 @@ def main():
 
     print(f"\nfan-out: {args.subscribers} subscribers, {args.messages} messages of {args.size} B, "
           f"steady = {args.rate}/s, loopback, {os.cpu_count()} CPUs, one server worker each")
-    head = (f"{'server':9} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} "
+    head = (f"{'server':11} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} "
             f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'deliv/s':>9} {'RSS B/sub':>9} "
             f"{'CPU us/deliv':>12}")
     print(head)
     for r in rows:
         if "error" in r:
-            print(f"{r['server']:9} {r['mode']:9} {r['pattern']:7} error: {r['error']}")
+            print(f"{r['server']:11} {r['mode']:9} {r['pattern']:7} error: {r['error']}")
             continue
         delivered = f"{r['delivered']}/{r['expected']}"
-        print(f"{r['server']:9} {r['mode']:9} {r['pattern']:7} {fmt(r, 'connect_s', '9.2f')} "
+        print(f"{r['server']:11} {r['mode']:9} {r['pattern']:7} {fmt(r, 'connect_s', '9.2f')} "
               f"{delivered:>17} {fmt(r, 'p50_ms', '8.2f')} {fmt(r, 'p99_ms', '8.2f')} "
               f"{fmt(r, 'max_ms', '8.2f')} {fmt(r, 'deliveries_per_s', '9.0f')} "
               f"{fmt(r, 'rss_per_sub_bytes', '9.0f')} {fmt(r, 'cpu_us_per_delivery', '12.3f')}")
     print("\nsidepush / nchan (lower is better for all three):")
-    for i in range(0, len(rows) - 1, 2):
-        s, n = rows[i], rows[i + 1]
-        if "error" in s or "error" in n:
-            continue
-        ratio = lambda k: (s[k] / n[k]) if n.get(k) else float("nan")
-        print(f"  {s['mode']:9} {s['pattern']:7} memory/sub {ratio('rss_per_sub_bytes'):5.2f}x  "
-              f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x")
+    step = len(starters)
+    for i in range(0, len(rows) - 1, step):
+        for j in range(0, step, 2):
+            s, n = rows[i + j], rows[i + j + 1]
+            if "error" in s or "error" in n:
+                continue
+            ratio = lambda k: (s[k] / n[k]) if n.get(k) else float("nan")
+            print(f"  {s['server']:11} {s['mode']:9} {s['pattern']:7} "
+                  f"memory/sub {ratio('rss_per_sub_bytes'):5.2f}x  "
+                  f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x")
 
 
 if __name__ == "__main__":
