@@ -15,6 +15,11 @@
 /* Meta keys (a channel's floor and last id) outlive its stream by this
  * much, so a client returning after the stream expired learns it missed
  * messages rather than getting nothing. */
+/* A channel stays subscribed this long after its last local subscriber
+ * left: long-poll clients come back between their requests, and a channel
+ * that is still followed needs no new read of its stream. */
+#define LINGER_MS 5000
+
 #define META_EXTRA_MS ((uint64_t)24 * 3600 * 1000)
 
 /* ---- the scripts ---------------------------------------------------------------------------
@@ -162,12 +167,15 @@ struct echan {
     bool loading;   /* a load is in flight */
     uint64_t after; /* the next load reads entries after this seq */
     struct buffered *head, **tail;
+    struct event *linger; /* unwanted: unsubscribed when this fires */
+    bool lingered;
+    struct sp_engine *e;
 };
 
 struct sp_engine_wait {
     struct sp_engine *e;
     LIST_ENTRY(sp_engine_wait) link;
-    sp_engine_ready cb;
+    sp_engine_synced cb;
     void *arg;
     struct event *timer;
     size_t count;
@@ -193,6 +201,9 @@ struct sp_engine {
     bool cmd_was_up, sub_was_up; /* for logging a loss once, then retries at debug */
     char *prefix;
     char replica[24];
+    /* From the configuration at start: the redis section needs a restart. */
+    uint64_t subscribe_wait_ms, poll_lease_ms;
+    bool required_for_ready;
     struct sp_hmap *chans;
     LIST_HEAD(, sp_engine_wait) waits;
     struct engine_stats stats;
@@ -468,6 +479,8 @@ static void buffered_clear(struct echan *c)
 static void echan_free(struct sp_engine *e, struct echan *c)
 {
     sp_hmap_del(e->chans, c->name);
+    if (c->linger)
+        event_free(c->linger);
     buffered_clear(c);
     free(c->name);
     free(c);
@@ -478,15 +491,37 @@ static bool wanted(const struct echan *c)
     return c->subs + c->pins > 0;
 }
 
+static void on_linger(evutil_socket_t fd, short what, void *arg);
+
+/* Keeps an unwanted channel subscribed for LINGER_MS. Returns true while it
+ * lingers. */
+static bool linger(struct sp_engine *e, struct echan *c)
+{
+    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+
+    if (c->lingered || e->freeing || (c->state != C_SYNCED && c->state != C_LOADING))
+        return false;
+    if (c->linger == NULL && (c->linger = evtimer_new(e->push->base, on_linger, c)) == NULL)
+        return false;
+    if (!evtimer_pending(c->linger, NULL))
+        evtimer_add(c->linger, &tv);
+    return true;
+}
+
 /* Brings a channel's Redis subscription in line with whether it is wanted. */
 static void settle(struct sp_engine *e, struct echan *c)
 {
     if (wanted(c)) {
+        c->lingered = false;
+        if (c->linger)
+            evtimer_del(c->linger);
         if (c->state == C_IDLE && sp_redis_is_up(e->sub) &&
             send_subscription(e, c, "SUBSCRIBE") == 0)
             c->state = C_SUBSCRIBING;
         return; /* C_UNSUBSCRIBING: subscribes again when that is confirmed */
     }
+    if (linger(e, c))
+        return;
     if (c->state == C_SUBSCRIBING || c->state == C_LOADING || c->state == C_SYNCED) {
         buffered_clear(c);
         /* Its history in the hub would go stale from here: dropped; the next
@@ -517,7 +552,16 @@ static struct echan *echan_get(struct sp_engine *e, const char *name, bool creat
         return NULL;
     }
     c->tail = &c->head;
+    c->e = e;
     return c;
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct echan *c = arg;
+
+    c->lingered = true;
+    settle(c->e, c); /* may free c */
 }
 
 void sp_engine_watch(struct sp_engine *e, const char *channel, size_t count)
@@ -895,7 +939,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
     wait_finish(arg, false);
 }
 
-int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_ready cb, void *arg,
+int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, void *arg,
                    struct sp_engine_wait **out)
 {
     char *names[256];
@@ -923,7 +967,7 @@ int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_ready cb, vo
     }
     *w = (struct sp_engine_wait){.e = e, .cb = cb, .arg = arg};
     LIST_INSERT_HEAD(&e->waits, w, link);
-    uint64_t ms = e->push->config->redis.subscribe_wait_ms;
+    uint64_t ms = e->subscribe_wait_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     w->timer = evtimer_new(e->push->base, on_wait_timeout, w);
     for (size_t i = 0; i < n; i++) {
@@ -1168,7 +1212,7 @@ int sp_engine_lease(struct sp_engine *e, const char *channel, sp_engine_leased c
     snprintf(op->channel, sizeof(op->channel), "%s", channel);
     key(e, leasek, sizeof(leasek), "lease:", channel);
     key(e, statek, sizeof(statek), "poll:", channel);
-    snprintf(ms, sizeof(ms), "%" PRIu64, e->push->config->redis.poll_lease_ms);
+    snprintf(ms, sizeof(ms), "%" PRIu64, e->poll_lease_ms);
     if (eval(e, S_LEASE, on_lease, op, 2, keys, 2, args, NULL) < 0) {
         free(op);
         return -1;
@@ -1219,6 +1263,16 @@ bool sp_engine_up(const struct sp_engine *e)
     return e != NULL && e->up;
 }
 
+bool sp_engine_ready_for_traffic(const struct sp_engine *e)
+{
+    return e->up || !e->required_for_ready;
+}
+
+uint64_t sp_engine_lease_ms(const struct sp_engine *e)
+{
+    return e->poll_lease_ms;
+}
+
 struct sp_engine *sp_engine_new(struct sp_push *push)
 {
     const struct sp_config *cfg = push->config;
@@ -1241,6 +1295,9 @@ struct sp_engine *sp_engine_new(struct sp_push *push)
     LIST_INIT(&e->waits);
     snprintf(e->replica, sizeof(e->replica), "%08x%08x", sp_random(), sp_random());
     e->prefix = strdup(cfg->redis.key_prefix);
+    e->subscribe_wait_ms = cfg->redis.subscribe_wait_ms;
+    e->poll_lease_ms = cfg->redis.poll_lease_ms;
+    e->required_for_ready = cfg->redis.required_for_ready;
     e->chans = sp_hmap_new();
     e->dns = evdns_base_new(push->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (e->dns == NULL) /* no resolv.conf: numeric addresses and /etc/hosts still work */
@@ -1264,6 +1321,8 @@ static void free_chan(const char *name, void *value, void *arg)
     struct echan *c = value;
     (void)name;
     (void)arg;
+    if (c->linger)
+        event_free(c->linger);
     buffered_clear(c);
     free(c->name);
     free(c);

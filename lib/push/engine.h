@@ -36,8 +36,13 @@ void sp_engine_free(struct sp_engine *e);
 
 /* Both connections are up and the scripts are loaded. */
 bool sp_engine_up(const struct sp_engine *e);
+/* Up, or redis.required_for_ready is off (for the readiness probe). */
+bool sp_engine_ready_for_traffic(const struct sp_engine *e);
+/* redis.poll_lease as it was at start. */
+uint64_t sp_engine_lease_ms(const struct sp_engine *e);
 
-/* The hub's subscriber-count watch: subscribes and unsubscribes channels. */
+/* The hub's subscriber-count watch: subscribes channels, and unsubscribes
+ * them a few seconds after their last local subscriber left. */
 void sp_engine_watch(struct sp_engine *e, const char *channel, size_t count);
 
 /* ---- publishing ---------------------------------------------------------------------- */
@@ -65,12 +70,12 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
 
 struct sp_engine_wait;
 /* ok false: not synced within redis.subscribe_wait (or the engine went away). */
-typedef void (*sp_engine_ready)(void *arg, bool ok);
+typedef void (*sp_engine_synced)(void *arg, bool ok);
 
 /* For a subscription spec ("a" or "a,b"): returns 1 when every channel is
  * synced now (nothing to wait for), or 0 with *out (cb runs later, exactly
  * once, unless cancelled), or -1 on allocation failure. */
-int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_ready cb, void *arg,
+int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, void *arg,
                    struct sp_engine_wait **out);
 void sp_engine_wait_cancel(struct sp_engine_wait *w);
 

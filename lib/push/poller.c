@@ -443,7 +443,7 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 
 static void lease_start(struct poller *p)
 {
-    uint64_t ms = p->polls->push->config->redis.poll_lease_ms / 3;
+    uint64_t ms = sp_engine_lease_ms(p->polls->push->engine) / 3;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
 
     event_add(&p->lease_timer, &tv);

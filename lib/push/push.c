@@ -97,8 +97,7 @@ void sp_push_free(struct sp_push *push)
 
 bool sp_push_engine_ready(const struct sp_push *push)
 {
-    return push->engine == NULL || !push->config->redis.required_for_ready ||
-           sp_engine_up(push->engine);
+    return push->engine == NULL || sp_engine_ready_for_traffic(push->engine);
 }
 
 const struct sp_push_stats *sp_push_stats(const struct sp_push *push)
@@ -615,6 +614,12 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
         .history_ttl_ms = config->channels.history_ttl_ms,
         .max_message_size = config->channels.max_message_size,
     };
+    const struct sp_config *old = push->config;
+    if (old->redis.enabled != config->redis.enabled ||
+        (config->redis.enabled && (strcmp(old->redis.url, config->redis.url) != 0 ||
+                                   strcmp(old->redis.key_prefix, config->redis.key_prefix) != 0)))
+        sp_log_warn(push->log, "reload",
+                    "changes to the redis section take effect after a restart");
     push->config = config;
     sp_hub_set_options(push->hub, &hub);
 }
