@@ -106,3 +106,23 @@ def test_dockerfile():
     assert re.search(r"^EXPOSE 8080 8081", text, re.M)
     runtime = text.split("FROM debian:12-slim", 1)[1]
     assert "build-essential" not in runtime and "-dev" not in runtime  # runtime libraries only
+
+
+def test_replicas_overlay_shares_redis():
+    over = DEPLOY / "replicas"
+    k = yaml.safe_load((over / "kustomization.yaml").read_text())
+    for res in k["resources"]:
+        assert (over / res).exists(), res
+    (gen,) = k["configMapGenerator"]
+    assert gen["name"] == "sidepush-config" and gen["behavior"] == "replace"
+    assert "value: 3" in k["patches"][0]["patch"]
+    base = yaml.safe_load((DEPLOY / "sidepush.yaml").read_text())
+    conf = yaml.safe_load((over / "sidepush.yaml").read_text())
+    assert {key: v for key, v in conf.items() if key != "redis"} == base
+    redis = [d for d in yaml.safe_load_all((over / "redis.yaml").read_text()) if d]
+    (svc,) = [d for d in redis if d["kind"] == "Service"]
+    assert conf["redis"]["url"] == f"redis://{svc['metadata']['name']}:6379"
+    env = dict(os.environ, SIDEPUSH_PUBLISH_TOKEN="t")
+    out = subprocess.run([SIDEPUSH, "--check-config", str(over / "sidepush.yaml")], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
