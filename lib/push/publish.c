@@ -447,14 +447,22 @@ static struct admin *admin_new(struct sp_push *push, struct sp_http_conn *conn, 
     return a;
 }
 
-/* Returns the connection to answer on (and frees a), or NULL. */
-static struct sp_http_conn *admin_done(struct admin *a)
+/* Frees a and copies its channel out. Returns the connection to answer on,
+ * or NULL when the client left or Redis was unavailable (answered 503). */
+static struct sp_http_conn *admin_finish(struct admin *a, const struct sp_engine_channel *info,
+                                         char channel[SP_CHANNEL_MAX + 1])
 {
     struct sp_http_conn *conn = a->conn;
-    if (conn != NULL)
-        sp_http_set_ops(conn, NULL, NULL);
+
+    snprintf(channel, SP_CHANNEL_MAX + 1, "%s", a->channel);
     free(a);
-    return conn;
+    if (conn == NULL)
+        return NULL;
+    sp_http_set_ops(conn, NULL, NULL);
+    if (info != NULL && info->rc != SP_HUB_UNAVAILABLE)
+        return conn;
+    sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
+    return NULL;
 }
 
 static void on_engine_info(void *arg, const struct sp_engine_channel *info)
@@ -462,14 +470,11 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
     struct admin *a = arg;
     size_t subscribers = sp_hub_subscribers(a->push->hub, a->channel);
     char channel[SP_CHANNEL_MAX + 1];
-    struct sp_http_conn *conn;
+    struct sp_http_conn *conn = admin_finish(a, info, channel);
 
-    snprintf(channel, sizeof(channel), "%s", a->channel);
-    if ((conn = admin_done(a)) == NULL)
+    if (conn == NULL)
         return;
-    if (info->rc == SP_HUB_UNAVAILABLE)
-        sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
-    else if (info->messages == 0 && subscribers == 0)
+    if (info->messages == 0 && subscribers == 0)
         sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
     else
         respond_json(conn, 200,
@@ -481,16 +486,12 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
 
 static void on_engine_delete(void *arg, const struct sp_engine_channel *info)
 {
-    struct admin *a = arg;
     char channel[SP_CHANNEL_MAX + 1];
-    struct sp_http_conn *conn;
+    struct sp_http_conn *conn = admin_finish(arg, info, channel);
 
-    snprintf(channel, sizeof(channel), "%s", a->channel);
-    if ((conn = admin_done(a)) == NULL)
+    if (conn == NULL)
         return;
-    if (info->rc == SP_HUB_UNAVAILABLE)
-        sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
-    else if (info->rc == SP_HUB_NO_CHANNEL && info->replicas == 0)
+    if (info->rc == SP_HUB_NO_CHANNEL && info->replicas == 0)
         sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
     else
         respond_json(
@@ -511,8 +512,8 @@ static void engine_channel(struct sp_push *push, struct sp_http_conn *conn, cons
     rc = delete ? sp_engine_channel_delete(push->engine, channel, on_engine_delete, a)
                 : sp_engine_channel_info(push->engine, channel, on_engine_info, a);
     if (rc < 0) {
-        admin_done(a);
-        sp_http_respond_error(conn, 503, sp_hub_error_text(rc));
+        char name[SP_CHANNEL_MAX + 1];
+        admin_finish(a, NULL, name); /* answers 503 */
     }
 }
 

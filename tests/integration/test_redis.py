@@ -30,23 +30,22 @@ def metric(sp, name, labels=""):
     return float(m.group(1)) if m else None
 
 
-def wait_redis_up(sp, up=1, timeout=10):
+def wait_metric(sp, name, value, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if metric(sp, "sidepush_redis_up") == up:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"sidepush_redis_up never became {up}")
-
-
-def wait_synced(sp, count, timeout=10):
-    """Until sp is subscribed in Redis to count channels (subscribers are ready)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric(sp, "sidepush_redis_channels") == count:
+        if metric(sp, name) == value:
             return
         time.sleep(0.02)
-    raise AssertionError(f"never subscribed to {count} channels in Redis")
+    raise AssertionError(f"{name} never became {value}")
+
+
+def wait_redis_up(sp, up=1):
+    wait_metric(sp, "sidepush_redis_up", up)
+
+
+def wait_synced(sp, count):
+    """Until sp follows count channels in Redis (its subscribers are ready)."""
+    wait_metric(sp, "sidepush_redis_channels", count)
 
 
 def sse(sp, channel, last_id=None):
