@@ -143,8 +143,8 @@ def start_nchan(tmp, history, redis_port=None, name=""):
     run.mkdir()
     conf = run / "nginx.conf"
     conf.write_text(NGINX_CONF.format(
-        module=NCHAN_MODULE, tmp=run, port=port, history=history, nofile=nofile // 2,
-        conns=nofile // 2 - 100,
+        module=NCHAN_MODULE, tmp=run, port=port, history=history, nofile=nofile,
+        conns=nofile - 100,
         redis_url=f'nchan_redis_url "redis://127.0.0.1:{redis_port}";' if redis_port else "",
         use_redis="nchan_use_redis on;" if redis_port else ""))
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(run), "-e", f"{run}/nginx.err"],
