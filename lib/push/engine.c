@@ -268,7 +268,8 @@ static int eval(struct sp_engine *e, enum script s, redisCallbackFn *fn, void *p
     char nk[8];
     int argc = 0;
 
-    if (!e->up && s != S_HELLO && s != S_LOAD)
+    /* Publishing needs only this connection, not the pub/sub one. */
+    if (e->scripts_loaded != S_COUNT || (!e->hello_done && s != S_HELLO))
         return -1;
     snprintf(nk, sizeof(nk), "%d", nkeys);
     argv[argc] = "EVALSHA", lens[argc++] = 7;
@@ -308,7 +309,7 @@ static void update_up(struct sp_engine *e, const char *why)
     } else {
         e->stats.down_transitions++;
         sp_log_warn(e->push->log, "redis_down",
-                    "Redis unavailable (%s): publishes answer 503 until it is back", why);
+                    "Redis unavailable (%s): reconnecting; subscribers stay connected", why);
     }
 }
 
@@ -1034,7 +1035,7 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
 
     if (rc != SP_HUB_OK)
         return rc;
-    if (!e->up) {
+    if (!sp_redis_is_up(e->cmd) || e->scripts_loaded != S_COUNT || !e->hello_done) {
         e->stats.publish_failures++;
         return SP_HUB_UNAVAILABLE;
     }
@@ -1246,7 +1247,7 @@ void sp_engine_save_poll_state(struct sp_engine *e, const char *channel,
                        4,  st->body ? st->body_len : 0};
     const char *expire[3] = {"PEXPIRE", statek, ms};
 
-    if (!e->up || st->hash == NULL)
+    if (!sp_redis_is_up(e->cmd) || st->hash == NULL)
         return;
     key(e, statek, sizeof(statek), "poll:", channel);
     lens[1] = strlen(statek);

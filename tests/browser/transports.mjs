@@ -5,18 +5,25 @@
 // sidepush drops all its sockets), more messages are published, and each
 // transport must end up with every message exactly once, in order.
 //
-// Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints one JSON line.
+// With several replicas (sharing Redis), the relay is their load balancer: each new
+// connection goes to the next replica, so a transport that reconnects lands on
+// another one and must resume there; publishes go to the replicas in turn.
+//
+// Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT, or comma-separated lists of
+// replicas in SIDEPUSH_PORTS, SIDEPUSH_PUBLISH_PORTS. Prints one JSON line.
 import net from 'node:net';
 import { launch, sleep, waitFor } from './common.mjs';
 
-const port = Number(process.env.SIDEPUSH_PORT);
-const publishPort = Number(process.env.SIDEPUSH_PUBLISH_PORT);
+const ports = (process.env.SIDEPUSH_PORTS || process.env.SIDEPUSH_PORT).split(',').map(Number);
+const publishPorts = (process.env.SIDEPUSH_PUBLISH_PORTS || process.env.SIDEPUSH_PUBLISH_PORT)
+  .split(',').map(Number);
 const channel = `browser${Date.now()}`;
 
 // ---- a relay whose connections the test can cut ----------------------------------
 const sockets = new Set();
+let connections = 0;
 const relay = net.createServer((client) => {
-  const upstream = net.connect(port, '127.0.0.1');
+  const upstream = net.connect(ports[connections++ % ports.length], '127.0.0.1');
   for (const s of [client, upstream]) {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -29,15 +36,21 @@ await new Promise((r) => relay.listen(0, '127.0.0.1', r));
 const relayPort = relay.address().port;
 const cutAll = () => { for (const s of sockets) s.destroy(); };
 
+let published = 0;
 async function publish(data) {
+  const publishPort = publishPorts[published++ % publishPorts.length];
   const r = await fetch(`http://127.0.0.1:${publishPort}/publish/${channel}`,
                         { method: 'POST', body: data });
   if (r.status !== 202) throw new Error(`publish answered ${r.status}`);
 }
 
-async function subscribers() {
-  const r = await fetch(`http://127.0.0.1:${publishPort}/channels/${channel}`);
-  return r.status === 200 ? (await r.json()).subscribers : 0;
+async function subscribers() {  // on every replica together
+  let n = 0;
+  for (const publishPort of publishPorts) {
+    const r = await fetch(`http://127.0.0.1:${publishPort}/channels/${channel}`);
+    if (r.status === 200) n += (await r.json()).subscribers;
+  }
+  return n;
 }
 
 const browser = await launch();

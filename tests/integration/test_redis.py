@@ -290,7 +290,8 @@ def wait_one_leader(sps, timeout=10):
     raise AssertionError(f"leases never settled on one replica: {leases(sps)}")
 
 
-def test_only_one_replica_polls_and_another_takes_over(make_sidepush, redis_server, backend):
+def test_only_one_replica_polls_and_another_takes_over_when_it_dies(make_sidepush, redis_server,
+                                                                    backend):
     name = f"lease{redis_server.port}"
     requests.put(f"{backend.url}/resource/{name}", json={"body": '{"v": 1}'}, timeout=5)
     sps = [make_sidepush(POLL + redis_server.config(poll_lease="600ms")) for _ in range(3)]
@@ -306,8 +307,14 @@ def test_only_one_replica_polls_and_another_takes_over(make_sidepush, redis_serv
     requests.put(f"{backend.url}/resource/{name}", json={"body": '{"v": 2}'}, timeout=5)
     for s in streams:
         assert any(e["data"] == '{"v": 2}' for e in s.events(2))
-    # The leader goes away: another replica takes over within about one lease.
-    sps[leader].stop()
+    # The leader dies (SIGKILL: no release of its lease): another replica takes over
+    # within about one lease period, once the lease has expired.
+    dead = sps[leader]
+    dead.proc.kill()
+    dead.proc.wait()
+    dead.log.close()
+    dead.output = ""
+    dead.stop = lambda: 0  # killed on purpose: not a failed exit for the fixture
     rest = [sp for i, sp in enumerate(sps) if i != leader]
     t0 = time.monotonic()
     wait_one_leader(rest)
@@ -332,3 +339,52 @@ def test_bad_redis_urls_are_config_errors(tmp_path):
     assert out.returncode != 0
     assert f"{bad}:3:8: redis.url 'http://example.com': only redis:// URLs" in out.stderr
     assert f"{bad}:4:13:" in out.stderr
+
+
+def test_a_subscriber_waiting_through_an_outage_is_served_when_redis_returns(make_sidepush,
+                                                                               redis_server):
+    a, b = replicas(make_sidepush, redis_server, 2, reconnect_max="200ms",
+                    subscribe_wait="10s")
+    redis_server.stop()
+    wait_redis_up(b, 0)
+    sent = []
+
+    def later():
+        time.sleep(0.5)
+        redis_server.start()
+        wait_redis_up(a)
+        wait_synced(b, 1)
+        sent.append(publish_ok(a, "slow", "first after the outage"))
+
+    import threading
+    t = threading.Thread(target=later)
+    t.start()
+    r = requests.get(f"{b.url}/events/slow", timeout=15)  # held while Redis is away
+    t.join()
+    assert r.status_code == 200, r.text
+    assert [m["data"] for m in r.json()["messages"]] == ["first after the outage"]
+
+
+def test_a_lost_pubsub_connection_resyncs_from_the_stream(make_sidepush, redis_server):
+    """Only the subscribed connection drops (CLIENT KILL TYPE pubsub) while another replica
+    keeps publishing: what was published meanwhile comes from the stream, once, in order."""
+    import subprocess
+    import threading
+    a, b = replicas(make_sidepush, redis_server, 2, reconnect_max="200ms")
+    stream = sse(b, "feed")
+    wait_synced(b, 1)
+    result = {}
+    t = threading.Thread(target=lambda: result.update(acked=run_publisher(a, "feed", 150)[0]))
+    t.start()
+    for _ in range(3):
+        time.sleep(0.3)
+        subprocess.run(["redis-cli", "-p", str(redis_server.port), "CLIENT", "KILL", "TYPE",
+                        "pubsub"], check=True, capture_output=True)
+    t.join()
+    acked = result["acked"]
+    assert len(acked) == 150  # the command connections never dropped
+    events = stream.events(150)
+    assert [e["data"] for e in events] == [f"n{n}" for n in range(150)]
+    assert [e["id"] for e in events] == [acked[n] for n in range(150)]
+    assert metric(b, "sidepush_redis_channel_loads_total", '{reason="resync"}') >= 1
+    stream.close()
