@@ -11,7 +11,7 @@ import requests
 import websockets
 
 from conftest import SIDEPUSH, RedisServer
-from pushutil import CurlSSE, publish, publish_ok
+from pushutil import CurlSSE, publish, publish_ok, wait_subscribers
 
 ROUTES = ("routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
           "channels: { history: 50 }\n")
@@ -67,8 +67,8 @@ def test_a_publish_reaches_sse_websocket_and_longpoll_on_every_replica(make_side
     lp_cursor = requests.get(f"{sps[2].url}/events/news?wait=0", timeout=5)
     assert lp_cursor.status_code == 304
     cursor = lp_cursor.headers["Sidepush-Cursor"]
-    for sp in sps:
-        wait_synced(sp, 1)
+    for sp in sps:  # each replica's SSE subscriber is in (the long-poll has left)
+        wait_subscribers(sp, "news", 1)
 
     async def main():
         got = [[] for _ in sps]
@@ -105,7 +105,7 @@ def test_a_publish_reaches_sse_websocket_and_longpoll_on_every_replica(make_side
 def test_a_client_resumes_on_another_replica_without_loss_or_repeat(make_sidepush, redis_server):
     a, b, c = replicas(make_sidepush, redis_server, 3)
     first = sse(a, "orders")
-    wait_synced(a, 1)
+    wait_subscribers(a, "orders", 1)
     sent = [publish_ok(b, "orders", f"before-{i}") for i in range(3)]
     events = first.events(3)
     assert [e["data"] for e in events] == ["before-0", "before-1", "before-2"]
@@ -140,7 +140,7 @@ def test_an_old_cursor_beyond_history_is_reported_missed_on_any_replica(make_sid
 def test_deduplication_works_across_replicas(make_sidepush, redis_server):
     a, b = replicas(make_sidepush, redis_server, 2)
     stream = sse(b, "pay")
-    wait_synced(b, 1)
+    wait_subscribers(b, "pay", 1)
     one = publish_ok(a, "pay", "charged", headers={"Sidepush-Id": "evt-1"})
     two = publish_ok(b, "pay", "charged", headers={"Sidepush-Id": "evt-1"})
     assert two["duplicate"] is True and two["id"] == one["id"]
@@ -152,7 +152,7 @@ def test_deduplication_works_across_replicas(make_sidepush, redis_server):
 def test_deleting_a_channel_closes_its_subscribers_on_every_replica(make_sidepush, redis_server):
     a, b = replicas(make_sidepush, redis_server, 2)
     stream = sse(b, "gone")
-    wait_synced(b, 1)
+    wait_subscribers(b, "gone", 1)
     publish_ok(a, "gone", "x")
     stream.events(1)
     r = requests.delete(f"http://127.0.0.1:{a.publish_port}/channels/gone", timeout=5)
@@ -201,7 +201,7 @@ def test_redis_restarting_mid_stream_loses_nothing_acknowledged(make_sidepush, t
         async def main():
             stop = asyncio.Event()
             reader = asyncio.create_task(ws_reader(stop))
-            await asyncio.to_thread(wait_synced, b, 1)
+            await asyncio.to_thread(wait_subscribers, b, "live", 2)  # SSE and WebSocket
             first = await asyncio.to_thread(run_publisher, a, "live", 30)
             redis.stop()
             during = await asyncio.to_thread(run_publisher, a, "live", 10)
@@ -372,7 +372,7 @@ def test_a_lost_pubsub_connection_resyncs_from_the_stream(make_sidepush, redis_s
     import threading
     a, b = replicas(make_sidepush, redis_server, 2, reconnect_max="200ms")
     stream = sse(b, "feed")
-    wait_synced(b, 1)
+    wait_subscribers(b, "feed", 1)
     result = {}
     t = threading.Thread(target=lambda: result.update(acked=run_publisher(a, "feed", 150)[0]))
     t.start()
