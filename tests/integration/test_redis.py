@@ -388,3 +388,36 @@ def test_a_lost_pubsub_connection_resyncs_from_the_stream(make_sidepush, redis_s
     assert [e["id"] for e in events] == [acked[n] for n in range(150)]
     assert metric(b, "sidepush_redis_channel_loads_total", '{reason="resync"}') >= 1
     stream.close()
+
+
+def test_one_cursor_resumes_several_channels_on_another_replica(make_sidepush, redis_server):
+    """Ids come from one sequence for all channels, so a connection's single cursor covers
+    every channel it follows, on any replica."""
+    a, b, c = replicas(make_sidepush, redis_server, 3)
+    first = sse(b, "x,y")
+    wait_subscribers(b, "x", 1)
+    publish_ok(a, "x", "x0")
+    publish_ok(a, "y", "y0")
+    seen = first.events(2)
+    first.close()
+    publish_ok(b, "y", "y1")
+    publish_ok(c, "x", "x1")
+    publish_ok(a, "y", "y2")
+    again = sse(c, "x,y", last_id=seen[-1]["id"])
+    assert [e["data"] for e in again.events(3)] == ["y1", "x1", "y2"]
+    assert "sidepush-missed" not in again.raw.decode()
+    again.close()
+
+
+def test_a_reload_keeps_redis_and_warns_about_changes_to_it(make_sidepush, redis_server):
+    import signal
+    (sp,) = replicas(make_sidepush, redis_server, 1)
+    text = sp.config.read_text()
+    sp.config.write_text(text.replace("key_prefix: 'test:'", "key_prefix: 'other:'")
+                         .replace("log: { level: warn }", "log: { level: info }"))
+    sp.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "changes to the redis section" not in sp.config.with_suffix(".log").read_text():
+        assert time.monotonic() < deadline, "no warning about the redis section"
+        time.sleep(0.05)
+    assert publish_ok(sp, "after", "x")["replicas"] == 0  # still publishing through Redis
