@@ -3,7 +3,9 @@
  * Every publish runs one Lua script in Redis that numbers it from one
  * sequence shared by all replicas (ids stay "<epoch>-<seq>", the epoch kept
  * in Redis), appends it to the channel's stream (trimmed to
- * channels.history and channels.history_ttl), remembers its de-duplication
+ * channels.history entries; entries older than channels.history_ttl are
+ * left out when the stream is read, and the key expires after that much
+ * silence), remembers its de-duplication
  * id, and PUBLISHes it on the channel's pub/sub channel. Each replica is
  * SUBSCRIBEd to the channels it has local subscribers for, only while it has
  * them; a channel becomes "synced" when the subscription is confirmed and

@@ -421,3 +421,19 @@ def test_a_reload_keeps_redis_and_warns_about_changes_to_it(make_sidepush, redis
         assert time.monotonic() < deadline, "no warning about the redis section"
         time.sleep(0.05)
     assert publish_ok(sp, "after", "x")["replicas"] == 0  # still publishing through Redis
+
+
+def test_messages_past_history_ttl_are_missed_history_on_another_replica(make_sidepush,
+                                                                        redis_server):
+    conf = ROUTES.replace("history: 50", "history: 50, history_ttl: 1s") + redis_server.config()
+    a, b = (make_sidepush(conf) for _ in range(2))
+    for sp in (a, b):
+        wait_redis_up(sp)
+    old = publish_ok(a, "aging", "x0")
+    publish_ok(a, "aging", "x1")
+    time.sleep(1.3)
+    publish_ok(a, "aging", "x2")
+    r = requests.get(f"{b.url}/events/aging", params={"cursor": old["id"]}, timeout=10)
+    body = r.json()
+    assert body["missed"] is True  # x1 expired before the client came back
+    assert [m["data"] for m in body["messages"]] == ["x2"]
