@@ -122,13 +122,11 @@ static void serve_metrics(struct sp_app *app, struct sp_http_conn *conn)
     }
     sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
                         "Proxied requests, start to end of response.", &px->latency);
-    sp_metric_head(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.");
-    sp_metric_value(out, "sidepush_process_open_fds", NULL, (double)sp_process_open_fds());
-    sp_metric_head(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.");
-    sp_metric_value(out, "sidepush_process_resident_memory_bytes", NULL,
-                    (double)sp_process_rss_bytes());
-    sp_metric_head(out, "sidepush_ready", "gauge", "1 while ready to serve.");
-    sp_metric_value(out, "sidepush_ready", NULL, app->ready ? 1 : 0);
+    sp_metric_one(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.",
+                  (double)sp_process_open_fds());
+    sp_metric_one(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.",
+                  (double)sp_process_rss_bytes());
+    sp_metric_one(out, "sidepush_ready", "gauge", "1 while ready to serve.", app->ready ? 1 : 0);
     evbuffer_add_printf(headers, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                                  "Cache-Control: no-store\r\n");
     sp_http_begin(conn, 200, NULL, headers, (int64_t)evbuffer_get_length(out));

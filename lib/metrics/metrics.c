@@ -34,6 +34,13 @@ void sp_metric_value(struct evbuffer *out, const char *name, const char *labels,
         evbuffer_add_printf(out, "%s %.17g\n", name, value);
 }
 
+void sp_metric_one(struct evbuffer *out, const char *name, const char *type, const char *help,
+                   double value)
+{
+    sp_metric_head(out, name, type, help);
+    sp_metric_value(out, name, NULL, value);
+}
+
 void sp_metric_histogram(struct evbuffer *out, const char *name, const char *help,
                          const struct sp_histogram *h)
 {

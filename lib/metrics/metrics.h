@@ -23,6 +23,9 @@ void sp_histogram_observe(struct sp_histogram *h, double seconds);
 void sp_metric_head(struct evbuffer *out, const char *name, const char *type, const char *help);
 /* name{labels} value (labels may be NULL or "" for none) */
 void sp_metric_value(struct evbuffer *out, const char *name, const char *labels, double value);
+/* A family of one unlabelled value: its head and the value. */
+void sp_metric_one(struct evbuffer *out, const char *name, const char *type, const char *help,
+                   double value);
 /* A whole histogram family with its head. */
 void sp_metric_histogram(struct evbuffer *out, const char *name, const char *help,
                          const struct sp_histogram *h);

@@ -182,7 +182,7 @@ struct sp_engine_wait {
 
 struct engine_stats {
     uint64_t up_transitions, down_transitions;
-    uint64_t published, publish_failures;
+    uint64_t publish_failures;
     uint64_t loads, resyncs, epoch_changes;
 };
 
@@ -216,6 +216,7 @@ struct op {
         sp_engine_leased leased;
     } cb;
     void *arg;
+    enum script script; /* SCRIPT LOAD */
     char channel[SP_CHANNEL_MAX + 1];
 };
 
@@ -267,7 +268,8 @@ static int eval(struct sp_engine *e, enum script s, redisCallbackFn *fn, void *p
     int argc = 0;
 
     /* Publishing needs only this connection, not the pub/sub one. */
-    if (e->scripts_loaded != S_COUNT || (!e->hello_done && s != S_HELLO))
+    if (e->scripts_loaded != S_COUNT || (!e->hello_done && s != S_HELLO) ||
+        3 + nkeys + nargs > (int)(sizeof(argv) / sizeof(argv[0])))
         return -1;
     snprintf(nk, sizeof(nk), "%d", nkeys);
     argv[argc] = "EVALSHA", lens[argc++] = 7;
@@ -394,7 +396,7 @@ static void on_script_loaded(redisAsyncContext *ac, void *reply, void *arg)
     struct op *op = arg;
     struct sp_engine *e = op->e;
     redisReply *r = reply;
-    int which = op->channel[0];
+    enum script which = op->script;
 
     free(op);
     if (r == NULL || e->freeing)
@@ -424,7 +426,7 @@ static void cmd_up(void *arg)
             return;
         }
         op->e = e;
-        op->channel[0] = (char)i;
+        op->script = (enum script)i;
         if (sp_redis_command(e->cmd, on_script_loaded, op, 3, argv, NULL) < 0) {
             free(op);
             sp_redis_reset(e->cmd, "cannot send");
@@ -1016,7 +1018,6 @@ static void on_published(redisAsyncContext *ac, void *reply, void *arg)
     res.duplicate = reply_u64(r->element[2]) != 0;
     res.subscribers = (size_t)reply_u64(r->element[3]); /* replicas */
     res.seq = reply_u64(r->element[4]);
-    e->stats.published += !res.duplicate;
     op->cb.published(op->arg, SP_HUB_OK, &res);
     free(op);
 }
@@ -1086,8 +1087,7 @@ done:
 
 /* ---- channel administration ----------------------------------------------------------------- */
 
-static void format_id(struct sp_engine *e, const char *epoch, const redisReply *seq,
-                      char out[SP_MSG_ID_MAX])
+static void format_id(const char *epoch, const redisReply *seq, char out[SP_MSG_ID_MAX])
 {
     out[0] = '\0';
     if (seq->type == REDIS_REPLY_STRING && seq->len > 0)
@@ -1103,8 +1103,8 @@ static void on_info(redisAsyncContext *ac, void *reply, void *arg)
     if (reply_is(r, REDIS_REPLY_ARRAY, 4) && r->element[1]->type == REDIS_REPLY_STRING) {
         info.messages = (size_t)reply_u64(r->element[0]);
         info.rc = SP_HUB_OK;
-        format_id(op->e, r->element[1]->str, r->element[2], info.first_id);
-        format_id(op->e, r->element[1]->str, r->element[3], info.last_id);
+        format_id(r->element[1]->str, r->element[2], info.first_id);
+        format_id(r->element[1]->str, r->element[3], info.last_id);
     } else {
         script_failed(op->e, r);
     }
@@ -1362,9 +1362,8 @@ void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
     size_t subscribed = 0;
 
     sp_hmap_each(e->chans, count_subscribed, &subscribed);
-    sp_metric_head(out, "sidepush_redis_up", "gauge",
-                   "1 while both Redis connections are ready, else 0.");
-    sp_metric_value(out, "sidepush_redis_up", NULL, e->up ? 1 : 0);
+    sp_metric_one(out, "sidepush_redis_up", "gauge",
+                  "1 while both Redis connections are ready, else 0.", e->up ? 1 : 0);
     sp_metric_head(out, "sidepush_redis_transitions_total", "counter",
                    "Changes of sidepush_redis_up, by new state.");
     sp_metric_value(out, "sidepush_redis_transitions_total", "to=\"up\"",
@@ -1381,20 +1380,19 @@ void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
                     (double)sp_redis_connects(e->sub));
     sp_metric_value(out, "sidepush_redis_connections_total", "conn=\"pubsub\",event=\"lost\"",
                     (double)sp_redis_losses(e->sub));
-    sp_metric_head(out, "sidepush_redis_publish_failures_total", "counter",
-                   "Publishes refused with 503 because Redis was unavailable.");
-    sp_metric_value(out, "sidepush_redis_publish_failures_total", NULL,
-                    (double)st->publish_failures);
+    sp_metric_one(out, "sidepush_redis_publish_failures_total", "counter",
+                  "Publishes refused with 503 because Redis was unavailable.",
+                  (double)st->publish_failures);
     sp_metric_head(out, "sidepush_redis_channel_loads_total", "counter",
                    "Channel streams read from Redis, by reason.");
     sp_metric_value(out, "sidepush_redis_channel_loads_total", "reason=\"subscribe\"",
                     (double)(st->loads - st->resyncs));
     sp_metric_value(out, "sidepush_redis_channel_loads_total", "reason=\"resync\"",
                     (double)st->resyncs);
-    sp_metric_head(out, "sidepush_redis_epoch_changes_total", "counter",
-                   "Times Redis was found to have lost its data (a new epoch).");
-    sp_metric_value(out, "sidepush_redis_epoch_changes_total", NULL, (double)st->epoch_changes);
-    sp_metric_head(out, "sidepush_redis_channels", "gauge",
-                   "Channels this replica is subscribed to in Redis and in step with.");
-    sp_metric_value(out, "sidepush_redis_channels", NULL, (double)subscribed);
+    sp_metric_one(out, "sidepush_redis_epoch_changes_total", "counter",
+                  "Times Redis was found to have lost its data (a new epoch).",
+                  (double)st->epoch_changes);
+    sp_metric_one(out, "sidepush_redis_channels", "gauge",
+                  "Channels this replica is subscribed to in Redis and in step with.",
+                  (double)subscribed);
 }

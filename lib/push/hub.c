@@ -627,9 +627,3 @@ int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
     channel_maybe_remove(hub, ch);
     return (int)(reached > INT32_MAX ? INT32_MAX : reached);
 }
-
-size_t sp_hub_subscribers(const struct sp_hub *hub, const char *channel)
-{
-    const struct sp_channel *ch = sp_hmap_get(hub->channels, channel);
-    return ch ? ch->nsubs : 0;
-}

@@ -170,7 +170,5 @@ void sp_hub_drop_history(struct sp_hub *hub, const char *channel);
  * deliver, hands it to the channel's subscribers. Returns how many were
  * reached, or SP_HUB_NO_MEMORY. */
 int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver);
-/* Subscribers of a channel (0 when it does not exist). */
-size_t sp_hub_subscribers(const struct sp_hub *hub, const char *channel);
 
 #endif

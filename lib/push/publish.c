@@ -259,12 +259,14 @@ static struct job *job_new(struct sp_push *push, struct sp_http_conn *conn, size
                            bool single)
 {
     struct job *job = calloc(1, sizeof(*job));
+    json_t *results = json_array();
 
-    if (job == NULL || (job->results = json_array()) == NULL) {
+    if (job == NULL || results == NULL) {
         free(job);
+        json_decref(results);
         return NULL;
     }
-    *job = (struct job){push, conn, 1, single, 202, job->results};
+    *job = (struct job){push, conn, 1, single, 202, results};
     for (size_t i = 0; i < count; i++)
         json_array_append_new(job->results, json_null());
     sp_http_set_ops(conn, &job_ops, job);
@@ -468,9 +470,12 @@ static struct sp_http_conn *admin_finish(struct admin *a, const struct sp_engine
 static void on_engine_info(void *arg, const struct sp_engine_channel *info)
 {
     struct admin *a = arg;
-    size_t subscribers = sp_hub_subscribers(a->push->hub, a->channel);
+    struct sp_channel_info local = {0}; /* subscribers are each replica's own */
     char channel[SP_CHANNEL_MAX + 1];
+
+    sp_hub_channel_info(a->push->hub, a->channel, &local);
     struct sp_http_conn *conn = admin_finish(a, info, channel);
+    size_t subscribers = local.subscribers;
 
     if (conn == NULL)
         return;

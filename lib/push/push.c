@@ -299,14 +299,16 @@ static const struct sp_http_ops waiter_ops = {NULL, NULL, on_waiter_gone};
 /* Redis did not come back within redis.subscribe_wait. EventSource gives up
  * for good on any status but 200, so SSE gets a stream that only says when
  * to come back; the others get 503. */
-static void engine_unavailable(struct sp_push *push, struct sp_http_conn *conn,
+static void engine_unavailable(const struct sp_route_config *route, struct sp_http_conn *conn,
                                const struct sp_http_request *req)
 {
-    static const char retry[] = "retry: 5000\n\n";
+    char retry[48];
 
-    if (wants_sse(req) && !wants_websocket(req))
-        sp_http_respond(conn, 200, "text/event-stream", retry, sizeof(retry) - 1);
-    else
+    if (wants_sse(req) && !wants_websocket(req)) {
+        int n = snprintf(retry, sizeof(retry), "retry: %llu\n\n",
+                         (unsigned long long)route->subscribe.sse.retry_ms);
+        sp_http_respond(conn, 200, "text/event-stream", retry, (size_t)n);
+    } else
         sp_http_respond_error(conn, 503, sp_hub_error_text(SP_HUB_UNAVAILABLE));
 }
 
@@ -319,7 +321,7 @@ static void on_channels_ready(void *arg, bool ok)
     if (ok)
         start_transport(w->push, w->route, w->spec, w->conn, req);
     else
-        engine_unavailable(w->push, w->conn, req);
+        engine_unavailable(w->route, w->conn, req);
     free(w);
 }
 
@@ -566,20 +568,18 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     sp_metric_value(out, "sidepush_subscribers", "transport=\"longpoll\"",
                     (double)sp_longpoll_count(push));
     sp_metric_value(out, "sidepush_subscribers", "transport=\"grip\"", (double)sp_grip_count(push));
-    sp_metric_head(out, "sidepush_channels", "gauge", "Channels with subscribers or history.");
-    sp_metric_value(out, "sidepush_channels", NULL, (double)sp_hub_channel_count(push->hub));
-    sp_metric_head(out, "sidepush_messages_published_total", "counter", "Messages published.");
-    sp_metric_value(out, "sidepush_messages_published_total", NULL, (double)st->published);
-    sp_metric_head(out, "sidepush_messages_delivered_total", "counter",
-                   "Messages handed to subscribers.");
-    sp_metric_value(out, "sidepush_messages_delivered_total", NULL, (double)st->delivered);
-    sp_metric_head(out, "sidepush_messages_dropped_total", "counter",
-                   "Messages not delivered because their subscriber was too far behind.");
-    sp_metric_value(out, "sidepush_messages_dropped_total", NULL, (double)st->slow_consumers);
-    sp_metric_head(out, "sidepush_slow_consumer_disconnects_total", "counter",
-                   "Subscribers disconnected for passing limits.subscriber_max_unsent.");
-    sp_metric_value(out, "sidepush_slow_consumer_disconnects_total", NULL,
-                    (double)st->slow_consumers);
+    sp_metric_one(out, "sidepush_channels", "gauge", "Channels with subscribers or history.",
+                  (double)sp_hub_channel_count(push->hub));
+    sp_metric_one(out, "sidepush_messages_published_total", "counter", "Messages published.",
+                  (double)st->published);
+    sp_metric_one(out, "sidepush_messages_delivered_total", "counter",
+                  "Messages handed to subscribers.", (double)st->delivered);
+    sp_metric_one(out, "sidepush_messages_dropped_total", "counter",
+                  "Messages not delivered because their subscriber was too far behind.",
+                  (double)st->slow_consumers);
+    sp_metric_one(out, "sidepush_slow_consumer_disconnects_total", "counter",
+                  "Subscribers disconnected for passing limits.subscriber_max_unsent.",
+                  (double)st->slow_consumers);
     sp_metric_head(out, "sidepush_publish_errors_total", "counter",
                    "Refused publish API requests, by reason.");
     for (int i = 0; i < 6; i++) {
@@ -589,20 +589,19 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     }
     sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
                         "Time to store a publish and hand it to every subscriber.", &st->fanout);
-    sp_metric_head(out, "sidepush_poll_requests_total", "counter", "Requests of poll routes.");
-    sp_metric_value(out, "sidepush_poll_requests_total", NULL, (double)poll->requests);
+    sp_metric_one(out, "sidepush_poll_requests_total", "counter", "Requests of poll routes.",
+                  (double)poll->requests);
     sp_metric_head(out, "sidepush_poll_results_total", "counter", "Poll results, by kind.");
     sp_metric_value(out, "sidepush_poll_results_total", "result=\"changed\"",
                     (double)poll->changes);
     sp_metric_value(out, "sidepush_poll_results_total", "result=\"unchanged\"",
                     (double)poll->unchanged);
     sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"", (double)poll->errors);
-    sp_metric_head(out, "sidepush_pollers", "gauge", "Pollers running.");
-    sp_metric_value(out, "sidepush_pollers", NULL, (double)poll->pollers);
+    sp_metric_one(out, "sidepush_pollers", "gauge", "Pollers running.", (double)poll->pollers);
     if (push->engine != NULL) {
-        sp_metric_head(out, "sidepush_poll_leases", "gauge",
-                       "Poll channels whose Redis lease this replica holds (it polls them).");
-        sp_metric_value(out, "sidepush_poll_leases", NULL, (double)poll->leases);
+        sp_metric_one(out, "sidepush_poll_leases", "gauge",
+                      "Poll channels whose Redis lease this replica holds (it polls them).",
+                      (double)poll->leases);
         sp_engine_metrics(push->engine, out);
     }
 }

@@ -1,6 +1,11 @@
-"""What the benchmark scripts share: loopback ports."""
+"""What the benchmark scripts share: loopback ports, /proc figures, readiness."""
+import os
 import socket
 import time
+import urllib.request
+from pathlib import Path
+
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port():
@@ -18,3 +23,23 @@ def wait_port(port, timeout=10):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {port}")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def wait_redis_up(port, timeout=10):
+    """Until the sidepush listening on port reports both Redis connections ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+            if b"sidepush_redis_up 1" in body:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"sidepush on {port} never reached Redis")

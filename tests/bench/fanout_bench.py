@@ -27,10 +27,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from benchutil import free_port, wait_port
+from benchutil import free_port, wait_port, wait_redis_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
@@ -64,21 +63,11 @@ routes:
 """)
     proc = subprocess.Popen([str(SIDEPUSH), "--config", str(conf)], stdout=subprocess.DEVNULL)
     wait_port(port)
-    if redis_port:  # until both Redis connections are ready
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and b"sidepush_redis_up 1" not in metrics(port):
-            time.sleep(0.05)
+    if redis_port:
+        wait_redis_up(port)
     return {"name": "sidepush", "kind": "sidepush", "procs": [proc], "pids": [proc.pid],
             "ports": [port], "path": "/sub/bench", "publish_port": pub,
             "publish_path": "/publish/bench"}
-
-
-def metrics(port):
-    import urllib.request
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
-    except OSError:
-        return b""
 
 
 def start_replicas(tmp, history, start_one, name):

@@ -13,18 +13,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchutil import free_port, wait_port
+from benchutil import cpu_seconds, free_port, wait_port, wait_redis_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def start(args, port):
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     wait_port(port)
@@ -43,9 +35,8 @@ def run(tmp, redis, duration, connections):
     script = Path(tmp) / "post.lua"
     script.write_text('wrk.method = "POST"\nwrk.body = string.rep("x", 128)\n')
     try:
-        if redis_port:  # until Redis is up for this replica
-            subprocess.run(["curl", "-s", "--retry", "20", "--retry-connrefused", "-o",
-                            "/dev/null", f"http://127.0.0.1:{port}/metrics"], check=False)
+        if redis_port:
+            wait_redis_up(port)
         pids = [sp.pid] + ([redis[0].pid] if redis else [])
         before = [cpu_seconds(p) for p in pids]
         out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s",

@@ -105,7 +105,8 @@ class RedisServer:
     persistent: an append-only file synced on every write, so a restart keeps
     every acknowledged write (what a production Redis with AOF does)."""
 
-    def __init__(self, tmp: Path, persistent: bool = False):
+    def __init__(self, tmp: Path, persistent: bool = False, password: str = None):
+        self.password = password
         self.port = free_port()
         self.dir = tmp / f"redis-{self.port}"
         self.dir.mkdir()
@@ -119,6 +120,8 @@ class RedisServer:
                 "--logfile", str(self.dir / "redis.log")]
         args += (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
                  else ["--appendonly", "no"])
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_port(self.port, self.proc, "redis-server")
 

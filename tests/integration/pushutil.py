@@ -1,6 +1,5 @@
 """Helpers for push tests: publishing, and reading SSE with a real client."""
-import json
-import socket
+import re
 import subprocess
 import time
 
@@ -21,6 +20,22 @@ def publish_ok(sp, channel, data, event=None, headers=None):
     r = publish(sp, channel, data, event, headers)
     assert r.status_code == 202, r.text
     return r.json()
+
+
+def metric(url, name, labels=""):
+    """One value from sidepush's /metrics at url, or None."""
+    text = requests.get(url + "/metrics", timeout=5).text
+    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def wait_metric(url, name, value, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(url, name) == value:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{name} never became {value}")
 
 
 def channel_info(sp, channel):

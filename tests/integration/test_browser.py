@@ -6,14 +6,26 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
 from conftest import ROOT, SIDEPUSH, RedisServer, free_port, wait_port
+from pushutil import wait_metric
 
 BROWSER_DIR = ROOT / "tests" / "browser"
+
+
+def run_browser_script(script, env):
+    """Runs a tests/browser script; returns its JSON result, which must say ok."""
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
+        "run `npm ci` in tests/browser (.ci/deps test does)"
+    out = subprocess.run([shutil.which("node"), script], cwd=BROWSER_DIR, env=env,
+                         capture_output=True, text=True, timeout=120)
+    print(out.stderr)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(result))
+    assert result["ok"], result
+    return result
 
 
 def start_demo(tmp_path, replicas=1, extra=""):
@@ -61,16 +73,9 @@ def demo_replicas(tmp_path):
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
 def test_eventsource_websocket_and_fetch_in_chromium(demo_stack):
-    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), \
-        "run `npm ci` in tests/browser (.ci/deps test does)"
     port, publish_port = demo_stack
     env = dict(os.environ, SIDEPUSH_PORT=str(port), SIDEPUSH_PUBLISH_PORT=str(publish_port))
-    out = subprocess.run([shutil.which("node"), "transports.mjs"], cwd=BROWSER_DIR, env=env,
-                         capture_output=True, text=True, timeout=120)
-    print(out.stderr)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(json.dumps(result))
-    assert result["ok"], result
+    result = run_browser_script("transports.mjs", env)
     assert result["opens"]["sse"] >= 2 and result["opens"]["ws"] >= 2  # they really reconnected
 
 
@@ -81,19 +86,10 @@ def test_browser_transports_resume_on_other_replicas_through_redis(demo_replicas
     publishes go to the replicas in turn."""
     ports, publish_ports = demo_replicas
     for port in ports:  # both Redis connections ready
-        deadline = time.monotonic() + 10
-        while b"sidepush_redis_up 1" not in urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/metrics", timeout=5).read():
-            assert time.monotonic() < deadline, "Redis never up"
-            time.sleep(0.05)
+        wait_metric(f"http://127.0.0.1:{port}", "sidepush_redis_up", 1)
     env = dict(os.environ, SIDEPUSH_PORTS=",".join(map(str, ports)),
                SIDEPUSH_PUBLISH_PORTS=",".join(map(str, publish_ports)))
-    out = subprocess.run([shutil.which("node"), "transports.mjs"], cwd=BROWSER_DIR, env=env,
-                         capture_output=True, text=True, timeout=120)
-    print(out.stderr)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    print(json.dumps(result))
-    assert result["ok"], result
+    result = run_browser_script("transports.mjs", env)
     assert result["opens"]["sse"] >= 2 and result["opens"]["ws"] >= 2
 
 
@@ -101,7 +97,4 @@ def test_browser_transports_resume_on_other_replicas_through_redis(demo_replicas
 def test_eventsource_on_a_grip_stream_in_chromium(sidepush):
     env = dict(os.environ, SIDEPUSH_PORT=str(sidepush.port),
                SIDEPUSH_PUBLISH_PORT=str(sidepush.publish_port))
-    out = subprocess.run([shutil.which("node"), "grip.mjs"], cwd=BROWSER_DIR, env=env,
-                         capture_output=True, text=True, timeout=120)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["ok"], result
+    run_browser_script("grip.mjs", env)

@@ -3,7 +3,6 @@ Kubernetes user relies on (no cluster or Docker engine needed)."""
 import os
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml

@@ -3,7 +3,6 @@ shutdown_grace, new connections are refused (never answered 503), exit 0."""
 import asyncio
 import signal
 import socket
-import subprocess
 import threading
 import time
 

@@ -1,7 +1,6 @@
 """Health endpoints, the command line, and every example file in config/."""
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import requests

@@ -2,12 +2,10 @@
 on behalf of many subscribers, once per channel."""
 import asyncio
 import json
-import threading
 import time
 import uuid
 
 import aiohttp
-import pytest
 import requests
 
 from pushutil import CurlSSE, parse_sse

@@ -2,8 +2,9 @@
 transport on every replica, resume on another replica, de-duplication,
 Redis going away and coming back, and poll leases."""
 import asyncio
-import json
-import re
+import signal
+import subprocess
+import threading
 import time
 
 import pytest
@@ -11,6 +12,7 @@ import requests
 import websockets
 
 from conftest import SIDEPUSH, RedisServer
+import pushutil
 from pushutil import CurlSSE, publish, publish_ok, wait_subscribers
 
 ROUTES = ("routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
@@ -25,27 +27,16 @@ def replicas(make_sidepush, redis, n, extra="", **redis_keys):
 
 
 def metric(sp, name, labels=""):
-    text = requests.get(sp.url + "/metrics", timeout=5).text
-    m = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def wait_metric(sp, name, value, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric(sp, name) == value:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{name} never became {value}")
+    return pushutil.metric(sp.url, name, labels)
 
 
 def wait_redis_up(sp, up=1):
-    wait_metric(sp, "sidepush_redis_up", up)
+    pushutil.wait_metric(sp.url, "sidepush_redis_up", up)
 
 
 def wait_synced(sp, count):
     """Until sp follows count channels in Redis (its subscribers are ready)."""
-    wait_metric(sp, "sidepush_redis_channels", count)
+    pushutil.wait_metric(sp.url, "sidepush_redis_channels", count)
 
 
 def sse(sp, channel, last_id=None):
@@ -331,7 +322,6 @@ def test_only_one_replica_polls_and_another_takes_over_when_it_dies(make_sidepus
 
 
 def test_bad_redis_urls_are_config_errors(tmp_path):
-    import subprocess
     bad = tmp_path / "bad.yaml"
     bad.write_text("backend: { url: 'http://127.0.0.1:1' }\n"
                    "redis:\n  url: 'http://example.com'\n  database: 99999\n")
@@ -356,7 +346,6 @@ def test_a_subscriber_waiting_through_an_outage_is_served_when_redis_returns(mak
         wait_synced(b, 1)
         sent.append(publish_ok(a, "slow", "first after the outage"))
 
-    import threading
     t = threading.Thread(target=later)
     t.start()
     r = requests.get(f"{b.url}/events/slow", timeout=15)  # held while Redis is away
@@ -368,8 +357,6 @@ def test_a_subscriber_waiting_through_an_outage_is_served_when_redis_returns(mak
 def test_a_lost_pubsub_connection_resyncs_from_the_stream(make_sidepush, redis_server):
     """Only the subscribed connection drops (CLIENT KILL TYPE pubsub) while another replica
     keeps publishing: what was published meanwhile comes from the stream, once, in order."""
-    import subprocess
-    import threading
     a, b = replicas(make_sidepush, redis_server, 2, reconnect_max="200ms")
     stream = sse(b, "feed")
     wait_subscribers(b, "feed", 1)
@@ -410,7 +397,6 @@ def test_one_cursor_resumes_several_channels_on_another_replica(make_sidepush, r
 
 
 def test_a_reload_keeps_redis_and_warns_about_changes_to_it(make_sidepush, redis_server):
-    import signal
     (sp,) = replicas(make_sidepush, redis_server, 1)
     text = sp.config.read_text()
     sp.config.write_text(text.replace("key_prefix: 'test:'", "key_prefix: 'other:'")
@@ -437,3 +423,25 @@ def test_messages_past_history_ttl_are_missed_history_on_another_replica(make_si
     body = r.json()
     assert body["missed"] is True  # x1 expired before the client came back
     assert [m["data"] for m in body["messages"]] == ["x2"]
+
+
+def test_auth_and_database_from_the_url_and_a_wrong_password(make_sidepush, tmp_path):
+    redis = RedisServer(tmp_path, password="s3cret")
+    try:
+        good = make_sidepush(ROUTES + redis.config(
+            url=f"'redis://:s3cret@127.0.0.1:{redis.port}/3'"))
+        wait_redis_up(good)
+        publish_ok(good, "authed", "x")
+        keys = subprocess.run(["redis-cli", "-p", str(redis.port), "-a", "s3cret",
+                               "--no-auth-warning", "-n", "3", "EXISTS", "test:s:authed"],
+                              capture_output=True, text=True, check=True).stdout
+        assert keys.strip() == "1"  # AUTH, then SELECT 3
+        bad = make_sidepush(ROUTES + redis.config(password="wrong", reconnect_max="200ms"))
+        time.sleep(0.5)
+        assert metric(bad, "sidepush_redis_up") == 0
+        r = publish(bad, "authed", "y")
+        assert r.status_code == 503
+        bad.stop()
+        assert "Redis refused the handshake" in bad.output
+    finally:
+        redis.stop()

@@ -7,7 +7,6 @@ import os
 import socket
 import struct
 import threading
-import time
 
 import aiohttp
 import pytest
