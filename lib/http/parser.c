@@ -178,6 +178,50 @@ bool sp_http_list_has_token(struct sp_slice value, const char *token)
     return false;
 }
 
+bool sp_http_request_has_token(const struct sp_http_request *req, const char *name,
+                               const char *token)
+{
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct sp_http_header *h = &req->headers[i];
+        if (sp_slice_caseeq(h->name, name) && sp_http_list_has_token(h->value, token))
+            return true;
+    }
+    return false;
+}
+
+int sp_http_list_param_int(struct sp_slice value, const char *name, int64_t *out)
+{
+    size_t nlen = strlen(name);
+    const char *p = value.ptr, *end = value.ptr + value.len;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *start = p;
+        while (p < end && *p != ',')
+            p++;
+        if ((size_t)(p - start) <= nlen || strncasecmp(start, name, nlen) != 0 ||
+            start[nlen] != '=')
+            continue;
+        const char *v = start + nlen + 1, *stop = p;
+        while (stop > v && (stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        if (stop - v >= 2 && *v == '"' && stop[-1] == '"')
+            v++, stop--;
+        if (v == stop || stop - v > 18)
+            return -1;
+        int64_t n = 0;
+        for (const char *c = v; c < stop; c++) {
+            if (*c < '0' || *c > '9')
+                return -1;
+            n = n * 10 + (*c - '0');
+        }
+        *out = n;
+        return 0;
+    }
+    return -1;
+}
+
 static int parse_content_length(struct sp_slice v, uint64_t *out)
 {
     uint64_t n = 0;

@@ -46,6 +46,16 @@ const struct sp_http_header *sp_http_find_header(const struct sp_http_request *r
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
 bool sp_http_list_has_token(struct sp_slice value, const char *token);
 
+/* True if any field named name (all of them, not only the first) lists
+ * token: "Connection: keep-alive" then "Connection: close" means close. */
+bool sp_http_request_has_token(const struct sp_http_request *req, const char *name,
+                               const char *token);
+
+/* The value of a "name=digits" element of a comma-separated list
+ * ("no-cache, max-age=30"), quotes allowed. Returns 0 and *out, or -1 if
+ * absent or not a number (then *out is untouched). */
+int sp_http_list_param_int(struct sp_slice value, const char *name, int64_t *out);
+
 enum sp_http_body_kind {
     SP_HTTP_BODY_NONE,
     SP_HTTP_BODY_LENGTH,

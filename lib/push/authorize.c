@@ -2,34 +2,32 @@
  * asked (GET authorize.url with the client's Cookie and Authorization, the
  * original URI and the channel names) whether this client may subscribe.
  * 2xx allows; 401 and 403 are passed to the client; anything else, or no
- * answer within backend.timeout, is 503. Answers are cached per credentials,
- * channels and route for authorize.cache. */
-#include <openssl/evp.h>
+ * answer within backend.timeout, is 503. A verdict is cached under a digest
+ * of everything the backend was sent (URL, request target, channels,
+ * credentials), for as long as its Cache-Control or authorize.cache says. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
-#include "core/hmap.h"
+#include "core/cache.h"
+#include "core/digest.h"
 #include "push/push-internal.h"
 
 #define CACHE_MAX 10000
 
-struct verdict {
-    TAILQ_ENTRY(verdict) link;
-    uint64_t expires_ms;
-    int status; /* 0: allowed; else the status to answer */
-    char key[65];
-};
-
-TAILQ_HEAD(verdict_list, verdict);
-
 struct sp_auth {
     struct sp_push *push;
-    struct sp_hmap *cache;
-    struct verdict_list order;
-    size_t count;
+    struct sp_cache *cache; /* key -> int status (0: allowed) */
     uint64_t backend_requests;
+};
+
+/* What the authorizer is sent; the cache key is a digest of all of it, so
+ * a verdict is only ever reused for a request the backend would see as the
+ * same one. */
+struct question {
+    char *url;
+    struct curl_slist *headers;
+    char key[SP_SHA256_HEX];
 };
 
 struct pending {
@@ -38,81 +36,105 @@ struct pending {
     struct sp_http_conn *conn;
     struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
     char *spec;
-    char key[65];
+    struct question q;
     CURL *easy;
-    struct curl_slist *headers;
+    /* the answer's Cache-Control, for the verdict's lifetime */
+    bool no_store;
+    int64_t max_age_s; /* -1: none given */
 };
 
 static const struct sp_http_ops pending_ops;
 
-/* ---- cache ----------------------------------------------------------------------------- */
+/* ---- the question and its cache key ---------------------------------------------------- */
 
-static void cache_key(const struct sp_route_config *route, const struct sp_http_request *req,
-                      const char *spec, char out[65])
+static int add(struct curl_slist **list, const char *name, size_t len, const char *value)
 {
-    static const char *const names[] = {"Cookie", "Authorization"};
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
+    char *line = NULL;
+
+    if (asprintf(&line, "%s: %.*s", name, (int)len, value) < 0)
+        return -1;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    if (l == NULL)
+        return -1;
+    *list = l;
+    return 0;
+}
+
+static void question_clear(struct question *q)
+{
+    free(q->url);
+    curl_slist_free_all(q->headers);
+    *q = (struct question){0};
+}
+
+/* Every Cookie and Authorization field the client sent goes along (folded
+ * into one line each, as RFC 9110 allows for these), with the request
+ * target exactly as received and the channels. */
+static int copy_header(struct question *q, const struct sp_http_request *req, const char *name)
+{
+    struct evbuffer *joined = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct sp_http_header *h = &req->headers[i];
+        if (!sp_slice_caseeq(h->name, name))
+            continue;
+        if (joined == NULL && (joined = evbuffer_new()) == NULL)
+            return -1;
+        if (evbuffer_get_length(joined) > 0)
+            evbuffer_add(joined, strcmp(name, "Cookie") == 0 ? "; " : ", ", 2);
+        evbuffer_add(joined, h->value.ptr, h->value.len);
+    }
+    if (joined != NULL) {
+        size_t len = evbuffer_get_length(joined);
+        const char *v = (const char *)evbuffer_pullup(joined, -1);
+        rc = v == NULL && len > 0 ? -1 : add(&q->headers, name, len, v ? v : "");
+        evbuffer_free(joined);
+    }
+    return rc;
+}
+
+static int question_build(struct sp_push *push, const struct sp_route_config *route,
+                          const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                          const struct sp_http_request *req, struct question *q)
+{
     char route_id[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    memset(digest, 0, sizeof(digest));
+    *q = (struct question){0};
+    q->url = sp_push_backend_url(push, route, route->authorize.url, caps);
+    if (q->url == NULL || copy_header(q, req, "Cookie") < 0 ||
+        copy_header(q, req, "Authorization") < 0 ||
+        add(&q->headers, "X-Original-URI", req->target.len, req->target.ptr) < 0 ||
+        add(&q->headers, "Sidepush-Channels", strlen(spec), spec) < 0)
+        goto fail;
+    struct sp_digest *d = sp_digest_new();
+    if (d == NULL)
+        goto fail;
     snprintf(route_id, sizeof(route_id), "%p", (const void *)route);
-    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        EVP_DigestUpdate(ctx, route_id, strlen(route_id));
-        EVP_DigestUpdate(ctx, "\n", 1);
-        EVP_DigestUpdate(ctx, spec, strlen(spec));
-        for (size_t i = 0; i < 2; i++) {
-            const struct sp_http_header *h = sp_http_find_header(req, names[i]);
-            /* A length prefix keeps "a" + "bc" apart from "ab" + "c". */
-            char n[24];
-            snprintf(n, sizeof(n), "\n%zu:", h ? h->value.len : (size_t)-1);
-            EVP_DigestUpdate(ctx, n, strlen(n));
-            if (h)
-                EVP_DigestUpdate(ctx, h->value.ptr, h->value.len);
-        }
-        EVP_DigestFinal_ex(ctx, digest, &len);
-    }
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    sp_digest_field(d, route_id, strlen(route_id));
+    sp_digest_field(d, q->url, strlen(q->url));
+    for (const struct curl_slist *l = q->headers; l != NULL; l = l->next)
+        sp_digest_field(d, l->data, strlen(l->data));
+    sp_digest_finish(d, q->key);
+    return 0;
+fail:
+    question_clear(q);
+    return -1;
 }
 
-static struct verdict *cache_get(struct sp_auth *a, const char *key)
+/* The verdict's lifetime: the answer's own Cache-Control when it has one
+ * (no-store and no-cache mean never reuse it; max-age sets it), else authorize.cache.
+ * authorize.cache: 0 turns caching off whatever the backend says. */
+static uint64_t verdict_ttl_ms(const struct pending *p)
 {
-    struct verdict *v = sp_hmap_get(a->cache, key);
-    if (v != NULL && v->expires_ms <= sp_now_ms()) {
-        TAILQ_REMOVE(&a->order, v, link);
-        sp_hmap_del(a->cache, v->key);
-        a->count--;
-        free(v);
-        return NULL;
-    }
-    return v;
-}
+    uint64_t configured = p->route->authorize.cache_ms;
 
-static void cache_put(struct sp_auth *a, const char *key, int status, uint64_t ttl_ms)
-{
-    if (ttl_ms == 0 || cache_get(a, key) != NULL)
-        return;
-    struct verdict *v = calloc(1, sizeof(*v));
-    if (v == NULL)
-        return;
-    snprintf(v->key, sizeof(v->key), "%s", key);
-    v->status = status;
-    v->expires_ms = sp_now_ms() + ttl_ms;
-    if (sp_hmap_put(a->cache, v->key, v) < 0) {
-        free(v);
-        return;
-    }
-    TAILQ_INSERT_TAIL(&a->order, v, link);
-    if (++a->count > CACHE_MAX) {
-        struct verdict *old = TAILQ_FIRST(&a->order);
-        TAILQ_REMOVE(&a->order, old, link);
-        sp_hmap_del(a->cache, old->key);
-        a->count--;
-        free(old);
-    }
+    if (configured == 0 || p->no_store)
+        return 0;
+    if (p->max_age_s >= 0)
+        return (uint64_t)p->max_age_s * 1000;
+    return configured;
 }
 
 /* ---- verdicts --------------------------------------------------------------------------- */
@@ -139,7 +161,7 @@ static void pending_free(struct pending *p)
         sp_curlm_remove(p->auth->push->curlm, p->easy);
         curl_easy_cleanup(p->easy);
     }
-    curl_slist_free_all(p->headers);
+    question_clear(&p->q);
     free(p->spec);
     free(p);
 }
@@ -160,8 +182,11 @@ static void on_answer(CURL *easy, CURLcode result, void *ctx)
     else
         status = 503;
     /* Only real answers are cached: an outage must not lock clients out. */
-    if (status != 503)
-        cache_put(p->auth, p->key, status, p->route->authorize.cache_ms);
+    uint64_t ttl = verdict_ttl_ms(p);
+    if (status != 503 && ttl > 0) {
+        uint64_t now = sp_now_ms();
+        sp_cache_put(p->auth->cache, p->q.key, &status, sizeof(status), now + ttl, now, true);
+    }
     sp_http_set_ops(p->conn, NULL, NULL);
     proceed(p->auth->push, p->route, p->caps, p->spec, p->conn, status);
     pending_free(p);
@@ -179,55 +204,55 @@ static size_t discard(char *buf, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-static int add(struct curl_slist **list, const char *name, const char *fmt, size_t len,
-               const char *value)
+/* Cache-Control of the final answer (a new status line starts over). */
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 {
-    char line[8192];
-    snprintf(line, sizeof(line), fmt, name, (int)len, value);
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (l == NULL)
-        return -1;
-    *list = l;
-    return 0;
+    struct pending *p = arg;
+    size_t len = size * n;
+    struct sp_slice line = {buf, len};
+
+    while (line.len > 0 && (line.ptr[line.len - 1] == '\r' || line.ptr[line.len - 1] == '\n'))
+        line.len--;
+    if (line.len >= 5 && memcmp(line.ptr, "HTTP/", 5) == 0) {
+        p->no_store = false;
+        p->max_age_s = -1;
+    } else if (line.len > 14 && strncasecmp(line.ptr, "Cache-Control:", 14) == 0) {
+        struct sp_slice value = {line.ptr + 14, line.len - 14};
+        int64_t max_age = -1;
+        /* "private" is no bar: each verdict is keyed on one client's credentials. */
+        if (sp_http_list_has_token(value, "no-store") || sp_http_list_has_token(value, "no-cache"))
+            p->no_store = true;
+        if (sp_http_list_param_int(value, "max-age", &max_age) == 0 &&
+            (p->max_age_s < 0 || max_age < p->max_age_s))
+            p->max_age_s = max_age;
+    }
+    return len;
 }
 
-static int ask_backend(struct pending *p, const struct sp_http_request *req)
+static int ask_backend(struct pending *p)
 {
     const struct sp_config *cfg = p->auth->push->config;
-    static const char *const copied[] = {"Cookie", "Authorization"};
-    char *url = sp_push_backend_url(p->auth->push, p->route, p->route->authorize.url, p->caps);
-    int rc = -1;
 
-    if (url == NULL)
-        return -1;
-    for (size_t i = 0; i < 2; i++) {
-        const struct sp_http_header *h = sp_http_find_header(req, copied[i]);
-        if (h && add(&p->headers, copied[i], "%s: %.*s", h->value.len, h->value.ptr) < 0)
-            goto done;
-    }
-    if (add(&p->headers, "X-Original-URI", "%s: %.*s", req->target.len, req->target.ptr) < 0 ||
-        add(&p->headers, "Sidepush-Channels", "%s: %.*s", strlen(p->spec), p->spec) < 0)
-        goto done;
     p->easy = curl_easy_init();
     if (p->easy == NULL)
-        goto done;
-    curl_easy_setopt(p->easy, CURLOPT_URL, url);
-    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
+        return -1;
+    curl_easy_setopt(p->easy, CURLOPT_URL, p->q.url);
+    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->q.headers);
+    curl_easy_setopt(p->easy, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
     curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(p->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
     curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
     curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
     if (sp_curlm_add(p->auth->push->curlm, p->easy, on_answer, p) < 0) {
         curl_easy_cleanup(p->easy);
         p->easy = NULL;
-        goto done;
+        return -1;
     }
     p->auth->backend_requests++;
-    rc = 0;
-done:
-    free(url);
-    return rc;
+    return 0;
 }
 
 void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route,
@@ -235,26 +260,33 @@ void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route
                        struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     struct sp_auth *a = push->auth;
-    char key[65];
+    struct question q;
 
-    cache_key(route, req, spec, key);
-    struct verdict *v = cache_get(a, key);
-    if (v != NULL) {
-        proceed(push, route, caps, spec, conn, v->status);
+    if (question_build(push, route, caps, spec, req, &q) < 0) {
+        sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
+        return;
+    }
+    const int *verdict = sp_cache_get(a->cache, q.key, sp_now_ms(), NULL);
+    if (verdict != NULL) {
+        int status = *verdict;
+        question_clear(&q);
+        proceed(push, route, caps, spec, conn, status);
         return;
     }
     struct pending *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->spec = strdup(spec)) == NULL) {
         free(p);
+        question_clear(&q);
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
     p->auth = a;
     p->route = route;
     p->conn = conn;
+    p->q = q;
+    p->max_age_s = -1;
     memcpy(p->caps, caps, sizeof(p->caps));
-    memcpy(p->key, key, sizeof(p->key));
-    if (ask_backend(p, req) < 0) {
+    if (ask_backend(p) < 0) {
         pending_free(p);
         sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
         return;
@@ -269,8 +301,7 @@ struct sp_auth *sp_auth_new(struct sp_push *push)
     if (a == NULL)
         return NULL;
     a->push = push;
-    TAILQ_INIT(&a->order);
-    a->cache = sp_hmap_new();
+    a->cache = sp_cache_new(CACHE_MAX);
     if (a->cache == NULL) {
         free(a);
         return NULL;
@@ -280,14 +311,8 @@ struct sp_auth *sp_auth_new(struct sp_push *push)
 
 void sp_auth_free(struct sp_auth *a)
 {
-    struct verdict *v;
-
     if (a == NULL)
         return;
-    while ((v = TAILQ_FIRST(&a->order)) != NULL) {
-        TAILQ_REMOVE(&a->order, v, link);
-        free(v);
-    }
-    sp_hmap_free(a->cache);
+    sp_cache_free(a->cache);
     free(a);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/digest.h"
 #include "core/hmap.h"
 #include "net/redis.h"
 #include "push/push-internal.h"
@@ -1044,8 +1045,11 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
     key(e, streamk, sizeof(streamk), "s:", p->pub.channel);
     key(e, metak, sizeof(metak), "m:", p->pub.channel);
     key(e, chan, sizeof(chan), "c:", p->pub.channel);
-    if (dedup)
-        snprintf(dedupk, sizeof(dedupk), "%sd:%s:%s", e->prefix, p->pub.channel, p->pub.dedup_id);
+    if (dedup) {
+        char digest[SP_SHA256_HEX];
+        sp_sha256_hex(p->pub.dedup_id, strlen(p->pub.dedup_id), digest);
+        snprintf(dedupk, sizeof(dedupk), "%sd:%s:%s", e->prefix, p->pub.channel, digest);
+    }
     snprintf(history, sizeof(history), "%" PRIu64, cfg->channels.history);
     snprintf(ttl, sizeof(ttl), "%" PRIu64, cfg->channels.history_ttl_ms);
     snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64, cfg->channels.history_ttl_ms + META_EXTRA_MS);

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/hmap.h"
 
 #define DEDUP_MAX 100000
@@ -35,7 +36,7 @@ struct dedup {
     TAILQ_ENTRY(dedup) link;
     uint64_t expires_ms;
     char id[SP_MSG_ID_MAX];
-    char key[]; /* "<channel>\n<dedup id>" */
+    char key[]; /* "<channel>\n<SHA-256 of the dedup id>" */
 };
 
 TAILQ_HEAD(dedup_list, dedup);
@@ -265,7 +266,11 @@ size_t sp_hub_channel_count(const struct sp_hub *hub)
 static struct dedup *dedup_find(struct sp_hub *hub, const char *channel, const char *id, char *key,
                                 size_t keylen)
 {
-    snprintf(key, keylen, "%s\n%s", channel, id);
+    char digest[SP_SHA256_HEX];
+
+    /* Ids of any length count whole: a digest, never a truncated copy. */
+    sp_sha256_hex(id, strlen(id), digest);
+    snprintf(key, keylen, "%s\n%s", channel, digest);
     return sp_hmap_get(hub->dedup, key);
 }
 

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,19 +85,33 @@ int sp_webhook_sign(const char *secret, const char *id, const char *timestamp, c
     return 0;
 }
 
+/* Unix seconds as plain digits (no sign, no spaces) within tolerance_s of
+ * now. The distance is taken in unsigned arithmetic, so no timestamp a
+ * client sends can overflow it. */
+static bool timestamp_fresh(const char *timestamp, int64_t now, uint64_t tolerance_s)
+{
+    uint64_t ts = 0;
+    size_t n = strspn(timestamp, "0123456789");
+
+    if (n == 0 || n > 19 || timestamp[n] != '\0')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        ts = ts * 10 + (uint64_t)(timestamp[i] - '0');
+    if (now < 0)
+        return false;
+    uint64_t t = (uint64_t)now;
+    uint64_t distance = ts > t ? ts - t : t - ts;
+    return distance <= tolerance_s;
+}
+
 int sp_webhook_verify(const char *secret, const char *id, const char *timestamp, const void *body,
                       size_t len, const char *signatures, int64_t now, uint64_t tolerance_s)
 {
     char expected[64];
-    char *end;
 
     if (id == NULL || timestamp == NULL || signatures == NULL || id[0] == '\0')
         return SP_WEBHOOK_MISSING;
-    long long ts = strtoll(timestamp, &end, 10);
-    if (*end != '\0' || timestamp[0] == '\0')
-        return SP_WEBHOOK_STALE;
-    long long skew = (long long)now - ts;
-    if (skew < -(long long)tolerance_s || skew > (long long)tolerance_s)
+    if (!timestamp_fresh(timestamp, now, tolerance_s))
         return SP_WEBHOOK_STALE;
     int rc = compute(secret, id, timestamp, body, len, expected);
     if (rc < 0)

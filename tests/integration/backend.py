@@ -6,6 +6,7 @@ nothing about realtime; it only answers requests in ways the tests can check.
 import asyncio
 import hashlib
 import json
+from urllib.parse import parse_qs, urlsplit
 import sys
 from collections import Counter
 
@@ -125,6 +126,15 @@ async def authorize(request: web.Request) -> web.Response:
                      "channels": request.headers.get("Sidepush-Channels")})
     if auth == "Bearer slow":
         await asyncio.sleep(5)
+    # A browser's EventSource can only carry a token in the query string.
+    query = parse_qs(urlsplit(request.headers.get("X-Original-URI", "")).query)
+    if "token" in query:
+        return web.Response(status=204 if query["token"] == ["good"] else 403)
+    # Per-verdict caching, as the backend's own Cache-Control says.
+    if auth == "Bearer no-store":
+        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    if auth == "Bearer max-age-1":
+        return web.Response(status=204, headers={"Cache-Control": "private, max-age=1"})
     if auth == "Bearer good" or (request.headers.get("Cookie") or "").startswith("session=ok"):
         return web.Response(status=204)
     if auth == "Bearer broken":

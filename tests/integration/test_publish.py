@@ -168,3 +168,37 @@ def test_bad_hmac_secret_is_a_config_error(tmp_path):
     f.write_text('backend: {url: http://x}\npublish: {auth: {hmac_secret: "whsec_!!"}}\n')
     out = subprocess.run([SIDEPUSH, "--check-config", str(f)], capture_output=True, text=True)
     assert out.returncode == 1 and "hmac_secret must be base64" in out.stderr
+
+
+def test_extreme_webhook_timestamps_are_refused_not_overflowed(make_sidepush):
+    """INT64_MIN in webhook-timestamp made the UBSan build abort before any
+    authentication; now it is a stale timestamp like any other."""
+    sp = make_sidepush(f'publish: {{ auth: {{ hmac_secret: "whsec_{SECRET_B64}" }} }}\n')
+    for ts in ("-9223372036854775808", "9223372036854775807", "18446744073709551616", "+1", "1e9"):
+        r = publish(sp, "orders", b"x", headers={
+            "webhook-id": "msg_x", "webhook-timestamp": ts,
+            "webhook-signature": sign(SECRET_B64, "msg_x", ts, b"x")})
+        assert r.status_code == 401 and "timestamp" in r.json()["error"], ts
+    now = int(time.time())
+    assert publish(sp, "orders", b"x", headers={
+        "webhook-id": "msg_y", "webhook-timestamp": str(now),
+        "webhook-signature": sign(SECRET_B64, "msg_y", now, b"x")}).status_code == 202
+
+
+@pytest.mark.parametrize("how", ["header", "json"])
+def test_long_dedup_ids_count_whole(sidepush, how):
+    """Two ids longer than the old 760-byte key buffer that share a prefix are
+    different ids: the second message is stored, not dropped as a duplicate."""
+    prefix = "p" * 5000
+
+    def send(dedup_id, data):
+        if how == "header":
+            return publish(sidepush, "long-ids", data, headers={"Sidepush-Id": dedup_id})
+        return requests.post(pub_url(sidepush, "/publish"), timeout=5, json={
+            "channel": "long-ids", "data": data, "id": dedup_id})
+
+    first, second = send(prefix + "-a", "one"), send(prefix + "-b", "two")
+    assert first.status_code == 202 and second.status_code == 202
+    assert not second.json().get("duplicate") and second.json()["id"] != first.json()["id"]
+    again = send(prefix + "-a", "one")
+    assert again.json().get("duplicate") is True and again.json()["id"] == first.json()["id"]

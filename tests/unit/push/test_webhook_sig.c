@@ -1,5 +1,7 @@
 #include "push/webhook_sig.h"
 
+#include <stdint.h>
+
 #include "../tap.h"
 
 /* Known-answer vector of the Standard Webhooks reference libraries
@@ -57,5 +59,21 @@ int main(void)
     is_int(
         sp_webhook_verify("whsec_", KAT_ID, KAT_TS, KAT_BODY, strlen(KAT_BODY), KAT_SIG, now, 300),
         SP_WEBHOOK_BAD_SECRET, "an empty secret");
+    /* Extreme timestamps are refused, never overflow (the UBSan build
+     * aborted on INT64_MIN before this was fixed). */
+    static const char *const extreme[] = {
+        "-9223372036854775808", "9223372036854775807", "18446744073709551615",
+        "99999999999999999999", "+1614265330",         " 1614265330",
+        "1614265330 ",          "-1614265330",         ""};
+    for (size_t i = 0; i < sizeof(extreme) / sizeof(extreme[0]); i++)
+        is_int(sp_webhook_verify(KAT_SECRET, KAT_ID, extreme[i], KAT_BODY, strlen(KAT_BODY),
+                                 KAT_SIG, now, 300),
+               SP_WEBHOOK_STALE, "timestamp '%s' is refused", extreme[i]);
+    is_int(sp_webhook_verify(KAT_SECRET, KAT_ID, KAT_TS, KAT_BODY, strlen(KAT_BODY), KAT_SIG,
+                             INT64_MIN, UINT64_MAX / 2),
+           SP_WEBHOOK_STALE, "a clock before 1970 is no match");
+    is_int(sp_webhook_verify(KAT_SECRET, KAT_ID, KAT_TS, KAT_BODY, strlen(KAT_BODY), KAT_SIG,
+                             INT64_MAX, UINT64_MAX),
+           SP_WEBHOOK_OK, "the widest tolerance accepts without overflow");
     return tap_done();
 }
