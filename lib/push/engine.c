@@ -215,6 +215,7 @@ struct op {
         sp_engine_published published;
         sp_engine_channel_done channel_done;
         sp_engine_leased leased;
+        sp_engine_claimed claimed;
     } cb;
     void *arg;
     enum script script; /* SCRIPT LOAD */
@@ -1256,6 +1257,47 @@ void sp_engine_save_poll_state(struct sp_engine *e, const char *channel,
     snprintf(ms, sizeof(ms), "%" PRIu64, e->push->config->channels.history_ttl_ms + META_EXTRA_MS);
     sp_redis_command(e->cmd, NULL, NULL, 10, argv, lens);
     sp_redis_command(e->cmd, NULL, NULL, 3, expire, NULL);
+}
+
+/* ---- signed webhook ids ---------------------------------------------------------------------- */
+
+static void on_claimed(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct op *op = arg;
+    redisReply *r = reply;
+
+    if (r != NULL && r->type == REDIS_REPLY_NIL)
+        op->cb.claimed(op->arg, SP_HUB_OK, NULL);
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        op->cb.claimed(op->arg, SP_HUB_OK, r->str);
+    else {
+        if (r != NULL && r->type == REDIS_REPLY_ERROR)
+            sp_log_error(op->e->push->log, "redis_error", "SET NX GET (Redis 7 needed): %s",
+                         r->str);
+        op->cb.claimed(op->arg, SP_HUB_UNAVAILABLE, NULL);
+    }
+    free(op);
+}
+
+int sp_engine_claim(struct sp_engine *e, const char *k, const char *value, uint64_t ttl_ms,
+                    sp_engine_claimed cb, void *arg)
+{
+    char keyk[KEY_MAX], ms[24];
+    struct op *op = calloc(1, sizeof(*op));
+
+    if (op == NULL || !sp_redis_is_up(e->cmd) || key(e, keyk, sizeof(keyk), "w:", k) < 0) {
+        free(op);
+        return SP_HUB_UNAVAILABLE;
+    }
+    *op = (struct op){.e = e, .arg = arg};
+    op->cb.claimed = cb;
+    snprintf(ms, sizeof(ms), "%" PRIu64, ttl_ms > 0 ? ttl_ms : 1);
+    const char *argv[7] = {"SET", keyk, value, "NX", "PX", ms, "GET"};
+    if (sp_redis_command(e->cmd, on_claimed, op, 7, argv, NULL) < 0) {
+        free(op);
+        return SP_HUB_UNAVAILABLE;
+    }
+    return SP_HUB_OK;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------------

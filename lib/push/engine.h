@@ -123,6 +123,19 @@ void sp_engine_release(struct sp_engine *e, const char *channel);
 void sp_engine_save_poll_state(struct sp_engine *e, const char *channel,
                                const struct sp_engine_poll_state *state);
 
+/* ---- signed webhook ids: used once across all replicas --------------------------------------- */
+
+/* prior is NULL when this call claimed key (it now holds value for ttl_ms),
+ * else the value the first claim stored; rc is SP_HUB_OK or
+ * SP_HUB_UNAVAILABLE (prior NULL). */
+typedef void (*sp_engine_claimed)(void *arg, int rc, const char *prior);
+
+/* SET key value NX PX ttl GET (Redis 7): one round trip that either claims
+ * key or tells who did. Returns 0 (cb runs later, exactly once) or
+ * SP_HUB_UNAVAILABLE now (cb never runs). */
+int sp_engine_claim(struct sp_engine *e, const char *key, const char *value, uint64_t ttl_ms,
+                    sp_engine_claimed cb, void *arg);
+
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out);
 
 #endif

@@ -21,6 +21,9 @@ enum target {
     T_JSON_PUBLISH,
 };
 
+/* What a request on /channels/{channel} does (A_NONE: it is a publish). */
+enum admin_op { A_NONE, A_INFO, A_DELETE };
+
 /* A publish request whose body is still arriving. */
 struct pending {
     struct sp_push *push;
@@ -86,12 +89,15 @@ static bool bearer_ok(struct sp_push *push, const struct sp_http_request *req)
     return h->value.len - 7 == len && CRYPTO_memcmp(h->value.ptr + 7, token, len) == 0;
 }
 
-/* Standard Webhooks signature over the body. Returns 0 or an error code. */
+/* Standard Webhooks signature over the body. Returns 0 or an error code;
+ * with signatures on, *webhook_id is then the verified id (malloc'd), else
+ * NULL. */
 static int signature_check(struct sp_push *push, const struct sp_http_request *req,
-                           const void *body, size_t len)
+                           const void *body, size_t len, char **webhook_id)
 {
     const char *secret = push->config->publish_auth.hmac_secret;
 
+    *webhook_id = NULL;
     if (secret == NULL)
         return 0;
     char *id = header_text(req, "webhook-id");
@@ -99,7 +105,10 @@ static int signature_check(struct sp_push *push, const struct sp_http_request *r
     char *sig = header_text(req, "webhook-signature");
     int rc = sp_webhook_verify(secret, id, ts, body, len, sig, (int64_t)time(NULL),
                                push->config->publish_auth.timestamp_tolerance_ms / 1000);
-    free(id);
+    if (rc == 0)
+        *webhook_id = id;
+    else
+        free(id);
     free(ts);
     free(sig);
     return rc;
@@ -273,11 +282,13 @@ static struct job *job_new(struct sp_push *push, struct sp_http_conn *conn, size
     return job;
 }
 
+/* signed_id: the verified webhook-id, which is then the de-duplication id
+ * (the unsigned headers could be changed by whoever replays the request). */
 static void publish_raw(struct pending *p, const struct sp_http_request *req, const char *body,
-                        size_t len)
+                        size_t len, const char *signed_id)
 {
     char *event = header_text(req, "Sidepush-Event");
-    char *dedup = dedup_header(req);
+    char *dedup = signed_id ? strdup(signed_id) : dedup_header(req);
 
     if (event == NULL)
         event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
@@ -294,8 +305,9 @@ static void publish_raw(struct pending *p, const struct sp_http_request *req, co
 }
 
 /* Validates every item before publishing any, so a bad batch publishes
- * nothing. */
-static void publish_batch(struct pending *p, const char *body, size_t len)
+ * nothing. A signed batch's items without an id of their own are
+ * de-duplicated on the webhook-id ("<id>#<index>" in a batch). */
+static void publish_batch(struct pending *p, const char *body, size_t len, const char *signed_id)
 {
     struct sp_publish_batch batch;
     char err[256];
@@ -324,8 +336,15 @@ static void publish_batch(struct pending *p, const char *body, size_t len)
     }
     for (size_t i = 0; i < batch.count; i++) {
         const struct sp_publish_item *it = &batch.items[i];
-        struct sp_publish pub = {it->channel, it->event, it->data, it->len, it->id, it->formats};
+        char *derived = NULL;
+        if (it->id == NULL && signed_id != NULL &&
+            (batch.single ? (derived = strdup(signed_id)) == NULL
+                          : asprintf(&derived, "%s#%zu", signed_id, i) < 0))
+            derived = NULL;
+        struct sp_publish pub = {
+            it->channel, it->event, it->data, it->len, it->id ? it->id : derived, it->formats};
         job_publish(job, i, &pub);
+        free(derived);
     }
     job_release(job);
     sp_publish_batch_clear(&batch);
@@ -338,24 +357,44 @@ static void pending_free(struct pending *p)
     free(p);
 }
 
+static void publish_body(struct pending *p, const char *signed_id)
+{
+    const struct sp_http_request *req = sp_http_request(p->conn);
+    size_t len = evbuffer_get_length(p->body);
+    const char *body = (const char *)evbuffer_pullup(p->body, -1);
+
+    if (body == NULL)
+        body = "";
+    if (p->target == T_CHANNEL_PUBLISH)
+        publish_raw(p, req, body, len, signed_id);
+    else
+        publish_batch(p, body, len, signed_id);
+}
+
+static void claim_start(struct sp_push *push, struct sp_http_conn *conn, struct pending *p,
+                        enum admin_op op, const char *channel, char *webhook_id, const void *body,
+                        size_t len);
+
 static void body_complete(struct pending *p)
 {
     const struct sp_http_request *req = sp_http_request(p->conn);
     size_t len = evbuffer_get_length(p->body);
     const char *body = (const char *)evbuffer_pullup(p->body, -1);
+    char *signed_id;
     int rc;
 
     sp_http_set_ops(p->conn, NULL, NULL);
     if (body == NULL)
         body = "";
-    rc = signature_check(p->push, req, body, len);
+    rc = signature_check(p->push, req, body, len, &signed_id);
     if (rc != 0) {
         count_error(p->push, 401);
         respond_unauthorized(p->conn, sp_webhook_error_text(rc));
-    } else if (p->target == T_CHANNEL_PUBLISH) {
-        publish_raw(p, req, body, len);
+    } else if (signed_id != NULL) {
+        claim_start(p->push, p->conn, p, A_NONE, NULL, signed_id, body, len);
+        return; /* the claim owns p now */
     } else {
-        publish_batch(p, body, len);
+        publish_body(p, NULL);
     }
     pending_free(p);
 }
@@ -556,6 +595,15 @@ static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, cons
     respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
 }
 
+static void admin_run(struct sp_push *push, struct sp_http_conn *conn, enum admin_op op,
+                      const char *channel)
+{
+    if (op == A_DELETE)
+        channel_delete(push, conn, channel);
+    else
+        channel_info(push, conn, channel);
+}
+
 /* ---- routing ------------------------------------------------------------------------------------
  */
 
@@ -623,16 +671,99 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
     name[channel.len] = '\0';
     /* With signatures required, reading or deleting a channel is signed too
      * (over the empty body). */
-    int rc = signature_check(push, req, "", 0);
+    char *signed_id;
+    int rc = signature_check(push, req, "", 0, &signed_id);
     if (rc != 0) {
         count_error(push, 401);
         respond_unauthorized(conn, sp_webhook_error_text(rc));
         return;
     }
-    if (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))
-        channel_info(push, conn, name);
-    else if (sp_slice_eq(req->method, "DELETE"))
-        channel_delete(push, conn, name);
-    else
+    enum admin_op op = sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD") ? A_INFO
+                       : sp_slice_eq(req->method, "DELETE") ? A_DELETE
+                                                            : A_NONE;
+    if (op == A_NONE) {
+        free(signed_id);
         method_not_allowed(push, conn, "GET, DELETE");
+    } else if (signed_id != NULL) {
+        claim_start(push, conn, NULL, op, name, signed_id, "", 0);
+    } else {
+        admin_run(push, conn, op, name);
+    }
+}
+
+/* ---- signed requests: each webhook-id is used once ------------------------------------------ */
+
+/* A signed request whose webhook-id is being claimed in the replay store
+ * (with Redis the verdict comes later; the client may leave meanwhile). */
+struct claim {
+    struct sp_push *push;
+    struct sp_http_conn *conn; /* NULL once the client is gone */
+    struct pending *p;         /* a publish and its body, or NULL */
+    enum admin_op op;
+    char *webhook_id;
+    char channel[SP_CHANNEL_MAX + 1];
+};
+
+static void claim_free(struct claim *c)
+{
+    if (c->p != NULL)
+        pending_free(c->p);
+    free(c->webhook_id);
+    free(c);
+}
+
+static void on_claim_client_gone(void *ctx)
+{
+    ((struct claim *)ctx)->conn = NULL;
+}
+
+static const struct sp_http_ops claim_ops = {NULL, NULL, on_claim_client_gone};
+
+static void on_verdict(void *arg, enum sp_replay_verdict verdict)
+{
+    struct claim *c = arg;
+    struct sp_http_conn *conn = c->conn;
+
+    if (conn == NULL) {
+        claim_free(c);
+        return;
+    }
+    sp_http_set_ops(conn, NULL, NULL);
+    /* An exact retry (same method, target and body) of a publish or a read
+     * goes on: a publish is then a duplicate of the first (its webhook-id is
+     * its de-duplication id). Anything else under a used id is a replay. */
+    if (verdict == SP_REPLAY_UNAVAILABLE)
+        fail(c->push, conn, 503, "the store of used webhook-ids is unavailable; retry later");
+    else if (verdict == SP_REPLAY_REUSED)
+        fail(c->push, conn, 409, "webhook-id was already used for another request");
+    else if (verdict == SP_REPLAY_RETRY && c->op == A_DELETE)
+        fail(c->push, conn, 409, "webhook-id was already used (a DELETE is not repeated)");
+    else if (c->p != NULL)
+        publish_body(c->p, c->webhook_id);
+    else
+        admin_run(c->push, conn, c->op, c->channel);
+    claim_free(c);
+}
+
+/* Takes p and webhook_id. */
+static void claim_start(struct sp_push *push, struct sp_http_conn *conn, struct pending *p,
+                        enum admin_op op, const char *channel, char *webhook_id, const void *body,
+                        size_t len)
+{
+    struct claim *c = calloc(1, sizeof(*c));
+    char fingerprint[SP_SHA256_HEX];
+
+    if (c == NULL || sp_replay_fingerprint(sp_http_request(conn), body, len, fingerprint) < 0) {
+        free(c);
+        free(webhook_id);
+        if (p != NULL)
+            pending_free(p);
+        fail(push, conn, 503, "out of memory");
+        return;
+    }
+    *c = (struct claim){push, conn, p, op, webhook_id, ""};
+    if (channel != NULL)
+        snprintf(c->channel, sizeof(c->channel), "%s", channel);
+    sp_http_set_ops(conn, &claim_ops, c);
+    sp_replay_claim(push->replays, webhook_id, fingerprint, on_verdict, c);
 }

@@ -9,6 +9,7 @@
 #include "push/engine.h"
 #include "push/hub.h"
 #include "push/push.h"
+#include "push/replay.h"
 
 struct sp_sse;
 struct sp_ws;
@@ -35,6 +36,7 @@ struct sp_push {
     struct sp_grip_list grips;
     struct sp_polls *polls;
     struct sp_auth *auth;
+    struct sp_replays *replays; /* signed webhook ids seen */
     struct sp_push_stats stats;
     /* draining */
     struct event *drainer;

@@ -60,11 +60,13 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     push->hub = sp_hub_new(base, &hub);
     push->polls = sp_polls_new(push);
     push->auth = sp_auth_new(push);
+    push->replays = sp_replays_new(push);
     push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
-    if (push->hub == NULL || push->polls == NULL || push->auth == NULL || push->ticker == NULL ||
-        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
+    if (push->hub == NULL || push->polls == NULL || push->auth == NULL || push->replays == NULL ||
+        push->ticker == NULL || (config->redis.enabled && push->engine == NULL) ||
+        event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
@@ -91,6 +93,7 @@ void sp_push_free(struct sp_push *push)
     push->engine = NULL;
     sp_polls_free(push->polls);
     sp_auth_free(push->auth);
+    sp_replays_free(push->replays);
     sp_hub_free(push->hub);
     free(push);
 }

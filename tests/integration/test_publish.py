@@ -2,6 +2,7 @@
 import base64
 import hashlib
 import hmac
+import json
 import time
 
 import pytest
@@ -202,3 +203,48 @@ def test_long_dedup_ids_count_whole(sidepush, how):
     assert not second.json().get("duplicate") and second.json()["id"] != first.json()["id"]
     again = send(prefix + "-a", "one")
     assert again.json().get("duplicate") is True and again.json()["id"] == first.json()["id"]
+
+
+def test_signed_webhooks_cannot_be_replayed(make_sidepush):
+    """Standard Webhooks: a verified webhook-id is used once, whatever the path
+    or method; an exact retry of a publish is a duplicate of the first."""
+    sp = make_sidepush(f'publish: {{ auth: {{ hmac_secret: "whsec_{SECRET_B64}" }} }}\n')
+    now = int(time.time())
+    body = b"pay 100 to mallory"
+
+    def signed(msg_id, data=body):
+        return {"webhook-id": msg_id, "webhook-timestamp": str(now),
+                "webhook-signature": sign(SECRET_B64, msg_id, now, data)}
+
+    first = publish(sp, "victim", body, headers=signed("msg_a"))
+    assert first.status_code == 202 and not first.json().get("duplicate")
+    # The unsigned Sidepush-Id / Idempotency-Key no longer decide: the signed id does.
+    for extra in ({"Sidepush-Id": "fresh-1"}, {"Idempotency-Key": "fresh-2"}):
+        again = publish(sp, "victim", body, headers={**signed("msg_a"), **extra})
+        assert again.status_code == 202 and again.json()["duplicate"] is True
+        assert again.json()["id"] == first.json()["id"]
+    # The same signed request sent to another channel is a replay.
+    r = publish(sp, "other", body, headers=signed("msg_a"))
+    assert r.status_code == 409 and "already used" in r.json()["error"]
+    # The signed headers of a GET do not authorize a DELETE.
+    get = signed("msg_get", b"")
+    assert requests.get(pub_url(sp, "/channels/x"), headers=get, timeout=5).status_code == 404
+    r = requests.delete(pub_url(sp, "/channels/victim"), headers=get, timeout=5)
+    assert r.status_code == 409
+    info = requests.get(pub_url(sp, "/channels/victim"), headers=signed("msg_info", b""),
+                        timeout=5).json()
+    assert info["messages"] == 1  # the victim's history is intact
+    # A DELETE is not repeated, even exactly.
+    dele = signed("msg_del", b"")
+    assert requests.delete(pub_url(sp, "/channels/victim"), headers=dele, timeout=5).status_code == 200
+    publish_signed = publish(sp, "victim", b"new", headers=signed("msg_new", b"new"))
+    assert publish_signed.status_code == 202
+    assert requests.delete(pub_url(sp, "/channels/victim"), headers=dele, timeout=5).status_code == 409
+    # A signed JSON batch is stored once however often it is sent.
+    batch = json.dumps({"items": [{"channel": "b1", "data": "x"},
+                                  {"channel": "b2", "data": "y"}]}).encode()
+    for _ in range(2):
+        r = requests.post(pub_url(sp, "/publish"), data=batch, headers=signed("msg_b", batch),
+                          timeout=5)
+        assert r.status_code == 202
+    assert [i.get("duplicate") for i in r.json()["items"]] == [True, True]

@@ -445,3 +445,31 @@ def test_auth_and_database_from_the_url_and_a_wrong_password(make_sidepush, tmp_
         assert "Redis refused the handshake" in bad.output
     finally:
         redis.stop()
+
+
+def test_signed_webhook_ids_are_used_once_across_replicas(make_sidepush, redis_server):
+    """The replay store is shared through Redis: a signed request captured on
+    one replica cannot be replayed on another."""
+    from test_publish import SECRET_B64, sign
+    auth = f'publish: {{ auth: {{ hmac_secret: "whsec_{SECRET_B64}" }} }}\n'
+    a, b = replicas(make_sidepush, redis_server, 2, extra=auth)
+    now = int(time.time())
+    headers = {"webhook-id": "msg_r", "webhook-timestamp": str(now),
+               "webhook-signature": sign(SECRET_B64, "msg_r", now, b"hello")}
+    first = publish(a, "orders", b"hello", headers=headers)
+    assert first.status_code == 202
+    retry = publish(b, "orders", b"hello", headers={**headers, "Sidepush-Id": "fresh"})
+    assert retry.status_code == 202 and retry.json()["duplicate"] is True
+    assert retry.json()["id"] == first.json()["id"]
+    assert publish(b, "elsewhere", b"hello", headers=headers).status_code == 409
+    key = subprocess.run(["redis-cli", "-p", str(redis_server.port), "--scan", "--pattern",
+                          "test:w:*"], capture_output=True, text=True).stdout.split()
+    assert len(key) == 1
+    ttl = int(subprocess.run(["redis-cli", "-p", str(redis_server.port), "PTTL", key[0]],
+                             capture_output=True, text=True).stdout)
+    assert 0 < ttl <= 600_000  # twice the 5 m tolerance
+    redis_server.stop()
+    wait_redis_up(b, 0)
+    headers2 = {"webhook-id": "msg_s", "webhook-timestamp": str(now),
+                "webhook-signature": sign(SECRET_B64, "msg_s", now, b"x")}
+    assert publish(b, "orders", b"x", headers=headers2).status_code == 503
