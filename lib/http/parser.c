@@ -12,6 +12,17 @@ static bool is_tchar(unsigned char c)
     return c != '\0' && strchr(extra, c) != NULL;
 }
 
+bool sp_http_token_valid(struct sp_slice s)
+{
+    if (s.len == 0)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        if (!is_tchar((unsigned char)s.ptr[i]))
+            return false;
+    }
+    return true;
+}
+
 /* field-vchar / SP / HTAB / obs-text */
 static bool is_value_char(unsigned char c)
 {

@@ -38,6 +38,9 @@ struct sp_http_request {
 int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *req,
                           struct sp_http_header *headers, size_t max_headers);
 
+/* True if s is a non-empty RFC 9110 token (a header field name). */
+bool sp_http_token_valid(struct sp_slice s);
+
 /* The first header named name (case-insensitive), or NULL. */
 const struct sp_http_header *sp_http_find_header(const struct sp_http_request *req,
                                                  const char *name);

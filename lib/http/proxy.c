@@ -36,6 +36,9 @@ struct xfer {
     int status;
     char reason[64];
     int64_t content_length;
+    bool chunked;                       /* the backend framed its body with chunks */
+    const char *bad_response;           /* why the response could be read two ways: 502 */
+    struct evbuffer *connection_tokens; /* the backend's Connection values */
     bool head_sent;
     bool timed_out;
     uint64_t started_ms;
@@ -78,6 +81,8 @@ static void xfer_free(struct xfer *x)
     curl_slist_free_all(x->headers);
     if (x->head_lines)
         evbuffer_free(x->head_lines);
+    if (x->connection_tokens)
+        evbuffer_free(x->connection_tokens);
     if (x->grip_body)
         evbuffer_free(x->grip_body);
     free(x->grip_hold);
@@ -194,32 +199,116 @@ static void send_head(struct xfer *x)
                   x->content_length);
 }
 
+/* A response head that could be read two ways is never forwarded (RFC
+ * 9112 section 6.3, 11.2): the transfer stops and the client gets 502.
+ * Returns what makes libcurl stop. */
+static size_t refuse(struct xfer *x, const char *why)
+{
+    if (x->bad_response == NULL)
+        x->bad_response = why;
+    return 0;
+}
+
+static int parse_length(struct sp_slice v, int64_t *out)
+{
+    int64_t n = 0;
+
+    while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t'))
+        v.ptr++, v.len--;
+    while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+        v.len--;
+    if (v.len == 0 || v.len > 18)
+        return -1;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return -1;
+        n = n * 10 + (v.ptr[i] - '0');
+    }
+    *out = n;
+    return 0;
+}
+
+/* Headers the backend names in its Connection header are hop-by-hop too
+ * (RFC 9110 section 7.6.1): they are removed once the whole head is in. */
+static void drop_connection_named(struct xfer *x)
+{
+    size_t tlen = evbuffer_get_length(x->connection_tokens);
+    struct evbuffer *kept;
+    char *line;
+    size_t len;
+
+    if (tlen == 0 || (kept = evbuffer_new()) == NULL)
+        return;
+    struct sp_slice tokens = {(const char *)evbuffer_pullup(x->connection_tokens, -1), tlen};
+    while ((line = evbuffer_readln(x->head_lines, &len, EVBUFFER_EOL_CRLF_STRICT)) != NULL) {
+        char *colon = memchr(line, ':', len);
+        if (colon != NULL) {
+            *colon = '\0';
+            bool named = sp_http_list_has_token(tokens, line);
+            *colon = ':';
+            if (!named)
+                evbuffer_add_printf(kept, "%.*s\r\n", (int)len, line);
+        }
+        free(line);
+    }
+    evbuffer_drain(x->head_lines, evbuffer_get_length(x->head_lines));
+    evbuffer_add_buffer(x->head_lines, kept);
+    evbuffer_free(kept);
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 {
     struct xfer *x = arg;
     size_t len = size * nitems;
     size_t n = len;
 
-    while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
+    /* libcurl hands over one line up to its LF; only the line end's CR is
+     * framing. */
+    if (n > 0 && buf[n - 1] == '\n')
         n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (memchr(buf, '\r', n) != NULL || memchr(buf, '\0', n) != NULL)
+        return refuse(x, "a bare CR or NUL in the response head");
     if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* A new status line: interim 1xx answers are discarded with theirs. */
         parse_status_line(x, buf, n);
+        if (x->status == 101)
+            return refuse(x, "101 Switching Protocols to a request that asked for no upgrade");
         evbuffer_drain(x->head_lines, evbuffer_get_length(x->head_lines));
+        evbuffer_drain(x->connection_tokens, evbuffer_get_length(x->connection_tokens));
         x->content_length = -1;
+        x->chunked = false;
         free(x->grip_hold);
         x->grip_hold = NULL;
         return len;
     }
     if (n == 0) {
-        if (x->status >= 200)
+        if (x->status >= 200) {
+            if (x->chunked && x->content_length >= 0)
+                return refuse(x, "both Content-Length and Transfer-Encoding");
+            drop_connection_named(x);
             send_head(x);
+        }
         return len;
     }
+    if (buf[0] == ' ' || buf[0] == '\t')
+        return refuse(x, "an obs-folded header line");
     const char *colon = memchr(buf, ':', n);
     if (colon == NULL)
-        return len;
+        return refuse(x, "a header line without a colon");
     struct sp_slice name = {buf, (size_t)(colon - buf)};
+    if (!sp_http_token_valid(name))
+        return refuse(x, "an invalid header name");
+    if (sp_slice_caseeq(name, "Transfer-Encoding")) {
+        x->chunked = true; /* libcurl decodes it; any coding makes the length unreadable */
+        return len;
+    }
+    if (sp_slice_caseeq(name, "Connection")) {
+        evbuffer_add(x->connection_tokens, colon + 1, (size_t)(buf + n - colon - 1));
+        evbuffer_add(x->connection_tokens, ",", 1);
+        return len;
+    }
     if (sp_proxy_is_hop_header(name))
         return len;
     if (name.len > 5 && strncasecmp(name.ptr, "Grip-", 5) == 0) {
@@ -249,7 +338,12 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
         return len;
     }
     if (sp_slice_caseeq(name, "Content-Length")) {
-        x->content_length = strtoll(colon + 1, NULL, 10);
+        /* nginx's rule: one Content-Length, one number. */
+        if (x->content_length >= 0)
+            return refuse(x, "more than one Content-Length");
+        if (parse_length((struct sp_slice){colon + 1, (size_t)(buf + n - colon - 1)},
+                         &x->content_length) < 0)
+            return refuse(x, "an invalid Content-Length");
         return len;
     }
     evbuffer_add(x->head_lines, buf, n);
@@ -384,8 +478,15 @@ static void on_done(CURL *easy, CURLcode result, void *ctx)
     struct sp_http_conn *conn = x->conn;
 
     sp_http_set_ops(conn, NULL, NULL);
-    count(x, result == CURLE_OK ? x->status : x->timed_out ? 504 : 502);
-    if (result == CURLE_OK && holding(x)) {
+    count(x, result == CURLE_OK && x->bad_response == NULL ? x->status : x->timed_out ? 504 : 502);
+    if (x->bad_response != NULL) {
+        sp_log_warn(x->proxy->log, "backend_bad_response", "%s: %s", x->proxy->backend_url,
+                    x->bad_response);
+        if (x->head_sent)
+            sp_http_abort(conn);
+        else
+            sp_http_respond_error(conn, 502, "backend sent an invalid or ambiguous response");
+    } else if (result == CURLE_OK && holding(x)) {
         hand_over(x);
     } else if (holding(x) && x->grip_too_big) {
         sp_http_respond_error(conn, 502, "backend's Grip-Hold body is larger than 1 MiB");
@@ -442,14 +543,12 @@ static int add_header(struct xfer *x, const char *fmt, ...)
 
 static bool named_in_connection(const struct sp_http_request *req, struct sp_slice name)
 {
-    char token[128];
-    const struct sp_http_header *conn = sp_http_find_header(req, "Connection");
+    char *token = strndup(name.ptr, name.len);
+    /* Out of memory: drop the header rather than forward what may be private. */
+    bool named = token == NULL || sp_http_request_has_token(req, "Connection", token);
 
-    if (conn == NULL || name.len >= sizeof(token))
-        return false;
-    memcpy(token, name.ptr, name.len);
-    token[name.len] = '\0';
-    return sp_http_list_has_token(conn->value, token);
+    free(token);
+    return named;
 }
 
 static int build_headers(struct xfer *x, const struct sp_http_request *req)
@@ -506,6 +605,9 @@ static int setup_easy(struct xfer *x, const struct sp_http_request *req)
     if (build_headers(x, req) < 0)
         goto done;
     curl_easy_setopt(e, CURLOPT_URL, url);
+    /* The target goes to the backend exactly as sidepush routed it: libcurl
+     * would otherwise resolve "/a/../secret" to "/secret". */
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -556,7 +658,9 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
     evtimer_assign(&x->deadline, p->base, on_deadline, x);
     x->easy = easy_get(p);
     x->head_lines = evbuffer_new();
-    if (x->easy == NULL || x->head_lines == NULL || setup_easy(x, req) < 0)
+    x->connection_tokens = evbuffer_new();
+    if (x->easy == NULL || x->head_lines == NULL || x->connection_tokens == NULL ||
+        setup_easy(x, req) < 0)
         goto fail;
     if (sp_curlm_add(p->curlm, x->easy, on_done, x) < 0)
         goto fail;

@@ -203,10 +203,10 @@ static void response_complete(struct sp_http_conn *c)
 
 static bool wants_keepalive(const struct sp_http_conn *c)
 {
-    const struct sp_http_header *h = sp_http_find_header(&c->req, "Connection");
+    /* Every Connection field counts, not only the first. */
     if (c->req.minor_version == 0)
-        return h != NULL && sp_http_list_has_token(h->value, "keep-alive");
-    return h == NULL || !sp_http_list_has_token(h->value, "close");
+        return sp_http_request_has_token(&c->req, "Connection", "keep-alive");
+    return !sp_http_request_has_token(&c->req, "Connection", "close");
 }
 
 void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,

@@ -252,8 +252,7 @@ static bool wants_sse(const struct sp_http_request *req)
 
 static bool wants_websocket(const struct sp_http_request *req)
 {
-    const struct sp_http_header *up = sp_http_find_header(req, "Upgrade");
-    return up != NULL && sp_http_list_has_token(up->value, "websocket");
+    return sp_http_request_has_token(req, "Upgrade", "websocket");
 }
 
 static void start_transport(struct sp_push *push, const struct sp_route_config *route,

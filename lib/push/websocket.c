@@ -428,7 +428,6 @@ static int accept_key(struct sp_slice key, char out[29])
 static bool check_handshake(struct sp_push *push, struct sp_http_conn *conn,
                             const struct sp_http_request *req, char accept[29])
 {
-    const struct sp_http_header *connection = sp_http_find_header(req, "Connection");
     const struct sp_http_header *version = sp_http_find_header(req, "Sec-WebSocket-Version");
     const struct sp_http_header *key = sp_http_find_header(req, "Sec-WebSocket-Key");
 
@@ -436,7 +435,7 @@ static bool check_handshake(struct sp_push *push, struct sp_http_conn *conn,
         sp_http_respond_error(conn, 400, "WebSocket needs HTTP/1.1");
         return false;
     }
-    if (connection == NULL || !sp_http_list_has_token(connection->value, "upgrade")) {
+    if (!sp_http_request_has_token(req, "Connection", "upgrade")) {
         sp_http_respond_error(conn, 400, "WebSocket handshake without Connection: Upgrade");
         return false;
     }
