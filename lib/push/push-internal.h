@@ -87,6 +87,13 @@ void sp_subscription_close(struct sp_subscription *s);
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
                             struct sp_msg **out, size_t max, bool *missed);
 
+/* The id a client resumes from to get backlog[0 .. n) and what follows:
+ * just before backlog[0], or the newest position when the backlog is empty.
+ * Sent when a stream opens, so a client cut before its first message still
+ * reconnects with a cursor (and misses nothing published meanwhile). */
+void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *backlog, int n,
+                              char out[SP_MSG_ID_MAX]);
+
 /* ---- request helpers ---------------------------------------------------------------- */
 
 /* The resume position a client sent: Last-Event-ID or Sidepush-Cursor

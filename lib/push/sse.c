@@ -107,8 +107,15 @@ static int send_start(struct sp_sse *s, const struct sp_route_config *route,
     int n = sp_subscription_backlog(s->subs, cur, backlog, BACKLOG_MAX, &missed);
     if (n < 0)
         return -1;
-    snprintf(text, sizeof(text), "retry: %llu\n\n",
-             (unsigned long long)route->subscribe.sse.retry_ms);
+    /* With nothing to replay, the stream opens with its position as an id
+     * without data: EventSource takes it as its last event id (no event
+     * fires), so a cut before the first message reconnects with it. */
+    char position[SP_MSG_ID_MAX] = "";
+    if (n == 0)
+        sp_subscription_position(s->subs, backlog, n, position);
+    snprintf(text, sizeof(text), "retry: %llu\n%s%s%s\n",
+             (unsigned long long)route->subscribe.sse.retry_ms, n == 0 ? "id: " : "", position,
+             n == 0 ? "\n" : "");
     int rc = write_text(s, text);
     if (rc == 0 && missed) {
         /* EventSource has no notion of a gap; this event is how a page learns

@@ -106,3 +106,10 @@ int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *c
         subs[i] = &s->entries[i].sub;
     return sp_hub_backlog(s->push->hub, subs, s->count, cur, out, max, missed);
 }
+
+void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *backlog, int n,
+                              char out[SP_MSG_ID_MAX])
+{
+    uint64_t seq = n > 0 ? sp_msg_seq(backlog[0]) - 1 : sp_hub_now(s->push->hub).seq;
+    sp_hub_format_id(s->push->hub, seq, out);
+}

@@ -493,7 +493,14 @@ static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
     int n = sp_subscription_backlog(ws->subs, cur, backlog, BACKLOG_MAX, &missed);
     if (n < 0)
         return -1;
-    if (missed && ws->envelope) {
+    if (ws->envelope) {
+        /* The position first, so a client cut before any message resumes. */
+        char position[SP_MSG_ID_MAX];
+        sp_subscription_position(ws->subs, backlog, n, position);
+        snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-open\",\"id\":\"%s\"}", position);
+        rc = send_notice(ws, notice);
+    }
+    if (rc == 0 && missed && ws->envelope) {
         snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-missed\",\"first\":\"%s\"}",
                  n > 0 ? sp_msg_id(backlog[0]) : "");
         rc = send_notice(ws, notice);

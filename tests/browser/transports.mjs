@@ -3,7 +3,10 @@
 // WebSocket and fetch() long-poll loop subscribe to one channel; messages are
 // published, every connection is cut mid-stream (a TCP relay in front of
 // sidepush drops all its sockets), more messages are published, and each
-// transport must end up with every message exactly once, in order.
+// transport must end up with every message exactly once, in order. The first
+// cut comes before any message at all: a transport must still resume from the
+// position its stream opened with (SSE's opening id:, the envelope's
+// sidepush-open), not from "now".
 //
 // With several replicas (sharing Redis), the relay is their load balancer: each new
 // connection goes to the next replica, so a transport that reconnects lands on
@@ -66,14 +69,20 @@ try {
   };
   await waitFor('three subscriptions', async () => (await subscribers()) >= 3);
 
-  for (let i = 0; i < 10; i++) await publish(`m${i}`);
+  cutAll();  // before any message
+  await publish('m0');  // while they are down
+  await waitFor('reconnections after the first cut', async () => {
+    const r = await results();
+    return r.opens.sse >= 2 && r.opens.ws >= 2;
+  });
+  for (let i = 1; i < 10; i++) await publish(`m${i}`);
   await waitFor('the first ten messages on every transport', all(10));
 
   cutAll();  // every TCP connection of the page, mid-stream
   for (let i = 10; i < 15; i++) await publish(`m${i}`);  // while they are down
   await waitFor('reconnections', async () => {
     const r = await results();
-    return r.opens.sse >= 2 && r.opens.ws >= 2;
+    return r.opens.sse >= 3 && r.opens.ws >= 3;
   });
   for (let i = 15; i < 20; i++) await publish(`m${i}`);
   await waitFor('all twenty messages on every transport', all(20));

@@ -211,3 +211,26 @@ def test_slow_consumer_is_disconnected_and_others_keep_going(make_sidepush):
     finally:
         good.close()
         slow.close()
+
+
+def test_stream_opens_with_its_position_as_an_id(sp):
+    """Nothing to replay: the opening block carries an id and no data, so a
+    client cut before its first message reconnects with Last-Event-ID and gets
+    what was published during the cut (start: newest would lose it otherwise)."""
+    before = publish_ok(sp, "pos", "before")["id"]
+    sse = CurlSSE(sp.url + "/events/pos")
+    try:
+        wait_subscribers(sp, "pos", 1)
+        deadline = time.monotonic() + 5
+        while b"\n\n" not in sse.raw and time.monotonic() < deadline:
+            time.sleep(0.02)
+        opening = sse.raw.split(b"\n\n", 1)[0].decode()
+    finally:
+        sse.close()
+    assert opening == f"retry: 3000\nid: {before}"
+    during = publish_ok(sp, "pos", "during the cut")["id"]
+    again = CurlSSE(sp.url + "/events/pos", headers=[f"Last-Event-ID: {before}"])
+    try:
+        assert again.events(1) == [{"id": during, "data": "during the cut"}]
+    finally:
+        again.close()

@@ -62,9 +62,10 @@ def test_envelope_by_subprotocol_with_resume(sp):
         async with websockets.connect(ws_url(sp, f"/ws/env?last_event_id={ids[0]}"),
                                       subprotocols=["sidepush-envelope"]) as ws:
             assert ws.subprotocol == "sidepush-envelope"
-            return [json.loads(await ws.recv()) for _ in range(2)]
+            return [json.loads(await ws.recv()) for _ in range(3)]
     got = run(main())
-    assert got == [{"id": ids[1], "channel": "env", "event": "e", "data": "m1"},
+    assert got == [{"event": "sidepush-open", "id": ids[0]},  # resumes from just before m1
+                   {"id": ids[1], "channel": "env", "event": "e", "data": "m1"},
                    {"id": ids[2], "channel": "env", "event": "e", "data": "m2"}]
 
 
@@ -83,10 +84,11 @@ def test_missed_signal_in_envelope_mode(make_sidepush):
 
     async def main():
         async with websockets.connect(ws_url(sp, f"/ws/g?last_event_id={old}")) as ws:
-            return [json.loads(await ws.recv()) for _ in range(3)]
+            return [json.loads(await ws.recv()) for _ in range(4)]
     got = run(main())
-    assert got[0]["event"] == "sidepush-missed"
-    assert [m["data"] for m in got[1:]] == ["m3", "m4"]
+    assert got[0]["event"] == "sidepush-open"
+    assert got[1]["event"] == "sidepush-missed"
+    assert [m["data"] for m in got[2:]] == ["m3", "m4"]
 
 
 def test_fragmented_message_and_heartbeat(sp):
@@ -316,3 +318,25 @@ def test_client_messages_forwarded_to_backend(make_sidepush):
     paths = [(p, ct, c, b) for p, ct, c, b in backend.received]
     assert paths[0] == ("/inbox/room1", "text/plain; charset=utf-8", "session=abc", b"first")
     assert [b for *_, b in paths] == [b"first", b"refuse", b"echo"]  # in order
+
+
+def test_envelope_opens_with_its_position_so_a_cut_loses_nothing(sp):
+    """A client cut before its first message resumes from the opening frame's
+    id and gets what was published during the cut."""
+    publish_ok(sp, "cut", "before")
+
+    async def first_connection():
+        async with websockets.connect(ws_url(sp, "/ws/cut"),
+                                      subprotocols=["sidepush-envelope"]) as ws:
+            return json.loads(await ws.recv())
+    opening = run(first_connection())
+    assert opening["event"] == "sidepush-open" and opening["id"]
+    during = publish_ok(sp, "cut", "during the cut")["id"]
+
+    async def reconnect():
+        async with websockets.connect(ws_url(sp, f"/ws/cut?last_event_id={opening['id']}"),
+                                      subprotocols=["sidepush-envelope"]) as ws:
+            return [json.loads(await ws.recv()) for _ in range(2)]
+    got = run(reconnect())
+    assert got[0]["event"] == "sidepush-open"
+    assert got[1]["id"] == during and got[1]["data"] == "during the cut"
