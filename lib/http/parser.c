@@ -435,13 +435,13 @@ static int decode_component(const char *p, size_t len, char *out, size_t size)
         } else if (c == '%') {
             int hi = i + 2 < len ? hex_value(p[i + 1]) : -1;
             int lo = i + 2 < len ? hex_value(p[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
+            if (hi < 0 || lo < 0 || hi * 16 + lo == 0)
+                return SP_HTTP_QUERY_BAD;
             c = (char)(hi * 16 + lo);
             i += 2;
         }
         if (n + 1 >= size)
-            return -1;
+            return SP_HTTP_QUERY_BAD;
         out[n++] = c;
     }
     out[n] = '\0';
@@ -464,7 +464,7 @@ int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t
         }
         p = stop + 1;
     }
-    return -1;
+    return SP_HTTP_QUERY_ABSENT;
 }
 
 /* ---- reason phrases ---------------------------------------------------------- */

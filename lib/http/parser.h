@@ -92,8 +92,12 @@ struct sp_chunked {
 int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *data_len, bool *done);
 
 /* Finds name in a query string ("a=1&b=two") and percent-decodes its value
- * ('+' as space) into out. Returns the decoded length, or -1 if absent,
- * malformed, or longer than size - 1. */
+ * ('+' as space) into out. Returns the decoded length, SP_HTTP_QUERY_ABSENT,
+ * or SP_HTTP_QUERY_BAD when the value is malformed (a bad % escape, %00) or
+ * longer than size - 1, so a caller can refuse what it cannot read instead
+ * of taking it for absent. */
+#define SP_HTTP_QUERY_ABSENT (-1)
+#define SP_HTTP_QUERY_BAD (-2)
 int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none. */

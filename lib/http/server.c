@@ -346,7 +346,7 @@ const struct sp_http_request *sp_http_request(const struct sp_http_conn *c)
 int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out_rest,
                    struct evbuffer *in_rest)
 {
-    if (c->dead || c->response_begun || c->body_kind != SP_HTTP_BODY_NONE)
+    if (c->dead || c->response_begun || sp_http_has_body(c))
         return -1;
     *fd = bufferevent_getfd(c->bev);
     if (out_rest)
@@ -372,6 +372,12 @@ void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void
 const char *sp_http_peer(const struct sp_http_conn *c)
 {
     return c->peer;
+}
+
+bool sp_http_has_body(const struct sp_http_conn *c)
+{
+    return c->body_kind == SP_HTTP_BODY_CHUNKED ||
+           (c->body_kind == SP_HTTP_BODY_LENGTH && c->body_length > 0);
 }
 
 enum sp_http_body_kind sp_http_body_kind(const struct sp_http_conn *c)

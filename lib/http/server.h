@@ -72,6 +72,9 @@ void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void
 /* Client address as text ("127.0.0.1", "::1"). */
 const char *sp_http_peer(const struct sp_http_conn *c);
 
+/* True if the request has body bytes to come (chunked, or a non-zero
+ * Content-Length): such a connection cannot be detached. */
+bool sp_http_has_body(const struct sp_http_conn *c);
 enum sp_http_body_kind sp_http_body_kind(const struct sp_http_conn *c);
 uint64_t sp_http_body_length(const struct sp_http_conn *c);
 /* Decoded request body bytes received so far and not yet taken; the caller

@@ -129,6 +129,8 @@ int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *r
     }
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
         int n = sp_http_query_get(req->query, params[i], text, sizeof(text));
+        if (n == SP_HTTP_QUERY_BAD)
+            return -1; /* too long for an id, or not decodable: not an id */
         if (n >= 0)
             return sp_hub_parse_cursor(push->hub, text, cur);
     }
@@ -260,7 +262,14 @@ static void start_transport(struct sp_push *push, const struct sp_route_config *
                             const struct sp_http_request *req)
 {
     unsigned offered = route->subscribe.transports;
+    bool streams = wants_websocket(req) || (wants_sse(req) && (offered & SP_TRANSPORT_SSE));
 
+    /* A stream takes the socket over after its head, so a body would be
+     * read as the next request (or the first WebSocket frames). */
+    if (streams && sp_http_has_body(conn)) {
+        sp_http_respond_error(conn, 400, "a subscription request carries no body");
+        return;
+    }
     if (wants_websocket(req)) {
         if (offered & SP_TRANSPORT_WEBSOCKET)
             sp_ws_start(push, route, spec, conn, req);
@@ -576,9 +585,12 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
                   (double)st->published);
     sp_metric_one(out, "sidepush_messages_delivered_total", "counter",
                   "Messages handed to subscribers.", (double)st->delivered);
-    sp_metric_one(out, "sidepush_messages_dropped_total", "counter",
-                  "Messages not delivered because their subscriber was too far behind.",
-                  (double)st->slow_consumers);
+    /* No message is ever dropped for one subscriber: a slow one is
+     * disconnected and resumes from history; what history no longer holds
+     * is reported to it, and counted here. */
+    sp_metric_one(out, "sidepush_missed_history_total", "counter",
+                  "Subscribers told that history after their cursor is gone.",
+                  (double)st->missed_history);
     sp_metric_one(out, "sidepush_slow_consumer_disconnects_total", "counter",
                   "Subscribers disconnected for passing limits.subscriber_max_unsent.",
                   (double)st->slow_consumers);

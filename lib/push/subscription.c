@@ -104,7 +104,10 @@ int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *c
 
     for (size_t i = 0; i < s->count; i++)
         subs[i] = &s->entries[i].sub;
-    return sp_hub_backlog(s->push->hub, subs, s->count, cur, out, max, missed);
+    int n = sp_hub_backlog(s->push->hub, subs, s->count, cur, out, max, missed);
+    if (n >= 0 && *missed)
+        s->push->stats.missed_history++;
+    return n;
 }
 
 void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *backlog, int n,

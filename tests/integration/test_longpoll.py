@@ -107,6 +107,17 @@ def test_bad_cursor_is_400(sp):
     assert r.status_code == 400 and "cursor" in r.json()["error"]
 
 
+@pytest.mark.parametrize("query", ["cursor=" + "a" * 50 + "-12345",  # 56 characters
+                                   "cursor=" + "k" * 300 + "-1", "cursor=abc-1%zz",
+                                   "cursor=abc-1%4", "cursor=abc-1%00x",
+                                   "last_event_id=" + "9" * 80])
+def test_unreadable_cursor_is_400_not_now(sp, query):
+    """Was silently ignored (answered from "now"): a cursor too long to be an
+    id, or with a bad escape, is not an id."""
+    r = requests.get(f"{sp.url}/events/x?wait=0&{query}", timeout=5)
+    assert r.status_code == 400 and "cursor" in r.json()["error"], (r.status_code, r.text)
+
+
 def test_cors_exposes_cursor_headers(sp):
     r = requests.get(sp.url + "/events/c?wait=0", headers={"Origin": "http://other.example"},
                      timeout=5)

@@ -77,3 +77,21 @@ def test_access_log(make_sidepush):
     sp.stop()
     lines = [line for line in sp.output.splitlines() if '"event":"access"' in line]
     assert any("GET /healthz" in line and " 200" in line for line in lines), sp.output
+
+
+def test_dropped_is_not_the_slow_consumer_count(make_sidepush):
+    """sidepush_messages_dropped_total printed the slow-consumer disconnects;
+    no message is dropped for a subscriber (it resumes from history), so the
+    family is gone, and what can be lost, history, is counted when reported."""
+    sp = make_sidepush("routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
+                       "channels: { history: 1 }\n")
+    old = publish_ok(sp, "h", "a")["id"]
+    publish_ok(sp, "h", "b")
+    publish_ok(sp, "h", "c")
+    before = scrape(sp)
+    assert ("sidepush_messages_dropped_total", ()) not in before
+    r = requests.get(f"{sp.url}/events/h?wait=0&cursor={old}", timeout=5)
+    assert r.json()["missed"] is True
+    after = scrape(sp)
+    assert value(after, "sidepush_missed_history_total") - \
+        value(before, "sidepush_missed_history_total") == 1

@@ -234,3 +234,35 @@ def test_stream_opens_with_its_position_as_an_id(sp):
         assert again.events(1) == [{"id": during, "data": "during the cut"}]
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("body_headers,body", [
+    (b"Content-Length: 5\r\n", b"hello"),
+    (b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+])
+@pytest.mark.parametrize("kind", ["sse", "websocket"])
+def test_stream_request_with_a_body_is_400(sp, kind, body_headers, body):
+    """Was '500 out of memory': a stream takes the socket over, so a body is
+    refused with a clear 400."""
+    ask = (b"Accept: text/event-stream\r\n" if kind == "sse" else
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+    s = socket.create_connection(("127.0.0.1", sp.port), timeout=5)
+    s.sendall(b"GET /events/body HTTP/1.1\r\nHost: x\r\n" + ask + body_headers + b"\r\n" + body)
+    out = b""
+    while b"\r\n\r\n" not in out or not out.rstrip().endswith(b"}"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    assert out.startswith(b"HTTP/1.1 400 "), out
+    assert b"carries no body" in out
+
+
+def test_stream_request_with_content_length_zero_is_fine(sp):
+    s = socket.create_connection(("127.0.0.1", sp.port), timeout=5)
+    s.sendall(b"GET /events/zero HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+              b"Content-Length: 0\r\n\r\n")
+    assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    s.close()

@@ -213,6 +213,37 @@ static void test_list_tokens(void)
     ok(sp_http_list_has_token(sp_slice_from(" close "), "close"), "whitespace around token");
 }
 
+static void test_query_and_params(void)
+{
+    char out[8];
+    int64_t v = -1;
+
+    is_int(sp_http_query_get(sp_slice_from("a=1&cursor=x%2Dy"), "cursor", out, sizeof(out)), 3,
+           "decoded value");
+    is_str(out, "x-y", "percent-decoded");
+    is_int(sp_http_query_get(sp_slice_from("a=1"), "cursor", out, sizeof(out)),
+           SP_HTTP_QUERY_ABSENT, "absent");
+    is_int(sp_http_query_get(sp_slice_from("cursor=%zz"), "cursor", out, sizeof(out)),
+           SP_HTTP_QUERY_BAD, "a bad escape is not absence");
+    is_int(sp_http_query_get(sp_slice_from("cursor=%4"), "cursor", out, sizeof(out)),
+           SP_HTTP_QUERY_BAD, "a cut escape");
+    is_int(sp_http_query_get(sp_slice_from("cursor=a%00b"), "cursor", out, sizeof(out)),
+           SP_HTTP_QUERY_BAD, "a NUL escape would cut the value short");
+    is_int(sp_http_query_get(sp_slice_from("cursor=12345678"), "cursor", out, sizeof(out)),
+           SP_HTTP_QUERY_BAD, "too long for the buffer is not absence");
+
+    ok(sp_http_list_param_int(sp_slice_from("private, max-age=30"), "max-age", &v) == 0 && v == 30,
+       "max-age in a list");
+    ok(sp_http_list_param_int(sp_slice_from("max-age=\"7\""), "max-age", &v) == 0 && v == 7,
+       "quoted");
+    ok(sp_http_list_param_int(sp_slice_from("s-max-age=5"), "max-age", &v) < 0, "not a prefix");
+    ok(sp_http_list_param_int(sp_slice_from("max-age=-1"), "max-age", &v) < 0, "digits only");
+    ok(sp_http_list_param_int(sp_slice_from("max-age"), "max-age", &v) < 0, "no value");
+    ok(sp_http_token_valid(sp_slice_from("X-Name")), "a token");
+    ok(!sp_http_token_valid(sp_slice_from("X Name")) && !sp_http_token_valid(sp_slice_from("")),
+       "not a token");
+}
+
 int main(void)
 {
     test_valid();
@@ -221,5 +252,6 @@ int main(void)
     test_framing();
     test_chunked();
     test_list_tokens();
+    test_query_and_params();
     return tap_done();
 }
