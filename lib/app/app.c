@@ -28,7 +28,9 @@ struct sp_app {
     struct evconnlistener *admin_listener; /* metrics.listen, optional */
     struct sp_http_server *admins;
     bool ready;
-    bool accepting;
+    /* Each listener has its own cap, so clients at theirs never starve
+     * publishing or the probes. */
+    bool clients_accepting, publishers_accepting, admins_accepting;
     /* draining */
     struct event *drain_check;
     uint64_t drain_deadline;
@@ -36,7 +38,7 @@ struct sp_app {
     void *drained_ctx;
 };
 
-/* ---- connection cap ---------------------------------------------------------------- */
+/* ---- connection caps ---------------------------------------------------------------- */
 
 static size_t open_connections(const struct sp_app *app)
 {
@@ -44,25 +46,41 @@ static size_t open_connections(const struct sp_app *app)
            sp_flusher_count(app->flusher);
 }
 
-/* Past the cap new connections wait in the kernel's listen backlog, as with
- * nginx's worker_connections: a browser's EventSource retries a stalled
- * connect, but gives up for good on an error status. */
+/* Past its cap a listener stops accepting, and new connections wait in the
+ * kernel's listen backlog until one closes, as with nginx's
+ * worker_connections: a browser's EventSource waits out a stalled connect,
+ * but gives up for good on an error status. */
+static void cap_listener(struct sp_app *app, struct evconnlistener *l, size_t open, uint64_t max,
+                         bool *accepting, const char *key)
+{
+    bool below = open < max;
+
+    if (l == NULL || below == *accepting)
+        return;
+    *accepting = below;
+    if (below) {
+        evconnlistener_enable(l);
+    } else {
+        evconnlistener_disable(l);
+        sp_log_warn(app->log, "connection_limit", "%s (%llu) reached", key,
+                    (unsigned long long)max);
+    }
+}
+
 static void update_accepting(struct sp_app *app)
 {
-    bool below = open_connections(app) < app->config->limits.max_connections;
+    const struct sp_config *cfg = app->config;
 
-    if (below == app->accepting || app->client_listener == NULL)
-        return;
-    app->accepting = below;
-    if (below) {
-        evconnlistener_enable(app->client_listener);
-        evconnlistener_enable(app->publish_listener);
-    } else {
-        evconnlistener_disable(app->client_listener);
-        evconnlistener_disable(app->publish_listener);
-        sp_log_warn(app->log, "connection_limit", "limits.max_connections (%llu) reached",
-                    (unsigned long long)app->config->limits.max_connections);
-    }
+    cap_listener(app, app->client_listener,
+                 sp_http_server_connections(app->clients) + sp_flusher_count(app->flusher),
+                 cfg->limits.max_connections, &app->clients_accepting, "limits.max_connections");
+    cap_listener(app, app->publish_listener, sp_http_server_connections(app->publishers),
+                 cfg->publish.max_connections, &app->publishers_accepting,
+                 "publish.max_connections");
+    if (app->admins != NULL)
+        cap_listener(app, app->admin_listener, sp_http_server_connections(app->admins),
+                     cfg->metrics.max_connections, &app->admins_accepting,
+                     "metrics.max_connections");
 }
 
 static void on_conn_gone(void *ctx)
@@ -335,13 +353,13 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     if (app->publish_listener == NULL)
         goto fail;
     if (config->metrics.has_listen) {
-        app->admins = sp_http_server_new(base, &limits, handle_admin, app, NULL, NULL, log);
+        app->admins = sp_http_server_new(base, &limits, handle_admin, app, on_conn_gone, app, log);
         app->admin_listener =
             app->admins ? listen_on(app, &config->metrics.listen, err, errlen) : NULL;
         if (app->admin_listener == NULL)
             goto fail;
     }
-    app->accepting = true;
+    app->clients_accepting = app->publishers_accepting = app->admins_accepting = true;
     app->ready = true;
     return app;
 

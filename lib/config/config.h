@@ -94,6 +94,7 @@ struct sp_config {
     } publish_auth;
     struct {
         uint64_t max_body_size;
+        uint64_t max_connections; /* publish_listen's own cap */
     } publish;
     struct {
         struct sp_strlist allow_origins;
@@ -113,6 +114,7 @@ struct sp_config {
         char *path;
         bool has_listen;
         struct sp_address listen; /* optional admin listener */
+        uint64_t max_connections; /* its own cap */
     } metrics;
     struct {
         uint64_t max_connections;

@@ -639,12 +639,16 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct sp_http_conn *c = arg;
 
     if ((what & BEV_EVENT_EOF) && c->state == ST_HANDLED && !c->response_done &&
-        !(what & BEV_EVENT_WRITING)) {
-        /* Half-close after a complete request: the answer can still go out. */
+        !(what & BEV_EVENT_WRITING) && sp_http_has_body(c)) {
+        /* Half-close after sending a body (a publish, an upload): the
+         * answer can still go out. */
         bufferevent_disable(bev, EV_READ);
         c->close_after = true;
         return;
     }
+    /* EOF on a request without a body is a client that left (as nginx takes
+     * it): a held long-poll or a proxied request is released now, not when
+     * its answer is ready. */
     if ((what & BEV_EVENT_EOF) && c->state == ST_BODY) {
         conn_close(c); /* body cut short; the handler hears closed() */
         return;

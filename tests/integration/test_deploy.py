@@ -41,14 +41,16 @@ def test_pod_invariants(manifest):
     assert any(c["name"] == "app" for c in spec["containers"])
 
     ports = {p["name"]: p["containerPort"] for p in sp["ports"]}
-    assert ports == {"http": port_of(cfg["listen"])}  # the publish port is not declared
+    # The publish port is not declared; probes go to the admin listener, whose
+    # cap is apart from the clients' (a full client cap must not fail them).
+    assert ports == {"http": port_of(cfg["listen"]), "admin": port_of(cfg["metrics"]["listen"])}
     assert cfg["publish_listen"].startswith("127.0.0.1:")  # and binds to the pod only
     health = cfg.get("health", {})
     probes = {k: sp[k]["httpGet"] for k in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert probes["livenessProbe"]["path"] == health.get("liveness_path", "/healthz")
     assert probes["startupProbe"]["path"] == health.get("liveness_path", "/healthz")
     assert probes["readinessProbe"]["path"] == health.get("readiness_path", "/readyz")
-    assert all(p["port"] in ("http", port_of(cfg["listen"])) for p in probes.values())
+    assert all(p["port"] == "admin" for p in probes.values())
 
     for c in spec["containers"] + spec.get("initContainers", []):
         assert c["resources"]["requests"] and c["resources"]["limits"], c["name"]

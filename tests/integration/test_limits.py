@@ -154,3 +154,65 @@ def test_expect_continue_with_oversize_body_is_refused_before_upload(make_sidepu
     data = exchange(sp.port, b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n"
                              b"Expect: 100-continue\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 413")
+
+
+def test_clients_at_their_cap_never_starve_publishing_or_probes(make_sidepush):
+    """60 clients that sent a long-poll and closed used to hold the client cap
+    (each for the 55 s hold) and, through it, the publish listener. Now a held
+    request whose client left is released at once, and the publish and admin
+    listeners have caps of their own."""
+    from conftest import free_port
+    admin = free_port()
+    sp = make_sidepush("limits: { max_connections: 50 }\n"
+                       f"metrics: {{ listen: 127.0.0.1:{admin} }}\n"
+                       "routes:\n  - path: /events/{channel}\n    subscribe: {}\n")
+    for _ in range(60):
+        s = socket.create_connection(("127.0.0.1", sp.port))
+        s.sendall(b"GET /events/held HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.close()  # held nothing: it left
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        held = requests.get(f"http://127.0.0.1:{admin}/metrics", timeout=5).text
+        if 'sidepush_subscribers{transport="longpoll"} 0' in held:
+            break
+        time.sleep(0.05)
+    assert 'sidepush_subscribers{transport="longpoll"} 0' in held  # released, not held 55 s
+    assert requests.get(f"{sp.url}/healthz", timeout=5).status_code == 200
+
+    # Clients that really fill the cap: publishing and the admin probes go on.
+    clients = [socket.create_connection(("127.0.0.1", sp.port)) for _ in range(50)]
+    for s in clients:
+        s.sendall(b"GET /events/full HTTP/1.1\r\nHost: a\r\n\r\n")  # held long-polls
+    time.sleep(0.3)
+    late = socket.create_connection(("127.0.0.1", sp.port))  # past the cap: the backlog
+    late.settimeout(0.7)
+    late.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+    with pytest.raises(socket.timeout):
+        late.recv(100)
+    r = requests.post(f"http://127.0.0.1:{sp.publish_port}/publish/full", data=b"x", timeout=5)
+    assert r.status_code == 202 and r.json()["subscribers"] == 50
+    assert requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=5).status_code == 200
+    for s in clients:
+        s.close()
+    late.settimeout(5)
+    assert late.recv(100).startswith(b"HTTP/1.1 200")  # served once room was made
+    late.close()
+
+
+def test_publish_listener_has_its_own_cap(make_sidepush):
+    sp = make_sidepush("publish: { max_connections: 2 }\n")
+    held = [socket.create_connection(("127.0.0.1", sp.publish_port)) for _ in range(2)]
+    time.sleep(0.2)
+    extra = socket.create_connection(("127.0.0.1", sp.publish_port))
+    extra.settimeout(0.7)
+    extra.sendall(b"POST /publish/c HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
+    with pytest.raises(socket.timeout):
+        extra.recv(100)
+    assert requests.get(f"{sp.url}/healthz", timeout=5).status_code == 200  # clients unaffected
+    held.pop().close()
+    extra.settimeout(5)
+    assert extra.recv(100).startswith(b"HTTP/1.1 202")
+    extra.close()
+    for s in held:
+        s.close()
