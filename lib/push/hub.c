@@ -17,19 +17,23 @@
 
 TAILQ_HEAD(sub_list, sp_sub);
 
+/* Small when idle: a channel of one subscriber that has carried nothing
+ * costs this struct with its name inline, and its map entry; the history
+ * ring grows with the messages it holds. */
 struct sp_channel {
-    char *name;
     struct sub_list subs;
-    size_t nsubs;
-    /* History: a ring of the newest messages, oldest at head. */
+    /* History: a ring of the newest messages, oldest at head; len slots
+     * allocated, growing by doubling up to cap. */
     struct sp_msg **ring;
-    size_t cap; /* channels.history when the channel was made (a reload may change it) */
-    size_t head, count;
+    struct sp_msg *snapshot;
     /* Every message of this channel with seq <= floor that is not in the
      * ring is gone: evicted, expired, or from before the channel existed. */
     uint64_t floor;
-    unsigned busy; /* inside a fan-out: must not be freed under it */
-    struct sp_msg *snapshot;
+    uint32_t nsubs;
+    uint32_t cap; /* channels.history when the channel was made (a reload may change it) */
+    uint32_t len, head, count;
+    uint32_t busy; /* inside a fan-out: must not be freed under it */
+    char name[];
 };
 
 struct dedup {
@@ -110,7 +114,7 @@ void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID
 static struct sp_msg *ring_at(const struct sp_hub *hub, const struct sp_channel *ch, size_t i)
 {
     (void)hub;
-    return ch->ring[(ch->head + i) % ch->cap];
+    return ch->ring[(ch->head + i) % ch->len];
 }
 
 static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
@@ -119,7 +123,7 @@ static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
     ch->floor = sp_msg_seq(m);
     sp_msg_unref(m);
     ch->ring[ch->head] = NULL;
-    ch->head = (ch->head + 1) % ch->cap;
+    ch->head = (ch->head + 1) % ch->len;
     ch->count--;
 }
 
@@ -129,7 +133,6 @@ static void channel_free(struct sp_hub *hub, struct sp_channel *ch)
         drop_oldest(hub, ch);
     sp_msg_unref(ch->snapshot);
     free(ch->ring);
-    free(ch->name);
     free(ch);
 }
 
@@ -139,17 +142,16 @@ static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool
 
     if (ch != NULL || !create)
         return ch;
-    ch = calloc(1, sizeof(*ch));
+    size_t name_len = strlen(name);
+    ch = calloc(1, sizeof(*ch) + name_len + 1);
     if (ch == NULL)
         return NULL;
     TAILQ_INIT(&ch->subs);
-    ch->name = strdup(name);
-    ch->cap = hub->opts.history;
-    ch->ring = ch->cap ? calloc(ch->cap, sizeof(*ch->ring)) : NULL;
+    memcpy(ch->name, name, name_len + 1);
+    ch->cap = (uint32_t)hub->opts.history;
     /* Nothing is known of what this channel carried before it existed. */
     ch->floor = hub->seq;
-    if (ch->name == NULL || (ch->cap && ch->ring == NULL) ||
-        sp_hmap_put(hub->channels, ch->name, ch) < 0) {
+    if (sp_hmap_put(hub->channels, ch->name, ch) < 0) {
         channel_free(hub, ch);
         return NULL;
     }
@@ -297,15 +299,40 @@ static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_
     }
 }
 
+/* Doubles the ring (4 slots first, at most cap), oldest first at 0. */
+static int ring_grow(struct sp_channel *ch)
+{
+    uint32_t len = ch->len ? ch->len * 2 : 4;
+    if (len > ch->cap)
+        len = ch->cap;
+    struct sp_msg **ring = malloc(len * sizeof(*ring));
+
+    if (ring == NULL)
+        return -1;
+    for (uint32_t i = 0; i < ch->count; i++)
+        ring[i] = ch->ring[(ch->head + i) % ch->len];
+    free(ch->ring);
+    ch->ring = ring;
+    ch->len = len;
+    ch->head = 0;
+    return 0;
+}
+
 static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
 {
     if (ch->cap == 0) {
         ch->floor = sp_msg_seq(m);
         return;
     }
-    if (ch->count == ch->cap)
+    /* Out of memory to grow: the oldest message makes room (history is
+     * shorter, and its floor says so). */
+    if (ch->count == ch->len && (ch->len == ch->cap || ring_grow(ch) < 0) && ch->count > 0)
         drop_oldest(hub, ch);
-    ch->ring[(ch->head + ch->count) % ch->cap] = sp_msg_ref(m);
+    if (ch->len == 0) {
+        ch->floor = sp_msg_seq(m);
+        return;
+    }
+    ch->ring[(ch->head + ch->count) % ch->len] = sp_msg_ref(m);
     ch->count++;
 }
 

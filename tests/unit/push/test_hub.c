@@ -302,6 +302,44 @@ static void test_render(void)
     sp_msg_unref(m);
 }
 
+/* The ring grows with what it holds (4, 8, then the history limit), keeps
+ * order across growth while wrapped, and evicts at the limit. */
+static void test_ring_growth(struct event_base *base)
+{
+    struct sp_hub_options opts = {10, 60000, 64};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct fake_sub a = {.hub = hub};
+    struct sp_publish_result res;
+    struct sp_msg *out[16];
+    struct sp_cursor none = {0};
+    bool missed;
+
+    sp_hub_subscribe(hub, &a.sub, "g", &ops);
+    struct sp_sub *subs[] = {&a.sub};
+    bool in_order = true;
+    for (int i = 1; i <= 25; i++) {
+        publish(hub, "g", "m", NULL, NULL, &res);
+        drop(&a);
+        int n = sp_hub_backlog(hub, subs, 1, &none, out, 16, &missed);
+        int want = i < 10 ? i : 10;
+        in_order &= n == want;
+        for (int j = 0; j < n; j++) {
+            in_order &= sp_msg_seq(out[j]) == (uint64_t)(i - want + 1 + j);
+            sp_msg_unref(out[j]);
+        }
+    }
+    ok(in_order, "history is the newest 10, oldest first, after every publish");
+    struct sp_cursor cur;
+    sp_hub_parse_cursor(hub, res.id, &cur);
+    cur.seq = 3;
+    int n = sp_hub_backlog(hub, subs, 1, &cur, out, 16, &missed);
+    ok(missed && n == 10, "a cursor before the evicted ones is told it missed history");
+    for (int j = 0; j < n; j++)
+        sp_msg_unref(out[j]);
+    sp_hub_unsubscribe(hub, &a.sub);
+    sp_hub_free(hub);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -309,6 +347,7 @@ int main(void)
     test_history_and_cursors(base);
     test_new_channel_floor(base);
     test_zero_history(base);
+    test_ring_growth(base);
     test_engine_numbered(base);
     test_render();
     event_base_free(base);
