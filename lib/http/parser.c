@@ -169,21 +169,32 @@ const struct sp_http_header *sp_http_find_header(const struct sp_http_request *r
     return NULL;
 }
 
+/* The next element of a comma-separated list, without the spaces around
+ * it; false at the end. Empty elements ("a,,b") are skipped. */
+static bool next_element(const char **p, const char *end, struct sp_slice *elem)
+{
+    while (*p < end && (**p == ' ' || **p == '\t' || **p == ','))
+        (*p)++;
+    if (*p == end)
+        return false;
+    const char *start = *p;
+    while (*p < end && **p != ',')
+        (*p)++;
+    const char *stop = *p;
+    while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+        stop--;
+    *elem = (struct sp_slice){start, (size_t)(stop - start)};
+    return true;
+}
+
 bool sp_http_list_has_token(struct sp_slice value, const char *token)
 {
     size_t tlen = strlen(token);
-    const char *p = value.ptr, *end = value.ptr + value.len;
+    const char *p = value.ptr;
+    struct sp_slice e;
 
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *start = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *stop = p;
-        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
-        if ((size_t)(stop - start) == tlen && strncasecmp(start, token, tlen) == 0)
+    while (next_element(&p, value.ptr + value.len, &e)) {
+        if (e.len == tlen && strncasecmp(e.ptr, token, tlen) == 0)
             return true;
     }
     return false;
@@ -203,20 +214,13 @@ bool sp_http_request_has_token(const struct sp_http_request *req, const char *na
 int sp_http_list_param_int(struct sp_slice value, const char *name, int64_t *out)
 {
     size_t nlen = strlen(name);
-    const char *p = value.ptr, *end = value.ptr + value.len;
+    const char *p = value.ptr;
+    struct sp_slice e;
 
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *start = p;
-        while (p < end && *p != ',')
-            p++;
-        if ((size_t)(p - start) <= nlen || strncasecmp(start, name, nlen) != 0 ||
-            start[nlen] != '=')
+    while (next_element(&p, value.ptr + value.len, &e)) {
+        if (e.len <= nlen || strncasecmp(e.ptr, name, nlen) != 0 || e.ptr[nlen] != '=')
             continue;
-        const char *v = start + nlen + 1, *stop = p;
-        while (stop > v && (stop[-1] == ' ' || stop[-1] == '\t'))
-            stop--;
+        const char *v = e.ptr + nlen + 1, *stop = e.ptr + e.len;
         if (stop - v >= 2 && *v == '"' && stop[-1] == '"')
             v++, stop--;
         if (v == stop || stop - v > 18)
@@ -233,7 +237,7 @@ int sp_http_list_param_int(struct sp_slice value, const char *name, int64_t *out
     return -1;
 }
 
-static int parse_content_length(struct sp_slice v, uint64_t *out)
+int sp_http_parse_content_length(struct sp_slice v, uint64_t *out)
 {
     uint64_t n = 0;
 
@@ -261,7 +265,7 @@ int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body
             hosts++;
         } else if (sp_slice_caseeq(h->name, "Content-Length")) {
             uint64_t v;
-            if (parse_content_length(h->value, &v) < 0 || (cl != NULL && v != n))
+            if (sp_http_parse_content_length(h->value, &v) < 0 || (cl != NULL && v != n))
                 return -400;
             cl = h;
             n = v;

@@ -38,6 +38,10 @@ struct sp_http_request {
 int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *req,
                           struct sp_http_header *headers, size_t max_headers);
 
+/* A Content-Length value: 1 to 19 digits, nothing else (no sign, no list,
+ * no spaces: the caller trims the field's own). Returns 0 and *out, or -400. */
+int sp_http_parse_content_length(struct sp_slice v, uint64_t *out);
+
 /* True if s is a non-empty RFC 9110 token (a header field name). */
 bool sp_http_token_valid(struct sp_slice s);
 

@@ -211,20 +211,15 @@ static size_t refuse(struct xfer *x, const char *why)
 
 static int parse_length(struct sp_slice v, int64_t *out)
 {
-    int64_t n = 0;
+    uint64_t n;
 
     while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t'))
         v.ptr++, v.len--;
     while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
         v.len--;
-    if (v.len == 0 || v.len > 18)
+    if (sp_http_parse_content_length(v, &n) < 0 || n > INT64_MAX)
         return -1;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.ptr[i] < '0' || v.ptr[i] > '9')
-            return -1;
-        n = n * 10 + (v.ptr[i] - '0');
-    }
-    *out = n;
+    *out = (int64_t)n;
     return 0;
 }
 

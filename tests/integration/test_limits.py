@@ -132,17 +132,24 @@ def test_bad_input_does_not_harm_other_connections(sidepush):
     assert requests.get(sidepush.url + "/healthz", timeout=5).status_code == 200
 
 
+def waiting_in_backlog(port, request: bytes):
+    """A connection past a listener's cap: it connects (the kernel's backlog)
+    but gets no answer while the cap holds. Returns the socket."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(0.7)
+    s.sendall(request)
+    with pytest.raises(socket.timeout):
+        s.recv(100)
+    s.settimeout(5)
+    return s
+
+
 def test_connection_cap_holds_new_connections_until_one_closes(make_sidepush):
     sp = make_sidepush("limits: { max_connections: 3 }\n")
     held = [socket.create_connection(("127.0.0.1", sp.port)) for _ in range(3)]
     time.sleep(0.2)
-    extra = socket.create_connection(("127.0.0.1", sp.port))  # lands in the backlog
-    extra.settimeout(0.7)
-    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-    with pytest.raises(socket.timeout):
-        extra.recv(100)  # not served while 3 connections are held
+    extra = waiting_in_backlog(sp.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
     held.pop().close()
-    extra.settimeout(5)
     assert extra.recv(100).startswith(b"HTTP/1.1 200")
     extra.close()
     for s in held:
@@ -184,18 +191,13 @@ def test_clients_at_their_cap_never_starve_publishing_or_probes(make_sidepush):
     for s in clients:
         s.sendall(b"GET /events/full HTTP/1.1\r\nHost: a\r\n\r\n")  # held long-polls
     time.sleep(0.3)
-    late = socket.create_connection(("127.0.0.1", sp.port))  # past the cap: the backlog
-    late.settimeout(0.7)
-    late.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
-    with pytest.raises(socket.timeout):
-        late.recv(100)
+    late = waiting_in_backlog(sp.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
     r = requests.post(f"http://127.0.0.1:{sp.publish_port}/publish/full", data=b"x", timeout=5)
     assert r.status_code == 202 and r.json()["subscribers"] == 50
     assert requests.get(f"http://127.0.0.1:{admin}/healthz", timeout=5).status_code == 200
     assert requests.get(f"http://127.0.0.1:{admin}/readyz", timeout=5).status_code == 200
     for s in clients:
         s.close()
-    late.settimeout(5)
     assert late.recv(100).startswith(b"HTTP/1.1 200")  # served once room was made
     late.close()
 
@@ -204,14 +206,10 @@ def test_publish_listener_has_its_own_cap(make_sidepush):
     sp = make_sidepush("publish: { max_connections: 2 }\n")
     held = [socket.create_connection(("127.0.0.1", sp.publish_port)) for _ in range(2)]
     time.sleep(0.2)
-    extra = socket.create_connection(("127.0.0.1", sp.publish_port))
-    extra.settimeout(0.7)
-    extra.sendall(b"POST /publish/c HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
-    with pytest.raises(socket.timeout):
-        extra.recv(100)
+    extra = waiting_in_backlog(sp.publish_port,
+                               b"POST /publish/c HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx")
     assert requests.get(f"{sp.url}/healthz", timeout=5).status_code == 200  # clients unaffected
     held.pop().close()
-    extra.settimeout(5)
     assert extra.recv(100).startswith(b"HTTP/1.1 202")
     extra.close()
     for s in held:
