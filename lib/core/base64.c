@@ -26,3 +26,8 @@ int sp_base64_decode(const char *text, size_t len, char **out, size_t *out_len)
     *out = buf;
     return 0;
 }
+
+size_t sp_base64_encode(const void *data, size_t len, char *out)
+{
+    return (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+}

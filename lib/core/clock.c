@@ -10,6 +10,20 @@ uint64_t sp_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+struct timeval sp_timeval_ms(uint64_t ms)
+{
+    return (struct timeval){(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+}
+
+void sp_random_base36(char *out, size_t n)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[sp_random() % 36];
+    out[n] = '\0';
+}
+
 uint32_t sp_random(void)
 {
     uint32_t r = 0;

@@ -3,7 +3,9 @@
 #ifndef SP_CORE_CLOCK_H
 #define SP_CORE_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t sp_now_ms(void);
@@ -11,5 +13,12 @@ uint64_t sp_now_ms(void);
 /* A random 32-bit value from getrandom(), the clock if that fails: for
  * spreading retries and reconnects, not for secrets. */
 uint32_t sp_random(void);
+
+/* ms as a struct timeval, for libevent's timers. */
+struct timeval sp_timeval_ms(uint64_t ms);
+
+/* n random characters of [0-9a-z] and a NUL (epochs, replica names):
+ * out holds n + 1 bytes. */
+void sp_random_base36(char *out, size_t n);
 
 #endif

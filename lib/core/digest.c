@@ -31,6 +31,12 @@ void sp_digest_field(struct sp_digest *d, const void *data, size_t len)
         EVP_DigestUpdate((EVP_MD_CTX *)d, data, len);
 }
 
+void sp_digest_update(struct sp_digest *d, const void *data, size_t len)
+{
+    if (len > 0)
+        EVP_DigestUpdate((EVP_MD_CTX *)d, data, len);
+}
+
 static void to_hex(const unsigned char *md, char out[SP_SHA256_HEX])
 {
     static const char hex[] = "0123456789abcdef";

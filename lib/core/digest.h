@@ -14,6 +14,8 @@ struct sp_digest *sp_digest_new(void);
 /* Adds one field; each is length-prefixed, so ("a", "bc") and ("ab", "c")
  * differ. A NULL field (absent) differs from an empty one. */
 void sp_digest_field(struct sp_digest *d, const void *data, size_t len);
+/* Adds bytes as they are (no prefix: the caller frames them). */
+void sp_digest_update(struct sp_digest *d, const void *data, size_t len);
 /* Writes 64 hex digits and a NUL, frees d. Accepts NULL (writes zeros:
  * callers must treat a failed allocation before using the key). */
 void sp_digest_finish(struct sp_digest *d, char out[SP_SHA256_HEX]);

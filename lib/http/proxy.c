@@ -684,8 +684,7 @@ struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
     while (len > 0 && opts->backend_url[len - 1] == '/')
         len--;
     p->backend_url = strndup(opts->backend_url, len);
-    struct timeval tv = {(time_t)(opts->response_timeout_ms / 1000),
-                         (suseconds_t)((opts->response_timeout_ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(opts->response_timeout_ms);
     p->response_timeout = event_base_init_common_timeout(base, &tv);
     if (p->backend_url == NULL || p->response_timeout == NULL) {
         sp_proxy_free(p);
@@ -701,8 +700,7 @@ int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts
     while (len > 0 && opts->backend_url[len - 1] == '/')
         len--;
     char *url = strndup(opts->backend_url, len);
-    struct timeval tv = {(time_t)(opts->response_timeout_ms / 1000),
-                         (suseconds_t)((opts->response_timeout_ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(opts->response_timeout_ms);
     const struct timeval *timeout = event_base_init_common_timeout(p->base, &tv);
 
     if (url == NULL || timeout == NULL) {

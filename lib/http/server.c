@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include "core/clock.h"
+
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -673,7 +675,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static const struct timeval *common_timeout(struct event_base *base, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
     return event_base_init_common_timeout(base, &tv);
 }
 

@@ -1,5 +1,7 @@
 #include "net/curlm.h"
 
+#include "core/clock.h"
+
 #include <stdlib.h>
 #include <sys/queue.h>
 
@@ -103,7 +105,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
         event_del(m->timer);
         return 0;
     }
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = sp_timeval_ms((uint64_t)timeout_ms);
     event_add(m->timer, &tv);
     return 0;
 }

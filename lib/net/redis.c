@@ -83,7 +83,7 @@ static void lost(struct sp_redis *r, const char *why)
     if (was_up)
         r->losses++;
     uint64_t ms = next_backoff(r);
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
     evtimer_add(r->retry, &tv);
     r->ops->down(r->ctx, why, ms);
 }
@@ -310,7 +310,7 @@ struct sp_redis *sp_redis_new(struct event_base *base, struct evdns_base *dns,
 {
     struct sp_redis *r = calloc(1, sizeof(*r));
     uint64_t every = opts->timeout_ms / 4 < 50 ? 50 : opts->timeout_ms / 4;
-    struct timeval tv = {(time_t)(every / 1000), (suseconds_t)((every % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(every);
 
     if (r == NULL)
         return NULL;

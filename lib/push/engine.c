@@ -238,10 +238,7 @@ static int key(const struct sp_engine *e, char *out, size_t size, const char *ki
 
 static void fresh_epoch(char out[9])
 {
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
-    for (int i = 0; i < 8; i++)
-        out[i] = digits[sp_random() % 36];
-    out[8] = '\0';
+    sp_random_base36(out, 8);
 }
 
 static bool reply_is(const redisReply *r, int type, size_t min_elements)
@@ -500,7 +497,7 @@ static void on_linger(evutil_socket_t fd, short what, void *arg);
  * lingers. */
 static bool linger(struct sp_engine *e, struct echan *c)
 {
-    struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
+    struct timeval tv = sp_timeval_ms(LINGER_MS);
 
     if (c->lingered || e->freeing || (c->state != C_SYNCED && c->state != C_LOADING))
         return false;
@@ -971,7 +968,7 @@ int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, v
     *w = (struct sp_engine_wait){.e = e, .cb = cb, .arg = arg};
     LIST_INSERT_HEAD(&e->waits, w, link);
     uint64_t ms = e->subscribe_wait_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
     w->timer = evtimer_new(e->push->base, on_wait_timeout, w);
     for (size_t i = 0; i < n; i++) {
         struct echan *c = echan_get(e, names[i], true);

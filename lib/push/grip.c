@@ -243,8 +243,7 @@ static void hold_response(struct sp_push *push, struct sp_grip *g, struct sp_htt
     evbuffer_add_buffer(g->headers, hold->headers);
     evbuffer_add_buffer(g->body, hold->body);
     evtimer_assign(&g->timer, push->base, response_timeout, g);
-    struct timeval tv = {(time_t)(hold->timeout_ms / 1000),
-                         (suseconds_t)((hold->timeout_ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(hold->timeout_ms);
     evtimer_add(&g->timer, &tv);
     sp_http_set_ops(conn, &held_ops, g);
 }

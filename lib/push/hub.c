@@ -205,26 +205,16 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts)
 {
     struct sp_hub *hub = calloc(1, sizeof(*hub));
-    uint8_t rnd[8];
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
     if (hub == NULL)
         return NULL;
     hub->opts = *opts;
     TAILQ_INIT(&hub->dedup_order);
-    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-        /* Without randomness the clock still separates restarts. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        memcpy(rnd, &ts.tv_nsec, 4);
-        memcpy(rnd + 4, &ts.tv_sec, 4);
-    }
-    for (int i = 0; i < 8; i++)
-        hub->epoch[i] = digits[rnd[i] % 36];
+    sp_random_base36(hub->epoch, 8);
     hub->channels = sp_hmap_new();
     hub->dedup = sp_hmap_new();
     hub->sweeper = event_new(base, -1, EV_PERSIST, sweep, hub);
-    struct timeval tv = {SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000};
+    struct timeval tv = sp_timeval_ms(SWEEP_MS);
     if (hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
         event_add(hub->sweeper, &tv) < 0) {
         sp_hub_free(hub);

@@ -211,7 +211,7 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
         answer_empty(lp, 304, false);
         longpoll_free(lp);
     } else {
-        struct timeval tv = {(time_t)(hold / 1000), (suseconds_t)((hold % 1000) * 1000)};
+        struct timeval tv = sp_timeval_ms(hold);
         evtimer_add(&lp->timer, &tv);
         sp_http_set_ops(conn, &held_ops, lp);
     }

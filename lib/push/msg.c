@@ -186,10 +186,10 @@ static char *json_item(struct sp_msg *m)
         obj = json_pack("{s:s, s:s, s:s*, s:s%}", "id", m->id, "channel", m->channel, "event",
                         m->event, "data", m->data, m->len);
     } else {
-        char *b64 = malloc(4 * ((m->len + 2) / 3) + 1);
+        char *b64 = malloc(SP_BASE64_LEN(m->len));
         if (b64 == NULL)
             return NULL;
-        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)m->data, (int)m->len);
+        sp_base64_encode(m->data, m->len, b64);
         obj = json_pack("{s:s, s:s, s:s*, s:s}", "id", m->id, "channel", m->channel, "event",
                         m->event, "data_base64", b64);
         free(b64);

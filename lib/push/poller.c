@@ -89,7 +89,7 @@ static void start_linger(struct poller *p)
         p->easy = NULL;
     }
     uint64_t ms = p->route->poll.linger_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
     evtimer_add(&p->timer, &tv);
 }
 
@@ -364,7 +364,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static void schedule(struct poller *p, uint64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
     evtimer_add(&p->timer, &tv);
 }
 
@@ -444,7 +444,7 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 static void lease_start(struct poller *p)
 {
     uint64_t ms = sp_engine_lease_ms(p->polls->push->engine) / 3;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = sp_timeval_ms(ms);
 
     event_add(&p->lease_timer, &tv);
     on_lease_timer(-1, 0, p);

@@ -2,10 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
-#include <time.h>
-
+#include "core/digest.h"
 #include "push/poller.h"
 #include "push/push-internal.h"
 
@@ -44,7 +41,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
         .history_ttl_ms = config->channels.history_ttl_ms,
         .max_message_size = config->channels.max_message_size,
     };
-    struct timeval every = {TICK_MS / 1000, (TICK_MS % 1000) * 1000};
+    struct timeval every = sp_timeval_ms(TICK_MS);
 
     if (push == NULL)
         return NULL;
@@ -380,23 +377,19 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
  * different clients never do. */
 static void poll_channel(const char *url, const struct curl_slist *headers, char out[48])
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    struct sp_digest *d = sp_digest_new();
+    char hex[SP_SHA256_HEX];
 
-    memset(digest, 0, sizeof(digest));
-    if (ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        EVP_DigestUpdate(ctx, url, strlen(url));
+    if (d != NULL) {
+        sp_digest_update(d, url, strlen(url));
         for (const struct curl_slist *h = headers; h; h = h->next) {
-            EVP_DigestUpdate(ctx, "\n", 1);
-            EVP_DigestUpdate(ctx, h->data, strlen(h->data));
+            sp_digest_update(d, "\n", 1);
+            sp_digest_update(d, h->data, strlen(h->data));
         }
-        EVP_DigestFinal_ex(ctx, digest, &len);
     }
-    EVP_MD_CTX_free(ctx);
-    strcpy(out, "poll-");
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 5 + 2 * i, 3, "%02x", digest[i]);
+    sp_digest_finish(d, hex);
+    /* Half the digest is plenty to keep polls apart, and names short. */
+    snprintf(out, 48, "poll-%.32s", hex);
 }
 
 char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,

@@ -70,7 +70,7 @@ static int compute(const char *secret, const char *id, const char *timestamp, co
     free(key);
     if (!ok)
         return SP_WEBHOOK_MISMATCH;
-    EVP_EncodeBlock((unsigned char *)out, mac, (int)mac_len);
+    sp_base64_encode(mac, mac_len, out);
     return 0;
 }
 

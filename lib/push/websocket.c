@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "core/template.h"
 #include "push/push-internal.h"
 #include "push/wsframe.h"
@@ -419,7 +420,7 @@ static int accept_key(struct sp_slice key, char out[29])
     memcpy(buf, key.ptr, 24);
     memcpy(buf + 24, WS_GUID, sizeof(WS_GUID) - 1);
     SHA1((const unsigned char *)buf, 24 + sizeof(WS_GUID) - 1, digest);
-    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+    sp_base64_encode(digest, SHA_DIGEST_LENGTH, out);
     return 0;
 }
 
