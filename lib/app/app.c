@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/authorize.h"
+#include "backend/poller.h"
+#include "backend/ws_forward.h"
 #include "http/proxy.h"
 #include "http/server.h"
 #include "net/curlm.h"
@@ -21,6 +24,9 @@ struct sp_app {
     struct sp_proxy *proxy;
     struct sp_flusher *flusher;
     struct sp_push *push;
+    struct sp_backend backend; /* what the backend modules share */
+    struct sp_auth *auth;
+    struct sp_polls *polls;
     struct sp_http_server *clients;
     struct sp_http_server *publishers;
     struct evconnlistener *client_listener;
@@ -132,6 +138,7 @@ static void serve_metrics(struct sp_app *app, struct sp_http_conn *conn)
     sp_metric_value(out, "sidepush_connections", "listener=\"stream\"",
                     (double)sp_flusher_count(app->flusher));
     sp_push_metrics(app->push, out);
+    sp_polls_metrics(app->polls, out);
     sp_metric_head(out, "sidepush_proxy_requests_total", "counter",
                    "Requests proxied to the backend, by status class.");
     for (int i = 0; i < 6; i++) {
@@ -157,6 +164,19 @@ done:
         evbuffer_free(headers);
 }
 
+/* A client allowed on a route (by forward-auth, or with none configured). */
+static void subscribe(void *ctx, const struct sp_route_config *route,
+                      const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                      struct sp_http_conn *conn, const struct sp_http_request *req)
+{
+    struct sp_app *app = ctx;
+
+    if (route->has_poll)
+        sp_polls_subscribe(app->polls, route, caps, conn, req);
+    else
+        sp_push_subscribe(app->push, route, spec, conn, req);
+}
+
 static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
@@ -175,11 +195,9 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
             return true;
         }
         if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
-            sp_push_authorize(app->push, r, caps, spec, conn, req);
-        else if (r->has_poll)
-            sp_push_poll_subscribe(app->push, r, caps, conn, req);
+            sp_auth_check(app->auth, r, caps, spec, conn, req, subscribe, app);
         else
-            sp_push_subscribe(app->push, r, spec, conn, req);
+            subscribe(app, r, caps, spec, conn, req);
         return true;
     }
     return false;
@@ -314,6 +332,7 @@ void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
     if (sp_proxy_reconfigure(app->proxy, &proxy) < 0)
         sp_log_error(app->log, "reload", "backend settings not applied: out of memory");
     sp_push_reconfigure(app->push, config);
+    app->backend.config = config;
     app->config = config;
     update_accepting(app);
 }
@@ -338,11 +357,18 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     app->push = app->flusher && app->curlm
                     ? sp_push_new(base, config, app->curlm, app->flusher, log)
                     : NULL;
+    app->backend = (struct sp_backend){base, app->curlm, log, config, app->push};
+    app->auth = sp_auth_new(&app->backend);
+    app->polls = sp_polls_new(&app->backend);
+    if (app->push != NULL && app->polls != NULL) {
+        sp_push_set_watch(app->push, sp_polls_watch, app->polls);
+        sp_push_set_forwarder(app->push, &sp_ws_forward_ops, &app->backend);
+    }
     app->clients = sp_http_server_new(base, &limits, handle_client, app, on_conn_gone, app, log);
     app->publishers =
         sp_http_server_new(base, &limits, handle_publisher, app, on_conn_gone, app, log);
-    if (app->proxy == NULL || app->push == NULL || app->clients == NULL ||
-        app->publishers == NULL) {
+    if (app->proxy == NULL || app->push == NULL || app->auth == NULL || app->polls == NULL ||
+        app->clients == NULL || app->publishers == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -423,12 +449,20 @@ void sp_app_free(struct sp_app *app)
         evconnlistener_free(app->publish_listener);
     if (app->admin_listener)
         evconnlistener_free(app->admin_listener);
-    /* Subscriptions, then connections (closing one ends its proxied
-     * transfer), then what they used. */
+    /* The engine first (its operations in flight call back into the
+     * pollers), then the pollers, subscriptions, connections (closing one
+     * ends its proxied transfer or authorization check), then what they
+     * used. */
+    if (app->push != NULL) {
+        sp_push_stop_engine(app->push);
+        sp_push_set_watch(app->push, NULL, NULL);
+    }
+    sp_polls_free(app->polls);
     sp_push_free(app->push);
     sp_http_server_free(app->clients);
     sp_http_server_free(app->publishers);
     sp_http_server_free(app->admins);
+    sp_auth_free(app->auth);
     sp_flusher_free(app->flusher);
     sp_proxy_free(app->proxy);
     sp_curlm_free(app->curlm);

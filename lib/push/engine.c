@@ -1017,6 +1017,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *arg)
     res.duplicate = reply_u64(r->element[2]) != 0;
     res.subscribers = (size_t)reply_u64(r->element[3]); /* replicas */
     res.seq = reply_u64(r->element[4]);
+    e->push->stats.published += !res.duplicate;
     op->cb.published(op->arg, SP_HUB_OK, &res);
     free(op);
 }

@@ -235,7 +235,6 @@ static void on_item_published(void *arg, int rc, const struct sp_publish_result 
     struct job *job = it->job;
 
     if (rc == SP_HUB_OK) {
-        job->push->stats.published += !res->duplicate;
         json_array_set_new(job->results, it->index, result_json(job->push, it->channel, res));
     } else {
         item_failed(job, it->index, it->channel, rc);

@@ -34,10 +34,13 @@ struct sp_push {
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
     struct sp_grip_list grips;
-    struct sp_polls *polls;
-    struct sp_auth *auth;
     struct sp_replays *replays; /* signed webhook ids seen */
     struct sp_push_stats stats;
+    /* what the app plugged in (the backend's pollers and forwarder) */
+    sp_push_watch watch;
+    void *watch_ctx;
+    const struct sp_forwarder_ops *forwarder;
+    void *forwarder_ctx;
     /* draining */
     struct event *drainer;
     bool draining;
@@ -45,29 +48,6 @@ struct sp_push {
     uint64_t drain_started, drain_window_ms;
     size_t drained;
 };
-
-/* ---- subscriber authorization (authorize.c) ------------------------------------------- */
-
-struct sp_auth;
-struct sp_auth *sp_auth_new(struct sp_push *push);
-void sp_auth_free(struct sp_auth *auth);
-
-/* The backend URL for a route's path template (poll.url, authorize.url,
- * websocket.forward) with its captures filled in: the backend's base plus
- * the path, or the template itself when it is an absolute URL. malloc'd;
- * NULL if too long or out of memory. */
-char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,
-                          const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES]);
-
-/* rc is SP_HUB_OK with res, or a negative SP_HUB_ error (res NULL). */
-typedef void (*sp_push_published)(void *arg, int rc, const struct sp_publish_result *res);
-
-/* Publishes through the engine when there is one (cb runs later), else in
- * the hub with the fan-out timed for the metrics (cb runs before this
- * returns); either way the snapshot, if any, becomes the channel's. Returns
- * 0, or a negative SP_HUB_ error now (cb does not run). */
-int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
-                    void *arg);
 
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 

@@ -2,8 +2,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/digest.h"
-#include "push/poller.h"
 #include "push/push-internal.h"
 
 #define TICK_MS 1000
@@ -20,15 +18,39 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     sp_grip_tick(push, now);
 }
 
-/* The hub's subscriber-count watch: the pollers, and the engine's
- * subscriptions in Redis. */
+/* The hub's subscriber-count watch: the engine's subscriptions in Redis,
+ * and the app's watcher (the pollers). */
 static void watch(void *arg, const char *channel, size_t count)
 {
     struct sp_push *push = arg;
 
-    sp_polls_watch(push->polls, channel, count);
+    if (push->watch != NULL)
+        push->watch(push->watch_ctx, channel, count);
     if (push->engine != NULL)
         sp_engine_watch(push->engine, channel, count);
+}
+
+void sp_push_set_watch(struct sp_push *push, sp_push_watch fn, void *ctx)
+{
+    push->watch = fn;
+    push->watch_ctx = ctx;
+}
+
+void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *ops, void *ctx)
+{
+    push->forwarder = ops;
+    push->forwarder_ctx = ctx;
+}
+
+struct sp_engine *sp_push_engine(const struct sp_push *push)
+{
+    return push->engine;
+}
+
+void sp_push_stop_engine(struct sp_push *push)
+{
+    sp_engine_free(push->engine);
+    push->engine = NULL;
 }
 
 struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
@@ -55,15 +77,12 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->longpolls);
     LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
-    push->polls = sp_polls_new(push);
-    push->auth = sp_auth_new(push);
     push->replays = sp_replays_new(push);
     push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
-    if (push->hub == NULL || push->polls == NULL || push->auth == NULL || push->replays == NULL ||
-        push->ticker == NULL || (config->redis.enabled && push->engine == NULL) ||
-        event_add(push->ticker, &every) < 0) {
+    if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
+        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
@@ -85,11 +104,7 @@ void sp_push_free(struct sp_push *push)
         event_free(push->drainer);
     if (push->hub)
         sp_hub_set_watch(push->hub, NULL, NULL);
-    /* Before the pollers: its operations in flight call back into them. */
-    sp_engine_free(push->engine);
-    push->engine = NULL;
-    sp_polls_free(push->polls);
-    sp_auth_free(push->auth);
+    sp_push_stop_engine(push);
     sp_replays_free(push->replays);
     sp_hub_free(push->hub);
     free(push);
@@ -369,91 +384,6 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
 }
 
-/* ---- poll routes ------------------------------------------------------------------------------
- */
-
-/* The channel of a poll: named by a digest of what is polled (and, for
- * per-client polls, with whose credentials), so equal polls share it and
- * different clients never do. */
-static void poll_channel(const char *url, const struct curl_slist *headers, char out[48])
-{
-    struct sp_digest *d = sp_digest_new();
-    char hex[SP_SHA256_HEX];
-
-    if (d != NULL) {
-        sp_digest_update(d, url, strlen(url));
-        for (const struct curl_slist *h = headers; h; h = h->next) {
-            sp_digest_update(d, "\n", 1);
-            sp_digest_update(d, h->data, strlen(h->data));
-        }
-    }
-    sp_digest_finish(d, hex);
-    /* Half the digest is plenty to keep polls apart, and names short. */
-    snprintf(out, 48, "poll-%.32s", hex);
-}
-
-char *sp_push_backend_url(struct sp_push *push, const struct sp_route_config *route,
-                          const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
-{
-    char path[4096];
-    char *url = NULL;
-    const char *base = push->config->backend.url;
-    size_t blen = strlen(base);
-
-    if (sp_tmpl_expand(route->tmpl, tmpl, caps, path, sizeof(path)) < 0)
-        return NULL;
-    if (path[0] != '/')
-        return strdup(path); /* an absolute URL */
-    while (blen > 0 && base[blen - 1] == '/')
-        blen--;
-    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
-        return NULL;
-    return url;
-}
-
-static struct curl_slist *client_headers(const struct sp_route_config *route,
-                                         const struct sp_http_request *req)
-{
-    struct curl_slist *list = NULL;
-    char line[8192];
-
-    if (!route->poll.per_client)
-        return NULL;
-    for (size_t i = 0; i < route->poll.forward_headers.count; i++) {
-        const char *name = route->poll.forward_headers.items[i];
-        const struct sp_http_header *h = sp_http_find_header(req, name);
-        if (h == NULL)
-            continue;
-        snprintf(line, sizeof(line), "%s: %.*s", name, (int)h->value.len, h->value.ptr);
-        list = curl_slist_append(list, line);
-    }
-    return list;
-}
-
-void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *route,
-                            const struct sp_slice caps[SP_TMPL_MAX_CAPTURES],
-                            struct sp_http_conn *conn, const struct sp_http_request *req)
-{
-    char channel[48];
-    char *url = sp_push_backend_url(push, route, route->poll.url, caps);
-    struct curl_slist *headers = client_headers(route, req);
-
-    if (url == NULL) {
-        sp_http_respond_error(conn, 500, "cannot build the poll URL");
-        curl_slist_free_all(headers);
-        return;
-    }
-    poll_channel(url, headers, channel);
-    if (sp_polls_ensure(push->polls, route, channel, url, headers) < 0) {
-        sp_http_respond_error(conn, 503, "out of memory");
-    } else {
-        sp_push_subscribe(push, route, channel, conn, req);
-        sp_polls_settle(push->polls, channel);
-    }
-    free(url);
-    curl_slist_free_all(headers);
-}
-
 /* ---- draining ----------------------------------------------------------------------------------
  */
 
@@ -549,9 +479,11 @@ int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (rc != SP_HUB_OK)
         return rc;
-    if (!res.duplicate)
+    if (!res.duplicate) {
+        push->stats.published++;
         sp_histogram_observe(&push->stats.fanout,
                              (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+    }
     set_snapshot(push, p, &res);
     cb(arg, SP_HUB_OK, &res);
     return 0;
@@ -562,7 +494,6 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     static const char *const reasons[] = {"bad_request",        "unauthorized", "not_found",
                                           "method_not_allowed", "too_large",    "other"};
     const struct sp_push_stats *st = &push->stats;
-    const struct sp_poll_stats *poll = sp_polls_stats(push->polls);
     char labels[64];
 
     sp_metric_head(out, "sidepush_subscribers", "gauge", "Subscribers connected, by transport.");
@@ -596,21 +527,8 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     }
     sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
                         "Time to store a publish and hand it to every subscriber.", &st->fanout);
-    sp_metric_one(out, "sidepush_poll_requests_total", "counter", "Requests of poll routes.",
-                  (double)poll->requests);
-    sp_metric_head(out, "sidepush_poll_results_total", "counter", "Poll results, by kind.");
-    sp_metric_value(out, "sidepush_poll_results_total", "result=\"changed\"",
-                    (double)poll->changes);
-    sp_metric_value(out, "sidepush_poll_results_total", "result=\"unchanged\"",
-                    (double)poll->unchanged);
-    sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"", (double)poll->errors);
-    sp_metric_one(out, "sidepush_pollers", "gauge", "Pollers running.", (double)poll->pollers);
-    if (push->engine != NULL) {
-        sp_metric_one(out, "sidepush_poll_leases", "gauge",
-                      "Poll channels whose Redis lease this replica holds (it polls them).",
-                      (double)poll->leases);
+    if (push->engine != NULL)
         sp_engine_metrics(push->engine, out);
-    }
 }
 
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)

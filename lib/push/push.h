@@ -12,6 +12,7 @@
 #include "http/server.h"
 #include "net/curlm.h"
 #include "net/stream.h"
+#include "push/engine.h"
 
 struct sp_push;
 
@@ -42,22 +43,57 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
                        const char *channel_spec, struct sp_http_conn *conn,
                        const struct sp_http_request *req);
 
-/* A request on a poll route; caps are the path's captures. */
-void sp_push_poll_subscribe(struct sp_push *push, const struct sp_route_config *route,
-                            const struct sp_slice caps[SP_TMPL_MAX_CAPTURES],
-                            struct sp_http_conn *conn, const struct sp_http_request *req);
+/* rc is SP_HUB_OK with res, or a negative SP_HUB_ error (res NULL). */
+typedef void (*sp_push_published)(void *arg, int rc, const struct sp_publish_result *res);
 
-/* A request on a route with `authorize`: asks the backend (or the cache),
- * then continues as sp_push_subscribe / sp_push_poll_subscribe, or answers
- * 401/403/503. caps point into req. */
-void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route,
-                       const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req);
+/* Publishes through the engine when there is one (cb runs later), else in
+ * the hub with the fan-out timed for the metrics (cb runs before this
+ * returns); either way the snapshot, if any, becomes the channel's. Returns
+ * 0, or a negative SP_HUB_ error now (cb does not run). */
+int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
+                    void *arg);
+
+/* Redis, or NULL when everything is in memory (or the engine was stopped). */
+struct sp_engine *sp_push_engine(const struct sp_push *push);
+/* Frees the engine now: its operations in flight complete (unavailable)
+ * while what they call back into still exists. sp_push_free does it too. */
+void sp_push_stop_engine(struct sp_push *push);
+
+/* Called with a channel's local subscriber count whenever it changes (the
+ * pollers start and stop by it). One watcher; NULL removes it. */
+typedef void (*sp_push_watch)(void *ctx, const char *channel, size_t subscribers);
+void sp_push_set_watch(struct sp_push *push, sp_push_watch watch, void *ctx);
 
 /* A proxied response asked to hold its client (GRIP). */
 struct sp_grip_hold;
 void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
                        const struct sp_grip_hold *hold);
+
+/* ---- forwarding WebSocket client messages (websocket.forward) -----------------------------
+ *
+ * The push hands client messages to a forwarder that the app provides (the
+ * backend's): the push knows nothing of HTTP requests to the backend. */
+
+struct sp_forward; /* one WebSocket's queue of messages, owned by the forwarder */
+
+/* The backend's answer to one message, in order: a 2xx status with its body,
+ * or the status of the failure (0: no answer at all) with no body. */
+typedef void (*sp_forward_reply)(void *ws, long status, const char *body, size_t len);
+
+struct sp_forwarder_ops {
+    /* NULL when the route forwards nothing (or out of memory). req is the
+     * handshake; reply is called with ws for every message. */
+    struct sp_forward *(*open)(void *ctx, const struct sp_route_config *route, const char *spec,
+                               const struct sp_http_request *req, const char *peer,
+                               sp_forward_reply reply, void *ws);
+    /* Queues a message. -1 when too many are waiting for the backend. */
+    int (*send)(struct sp_forward *f, bool text, const void *data, size_t len);
+    /* Drops what is queued or in flight; no reply comes after it. May be
+     * called from inside reply. */
+    void (*close)(struct sp_forward *f);
+};
+
+void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *ops, void *ctx);
 
 /* A request on publish_listen. */
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,

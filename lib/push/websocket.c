@@ -14,15 +14,7 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define ENVELOPE_PROTOCOL "sidepush-envelope"
-#define FORWARD_QUEUE_MAX 32
 #define BACKLOG_MAX 1024
-
-struct forward_item {
-    struct forward_item *next;
-    bool text;
-    size_t len;
-    char data[];
-};
 
 struct sp_ws {
     struct sp_push *push;
@@ -39,19 +31,7 @@ struct sp_ws {
     uint64_t last_ping;
     bool awaiting_pong;
     char *heartbeat;
-    /* forwarding to the backend */
-    char *forward_url;
-    char *cookie;
-    char *authorization;
-    char peer[64];
-    char *channels;
-    CURL *fwd_easy;
-    struct curl_slist *fwd_headers;
-    struct forward_item *fwd_current;
-    struct forward_item *queue_head, *queue_tail;
-    size_t queued;
-    char *fwd_reply;
-    size_t fwd_reply_len;
+    struct sp_forward *forward; /* client messages to the backend, or NULL */
 };
 
 static void ws_free(struct sp_ws *ws);
@@ -137,150 +117,28 @@ static void on_deleted(void *owner)
 
 /* ---- forwarding client messages to the backend ------------------------------------------ */
 
-static void forward_next(struct sp_ws *ws);
-
-static size_t collect_reply(char *buf, size_t size, size_t n, void *arg)
-{
-    struct sp_ws *ws = arg;
-    size_t len = size * n;
-    size_t max = ws->push->config->channels.max_message_size;
-
-    if (ws->fwd_reply_len + len > max)
-        return 0; /* too large to relay: fails the transfer */
-    char *grown = realloc(ws->fwd_reply, ws->fwd_reply_len + len + 1);
-    if (grown == NULL)
-        return 0;
-    ws->fwd_reply = grown;
-    memcpy(ws->fwd_reply + ws->fwd_reply_len, buf, len);
-    ws->fwd_reply_len += len;
-    return len;
-}
-
-static void forward_cleanup(struct sp_ws *ws)
-{
-    if (ws->fwd_easy) {
-        curl_easy_cleanup(ws->fwd_easy);
-        ws->fwd_easy = NULL;
-    }
-    curl_slist_free_all(ws->fwd_headers);
-    ws->fwd_headers = NULL;
-    free(ws->fwd_current);
-    ws->fwd_current = NULL;
-    free(ws->fwd_reply);
-    ws->fwd_reply = NULL;
-    ws->fwd_reply_len = 0;
-}
-
-static void forward_done(CURL *easy, CURLcode result, void *ctx)
+/* The backend's answer to one of this client's messages: its body goes back
+ * to the client (text if it is UTF-8), a failure as a sidepush-error event;
+ * the connection stays either way. */
+static void on_forward_reply(void *ctx, long status, const char *body, size_t len)
 {
     struct sp_ws *ws = ctx;
-    long status = 0;
     char notice[256];
+    int rc = 0;
 
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    if (result != CURLE_OK || status < 200 || status > 299) {
-        /* The client learns its message was not taken; the connection stays. */
+    if (status < 200 || status > 299) {
         snprintf(notice, sizeof(notice),
                  "{\"event\":\"sidepush-error\",\"data\":{\"error\":\"%s\",\"status\":%ld}}",
-                 result != CURLE_OK ? "backend unreachable" : "backend refused the message",
-                 result != CURLE_OK ? 502L : status);
-        int rc = send_notice(ws, notice);
-        forward_cleanup(ws);
-        if (rc < 0) {
-            ws_abort(ws);
-            return;
-        }
-    } else {
+                 status == 0 ? "backend unreachable" : "backend refused the message",
+                 status == 0 ? 502L : status);
+        rc = send_notice(ws, notice);
+    } else if (len > 0) {
         uint32_t utf8 = 0;
-        int rc = 0;
-        if (ws->fwd_reply_len > 0) {
-            bool text =
-                sp_utf8_feed(&utf8, (const uint8_t *)ws->fwd_reply, ws->fwd_reply_len) && utf8 == 0;
-            rc = send_frame(ws, text ? SP_WS_OP_TEXT : SP_WS_OP_BINARY, ws->fwd_reply,
-                            ws->fwd_reply_len);
-        }
-        forward_cleanup(ws);
-        if (rc < 0) {
-            ws_abort(ws);
-            return;
-        }
+        bool text = sp_utf8_feed(&utf8, (const uint8_t *)body, len) && utf8 == 0;
+        rc = send_frame(ws, text ? SP_WS_OP_TEXT : SP_WS_OP_BINARY, body, len);
     }
-    forward_next(ws);
-}
-
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    char line[8192];
-    snprintf(line, sizeof(line), "%s: %s", name, value);
-    struct curl_slist *l = curl_slist_append(*list, line);
-    if (l == NULL)
-        return -1;
-    *list = l;
-    return 0;
-}
-
-static void forward_next(struct sp_ws *ws)
-{
-    struct forward_item *item = ws->queue_head;
-
-    if (item == NULL || ws->fwd_easy != NULL)
-        return;
-    ws->queue_head = item->next;
-    if (ws->queue_head == NULL)
-        ws->queue_tail = NULL;
-    ws->queued--;
-    ws->fwd_current = item;
-    ws->fwd_easy = curl_easy_init();
-    if (ws->fwd_easy == NULL ||
-        add_header(&ws->fwd_headers, "Content-Type",
-                   item->text ? "text/plain; charset=utf-8" : "application/octet-stream") < 0 ||
-        add_header(&ws->fwd_headers, "Sidepush-Channel", ws->channels) < 0 ||
-        add_header(&ws->fwd_headers, "X-Forwarded-For", ws->peer) < 0 ||
-        (ws->cookie && add_header(&ws->fwd_headers, "Cookie", ws->cookie) < 0) ||
-        (ws->authorization &&
-         add_header(&ws->fwd_headers, "Authorization", ws->authorization) < 0) ||
-        add_header(&ws->fwd_headers, "Expect", "") < 0) {
-        forward_done(ws->fwd_easy, CURLE_OUT_OF_MEMORY, ws);
-        return;
-    }
-    CURL *e = ws->fwd_easy;
-    const struct sp_config *cfg = ws->push->config;
-    curl_easy_setopt(e, CURLOPT_URL, ws->forward_url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, &item->data[0]);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)item->len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, ws->fwd_headers);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect_reply);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, ws);
-    if (sp_curlm_add(ws->push->curlm, e, forward_done, ws) < 0)
-        forward_done(e, CURLE_FAILED_INIT, ws);
-}
-
-static void forward(struct sp_ws *ws, bool text, const uint8_t *data, size_t len)
-{
-    if (ws->queued >= FORWARD_QUEUE_MAX) {
-        ws_close(ws, 1013, "too many messages waiting for the backend");
-        return;
-    }
-    struct forward_item *item = malloc(sizeof(*item) + len + 1);
-    if (item == NULL)
-        return;
-    item->next = NULL;
-    item->text = text;
-    item->len = len;
-    memcpy(item->data, data, len);
-    item->data[len] = '\0';
-    if (ws->queue_tail)
-        ws->queue_tail->next = item;
-    else
-        ws->queue_head = item;
-    ws->queue_tail = item;
-    ws->queued++;
-    forward_next(ws);
+    if (rc < 0)
+        ws_abort(ws);
 }
 
 /* ---- frames from the client ------------------------------------------------------------- */
@@ -295,8 +153,8 @@ static void on_message(void *ctx, bool text, const uint8_t *data, size_t len)
             ws_abort(ws);
         return;
     }
-    if (ws->forward_url != NULL)
-        forward(ws, text, data, len);
+    if (ws->forward != NULL && ws->push->forwarder->send(ws->forward, text, data, len) < 0)
+        ws_close(ws, 1013, "too many messages waiting for the backend");
     /* Without forwarding, client messages have nowhere to go: ignored. */
 }
 
@@ -350,22 +208,11 @@ static const struct sp_stream_ops stream_ops = {on_readable, on_stream_closed};
 
 static void ws_free(struct sp_ws *ws)
 {
-    struct forward_item *item;
-
     LIST_REMOVE(ws, link);
     sp_subscription_close(ws->subs);
     sp_ws_reader_free(ws->reader);
-    if (ws->fwd_easy)
-        sp_curlm_remove(ws->push->curlm, ws->fwd_easy);
-    forward_cleanup(ws);
-    while ((item = ws->queue_head) != NULL) {
-        ws->queue_head = item->next;
-        free(item);
-    }
-    free(ws->forward_url);
-    free(ws->cookie);
-    free(ws->authorization);
-    free(ws->channels);
+    if (ws->forward != NULL)
+        ws->push->forwarder->close(ws->forward);
     free(ws);
 }
 
@@ -400,12 +247,6 @@ void sp_ws_close_all(struct sp_push *push)
 }
 
 /* ---- handshake ---------------------------------------------------------------------------- */
-
-static char *header_copy(const struct sp_http_request *req, const char *name)
-{
-    const struct sp_http_header *h = sp_http_find_header(req, name);
-    return h ? strndup(h->value.ptr, h->value.len) : NULL;
-}
 
 /* Sec-WebSocket-Accept for key, or -1 if the key is not base64 of 16 bytes. */
 static int accept_key(struct sp_slice key, char out[29])
@@ -473,17 +314,6 @@ static bool offers_envelope(const struct sp_http_request *req)
     return p != NULL && sp_http_list_has_token(p->value, ENVELOPE_PROTOCOL);
 }
 
-static char *forward_url(struct sp_push *push, const struct sp_route_config *route,
-                         const struct sp_http_request *req)
-{
-    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
-
-    if (route->subscribe.websocket.forward == NULL ||
-        !sp_tmpl_match(route->tmpl, req->path.ptr, req->path.len, caps))
-        return NULL;
-    return sp_push_backend_url(push, route, route->subscribe.websocket.forward, caps);
-}
-
 static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
 {
     struct sp_msg *backlog[BACKLOG_MAX];
@@ -542,14 +372,16 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
     ws->heartbeat = route->subscribe.websocket.heartbeat;
-    ws->forward_url = forward_url(push, route, req);
-    ws->cookie = header_copy(req, "Cookie");
-    ws->authorization = header_copy(req, "Authorization");
-    ws->channels = strdup(spec);
-    snprintf(ws->peer, sizeof(ws->peer), "%s", sp_http_peer(conn));
+    if (push->forwarder != NULL && route->subscribe.websocket.forward != NULL &&
+        (ws->forward = push->forwarder->open(push->forwarder_ctx, route, spec, req,
+                                             sp_http_peer(conn), on_forward_reply, ws)) == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        ws_free(ws);
+        return;
+    }
     ws->reader = sp_ws_reader_new(route->subscribe.websocket.max_message_size, &reader_events, ws);
     int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, ws, &ws->subs);
-    if (rc < 0 || ws->reader == NULL || ws->channels == NULL) {
+    if (rc < 0 || ws->reader == NULL) {
         sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500,
                               rc < 0 ? sp_hub_error_text(rc) : "out of memory");
         ws_free(ws);

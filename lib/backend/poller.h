@@ -2,16 +2,17 @@
  * per channel however many subscribe, and publishes an event only when the
  * answer changes (conditional requests, then a body hash). Pollers start with
  * a channel's first subscriber and stop a linger after its last. */
-#ifndef SP_PUSH_POLLER_H
-#define SP_PUSH_POLLER_H
+#ifndef SP_BACKEND_POLLER_H
+#define SP_BACKEND_POLLER_H
 
+#include <event2/buffer.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct sp_push;
+#include "backend/request.h"
+#include "http/server.h"
+
 struct sp_polls;
-struct sp_route_config;
-struct curl_slist;
 
 struct sp_poll_stats {
     uint64_t requests;
@@ -22,8 +23,17 @@ struct sp_poll_stats {
     uint64_t leases;    /* with Redis: poll leases this replica holds (it polls those) */
 };
 
-struct sp_polls *sp_polls_new(struct sp_push *push);
+/* b must outlive the returned object. NULL on allocation failure. */
+struct sp_polls *sp_polls_new(const struct sp_backend *b);
+/* Accepts NULL. The push must not call sp_polls_watch any more, and its
+ * engine must be stopped (publishes in flight call back here). */
 void sp_polls_free(struct sp_polls *polls);
+
+/* A request on a poll route (caps are the path's captures): makes sure its
+ * channel has a poller, then subscribes the client to it. */
+void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *route,
+                        const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], struct sp_http_conn *conn,
+                        const struct sp_http_request *req);
 
 /* Makes sure channel has a poller for url (an absolute URL) with the given
  * extra request headers (for per-client polls; may be NULL, copied). It
@@ -34,10 +44,11 @@ int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
 /* After a subscription attempt: a poller nobody subscribed to lingers out. */
 void sp_polls_settle(struct sp_polls *polls, const char *channel);
 
-/* The hub's subscriber-count watch. */
+/* The push's subscriber-count watch (see sp_push_set_watch). */
 void sp_polls_watch(void *polls, const char *channel, size_t subscribers);
 
 const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls);
+void sp_polls_metrics(const struct sp_polls *polls, struct evbuffer *out);
 
 /* RFC 7396: the merge patch turning JSON text old into new, as compact JSON
  * text (malloc'd), or NULL when either is not a JSON object (send new whole).

@@ -1,24 +1,19 @@
-/* Subscriber authorization: before a subscription is accepted, the backend is
- * asked (GET authorize.url with the client's Cookie and Authorization, the
- * original URI and the channel names) whether this client may subscribe.
- * 2xx allows; 401 and 403 are passed to the client; anything else, or no
- * answer within backend.timeout, is 503. A verdict is cached under a digest
- * of everything the backend was sent (URL, request target, channels,
- * credentials), for as long as its Cache-Control or authorize.cache says. */
+#include "backend/authorize.h"
+
+#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/cache.h"
+#include "core/clock.h"
 #include "core/digest.h"
-#include "push/push-internal.h"
 
 #define CACHE_MAX 10000
 
 struct sp_auth {
-    struct sp_push *push;
+    const struct sp_backend *backend;
     struct sp_cache *cache; /* key -> int status (0: allowed) */
-    uint64_t backend_requests;
 };
 
 /* What the authorizer is sent; the cache key is a digest of all of it, so
@@ -38,6 +33,8 @@ struct pending {
     char *spec;
     struct question q;
     CURL *easy;
+    sp_auth_allowed allowed;
+    void *allowed_ctx;
     /* the answer's Cache-Control, for the verdict's lifetime */
     bool no_store;
     int64_t max_age_s; /* -1: none given */
@@ -46,20 +43,6 @@ struct pending {
 static const struct sp_http_ops pending_ops;
 
 /* ---- the question and its cache key ---------------------------------------------------- */
-
-static int add(struct curl_slist **list, const char *name, size_t len, const char *value)
-{
-    char *line = NULL;
-
-    if (asprintf(&line, "%s: %.*s", name, (int)len, value) < 0)
-        return -1;
-    struct curl_slist *l = curl_slist_append(*list, line);
-    free(line);
-    if (l == NULL)
-        return -1;
-    *list = l;
-    return 0;
-}
 
 static void question_clear(struct question *q)
 {
@@ -89,24 +72,25 @@ static int copy_header(struct question *q, const struct sp_http_request *req, co
     if (joined != NULL) {
         size_t len = evbuffer_get_length(joined);
         const char *v = (const char *)evbuffer_pullup(joined, -1);
-        rc = v == NULL && len > 0 ? -1 : add(&q->headers, name, len, v ? v : "");
+        rc = v == NULL && len > 0 ? -1 : sp_backend_add_header(&q->headers, name, len, v ? v : "");
         evbuffer_free(joined);
     }
     return rc;
 }
 
-static int question_build(struct sp_push *push, const struct sp_route_config *route,
+static int question_build(const struct sp_backend *b, const struct sp_route_config *route,
                           const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                           const struct sp_http_request *req, struct question *q)
 {
     char route_id[32];
 
     *q = (struct question){0};
-    q->url = sp_push_backend_url(push, route, route->authorize.url, caps);
+    q->url = sp_backend_url(b, route, route->authorize.url, caps);
     if (q->url == NULL || copy_header(q, req, "Cookie") < 0 ||
         copy_header(q, req, "Authorization") < 0 ||
-        add(&q->headers, "X-Original-URI", req->target.len, req->target.ptr) < 0 ||
-        add(&q->headers, "Sidepush-Channels", strlen(spec), spec) < 0)
+        sp_backend_add_header(&q->headers, "X-Original-URI", req->target.len, req->target.ptr) <
+            0 ||
+        sp_backend_add_header(&q->headers, "Sidepush-Channels", strlen(spec), spec) < 0)
         goto fail;
     struct sp_digest *d = sp_digest_new();
     if (d == NULL)
@@ -139,26 +123,23 @@ static uint64_t verdict_ttl_ms(const struct pending *p)
 
 /* ---- verdicts --------------------------------------------------------------------------- */
 
-static void proceed(struct sp_push *push, const struct sp_route_config *route,
-                    const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
-                    struct sp_http_conn *conn, int status)
+/* status 0: allowed. */
+static void proceed(struct pending *p, int status)
 {
-    const struct sp_http_request *req = sp_http_request(conn);
+    const struct sp_http_request *req = sp_http_request(p->conn);
 
     if (status == 401 || status == 403)
-        sp_http_respond_error(conn, status, "the backend did not authorize this subscription");
+        sp_http_respond_error(p->conn, status, "the backend did not authorize this subscription");
     else if (status != 0)
-        sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
-    else if (route->has_poll)
-        sp_push_poll_subscribe(push, route, caps, conn, req);
+        sp_http_respond_error(p->conn, 503, "subscriber authorization is unavailable");
     else
-        sp_push_subscribe(push, route, spec, conn, req);
+        p->allowed(p->allowed_ctx, p->route, p->caps, p->spec, p->conn, req);
 }
 
 static void pending_free(struct pending *p)
 {
     if (p->easy) {
-        sp_curlm_remove(p->auth->push->curlm, p->easy);
+        sp_curlm_remove(p->auth->backend->curlm, p->easy);
         curl_easy_cleanup(p->easy);
     }
     question_clear(&p->q);
@@ -188,7 +169,7 @@ static void on_answer(CURL *easy, CURLcode result, void *ctx)
         sp_cache_put(p->auth->cache, p->q.key, &status, sizeof(status), now + ttl, now, true);
     }
     sp_http_set_ops(p->conn, NULL, NULL);
-    proceed(p->auth->push, p->route, p->caps, p->spec, p->conn, status);
+    proceed(p, status);
     pending_free(p);
 }
 
@@ -231,38 +212,28 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 
 static int ask_backend(struct pending *p)
 {
-    const struct sp_config *cfg = p->auth->push->config;
-
-    p->easy = curl_easy_init();
+    p->easy = sp_backend_request(p->auth->backend, p->q.url, p->q.headers);
     if (p->easy == NULL)
         return -1;
-    curl_easy_setopt(p->easy, CURLOPT_URL, p->q.url);
-    curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->q.headers);
-    curl_easy_setopt(p->easy, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(p->easy, CURLOPT_PROXY, "");
-    curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(p->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
-    curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
     curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
-    if (sp_curlm_add(p->auth->push->curlm, p->easy, on_answer, p) < 0) {
+    if (sp_curlm_add(p->auth->backend->curlm, p->easy, on_answer, p) < 0) {
         curl_easy_cleanup(p->easy);
         p->easy = NULL;
         return -1;
     }
-    p->auth->backend_requests++;
     return 0;
 }
 
-void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route,
-                       const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req)
+void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
+                   const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                   struct sp_http_conn *conn, const struct sp_http_request *req,
+                   sp_auth_allowed allowed, void *ctx)
 {
-    struct sp_auth *a = push->auth;
     struct question q;
 
-    if (question_build(push, route, caps, spec, req, &q) < 0) {
+    if (question_build(a->backend, route, caps, spec, req, &q) < 0) {
         sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
         return;
     }
@@ -270,7 +241,10 @@ void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route
     if (verdict != NULL) {
         int status = *verdict;
         question_clear(&q);
-        proceed(push, route, caps, spec, conn, status);
+        if (status == 0)
+            allowed(ctx, route, caps, spec, conn, req);
+        else
+            sp_http_respond_error(conn, status, "the backend did not authorize this subscription");
         return;
     }
     struct pending *p = calloc(1, sizeof(*p));
@@ -284,6 +258,8 @@ void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route
     p->route = route;
     p->conn = conn;
     p->q = q;
+    p->allowed = allowed;
+    p->allowed_ctx = ctx;
     p->max_age_s = -1;
     memcpy(p->caps, caps, sizeof(p->caps));
     if (ask_backend(p) < 0) {
@@ -294,13 +270,13 @@ void sp_push_authorize(struct sp_push *push, const struct sp_route_config *route
     sp_http_set_ops(conn, &pending_ops, p);
 }
 
-struct sp_auth *sp_auth_new(struct sp_push *push)
+struct sp_auth *sp_auth_new(const struct sp_backend *b)
 {
     struct sp_auth *a = calloc(1, sizeof(*a));
 
     if (a == NULL)
         return NULL;
-    a->push = push;
+    a->backend = b;
     a->cache = sp_cache_new(CACHE_MAX);
     if (a->cache == NULL) {
         free(a);

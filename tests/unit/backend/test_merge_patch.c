@@ -1,6 +1,6 @@
 #include <stdlib.h>
 
-#include "push/poller.h"
+#include "backend/poller.h"
 #include "../tap.h"
 
 static void check(const char *old, const char *new, const char *want, const char *what)

@@ -1,4 +1,4 @@
-#include "push/poller.h"
+#include "backend/poller.h"
 
 #include <curl/curl.h>
 #include <event2/buffer.h>
@@ -12,7 +12,10 @@
 #include <time.h>
 
 #include "core/hmap.h"
-#include "push/push-internal.h"
+#include "core/clock.h"
+#include "core/digest.h"
+#include "push/engine.h"
+#include "push/push.h"
 
 struct poller {
     struct sp_polls *polls;
@@ -40,7 +43,7 @@ struct poller {
 };
 
 struct sp_polls {
-    struct sp_push *push;
+    const struct sp_backend *backend;
     struct sp_hmap *by_channel;
     struct sp_poll_stats stats;
 };
@@ -57,7 +60,7 @@ static void poller_free(struct poller *p)
     lease_stop(p);
     event_del(&p->timer);
     if (p->easy) {
-        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        sp_curlm_remove(p->polls->backend->curlm, p->easy);
         curl_easy_cleanup(p->easy);
     }
     if (p->running)
@@ -84,7 +87,7 @@ static void start_linger(struct poller *p)
     lease_stop(p);
     event_del(&p->timer);
     if (p->easy) {
-        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        sp_curlm_remove(p->polls->backend->curlm, p->easy);
         curl_easy_cleanup(p->easy);
         p->easy = NULL;
     }
@@ -100,7 +103,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
     struct poller *p = arg;
     size_t len = size * n;
 
-    if (evbuffer_get_length(p->body) + len > p->polls->push->config->channels.max_message_size) {
+    if (evbuffer_get_length(p->body) + len > p->polls->backend->config->channels.max_message_size) {
         p->body_too_big = true;
         return 0; /* aborts the transfer */
     }
@@ -167,7 +170,7 @@ struct published {
 
 static void save_state(struct poller *p)
 {
-    struct sp_engine *engine = p->polls->push->engine;
+    struct sp_engine *engine = sp_push_engine(p->polls->backend->push);
     struct sp_engine_poll_state st = {p->etag, p->last_modified, p->last_body, p->hash,
                                       p->last_body ? strlen(p->last_body) : 0};
 
@@ -188,8 +191,6 @@ static void on_published(void *arg, int rc, const struct sp_publish_result *res)
     struct published *pub = arg;
     struct poller *p = sp_hmap_get(pub->polls->by_channel, pub->channel);
 
-    if (rc == SP_HUB_OK && !res->duplicate)
-        pub->polls->push->stats.published++;
     if (p != NULL && pub->change) {
         if (rc == SP_HUB_OK)
             save_state(p);
@@ -211,7 +212,7 @@ static void publish_event(struct poller *p, const struct sp_engine_publish *ep, 
     pub->polls = p->polls;
     pub->change = change;
     strcpy(pub->channel, p->channel);
-    if (sp_push_publish(p->polls->push, ep, on_published, pub) < 0) {
+    if (sp_push_publish(p->polls->backend->push, ep, on_published, pub) < 0) {
         if (change)
             forget_change(p);
         free(pub);
@@ -269,7 +270,7 @@ static void on_error(struct poller *p, long status, const char *why)
             .pub = {p->channel, r->poll.error_event, data, (size_t)n, NULL, NULL}};
         publish_event(p, &ep, false);
     }
-    sp_log_warn(p->polls->push->log, "poll_error", "%s: %s (status %ld)", p->url, why, status);
+    sp_log_warn(p->polls->backend->log, "poll_error", "%s: %s (status %ld)", p->url, why, status);
     uint64_t backoff = r->poll.interval_ms;
     for (unsigned i = 0; i < p->errors && backoff < r->poll.max_backoff_ms; i++)
         backoff *= 2;
@@ -310,14 +311,8 @@ static void on_done(CURL *easy, CURLcode result, void *arg)
 
 static void poll_now(struct poller *p)
 {
-    const struct sp_config *cfg = p->polls->push->config;
     char line[400];
-    CURL *e = curl_easy_init();
 
-    if (e == NULL) {
-        on_error(p, 0, "out of memory");
-        return;
-    }
     p->next_ms = 0;
     p->body_too_big = false;
     evbuffer_drain(p->body, evbuffer_get_length(p->body));
@@ -331,19 +326,18 @@ static void poll_now(struct poller *p)
         snprintf(line, sizeof(line), "If-Modified-Since: %s", p->last_modified);
         p->request_headers = curl_slist_append(p->request_headers, line);
     }
-    curl_easy_setopt(e, CURLOPT_URL, p->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, p->request_headers);
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
+    CURL *e = sp_backend_request(p->polls->backend, p->url, p->request_headers);
+    if (e == NULL) {
+        on_error(p, 0, "out of memory");
+        return;
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, p);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* any the backend offers, decoded */
     p->polls->stats.requests++;
-    if (sp_curlm_add(p->polls->push->curlm, e, on_done, p) < 0) {
+    if (sp_curlm_add(p->polls->backend->curlm, e, on_done, p) < 0) {
         curl_easy_cleanup(e);
         on_error(p, 0, "could not start the request");
         return;
@@ -379,7 +373,7 @@ static void stop_polling(struct poller *p)
 {
     event_del(&p->timer);
     if (p->easy) {
-        sp_curlm_remove(p->polls->push->curlm, p->easy);
+        sp_curlm_remove(p->polls->backend->curlm, p->easy);
         curl_easy_cleanup(p->easy);
         p->easy = NULL;
     }
@@ -401,8 +395,9 @@ static void on_leased(void *arg, const char *channel, bool held, bool fresh,
     struct poller *p = sp_hmap_get(polls->by_channel, channel);
 
     if (p == NULL || p->lingering || !p->running) {
-        if (held && polls->push->engine != NULL)
-            sp_engine_release(polls->push->engine, channel); /* nobody here wants it now */
+        if (held && sp_push_engine(polls->backend->push) != NULL)
+            sp_engine_release(sp_push_engine(polls->backend->push),
+                              channel); /* nobody here wants it now */
         return;
     }
     if (!held) {
@@ -425,7 +420,7 @@ static void on_leased(void *arg, const char *channel, bool held, bool fresh,
         if (!p->leader) {
             p->leader = true;
             polls->stats.leases++;
-            sp_log_info(polls->push->log, "poll_lease", "this replica now polls %s", p->url);
+            sp_log_info(polls->backend->log, "poll_lease", "this replica now polls %s", p->url);
             if (p->easy == NULL)
                 poll_now(p);
         }
@@ -435,7 +430,7 @@ static void on_leased(void *arg, const char *channel, bool held, bool fresh,
 static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct poller *p = arg;
-    struct sp_engine *engine = p->polls->push->engine;
+    struct sp_engine *engine = sp_push_engine(p->polls->backend->push);
 
     if (sp_engine_lease(engine, p->channel, on_leased, p->polls) < 0)
         lose_lease(p); /* Redis is away: nobody can publish; the lease runs out */
@@ -443,7 +438,7 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 
 static void lease_start(struct poller *p)
 {
-    uint64_t ms = sp_engine_lease_ms(p->polls->push->engine) / 3;
+    uint64_t ms = sp_engine_lease_ms(sp_push_engine(p->polls->backend->push)) / 3;
     struct timeval tv = sp_timeval_ms(ms);
 
     event_add(&p->lease_timer, &tv);
@@ -452,7 +447,7 @@ static void lease_start(struct poller *p)
 
 static void lease_stop(struct poller *p)
 {
-    struct sp_engine *engine = p->polls->push->engine;
+    struct sp_engine *engine = sp_push_engine(p->polls->backend->push);
 
     if (engine == NULL)
         return;
@@ -467,7 +462,7 @@ static void lease_stop(struct poller *p)
  * the lease with it. */
 static void begin(struct poller *p)
 {
-    if (p->polls->push->engine != NULL)
+    if (sp_push_engine(p->polls->backend->push) != NULL)
         lease_start(p);
     else if (p->easy == NULL)
         poll_now(p);
@@ -492,8 +487,8 @@ int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
     p->body = evbuffer_new();
     for (const struct curl_slist *h = headers; h; h = h->next)
         p->client_headers = curl_slist_append(p->client_headers, h->data);
-    evtimer_assign(&p->timer, polls->push->base, on_timer, p);
-    event_assign(&p->lease_timer, polls->push->base, -1, EV_PERSIST, on_lease_timer, p);
+    evtimer_assign(&p->timer, polls->backend->base, on_timer, p);
+    event_assign(&p->lease_timer, polls->backend->base, -1, EV_PERSIST, on_lease_timer, p);
     if (p->channel == NULL || p->url == NULL || p->body == NULL ||
         sp_hmap_put(polls->by_channel, p->channel, p) < 0) {
         poller_free(p);
@@ -536,13 +531,94 @@ void sp_polls_settle(struct sp_polls *polls, const char *channel)
         start_linger(p);
 }
 
-struct sp_polls *sp_polls_new(struct sp_push *push)
+/* ---- poll routes: clients subscribe to what is polled --------------------------------------- */
+
+/* The channel of a poll: named by a digest of what is polled (and, for
+ * per-client polls, with whose credentials), so equal polls share it and
+ * different clients never do. */
+static void poll_channel(const char *url, const struct curl_slist *headers, char out[48])
+{
+    struct sp_digest *d = sp_digest_new();
+    char hex[SP_SHA256_HEX];
+
+    if (d != NULL) {
+        sp_digest_update(d, url, strlen(url));
+        for (const struct curl_slist *h = headers; h; h = h->next) {
+            sp_digest_update(d, "\n", 1);
+            sp_digest_update(d, h->data, strlen(h->data));
+        }
+    }
+    sp_digest_finish(d, hex);
+    /* Half the digest is plenty to keep polls apart, and names short. */
+    snprintf(out, 48, "poll-%.32s", hex);
+}
+
+static struct curl_slist *client_headers(const struct sp_route_config *route,
+                                         const struct sp_http_request *req)
+{
+    struct curl_slist *list = NULL;
+
+    if (!route->poll.per_client)
+        return NULL;
+    for (size_t i = 0; i < route->poll.forward_headers.count; i++) {
+        const char *name = route->poll.forward_headers.items[i];
+        const struct sp_http_header *h = sp_http_find_header(req, name);
+        if (h != NULL)
+            sp_backend_add_header(&list, name, h->value.len, h->value.ptr);
+    }
+    return list;
+}
+
+void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *route,
+                        const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], struct sp_http_conn *conn,
+                        const struct sp_http_request *req)
+{
+    char channel[48];
+    char *url = sp_backend_url(polls->backend, route, route->poll.url, caps);
+    struct curl_slist *headers = client_headers(route, req);
+
+    if (url == NULL) {
+        sp_http_respond_error(conn, 500, "cannot build the poll URL");
+        curl_slist_free_all(headers);
+        return;
+    }
+    poll_channel(url, headers, channel);
+    if (sp_polls_ensure(polls, route, channel, url, headers) < 0) {
+        sp_http_respond_error(conn, 503, "out of memory");
+    } else {
+        sp_push_subscribe(polls->backend->push, route, channel, conn, req);
+        sp_polls_settle(polls, channel);
+    }
+    free(url);
+    curl_slist_free_all(headers);
+}
+
+void sp_polls_metrics(const struct sp_polls *polls, struct evbuffer *out)
+{
+    const struct sp_poll_stats *poll = &polls->stats;
+
+    sp_metric_one(out, "sidepush_poll_requests_total", "counter", "Requests of poll routes.",
+                  (double)poll->requests);
+    sp_metric_head(out, "sidepush_poll_results_total", "counter", "Poll results, by kind.");
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"changed\"",
+                    (double)poll->changes);
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"unchanged\"",
+                    (double)poll->unchanged);
+    sp_metric_value(out, "sidepush_poll_results_total", "result=\"error\"", (double)poll->errors);
+    sp_metric_one(out, "sidepush_pollers", "gauge", "Pollers running.", (double)poll->pollers);
+    if (sp_push_engine(polls->backend->push) != NULL)
+        sp_metric_one(out, "sidepush_poll_leases", "gauge",
+                      "Poll channels whose Redis lease this replica holds (it polls them).",
+                      (double)poll->leases);
+}
+
+struct sp_polls *sp_polls_new(const struct sp_backend *backend)
 {
     struct sp_polls *polls = calloc(1, sizeof(*polls));
 
     if (polls == NULL)
         return NULL;
-    polls->push = push;
+    polls->backend = backend;
     polls->by_channel = sp_hmap_new();
     if (polls->by_channel == NULL) {
         free(polls);

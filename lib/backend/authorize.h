@@ -1,0 +1,35 @@
+/* Subscriber authorization (forward-auth): before a subscription is
+ * accepted, the backend is asked (GET authorize.url with the client's
+ * Cookie and Authorization, the original request target and the channel
+ * names) whether this client may subscribe. 2xx allows; 401 and 403 are
+ * passed to the client; anything else, or no answer within
+ * backend.timeout, is 503. A verdict is cached under a digest of
+ * everything the backend was sent, for as long as its Cache-Control or
+ * authorize.cache says. */
+#ifndef SP_BACKEND_AUTHORIZE_H
+#define SP_BACKEND_AUTHORIZE_H
+
+#include "backend/request.h"
+#include "http/server.h"
+
+struct sp_auth;
+
+/* b must outlive the returned object. NULL on allocation failure. */
+struct sp_auth *sp_auth_new(const struct sp_backend *b);
+/* Checks in flight are dropped (their clients are gone by then). Accepts NULL. */
+void sp_auth_free(struct sp_auth *a);
+
+/* The client may subscribe: carry on with the request. caps point into the
+ * request, spec is the auth's own copy (valid during the call). */
+typedef void (*sp_auth_allowed)(void *ctx, const struct sp_route_config *route,
+                                const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                                struct sp_http_conn *conn, const struct sp_http_request *req);
+
+/* Answers from the cache or asks the backend; allowed runs (now or later)
+ * only for an allowed client, every other outcome is answered here. */
+void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
+                   const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                   struct sp_http_conn *conn, const struct sp_http_request *req,
+                   sp_auth_allowed allowed, void *ctx);
+
+#endif

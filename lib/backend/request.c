@@ -1,0 +1,57 @@
+#include "backend/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *route,
+                     const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
+{
+    char path[4096];
+    char *url = NULL;
+    const char *base = b->config->backend.url;
+    size_t blen = strlen(base);
+
+    if (sp_tmpl_expand(route->tmpl, tmpl, caps, path, sizeof(path)) < 0)
+        return NULL;
+    if (path[0] != '/')
+        return strdup(path); /* an absolute URL */
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
+        return NULL;
+    return url;
+}
+
+CURL *sp_backend_request(const struct sp_backend *b, const char *url,
+                         const struct curl_slist *headers)
+{
+    const struct sp_config *cfg = b->config;
+    CURL *e = curl_easy_init();
+
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    /* Never route backend traffic through an http_proxy from the environment. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
+    return e;
+}
+
+int sp_backend_add_header(struct curl_slist **list, const char *name, size_t len, const char *value)
+{
+    char *line = NULL;
+
+    if (asprintf(&line, "%s: %.*s", name, (int)len, value) < 0)
+        return -1;
+    struct curl_slist *l = curl_slist_append(*list, line);
+    free(line);
+    if (l == NULL)
+        return -1;
+    *list = l;
+    return 0;
+}
