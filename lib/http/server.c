@@ -363,6 +363,41 @@ int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer 
     return 0;
 }
 
+int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
+                         struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
+                         struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing)
+{
+    int minor = c->req.minor_version;
+    struct evbuffer *head = evbuffer_new();
+    enum sp_http_stream how = upgrade      ? SP_HTTP_STREAM_UPGRADE
+                              : minor == 1 ? SP_HTTP_STREAM_CHUNKED
+                                           : SP_HTTP_STREAM_CLOSE;
+
+    if (head == NULL)
+        return -1;
+    evbuffer_add_printf(head, "HTTP/1.%d %d %s\r\n", minor, status,
+                        reason ? reason : sp_http_reason(status));
+    if (headers != NULL)
+        evbuffer_add_buffer(head, headers);
+    evbuffer_add_printf(head, "%s\r\n",
+                        how == SP_HTTP_STREAM_CHUNKED ? "Transfer-Encoding: chunked\r\n"
+                        : how == SP_HTTP_STREAM_CLOSE ? "Connection: close\r\n"
+                                                      : "");
+    if (sp_http_detach(c, fd, out, in) < 0) {
+        evbuffer_free(head);
+        return -1;
+    }
+    evbuffer_add_buffer(out, head);
+    evbuffer_free(head);
+    *framing = how;
+    return 0;
+}
+
+size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len)
+{
+    return (size_t)snprintf(buf, SP_HTTP_CHUNK_HEAD_MAX, "%zx\r\n", len);
+}
+
 /* ---- request bodies --------------------------------------------------------------- */
 
 void sp_http_set_ops(struct sp_http_conn *c, const struct sp_http_ops *ops, void *ctx)

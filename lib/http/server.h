@@ -111,6 +111,32 @@ size_t sp_http_unsent(const struct sp_http_conn *c);
  * body, from its handler, before a response began. Returns 0 or -1. */
 int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out,
                    struct evbuffer *in);
+
+/* How a stream's body is framed once its head is out. */
+enum sp_http_stream {
+    SP_HTTP_STREAM_CHUNKED, /* HTTP/1.1: chunks (Transfer-Encoding: chunked) */
+    SP_HTTP_STREAM_CLOSE,   /* HTTP/1.0: until the connection closes */
+    SP_HTTP_STREAM_UPGRADE, /* 101: another protocol follows */
+};
+
+/* Answers with the head of a response whose body outlives the HTTP
+ * exchange (SSE, GRIP streams) or switches protocols (WebSocket), then
+ * detaches as sp_http_detach does: the status line (reason NULL: the
+ * standard one), headers (CRLF-ended lines, or NULL) and the framing
+ * header the request's version allows go to out, ahead of nothing else.
+ * upgrade: a 101 (headers carry Upgrade and Connection). *framing says
+ * how the body must be framed from here on. Returns 0, or -1 with nothing
+ * sent (the caller still answers on conn). */
+int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
+                         struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
+                         struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing);
+
+/* Framing of a chunked body, for streams that write their own chunks. */
+#define SP_HTTP_CHUNK_HEAD_MAX 24
+/* Writes "<hex len>\r\n" into buf; returns its length. */
+size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len);
+#define SP_HTTP_CHUNK_TAIL "\r\n"
+#define SP_HTTP_LAST_CHUNK "0\r\n\r\n"
 bool sp_http_response_started(const struct sp_http_conn *c);
 
 /* The request being answered (valid until the response ends). */

@@ -54,15 +54,15 @@ static void grip_free(struct sp_grip *g)
 
 static int write_piece(struct sp_grip *g, const void *data, size_t len)
 {
-    char head[24];
+    char head[SP_HTTP_CHUNK_HEAD_MAX];
 
     if (len == 0)
         return 0; /* an empty chunk would end the response */
     if (!g->chunked)
         return sp_stream_write(g->out, data, len);
-    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
-    if (sp_stream_write(g->out, head, (size_t)n) < 0 || sp_stream_write(g->out, data, len) < 0 ||
-        sp_stream_write(g->out, "\r\n", 2) < 0)
+    size_t n = sp_http_chunk_head(head, len);
+    if (sp_stream_write(g->out, head, n) < 0 || sp_stream_write(g->out, data, len) < 0 ||
+        sp_stream_write(g->out, SP_HTTP_CHUNK_TAIL, 2) < 0)
         return -1;
     return 0;
 }
@@ -92,7 +92,7 @@ static void stream_deleted(void *owner)
 {
     struct sp_grip *g = owner;
     if (g->chunked)
-        sp_stream_write(g->out, "0\r\n\r\n", 5);
+        sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
     sp_stream_end(g->out);
     grip_free(g);
 }
@@ -107,11 +107,9 @@ static const struct sp_stream_ops stream_ops = {NULL, stream_closed};
 static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_conn *conn,
                         const struct sp_grip_hold *hold)
 {
-    const struct sp_http_request *req = sp_http_request(conn);
     struct evbuffer *initial = evbuffer_new();
+    enum sp_http_stream framing;
     evutil_socket_t fd;
-
-    g->chunked = req->minor_version == 1;
     if (hold->keepalive != NULL && hold->keepalive_len > 0) {
         g->keepalive = malloc(hold->keepalive_len);
         if (g->keepalive) {
@@ -120,18 +118,15 @@ static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_
             g->keepalive_ms = hold->keepalive_ms;
         }
     }
-    if (initial == NULL || sp_http_detach(conn, &fd, initial, NULL) < 0) {
+    if (initial == NULL || sp_http_begin_stream(conn, hold->status, hold->reason, hold->headers,
+                                                false, &fd, initial, NULL, &framing) < 0) {
         if (initial)
             evbuffer_free(initial);
         sp_http_respond_error(conn, 500, "out of memory");
         grip_free(g);
         return;
     }
-    evbuffer_add_printf(initial, "HTTP/1.%d %d %s\r\n", req->minor_version, hold->status,
-                        hold->reason ? hold->reason : sp_http_reason(hold->status));
-    evbuffer_add_buffer(initial, hold->headers);
-    evbuffer_add_printf(initial, g->chunked ? "Transfer-Encoding: chunked\r\n\r\n"
-                                            : "Connection: close\r\n\r\n");
+    g->chunked = framing == SP_HTTP_STREAM_CHUNKED;
     g->out = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
                            &stream_ops, g);
     evbuffer_free(initial);
@@ -318,7 +313,7 @@ bool sp_grip_drain_one(struct sp_push *push)
             grip_free(g);
         } else {
             if (g->chunked)
-                sp_stream_write(g->out, "0\r\n\r\n", 5);
+                sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
             sp_stream_end(g->out);
             grip_free(g);
         }

@@ -1,13 +1,13 @@
 #include "push/msg.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/base64.h"
+#include "http/server.h"
 #include "push/wsframe.h"
 
 struct sp_msg {
@@ -206,9 +206,10 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
         return render_sse(m, o);
     case SP_FMT_SSE_CHUNKED: {
         struct sp_slice sse = sp_msg_render(m, SP_FMT_SSE);
-        char head[24];
-        int n = snprintf(head, sizeof(head), "%zx\r\n", sse.len);
-        return sse.len && put(o, head, (size_t)n) && put(o, sse.ptr, sse.len) && put(o, "\r\n", 2);
+        char head[SP_HTTP_CHUNK_HEAD_MAX];
+        size_t n = sp_http_chunk_head(head, sse.len);
+        return sse.len && put(o, head, n) && put(o, sse.ptr, sse.len) &&
+               put(o, SP_HTTP_CHUNK_TAIL, 2);
     }
     case SP_FMT_WS:
     case SP_FMT_WS_ENVELOPE: {
@@ -227,7 +228,7 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
         json_t *stream = json_object_get(m->grip, "http-stream");
         json_t *content = json_object_get(stream, "content");
         json_t *bin = json_object_get(stream, "content-bin");
-        char head[24];
+        char head[SP_HTTP_CHUNK_HEAD_MAX];
         const char *bytes = NULL;
         size_t len = 0;
         char *decoded = NULL;
@@ -241,8 +242,8 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
             bytes = decoded;
         }
         /* An empty chunk would end the stream: nothing to send then. */
-        bool ok = len > 0 && put(o, head, (size_t)snprintf(head, sizeof(head), "%zx\r\n", len)) &&
-                  put(o, bytes, len) && put(o, "\r\n", 2);
+        bool ok = len > 0 && put(o, head, sp_http_chunk_head(head, len)) && put(o, bytes, len) &&
+                  put(o, SP_HTTP_CHUNK_TAIL, 2);
         free(decoded);
         return ok;
     }

@@ -28,13 +28,13 @@ static void sse_free(struct sp_sse *s)
 static int write_text(struct sp_sse *s, const char *text)
 {
     size_t len = strlen(text);
-    char head[24];
+    char head[SP_HTTP_CHUNK_HEAD_MAX];
 
     if (!s->chunked)
         return sp_stream_write(s->stream, text, len);
-    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
-    if (sp_stream_write(s->stream, head, (size_t)n) < 0 ||
-        sp_stream_write(s->stream, text, len) < 0 || sp_stream_write(s->stream, "\r\n", 2) < 0)
+    size_t n = sp_http_chunk_head(head, len);
+    if (sp_stream_write(s->stream, head, n) < 0 || sp_stream_write(s->stream, text, len) < 0 ||
+        sp_stream_write(s->stream, SP_HTTP_CHUNK_TAIL, 2) < 0)
         return -1;
     return 0;
 }
@@ -43,7 +43,7 @@ static void end_stream(struct sp_sse *s, bool gracefully)
 {
     if (gracefully) {
         if (s->chunked)
-            sp_stream_write(s->stream, "0\r\n\r\n", 5);
+            sp_stream_write(s->stream, SP_HTTP_LAST_CHUNK, 5);
         sp_stream_end(s->stream);
     } else {
         sp_stream_close(s->stream);
@@ -77,22 +77,16 @@ static void on_closed(void *ctx, enum sp_stream_end why)
 
 static const struct sp_stream_ops stream_ops = {NULL, on_closed};
 
-static struct evbuffer *response_head(struct sp_push *push, const struct sp_http_request *req,
-                                      bool chunked)
+static struct evbuffer *response_headers(struct sp_push *push, const struct sp_http_request *req)
 {
     struct evbuffer *h = evbuffer_new();
 
     if (h == NULL)
         return NULL;
-    evbuffer_add_printf(h,
-                        "HTTP/1.%d 200 OK\r\n"
-                        "Content-Type: text/event-stream; charset=utf-8\r\n"
-                        "Cache-Control: no-cache\r\n"
-                        "X-Accel-Buffering: no\r\n",
-                        req->minor_version);
+    evbuffer_add_printf(h, "Content-Type: text/event-stream; charset=utf-8\r\n"
+                           "Cache-Control: no-cache\r\n"
+                           "X-Accel-Buffering: no\r\n");
     sp_push_cors(push, req, h);
-    evbuffer_add_printf(h, chunked ? "Transfer-Encoding: chunked\r\n\r\n"
-                                   : "Connection: close\r\n\r\n");
     return h;
 }
 
@@ -147,7 +141,6 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
     }
     LIST_INSERT_HEAD(&push->sse, s, link);
     s->push = push;
-    s->chunked = req->minor_version == 1;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
     /* A browser's EventSource never gives up on a network error but does on
      * any other status, so an unreadable id replays from the start with the
@@ -163,18 +156,20 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
         return;
     }
     initial = evbuffer_new();
-    struct evbuffer *head = response_head(push, req, s->chunked);
-    if (initial == NULL || head == NULL || sp_http_detach(conn, &fd, initial, NULL) < 0) {
-        if (head)
-            evbuffer_free(head);
+    struct evbuffer *headers = response_headers(push, req);
+    enum sp_http_stream framing;
+    if (initial == NULL || headers == NULL ||
+        sp_http_begin_stream(conn, 200, NULL, headers, false, &fd, initial, NULL, &framing) < 0) {
+        if (headers)
+            evbuffer_free(headers);
         if (initial)
             evbuffer_free(initial);
         sp_http_respond_error(conn, 500, "out of memory");
         sse_free(s);
         return;
     }
-    evbuffer_add_buffer(initial, head);
-    evbuffer_free(head);
+    evbuffer_free(headers);
+    s->chunked = framing == SP_HTTP_STREAM_CHUNKED;
     s->stream = sp_stream_new(push->flusher, fd, initial,
                               push->config->limits.subscriber_max_unsent, &stream_ops, s);
     evbuffer_free(initial);

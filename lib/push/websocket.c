@@ -352,7 +352,8 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
     struct sp_cursor cur;
     evutil_socket_t fd;
     struct sp_ws *ws;
-    struct evbuffer *initial = NULL, *leftover = NULL;
+    struct evbuffer *initial = NULL, *leftover = NULL, *headers = NULL;
+    enum sp_http_stream framing;
 
     if (!check_handshake(push, conn, req, accept))
         return;
@@ -389,20 +390,23 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
     }
     initial = evbuffer_new();
     leftover = evbuffer_new();
-    if (initial == NULL || leftover == NULL || sp_http_detach(conn, &fd, initial, leftover) < 0) {
+    headers = evbuffer_new();
+    if (headers != NULL) {
+        evbuffer_add_printf(headers,
+                            "Upgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n"
+                            "Sec-WebSocket-Accept: %s\r\n",
+                            accept);
+        if (chosen_envelope)
+            evbuffer_add_printf(headers, "Sec-WebSocket-Protocol: " ENVELOPE_PROTOCOL "\r\n");
+    }
+    if (initial == NULL || leftover == NULL || headers == NULL ||
+        sp_http_begin_stream(conn, 101, NULL, headers, true, &fd, initial, leftover, &framing) <
+            0) {
         sp_http_respond_error(conn, 500, "out of memory");
         ws_free(ws);
         goto done;
     }
-    evbuffer_add_printf(initial,
-                        "HTTP/1.1 101 Switching Protocols\r\n"
-                        "Upgrade: websocket\r\n"
-                        "Connection: Upgrade\r\n"
-                        "Sec-WebSocket-Accept: %s\r\n",
-                        accept);
-    if (chosen_envelope)
-        evbuffer_add_printf(initial, "Sec-WebSocket-Protocol: " ENVELOPE_PROTOCOL "\r\n");
-    evbuffer_add(initial, "\r\n", 2);
     ws->stream = sp_stream_new(push->flusher, fd, initial,
                                push->config->limits.subscriber_max_unsent, &stream_ops, ws);
     if (ws->stream == NULL) {
@@ -422,6 +426,8 @@ done:
         evbuffer_free(initial);
     if (leftover)
         evbuffer_free(leftover);
+    if (headers)
+        evbuffer_free(headers);
 }
 
 bool sp_ws_drain_one(struct sp_push *push)
