@@ -30,115 +30,15 @@
  * sequence orders them. Entries hold t (Redis time, ms), e (event), d (data),
  * g (GRIP formats, JSON) and s (a snapshot: "-" none, "=" the message itself,
  * "+" and the whole state). */
-
-/* KEYS: seq epoch. ARGV: fresh epoch, known epoch, known seq.
- * A sequence below what this replica has seen under the same epoch means
- * Redis came back from an older copy: a new epoch, so no id is reused. */
-static const char script_hello[] =
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if not epoch or (epoch == ARGV[2] and seq < tonumber(ARGV[3])) then\n"
-    "  epoch = ARGV[1]\n"
-    "  redis.call('SET', KEYS[2], epoch)\n"
-    "end\n"
-    "return {epoch, seq}\n";
-
-/* KEYS: seq epoch stream meta [dedup]. ARGV: pub/sub channel, event, data,
- * history, ttl ms, fresh epoch, grip, snapshot, meta ttl ms. */
-static const char script_publish[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then epoch = ARGV[6]; redis.call('SET', KEYS[2], epoch) end\n"
-    "if #KEYS > 4 then\n"
-    "  local prior = redis.call('GET', KEYS[5])\n"
-    "  if prior then return {epoch, prior, 1, 0, 0} end\n"
-    "end\n"
-    "local seq = redis.call('INCR', KEYS[1])\n"
-    "local id = epoch .. '-' .. seq\n"
-    "local history = tonumber(ARGV[4])\n"
-    "local ttl = tonumber(ARGV[5])\n"
-    "local floor = nil\n"
-    "local len = redis.call('XLEN', KEYS[3])\n"
-    "if len == 0 then\n"
-    "  local last = redis.call('HGET', KEYS[4], 'last')\n"
-    "  if last then floor = last .. '-0' end\n"
-    "end\n"
-    "if history == 0 then\n"
-    "  floor = seq .. '-0'\n"
-    "else\n"
-    "  if len >= history then\n"
-    "    local old = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', len - history + 1)\n"
-    "    floor = old[#old][1]\n"
-    "    redis.call('XTRIM', KEYS[3], 'MAXLEN', history - 1)\n"
-    "  end\n"
-    "  redis.call('XADD', KEYS[3], seq .. '-0', 't', now, 'e', ARGV[2], 'd', ARGV[3],\n"
-    "             'g', ARGV[7], 's', ARGV[8])\n"
-    "  redis.call('PEXPIRE', KEYS[3], ttl)\n"
-    "end\n"
-    "if floor then redis.call('HSET', KEYS[4], 'floor', string.match(floor, '^%d+')) end\n"
-    "redis.call('HSET', KEYS[4], 'last', seq)\n"
-    "redis.call('PEXPIRE', KEYS[4], ARGV[9])\n"
-    "if #KEYS > 4 then redis.call('SET', KEYS[5], id, 'PX', ttl) end\n"
-    "local head = 'M ' .. epoch .. ' ' .. seq .. ' ' .. now .. ' ' .. #ARGV[2] .. ' ' ..\n"
-    "  #ARGV[3] .. ' ' .. #ARGV[7] .. ' ' .. #ARGV[8] .. '\\n'\n"
-    "local n = redis.call('PUBLISH', ARGV[1], head .. ARGV[2] .. ARGV[3] .. ARGV[7] .. ARGV[8])\n"
-    "return {epoch, id, 0, n, seq}\n";
-
-/* KEYS: seq epoch stream meta. ARGV: fresh epoch, after seq. */
-static const char script_load[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then epoch = ARGV[1]; redis.call('SET', KEYS[2], epoch) end\n"
-    "local seq = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local meta = redis.call('HMGET', KEYS[4], 'floor', 'last')\n"
-    "local floor\n"
-    "if redis.call('EXISTS', KEYS[3]) == 0 then floor = tonumber(meta[2] or '0')\n"
-    "else floor = tonumber(meta[1] or '0') end\n"
-    "local entries = redis.call('XRANGE', KEYS[3], (tonumber(ARGV[2]) + 1) .. '-0', '+')\n"
-    "return {epoch, seq, floor, now, entries}\n";
-
-/* KEYS: stream meta. ARGV: pub/sub channel, meta ttl ms. */
-static const char script_delete[] =
-    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-    "local existed = redis.call('DEL', KEYS[1])\n"
-    "if #last > 0 then\n"
-    "  local s = string.match(last[1][1], '^%d+')\n"
-    "  redis.call('HSET', KEYS[2], 'floor', s, 'last', s)\n"
-    "  redis.call('PEXPIRE', KEYS[2], ARGV[2])\n"
-    "end\n"
-    "return {existed, redis.call('PUBLISH', ARGV[1], 'D')}\n";
-
-/* KEYS: stream epoch. */
-static const char script_info[] =
-    "local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)\n"
-    "local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
-    "local a, b = '', ''\n"
-    "if #first > 0 then a = string.match(first[1][1], '^%d+'); b = string.match(last[1][1], "
-    "'^%d+') end\n"
-    "return {redis.call('XLEN', KEYS[1]), redis.call('GET', KEYS[2]) or '', a, b}\n";
-
-/* KEYS: lease state. ARGV: replica, lease ms. */
-static const char script_lease[] = "local holder = redis.call('GET', KEYS[1])\n"
-                                   "if not holder then\n"
-                                   "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                   "  return {1, 1, redis.call('HGETALL', KEYS[2])}\n"
-                                   "end\n"
-                                   "if holder ~= ARGV[1] then return {0, 0} end\n"
-                                   "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                                   "return {1, 0}\n";
-
-/* KEYS: lease. ARGV: replica. */
-static const char script_release[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-    "return 0\n";
+/* Each script lives in lib/push/lua/<name>.lua (read it there, or run it
+ * with redis-cli --eval), embedded here at build time. */
+#include "push/lua/engine_scripts.h"
 
 enum script { S_HELLO, S_PUBLISH, S_LOAD, S_DELETE, S_INFO, S_LEASE, S_RELEASE, S_COUNT };
 
-static const char *const scripts[S_COUNT] = {script_hello,  script_publish, script_load,
-                                             script_delete, script_info,    script_lease,
-                                             script_release};
+static const char *const scripts[S_COUNT] = {
+    engine_script_hello, engine_script_publish, engine_script_load,   engine_script_delete,
+    engine_script_info,  engine_script_lease,   engine_script_release};
 
 /* ---- state ----------------------------------------------------------------------------------- */
 

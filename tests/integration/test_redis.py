@@ -473,3 +473,14 @@ def test_signed_webhook_ids_are_used_once_across_replicas(make_sidepush, redis_s
     headers2 = {"webhook-id": "msg_s", "webhook-timestamp": str(now),
                 "webhook-signature": sign(SECRET_B64, "msg_s", now, b"x")}
     assert publish(b, "orders", b"x", headers=headers2).status_code == 503
+
+
+def test_every_lua_script_loads_in_redis(redis_server):
+    """The engine's scripts are files (lib/push/lua/) that Redis itself compiles."""
+    from conftest import ROOT
+    scripts = sorted((ROOT / "lib" / "push" / "lua").glob("*.lua"))
+    assert len(scripts) == 7
+    for script in scripts:
+        out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "SCRIPT", "LOAD",
+                              script.read_text()], capture_output=True, text=True)
+        assert len(out.stdout.strip()) == 40 and "ERR" not in out.stdout, (script.name, out)
