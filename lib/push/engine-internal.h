@@ -1,0 +1,137 @@
+/* Shared by the Redis engine's files only: engine.c (connections, scripts,
+ * lifecycle), engine_sync.c (following channels: SUBSCRIBE, reading
+ * streams, pub/sub messages, waiting subscribers) and engine_ops.c
+ * (publishing, channel administration, poll leases, webhook ids). */
+#ifndef SP_PUSH_ENGINE_INTERNAL_H
+#define SP_PUSH_ENGINE_INTERNAL_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/hmap.h"
+#include "net/redis.h"
+#include "push/engine.h"
+#include "push/push-internal.h"
+
+/* A channel stays subscribed this long after its last local subscriber
+ * left: long-poll clients come back between their requests, and a channel
+ * that is still followed needs no new read of its stream. */
+#define LINGER_MS 5000
+
+/* Meta keys (a channel's floor and last id) outlive its stream by this
+ * much, so a client returning after the stream expired learns it missed
+ * messages rather than getting nothing. */
+#define META_EXTRA_MS ((uint64_t)24 * 3600 * 1000)
+
+#define KEY_MAX (SP_CHANNEL_MAX + 512)
+
+enum script { S_HELLO, S_PUBLISH, S_LOAD, S_DELETE, S_INFO, S_LEASE, S_RELEASE, S_COUNT };
+
+enum chan_state {
+    C_IDLE,          /* not subscribed in Redis */
+    C_SUBSCRIBING,   /* SUBSCRIBE sent */
+    C_LOADING,       /* subscribed; reading the stream (pub/sub messages are buffered) */
+    C_SYNCED,        /* the hub holds the stream; pub/sub messages go to it */
+    C_UNSUBSCRIBING, /* UNSUBSCRIBE sent */
+};
+
+struct buffered {
+    struct buffered *next;
+    struct sp_msg *msg;
+    char *snapshot; /* the "s" field, or NULL */
+    size_t snapshot_len;
+};
+
+struct echan {
+    char *name;
+    enum chan_state state;
+    size_t subs;    /* local subscribers (the hub's count) */
+    size_t pins;    /* waiters */
+    bool resync;    /* the hub has its history: the next load delivers what is new */
+    bool loading;   /* a load is in flight */
+    uint64_t after; /* the next load reads entries after this seq */
+    struct buffered *head, **tail;
+    struct event *linger; /* unwanted: unsubscribed when this fires */
+    bool lingered;
+    struct sp_engine *e;
+};
+
+struct sp_engine_wait {
+    struct sp_engine *e;
+    LIST_ENTRY(sp_engine_wait) link;
+    sp_engine_synced cb;
+    void *arg;
+    struct event *timer;
+    size_t count;
+    char *names[]; /* count of them, one allocation each */
+};
+
+struct engine_stats {
+    uint64_t up_transitions, down_transitions;
+    uint64_t publish_failures;
+    uint64_t loads, resyncs, epoch_changes;
+};
+
+struct sp_engine {
+    struct sp_push *push;
+    struct evdns_base *dns;
+    struct sp_redis *cmd, *sub;
+    char sha[S_COUNT][41];
+    unsigned scripts_loaded;
+    bool hello_done;
+    bool up;
+    bool freeing;
+    bool epoch_known;            /* adopted Redis's epoch once */
+    bool cmd_was_up, sub_was_up; /* for logging a loss once, then retries at debug */
+    char *prefix;
+    char replica[24];
+    /* From the configuration at start: the redis section needs a restart. */
+    uint64_t subscribe_wait_ms, poll_lease_ms;
+    bool required_for_ready;
+    struct sp_hmap *chans;
+    LIST_HEAD(, sp_engine_wait) waits;
+    struct engine_stats stats;
+};
+
+/* One command in flight. */
+struct op {
+    struct sp_engine *e;
+    union {
+        sp_engine_published published;
+        sp_engine_channel_done channel_done;
+        sp_engine_leased leased;
+        sp_engine_claimed claimed;
+    } cb;
+    void *arg;
+    enum script script; /* SCRIPT LOAD */
+    char channel[SP_CHANNEL_MAX + 1];
+};
+
+/* ---- engine.c ---------------------------------------------------------------------------- */
+
+/* prefix + kind + channel into out. Returns 0, or -1 if it does not fit. */
+int engine_key(const struct sp_engine *e, char *out, size_t size, const char *kind,
+               const char *channel);
+void engine_fresh_epoch(char out[9]);
+bool engine_reply_is(const redisReply *r, int type, size_t min_elements);
+uint64_t engine_reply_u64(const redisReply *r);
+/* EVALSHA of a loaded script on the command connection. Returns 0 or -1. */
+int engine_eval(struct sp_engine *e, enum script s, redisCallbackFn *fn, void *privdata, int nkeys,
+                const char **keys, int nargs, const char **args, const size_t *arglens);
+void engine_script_failed(struct sp_engine *e, const redisReply *r);
+void engine_update_up(struct sp_engine *e, const char *why);
+void engine_epoch_changed(struct sp_engine *e, const char *epoch, uint64_t seq);
+void engine_each_chan(struct sp_engine *e, void (*fn)(const char *, void *, void *));
+
+/* ---- engine_sync.c ------------------------------------------------------------------------ */
+
+extern const struct sp_redis_ops engine_sub_ops;
+void engine_load_channel(struct sp_engine *e, struct echan *c);
+void engine_check_waits(struct sp_engine *e);
+bool engine_synced(struct sp_engine *e, const char *name);
+struct sp_slice engine_field(const redisReply *fields, const char *name);
+void engine_buffered_clear(struct echan *c);
+void engine_wait_finish(struct sp_engine_wait *w, bool ok);
+
+#endif

@@ -1,0 +1,559 @@
+/* Following channels in Redis: SUBSCRIBE while they have local
+ * subscribers, read their streams into the hub, hand pub/sub messages on in
+ * order, and let new subscribers wait until that is done. */
+#include <event2/dns.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/digest.h"
+#include "push/engine-internal.h"
+
+/* ---- channels: subscribing and loading --------------------------------------------------- */
+
+static void on_subscription(redisAsyncContext *ac, void *reply, void *arg);
+
+static int send_subscription(struct sp_engine *e, struct echan *c, const char *verb)
+{
+    char chan[KEY_MAX];
+    const char *argv[2] = {verb, chan};
+
+    engine_key(e, chan, sizeof(chan), "c:", c->name);
+    return sp_redis_command(e->sub, on_subscription, e, 2, argv, NULL);
+}
+
+void engine_buffered_clear(struct echan *c)
+{
+    struct buffered *b;
+
+    while ((b = c->head) != NULL) {
+        c->head = b->next;
+        sp_msg_unref(b->msg);
+        free(b->snapshot);
+        free(b);
+    }
+    c->tail = &c->head;
+}
+
+static void echan_free(struct sp_engine *e, struct echan *c)
+{
+    sp_hmap_del(e->chans, c->name);
+    if (c->linger)
+        event_free(c->linger);
+    engine_buffered_clear(c);
+    free(c->name);
+    free(c);
+}
+
+static bool wanted(const struct echan *c)
+{
+    return c->subs + c->pins > 0;
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg);
+
+/* Keeps an unwanted channel subscribed for LINGER_MS. Returns true while it
+ * lingers. */
+static bool linger(struct sp_engine *e, struct echan *c)
+{
+    struct timeval tv = sp_timeval_ms(LINGER_MS);
+
+    if (c->lingered || e->freeing || (c->state != C_SYNCED && c->state != C_LOADING))
+        return false;
+    if (c->linger == NULL && (c->linger = evtimer_new(e->push->base, on_linger, c)) == NULL)
+        return false;
+    if (!evtimer_pending(c->linger, NULL))
+        evtimer_add(c->linger, &tv);
+    return true;
+}
+
+/* Brings a channel's Redis subscription in line with whether it is wanted. */
+static void settle(struct sp_engine *e, struct echan *c)
+{
+    if (wanted(c)) {
+        c->lingered = false;
+        if (c->linger)
+            evtimer_del(c->linger);
+        if (c->state == C_IDLE && sp_redis_is_up(e->sub) &&
+            send_subscription(e, c, "SUBSCRIBE") == 0)
+            c->state = C_SUBSCRIBING;
+        return; /* C_UNSUBSCRIBING: subscribes again when that is confirmed */
+    }
+    if (linger(e, c))
+        return;
+    if (c->state == C_SUBSCRIBING || c->state == C_LOADING || c->state == C_SYNCED) {
+        engine_buffered_clear(c);
+        /* Its history in the hub would go stale from here: dropped; the next
+         * subscriber reads the stream again. */
+        c->resync = false;
+        sp_hub_drop_history(e->push->hub, c->name);
+        if (sp_redis_is_up(e->sub) && send_subscription(e, c, "UNSUBSCRIBE") == 0) {
+            c->state = C_UNSUBSCRIBING;
+            return;
+        }
+        c->state = C_IDLE;
+    }
+    if (c->state == C_IDLE && !c->loading)
+        echan_free(e, c);
+}
+
+static struct echan *echan_get(struct sp_engine *e, const char *name, bool create)
+{
+    struct echan *c = sp_hmap_get(e->chans, name);
+
+    if (c != NULL || !create)
+        return c;
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->name = strdup(name)) == NULL || sp_hmap_put(e->chans, c->name, c) < 0) {
+        if (c)
+            free(c->name);
+        free(c);
+        return NULL;
+    }
+    c->tail = &c->head;
+    c->e = e;
+    return c;
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    struct echan *c = arg;
+
+    c->lingered = true;
+    settle(c->e, c); /* may free c */
+}
+
+void sp_engine_watch(struct sp_engine *e, const char *channel, size_t count)
+{
+    struct echan *c = echan_get(e, channel, count > 0);
+
+    if (c == NULL)
+        return;
+    c->subs = count;
+    settle(e, c);
+}
+
+/* Builds a message from the fields of a stream entry or pub/sub payload. */
+static struct sp_msg *make_msg(struct sp_engine *e, const char *channel, uint64_t seq,
+                               uint64_t created_ms, struct sp_slice event, struct sp_slice data,
+                               struct sp_slice grip)
+{
+    char id[SP_MSG_ID_MAX], ev[160];
+
+    snprintf(id, sizeof(id), "%s-%" PRIu64, sp_hub_epoch(e->push->hub), seq);
+    if (event.len >= sizeof(ev))
+        event.len = 0; /* validated at publish; never longer */
+    memcpy(ev, event.ptr, event.len);
+    ev[event.len] = '\0';
+    struct sp_msg *m =
+        sp_msg_new(channel, seq, id, event.len ? ev : NULL, data.ptr, data.len, created_ms);
+    if (m != NULL && grip.len > 0) {
+        json_t *formats = json_loadb(grip.ptr, grip.len, 0, NULL);
+        if (formats != NULL)
+            sp_msg_set_grip(m, formats);
+        json_decref(formats);
+    }
+    return m;
+}
+
+/* A message's "s" field: the channel's whole state for new subscribers. */
+static void apply_snapshot(struct sp_engine *e, struct sp_msg *m, const char *s, size_t len)
+{
+    if (len == 0 || s[0] == '-')
+        return;
+    if (s[0] == '=') {
+        sp_hub_set_snapshot(e->push->hub, sp_msg_channel(m), m);
+        return;
+    }
+    struct sp_msg *snap = sp_msg_new(sp_msg_channel(m), sp_msg_seq(m), sp_msg_id(m),
+                                     sp_msg_event(m), s + 1, len - 1, sp_msg_created(m));
+    if (snap != NULL) {
+        sp_hub_set_snapshot(e->push->hub, sp_msg_channel(m), snap);
+        sp_msg_unref(snap);
+    }
+}
+
+static void inject(struct sp_engine *e, struct sp_msg *m, bool deliver, const char *snap,
+                   size_t snap_len)
+{
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    sp_hub_inject(e->push->hub, m, deliver);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (deliver)
+        sp_histogram_observe(&e->push->stats.fanout,
+                             (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+    apply_snapshot(e, m, snap, snap_len);
+}
+
+struct sp_slice engine_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *k = fields->element[i], *v = fields->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0 &&
+            v->type == REDIS_REPLY_STRING)
+            return (struct sp_slice){v->str, v->len};
+    }
+    return (struct sp_slice){"", 0};
+}
+
+static bool entry_valid(const redisReply *en)
+{
+    return engine_reply_is(en, REDIS_REPLY_ARRAY, 2) &&
+           en->element[0]->type == REDIS_REPLY_STRING && en->element[1]->type == REDIS_REPLY_ARRAY;
+}
+
+static uint64_t entry_created(const redisReply *en)
+{
+    struct sp_slice t = engine_field(en->element[1], "t");
+    return t.len ? strtoull(t.ptr, NULL, 10) : 0;
+}
+
+/* Puts a load's entries into the hub: a first load replaces the channel's
+ * history (entries past channels.history_ttl raise its floor); a resync
+ * delivers the entries it missed. */
+static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply *entries,
+                          uint64_t redis_now, uint64_t floor, bool deliver)
+{
+    uint64_t ttl = e->push->config->channels.history_ttl_ms;
+    uint64_t now = sp_now_ms();
+
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *en = entries->element[i];
+        if (entry_valid(en) && entry_created(en) + ttl <= redis_now)
+            floor = strtoull(en->element[0]->str, NULL, 10);
+    }
+    if (!deliver)
+        sp_hub_reset_channel(e->push->hub, c->name, floor);
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *en = entries->element[i];
+        if (!entry_valid(en) || entry_created(en) + ttl <= redis_now)
+            continue;
+        const redisReply *f = en->element[1];
+        uint64_t age = redis_now > entry_created(en) ? redis_now - entry_created(en) : 0;
+        struct sp_msg *m =
+            make_msg(e, c->name, strtoull(en->element[0]->str, NULL, 10), now > age ? now - age : 0,
+                     engine_field(f, "e"), engine_field(f, "d"), engine_field(f, "g"));
+        if (m == NULL)
+            continue;
+        struct sp_slice s = engine_field(f, "s");
+        inject(e, m, deliver, s.ptr, s.len);
+        sp_msg_unref(m);
+    }
+}
+
+static void on_load(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct op *op = arg;
+    struct sp_engine *e = op->e;
+    redisReply *r = reply;
+    struct echan *c = e->freeing ? NULL : echan_get(e, op->channel, false);
+
+    free(op);
+    if (c == NULL)
+        return;
+    c->loading = false;
+    if (c->state != C_LOADING) {
+        settle(e, c); /* unsubscribed meanwhile */
+        return;
+    }
+    if (r == NULL)
+        return; /* the command connection was lost: loads again when it is back */
+    if (!engine_reply_is(r, REDIS_REPLY_ARRAY, 5) || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[4]->type != REDIS_REPLY_ARRAY) {
+        engine_script_failed(e, r);
+        return;
+    }
+    const char *epoch = r->element[0]->str;
+    uint64_t seq = engine_reply_u64(r->element[1]), floor = engine_reply_u64(r->element[2]);
+    if (strcmp(epoch, sp_hub_epoch(e->push->hub)) != 0) {
+        /* Redis lost its data since this load was asked for: read it all. */
+        engine_epoch_changed(e, epoch, seq);
+        c->after = 0;
+        engine_load_channel(e, c);
+        return;
+    }
+    e->stats.loads++;
+    e->stats.resyncs += c->resync;
+    apply_entries(e, c, r->element[4], engine_reply_u64(r->element[3]), floor, c->resync);
+    sp_hub_note_seq(e->push->hub, seq);
+    /* Pub/sub messages that came during the load: those it did not cover. */
+    for (struct buffered *b = c->head; b != NULL; b = b->next) {
+        if (sp_msg_seq(b->msg) > seq)
+            inject(e, b->msg, true, b->snapshot, b->snapshot_len);
+        if (sp_msg_seq(b->msg) > seq)
+            seq = sp_msg_seq(b->msg);
+    }
+    engine_buffered_clear(c);
+    c->after = seq;
+    c->resync = true;
+    c->state = C_SYNCED;
+    engine_check_waits(e);
+}
+
+void engine_load_channel(struct sp_engine *e, struct echan *c)
+{
+    char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX];
+    char fresh[9], after[24];
+    const char *keys[4] = {seqk, epochk, streamk, metak};
+    const char *args[2] = {fresh, after};
+    struct op *op;
+
+    if (c->loading || e->scripts_loaded != S_COUNT || !e->hello_done)
+        return; /* started when the command connection is ready */
+    op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return;
+    op->e = e;
+    snprintf(op->channel, sizeof(op->channel), "%s", c->name);
+    engine_key(e, seqk, sizeof(seqk), "seq", NULL);
+    engine_key(e, epochk, sizeof(epochk), "epoch", NULL);
+    engine_key(e, streamk, sizeof(streamk), "s:", c->name);
+    engine_key(e, metak, sizeof(metak), "m:", c->name);
+    engine_fresh_epoch(fresh);
+    snprintf(after, sizeof(after), "%" PRIu64, c->resync ? c->after : 0);
+    if (engine_eval(e, S_LOAD, on_load, op, 4, keys, 2, args, NULL) < 0) {
+        free(op);
+        return;
+    }
+    c->loading = true;
+}
+
+/* ---- pub/sub ------------------------------------------------------------------------------- */
+
+/* "M <epoch> <seq> <t> <elen> <dlen> <glen> <slen>\n" then the four fields. */
+static void on_message(struct sp_engine *e, struct echan *c, const char *p, size_t len)
+{
+    char epoch[16];
+    unsigned long long seq, t;
+    size_t el, dl, gl, sl;
+    int used = 0;
+    const char *nl = memchr(p, '\n', len);
+
+    if (len == 1 && p[0] == 'D') {
+        c->resync = false;
+        sp_hub_channel_delete(e->push->hub, c->name);
+        return;
+    }
+    if (nl == NULL ||
+        sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, &seq, &t, &el, &dl, &gl, &sl,
+               &used) != 7 ||
+        p + used != nl || el + dl + gl + sl != len - (size_t)(nl + 1 - p)) {
+        sp_log_warn(e->push->log, "redis_message", "unreadable message on channel %s", c->name);
+        return;
+    }
+    const char *f = nl + 1;
+    if (strcmp(epoch, sp_hub_epoch(e->push->hub)) != 0)
+        engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
+    struct sp_msg *m = make_msg(e, c->name, seq, sp_now_ms(), (struct sp_slice){f, el},
+                                (struct sp_slice){f + el, dl}, (struct sp_slice){f + el + dl, gl});
+    if (m == NULL)
+        return;
+    const char *snap = f + el + dl + gl;
+    if (c->state == C_LOADING) {
+        struct buffered *b = calloc(1, sizeof(*b));
+        if (b != NULL && (sl == 0 || (b->snapshot = malloc(sl)) != NULL)) {
+            b->msg = m;
+            if (sl)
+                memcpy(b->snapshot, snap, sl);
+            b->snapshot_len = sl;
+            *c->tail = b;
+            c->tail = &b->next;
+            return;
+        }
+        free(b);
+    } else if (c->state == C_SYNCED && seq > c->after) {
+        c->after = seq;
+        inject(e, m, true, snap, sl);
+    }
+    sp_msg_unref(m);
+}
+
+static void on_subscription(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct sp_engine *e = arg;
+    redisReply *r = reply;
+    size_t plen = strlen(e->prefix) + 2;
+
+    if (r == NULL || e->freeing || !engine_reply_is(r, REDIS_REPLY_ARRAY, 3) ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[1]->len <= plen)
+        return;
+    const char *kind = r->element[0]->str;
+    struct echan *c = echan_get(e, r->element[1]->str + plen, false);
+    if (c == NULL)
+        return;
+    if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+        on_message(e, c, r->element[2]->str, r->element[2]->len);
+    } else if (strcmp(kind, "subscribe") == 0 && c->state == C_SUBSCRIBING) {
+        c->state = C_LOADING;
+        engine_load_channel(e, c);
+    } else if (strcmp(kind, "unsubscribe") == 0 && c->state == C_UNSUBSCRIBING) {
+        c->state = C_IDLE;
+        settle(e, c); /* subscribes again if wanted meanwhile */
+    }
+}
+
+static void subscribe_wanted(const char *name, void *value, void *arg)
+{
+    (void)name;
+    settle(arg, value);
+}
+
+static void sub_up(void *arg)
+{
+    struct sp_engine *e = arg;
+
+    e->sub_was_up = true;
+    engine_each_chan(e, subscribe_wanted);
+    engine_update_up(e, "ok");
+}
+
+static void mark_unsubscribed(const char *name, void *value, void *arg)
+{
+    struct echan *c = value;
+    (void)name;
+    (void)arg;
+    engine_buffered_clear(c);
+    c->state = C_IDLE;
+}
+
+static void free_unwanted(const char *name, void *value, void *arg)
+{
+    (void)name;
+    if (!wanted(value) && !((struct echan *)value)->loading)
+        echan_free(arg, value);
+}
+
+static void sub_down(void *arg, const char *why, uint64_t retry_ms)
+{
+    struct sp_engine *e = arg;
+
+    if (e->freeing)
+        return;
+    /* Subscribers stay; each channel resubscribes and reads what it missed
+     * from its stream when the connection is back. */
+    engine_each_chan(e, mark_unsubscribed);
+    engine_each_chan(e, free_unwanted);
+    sp_log_write(e->push->log, e->sub_was_up ? SP_LOG_WARN : SP_LOG_DEBUG, "redis_connection",
+                 "pub/sub: %s; reconnecting in %llu ms", why, (unsigned long long)retry_ms);
+    e->sub_was_up = false;
+    engine_update_up(e, why);
+}
+
+const struct sp_redis_ops engine_sub_ops = {sub_up, sub_down};
+
+/* ---- waiting --------------------------------------------------------------------------------- */
+
+bool engine_synced(struct sp_engine *e, const char *name)
+{
+    const struct echan *c = echan_get(e, name, false);
+    return e->up && c != NULL && c->state == C_SYNCED;
+}
+
+static void wait_free(struct sp_engine_wait *w)
+{
+    struct sp_engine *e = w->e;
+
+    LIST_REMOVE(w, link);
+    if (w->timer)
+        event_free(w->timer);
+    for (size_t i = 0; i < w->count; i++) {
+        struct echan *c = echan_get(e, w->names[i], false);
+        if (c != NULL && c->pins > 0) {
+            c->pins--;
+            settle(e, c);
+        }
+        free(w->names[i]);
+    }
+    free(w);
+}
+
+void engine_wait_finish(struct sp_engine_wait *w, bool ok)
+{
+    /* Unpinned only after cb: a subscription made in it keeps the channels. */
+    w->cb(w->arg, ok);
+    wait_free(w);
+}
+
+void engine_check_waits(struct sp_engine *e)
+{
+    struct sp_engine_wait *w, *next;
+
+    for (w = LIST_FIRST(&e->waits); w != NULL; w = next) {
+        bool all = true;
+        next = LIST_NEXT(w, link);
+        for (size_t i = 0; i < w->count && all; i++)
+            all = engine_synced(e, w->names[i]);
+        if (all) {
+            engine_wait_finish(w, true);
+            next = LIST_FIRST(&e->waits); /* cb may have changed the list */
+        }
+    }
+}
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    engine_wait_finish(arg, false);
+}
+
+int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, void *arg,
+                   struct sp_engine_wait **out)
+{
+    char *names[256];
+    size_t n = 0;
+    bool all = true;
+    char *copy = strdup(spec);
+
+    if (copy == NULL)
+        return -1;
+    for (char *save, *tok = strtok_r(copy, ",", &save); tok && n < 256;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (!sp_hub_channel_name_valid(tok, strlen(tok)))
+            continue; /* the subscription reports it */
+        names[n++] = tok;
+        all = all && engine_synced(e, tok);
+    }
+    if (all) {
+        free(copy);
+        return 1;
+    }
+    struct sp_engine_wait *w = calloc(1, sizeof(*w) + n * sizeof(char *));
+    if (w == NULL) {
+        free(copy);
+        return -1;
+    }
+    *w = (struct sp_engine_wait){.e = e, .cb = cb, .arg = arg};
+    LIST_INSERT_HEAD(&e->waits, w, link);
+    uint64_t ms = e->subscribe_wait_ms;
+    struct timeval tv = sp_timeval_ms(ms);
+    w->timer = evtimer_new(e->push->base, on_wait_timeout, w);
+    for (size_t i = 0; i < n; i++) {
+        struct echan *c = echan_get(e, names[i], true);
+        w->names[w->count] = strdup(names[i]);
+        if (c == NULL || w->names[w->count] == NULL) {
+            free(w->names[w->count]);
+            break;
+        }
+        w->count++;
+        c->pins++;
+        settle(e, c);
+    }
+    free(copy);
+    if (w->count < n || w->timer == NULL || evtimer_add(w->timer, &tv) < 0) {
+        wait_free(w);
+        return -1;
+    }
+    *out = w;
+    return 0;
+}
+
+void sp_engine_wait_cancel(struct sp_engine_wait *w)
+{
+    if (w != NULL)
+        wait_free(w);
+}
