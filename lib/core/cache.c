@@ -89,6 +89,14 @@ static void sweep(struct sp_cache *c, uint64_t now_ms)
         drop(c, e);
 }
 
+void sp_cache_expire(struct sp_cache *c, uint64_t now_ms)
+{
+    struct entry *e;
+
+    while ((e = TAILQ_FIRST(&c->order)) != NULL && e->expires_ms <= now_ms)
+        drop(c, e);
+}
+
 int sp_cache_put(struct sp_cache *c, const char *key, const void *value, size_t len,
                  uint64_t expires_ms, uint64_t now_ms, bool evict)
 {

@@ -32,6 +32,9 @@ int sp_cache_put(struct sp_cache *c, const char *key, const void *value, size_t 
                  uint64_t expires_ms, uint64_t now_ms, bool evict);
 
 void sp_cache_del(struct sp_cache *c, const char *key);
+/* Drops expired entries from the oldest on, up to the first live one (all
+ * expired ones when every entry has the same lifetime): a periodic sweep. */
+void sp_cache_expire(struct sp_cache *c, uint64_t now_ms);
 /* Live and not yet swept entries. */
 size_t sp_cache_count(const struct sp_cache *c);
 

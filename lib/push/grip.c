@@ -38,6 +38,7 @@ struct sp_grip {
 static void grip_free(struct sp_grip *g)
 {
     LIST_REMOVE(g, link);
+    g->push->live[SP_KIND_GRIP]--;
     sp_subscription_close(g->subs);
     if (!g->stream)
         event_del(&g->timer);
@@ -257,6 +258,7 @@ void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
     g->push = push;
     g->stream = hold->stream;
     LIST_INSERT_HEAD(&push->grips, g, link);
+    push->live[SP_KIND_GRIP]++;
     int rc =
         sp_subscription_open(push, hold->channels, g->stream ? stream_deliver : response_deliver,
                              g->stream ? stream_deleted : response_deleted, g, &g->subs);
@@ -321,14 +323,4 @@ bool sp_grip_drain_one(struct sp_push *push)
         response_timeout(-1, 0, g); /* the backend's own answer, now */
     }
     return true;
-}
-
-size_t sp_grip_count(struct sp_push *push)
-{
-    size_t n = 0;
-    struct sp_grip *x;
-
-    LIST_FOREACH (x, &push->grips, link)
-        n++;
-    return n;
 }

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/cache.h"
 #include "core/clock.h"
 #include "core/digest.h"
 #include "core/hmap.h"
@@ -36,21 +37,12 @@ struct sp_channel {
     char name[];
 };
 
-struct dedup {
-    TAILQ_ENTRY(dedup) link;
-    uint64_t expires_ms;
-    char id[SP_MSG_ID_MAX];
-    char key[]; /* "<channel>\n<SHA-256 of the dedup id>" */
-};
-
-TAILQ_HEAD(dedup_list, dedup);
-
 struct sp_hub {
     struct sp_hub_options opts;
     struct sp_hmap *channels;
-    struct sp_hmap *dedup;
-    struct dedup_list dedup_order;
-    size_t ndedup;
+    /* "<channel>\n<SHA-256 of the dedup id>" -> the first message's id,
+     * for channels.history_ttl */
+    struct sp_cache *dedup;
     struct event *sweeper;
     sp_hub_watch watch;
     void *watch_ctx;
@@ -189,15 +181,9 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_hub *hub = arg;
     struct sweep s = {hub, sp_now_ms()};
-    struct dedup *d;
 
     sp_hmap_each(hub->channels, sweep_channel, &s);
-    while ((d = TAILQ_FIRST(&hub->dedup_order)) != NULL && d->expires_ms <= s.now) {
-        TAILQ_REMOVE(&hub->dedup_order, d, link);
-        sp_hmap_del(hub->dedup, d->key);
-        hub->ndedup--;
-        free(d);
-    }
+    sp_cache_expire(hub->dedup, s.now);
 }
 
 /* ---- hub ----------------------------------------------------------------------------- */
@@ -209,10 +195,9 @@ struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *
     if (hub == NULL)
         return NULL;
     hub->opts = *opts;
-    TAILQ_INIT(&hub->dedup_order);
     sp_random_base36(hub->epoch, 8);
     hub->channels = sp_hmap_new();
-    hub->dedup = sp_hmap_new();
+    hub->dedup = sp_cache_new(DEDUP_MAX);
     hub->sweeper = event_new(base, -1, EV_PERSIST, sweep, hub);
     struct timeval tv = sp_timeval_ms(SWEEP_MS);
     if (hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
@@ -231,8 +216,6 @@ static void free_channel_entry(const char *key, void *value, void *hub)
 
 void sp_hub_free(struct sp_hub *hub)
 {
-    struct dedup *d;
-
     if (hub == NULL)
         return;
     if (hub->sweeper)
@@ -240,11 +223,7 @@ void sp_hub_free(struct sp_hub *hub)
     if (hub->channels)
         sp_hmap_each(hub->channels, free_channel_entry, hub);
     sp_hmap_free(hub->channels);
-    while ((d = TAILQ_FIRST(&hub->dedup_order)) != NULL) {
-        TAILQ_REMOVE(&hub->dedup_order, d, link);
-        free(d);
-    }
-    sp_hmap_free(hub->dedup);
+    sp_cache_free(hub->dedup);
     free(hub);
 }
 
@@ -255,38 +234,27 @@ size_t sp_hub_channel_count(const struct sp_hub *hub)
 
 /* ---- publishing ---------------------------------------------------------------------- */
 
-static struct dedup *dedup_find(struct sp_hub *hub, const char *channel, const char *id, char *key,
-                                size_t keylen)
+/* The first id published under dedup_id in channel, or NULL; key is
+ * filled for dedup_remember. Ids of any length count whole: a digest,
+ * never a truncated copy. */
+static const char *dedup_find(struct sp_hub *hub, const char *channel, const char *dedup_id,
+                              char *key, size_t keylen)
 {
     char digest[SP_SHA256_HEX];
 
-    /* Ids of any length count whole: a digest, never a truncated copy. */
-    sp_sha256_hex(id, strlen(id), digest);
+    sp_sha256_hex(dedup_id, strlen(dedup_id), digest);
     snprintf(key, keylen, "%s\n%s", channel, digest);
-    return sp_hmap_get(hub->dedup, key);
+    return sp_cache_get(hub->dedup, key, sp_now_ms(), NULL);
 }
 
+/* Out of memory: only de-duplication is lost. Past DEDUP_MAX the oldest
+ * id is forgotten. */
 static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_id)
 {
-    struct dedup *d = malloc(sizeof(*d) + strlen(key) + 1);
+    uint64_t now = sp_now_ms();
 
-    if (d == NULL)
-        return; /* only de-duplication is lost */
-    strcpy(d->key, key);
-    snprintf(d->id, sizeof(d->id), "%s", msg_id);
-    d->expires_ms = sp_now_ms() + hub->opts.history_ttl_ms;
-    if (sp_hmap_put(hub->dedup, d->key, d) < 0) {
-        free(d);
-        return;
-    }
-    TAILQ_INSERT_TAIL(&hub->dedup_order, d, link);
-    if (++hub->ndedup > DEDUP_MAX) {
-        struct dedup *old = TAILQ_FIRST(&hub->dedup_order);
-        TAILQ_REMOVE(&hub->dedup_order, old, link);
-        sp_hmap_del(hub->dedup, old->key);
-        hub->ndedup--;
-        free(old);
-    }
+    sp_cache_put(hub->dedup, key, msg_id, strlen(msg_id) + 1, now + hub->opts.history_ttl_ms, now,
+                 true);
 }
 
 /* Doubles the ring (4 slots first, at most cap), oldest first at 0. */
@@ -361,10 +329,10 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     if (rc != SP_HUB_OK)
         return rc;
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0') {
-        struct dedup *d = dedup_find(hub, p->channel, p->dedup_id, key, sizeof(key));
-        if (d != NULL) {
+        const char *first = dedup_find(hub, p->channel, p->dedup_id, key, sizeof(key));
+        if (first != NULL) {
             memset(res, 0, sizeof(*res));
-            snprintf(res->id, sizeof(res->id), "%s", d->id);
+            snprintf(res->id, sizeof(res->id), "%s", first);
             res->duplicate = true;
             return SP_HUB_OK;
         }

@@ -7,9 +7,9 @@
  * the hub does not know, which is reported as missed history rather than
  * replayed wrongly.
  *
- * The hub belongs to one event loop. With several workers, publishes reach
- * the other loops as messages (sp_msg is reference-counted atomically for
- * that); this issue ships one worker.
+ * The hub belongs to one event loop (sidepush runs one for now); sp_msg is
+ * reference-counted atomically so that messages can later be handed to
+ * other loops.
  */
 #ifndef SP_PUSH_HUB_H
 #define SP_PUSH_HUB_H

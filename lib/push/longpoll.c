@@ -29,6 +29,7 @@ static void longpoll_free(struct sp_longpoll *lp)
 {
     event_del(&lp->timer);
     LIST_REMOVE(lp, link);
+    lp->push->live[SP_KIND_LONGPOLL]--;
     sp_subscription_close(lp->subs);
     free(lp);
 }
@@ -181,6 +182,7 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
     lp->max_messages = route->subscribe.longpoll.max_messages;
     evtimer_assign(&lp->timer, push->base, on_timeout, lp);
     LIST_INSERT_HEAD(&push->longpolls, lp, link);
+    push->live[SP_KIND_LONGPOLL]++;
     if (sp_push_request_cursor(push, req, &lp->cursor) < 0) {
         sp_http_respond_error(conn, 400, "the cursor is not a message id sidepush issued");
         longpoll_free(lp);
@@ -238,14 +240,4 @@ bool sp_longpoll_drain_one(struct sp_push *push)
     answer_empty(lp, 204, false);
     longpoll_free(lp);
     return true;
-}
-
-size_t sp_longpoll_count(struct sp_push *push)
-{
-    size_t n = 0;
-    struct sp_longpoll *x;
-
-    LIST_FOREACH (x, &push->longpolls, link)
-        n++;
-    return n;
 }

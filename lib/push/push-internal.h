@@ -21,6 +21,9 @@ LIST_HEAD(sp_longpoll_list, sp_longpoll);
 struct sp_grip;
 LIST_HEAD(sp_grip_list, sp_grip);
 
+/* The kinds of subscriber, each on its own list, counted as they come and go. */
+enum sp_kind { SP_KIND_SSE, SP_KIND_WS, SP_KIND_LONGPOLL, SP_KIND_GRIP, SP_KIND_COUNT };
+
 struct sp_push {
     struct event_base *base;
     const struct sp_config *config;
@@ -34,6 +37,7 @@ struct sp_push {
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
     struct sp_grip_list grips;
+    size_t live[SP_KIND_COUNT]; /* subscribers on each list */
     struct sp_replays *replays; /* signed webhook ids seen */
     struct sp_push_stats stats;
     /* what the app plugged in (the backend's pollers and forwarder) */
@@ -122,9 +126,5 @@ bool sp_sse_drain_one(struct sp_push *push);
 bool sp_ws_drain_one(struct sp_push *push);
 bool sp_longpoll_drain_one(struct sp_push *push);
 bool sp_grip_drain_one(struct sp_push *push);
-size_t sp_sse_count(struct sp_push *push);
-size_t sp_ws_count(struct sp_push *push);
-size_t sp_longpoll_count(struct sp_push *push);
-size_t sp_grip_count(struct sp_push *push);
 
 #endif

@@ -392,7 +392,11 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
 size_t sp_push_subscribers(const struct sp_push *push)
 {
     struct sp_push *p = (struct sp_push *)push;
-    return sp_sse_count(p) + sp_ws_count(p) + sp_longpoll_count(p) + sp_grip_count(p);
+    size_t n = 0;
+
+    for (int k = 0; k < SP_KIND_COUNT; k++)
+        n += p->live[k];
+    return n;
 }
 
 static bool drain_one(struct sp_push *push)
@@ -497,12 +501,11 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
     char labels[64];
 
     sp_metric_head(out, "sidepush_subscribers", "gauge", "Subscribers connected, by transport.");
-    sp_metric_value(out, "sidepush_subscribers", "transport=\"sse\"", (double)sp_sse_count(push));
-    sp_metric_value(out, "sidepush_subscribers", "transport=\"websocket\"",
-                    (double)sp_ws_count(push));
-    sp_metric_value(out, "sidepush_subscribers", "transport=\"longpoll\"",
-                    (double)sp_longpoll_count(push));
-    sp_metric_value(out, "sidepush_subscribers", "transport=\"grip\"", (double)sp_grip_count(push));
+    static const char *const kinds[SP_KIND_COUNT] = {"transport=\"sse\"", "transport=\"websocket\"",
+                                                     "transport=\"longpoll\"",
+                                                     "transport=\"grip\""};
+    for (int k = 0; k < SP_KIND_COUNT; k++)
+        sp_metric_value(out, "sidepush_subscribers", kinds[k], (double)push->live[k]);
     sp_metric_one(out, "sidepush_channels", "gauge", "Channels with subscribers or history.",
                   (double)sp_hub_channel_count(push->hub));
     sp_metric_one(out, "sidepush_messages_published_total", "counter", "Messages published.",

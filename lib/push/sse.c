@@ -19,6 +19,7 @@ struct sp_sse {
 static void sse_free(struct sp_sse *s)
 {
     LIST_REMOVE(s, link);
+    s->push->live[SP_KIND_SSE]--;
     sp_subscription_close(s->subs);
     free(s);
 }
@@ -140,6 +141,7 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
         return;
     }
     LIST_INSERT_HEAD(&push->sse, s, link);
+    push->live[SP_KIND_SSE]++;
     s->push = push;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
     /* A browser's EventSource never gives up on a network error but does on
@@ -223,14 +225,4 @@ bool sp_sse_drain_one(struct sp_push *push)
     write_text(s, text);
     end_stream(s, true);
     return true;
-}
-
-size_t sp_sse_count(struct sp_push *push)
-{
-    size_t n = 0;
-    struct sp_sse *x;
-
-    LIST_FOREACH (x, &push->sse, link)
-        n++;
-    return n;
 }

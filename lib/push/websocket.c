@@ -209,6 +209,7 @@ static const struct sp_stream_ops stream_ops = {on_readable, on_stream_closed};
 static void ws_free(struct sp_ws *ws)
 {
     LIST_REMOVE(ws, link);
+    ws->push->live[SP_KIND_WS]--;
     sp_subscription_close(ws->subs);
     sp_ws_reader_free(ws->reader);
     if (ws->forward != NULL)
@@ -367,6 +368,7 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
         return;
     }
     LIST_INSERT_HEAD(&push->ws, ws, link);
+    push->live[SP_KIND_WS]++;
     ws->push = push;
     bool chosen_envelope = offers_envelope(req);
     ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
@@ -441,14 +443,4 @@ bool sp_ws_drain_one(struct sp_push *push)
     else
         close_with(ws, SP_WS_CLOSE_GOING_AWAY, "server shutting down");
     return true;
-}
-
-size_t sp_ws_count(struct sp_push *push)
-{
-    size_t n = 0;
-    struct sp_ws *x;
-
-    LIST_FOREACH (x, &push->ws, link)
-        n++;
-    return n;
 }
