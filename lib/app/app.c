@@ -1,7 +1,6 @@
 #include "app/app.h"
 
 #include <errno.h>
-#include <event2/listener.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "http/proxy.h"
 #include "http/server.h"
 #include "net/curlm.h"
+#include "net/listener.h"
 #include "metrics/metrics.h"
 #include "net/stream.h"
 #include "push/push.h"
@@ -29,14 +29,13 @@ struct sp_app {
     struct sp_polls *polls;
     struct sp_http_server *clients;
     struct sp_http_server *publishers;
-    struct evconnlistener *client_listener;
-    struct evconnlistener *publish_listener;
-    struct evconnlistener *admin_listener; /* metrics.listen, optional */
-    struct sp_http_server *admins;
-    bool ready;
     /* Each listener has its own cap, so clients at theirs never starve
      * publishing or the probes. */
-    bool clients_accepting, publishers_accepting, admins_accepting;
+    struct sp_listener *client_listener;
+    struct sp_listener *publish_listener;
+    struct sp_listener *admin_listener; /* metrics.listen, optional */
+    struct sp_http_server *admins;
+    bool ready;
     /* draining */
     struct event *drain_check;
     uint64_t drain_deadline;
@@ -52,41 +51,20 @@ static size_t open_connections(const struct sp_app *app)
            sp_flusher_count(app->flusher);
 }
 
-/* Past its cap a listener stops accepting, and new connections wait in the
- * kernel's listen backlog until one closes, as with nginx's
- * worker_connections: a browser's EventSource waits out a stalled connect,
- * but gives up for good on an error status. */
-static void cap_listener(struct sp_app *app, struct evconnlistener *l, size_t open, uint64_t max,
-                         bool *accepting, const char *key)
-{
-    bool below = open < max;
-
-    if (l == NULL || below == *accepting)
-        return;
-    *accepting = below;
-    if (below) {
-        evconnlistener_enable(l);
-    } else {
-        evconnlistener_disable(l);
-        sp_log_warn(app->log, "connection_limit", "%s (%llu) reached", key,
-                    (unsigned long long)max);
-    }
-}
-
 static void update_accepting(struct sp_app *app)
 {
     const struct sp_config *cfg = app->config;
 
-    cap_listener(app, app->client_listener,
-                 sp_http_server_connections(app->clients) + sp_flusher_count(app->flusher),
-                 cfg->limits.max_connections, &app->clients_accepting, "limits.max_connections");
-    cap_listener(app, app->publish_listener, sp_http_server_connections(app->publishers),
-                 cfg->publish.max_connections, &app->publishers_accepting,
-                 "publish.max_connections");
+    /* A browser's EventSource waits out a stalled connect, but gives up for
+     * good on an error status: so the backlog, never a 503. */
+    sp_listener_cap(app->client_listener,
+                    sp_http_server_connections(app->clients) + sp_flusher_count(app->flusher),
+                    cfg->limits.max_connections, "limits.max_connections");
+    sp_listener_cap(app->publish_listener, sp_http_server_connections(app->publishers),
+                    cfg->publish.max_connections, "publish.max_connections");
     if (app->admins != NULL)
-        cap_listener(app, app->admin_listener, sp_http_server_connections(app->admins),
-                     cfg->metrics.max_connections, &app->admins_accepting,
-                     "metrics.max_connections");
+        sp_listener_cap(app->admin_listener, sp_http_server_connections(app->admins),
+                        cfg->metrics.max_connections, "metrics.max_connections");
 }
 
 static void on_conn_gone(void *ctx)
@@ -246,10 +224,10 @@ static void handle_publisher(void *ctx, struct sp_http_conn *conn,
 
 /* ---- listeners ------------------------------------------------------------------------ */
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *peer, int len,
-                      void *arg)
+static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, struct sockaddr *peer,
+                      int len)
 {
-    struct sp_app *app = arg;
+    struct sp_app *app = ctx;
     struct sp_http_server *server = l == app->client_listener    ? app->clients
                                     : l == app->publish_listener ? app->publishers
                                                                  : app->admins;
@@ -257,32 +235,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (sp_http_server_adopt(server, fd, peer, len) < 0)
         sp_log_error(app->log, "accept_failed", "could not set up a connection");
     update_accepting(app);
-}
-
-static void on_accept_error(struct evconnlistener *l, void *arg)
-{
-    struct sp_app *app = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-
-    /* EMFILE and friends: logged, and the listener keeps going. */
-    sp_log_error(app->log, "accept_error", "%s", evutil_socket_error_to_string(err));
-}
-
-static struct evconnlistener *listen_on(struct sp_app *app, const struct sp_address *addr,
-                                        char *err, size_t errlen)
-{
-    struct evconnlistener *l =
-        evconnlistener_new_bind(app->base, on_accept, app,
-                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-                                4096, (const struct sockaddr *)&addr->addr, (int)addr->len);
-    if (l == NULL) {
-        char text[80];
-        sp_address_format(addr, text, sizeof(text));
-        snprintf(err, errlen, "cannot listen on %s: %s", text, strerror(errno));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(l, on_accept_error);
-    return l;
 }
 
 struct event_base *sp_app_base_new(void)
@@ -372,20 +324,21 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    app->client_listener = listen_on(app, &config->listen, err, errlen);
+    app->client_listener = sp_listener_new(base, &config->listen, on_accept, app, log, err, errlen);
     if (app->client_listener == NULL)
         goto fail;
-    app->publish_listener = listen_on(app, &config->publish_listen, err, errlen);
+    app->publish_listener =
+        sp_listener_new(base, &config->publish_listen, on_accept, app, log, err, errlen);
     if (app->publish_listener == NULL)
         goto fail;
     if (config->metrics.has_listen) {
         app->admins = sp_http_server_new(base, &limits, handle_admin, app, on_conn_gone, app, log);
-        app->admin_listener =
-            app->admins ? listen_on(app, &config->metrics.listen, err, errlen) : NULL;
+        app->admin_listener = app->admins ? sp_listener_new(base, &config->metrics.listen,
+                                                            on_accept, app, log, err, errlen)
+                                          : NULL;
         if (app->admin_listener == NULL)
             goto fail;
     }
-    app->clients_accepting = app->publishers_accepting = app->admins_accepting = true;
     app->ready = true;
     return app;
 
@@ -420,10 +373,8 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
     app->drain_deadline = sp_now_ms() + app->config->shutdown_grace_ms;
     /* Closed listeners make new connections fail fast: a browser's
      * EventSource retries a refused connection, but gives up on a 503. */
-    if (app->client_listener)
-        evconnlistener_free(app->client_listener);
-    if (app->publish_listener)
-        evconnlistener_free(app->publish_listener);
+    sp_listener_free(app->client_listener);
+    sp_listener_free(app->publish_listener);
     app->client_listener = app->publish_listener = NULL;
     sp_log_info(app->log, "draining", "sending %zu subscribers away over %llu ms",
                 sp_push_subscribers(app->push), (unsigned long long)app->config->shutdown_grace_ms);
@@ -443,12 +394,9 @@ void sp_app_free(struct sp_app *app)
         return;
     if (app->drain_check)
         event_free(app->drain_check);
-    if (app->client_listener)
-        evconnlistener_free(app->client_listener);
-    if (app->publish_listener)
-        evconnlistener_free(app->publish_listener);
-    if (app->admin_listener)
-        evconnlistener_free(app->admin_listener);
+    sp_listener_free(app->client_listener);
+    sp_listener_free(app->publish_listener);
+    sp_listener_free(app->admin_listener);
     /* The engine first (its operations in flight call back into the
      * pollers), then the pollers, subscriptions, connections (closing one
      * ends its proxied transfer or authorization check), then what they
