@@ -71,6 +71,20 @@ void sp_subscription_close(struct sp_subscription *s);
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
                             struct sp_msg **out, size_t max, bool *missed);
 
+/* What a stream says before it replays: position is where the client
+ * resumes from (see sp_subscription_position), count the messages that
+ * follow, first the id of the first of them ("" if none); missed: history
+ * after the client's cursor is gone. Returns 0, or -1 to stop. */
+typedef int (*sp_replay_preamble)(void *ctx, const char *position, size_t count, bool missed,
+                                  const char *first);
+
+/* A stream opening: the backlog after cur (at most 1024 messages), after the
+ * preamble, rendered in fmt. Returns 0, or -1 when the stream is over its
+ * limit (the caller ends it) or out of memory. */
+int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cur,
+                           struct sp_stream *stream, enum sp_msg_format fmt,
+                           sp_replay_preamble preamble, void *ctx);
+
 /* The id a client resumes from to get backlog[0 .. n) and what follows:
  * just before backlog[0], or the newest position when the backlog is empty.
  * Sent when a stream opens, so a client cut before its first message still

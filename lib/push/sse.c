@@ -5,8 +5,6 @@
 
 #include "push/push-internal.h"
 
-#define BACKLOG_MAX 1024
-
 struct sp_sse {
     struct sp_push *push;
     struct sp_stream *stream;
@@ -91,41 +89,40 @@ static struct evbuffer *response_headers(struct sp_push *push, const struct sp_h
     return h;
 }
 
-/* Sends the retry hint, the missed-history signal, and the backlog. */
-static int send_start(struct sp_sse *s, const struct sp_route_config *route,
-                      const struct sp_cursor *cur)
+struct opening {
+    struct sp_sse *sse;
+    uint64_t retry_ms;
+};
+
+/* The retry hint and, with nothing to replay, the position as an id
+ * without data: EventSource takes it as its last event id (no event
+ * fires), so a cut before the first message reconnects with it. Then the
+ * missed-history signal. */
+static int sse_preamble(void *ctx, const char *position, size_t count, bool missed,
+                        const char *first)
 {
-    struct sp_msg *backlog[BACKLOG_MAX];
-    bool missed = false;
+    struct opening *o = ctx;
     char text[256];
 
-    int n = sp_subscription_backlog(s->subs, cur, backlog, BACKLOG_MAX, &missed);
-    if (n < 0)
-        return -1;
-    /* With nothing to replay, the stream opens with its position as an id
-     * without data: EventSource takes it as its last event id (no event
-     * fires), so a cut before the first message reconnects with it. */
-    char position[SP_MSG_ID_MAX] = "";
-    if (n == 0)
-        sp_subscription_position(s->subs, backlog, n, position);
-    snprintf(text, sizeof(text), "retry: %llu\n%s%s%s\n",
-             (unsigned long long)route->subscribe.sse.retry_ms, n == 0 ? "id: " : "", position,
-             n == 0 ? "\n" : "");
-    int rc = write_text(s, text);
+    snprintf(text, sizeof(text), "retry: %llu\n%s%s%s\n", (unsigned long long)o->retry_ms,
+             count == 0 ? "id: " : "", count == 0 ? position : "", count == 0 ? "\n" : "");
+    int rc = write_text(o->sse, text);
     if (rc == 0 && missed) {
         /* EventSource has no notion of a gap; this event is how a page learns
          * that it must reload state (listen for "sidepush-missed"). */
-        snprintf(text, sizeof(text), "event: sidepush-missed\ndata: {\"first\":\"%s\"}\n\n",
-                 n > 0 ? sp_msg_id(backlog[0]) : "");
-        rc = write_text(s, text);
-    }
-    for (int i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = sp_push_send_msg(s->push, s->stream, backlog[i],
-                                  s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE);
-        sp_msg_unref(backlog[i]);
+        snprintf(text, sizeof(text), "event: sidepush-missed\ndata: {\"first\":\"%s\"}\n\n", first);
+        rc = write_text(o->sse, text);
     }
     return rc;
+}
+
+static int send_start(struct sp_sse *s, const struct sp_route_config *route,
+                      const struct sp_cursor *cur)
+{
+    struct opening o = {s, route->subscribe.sse.retry_ms};
+
+    return sp_subscription_replay(s->subs, cur, s->stream,
+                                  s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE, sse_preamble, &o);
 }
 
 void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,

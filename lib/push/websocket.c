@@ -14,7 +14,6 @@
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define ENVELOPE_PROTOCOL "sidepush-envelope"
-#define BACKLOG_MAX 1024
 
 struct sp_ws {
     struct sp_push *push;
@@ -315,35 +314,30 @@ static bool offers_envelope(const struct sp_http_request *req)
     return p != NULL && sp_http_list_has_token(p->value, ENVELOPE_PROTOCOL);
 }
 
-static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
+/* Envelope clients get their position first (so a client cut before any
+ * message resumes), then the missed-history signal. */
+static int ws_preamble(void *ctx, const char *position, size_t count, bool missed,
+                       const char *first)
 {
-    struct sp_msg *backlog[BACKLOG_MAX];
-    bool missed = false;
+    struct sp_ws *ws = ctx;
     char notice[160];
     int rc = 0;
 
-    int n = sp_subscription_backlog(ws->subs, cur, backlog, BACKLOG_MAX, &missed);
-    if (n < 0)
-        return -1;
-    if (ws->envelope) {
-        /* The position first, so a client cut before any message resumes. */
-        char position[SP_MSG_ID_MAX];
-        sp_subscription_position(ws->subs, backlog, n, position);
-        snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-open\",\"id\":\"%s\"}", position);
+    if (!ws->envelope)
+        return 0;
+    snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-open\",\"id\":\"%s\"}", position);
+    rc = send_notice(ws, notice);
+    if (rc == 0 && missed) {
+        snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-missed\",\"first\":\"%s\"}", first);
         rc = send_notice(ws, notice);
-    }
-    if (rc == 0 && missed && ws->envelope) {
-        snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-missed\",\"first\":\"%s\"}",
-                 n > 0 ? sp_msg_id(backlog[0]) : "");
-        rc = send_notice(ws, notice);
-    }
-    for (int i = 0; i < n; i++) {
-        if (rc == 0)
-            rc = sp_push_send_msg(ws->push, ws->stream, backlog[i],
-                                  ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS);
-        sp_msg_unref(backlog[i]);
     }
     return rc;
+}
+
+static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
+{
+    return sp_subscription_replay(ws->subs, cur, ws->stream,
+                                  ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS, ws_preamble, ws);
 }
 
 void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,

@@ -1,0 +1,262 @@
+/* A subscriber, whatever its transport: its channels (one subscription
+ * for one or more), where it resumes (cursors from the request, the
+ * position a stream opens with), what it replays, CORS for its page, and
+ * the one path by which a message reaches its stream. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "push/push-internal.h"
+
+/* Messages one stream replays when it opens, at most. */
+#define BACKLOG_MAX 1024
+
+/* ---- subscriptions: one client, its channels ---------------------------------------------- */
+
+struct entry {
+    struct sp_sub sub; /* first: the hub hands back &sub */
+    struct sp_subscription *parent;
+};
+
+struct sp_subscription {
+    struct sp_push *push;
+    sp_subscription_deliver deliver;
+    sp_subscription_deleted deleted;
+    void *owner;
+    size_t count;
+    struct entry entries[];
+};
+
+static void on_deliver(struct sp_sub *sub, struct sp_msg *msg)
+{
+    struct sp_subscription *s = ((struct entry *)sub)->parent;
+    s->deliver(s->owner, msg);
+}
+
+static void on_deleted(struct sp_sub *sub)
+{
+    struct sp_subscription *s = ((struct entry *)sub)->parent;
+    s->deleted(s->owner);
+}
+
+static const struct sp_sub_ops entry_ops = {on_deliver, on_deleted};
+
+/* Splits spec at commas into names (pointing into copy), merging repeats. */
+static int split_channels(char *copy, char **names, size_t max, size_t *count)
+{
+    size_t n = 0;
+
+    for (char *save, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        bool seen = false;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = strcmp(names[i], tok) == 0;
+        if (seen)
+            continue;
+        if (n == max || !sp_hub_channel_name_valid(tok, strlen(tok)))
+            return SP_HUB_BAD_CHANNEL;
+        names[n++] = tok;
+    }
+    if (n == 0)
+        return SP_HUB_BAD_CHANNEL;
+    *count = n;
+    return 0;
+}
+
+int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
+                         sp_subscription_deleted deleted, void *owner, struct sp_subscription **out)
+{
+    size_t max = push->config->limits.max_channels_per_connection;
+    char *names[256];
+    size_t count;
+    char *copy = strdup(spec);
+    int rc;
+
+    if (copy == NULL)
+        return SP_HUB_NO_MEMORY;
+    rc = split_channels(copy, names, max < 256 ? max : 256, &count);
+    if (rc < 0)
+        goto done;
+    struct sp_subscription *s = calloc(1, sizeof(*s) + count * sizeof(struct entry));
+    if (s == NULL) {
+        rc = SP_HUB_NO_MEMORY;
+        goto done;
+    }
+    *s = (struct sp_subscription){push, deliver, deleted, owner, 0};
+    for (size_t i = 0; i < count; i++) {
+        s->entries[i].parent = s;
+        rc = sp_hub_subscribe(push->hub, &s->entries[i].sub, names[i], &entry_ops);
+        if (rc < 0) {
+            sp_subscription_close(s);
+            goto done;
+        }
+        s->count++;
+    }
+    *out = s;
+    rc = 0;
+done:
+    free(copy);
+    return rc;
+}
+
+void sp_subscription_close(struct sp_subscription *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->count; i++)
+        sp_hub_unsubscribe(s->push->hub, &s->entries[i].sub);
+    free(s);
+}
+
+int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
+                            struct sp_msg **out, size_t max, bool *missed)
+{
+    struct sp_sub *subs[256];
+
+    for (size_t i = 0; i < s->count; i++)
+        subs[i] = &s->entries[i].sub;
+    int n = sp_hub_backlog(s->push->hub, subs, s->count, cur, out, max, missed);
+    if (n >= 0 && *missed)
+        s->push->stats.missed_history++;
+    return n;
+}
+
+int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cur,
+                           struct sp_stream *stream, enum sp_msg_format fmt,
+                           sp_replay_preamble preamble, void *ctx)
+{
+    struct sp_msg *backlog[BACKLOG_MAX];
+    char position[SP_MSG_ID_MAX];
+    bool missed = false;
+    int n = sp_subscription_backlog(s, cur, backlog, BACKLOG_MAX, &missed);
+
+    if (n < 0)
+        return -1;
+    sp_subscription_position(s, backlog, n, position);
+    int rc = preamble(ctx, position, (size_t)n, missed, n > 0 ? sp_msg_id(backlog[0]) : "");
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = sp_push_send_msg(s->push, stream, backlog[i], fmt);
+        sp_msg_unref(backlog[i]);
+    }
+    return rc;
+}
+
+void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *backlog, int n,
+                              char out[SP_MSG_ID_MAX])
+{
+    uint64_t seq = n > 0 ? sp_msg_seq(backlog[0]) - 1 : sp_hub_now(s->push->hub).seq;
+    sp_hub_format_id(s->push->hub, seq, out);
+}
+
+/* ---- requests: cursors, start, CORS -------------------------------------------------- */
+
+int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *req,
+                           struct sp_cursor *cur)
+{
+    static const char *const params[] = {"last_event_id", "lastEventId", "evs_last_event_id",
+                                         "cursor"};
+    char text[SP_MSG_ID_MAX + 8];
+    const struct sp_http_header *h = sp_http_find_header(req, "Last-Event-ID");
+
+    if (h == NULL)
+        h = sp_http_find_header(req, "Sidepush-Cursor");
+    if (h != NULL) {
+        if (h->value.len >= sizeof(text))
+            return -1;
+        memcpy(text, h->value.ptr, h->value.len);
+        text[h->value.len] = '\0';
+        return sp_hub_parse_cursor(push->hub, text, cur);
+    }
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        int n = sp_http_query_get(req->query, params[i], text, sizeof(text));
+        if (n == SP_HTTP_QUERY_BAD)
+            return -1; /* too long for an id, or not decodable: not an id */
+        if (n >= 0)
+            return sp_hub_parse_cursor(push->hub, text, cur);
+    }
+    *cur = (struct sp_cursor){0};
+    return 0;
+}
+
+struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_config *route)
+{
+    if (route->has_poll && route->poll.initial)
+        return (struct sp_cursor){.latest = true}; /* the current state first */
+    if (route->subscribe.start == SP_START_OLDEST)
+        return (struct sp_cursor){0}; /* no cursor: the whole history */
+    return sp_hub_now(push->hub);
+}
+
+/* The request's Origin, if it names a host other than the one requested. */
+static bool cross_origin(const struct sp_http_request *req, struct sp_slice origin)
+{
+    const struct sp_http_header *host = sp_http_find_header(req, "Host");
+    const char *sep = memmem(origin.ptr, origin.len, "://", 3);
+
+    if (host == NULL || sep == NULL)
+        return true;
+    struct sp_slice o_host = {sep + 3, origin.len - (size_t)(sep + 3 - origin.ptr)};
+    return !(o_host.len == host->value.len &&
+             strncasecmp(o_host.ptr, host->value.ptr, o_host.len) == 0);
+}
+
+static bool origin_listed(struct sp_push *push, struct sp_slice origin, bool *wildcard)
+{
+    const struct sp_strlist *list = &push->config->cors.allow_origins;
+
+    *wildcard = false;
+    for (size_t i = 0; i < list->count; i++) {
+        if (strcmp(list->items[i], "*") == 0) {
+            *wildcard = true;
+            return true;
+        }
+        if (sp_slice_caseeq(origin, list->items[i]))
+            return true;
+    }
+    return false;
+}
+
+bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *req)
+{
+    const struct sp_http_header *o = sp_http_find_header(req, "Origin");
+    bool wildcard;
+
+    if (o == NULL || !cross_origin(req, o->value))
+        return true; /* not a browser, or the page's own origin */
+    return origin_listed(push, o->value, &wildcard);
+}
+
+void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struct evbuffer *h)
+{
+    const struct sp_http_header *o = sp_http_find_header(req, "Origin");
+    bool wildcard;
+
+    if (o == NULL || !origin_listed(push, o->value, &wildcard))
+        return;
+    /* With credentials the origin must be named, never "*". */
+    if (wildcard && !push->config->cors.allow_credentials)
+        evbuffer_add_printf(h, "Access-Control-Allow-Origin: *\r\n");
+    else
+        evbuffer_add_printf(h, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
+                            (int)o->value.len, o->value.ptr);
+    if (push->config->cors.allow_credentials)
+        evbuffer_add_printf(h, "Access-Control-Allow-Credentials: true\r\n");
+    evbuffer_add_printf(h, "Access-Control-Expose-Headers: Sidepush-Cursor, Sidepush-Missed, "
+                           "Last-Event-ID, ETag\r\n");
+}
+
+int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
+                     enum sp_msg_format fmt)
+{
+    struct sp_slice bytes = sp_msg_render(msg, fmt);
+
+    if (bytes.len == 0)
+        return -1;
+    sp_msg_ref(msg);
+    if (sp_stream_write_ref(stream, bytes.ptr, bytes.len, sp_msg_unref_cb, msg) < 0) {
+        sp_msg_unref(msg);
+        push->stats.slow_consumers++;
+        return -1;
+    }
+    push->stats.delivered++;
+    return 0;
+}
