@@ -61,18 +61,8 @@ static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t
     char cursor[SP_MSG_ID_MAX];
 
     sp_hub_format_id(lp->push->hub, n ? sp_msg_seq(msgs[n - 1]) : lp->cursor.seq, cursor);
-    if (h && body) {
-        evbuffer_add_printf(body, "{\"cursor\":\"%s\",\"missed\":%s,\"messages\":[", cursor,
-                            missed ? "true" : "false");
-        for (size_t i = 0; i < n; i++) {
-            struct sp_slice item = sp_msg_render(msgs[i], SP_FMT_JSON);
-            if (i > 0)
-                evbuffer_add(body, ",", 1);
-            /* The item's bytes are shared with every other long-poller. */
-            evbuffer_add_reference(body, item.ptr, item.len, sp_msg_unref_cb, sp_msg_ref(msgs[i]));
-            lp->push->stats.delivered++;
-        }
-        evbuffer_add(body, "]}\n", 3);
+    if (h && body && sp_msg_longpoll_body(body, cursor, missed, msgs, n) == 0) {
+        lp->push->stats.delivered += n;
         evbuffer_add_printf(h, "Content-Type: application/json\r\n");
         common_headers(lp, h, cursor, missed);
         sp_http_begin(lp->conn, 200, NULL, h, (int64_t)evbuffer_get_length(body));

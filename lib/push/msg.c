@@ -1,5 +1,6 @@
 #include "push/msg.h"
 
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -270,4 +271,23 @@ struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt)
     }
     m->rendered[fmt] = (struct sp_slice){o.buf, o.len};
     return m->rendered[fmt];
+}
+
+int sp_msg_longpoll_body(struct evbuffer *out, const char *cursor, bool missed,
+                         struct sp_msg *const *msgs, size_t n)
+{
+    if (evbuffer_add_printf(out, "{\"cursor\":\"%s\",\"missed\":%s,\"messages\":[", cursor,
+                            missed ? "true" : "false") < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        struct sp_slice item = sp_msg_render(msgs[i], SP_FMT_JSON);
+        if (item.len == 0 || (i > 0 && evbuffer_add(out, ",", 1) < 0))
+            return -1;
+        if (evbuffer_add_reference(out, item.ptr, item.len, sp_msg_unref_cb, sp_msg_ref(msgs[i])) <
+            0) {
+            sp_msg_unref(msgs[i]);
+            return -1;
+        }
+    }
+    return evbuffer_add(out, "]}\n", 3);
 }

@@ -50,6 +50,14 @@ void *sp_msg_grip(const struct sp_msg *m);
 /* For evbuffer_add_reference(): releases the reference taken for it. */
 void sp_msg_unref_cb(const void *data, size_t len, void *msg);
 
+/* A long-poll answer's body: {"cursor","missed","messages":[items]} and a
+ * newline, each item the message's SP_FMT_JSON rendering appended by
+ * reference (shared with every other poller). Returns 0 or -1 (out of
+ * memory: out may hold part of it). */
+struct evbuffer;
+int sp_msg_longpoll_body(struct evbuffer *out, const char *cursor, bool missed,
+                         struct sp_msg *const *msgs, size_t n);
+
 /* Bytes the message holds, renders included (for metrics and limits). */
 size_t sp_msg_size(const struct sp_msg *m);
 

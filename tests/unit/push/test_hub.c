@@ -263,45 +263,6 @@ static void test_engine_numbered(struct event_base *base)
     sp_hub_free(hub);
 }
 
-static void test_render(void)
-{
-    struct sp_msg *m = sp_msg_new("c", 7, "e-7", "upd", "line1\nline2\r\nline3\rend\n", 23, 0);
-    struct sp_slice s = sp_msg_render(m, SP_FMT_SSE);
-    const char *want = "id: e-7\nevent: upd\ndata: line1\ndata: line2\ndata: line3\n"
-                       "data: end\ndata: \n\n";
-    ok(s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0,
-       "SSE: each of LF, CRLF, CR splits a data line; no raw CR survives");
-    ok(sp_msg_render(m, SP_FMT_SSE).ptr == s.ptr, "rendered once, then reused");
-    struct sp_slice c = sp_msg_render(m, SP_FMT_SSE_CHUNKED);
-    ok(c.len == s.len + 6 && memcmp(c.ptr, "49\r\n", 4) == 0 &&
-           memcmp(c.ptr + c.len - 2, "\r\n", 2) == 0,
-       "chunked SSE is one HTTP chunk");
-    struct sp_slice w = sp_msg_render(m, SP_FMT_WS);
-    ok(w.len == 25 && (uint8_t)w.ptr[0] == 0x81 && w.ptr[1] == 23, "WS text frame, unmasked");
-    struct sp_slice j = sp_msg_render(m, SP_FMT_JSON);
-    const char *wj = "{\"id\":\"e-7\",\"channel\":\"c\",\"event\":\"upd\","
-                     "\"data\":\"line1\\nline2\\r\\nline3\\rend\\n\"}";
-    ok(j.len == strlen(wj) && memcmp(j.ptr, wj, j.len) == 0, "JSON item");
-    sp_msg_unref(m);
-
-    m = sp_msg_new("c", 1, "e-1", NULL, "", 0, 0);
-    s = sp_msg_render(m, SP_FMT_SSE);
-    ok(s.len == 16 && memcmp(s.ptr, "id: e-1\ndata: \n\n", 16) == 0, "empty data, no event");
-    j = sp_msg_render(m, SP_FMT_JSON);
-    ok(memcmp(j.ptr, "{\"id\":\"e-1\",\"channel\":\"c\",\"data\":\"\"}", j.len) == 0,
-       "no event key when there is no event");
-    sp_msg_unref(m);
-
-    m = sp_msg_new("c", 1, "e-1", NULL, "\xff\xfe", 2, 0);
-    j = sp_msg_render(m, SP_FMT_JSON);
-    const char *wb = "{\"id\":\"e-1\",\"channel\":\"c\",\"data_base64\":\"//4=\"}";
-    ok(j.len == strlen(wb) && memcmp(j.ptr, wb, j.len) == 0,
-       "data that is not UTF-8 travels as base64 in JSON");
-    w = sp_msg_render(m, SP_FMT_WS);
-    ok(w.len == 4 && (uint8_t)w.ptr[0] == 0x82, "and as a binary WebSocket frame");
-    sp_msg_unref(m);
-}
-
 /* The ring grows with what it holds (4, 8, then the history limit), keeps
  * order across growth while wrapped, and evicts at the limit. */
 static void test_ring_growth(struct event_base *base)
@@ -340,6 +301,38 @@ static void test_ring_growth(struct event_base *base)
     sp_hub_free(hub);
 }
 
+static void test_cursor_parsing(struct event_base *base)
+{
+    struct sp_hub_options opts = {3, 60000, 64};
+    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct sp_publish_result res;
+    struct sp_cursor c;
+    char id[SP_MSG_ID_MAX], other[SP_MSG_ID_MAX + 8];
+
+    publish(hub, "c", "m", NULL, NULL, &res); /* seq 1 */
+    strcpy(id, res.id);
+    ok(sp_hub_parse_cursor(hub, "", &c) == 0 && !c.present, "empty: no cursor");
+    ok(sp_hub_parse_cursor(hub, NULL, &c) == 0 && !c.present, "NULL: no cursor");
+    ok(sp_hub_parse_cursor(hub, id, &c) == 0 && c.present && c.this_epoch && c.seq == 1,
+       "our own id");
+    snprintf(other, sizeof(other), "%.*s-99", (int)(strchr(id, '-') - id), id);
+    ok(sp_hub_parse_cursor(hub, other, &c) == 0 && c.present && !c.this_epoch,
+       "a sequence we never reached is not this epoch's (missed, never trusted)");
+    ok(sp_hub_parse_cursor(hub, "zzzzzzzz-1", &c) == 0 && c.present && !c.this_epoch,
+       "another epoch: present, missed");
+    static const char *const bad[] = {"x",      "-1",     "abc-",
+                                      "abc-1x", "abc- 1", "abc-18446744073709551616"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_int(sp_hub_parse_cursor(hub, bad[i], &c), -1, "not an id: '%s'", bad[i]);
+    char longer[SP_MSG_ID_MAX + 2];
+    memset(longer, 'a', sizeof(longer) - 3);
+    strcpy(longer + sizeof(longer) - 3, "-1");
+    is_int(sp_hub_parse_cursor(hub, longer, &c), -1, "longer than any id");
+    c = sp_hub_now(hub);
+    ok(c.present && c.this_epoch && c.seq == 1, "now: the newest message");
+    sp_hub_free(hub);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -348,8 +341,8 @@ int main(void)
     test_new_channel_floor(base);
     test_zero_history(base);
     test_ring_growth(base);
+    test_cursor_parsing(base);
     test_engine_numbered(base);
-    test_render();
     event_base_free(base);
     return tap_done();
 }

@@ -1,0 +1,110 @@
+#include "push/msg.h"
+
+#include <event2/buffer.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "../tap.h"
+
+static void test_render(void)
+{
+    struct sp_msg *m = sp_msg_new("c", 7, "e-7", "upd", "line1\nline2\r\nline3\rend\n", 23, 0);
+    struct sp_slice s = sp_msg_render(m, SP_FMT_SSE);
+    const char *want = "id: e-7\nevent: upd\ndata: line1\ndata: line2\ndata: line3\n"
+                       "data: end\ndata: \n\n";
+    ok(s.len == strlen(want) && memcmp(s.ptr, want, s.len) == 0,
+       "SSE: each of LF, CRLF, CR splits a data line; no raw CR survives");
+    ok(sp_msg_render(m, SP_FMT_SSE).ptr == s.ptr, "rendered once, then reused");
+    struct sp_slice c = sp_msg_render(m, SP_FMT_SSE_CHUNKED);
+    ok(c.len == s.len + 6 && memcmp(c.ptr, "49\r\n", 4) == 0 &&
+           memcmp(c.ptr + c.len - 2, "\r\n", 2) == 0,
+       "chunked SSE is one HTTP chunk");
+    struct sp_slice w = sp_msg_render(m, SP_FMT_WS);
+    ok(w.len == 25 && (uint8_t)w.ptr[0] == 0x81 && w.ptr[1] == 23, "WS text frame, unmasked");
+    struct sp_slice j = sp_msg_render(m, SP_FMT_JSON);
+    const char *wj = "{\"id\":\"e-7\",\"channel\":\"c\",\"event\":\"upd\","
+                     "\"data\":\"line1\\nline2\\r\\nline3\\rend\\n\"}";
+    ok(j.len == strlen(wj) && memcmp(j.ptr, wj, j.len) == 0, "JSON item");
+    sp_msg_unref(m);
+
+    m = sp_msg_new("c", 1, "e-1", NULL, "", 0, 0);
+    s = sp_msg_render(m, SP_FMT_SSE);
+    ok(s.len == 16 && memcmp(s.ptr, "id: e-1\ndata: \n\n", 16) == 0, "empty data, no event");
+    j = sp_msg_render(m, SP_FMT_JSON);
+    ok(memcmp(j.ptr, "{\"id\":\"e-1\",\"channel\":\"c\",\"data\":\"\"}", j.len) == 0,
+       "no event key when there is no event");
+    sp_msg_unref(m);
+
+    m = sp_msg_new("c", 1, "e-1", NULL, "\xff\xfe", 2, 0);
+    j = sp_msg_render(m, SP_FMT_JSON);
+    const char *wb = "{\"id\":\"e-1\",\"channel\":\"c\",\"data_base64\":\"//4=\"}";
+    ok(j.len == strlen(wb) && memcmp(j.ptr, wb, j.len) == 0,
+       "data that is not UTF-8 travels as base64 in JSON");
+    w = sp_msg_render(m, SP_FMT_WS);
+    ok(w.len == 4 && (uint8_t)w.ptr[0] == 0x82, "and as a binary WebSocket frame");
+    sp_msg_unref(m);
+}
+
+static void test_envelope_and_grip(void)
+{
+    struct sp_msg *m = sp_msg_new("c", 3, "e-3", "upd", "hi \"you\"", 8, 0);
+    struct sp_slice w = sp_msg_render(m, SP_FMT_WS_ENVELOPE);
+    const char *want =
+        "{\"id\":\"e-3\",\"channel\":\"c\",\"event\":\"upd\",\"data\":\"hi \\\"you\\\"\"}";
+    ok((uint8_t)w.ptr[0] == 0x81 && (size_t)w.ptr[1] == strlen(want) &&
+           memcmp(w.ptr + 2, want, strlen(want)) == 0,
+       "envelope: one text frame with the JSON item");
+    ok(sp_msg_render(m, SP_FMT_GRIP_STREAM).len == 0, "no GRIP formats: nothing for GRIP streams");
+    json_t *formats = json_pack("{s:{s:s}}", "http-stream", "content", "raw bytes\n");
+    sp_msg_set_grip(m, formats);
+    struct sp_slice g = sp_msg_render(m, SP_FMT_GRIP_STREAM);
+    ok(g.len == 3 + 10 + 2 && memcmp(g.ptr, "a\r\nraw bytes\n\r\n", g.len) == 0,
+       "GRIP http-stream content as one chunk");
+    sp_msg_unref(m);
+
+    char big[300];
+    memset(big, 'x', sizeof(big));
+    m = sp_msg_new("c", 4, "e-4", NULL, big, sizeof(big), 0);
+    w = sp_msg_render(m, SP_FMT_WS);
+    ok(w.len == 4 + sizeof(big) && (uint8_t)w.ptr[1] == 126 && (uint8_t)w.ptr[2] == 1 &&
+           (uint8_t)w.ptr[3] == 44,
+       "a 300-byte frame has a 16-bit length");
+    sp_msg_unref(m);
+}
+
+static void test_longpoll_body(void)
+{
+    struct sp_msg *a = sp_msg_new("c", 1, "e-1", NULL, "one", 3, 0);
+    struct sp_msg *b = sp_msg_new("d", 2, "e-2", "ev", "two", 3, 0);
+    struct sp_msg *both[] = {a, b};
+    struct evbuffer *out = evbuffer_new();
+
+    ok(sp_msg_longpoll_body(out, "e-2", false, both, 2) == 0, "body");
+    const char *want = "{\"cursor\":\"e-2\",\"missed\":false,\"messages\":["
+                       "{\"id\":\"e-1\",\"channel\":\"c\",\"data\":\"one\"},"
+                       "{\"id\":\"e-2\",\"channel\":\"d\",\"event\":\"ev\",\"data\":\"two\"}]}\n";
+    size_t len = evbuffer_get_length(out);
+    ok(len == strlen(want) && memcmp(evbuffer_pullup(out, -1), want, len) == 0,
+       "cursor, missed and the items in order");
+    json_error_t e;
+    json_t *parsed = json_loadb((const char *)evbuffer_pullup(out, -1), len, 0, &e);
+    ok(parsed != NULL && json_array_size(json_object_get(parsed, "messages")) == 2, "valid JSON");
+    json_decref(parsed);
+    evbuffer_drain(out, len);
+    ok(sp_msg_longpoll_body(out, "e-0", true, NULL, 0) == 0, "empty body");
+    len = evbuffer_get_length(out);
+    ok(memcmp(evbuffer_pullup(out, -1), "{\"cursor\":\"e-0\",\"missed\":true,\"messages\":[]}\n",
+              len) == 0,
+       "missed, no messages");
+    evbuffer_free(out); /* drops the references the body held */
+    sp_msg_unref(a);
+    sp_msg_unref(b);
+}
+
+int main(void)
+{
+    test_render();
+    test_envelope_and_grip();
+    test_longpoll_body();
+    return tap_done();
+}
