@@ -115,11 +115,6 @@ bool sp_push_engine_ready(const struct sp_push *push)
     return push->engine == NULL || sp_engine_ready_for_traffic(push->engine);
 }
 
-const struct sp_push_stats *sp_push_stats(const struct sp_push *push)
-{
-    return &push->stats;
-}
-
 /* ---- choosing a transport ---------------------------------------------------------------- */
 
 static void preflight(struct sp_push *push, struct sp_http_conn *conn,
