@@ -99,7 +99,6 @@ void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                              const struct sp_http_request *req);
 
-
 /* False only while Redis is unreachable and redis.required_for_ready is set. */
 bool sp_push_engine_ready(const struct sp_push *push);
 

@@ -56,7 +56,8 @@ static void test_envelope_and_grip(void)
        "envelope: one text frame with the JSON item");
     ok(sp_msg_render(m, SP_FMT_GRIP_STREAM).len == 0, "no GRIP formats: nothing for GRIP streams");
     json_t *formats = json_pack("{s:{s:s}}", "http-stream", "content", "raw bytes\n");
-    sp_msg_set_grip(m, formats);
+    sp_msg_set_grip(m, formats); /* takes its own reference */
+    json_decref(formats);
     struct sp_slice g = sp_msg_render(m, SP_FMT_GRIP_STREAM);
     ok(g.len == 3 + 10 + 2 && memcmp(g.ptr, "a\r\nraw bytes\n\r\n", g.len) == 0,
        "GRIP http-stream content as one chunk");
