@@ -648,8 +648,7 @@ const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls)
     return &polls->stats;
 }
 
-/* ---- RFC 7396 merge patch ---------------------------------------------------------------------
- */
+/* ---- RFC 7396 merge patch ---------------------------------------------------------------- */
 
 static json_t *diff(json_t *old, json_t *new)
 {

@@ -249,8 +249,7 @@ static void cmd_down(void *arg, const char *why, uint64_t retry_ms)
 
 static const struct sp_redis_ops cmd_ops = {cmd_up, cmd_down};
 
-/* ---- lifecycle ----------------------------------------------------------------------------------
- */
+/* ---- lifecycle --------------------------------------------------------------------------- */
 
 bool sp_engine_up(const struct sp_engine *e)
 {

@@ -11,8 +11,7 @@
 #include "core/digest.h"
 #include "push/engine-internal.h"
 
-/* ---- publishing --------------------------------------------------------------------------------
- */
+/* ---- publishing -------------------------------------------------------------------------- */
 
 static void on_published(redisAsyncContext *ac, void *reply, void *arg)
 {
@@ -186,8 +185,7 @@ int sp_engine_channel_delete(struct sp_engine *e, const char *channel, sp_engine
     return channel_op(e, S_DELETE, channel, cb, arg);
 }
 
-/* ---- poll leases ------------------------------------------------------------------------------
- */
+/* ---- poll leases ------------------------------------------------------------------------- */
 
 static void on_lease(redisAsyncContext *ac, void *reply, void *arg)
 {

@@ -603,8 +603,7 @@ static void admin_run(struct sp_push *push, struct sp_http_conn *conn, enum admi
         channel_info(push, conn, channel);
 }
 
-/* ---- routing ------------------------------------------------------------------------------------
- */
+/* ---- routing ----------------------------------------------------------------------------- */
 
 static bool channel_path(struct sp_slice path, const char *prefix, struct sp_slice *channel)
 {

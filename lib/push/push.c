@@ -265,8 +265,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
 }
 
-/* ---- draining ----------------------------------------------------------------------------------
- */
+/* ---- draining ---------------------------------------------------------------------------- */
 
 #define DRAIN_TICK_MS 100
 
@@ -330,8 +329,7 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
     drain_tick(-1, 0, push);
 }
 
-/* ---- publishing and metrics
- * ---------------------------------------------------------------------- */
+/* ---- publishing and metrics -------------------------------------------------------------- */
 
 static void set_snapshot(struct sp_push *push, const struct sp_engine_publish *p,
                          const struct sp_publish_result *res)
