@@ -1,7 +1,9 @@
 /* fanout: a fan-out load tool for sidepush and Nchan.
  *
  * Opens N subscribers (SSE, WebSocket or long-poll) to one channel, publishes
- * M messages (at a steady rate or as a burst), and reports connect time,
+ * M messages (at a steady rate, as a burst over K connections, or serially:
+ * one POST at a time, the next as soon as the previous is answered, as one
+ * backend worker publishes), and reports connect time,
  * delivered vs expected, publish-to-delivery latency, deliveries per second,
  * and, read from /proc for the server processes named with --pid, RSS per
  * subscriber and CPU time per delivery. It prints figures; it asserts
@@ -41,7 +43,7 @@ struct opts {
     enum server server;
     int subscribers;
     int messages;
-    int rate; /* messages per second; 0 = burst */
+    int rate; /* messages per second; 0 = burst; -1 = serial (one at a time) */
     int size; /* bytes per message */
     int sources;
     int publishers;
@@ -426,6 +428,8 @@ static int open_sub(struct bench *b, struct sub *s)
 
 /* ---- publishing ------------------------------------------------------------------------ */
 
+static void publish_one(struct bench *b);
+
 static void on_pub_read(struct bufferevent *bev, void *arg)
 {
     struct publisher *p = arg;
@@ -441,6 +445,8 @@ static void on_pub_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, hlen + (size_t)need);
         p->inflight--;
         p->b->answered++;
+        if (p->b->o.rate < 0 && p->b->published < p->b->o.messages)
+            publish_one(p->b); /* serial: the next once this one is answered */
     }
 }
 
@@ -485,6 +491,10 @@ static void start_publishing(struct bench *b)
     if (b->o.rate == 0) {
         while (b->published < b->o.messages)
             publish_one(b);
+        return;
+    }
+    if (b->o.rate < 0) {
+        publish_one(b);
         return;
     }
     struct timeval tv = {0, 1000000 / b->o.rate};
@@ -540,7 +550,10 @@ static void report(struct bench *b)
            "\"deliveries_per_s\":%.0f,\"rss_per_sub_bytes\":%.0f,\"cpu_us_per_delivery\":%.3f,"
            "\"server_cpu_s\":%.3f}\n",
            b->o.server == NCHAN ? "nchan" : "sidepush", modes[b->o.mode], b->o.subscribers,
-           b->o.messages, b->o.rate ? "steady" : "burst",
+           b->o.messages,
+           b->o.rate > 0    ? "steady"
+           : b->o.rate == 0 ? "burst"
+                            : "serial",
            (double)(t_connected - t_connect_start) / 1e9, b->expected, b->delivered_unique,
            b->duplicates, p50 / 1000.0, p99 / 1000.0, max / 1000.0,
            span > 0 ? (double)b->delivered_unique / span : 0,
@@ -575,7 +588,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: fanout --port P --path /sub --publish-port P --publish-path /pub\n"
                     "  [--mode sse|ws|longpoll] [--server sidepush|nchan] [--subscribers N]\n"
-                    "  [--messages M] [--rate R (0 = burst)] [--size BYTES] [--sources K]\n"
+                    "  [--messages M] [--rate R (0 = burst, -1 = serial)] [--size BYTES]\n"
+                    "  [--sources K]\n"
                     "  [--publishers K] [--timeout S] [--pid PID ...]\n");
     exit(2);
 }

@@ -1,12 +1,13 @@
 """Fan-out benchmark: sidepush and Nchan side by side, same machine, same run.
 
     /usr/bin/python3 tests/bench/fanout_bench.py [--subscribers 10000] [--messages 100]
-        [--modes sse,ws,longpoll] [--patterns steady,burst] [--size 128] [--redis]
+        [--modes sse,ws,longpoll] [--patterns steady,burst,serial] [--size 128] [--redis]
 
 Starts sidepush (one event loop) and nginx with Nchan (one worker), both on
 loopback, and drives each with tests/bench/fanout (C, libevent): N
-subscribers on one channel, M messages published at a steady rate or as a
-burst. Prints connect time, delivered vs expected, publish-to-delivery
+subscribers on one channel, M messages published at a steady rate, as a
+burst over 8 connections, or serially (one POST at a time, the next as soon
+as the previous is answered: how one backend worker publishes). Prints connect time, delivered vs expected, publish-to-delivery
 latency p50/p99/max, deliveries per second, and, from /proc for the server's
 processes only, RSS per subscriber and server CPU time per delivery. On a
 2-core machine the load tool's own CPU caps deliveries per second, so CPU per
@@ -152,7 +153,8 @@ def run_fanout(server, mode, subscribers, messages, rate, size, timeout):
             "--publish-path", server["publish_path"], "--mode", mode,
             "--server", server["kind"], "--subscribers", str(subscribers),
             "--messages", str(messages), "--rate", str(rate), "--size", str(size),
-            "--sources", "8", "--publishers", "8", "--timeout", str(timeout)]
+            "--sources", "8", "--publishers", "1" if rate < 0 else "8",
+            "--timeout", str(timeout)]
     for port in server["ports"]:
         args += ["--port", str(port)]
     for pid in server["pids"]:
@@ -191,7 +193,9 @@ def main():
     ap.add_argument("--rate", type=int, default=100, help="steady publish rate, messages/s")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--modes", default="sse,ws,longpoll")
-    ap.add_argument("--patterns", default="steady,burst")
+    ap.add_argument("--patterns", default="steady,burst,serial",
+                    help="steady: --rate per second; burst: all at once over 8 connections; "
+                         "serial: one POST at a time, the next when it is answered")
     ap.add_argument("--timeout", type=int, default=60)
     ap.add_argument("--redis", action="store_true",
                     help="also two replicas of each sharing a redis-server")
@@ -209,7 +213,7 @@ def main():
     rows = []
     for mode in args.modes.split(","):
         for pattern in args.patterns.split(","):
-            rate = args.rate if pattern == "steady" else 0
+            rate = {"steady": args.rate, "burst": 0, "serial": -1}[pattern]
             for start in starters:
                 tmp = tempfile.mkdtemp(prefix="sidepush-fanout-")
                 server = start(tmp, max(args.messages, 100))
