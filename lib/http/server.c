@@ -507,15 +507,22 @@ static int read_body(struct sp_http_conn *c)
 static int take_head(struct sp_http_conn *c, const char *bytes, size_t len)
 {
     const struct sp_http_limits *lim = &c->server->limits;
-    size_t headers_size = lim->max_headers * sizeof(struct sp_http_header);
+    size_t lines = 0;
+
+    /* The header array holds as many fields as the head has lines (never
+     * more than max_headers, so the parser still refuses one too many): a
+     * held request keeps only what it uses. */
+    for (const char *p = bytes; (p = memchr(p, '\n', len - (size_t)(p - bytes))) != NULL; p++)
+        lines++;
+    size_t slots = lines < lim->max_headers ? lines : lim->max_headers;
+    size_t headers_size = slots * sizeof(struct sp_http_header);
 
     c->head = malloc(headers_size + len);
     if (c->head == NULL)
         return -1;
     char *copy = c->head + headers_size;
     memcpy(copy, bytes, len);
-    return sp_http_parse_request(copy, len, &c->req, (struct sp_http_header *)c->head,
-                                 lim->max_headers);
+    return sp_http_parse_request(copy, len, &c->req, (struct sp_http_header *)c->head, slots);
 }
 
 /* Length of the head at the start of p (through its blank line), or 0 if

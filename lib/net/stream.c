@@ -11,6 +11,15 @@
 
 #define READ_CHUNK 16384
 
+/* Streams written per slice of a flush. A fan-out to many subscribers is
+ * written a slice at a time, with the loop polling in between, so what
+ * arrives meanwhile (the next publish, a health check, a proxied request)
+ * is read and handled, and a subscriber not yet written gets every message
+ * queued by then in its one writev: the fan-out coalesces under load, and
+ * nothing waits behind it (redis caps a client's writes per event with
+ * NET_MAX_WRITES_PER_EVENT for the same reason). */
+#define FLUSH_SLICE SP_FLUSH_SLICE
+
 struct sp_stream {
     struct sp_flusher *flusher;
     evutil_socket_t fd;
@@ -33,7 +42,8 @@ LIST_HEAD(stream_list, sp_stream);
 
 struct sp_flusher {
     struct event_base *base;
-    struct event *flush_ev;
+    struct event *flush_ev;  /* the first slice, at the end of the loop turn */
+    struct event *resume_ev; /* each next slice, after the loop has polled again */
     struct pending_list pending;
     struct stream_list live;
     struct stream_list dead;
@@ -131,11 +141,20 @@ static void flush(evutil_socket_t fd, short what, void *arg)
     struct sp_flusher *f = arg;
     struct sp_stream *s;
 
-    while ((s = TAILQ_FIRST(&f->pending)) != NULL) {
+    size_t written = 0;
+
+    /* Round robin: a stream that gets more output after its write joins the
+     * tail, behind every stream that was already waiting. */
+    while (written < FLUSH_SLICE && (s = TAILQ_FIRST(&f->pending)) != NULL) {
         TAILQ_REMOVE(&f->pending, s, pending_link);
         s->pending = false;
         if (s->write_ev == NULL || !event_pending(s->write_ev, EV_WRITE, NULL))
             write_out(s);
+        written++;
+    }
+    if (!TAILQ_EMPTY(&f->pending) && !evtimer_pending(f->resume_ev, NULL)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(f->resume_ev, &now);
     }
     while ((s = LIST_FIRST(&f->dead)) != NULL) {
         LIST_REMOVE(s, link);
@@ -279,7 +298,10 @@ struct sp_flusher *sp_flusher_new(struct event_base *base, sp_stream_gone gone, 
      * batch whenever a higher-priority event becomes active, which would
      * re-poll every ready socket once per subscription.) */
     f->flush_ev = event_new(base, -1, 0, flush, f);
-    if (f->flush_ev == NULL) {
+    /* A zero timeout runs after the loop's next poll, unlike an activation,
+     * which would run in this same turn. */
+    f->resume_ev = evtimer_new(base, flush, f);
+    if (f->flush_ev == NULL || f->resume_ev == NULL) {
         sp_flusher_free(f);
         return NULL;
     }
@@ -295,10 +317,12 @@ void sp_flusher_free(struct sp_flusher *f)
     while ((s = LIST_FIRST(&f->live)) != NULL)
         sp_stream_close(s);
     f->gone = NULL;
-    if (f->flush_ev) {
+    if (f->flush_ev && f->resume_ev)
         flush(-1, 0, f);
+    if (f->flush_ev)
         event_free(f->flush_ev);
-    }
+    if (f->resume_ev)
+        event_free(f->resume_ev);
     free(f);
 }
 

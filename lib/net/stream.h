@@ -8,6 +8,11 @@
  * other events have run. A burst of messages to one subscriber therefore
  * costs one system call, and a stream only asks epoll for writability when
  * its socket is actually full.
+ *
+ * A flush writes at most SP_FLUSH_SLICE streams, then lets the loop poll
+ * before the next slice (round robin over the pending streams): a long
+ * fan-out lets the next publish in, and a subscriber not yet written then
+ * gets both messages in one writev.
  */
 #ifndef SP_NET_STREAM_H
 #define SP_NET_STREAM_H
@@ -18,6 +23,8 @@
 #include <stdint.h>
 
 #include "core/clock.h"
+
+#define SP_FLUSH_SLICE 256
 
 struct sp_flusher;
 struct sp_stream;

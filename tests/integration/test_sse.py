@@ -266,3 +266,49 @@ def test_stream_request_with_content_length_zero_is_fine(sp):
               b"Content-Length: 0\r\n\r\n")
     assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")
     s.close()
+
+
+def test_racing_publisher_during_a_sliced_fan_out(sp):
+    """More subscribers than one flush slice (256) and one publisher POSTing as
+    fast as it is answered, while health checks and a proxied request go on:
+    the fan-out is written in slices and coalesces, and every subscriber still
+    gets every message once, in order; nothing else waits for the fan-out to
+    finish (each answer is checked, not timed)."""
+    subscribers, messages = 600, 150
+
+    async def main():
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def reader():
+                async with session.get(sp.url + "/events/race",
+                                       headers={"Accept": "text/event-stream"}) as resp:
+                    raw = b""
+                    while raw.count(b"data: ") < messages:
+                        raw += await resp.content.readany()
+                    return [e for e in parse_sse(raw) if "data" in e]
+            tasks = [asyncio.create_task(reader()) for _ in range(subscribers)]
+            deadline = time.monotonic() + 30
+            while channel_info(sp, "race").status_code != 200 or \
+                    channel_info(sp, "race").json()["subscribers"] < subscribers:
+                assert time.monotonic() < deadline, "subscribers did not all connect"
+                await asyncio.sleep(0.05)
+            pub = f"http://127.0.0.1:{sp.publish_port}/publish/race"
+            side = []
+            ids = []
+            for i in range(messages):  # one at a time, the next once answered
+                async with session.post(pub, data=f"m{i}".encode()) as r:
+                    assert r.status == 202
+                    ids.append((await r.json())["id"])
+                if i % 25 == 0:
+                    async with session.get(sp.url + "/healthz") as h:
+                        side.append(h.status)
+                    async with session.get(sp.url + "/echo/during") as e:
+                        side.append(e.status)
+            results = await asyncio.wait_for(asyncio.gather(*tasks), 60)
+            return ids, side, results
+
+    ids, side, results = asyncio.run(main())
+    assert set(side) == {200}
+    want = [(ids[i], f"m{i}") for i in range(messages)]
+    for events in results:
+        assert [(e["id"], e["data"]) for e in events] == want
