@@ -3,6 +3,7 @@
 #include "core/clock.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event_struct.h>
@@ -25,6 +26,8 @@ struct sp_http_conn {
     struct bufferevent *bev;
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
+    TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
+    bool write_pending;
     enum conn_state state;
     bool dead; /* freed at the end of this loop turn */
     bool response_begun;
@@ -69,6 +72,12 @@ struct sp_http_server {
     struct event *reaper;
     size_t count;
     bool draining;
+    /* Connections with new output: written at the end of the loop turn,
+     * directly, so a response that fits the socket costs one writev and no
+     * epoll registration; only what does not fit waits for writability
+     * through the bufferevent (the subscriber streams' model). */
+    TAILQ_HEAD(, sp_http_conn) pending;
+    struct event *writer;
 };
 
 static void process_input(struct sp_http_conn *c);
@@ -113,6 +122,10 @@ static void conn_close(struct sp_http_conn *c)
         ops->closed(c->ops_ctx);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     event_del(&c->timer);
+    if (c->write_pending) {
+        TAILQ_REMOVE(&c->server->pending, c, pending_link);
+        c->write_pending = false;
+    }
     LIST_REMOVE(c, link);
     LIST_INSERT_HEAD(&c->server->dead, c, link);
     event_active(c->server->reaper, EV_TIMEOUT, 0);
@@ -142,13 +155,59 @@ static void arm_timer(struct sp_http_conn *c, const struct timeval *tv)
 
 /* ---- output --------------------------------------------------------------------- */
 
-/* The output buffer, with writing enabled: a connection asks epoll for
- * writability only once it has something to say, not from its accept on. */
+/* The output buffer. What is added to it is written at the end of the loop
+ * turn (write_pending); while the bufferevent is writing (EV_WRITE on,
+ * after a socket was full) it carries on by itself. */
 static struct evbuffer *out(struct sp_http_conn *c)
 {
-    if (!(bufferevent_get_enabled(c->bev) & EV_WRITE) && !c->dead)
-        bufferevent_enable(c->bev, EV_WRITE);
+    struct sp_http_server *s = c->server;
+
+    if (!c->dead && !c->write_pending && !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+        c->write_pending = true;
+        if (TAILQ_EMPTY(&s->pending))
+            event_active(s->writer, EV_TIMEOUT, 0);
+        TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
+    }
     return bufferevent_get_output(c->bev);
+}
+
+static void output_drained(struct sp_http_conn *c);
+
+/* Writes what the socket takes now; the rest goes out through the
+ * bufferevent as the socket drains. */
+static void write_now(struct sp_http_conn *c)
+{
+    struct evbuffer *o = bufferevent_get_output(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    int n = 1;
+
+    /* A socket bufferevent keeps its output's start frozen (only it drains
+     * it); it does the same thaw around its own writes. */
+    evbuffer_unfreeze(o, 1);
+    while (n > 0 && evbuffer_get_length(o) > 0)
+        n = evbuffer_write(o, fd);
+    bool failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    evbuffer_freeze(o, 1);
+    if (failed || n == 0) {
+        conn_close(c); /* the client is gone; the handler hears closed() */
+        return;
+    }
+    if (evbuffer_get_length(o) > 0)
+        bufferevent_enable(c->bev, EV_WRITE);
+    else
+        output_drained(c);
+}
+
+static void write_pending(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_http_server *s = arg;
+    struct sp_http_conn *c;
+
+    while ((c = TAILQ_FIRST(&s->pending)) != NULL) {
+        TAILQ_REMOVE(&s->pending, c, pending_link);
+        c->write_pending = false;
+        write_now(c);
+    }
 }
 
 /* Sends a final error answer and closes once it is flushed. */
@@ -665,17 +724,26 @@ static void on_read(struct bufferevent *bev, void *arg)
     process_input(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+/* Output fell under its low-water mark (all of it, once closing). */
+static void output_drained(struct sp_http_conn *c)
 {
-    struct sp_http_conn *c = arg;
-
     if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(out(c)) == 0)
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
             conn_close(c);
         return;
     }
     if (c->ops && c->ops->drain)
         c->ops->drain(c->ops_ctx);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct sp_http_conn *c = arg;
+
+    /* All sent: new output goes back to the end-of-turn writer. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE);
+    output_drained(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -743,7 +811,10 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     LIST_INIT(&s->live);
     LIST_INIT(&s->dead);
     s->reaper = event_new(base, -1, 0, reap, s);
-    if (s->reaper == NULL || s->header_timeout == NULL || s->idle_timeout == NULL) {
+    TAILQ_INIT(&s->pending);
+    s->writer = event_new(base, -1, 0, write_pending, s);
+    if (s->reaper == NULL || s->writer == NULL || s->header_timeout == NULL ||
+        s->idle_timeout == NULL) {
         sp_http_server_free(s);
         return NULL;
     }
@@ -762,6 +833,8 @@ void sp_http_server_free(struct sp_http_server *s)
     if (s->reaper)
         reap(-1, 0, s);
     event_free(s->reaper);
+    if (s->writer)
+        event_free(s->writer);
     free(s);
 }
 
