@@ -7,6 +7,12 @@
  * "?wait=0") gets 304 when there is nothing new. Every answer carries the
  * next cursor in the Sidepush-Cursor header (and ETag), so a loop of plain
  * fetch() calls neither misses nor repeats a message.
+ *
+ * A held request is not answered inside the publish that wakes it: it joins
+ * a ready queue, answered a slice at a time at the end of the loop turn
+ * (the flusher's model), with everything after its cursor by then. So a
+ * publisher that publishes while 10,000 polls are being answered makes the
+ * later answers carry several messages, not one each.
  */
 #include <event2/event_struct.h>
 #include <stdio.h>
@@ -21,12 +27,19 @@ struct sp_longpoll {
     struct sp_subscription *subs;
     struct event timer;
     LIST_ENTRY(sp_longpoll) link;
+    TAILQ_ENTRY(sp_longpoll) ready_link;
+    bool ready; /* a message came: answer at the next slice */
     struct sp_cursor cursor;
     uint64_t max_messages;
 };
 
+/* Held requests answered per slice; the loop polls between slices. */
+#define ANSWER_SLICE 256
+
 static void longpoll_free(struct sp_longpoll *lp)
 {
+    if (lp->ready)
+        TAILQ_REMOVE(&lp->push->longpolls_ready, lp, ready_link);
     event_del(&lp->timer);
     LIST_REMOVE(lp, link);
     lp->push->live[SP_KIND_LONGPOLL]--;
@@ -102,11 +115,48 @@ static void answer_empty(struct sp_longpoll *lp, int status, bool missed)
 static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_longpoll *lp = owner;
-    struct sp_msg *one = sp_msg_ref(msg);
+    struct sp_push *push = lp->push;
 
+    if (lp->ready)
+        return; /* already queued: its answer will carry this one too */
+    lp->ready = true;
+    if (TAILQ_EMPTY(&push->longpolls_ready))
+        event_active(push->longpoll_answerer, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&push->longpolls_ready, lp, ready_link);
+}
+
+/* Answers one ready request with what is after its cursor now. */
+static void answer_ready(struct sp_longpoll *lp)
+{
+    struct sp_msg *backlog[1024];
+    bool missed = false;
+    size_t max = lp->max_messages < 1024 ? lp->max_messages : 1024;
+    int n = sp_subscription_backlog(lp->subs, &lp->cursor, backlog, max, &missed);
+
+    if (n == 0 && !missed)
+        return; /* gone from history already (a tiny history): keep holding */
     sp_http_set_ops(lp->conn, NULL, NULL);
-    answer_messages(lp, &one, 1, false);
+    if (n < 0)
+        sp_http_respond_error(lp->conn, 500, "out of memory");
+    else
+        answer_messages(lp, backlog, (size_t)n, missed);
     longpoll_free(lp);
+}
+
+void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_push *push = arg;
+    struct sp_longpoll *lp;
+
+    for (int i = 0; i < ANSWER_SLICE && (lp = TAILQ_FIRST(&push->longpolls_ready)) != NULL; i++) {
+        TAILQ_REMOVE(&push->longpolls_ready, lp, ready_link);
+        lp->ready = false;
+        answer_ready(lp);
+    }
+    if (!TAILQ_EMPTY(&push->longpolls_ready)) {
+        static const struct timeval now = {0, 0};
+        evtimer_add(push->longpoll_answerer, &now); /* after the loop polls again */
+    }
 }
 
 static void on_deleted(void *owner)

@@ -18,6 +18,7 @@ struct sp_longpoll;
 LIST_HEAD(sp_sse_list, sp_sse);
 LIST_HEAD(sp_ws_list, sp_ws);
 LIST_HEAD(sp_longpoll_list, sp_longpoll);
+TAILQ_HEAD(sp_longpoll_queue, sp_longpoll);
 struct sp_grip;
 LIST_HEAD(sp_grip_list, sp_grip);
 
@@ -36,6 +37,8 @@ struct sp_push {
     struct sp_sse_list sse;
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
+    struct sp_longpoll_queue longpolls_ready; /* held, woken, to be answered */
+    struct event *longpoll_answerer;
     struct sp_grip_list grips;
     size_t live[SP_KIND_COUNT]; /* subscribers on each list */
     struct sp_replays *replays; /* signed webhook ids seen */
@@ -130,6 +133,8 @@ void sp_ws_close_all(struct sp_push *push);
 void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req);
 void sp_longpoll_close_all(struct sp_push *push);
+/* Answers a slice of the woken long-polls (the answerer event's callback). */
+void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *push);
 
 void sp_grip_tick(struct sp_push *push, uint64_t now);
 void sp_grip_close_all(struct sp_push *push);

@@ -75,6 +75,8 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->sse);
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
+    TAILQ_INIT(&push->longpolls_ready);
+    push->longpoll_answerer = evtimer_new(base, sp_longpoll_answer_ready, push);
     LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
     push->replays = sp_replays_new(push);
@@ -82,7 +84,8 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
     if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
-        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
+        push->longpoll_answerer == NULL || (config->redis.enabled && push->engine == NULL) ||
+        event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
@@ -100,6 +103,8 @@ void sp_push_free(struct sp_push *push)
     sp_grip_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
+    if (push->longpoll_answerer)
+        event_free(push->longpoll_answerer);
     if (push->drainer)
         event_free(push->drainer);
     if (push->hub)

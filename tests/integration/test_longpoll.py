@@ -165,3 +165,52 @@ def test_transport_restricted_to_sse_answers_406(make_sidepush):
     sp = make_sidepush("routes:\n  - path: /s/{channel}\n    subscribe: { transports: [sse] }\n")
     r = requests.get(sp.url + "/s/x", timeout=5)
     assert r.status_code == 406 and "text/event-stream" in r.json()["error"]
+
+
+def test_woken_polls_answered_in_slices_under_a_racing_publisher(make_sidepush):
+    """More held polls than one answer slice (256), a publisher POSTing as fast
+    as it is answered: answers go out a slice per loop turn and later ones carry
+    several messages, yet every fetch loop sees every message once, in order."""
+    import asyncio
+    import aiohttp
+    clients, messages = 400, 120
+    # History enough that a loop left behind by a slow (sanitized) build still
+    # resumes, rather than being told it missed messages.
+    sp = make_sidepush(ROUTES + "channels: { history: 1000 }\n")
+
+    async def main():
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def loop():
+                async with session.get(sp.url + "/events/lprace?wait=0") as r:
+                    cursor = r.headers["Sidepush-Cursor"]
+                got = []
+                while len(got) < messages:
+                    async with session.get(sp.url + "/events/lprace",
+                                           params={"cursor": cursor}) as r:
+                        if r.status == 200:
+                            body = await r.json()
+                            got += [(m["id"], m["data"]) for m in body["messages"]]
+                            cursor = body["cursor"]
+                        else:
+                            assert r.status == 204, r.status
+                return got
+            tasks = [asyncio.create_task(loop()) for _ in range(clients)]
+            deadline = time.monotonic() + 30
+            while True:
+                r = requests.get(f"http://127.0.0.1:{sp.publish_port}/channels/lprace", timeout=5)
+                if r.status_code == 200 and r.json()["subscribers"] >= clients:
+                    break
+                assert time.monotonic() < deadline, "the polls were not all held"
+                await asyncio.sleep(0.05)
+            ids = []
+            pub = f"http://127.0.0.1:{sp.publish_port}/publish/lprace"
+            for i in range(messages):
+                async with session.post(pub, data=f"m{i}".encode()) as r:
+                    assert r.status == 202
+                    ids.append((await r.json())["id"])
+            return ids, await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+    ids, results = asyncio.run(main())
+    want = [(ids[i], f"m{i}") for i in range(messages)]
+    assert all(got == want for got in results)
