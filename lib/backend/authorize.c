@@ -178,7 +178,7 @@ static void on_client_gone(void *ctx)
     pending_free(ctx);
 }
 
-static const struct sp_http_ops pending_ops = {NULL, NULL, on_client_gone};
+static const struct sp_http_ops pending_ops = {NULL, NULL, on_client_gone, NULL};
 
 static size_t discard(char *buf, size_t size, size_t n, void *arg)
 {

@@ -150,7 +150,8 @@ static void on_client_closed(void *ctx)
     xfer_free(x);
 }
 
-static const struct sp_http_ops client_ops = {on_client_body, on_client_drain, on_client_closed};
+static const struct sp_http_ops client_ops = {on_client_body, on_client_drain, on_client_closed,
+                                              NULL};
 
 /* ---- backend side callbacks (libcurl) ---------------------------------------------- */
 

@@ -153,6 +153,14 @@ static void arm_timer(struct sp_http_conn *c, const struct timeval *tv)
     event_add(&c->timer, tv);
 }
 
+void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms)
+{
+    struct timeval tv = sp_timeval_ms(ms);
+
+    if (!c->dead)
+        event_add(&c->timer, &tv);
+}
+
 /* ---- output --------------------------------------------------------------------- */
 
 /* The output buffer. What is added to it is written at the end of the loop
@@ -772,8 +780,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_http_conn *c = arg;
 
-    if (c->state != ST_HEAD)
+    if (c->state != ST_HEAD) {
+        const struct sp_http_ops *ops = c->ops;
+        if (!c->response_begun && ops != NULL && ops->expired != NULL)
+            ops->expired(c->ops_ctx);
         return;
+    }
     if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
         conn_close(c); /* idle keep-alive: close quietly */
         return;

@@ -36,9 +36,10 @@ typedef void (*sp_http_handler)(void *ctx, struct sp_http_conn *conn,
 /* Called with the handler's ctx; any may be NULL. After closed() the
  * connection is gone and must not be used. */
 struct sp_http_ops {
-    void (*body)(void *ctx);   /* more request body bytes, or its end */
-    void (*drain)(void *ctx);  /* unsent output fell below the pause mark */
-    void (*closed)(void *ctx); /* client went away before the response ended */
+    void (*body)(void *ctx);    /* more request body bytes, or its end */
+    void (*drain)(void *ctx);   /* unsent output fell below the pause mark */
+    void (*closed)(void *ctx);  /* client went away before the response ended */
+    void (*expired)(void *ctx); /* the deadline of sp_http_expire_after passed */
 };
 
 /* Called whenever a connection is freed (for connection caps). */
@@ -103,6 +104,11 @@ void sp_http_finish(struct sp_http_conn *c);
 void sp_http_abort(struct sp_http_conn *c);
 /* Bytes queued for the client and not yet sent. */
 size_t sp_http_unsent(const struct sp_http_conn *c);
+
+/* A held request's deadline (a long-poll's hold): ms from now, ops->expired
+ * runs unless the response has begun. It reuses the connection's own timer
+ * (idle while a request is handled), so holding costs no timer of its own. */
+void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms);
 
 /* Hands the socket over for a long-lived stream (SSE, WebSocket): the
  * connection is released (freed at the end of the loop turn), *fd is the

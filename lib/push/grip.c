@@ -221,7 +221,7 @@ static void response_gone(void *ctx)
     grip_free(ctx);
 }
 
-static const struct sp_http_ops held_ops = {NULL, NULL, response_gone};
+static const struct sp_http_ops held_ops = {NULL, NULL, response_gone, NULL};
 
 static void hold_response(struct sp_push *push, struct sp_grip *g, struct sp_http_conn *conn,
                           const struct sp_grip_hold *hold)

@@ -25,7 +25,6 @@ struct sp_longpoll {
     struct sp_push *push;
     struct sp_http_conn *conn;
     struct sp_subscription *subs;
-    struct event timer;
     LIST_ENTRY(sp_longpoll) link;
     TAILQ_ENTRY(sp_longpoll) ready_link;
     bool ready; /* a message came: answer at the next slice */
@@ -40,7 +39,6 @@ static void longpoll_free(struct sp_longpoll *lp)
 {
     if (lp->ready)
         TAILQ_REMOVE(&lp->push->longpolls_ready, lp, ready_link);
-    event_del(&lp->timer);
     LIST_REMOVE(lp, link);
     lp->push->live[SP_KIND_LONGPOLL]--;
     sp_subscription_close(lp->subs);
@@ -168,7 +166,7 @@ static void on_deleted(void *owner)
     longpoll_free(lp);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_timeout(void *arg)
 {
     struct sp_longpoll *lp = arg;
 
@@ -182,7 +180,7 @@ static void on_client_gone(void *ctx)
     longpoll_free(ctx);
 }
 
-static const struct sp_http_ops held_ops = {NULL, NULL, on_client_gone};
+static const struct sp_http_ops held_ops = {NULL, NULL, on_client_gone, on_timeout};
 
 /* ---- start ---------------------------------------------------------------------------------- */
 
@@ -220,7 +218,6 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
     lp->push = push;
     lp->conn = conn;
     lp->max_messages = route->subscribe.longpoll.max_messages;
-    evtimer_assign(&lp->timer, push->base, on_timeout, lp);
     LIST_INSERT_HEAD(&push->longpolls, lp, link);
     push->live[SP_KIND_LONGPOLL]++;
     if (sp_push_request_cursor(push, req, &lp->cursor) < 0) {
@@ -253,9 +250,8 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
         answer_empty(lp, 304, false);
         longpoll_free(lp);
     } else {
-        struct timeval tv = sp_timeval_ms(hold);
-        evtimer_add(&lp->timer, &tv);
         sp_http_set_ops(conn, &held_ops, lp);
+        sp_http_expire_after(conn, hold);
     }
 }
 

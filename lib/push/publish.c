@@ -195,7 +195,7 @@ static void on_job_client_gone(void *ctx)
     ((struct job *)ctx)->conn = NULL;
 }
 
-static const struct sp_http_ops job_ops = {NULL, NULL, on_job_client_gone};
+static const struct sp_http_ops job_ops = {NULL, NULL, on_job_client_gone, NULL};
 
 static void job_release(struct job *job)
 {
@@ -424,7 +424,7 @@ static void on_gone(void *ctx)
     pending_free(ctx);
 }
 
-static const struct sp_http_ops body_ops = {on_body, NULL, on_gone};
+static const struct sp_http_ops body_ops = {on_body, NULL, on_gone, NULL};
 
 static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum target target,
                           struct sp_slice channel)
@@ -474,7 +474,7 @@ static void on_admin_client_gone(void *ctx)
     ((struct admin *)ctx)->conn = NULL;
 }
 
-static const struct sp_http_ops admin_ops = {NULL, NULL, on_admin_client_gone};
+static const struct sp_http_ops admin_ops = {NULL, NULL, on_admin_client_gone, NULL};
 
 static struct admin *admin_new(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
@@ -715,7 +715,7 @@ static void on_claim_client_gone(void *ctx)
     ((struct claim *)ctx)->conn = NULL;
 }
 
-static const struct sp_http_ops claim_ops = {NULL, NULL, on_claim_client_gone};
+static const struct sp_http_ops claim_ops = {NULL, NULL, on_claim_client_gone, NULL};
 
 static void on_verdict(void *arg, enum sp_replay_verdict verdict)
 {

@@ -203,7 +203,7 @@ static void on_waiter_gone(void *ctx)
     free(w);
 }
 
-static const struct sp_http_ops waiter_ops = {NULL, NULL, on_waiter_gone};
+static const struct sp_http_ops waiter_ops = {NULL, NULL, on_waiter_gone, NULL};
 
 /* Redis did not come back within redis.subscribe_wait. EventSource gives up
  * for good on any status but 200, so SSE gets a stream that only says when
