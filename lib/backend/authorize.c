@@ -1,6 +1,5 @@
 #include "backend/authorize.h"
 
-#include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,33 +50,6 @@ static void question_clear(struct question *q)
     *q = (struct question){0};
 }
 
-/* Every Cookie and Authorization field the client sent goes along (folded
- * into one line each, as RFC 9110 allows for these), with the request
- * target exactly as received and the channels. */
-static int copy_header(struct question *q, const struct sp_http_request *req, const char *name)
-{
-    struct evbuffer *joined = NULL;
-    int rc = 0;
-
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const struct sp_http_header *h = &req->headers[i];
-        if (!sp_slice_caseeq(h->name, name))
-            continue;
-        if (joined == NULL && (joined = evbuffer_new()) == NULL)
-            return -1;
-        if (evbuffer_get_length(joined) > 0)
-            evbuffer_add(joined, strcmp(name, "Cookie") == 0 ? "; " : ", ", 2);
-        evbuffer_add(joined, h->value.ptr, h->value.len);
-    }
-    if (joined != NULL) {
-        size_t len = evbuffer_get_length(joined);
-        const char *v = (const char *)evbuffer_pullup(joined, -1);
-        rc = v == NULL && len > 0 ? -1 : sp_backend_add_header(&q->headers, name, len, v ? v : "");
-        evbuffer_free(joined);
-    }
-    return rc;
-}
-
 static int question_build(const struct sp_backend *b, const struct sp_route_config *route,
                           const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                           const struct sp_http_request *req, struct question *q)
@@ -86,8 +58,10 @@ static int question_build(const struct sp_backend *b, const struct sp_route_conf
 
     *q = (struct question){0};
     q->url = sp_backend_url(b, route, route->authorize.url, caps);
-    if (q->url == NULL || copy_header(q, req, "Cookie") < 0 ||
-        copy_header(q, req, "Authorization") < 0 ||
+    /* Every Cookie and Authorization field the client sent goes along, with
+     * the request target exactly as received and the channels. */
+    if (q->url == NULL || sp_backend_copy_header(&q->headers, req, "Cookie") < 0 ||
+        sp_backend_copy_header(&q->headers, req, "Authorization") < 0 ||
         sp_backend_add_header(&q->headers, "X-Original-URI", req->target.len, req->target.ptr) <
             0 ||
         sp_backend_add_header(&q->headers, "Sidepush-Channels", strlen(spec), spec) < 0)
@@ -123,17 +97,18 @@ static uint64_t verdict_ttl_ms(const struct pending *p)
 
 /* ---- verdicts --------------------------------------------------------------------------- */
 
-/* status 0: allowed. */
-static void proceed(struct pending *p, int status)
+/* A verdict, fresh or cached (status 0: allowed): the client carries on,
+ * or is answered. */
+static void proceed(int status, const struct sp_route_config *route,
+                    const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
+                    struct sp_http_conn *conn, sp_auth_allowed allowed, void *ctx)
 {
-    const struct sp_http_request *req = sp_http_request(p->conn);
-
     if (status == 401 || status == 403)
-        sp_http_respond_error(p->conn, status, "the backend did not authorize this subscription");
+        sp_http_respond_error(conn, status, "the backend did not authorize this subscription");
     else if (status != 0)
-        sp_http_respond_error(p->conn, 503, "subscriber authorization is unavailable");
+        sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
     else
-        p->allowed(p->allowed_ctx, p->route, p->caps, p->spec, p->conn, req);
+        allowed(ctx, route, caps, spec, conn, sp_http_request(conn));
 }
 
 static void pending_free(struct pending *p)
@@ -169,7 +144,7 @@ static void on_answer(CURL *easy, CURLcode result, void *ctx)
         sp_cache_put(p->auth->cache, p->q.key, &status, sizeof(status), now + ttl, now, true);
     }
     sp_http_set_ops(p->conn, NULL, NULL);
-    proceed(p, status);
+    proceed(status, p->route, p->caps, p->spec, p->conn, p->allowed, p->allowed_ctx);
     pending_free(p);
 }
 
@@ -241,10 +216,7 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
     if (verdict != NULL) {
         int status = *verdict;
         question_clear(&q);
-        if (status == 0)
-            allowed(ctx, route, caps, spec, conn, req);
-        else
-            sp_http_respond_error(conn, status, "the backend did not authorize this subscription");
+        proceed(status, route, caps, spec, conn, allowed, ctx);
         return;
     }
     struct pending *p = calloc(1, sizeof(*p));

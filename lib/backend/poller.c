@@ -42,6 +42,15 @@ struct poller {
     char *last_body; /* for merge patches */
 };
 
+struct sp_poll_stats {
+    uint64_t requests;
+    uint64_t changes;   /* published */
+    uint64_t unchanged; /* 304 or the same body */
+    uint64_t errors;    /* failures, non-2xx */
+    uint64_t pollers;   /* running now */
+    uint64_t leases;    /* with Redis: poll leases this replica holds (it polls those) */
+};
+
 struct sp_polls {
     const struct sp_backend *backend;
     struct sp_hmap *by_channel;
@@ -470,8 +479,11 @@ static void begin(struct poller *p)
 
 /* ---- registry -------------------------------------------------------------------------------- */
 
-int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
-                    const char *channel, const char *url, const struct curl_slist *headers)
+/* Makes sure channel has a poller for url (an absolute URL) with the given
+ * extra request headers (for per-client polls; may be NULL, copied). It
+ * starts polling once the channel has a subscriber. Returns 0 or -1. */
+static int polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
+                        const char *channel, const char *url, const struct curl_slist *headers)
 {
     struct poller *p = sp_hmap_get(polls->by_channel, channel);
 
@@ -523,7 +535,8 @@ void sp_polls_watch(void *arg, const char *channel, size_t subscribers)
     begin(p);
 }
 
-void sp_polls_settle(struct sp_polls *polls, const char *channel)
+/* After a subscription attempt: a poller nobody subscribed to lingers out. */
+static void polls_settle(struct sp_polls *polls, const char *channel)
 {
     struct poller *p = sp_hmap_get(polls->by_channel, channel);
 
@@ -560,12 +573,8 @@ static struct curl_slist *client_headers(const struct sp_route_config *route,
 
     if (!route->poll.per_client)
         return NULL;
-    for (size_t i = 0; i < route->poll.forward_headers.count; i++) {
-        const char *name = route->poll.forward_headers.items[i];
-        const struct sp_http_header *h = sp_http_find_header(req, name);
-        if (h != NULL)
-            sp_backend_add_header(&list, name, h->value.len, h->value.ptr);
-    }
+    for (size_t i = 0; i < route->poll.forward_headers.count; i++)
+        sp_backend_copy_header(&list, req, route->poll.forward_headers.items[i]);
     return list;
 }
 
@@ -583,11 +592,11 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *ro
         return;
     }
     poll_channel(url, headers, channel);
-    if (sp_polls_ensure(polls, route, channel, url, headers) < 0) {
+    if (polls_ensure(polls, route, channel, url, headers) < 0) {
         sp_http_respond_error(conn, 503, "out of memory");
     } else {
         sp_push_subscribe(polls->backend->push, route, channel, conn, req);
-        sp_polls_settle(polls, channel);
+        polls_settle(polls, channel);
     }
     free(url);
     curl_slist_free_all(headers);
@@ -641,11 +650,6 @@ void sp_polls_free(struct sp_polls *polls)
     sp_hmap_each(polls->by_channel, free_entry, NULL);
     sp_hmap_free(polls->by_channel);
     free(polls);
-}
-
-const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls)
-{
-    return &polls->stats;
 }
 
 /* ---- RFC 7396 merge patch ---------------------------------------------------------------- */

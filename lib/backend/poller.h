@@ -14,15 +14,6 @@
 
 struct sp_polls;
 
-struct sp_poll_stats {
-    uint64_t requests;
-    uint64_t changes;   /* published */
-    uint64_t unchanged; /* 304 or the same body */
-    uint64_t errors;    /* failures, non-2xx */
-    uint64_t pollers;   /* running now */
-    uint64_t leases;    /* with Redis: poll leases this replica holds (it polls those) */
-};
-
 /* b must outlive the returned object. NULL on allocation failure. */
 struct sp_polls *sp_polls_new(const struct sp_backend *b);
 /* Accepts NULL. The push must not call sp_polls_watch any more, and its
@@ -35,19 +26,9 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *ro
                         const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], struct sp_http_conn *conn,
                         const struct sp_http_request *req);
 
-/* Makes sure channel has a poller for url (an absolute URL) with the given
- * extra request headers (for per-client polls; may be NULL, copied). It
- * starts polling once the channel has a subscriber. Returns 0 or -1. */
-int sp_polls_ensure(struct sp_polls *polls, const struct sp_route_config *route,
-                    const char *channel, const char *url, const struct curl_slist *headers);
-
-/* After a subscription attempt: a poller nobody subscribed to lingers out. */
-void sp_polls_settle(struct sp_polls *polls, const char *channel);
-
 /* The push's subscriber-count watch (see sp_push_set_watch). */
 void sp_polls_watch(void *polls, const char *channel, size_t subscribers);
 
-const struct sp_poll_stats *sp_polls_stats(const struct sp_polls *polls);
 void sp_polls_metrics(const struct sp_polls *polls, struct evbuffer *out);
 
 /* RFC 7396: the merge patch turning JSON text old into new, as compact JSON

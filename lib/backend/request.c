@@ -1,8 +1,12 @@
 #include "backend/request.h"
 
+#include <event2/buffer.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "http/parser.h"
 
 char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *route,
                      const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
@@ -54,4 +58,29 @@ int sp_backend_add_header(struct curl_slist **list, const char *name, size_t len
         return -1;
     *list = l;
     return 0;
+}
+
+int sp_backend_copy_header(struct curl_slist **list, const struct sp_http_request *req,
+                           const char *name)
+{
+    struct evbuffer *joined = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct sp_http_header *h = &req->headers[i];
+        if (!sp_slice_caseeq(h->name, name))
+            continue;
+        if (joined == NULL && (joined = evbuffer_new()) == NULL)
+            return -1;
+        if (evbuffer_get_length(joined) > 0)
+            evbuffer_add(joined, strcasecmp(name, "Cookie") == 0 ? "; " : ", ", 2);
+        evbuffer_add(joined, h->value.ptr, h->value.len);
+    }
+    if (joined != NULL) {
+        size_t len = evbuffer_get_length(joined);
+        const char *v = (const char *)evbuffer_pullup(joined, -1);
+        rc = v == NULL && len > 0 ? -1 : sp_backend_add_header(list, name, len, v ? v : "");
+        evbuffer_free(joined);
+    }
+    return rc;
 }

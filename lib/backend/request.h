@@ -40,4 +40,11 @@ CURL *sp_backend_request(const struct sp_backend *b, const char *url,
 int sp_backend_add_header(struct curl_slist **list, const char *name, size_t len,
                           const char *value);
 
+/* Appends the client's header name (every field of that name, joined into
+ * one with ", ", or "; " for Cookie, as RFC 9110 and 6265 allow), if it
+ * sent one. Returns 0 or -1. */
+struct sp_http_request;
+int sp_backend_copy_header(struct curl_slist **list, const struct sp_http_request *req,
+                           const char *name);
+
 #endif

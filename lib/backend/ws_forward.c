@@ -20,9 +20,11 @@ struct sp_forward {
     sp_forward_reply reply;
     void *ws;
     char *url;
-    struct curl_slist *common;  /* Cookie, Authorization, channels, peer */
-    struct curl_slist *headers; /* of the message in flight */
-    CURL *easy;                 /* in flight */
+    /* The request headers, built once at the handshake: Cookie,
+     * Authorization, the channels, the peer, and the Content-Type of a text
+     * or of a binary message. */
+    struct curl_slist *text_headers, *binary_headers;
+    CURL *easy; /* in flight */
     struct item *current;
     struct item *head, *tail;
     size_t queued;
@@ -33,14 +35,6 @@ struct sp_forward {
 };
 
 static void next(struct sp_forward *f);
-
-static void copy_header(struct curl_slist **list, const struct sp_http_request *req,
-                        const char *name)
-{
-    const struct sp_http_header *h = sp_http_find_header(req, name);
-    if (h != NULL)
-        sp_backend_add_header(list, name, h->value.len, h->value.ptr);
-}
 
 static char *forward_url(const struct sp_backend *b, const struct sp_route_config *route,
                          const struct sp_http_request *req)
@@ -60,8 +54,6 @@ static void end_transfer(struct sp_forward *f)
         curl_easy_cleanup(f->easy);
         f->easy = NULL;
     }
-    curl_slist_free_all(f->headers);
-    f->headers = NULL;
     free(f->current);
     f->current = NULL;
     free(f->answer);
@@ -78,7 +70,8 @@ static void forward_free(struct sp_forward *f)
         f->head = it->next;
         free(it);
     }
-    curl_slist_free_all(f->common);
+    curl_slist_free_all(f->text_headers);
+    curl_slist_free_all(f->binary_headers);
     free(f->url);
     free(f);
 }
@@ -130,15 +123,9 @@ static void next(struct sp_forward *f)
         f->tail = NULL;
     f->queued--;
     f->current = it;
-    const char *type = it->text ? "text/plain; charset=utf-8" : "application/octet-stream";
-    for (const struct curl_slist *l = f->common; l != NULL; l = l->next) {
-        struct curl_slist *grown = curl_slist_append(f->headers, l->data);
-        if (grown == NULL)
-            goto fail;
-        f->headers = grown;
-    }
-    if (sp_backend_add_header(&f->headers, "Content-Type", strlen(type), type) < 0 ||
-        (f->easy = sp_backend_request(f->backend, f->url, f->headers)) == NULL)
+    f->easy =
+        sp_backend_request(f->backend, f->url, it->text ? f->text_headers : f->binary_headers);
+    if (f->easy == NULL)
         goto fail;
     curl_easy_setopt(f->easy, CURLOPT_POST, 1L);
     curl_easy_setopt(f->easy, CURLOPT_POSTFIELDS, &it->data[0]);
@@ -161,6 +148,19 @@ fail:
         forward_free(f);
 }
 
+static int headers_for(struct curl_slist **list, const char *type, const char *spec,
+                       const struct sp_http_request *req, const char *peer)
+{
+    if (sp_backend_copy_header(list, req, "Cookie") < 0 ||
+        sp_backend_copy_header(list, req, "Authorization") < 0 ||
+        sp_backend_add_header(list, "Sidepush-Channel", strlen(spec), spec) < 0 ||
+        sp_backend_add_header(list, "X-Forwarded-For", strlen(peer), peer) < 0 ||
+        sp_backend_add_header(list, "Content-Type", strlen(type), type) < 0 ||
+        sp_backend_add_header(list, "Expect", 0, "") < 0)
+        return -1;
+    return 0;
+}
+
 static struct sp_forward *forward_open(void *ctx, const struct sp_route_config *route,
                                        const char *spec, const struct sp_http_request *req,
                                        const char *peer, sp_forward_reply reply, void *ws)
@@ -172,12 +172,9 @@ static struct sp_forward *forward_open(void *ctx, const struct sp_route_config *
         return NULL;
     *f = (struct sp_forward){.backend = b, .reply = reply, .ws = ws};
     f->url = forward_url(b, route, req);
-    copy_header(&f->common, req, "Cookie");
-    copy_header(&f->common, req, "Authorization");
     if (f->url == NULL ||
-        sp_backend_add_header(&f->common, "Sidepush-Channel", strlen(spec), spec) < 0 ||
-        sp_backend_add_header(&f->common, "X-Forwarded-For", strlen(peer), peer) < 0 ||
-        sp_backend_add_header(&f->common, "Expect", 0, "") < 0) {
+        headers_for(&f->text_headers, "text/plain; charset=utf-8", spec, req, peer) < 0 ||
+        headers_for(&f->binary_headers, "application/octet-stream", spec, req, peer) < 0) {
         forward_free(f);
         return NULL;
     }

@@ -38,7 +38,7 @@ struct xfer {
     int64_t content_length;
     bool chunked;                       /* the backend framed its body with chunks */
     const char *bad_response;           /* why the response could be read two ways: 502 */
-    struct evbuffer *connection_tokens; /* the backend's Connection values */
+    struct evbuffer *connection_tokens; /* the backend's Connection values, if it sent any */
     bool head_sent;
     bool timed_out;
     uint64_t started_ms;
@@ -228,7 +228,7 @@ static int parse_length(struct sp_slice v, int64_t *out)
  * (RFC 9110 section 7.6.1): they are removed once the whole head is in. */
 static void drop_connection_named(struct xfer *x)
 {
-    size_t tlen = evbuffer_get_length(x->connection_tokens);
+    size_t tlen = x->connection_tokens ? evbuffer_get_length(x->connection_tokens) : 0;
     struct evbuffer *kept;
     char *line;
     size_t len;
@@ -272,7 +272,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
         if (x->status == 101)
             return refuse(x, "101 Switching Protocols to a request that asked for no upgrade");
         evbuffer_drain(x->head_lines, evbuffer_get_length(x->head_lines));
-        evbuffer_drain(x->connection_tokens, evbuffer_get_length(x->connection_tokens));
+        if (x->connection_tokens)
+            evbuffer_drain(x->connection_tokens, evbuffer_get_length(x->connection_tokens));
         x->content_length = -1;
         x->chunked = false;
         free(x->grip_hold);
@@ -301,6 +302,9 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
         return len;
     }
     if (sp_slice_caseeq(name, "Connection")) {
+        /* Most answers name nothing but keep-alive or close: a buffer only then. */
+        if (x->connection_tokens == NULL && (x->connection_tokens = evbuffer_new()) == NULL)
+            return refuse(x, "out of memory for its Connection header");
         evbuffer_add(x->connection_tokens, colon + 1, (size_t)(buf + n - colon - 1));
         evbuffer_add(x->connection_tokens, ",", 1);
         return len;
@@ -654,9 +658,7 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
     evtimer_assign(&x->deadline, p->base, on_deadline, x);
     x->easy = easy_get(p);
     x->head_lines = evbuffer_new();
-    x->connection_tokens = evbuffer_new();
-    if (x->easy == NULL || x->head_lines == NULL || x->connection_tokens == NULL ||
-        setup_easy(x, req) < 0)
+    if (x->easy == NULL || x->head_lines == NULL || setup_easy(x, req) < 0)
         goto fail;
     if (sp_curlm_add(p->curlm, x->easy, on_done, x) < 0)
         goto fail;

@@ -434,28 +434,22 @@ int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
                          struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
                          struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing)
 {
-    int minor = c->req.minor_version;
-    struct evbuffer *head = evbuffer_new();
+    int minor = c->req.minor_version; /* read before the connection is released */
     enum sp_http_stream how = upgrade      ? SP_HTTP_STREAM_UPGRADE
                               : minor == 1 ? SP_HTTP_STREAM_CHUNKED
                                            : SP_HTTP_STREAM_CLOSE;
 
-    if (head == NULL)
+    /* Output still due (an earlier pipelined answer) goes first. */
+    if (sp_http_detach(c, fd, out, in) < 0)
         return -1;
-    evbuffer_add_printf(head, "HTTP/1.%d %d %s\r\n", minor, status,
+    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor, status,
                         reason ? reason : sp_http_reason(status));
     if (headers != NULL)
-        evbuffer_add_buffer(head, headers);
-    evbuffer_add_printf(head, "%s\r\n",
+        evbuffer_add_buffer(out, headers);
+    evbuffer_add_printf(out, "%s\r\n",
                         how == SP_HTTP_STREAM_CHUNKED ? "Transfer-Encoding: chunked\r\n"
                         : how == SP_HTTP_STREAM_CLOSE ? "Connection: close\r\n"
                                                       : "");
-    if (sp_http_detach(c, fd, out, in) < 0) {
-        evbuffer_free(head);
-        return -1;
-    }
-    evbuffer_add_buffer(out, head);
-    evbuffer_free(head);
     *framing = how;
     return 0;
 }

@@ -11,15 +11,6 @@
 
 #define READ_CHUNK 16384
 
-/* Streams written per slice of a flush. A fan-out to many subscribers is
- * written a slice at a time, with the loop polling in between, so what
- * arrives meanwhile (the next publish, a health check, a proxied request)
- * is read and handled, and a subscriber not yet written gets every message
- * queued by then in its one writev: the fan-out coalesces under load, and
- * nothing waits behind it (redis caps a client's writes per event with
- * NET_MAX_WRITES_PER_EVENT for the same reason). */
-#define FLUSH_SLICE SP_FLUSH_SLICE
-
 struct sp_stream {
     struct sp_flusher *flusher;
     evutil_socket_t fd;
@@ -145,7 +136,7 @@ static void flush(evutil_socket_t fd, short what, void *arg)
 
     /* Round robin: a stream that gets more output after its write joins the
      * tail, behind every stream that was already waiting. */
-    while (written < FLUSH_SLICE && (s = TAILQ_FIRST(&f->pending)) != NULL) {
+    while (written < SP_FLUSH_SLICE && (s = TAILQ_FIRST(&f->pending)) != NULL) {
         TAILQ_REMOVE(&f->pending, s, pending_link);
         s->pending = false;
         if (s->write_ev == NULL || !event_pending(s->write_ev, EV_WRITE, NULL))

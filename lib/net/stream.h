@@ -24,6 +24,12 @@
 
 #include "core/clock.h"
 
+/* Streams written per slice of a flush. While 10,000 subscribers are being
+ * written, the next publish, a health check, a proxied request are read and
+ * handled between slices, and a subscriber not yet written gets every
+ * message queued by then in its one writev: the fan-out coalesces under
+ * load (redis caps a client's writes per event, NET_MAX_WRITES_PER_EVENT,
+ * for the same reason). */
 #define SP_FLUSH_SLICE 256
 
 struct sp_flusher;

@@ -45,11 +45,6 @@ void sp_replays_free(struct sp_replays *r)
     free(r);
 }
 
-size_t sp_replays_count(const struct sp_replays *r)
-{
-    return sp_cache_count(r->ids);
-}
-
 int sp_replay_fingerprint(const struct sp_http_request *req, const void *body, size_t len,
                           char out[SP_SHA256_HEX])
 {

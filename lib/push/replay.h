@@ -41,7 +41,4 @@ typedef void (*sp_replay_done)(void *arg, enum sp_replay_verdict verdict);
 void sp_replay_claim(struct sp_replays *r, const char *webhook_id,
                      const char fingerprint[SP_SHA256_HEX], sp_replay_done cb, void *arg);
 
-/* Remembered ids (in memory; 0 with Redis). */
-size_t sp_replays_count(const struct sp_replays *r);
-
 #endif

@@ -1,5 +1,7 @@
 #include "backend/request.h"
 
+#include "http/parser.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,23 @@ int main(void)
            effective != NULL && strcmp(effective, "http://127.0.0.1:3000/a/../b") == 0,
        "the request's URL is the one given");
     curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+
+    /* The client's header: every field of the name, joined. */
+    static char raw[] = "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: y\r\ncookie: b=2\r\n"
+                        "Authorization: Bearer t\r\n\r\n";
+    struct sp_http_request req;
+    struct sp_http_header fields[8];
+    ok(sp_http_parse_request(raw, strlen(raw), &req, fields, 8) > 0, "a request");
+    h = NULL;
+    ok(sp_backend_copy_header(&h, &req, "Cookie") == 0 && h != NULL &&
+           strcmp(h->data, "Cookie: a=1; b=2") == 0,
+       "two Cookie fields are one cookie list");
+    ok(sp_backend_copy_header(&h, &req, "Authorization") == 0 && h->next != NULL &&
+           strcmp(h->next->data, "Authorization: Bearer t") == 0,
+       "one field as it is");
+    ok(sp_backend_copy_header(&h, &req, "X-Absent") == 0 && h->next->next == NULL,
+       "an absent header adds nothing");
     curl_slist_free_all(h);
     sp_tmpl_free(route.tmpl);
     return tap_done();
