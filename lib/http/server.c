@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event_struct.h>
 #include <jansson.h>
 #include <netinet/in.h>
@@ -13,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 enum conn_state {
     ST_HEAD,    /* waiting for a request head */
@@ -21,9 +21,24 @@ enum conn_state {
     ST_CLOSING, /* flushing a final response, then closing */
 };
 
+/* Bytes read per recv(); also what a connection's input may hold past a
+ * head's worth before reading pauses. */
+#define READ_CHUNK 4096
+
+/* No bufferevent: a connection is a socket, one read event, two buffers and
+ * a write event made only once its socket was full (the subscriber streams'
+ * model). A held long-poll then costs no more than it must, and a read is
+ * one recv(), without the FIONREAD ioctl evbuffer_read() adds to each. */
 struct sp_http_conn {
     struct sp_http_server *server;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event io;        /* readable (EV_TIMEOUT when woken to reprocess input) */
+    struct event *write_ev; /* only while the socket is full */
+    struct evbuffer *in;
+    struct evbuffer *out;
+    bool reading;           /* io is added */
+    bool writing;           /* write_ev is added */
+    bool eof;               /* the client half-closed: never read again */
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
     TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
@@ -75,7 +90,7 @@ struct sp_http_server {
     /* Connections with new output: written at the end of the loop turn,
      * directly, so a response that fits the socket costs one writev and no
      * epoll registration; only what does not fit waits for writability
-     * through the bufferevent (the subscriber streams' model). */
+     * (the subscriber streams' model). */
     TAILQ_HEAD(, sp_http_conn) pending;
     struct event *writer;
 };
@@ -88,7 +103,15 @@ static const struct timeval *common_timeout(struct event_base *base, uint64_t ms
 static void conn_free(struct sp_http_conn *c)
 {
     event_del(&c->timer);
-    bufferevent_free(c->bev);
+    event_del(&c->io);
+    if (c->write_ev)
+        event_free(c->write_ev);
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out); /* runs the cleanups of unsent references */
+    if (c->fd >= 0)
+        evutil_closesocket(c->fd);
     if (c->body)
         evbuffer_free(c->body);
     free(c->head);
@@ -120,7 +143,11 @@ static void conn_close(struct sp_http_conn *c)
     c->ops = NULL;
     if (ops && ops->closed)
         ops->closed(c->ops_ctx);
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    event_del(&c->io);
+    c->reading = false;
+    if (c->write_ev)
+        event_del(c->write_ev);
+    c->writing = false;
     event_del(&c->timer);
     if (c->write_pending) {
         TAILQ_REMOVE(&c->server->pending, c, pending_link);
@@ -164,45 +191,70 @@ void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms)
 /* ---- output --------------------------------------------------------------------- */
 
 /* The output buffer. What is added to it is written at the end of the loop
- * turn (write_pending); while the bufferevent is writing (EV_WRITE on,
- * after a socket was full) it carries on by itself. */
+ * turn (write_pending); while the socket is full (writing) the write event
+ * carries on by itself. */
 static struct evbuffer *out(struct sp_http_conn *c)
 {
     struct sp_http_server *s = c->server;
 
-    if (!c->dead && !c->write_pending && !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+    if (!c->dead && !c->write_pending && !c->writing) {
         c->write_pending = true;
         if (TAILQ_EMPTY(&s->pending))
             event_active(s->writer, EV_TIMEOUT, 0);
         TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
     }
-    return bufferevent_get_output(c->bev);
+    return c->out;
 }
 
 static void output_drained(struct sp_http_conn *c);
+static void update_reading(struct sp_http_conn *c);
+static void reprocess_input(struct sp_http_conn *c);
+static void on_writable(evutil_socket_t fd, short what, void *arg);
 
-/* Writes what the socket takes now; the rest goes out through the
- * bufferevent as the socket drains. */
-static void write_now(struct sp_http_conn *c)
+/* Writes what the socket takes now. Returns false if the connection is
+ * gone (closed, the handler told); otherwise the rest, if any, waits for
+ * writability. */
+static bool write_some(struct sp_http_conn *c)
 {
-    struct evbuffer *o = bufferevent_get_output(c->bev);
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
     int n = 1;
 
-    /* A socket bufferevent keeps its output's start frozen (only it drains
-     * it); it does the same thaw around its own writes. */
-    evbuffer_unfreeze(o, 1);
-    while (n > 0 && evbuffer_get_length(o) > 0)
-        n = evbuffer_write(o, fd);
-    bool failed = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-    evbuffer_freeze(o, 1);
-    if (failed || n == 0) {
+    while (n > 0 && evbuffer_get_length(c->out) > 0)
+        n = evbuffer_write(c->out, c->fd);
+    if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || n == 0) {
         conn_close(c); /* the client is gone; the handler hears closed() */
-        return;
+        return false;
     }
-    if (evbuffer_get_length(o) > 0)
-        bufferevent_enable(c->bev, EV_WRITE);
-    else
+    bool rest = evbuffer_get_length(c->out) > 0;
+    if (rest && c->write_ev == NULL)
+        c->write_ev = event_new(c->server->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
+    if (rest && !c->writing) {
+        if (c->write_ev == NULL || event_add(c->write_ev, NULL) < 0) {
+            conn_close(c);
+            return false;
+        }
+        c->writing = true;
+    } else if (!rest && c->writing) {
+        event_del(c->write_ev);
+        c->writing = false;
+    }
+    return true;
+}
+
+static void write_now(struct sp_http_conn *c)
+{
+    if (write_some(c) && evbuffer_get_length(c->out) == 0)
+        output_drained(c);
+}
+
+/* The socket took more: a producer waiting for room (a proxied download)
+ * hears so once unsent output is under half the limit; a closing
+ * connection once all of it is out. */
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_http_conn *c = arg;
+    size_t low = c->state == ST_CLOSING ? 0 : c->server->limits.output_buffer / 2;
+
+    if (write_some(c) && evbuffer_get_length(c->out) <= low)
         output_drained(c);
 }
 
@@ -243,9 +295,7 @@ static void flush_then_close(struct sp_http_conn *c)
 {
     c->state = ST_CLOSING;
     event_del(&c->timer);
-    bufferevent_disable(c->bev, EV_READ);
-    /* The write callback fires at the low-water mark; zero means "all sent". */
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    update_reading(c);
     if (evbuffer_get_length(out(c)) == 0)
         conn_close(c);
 }
@@ -261,13 +311,13 @@ static void response_complete(struct sp_http_conn *c)
     }
     end_exchange(c);
     c->state = ST_HEAD;
-    bufferevent_enable(c->bev, EV_READ);
-    c->head_clock = evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    update_reading(c);
+    c->head_clock = evbuffer_get_length(c->in) > 0;
     arm_timer(c, c->head_clock ? c->server->header_timeout : c->server->idle_timeout);
     /* Pipelined requests already buffered are served on the next loop turn,
      * outside whatever callback chain finished this response. */
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    if (evbuffer_get_length(c->in) > 0)
+        reprocess_input(c);
 }
 
 static bool wants_keepalive(const struct sp_http_conn *c)
@@ -399,7 +449,7 @@ void sp_http_respond_error(struct sp_http_conn *c, int status, const char *messa
 
 size_t sp_http_unsent(const struct sp_http_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return evbuffer_get_length(c->out);
 }
 
 bool sp_http_response_started(const struct sp_http_conn *c)
@@ -417,14 +467,16 @@ int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer 
 {
     if (c->dead || c->response_begun || sp_http_has_body(c))
         return -1;
-    *fd = bufferevent_getfd(c->bev);
+    *fd = c->fd;
     if (out_rest)
-        evbuffer_add_buffer(out_rest, bufferevent_get_output(c->bev));
+        evbuffer_add_buffer(out_rest, c->out);
     if (in_rest)
-        evbuffer_add_buffer(in_rest, bufferevent_get_input(c->bev));
-    /* The bufferevent lets go of the socket without closing it. */
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_setfd(c->bev, -1);
+        evbuffer_add_buffer(in_rest, c->in);
+    event_del(&c->io);
+    if (c->write_ev)
+        event_del(c->write_ev);
+    c->reading = c->writing = false;
+    c->fd = -1; /* the stream owns the socket now */
     c->ops = NULL;
     conn_close(c);
     return 0;
@@ -503,7 +555,7 @@ void sp_http_body_taken(struct sp_http_conn *c)
     if (c->body_paused && !c->dead &&
         evbuffer_get_length(c->body) < c->server->limits.output_buffer) {
         c->body_paused = false;
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        reprocess_input(c);
     }
 }
 
@@ -517,7 +569,7 @@ static void notify_body(struct sp_http_conn *c)
  * failing the request. */
 static int read_body(struct sp_http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t before = evbuffer_get_length(c->body);
 
     while (!c->body_done && evbuffer_get_length(c->body) < c->server->limits.output_buffer) {
@@ -649,7 +701,7 @@ static void dispatch(struct sp_http_conn *c)
 
 static void read_head(struct sp_http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     const struct sp_http_limits *lim = &c->server->limits;
     size_t avail = evbuffer_get_length(in);
     size_t window = avail < lim->max_header_size ? avail : lim->max_header_size;
@@ -693,7 +745,7 @@ static void process_input(struct sp_http_conn *c)
 {
     while (!c->dead) {
         if (c->state == ST_HEAD) {
-            size_t before = evbuffer_get_length(bufferevent_get_input(c->bev));
+            size_t before = evbuffer_get_length(c->in);
             read_head(c);
             if (c->state == ST_HEAD || before == 0)
                 return;
@@ -711,63 +763,95 @@ static void process_input(struct sp_http_conn *c)
     }
 }
 
-/* ---- libevent callbacks ------------------------------------------------------------ */
+/* ---- reading ---------------------------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Input is read while it holds less than a head's worth past what is being
+ * processed, so pipelined requests behind a slow response cannot pile up;
+ * a closing connection and one the client half-closed read no more. */
+static void update_reading(struct sp_http_conn *c)
+{
+    size_t cap = c->server->limits.max_header_size + READ_CHUNK;
+    bool want = !c->dead && !c->eof && c->state != ST_CLOSING && evbuffer_get_length(c->in) < cap;
+
+    if (want == c->reading)
+        return;
+    if (want ? event_add(&c->io, NULL) : event_del(&c->io)) {
+        conn_close(c);
+        return;
+    }
+    c->reading = want;
+}
+
+/* Serves input already buffered on a later loop turn, outside the callback
+ * chain that made room for it. */
+static void reprocess_input(struct sp_http_conn *c)
+{
+    if (!c->dead)
+        event_active(&c->io, EV_TIMEOUT, 0);
+}
+
+/* The client closed its side. */
+static void on_eof(struct sp_http_conn *c)
+{
+    if (c->state == ST_HANDLED && !c->response_done && sp_http_has_body(c)) {
+        /* Half-close after sending a body (a publish, an upload): the
+         * answer can still go out. */
+        c->eof = true;
+        c->close_after = true;
+        update_reading(c);
+        return;
+    }
+    /* EOF on a request without a body is a client that left (as nginx takes
+     * it): a held long-poll or a proxied request is released now, not when
+     * its answer is ready; a body cut short tells the handler the same. */
+    conn_close(c);
+}
+
+/* One recv() into the input. Returns false if the connection ended. */
+static bool read_socket(struct sp_http_conn *c)
+{
+    char buf[READ_CHUNK];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+
+    if (n > 0) {
+        if (evbuffer_add(c->in, buf, (size_t)n) == 0)
+            return true;
+        conn_close(c);
+        return false;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return true;
+    if (n == 0)
+        on_eof(c);
+    else
+        conn_close(c);
+    return !c->dead;
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_http_conn *c = arg;
 
-    if (c->state == ST_CLOSING) {
-        evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+    if ((what & EV_READ) && !read_socket(c))
         return;
-    }
-    if (c->body_paused)
-        return;
-    process_input(c);
+    if (c->state == ST_CLOSING)
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    else if (!c->body_paused)
+        process_input(c);
+    if (!c->dead)
+        update_reading(c);
 }
 
 /* Output fell under its low-water mark (all of it, once closing). */
 static void output_drained(struct sp_http_conn *c)
 {
     if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(c->out) == 0)
             conn_close(c);
         return;
     }
     if (c->ops && c->ops->drain)
         c->ops->drain(c->ops_ctx);
-}
-
-static void on_write(struct bufferevent *bev, void *arg)
-{
-    struct sp_http_conn *c = arg;
-
-    /* All sent: new output goes back to the end-of-turn writer. */
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        bufferevent_disable(bev, EV_WRITE);
-    output_drained(c);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct sp_http_conn *c = arg;
-
-    if ((what & BEV_EVENT_EOF) && c->state == ST_HANDLED && !c->response_done &&
-        !(what & BEV_EVENT_WRITING) && sp_http_has_body(c)) {
-        /* Half-close after sending a body (a publish, an upload): the
-         * answer can still go out. */
-        bufferevent_disable(bev, EV_READ);
-        c->close_after = true;
-        return;
-    }
-    /* EOF on a request without a body is a client that left (as nginx takes
-     * it): a held long-poll or a proxied request is released now, not when
-     * its answer is ready. */
-    if ((what & BEV_EVENT_EOF) && c->state == ST_BODY) {
-        conn_close(c); /* body cut short; the handler hears closed() */
-        return;
-    }
-    conn_close(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -780,7 +864,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             ops->expired(c->ops_ctx);
         return;
     }
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0) {
+    if (evbuffer_get_length(c->in) == 0) {
         conn_close(c); /* idle keep-alive: close quietly */
         return;
     }
@@ -868,7 +952,7 @@ void sp_http_server_drain(struct sp_http_server *s)
     s->draining = true;
     for (c = LIST_FIRST(&s->live); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->state == ST_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+        if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0)
             conn_close(c); /* idle keep-alive: nothing to finish */
         else
             c->close_after = true;
@@ -881,26 +965,25 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     struct sp_http_conn *c = calloc(1, sizeof(*c));
     int one = 1;
 
-    if (c == NULL)
-        goto fail;
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return -1;
+    }
     c->server = s;
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL)
-        goto fail;
-    fd = -1; /* owned by the bufferevent now */
+    c->fd = fd; /* owned by the connection from here on */
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    event_assign(&c->io, s->base, fd, EV_READ | EV_PERSIST, on_io, c);
     evtimer_assign(&c->timer, s->base, on_timer, c);
+    if (c->in == NULL || c->out == NULL || event_add(&c->io, NULL) < 0)
+        goto fail;
+    c->reading = true;
     if (peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
                   sizeof(c->peer));
     else
         inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, c->peer, sizeof(c->peer));
-    setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    /* Input stops being read past a head's worth of bytes, so pipelined
-     * requests behind a slow response cannot pile up. */
-    bufferevent_setwatermark(c->bev, EV_READ, 0, s->limits.max_header_size + 4096);
-    bufferevent_setwatermark(c->bev, EV_WRITE, s->limits.output_buffer / 2, 0);
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-    bufferevent_enable(c->bev, EV_READ);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->head_clock = true;
     arm_timer(c, s->header_timeout);
     LIST_INSERT_HEAD(&s->live, c, link);
@@ -909,8 +992,6 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     return 0;
 
 fail:
-    if (fd >= 0)
-        evutil_closesocket(fd);
-    free(c);
+    conn_free(c);
     return -1;
 }
