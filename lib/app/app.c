@@ -83,7 +83,7 @@ static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
     if (!live && !ready)
         return false;
     if (!sp_slice_eq(req->method, "GET") && !sp_slice_eq(req->method, "HEAD")) {
-        sp_http_respond_error(conn, 405, "health endpoints answer GET and HEAD");
+        sp_http_respond_not_allowed(conn, "GET, HEAD", "health endpoints answer GET and HEAD");
         return true;
     }
     if (live || (app->ready && (app->push == NULL || sp_push_engine_ready(app->push)))) {

@@ -413,8 +413,8 @@ void sp_http_abort(struct sp_http_conn *c)
     conn_close(c);
 }
 
-void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type, const char *body,
-                     size_t len)
+static void respond(struct sp_http_conn *c, int status, const char *allow,
+                    const char *content_type, const char *body, size_t len)
 {
     struct evbuffer *headers = evbuffer_new();
 
@@ -422,6 +422,8 @@ void sp_http_respond(struct sp_http_conn *c, int status, const char *content_typ
         conn_close(c);
         return;
     }
+    if (allow)
+        evbuffer_add_printf(headers, "Allow: %s\r\n", allow);
     if (content_type)
         evbuffer_add_printf(headers, "Content-Type: %s\r\n", content_type);
     evbuffer_add(headers, "Cache-Control: no-store\r\n", 25);
@@ -431,7 +433,14 @@ void sp_http_respond(struct sp_http_conn *c, int status, const char *content_typ
     sp_http_finish(c);
 }
 
-void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message)
+void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type, const char *body,
+                     size_t len)
+{
+    respond(c, status, NULL, content_type, body, len);
+}
+
+static void respond_error(struct sp_http_conn *c, int status, const char *allow,
+                          const char *message)
 {
     json_t *obj = json_pack("{s:s, s:i}", "error", message, "status", status);
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -442,9 +451,19 @@ void sp_http_respond_error(struct sp_http_conn *c, int status, const char *messa
         text = grown;
         text[len++] = '\n';
     }
-    sp_http_respond(c, status, "application/json", text ? text : "", len);
+    respond(c, status, allow, "application/json", text ? text : "", len);
     free(text);
     json_decref(obj);
+}
+
+void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message)
+{
+    respond_error(c, status, NULL, message);
+}
+
+void sp_http_respond_not_allowed(struct sp_http_conn *c, const char *allow, const char *message)
+{
+    respond_error(c, 405, allow, message);
 }
 
 size_t sp_http_unsent(const struct sp_http_conn *c)

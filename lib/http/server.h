@@ -89,6 +89,8 @@ void sp_http_respond(struct sp_http_conn *c, int status, const char *content_typ
                      size_t len);
 /* {"error": message, "status": status} with the status's reason. */
 void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message);
+/* 405 with the Allow header RFC 9110 §15.5.6 requires, e.g. "GET, HEAD". */
+void sp_http_respond_not_allowed(struct sp_http_conn *c, const char *allow, const char *message);
 
 /* Starts a streamed response. header_lines holds "Name: value\r\n" lines
  * (no framing headers; may be NULL). content_length < 0 means unknown: the

@@ -13,6 +13,11 @@
  * (the flusher's model), with everything after its cursor by then. So a
  * publisher that publishes while 10,000 polls are being answered makes the
  * later answers carry several messages, not one each.
+ *
+ * Most answers are alike: every client at the head of a channel gets the
+ * same new message(s). Such an answer's header lines and body are rendered
+ * once and shared by reference (struct shared); a client adds only its own
+ * CORS lines, and the server the status line and framing.
  */
 #include <event2/event_struct.h>
 #include <stdio.h>
@@ -34,6 +39,141 @@ struct sp_longpoll {
 
 /* Held requests answered per slice; the loop polls between slices. */
 #define ANSWER_SLICE 256
+
+/* Answers of up to SHARED_MAX messages (and not "missed") are shared; the
+ * last SHARED_SLOTS of them are kept, since clients a publish or two behind
+ * get the next one or two shapes. */
+#define SHARED_MAX 8
+#define SHARED_SLOTS 4
+
+/* A rendered answer: header lines (Content-Type through ETag), then the
+ * body. It holds a reference to each of its messages, which is its key and
+ * keeps their addresses from being reused while it lives. */
+struct shared {
+    unsigned refs; /* the cache's and one per queued reference */
+    size_t n;
+    struct sp_msg *msgs[SHARED_MAX];
+    size_t head_len, body_len;
+    char bytes[];
+};
+
+struct sp_longpoll_cache {
+    struct shared *slots[SHARED_SLOTS];
+    unsigned next;
+    struct evbuffer *head, *body; /* scratch, empty between answers */
+};
+
+static void shared_unref(struct shared *sh)
+{
+    if (sh == NULL || --sh->refs > 0)
+        return;
+    for (size_t i = 0; i < sh->n; i++)
+        sp_msg_unref(sh->msgs[i]);
+    free(sh);
+}
+
+static void shared_unref_cb(const void *data, size_t len, void *sh)
+{
+    (void)data;
+    (void)len;
+    shared_unref(sh);
+}
+
+struct sp_longpoll_cache *sp_longpoll_cache_new(void)
+{
+    struct sp_longpoll_cache *cache = calloc(1, sizeof(*cache));
+
+    if (cache == NULL)
+        return NULL;
+    cache->head = evbuffer_new();
+    cache->body = evbuffer_new();
+    if (cache->head == NULL || cache->body == NULL) {
+        sp_longpoll_cache_free(cache);
+        return NULL;
+    }
+    return cache;
+}
+
+void sp_longpoll_cache_free(struct sp_longpoll_cache *cache)
+{
+    if (cache == NULL)
+        return;
+    for (int i = 0; i < SHARED_SLOTS; i++)
+        shared_unref(cache->slots[i]);
+    if (cache->head)
+        evbuffer_free(cache->head);
+    if (cache->body)
+        evbuffer_free(cache->body);
+    free(cache);
+}
+
+/* Renders the answer for msgs (n <= SHARED_MAX) into one allocation. */
+static struct shared *shared_render(struct sp_push *push, struct sp_msg **msgs, size_t n)
+{
+    char cursor[SP_MSG_ID_MAX];
+    char head[3 * SP_MSG_ID_MAX + 128];
+    struct sp_slice items[SHARED_MAX];
+    size_t items_len = 0;
+
+    sp_hub_format_id(push->hub, sp_msg_seq(msgs[n - 1]), cursor);
+    for (size_t i = 0; i < n; i++) {
+        items[i] = sp_msg_render(msgs[i], SP_FMT_JSON);
+        if (items[i].len == 0)
+            return NULL;
+        items_len += items[i].len + 1;
+    }
+    int head_len = snprintf(head, sizeof(head),
+                            "Content-Type: application/json\r\n"
+                            "Cache-Control: no-store\r\n"
+                            "Sidepush-Cursor: %s\r\n"
+                            "ETag: \"%s\"\r\n",
+                            cursor, cursor);
+    char open[SP_MSG_ID_MAX + 48];
+    int open_len = snprintf(open, sizeof(open), "{\"cursor\":\"%s\",\"missed\":false,\"messages\":[",
+                            cursor);
+    struct shared *sh = malloc(sizeof(*sh) + (size_t)head_len + (size_t)open_len + items_len + 3);
+    if (sh == NULL)
+        return NULL;
+    sh->refs = 1;
+    sh->n = n;
+    sh->head_len = (size_t)head_len;
+    char *p = sh->bytes;
+    memcpy(p, head, sh->head_len);
+    p += sh->head_len;
+    memcpy(p, open, (size_t)open_len);
+    p += open_len;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            *p++ = ',';
+        memcpy(p, items[i].ptr, items[i].len);
+        p += items[i].len;
+        sh->msgs[i] = sp_msg_ref(msgs[i]);
+    }
+    memcpy(p, "]}\n", 3);
+    p += 3;
+    sh->body_len = (size_t)(p - sh->bytes) - sh->head_len;
+    return sh;
+}
+
+/* The shared answer for msgs, rendered now if none of the kept ones is it.
+ * NULL: out of memory (the caller renders the answer itself). */
+static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, size_t n)
+{
+    struct sp_longpoll_cache *cache = push->longpoll_cache;
+
+    for (int i = 0; i < SHARED_SLOTS; i++) {
+        struct shared *sh = cache->slots[i];
+        if (sh != NULL && sh->n == n && memcmp(sh->msgs, msgs, n * sizeof(*msgs)) == 0)
+            return sh;
+    }
+    struct shared *sh = shared_render(push, msgs, n);
+    if (sh == NULL)
+        return NULL;
+    unsigned slot = cache->next++ % SHARED_SLOTS;
+    shared_unref(cache->slots[slot]);
+    cache->slots[slot] = sh;
+    return sh;
+}
 
 static void longpoll_free(struct sp_longpoll *lp)
 {
@@ -64,9 +204,43 @@ static void common_headers(struct sp_longpoll *lp, struct evbuffer *h, const cha
     sp_push_cors(lp->push, sp_http_request(lp->conn), h);
 }
 
+/* 200 with a shared answer: the per-client work is adding two references
+ * and the client's CORS lines. Returns 0, or -1 with nothing sent. */
+static int answer_shared(struct sp_longpoll *lp, struct shared *sh)
+{
+    struct sp_longpoll_cache *cache = lp->push->longpoll_cache;
+
+    if (evbuffer_add_reference(cache->head, sh->bytes, sh->head_len, shared_unref_cb, sh) < 0)
+        return -1;
+    sh->refs++;
+    if (evbuffer_add_reference(cache->body, sh->bytes + sh->head_len, sh->body_len,
+                               shared_unref_cb, sh) < 0) {
+        evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
+        return -1;
+    }
+    sh->refs++;
+    lp->push->stats.delivered += sh->n;
+    sp_push_cors(lp->push, sp_http_request(lp->conn), cache->head);
+    sp_http_begin(lp->conn, 200, NULL, cache->head, (int64_t)sh->body_len);
+    sp_http_write_buffer(lp->conn, cache->body);
+    sp_http_finish(lp->conn);
+    /* a connection gone meanwhile took nothing: empty the scratch buffers */
+    evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
+    evbuffer_drain(cache->body, evbuffer_get_length(cache->body));
+    return 0;
+}
+
 /* 200 with the messages; takes the references in msgs. */
 static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t n, bool missed)
 {
+    struct shared *sh = n > 0 && n <= SHARED_MAX && !missed ? shared_answer(lp->push, msgs, n)
+                                                            : NULL;
+
+    if (sh != NULL && answer_shared(lp, sh) == 0) {
+        for (size_t i = 0; i < n; i++)
+            sp_msg_unref(msgs[i]);
+        return;
+    }
     struct evbuffer *h = evbuffer_new();
     struct evbuffer *body = evbuffer_new();
     char cursor[SP_MSG_ID_MAX];

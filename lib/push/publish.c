@@ -616,20 +616,11 @@ static bool channel_path(struct sp_slice path, const char *prefix, struct sp_sli
 
 static void method_not_allowed(struct sp_push *push, struct sp_http_conn *conn, const char *allow)
 {
-    struct evbuffer *h = evbuffer_new();
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"use %s\",\"status\":405}\n", allow);
+    char message[128];
 
+    snprintf(message, sizeof(message), "use %s", allow);
     count_error(push, 405);
-    if (h == NULL) {
-        sp_http_respond_error(conn, 500, "out of memory");
-        return;
-    }
-    evbuffer_add_printf(h, "Allow: %s\r\nContent-Type: application/json\r\n", allow);
-    sp_http_begin(conn, 405, NULL, h, n);
-    sp_http_write(conn, body, (size_t)n);
-    sp_http_finish(conn);
-    evbuffer_free(h);
+    sp_http_respond_not_allowed(conn, allow, message);
 }
 
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,

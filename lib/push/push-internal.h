@@ -14,6 +14,7 @@
 struct sp_sse;
 struct sp_ws;
 struct sp_longpoll;
+struct sp_longpoll_cache;
 
 LIST_HEAD(sp_sse_list, sp_sse);
 LIST_HEAD(sp_ws_list, sp_ws);
@@ -39,6 +40,7 @@ struct sp_push {
     struct sp_longpoll_list longpolls;
     struct sp_longpoll_queue longpolls_ready; /* held, woken, to be answered */
     struct event *longpoll_answerer;
+    struct sp_longpoll_cache *longpoll_cache; /* answers shared by held clients */
     struct sp_grip_list grips;
     size_t live[SP_KIND_COUNT]; /* subscribers on each list */
     struct sp_replays *replays; /* signed webhook ids seen */
@@ -133,6 +135,8 @@ void sp_ws_close_all(struct sp_push *push);
 void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req);
 void sp_longpoll_close_all(struct sp_push *push);
+struct sp_longpoll_cache *sp_longpoll_cache_new(void);
+void sp_longpoll_cache_free(struct sp_longpoll_cache *cache);
 /* Answers a slice of the woken long-polls (the answerer event's callback). */
 void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *push);
 

@@ -77,6 +77,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->longpolls);
     TAILQ_INIT(&push->longpolls_ready);
     push->longpoll_answerer = evtimer_new(base, sp_longpoll_answer_ready, push);
+    push->longpoll_cache = sp_longpoll_cache_new();
     LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
     push->replays = sp_replays_new(push);
@@ -84,7 +85,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
     if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
-        push->longpoll_answerer == NULL || (config->redis.enabled && push->engine == NULL) ||
+        push->longpoll_answerer == NULL || push->longpoll_cache == NULL || (config->redis.enabled && push->engine == NULL) ||
         event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
@@ -105,6 +106,7 @@ void sp_push_free(struct sp_push *push)
         event_free(push->ticker);
     if (push->longpoll_answerer)
         event_free(push->longpoll_answerer);
+    sp_longpoll_cache_free(push->longpoll_cache);
     if (push->drainer)
         event_free(push->drainer);
     if (push->hub)
@@ -242,7 +244,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         return;
     }
     if (!sp_slice_eq(req->method, "GET")) {
-        sp_http_respond_error(conn, 405, "subscribe with GET");
+        sp_http_respond_not_allowed(conn, "GET, OPTIONS", "subscribe with GET");
         return;
     }
     if (push->engine == NULL) {

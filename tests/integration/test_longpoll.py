@@ -1,4 +1,5 @@
 """Long-poll and plain polling with requests (a loop of plain GETs, as fetch() would)."""
+import json
 import threading
 import time
 
@@ -214,3 +215,90 @@ def test_woken_polls_answered_in_slices_under_a_racing_publisher(make_sidepush):
     ids, results = asyncio.run(main())
     want = [(ids[i], f"m{i}") for i in range(messages)]
     assert all(got == want for got in results)
+
+
+def _held(port, head):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head)
+    return s
+
+
+def _read_answer(s, head_only=False):
+    """One HTTP answer off a raw socket: (status line, headers, body)."""
+    s.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        assert name.lower() not in headers, f"{name} twice"
+        headers[name.lower()] = value.strip()
+    length = int(headers.get("content-length", 0))
+    while not head_only and len(body) < length:
+        chunk = s.recv(65536)
+        assert chunk
+        body += chunk
+    return lines[0], headers, body
+
+
+def test_one_rendered_answer_each_client_its_own_framing(make_sidepush):
+    """Held clients that get the same message share one rendering; what differs
+    per client (CORS, HTTP version, keep-alive, the channels it follows) is
+    still its own."""
+    sp = make_sidepush(ROUTES + "channels: { history: 50 }\n"
+                       "cors: { allow_origins: ['http://app.example'] }\n")
+    first = publish_ok(sp, "sh", "before")
+    cur = first["id"]
+    clients = {
+        "origin": _held(sp.port, f"GET /events/sh?cursor={cur} HTTP/1.1\r\nHost: a\r\n"
+                        "Origin: http://app.example\r\n\r\n".encode()),
+        "plain": _held(sp.port, f"GET /events/sh?cursor={cur} HTTP/1.1\r\nHost: a\r\n\r\n"
+                       .encode()),
+        "http10": _held(sp.port, f"GET /events/sh?cursor={cur} HTTP/1.0\r\n"
+                        "Connection: keep-alive\r\n\r\n".encode()),
+        "close": _held(sp.port, f"GET /events/sh?cursor={cur} HTTP/1.1\r\nHost: a\r\n"
+                       "Connection: close\r\n\r\n".encode()),
+        "two": _held(sp.port, f"GET /events/sh,other?cursor={cur} HTTP/1.1\r\nHost: a\r\n\r\n"
+                     .encode()),
+    }
+    wait_subscribers(sp, "sh", len(clients))
+    sent = publish_ok(sp, "sh", "shared")
+    got = {name: _read_answer(s) for name, s in clients.items()}
+    bodies = {got[n][2] for n in ("origin", "plain", "http10", "close", "two")}
+    assert len(bodies) == 1
+    body = json.loads(bodies.pop())
+    assert body["cursor"] == sent["id"] and body["missed"] is False
+    assert [m["data"] for m in body["messages"]] == ["shared"]
+    for name, (status, headers, _) in got.items():
+        assert status.endswith(" 200 OK"), (name, status)
+        assert headers["sidepush-cursor"] == sent["id"] and headers["etag"] == f'"{sent["id"]}"'
+        assert int(headers["content-length"]) == len(got["plain"][2])
+        assert ("access-control-allow-origin" in headers) == (name == "origin"), name
+    assert got["origin"][1]["access-control-allow-origin"] == "http://app.example"
+    assert got["http10"][0].startswith("HTTP/1.0 ")
+    assert got["http10"][1]["connection"] == "keep-alive"
+    assert got["close"][1]["connection"] == "close"
+    # A client on two channels gets what only it follows: not another's shared answer.
+    other = publish_ok(sp, "other", "only-two")
+    clients["plain"].sendall(f"GET /events/sh?cursor={sent['id']}&wait=0 HTTP/1.1\r\n"
+                             "Host: a\r\n\r\n".encode())
+    clients["two"].sendall(f"GET /events/sh,other?cursor={sent['id']}&wait=0 HTTP/1.1\r\n"
+                           "Host: a\r\n\r\n".encode())
+    assert _read_answer(clients["plain"])[0].endswith(" 304 Not Modified")
+    two = json.loads(_read_answer(clients["two"])[2])
+    assert [m["id"] for m in two["messages"]] == [other["id"]]
+    for s in clients.values():
+        s.close()
+
+
+def test_subscribe_with_another_method_is_405_with_allow(sp):
+    r = requests.head(sp.url + "/events/m", timeout=5)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, OPTIONS"
+    r = requests.post(sp.url + "/events/m", data=b"x", timeout=5)
+    assert r.status_code == 405 and r.json()["error"] == "subscribe with GET"
