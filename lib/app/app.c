@@ -12,6 +12,7 @@
 #include "http/server.h"
 #include "net/curlm.h"
 #include "net/listener.h"
+#include "net/loop.h"
 #include "metrics/metrics.h"
 #include "net/stream.h"
 #include "push/push.h"
@@ -239,7 +240,7 @@ static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, stru
 
 struct event_base *sp_app_base_new(void)
 {
-    return event_base_new();
+    return sp_loop_new();
 }
 
 static struct sp_http_limits http_limits(const struct sp_config *config)

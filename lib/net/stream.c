@@ -1,5 +1,7 @@
 #include "net/stream.h"
 
+#include "net/loop.h"
+
 #include <errno.h>
 #include <event2/event_struct.h>
 #include <stdbool.h>
@@ -33,8 +35,7 @@ LIST_HEAD(stream_list, sp_stream);
 
 struct sp_flusher {
     struct event_base *base;
-    struct event *flush_ev;  /* the first slice, at the end of the loop turn */
-    struct event *resume_ev; /* each next slice, after the loop has polled again */
+    struct sp_slicer *slicer; /* flushes a slice of the pending streams at a time */
     struct pending_list pending;
     struct stream_list live;
     struct stream_list dead;
@@ -73,7 +74,7 @@ static void kill_stream(struct sp_stream *s)
     }
     LIST_REMOVE(s, link);
     LIST_INSERT_HEAD(&f->dead, s, link);
-    event_active(f->flush_ev, EV_TIMEOUT, 0);
+    sp_slicer_start(f->slicer); /* frees it at the end of the slice */
 }
 
 static void end_by_itself(struct sp_stream *s, enum sp_stream_end why)
@@ -127,7 +128,7 @@ static void write_out(struct sp_stream *s)
         event_add(s->write_ev, NULL);
 }
 
-static void flush(evutil_socket_t fd, short what, void *arg)
+static void flush(void *arg)
 {
     struct sp_flusher *f = arg;
     struct sp_stream *s;
@@ -143,10 +144,8 @@ static void flush(evutil_socket_t fd, short what, void *arg)
             write_out(s);
         written++;
     }
-    if (!TAILQ_EMPTY(&f->pending) && !evtimer_pending(f->resume_ev, NULL)) {
-        static const struct timeval now = {0, 0};
-        evtimer_add(f->resume_ev, &now);
-    }
+    if (!TAILQ_EMPTY(&f->pending))
+        sp_slicer_more(f->slicer);
     while ((s = LIST_FIRST(&f->dead)) != NULL) {
         LIST_REMOVE(s, link);
         stream_free(s);
@@ -164,8 +163,7 @@ static void mark_pending(struct sp_stream *s)
     if (s->pending)
         return;
     s->pending = true;
-    if (TAILQ_EMPTY(&f->pending))
-        event_active(f->flush_ev, EV_TIMEOUT, 0);
+    sp_slicer_start(f->slicer);
     TAILQ_INSERT_TAIL(&f->pending, s, pending_link);
 }
 
@@ -283,16 +281,13 @@ struct sp_flusher *sp_flusher_new(struct event_base *base, sp_stream_gone gone, 
     TAILQ_INIT(&f->pending);
     LIST_INIT(&f->live);
     LIST_INIT(&f->dead);
-    /* Activated when the first stream of a loop turn queues output, the
-     * flush event joins the end of the turn's active events, so it runs once
-     * they have all run. (Not a higher priority: libevent stops a turn's
-     * batch whenever a higher-priority event becomes active, which would
-     * re-poll every ready socket once per subscription.) */
-    f->flush_ev = event_new(base, -1, 0, flush, f);
-    /* A zero timeout runs after the loop's next poll, unlike an activation,
-     * which would run in this same turn. */
-    f->resume_ev = evtimer_new(base, flush, f);
-    if (f->flush_ev == NULL || f->resume_ev == NULL) {
+    /* Started when the first stream of a loop turn queues output, the first
+     * slice joins the end of the turn's active events, so it runs once they
+     * have all run (not a higher priority: libevent stops a turn's batch
+     * whenever a higher-priority event becomes active, which would re-poll
+     * every ready socket once per subscription). */
+    f->slicer = sp_slicer_new(base, flush, f);
+    if (f->slicer == NULL) {
         sp_flusher_free(f);
         return NULL;
     }
@@ -308,12 +303,9 @@ void sp_flusher_free(struct sp_flusher *f)
     while ((s = LIST_FIRST(&f->live)) != NULL)
         sp_stream_close(s);
     f->gone = NULL;
-    if (f->flush_ev && f->resume_ev)
-        flush(-1, 0, f);
-    if (f->flush_ev)
-        event_free(f->flush_ev);
-    if (f->resume_ev)
-        event_free(f->resume_ev);
+    if (f->slicer)
+        flush(f);
+    sp_slicer_free(f->slicer);
     free(f);
 }
 

@@ -292,8 +292,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
     if (lp->ready)
         return; /* already queued: its answer will carry this one too */
     lp->ready = true;
-    if (TAILQ_EMPTY(&push->longpolls_ready))
-        event_active(push->longpoll_answerer, EV_TIMEOUT, 0);
+    sp_slicer_start(push->longpoll_answerer);
     TAILQ_INSERT_TAIL(&push->longpolls_ready, lp, ready_link);
 }
 
@@ -308,6 +307,8 @@ static void answer_ready(struct sp_longpoll *lp)
     if (n == 0 && !missed)
         return; /* gone from history already (a tiny history): keep holding */
     sp_http_set_ops(lp->conn, NULL, NULL);
+    /* Its next poll waits until every client woken with it is answered. */
+    sp_http_defer_next(lp->conn);
     if (n < 0)
         sp_http_respond_error(lp->conn, 500, "out of memory");
     else
@@ -315,7 +316,7 @@ static void answer_ready(struct sp_longpoll *lp)
     longpoll_free(lp);
 }
 
-void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *arg)
+void sp_longpoll_answer_ready(void *arg)
 {
     struct sp_push *push = arg;
     struct sp_longpoll *lp;
@@ -325,10 +326,8 @@ void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *arg)
         lp->ready = false;
         answer_ready(lp);
     }
-    if (!TAILQ_EMPTY(&push->longpolls_ready)) {
-        static const struct timeval now = {0, 0};
-        evtimer_add(push->longpoll_answerer, &now); /* after the loop polls again */
-    }
+    if (!TAILQ_EMPTY(&push->longpolls_ready))
+        sp_slicer_more(push->longpoll_answerer);
 }
 
 static void on_deleted(void *owner)

@@ -6,6 +6,7 @@
 #include <event2/buffer.h>
 #include <sys/queue.h>
 
+#include "net/loop.h"
 #include "push/engine.h"
 #include "push/hub.h"
 #include "push/push.h"
@@ -39,7 +40,7 @@ struct sp_push {
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
     struct sp_longpoll_queue longpolls_ready; /* held, woken, to be answered */
-    struct event *longpoll_answerer;
+    struct sp_slicer *longpoll_answerer;
     struct sp_longpoll_cache *longpoll_cache; /* answers shared by held clients */
     struct sp_grip_list grips;
     size_t live[SP_KIND_COUNT]; /* subscribers on each list */
@@ -138,7 +139,7 @@ void sp_longpoll_close_all(struct sp_push *push);
 struct sp_longpoll_cache *sp_longpoll_cache_new(void);
 void sp_longpoll_cache_free(struct sp_longpoll_cache *cache);
 /* Answers a slice of the woken long-polls (the answerer event's callback). */
-void sp_longpoll_answer_ready(evutil_socket_t fd, short what, void *push);
+void sp_longpoll_answer_ready(void *push);
 
 void sp_grip_tick(struct sp_push *push, uint64_t now);
 void sp_grip_close_all(struct sp_push *push);

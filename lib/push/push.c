@@ -76,7 +76,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
     TAILQ_INIT(&push->longpolls_ready);
-    push->longpoll_answerer = evtimer_new(base, sp_longpoll_answer_ready, push);
+    push->longpoll_answerer = sp_slicer_new(base, sp_longpoll_answer_ready, push);
     push->longpoll_cache = sp_longpoll_cache_new();
     LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
@@ -104,8 +104,7 @@ void sp_push_free(struct sp_push *push)
     sp_grip_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
-    if (push->longpoll_answerer)
-        event_free(push->longpoll_answerer);
+    sp_slicer_free(push->longpoll_answerer);
     sp_longpoll_cache_free(push->longpoll_cache);
     if (push->drainer)
         event_free(push->drainer);

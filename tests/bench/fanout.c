@@ -11,6 +11,10 @@
  *
  * Each message carries "@t=<ns> s=<seq>@": the publish time and sequence
  * number, found in the delivered bytes whatever the framing.
+ *
+ * The publishers run on a thread and event loop of their own: a backend
+ * worker that publishes is another process, and its next POST must not wait
+ * for this tool to finish reading 10,000 answers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +25,8 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +96,11 @@ struct bench {
     uint32_t *lat_us; /* one per delivery */
     long long nlat;
     uint64_t t_first_publish, t_last_delivery;
+    /* the publisher thread's: its loop, and the go it waits for */
+    struct event_base *pub_base;
+    pthread_t pub_thread;
+    atomic_bool go;
+    struct event *go_check;
     struct event *tick;
     struct event *deadline;
     char padding[65536];
@@ -447,6 +458,8 @@ static void on_pub_read(struct bufferevent *bev, void *arg)
         p->b->answered++;
         if (p->b->o.rate < 0 && p->b->published < p->b->o.messages)
             publish_one(p->b); /* serial: the next once this one is answered */
+        if (p->b->answered == p->b->o.messages)
+            event_base_loopexit(p->b->pub_base, NULL);
     }
 }
 
@@ -498,23 +511,48 @@ static void start_publishing(struct bench *b)
         return;
     }
     struct timeval tv = {0, 1000000 / b->o.rate};
-    b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+    b->tick = event_new(b->pub_base, -1, EV_PERSIST, on_tick, b);
     event_add(b->tick, &tv);
+}
+
+/* The publisher thread polls for the go every millisecond until it comes. */
+static void on_go_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct bench *b = arg;
+
+    if (!atomic_load(&b->go))
+        return;
+    event_del(b->go_check);
+    start_publishing(b);
+}
+
+static void *publisher_main(void *arg)
+{
+    struct bench *b = arg;
+    struct timeval ms = {0, 1000}, limit = {b->o.timeout_s + 5, 0};
+
+    b->go_check = event_new(b->pub_base, -1, EV_PERSIST, on_go_check, b);
+    event_add(b->go_check, &ms);
+    event_base_loopexit(b->pub_base, &limit);
+    event_base_dispatch(b->pub_base);
+    return NULL;
 }
 
 static void open_publishers(struct bench *b)
 {
+    b->pub_base = event_base_new();
     b->pubs = calloc((size_t)b->o.publishers, sizeof(*b->pubs));
     for (int i = 0; i < b->o.publishers; i++) {
         struct sockaddr_in dst = {.sin_family = AF_INET};
         inet_pton(AF_INET, b->o.host, &dst.sin_addr);
         dst.sin_port = htons((uint16_t)b->o.publish_port);
         b->pubs[i].b = b;
-        b->pubs[i].bev = bufferevent_socket_new(b->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        b->pubs[i].bev = bufferevent_socket_new(b->pub_base, -1, BEV_OPT_CLOSE_ON_FREE);
         bufferevent_setcb(b->pubs[i].bev, on_pub_read, NULL, on_pub_event, &b->pubs[i]);
         bufferevent_enable(b->pubs[i].bev, EV_READ | EV_WRITE);
         bufferevent_socket_connect(b->pubs[i].bev, (struct sockaddr *)&dst, sizeof(dst));
     }
+    pthread_create(&b->pub_thread, NULL, publisher_main, b);
 }
 
 /* ---- report ----------------------------------------------------------------------------- */
@@ -712,12 +750,14 @@ int main(int argc, char **argv)
         fflush(stdout);
         b.t_first_publish = now_ns();
     } else {
-        start_publishing(&b);
+        atomic_store(&b.go, true);
     }
     struct timeval limit = {o->timeout_s, 0};
     b.deadline = evtimer_new(b.base, on_deadline, &b);
     evtimer_add(b.deadline, &limit);
     event_base_dispatch(b.base);
+    if (!o->external)
+        pthread_join(b.pub_thread, NULL);
     report(&b);
     return 0;
 }
