@@ -12,7 +12,6 @@
 #include "http/server.h"
 #include "net/curlm.h"
 #include "net/listener.h"
-#include "net/loop.h"
 #include "metrics/metrics.h"
 #include "net/stream.h"
 #include "push/push.h"
@@ -240,7 +239,7 @@ static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, stru
 
 struct event_base *sp_app_base_new(void)
 {
-    return sp_loop_new();
+    return event_base_new();
 }
 
 static struct sp_http_limits http_limits(const struct sp_config *config)

@@ -1,7 +1,6 @@
 #include "http/server.h"
 
 #include "core/clock.h"
-#include "net/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -93,11 +92,7 @@ struct sp_http_server {
      * epoll registration; only what does not fit waits for writability
      * (the subscriber streams' model). */
     TAILQ_HEAD(, sp_http_conn) pending;
-    /* One writer per priority it may be started from: activating a more
-     * urgent event cuts the running priority's batch short (libevent), so a
-     * deferred request's answer must not wake the normal writer. */
-    struct event *writer[SP_PRIO_COUNT];
-    int running_prio; /* of the connection callback running now, else normal */
+    struct event *writer;
 };
 
 static void process_input(struct sp_http_conn *c);
@@ -205,7 +200,7 @@ static struct evbuffer *out(struct sp_http_conn *c)
     if (!c->dead && !c->write_pending && !c->writing) {
         c->write_pending = true;
         if (TAILQ_EMPTY(&s->pending))
-            event_active(s->writer[s->running_prio], EV_TIMEOUT, 0);
+            event_active(s->writer, EV_TIMEOUT, 0);
         TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
     }
     return c->out;
@@ -692,15 +687,8 @@ static const char *status_message(int status)
     }
 }
 
-void sp_http_defer_next(struct sp_http_conn *c)
-{
-    if (!c->dead)
-        sp_loop_set_priority(&c->io, SP_PRIO_DEFERRED);
-}
-
 static void dispatch(struct sp_http_conn *c)
 {
-    sp_loop_set_priority(&c->io, SP_PRIO_NORMAL); /* deferred only until read */
     int rc = sp_http_request_framing(&c->req, &c->body_kind, &c->body_length);
     if (rc < 0) {
         fail_request(c, -rc,
@@ -862,19 +850,15 @@ static bool read_socket(struct sp_http_conn *c)
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_http_conn *c = arg;
-    struct sp_http_server *s = c->server;
 
-    s->running_prio = event_get_priority(&c->io);
     if ((what & EV_READ) && !read_socket(c))
-        goto out;
+        return;
     if (c->state == ST_CLOSING)
         evbuffer_drain(c->in, evbuffer_get_length(c->in));
     else if (!c->body_paused)
         process_input(c);
     if (!c->dead)
         update_reading(c);
-out:
-    s->running_prio = SP_PRIO_NORMAL;
 }
 
 /* Output fell under its low-water mark (all of it, once closing). */
@@ -931,21 +915,15 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     s->gone = gone;
     s->gone_ctx = gone_ctx;
     s->log = log;
-    s->running_prio = SP_PRIO_NORMAL;
     s->header_timeout = common_timeout(base, limits->header_timeout_ms);
     s->idle_timeout = common_timeout(base, limits->idle_timeout_ms);
     LIST_INIT(&s->live);
     LIST_INIT(&s->dead);
     s->reaper = event_new(base, -1, 0, reap, s);
     TAILQ_INIT(&s->pending);
-    bool writers = true;
-    for (int i = 0; i < SP_PRIO_COUNT; i++) {
-        s->writer[i] = event_new(base, -1, 0, write_pending, s);
-        writers = writers && s->writer[i] != NULL;
-        if (s->writer[i] != NULL)
-            sp_loop_set_priority(s->writer[i], (enum sp_prio)i);
-    }
-    if (s->reaper == NULL || !writers || s->header_timeout == NULL || s->idle_timeout == NULL) {
+    s->writer = event_new(base, -1, 0, write_pending, s);
+    if (s->reaper == NULL || s->writer == NULL || s->header_timeout == NULL ||
+        s->idle_timeout == NULL) {
         sp_http_server_free(s);
         return NULL;
     }
@@ -964,9 +942,8 @@ void sp_http_server_free(struct sp_http_server *s)
     if (s->reaper)
         reap(-1, 0, s);
     event_free(s->reaper);
-    for (int i = 0; i < SP_PRIO_COUNT; i++)
-        if (s->writer[i])
-            event_free(s->writer[i]);
+    if (s->writer)
+        event_free(s->writer);
     free(s);
 }
 

@@ -112,11 +112,6 @@ size_t sp_http_unsent(const struct sp_http_conn *c);
  * (idle while a request is handled), so holding costs no timer of its own. */
 void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms);
 
-/* The connection's next request is read at SP_PRIO_DEFERRED (net/loop.h),
- * after the fan-out under way: for a client answered by one, whose next
- * poll would otherwise be served before the clients not yet answered. */
-void sp_http_defer_next(struct sp_http_conn *c);
-
 /* Hands the socket over for a long-lived stream (SSE, WebSocket): the
  * connection is released (freed at the end of the loop turn), *fd is the
  * socket, and output not yet sent (an earlier pipelined answer) moves to

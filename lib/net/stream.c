@@ -1,6 +1,6 @@
 #include "net/stream.h"
 
-#include "net/loop.h"
+#include "net/slicer.h"
 
 #include <errno.h>
 #include <event2/event_struct.h>

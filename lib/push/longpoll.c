@@ -307,8 +307,6 @@ static void answer_ready(struct sp_longpoll *lp)
     if (n == 0 && !missed)
         return; /* gone from history already (a tiny history): keep holding */
     sp_http_set_ops(lp->conn, NULL, NULL);
-    /* Its next poll waits until every client woken with it is answered. */
-    sp_http_defer_next(lp->conn);
     if (n < 0)
         sp_http_respond_error(lp->conn, 500, "out of memory");
     else

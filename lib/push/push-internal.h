@@ -6,7 +6,7 @@
 #include <event2/buffer.h>
 #include <sys/queue.h>
 
-#include "net/loop.h"
+#include "net/slicer.h"
 #include "push/engine.h"
 #include "push/hub.h"
 #include "push/push.h"

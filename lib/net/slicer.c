@@ -1,36 +1,16 @@
-#include "net/loop.h"
+#include "net/slicer.h"
 
 #include <stdlib.h>
 
-#include "core/clock.h"
-
-struct event_base *sp_loop_new(void)
-{
-    struct event_base *base = event_base_new();
-
-    if (base != NULL && event_base_priority_init(base, SP_PRIO_COUNT) < 0) {
-        event_base_free(base);
-        return NULL;
-    }
-    return base;
-}
-
-void sp_loop_set_priority(struct event *ev, enum sp_prio prio)
-{
-    /* Fails (harmlessly) while ev is active, and on a base with fewer
-     * priorities: it then keeps the one it has. */
-    if (event_get_priority(ev) != (int)prio)
-        event_priority_set(ev, (int)prio);
-}
-
 struct sp_slicer {
-    struct event *now;   /* activated: runs at the end of this turn */
-    struct event *later; /* a zero timeout: runs after the next poll */
+    /* Activated, an event runs in this same loop turn, after the events
+     * already active; a zero timeout runs only after the next poll. */
+    struct event *now;
+    struct event *later;
     sp_slice_fn slice;
     void *arg;
-    bool due;              /* a slice is scheduled */
+    bool due; /* a slice is scheduled */
     bool running;
-    uint64_t normal_since; /* when slices began to run in a row at normal priority */
 };
 
 static void run(evutil_socket_t fd, short what, void *arg)
@@ -39,10 +19,6 @@ static void run(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (event_get_priority(s->later) == SP_PRIO_DEFERRED) {
-        sp_loop_set_priority(s->later, SP_PRIO_NORMAL); /* the deferred had their turn */
-        s->normal_since = sp_now_ms();
-    }
     s->due = false;
     s->running = true;
     s->slice(s->arg);
@@ -80,13 +56,12 @@ void sp_slicer_free(struct sp_slicer *s)
 void sp_slicer_start(struct sp_slicer *s)
 {
     if (s->running) {
-        sp_slicer_more(s); /* work added by the slice itself */
+        sp_slicer_more(s);
         return;
     }
     if (s->due)
         return;
     s->due = true;
-    s->normal_since = sp_now_ms();
     event_active(s->now, EV_TIMEOUT, 0);
 }
 
@@ -97,7 +72,5 @@ void sp_slicer_more(struct sp_slicer *s)
     if (s->due)
         return;
     s->due = true;
-    if (sp_now_ms() - s->normal_since >= SP_SLICER_YIELD_MS)
-        sp_loop_set_priority(s->later, SP_PRIO_DEFERRED);
     evtimer_add(s->later, &zero);
 }
