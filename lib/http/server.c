@@ -36,9 +36,9 @@ struct sp_http_conn {
     struct event *write_ev; /* only while the socket is full */
     struct evbuffer *in;
     struct evbuffer *out;
-    bool reading;           /* io is added */
-    bool writing;           /* write_ev is added */
-    bool eof;               /* the client half-closed: never read again */
+    bool reading;       /* io is added */
+    bool writing;       /* write_ev is added */
+    bool eof;           /* the client half-closed: never read again */
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
     TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
@@ -413,8 +413,8 @@ void sp_http_abort(struct sp_http_conn *c)
     conn_close(c);
 }
 
-static void respond(struct sp_http_conn *c, int status, const char *allow,
-                    const char *content_type, const char *body, size_t len)
+static void respond(struct sp_http_conn *c, int status, const char *allow, const char *content_type,
+                    const char *body, size_t len)
 {
     struct evbuffer *headers = evbuffer_new();
 

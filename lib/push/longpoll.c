@@ -129,8 +129,8 @@ static struct shared *shared_render(struct sp_push *push, struct sp_msg **msgs, 
                             "ETag: \"%s\"\r\n",
                             cursor, cursor);
     char open[SP_MSG_ID_MAX + 48];
-    int open_len = snprintf(open, sizeof(open), "{\"cursor\":\"%s\",\"missed\":false,\"messages\":[",
-                            cursor);
+    int open_len =
+        snprintf(open, sizeof(open), "{\"cursor\":\"%s\",\"missed\":false,\"messages\":[", cursor);
     struct shared *sh = malloc(sizeof(*sh) + (size_t)head_len + (size_t)open_len + items_len + 3);
     if (sh == NULL)
         return NULL;
@@ -213,8 +213,8 @@ static int answer_shared(struct sp_longpoll *lp, struct shared *sh)
     if (evbuffer_add_reference(cache->head, sh->bytes, sh->head_len, shared_unref_cb, sh) < 0)
         return -1;
     sh->refs++;
-    if (evbuffer_add_reference(cache->body, sh->bytes + sh->head_len, sh->body_len,
-                               shared_unref_cb, sh) < 0) {
+    if (evbuffer_add_reference(cache->body, sh->bytes + sh->head_len, sh->body_len, shared_unref_cb,
+                               sh) < 0) {
         evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
         return -1;
     }
@@ -233,8 +233,8 @@ static int answer_shared(struct sp_longpoll *lp, struct shared *sh)
 /* 200 with the messages; takes the references in msgs. */
 static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t n, bool missed)
 {
-    struct shared *sh = n > 0 && n <= SHARED_MAX && !missed ? shared_answer(lp->push, msgs, n)
-                                                            : NULL;
+    struct shared *sh =
+        n > 0 && n <= SHARED_MAX && !missed ? shared_answer(lp->push, msgs, n) : NULL;
 
     if (sh != NULL && answer_shared(lp, sh) == 0) {
         for (size_t i = 0; i < n; i++)

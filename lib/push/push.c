@@ -85,8 +85,8 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
     if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
-        push->longpoll_answerer == NULL || push->longpoll_cache == NULL || (config->redis.enabled && push->engine == NULL) ||
-        event_add(push->ticker, &every) < 0) {
+        push->longpoll_answerer == NULL || push->longpoll_cache == NULL ||
+        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }

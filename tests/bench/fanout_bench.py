@@ -231,7 +231,7 @@ def main():
 
     print(f"\nfan-out: {args.subscribers} subscribers, {args.messages} messages of {args.size} B, "
           f"steady = {args.rate}/s, loopback, {os.cpu_count()} CPUs, one server worker each")
-    head = (f"{'server':11} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} "
+    head = (f"{'server':11} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} {'dups':>4} "
             f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'deliv/s':>9} {'RSS B/sub':>9} "
             f"{'CPU us/deliv':>12}")
     print(head)
@@ -241,10 +241,10 @@ def main():
             continue
         delivered = f"{r['delivered']}/{r['expected']}"
         print(f"{r['server']:11} {r['mode']:9} {r['pattern']:7} {fmt(r, 'connect_s', '9.2f')} "
-              f"{delivered:>17} {fmt(r, 'p50_ms', '8.2f')} {fmt(r, 'p99_ms', '8.2f')} "
+              f"{delivered:>17} {r['duplicates']:>4} {fmt(r, 'p50_ms', '8.2f')} {fmt(r, 'p99_ms', '8.2f')} "
               f"{fmt(r, 'max_ms', '8.2f')} {fmt(r, 'deliveries_per_s', '9.0f')} "
               f"{fmt(r, 'rss_per_sub_bytes', '9.0f')} {fmt(r, 'cpu_us_per_delivery', '12.3f')}")
-    print("\nsidepush / nchan (lower is better for all three):")
+    print("\nsidepush / nchan (lower is better for all three; deliveries/s: higher is better):")
     step = len(starters)
     for i in range(0, len(rows) - 1, step):
         for j in range(0, step, 2):
@@ -254,7 +254,8 @@ def main():
             ratio = lambda k: (s[k] / n[k]) if n.get(k) else float("nan")
             print(f"  {s['server']:11} {s['mode']:9} {s['pattern']:7} "
                   f"memory/sub {ratio('rss_per_sub_bytes'):5.2f}x  "
-                  f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x")
+                  f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x  "
+                  f"deliveries/s {ratio('deliveries_per_s'):5.2f}x")
 
 
 if __name__ == "__main__":
