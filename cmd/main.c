@@ -10,6 +10,7 @@
 
 #include "app/app.h"
 #include "config/config.h"
+#include "core/cpus.h"
 #include "core/log.h"
 
 static void usage(FILE *out)
@@ -33,6 +34,19 @@ static int load(const char *path, struct sp_config **config)
 
 /* Every subscriber is a socket: take all the descriptors the hard limit
  * allows, and say what that means for capacity. */
+/* What the pod or the host gives this process (the figure "workers: auto"
+ * will use), so a user can see a CPU limit was understood. */
+static void log_cpus(const struct sp_log *log)
+{
+    int quota = sp_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
+    char quota_text[16] = "none";
+
+    if (quota > 0)
+        snprintf(quota_text, sizeof(quota_text), "%d", quota);
+    sp_log_info(log, "cpus", "%d usable (affinity mask %d, cgroup v2 quota %s); one event loop",
+                sp_cpus_usable(), sp_cpus_affinity(), quota_text);
+}
+
 static void raise_fd_limit(const struct sp_log *log)
 {
     struct rlimit rl;
@@ -125,6 +139,7 @@ static int run(const char *path)
     log.level = config->log.level;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&log);
+    log_cpus(&log);
     base = sp_app_base_new();
     if (base == NULL)
         goto done;

@@ -117,3 +117,32 @@ def test_listen_address_in_use_is_reported(sidepush, tmp_path):
     out = subprocess.run([SIDEPUSH, "--config", str(f)], capture_output=True, text=True, timeout=10)
     assert out.returncode != 0
     assert "cannot listen on 127.0.0.1" in out.stdout
+
+
+def test_start_logs_the_cpus_it_may_use(tmp_path):
+    """The affinity mask counts (taskset here; a cpuset or Kubernetes' CPU
+    manager in a pod); the cgroup v2 quota is read from cpu.max (unit-tested
+    on a made-up cgroup tree)."""
+    import json
+    import time
+    from conftest import free_port
+    port, pub = free_port(), free_port()
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"listen: 127.0.0.1:{port}\npublish_listen: 127.0.0.1:{pub}\n"
+                    "backend: { url: 'http://127.0.0.1:9' }\n")
+    proc = subprocess.Popen(["taskset", "-c", "0", SIDEPUSH, "--config", str(conf)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        line, started = None, False
+        while not started and time.monotonic() < deadline:
+            text = proc.stdout.readline()
+            event = json.loads(text) if text.startswith("{") else {}
+            if event.get("event") == "cpus":
+                line = event
+            started = event.get("event") == "started"
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+    assert line is not None and line["level"] == "info"
+    assert line["msg"].startswith("1 usable (affinity mask 1, cgroup v2 quota ")
