@@ -38,13 +38,14 @@ static int load(const char *path, struct sp_config **config)
  * will use), so a user can see a CPU limit was understood. */
 static void log_cpus(const struct sp_log *log)
 {
-    int quota = sp_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
+    int affinity, quota;
+    int usable = sp_cpus_usable(&affinity, &quota);
     char quota_text[16] = "none";
 
     if (quota > 0)
         snprintf(quota_text, sizeof(quota_text), "%d", quota);
     sp_log_info(log, "cpus", "%d usable (affinity mask %d, cgroup v2 quota %s); one event loop",
-                sp_cpus_usable(), sp_cpus_affinity(), quota_text);
+                usable, affinity, quota_text);
 }
 
 static void raise_fd_limit(const struct sp_log *log)

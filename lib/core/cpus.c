@@ -80,12 +80,14 @@ int sp_cgroup_cpu_limit(const char *cgroup_file, const char *mount)
     return limit;
 }
 
-int sp_cpus_usable(void)
+int sp_cpus_usable(int *affinity, int *quota)
 {
-    int cpus = sp_cpus_affinity();
-    int quota = sp_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
+    int mask = sp_cpus_affinity();
+    int limit = sp_cgroup_cpu_limit("/proc/self/cgroup", "/sys/fs/cgroup");
 
-    if (quota > 0 && quota < cpus)
-        cpus = quota;
-    return cpus > 0 ? cpus : 1;
+    if (affinity)
+        *affinity = mask;
+    if (quota)
+        *quota = limit;
+    return limit > 0 && limit < mask ? limit : mask;
 }

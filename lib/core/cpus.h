@@ -17,7 +17,9 @@ int sp_cpus_affinity(void);
  * 0 when none applies (no cgroup v2, "max" all the way up, unreadable). */
 int sp_cgroup_cpu_limit(const char *cgroup_file, const char *mount);
 
-/* min(affinity, quota), at least 1: /proc/self/cgroup under /sys/fs/cgroup. */
-int sp_cpus_usable(void);
+/* min(affinity, quota), at least 1, for this process (/proc/self/cgroup
+ * under /sys/fs/cgroup). The two figures go to *affinity and *quota (0: no
+ * quota) unless those are NULL. */
+int sp_cpus_usable(int *affinity, int *quota);
 
 #endif

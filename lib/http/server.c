@@ -36,8 +36,6 @@ struct sp_http_conn {
     struct event *write_ev; /* only while the socket is full */
     struct evbuffer *in;
     struct evbuffer *out;
-    bool reading;       /* io is added */
-    bool writing;       /* write_ev is added */
     bool eof;           /* the client half-closed: never read again */
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
@@ -144,10 +142,8 @@ static void conn_close(struct sp_http_conn *c)
     if (ops && ops->closed)
         ops->closed(c->ops_ctx);
     event_del(&c->io);
-    c->reading = false;
     if (c->write_ev)
         event_del(c->write_ev);
-    c->writing = false;
     event_del(&c->timer);
     if (c->write_pending) {
         TAILQ_REMOVE(&c->server->pending, c, pending_link);
@@ -193,11 +189,17 @@ void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms)
 /* The output buffer. What is added to it is written at the end of the loop
  * turn (write_pending); while the socket is full (writing) the write event
  * carries on by itself. */
+/* The socket was full and the write event waits for room. */
+static bool writing(const struct sp_http_conn *c)
+{
+    return c->write_ev != NULL && event_pending(c->write_ev, EV_WRITE, NULL);
+}
+
 static struct evbuffer *out(struct sp_http_conn *c)
 {
     struct sp_http_server *s = c->server;
 
-    if (!c->dead && !c->write_pending && !c->writing) {
+    if (!c->dead && !c->write_pending && !writing(c)) {
         c->write_pending = true;
         if (TAILQ_EMPTY(&s->pending))
             event_active(s->writer, EV_TIMEOUT, 0);
@@ -227,16 +229,12 @@ static bool write_some(struct sp_http_conn *c)
     bool rest = evbuffer_get_length(c->out) > 0;
     if (rest && c->write_ev == NULL)
         c->write_ev = event_new(c->server->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
-    if (rest && !c->writing) {
-        if (c->write_ev == NULL || event_add(c->write_ev, NULL) < 0) {
-            conn_close(c);
-            return false;
-        }
-        c->writing = true;
-    } else if (!rest && c->writing) {
-        event_del(c->write_ev);
-        c->writing = false;
+    if (rest && !writing(c) && (c->write_ev == NULL || event_add(c->write_ev, NULL) < 0)) {
+        conn_close(c);
+        return false;
     }
+    if (!rest && writing(c))
+        event_del(c->write_ev);
     return true;
 }
 
@@ -494,7 +492,6 @@ int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer 
     event_del(&c->io);
     if (c->write_ev)
         event_del(c->write_ev);
-    c->reading = c->writing = false;
     c->fd = -1; /* the stream owns the socket now */
     c->ops = NULL;
     conn_close(c);
@@ -792,13 +789,10 @@ static void update_reading(struct sp_http_conn *c)
     size_t cap = c->server->limits.max_header_size + READ_CHUNK;
     bool want = !c->dead && !c->eof && c->state != ST_CLOSING && evbuffer_get_length(c->in) < cap;
 
-    if (want == c->reading)
+    if (want == (bool)event_pending(&c->io, EV_READ, NULL))
         return;
-    if (want ? event_add(&c->io, NULL) : event_del(&c->io)) {
+    if (want ? event_add(&c->io, NULL) : event_del(&c->io))
         conn_close(c);
-        return;
-    }
-    c->reading = want;
 }
 
 /* Serves input already buffered on a later loop turn, outside the callback
@@ -996,7 +990,6 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     evtimer_assign(&c->timer, s->base, on_timer, c);
     if (c->in == NULL || c->out == NULL || event_add(&c->io, NULL) < 0)
         goto fail;
-    c->reading = true;
     if (peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
                   sizeof(c->peer));

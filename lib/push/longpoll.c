@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/slicer.h"
 #include "push/push-internal.h"
 
 struct sp_longpoll {
@@ -57,10 +58,14 @@ struct shared {
     char bytes[];
 };
 
-struct sp_longpoll_cache {
+/* What answers held polls: the queue of woken ones, the slicer that
+ * answers it, the shared answers kept, and scratch buffers. */
+struct sp_longpoll_answers {
+    TAILQ_HEAD(, sp_longpoll) ready; /* held, woken, to be answered */
+    struct sp_slicer *answerer;
     struct shared *slots[SHARED_SLOTS];
     unsigned next;
-    struct evbuffer *head, *body; /* scratch, empty between answers */
+    struct evbuffer *head, *body; /* scratch for one answer, empty between answers */
 };
 
 static void shared_unref(struct shared *sh)
@@ -79,88 +84,103 @@ static void shared_unref_cb(const void *data, size_t len, void *sh)
     shared_unref(sh);
 }
 
-struct sp_longpoll_cache *sp_longpoll_cache_new(void)
-{
-    struct sp_longpoll_cache *cache = calloc(1, sizeof(*cache));
+static void answer_slice(void *push);
 
-    if (cache == NULL)
+struct sp_longpoll_answers *sp_longpoll_answers_new(struct sp_push *push)
+{
+    struct sp_longpoll_answers *a = calloc(1, sizeof(*a));
+
+    if (a == NULL)
         return NULL;
-    cache->head = evbuffer_new();
-    cache->body = evbuffer_new();
-    if (cache->head == NULL || cache->body == NULL) {
-        sp_longpoll_cache_free(cache);
+    TAILQ_INIT(&a->ready);
+    a->answerer = sp_slicer_new(push->base, answer_slice, push);
+    a->head = evbuffer_new();
+    a->body = evbuffer_new();
+    if (a->answerer == NULL || a->head == NULL || a->body == NULL) {
+        sp_longpoll_answers_free(a);
         return NULL;
     }
-    return cache;
+    return a;
 }
 
-void sp_longpoll_cache_free(struct sp_longpoll_cache *cache)
+/* After every held request is gone (nothing is queued any more). */
+void sp_longpoll_answers_free(struct sp_longpoll_answers *a)
 {
-    if (cache == NULL)
+    if (a == NULL)
         return;
+    sp_slicer_free(a->answerer);
     for (int i = 0; i < SHARED_SLOTS; i++)
-        shared_unref(cache->slots[i]);
-    if (cache->head)
-        evbuffer_free(cache->head);
-    if (cache->body)
-        evbuffer_free(cache->body);
-    free(cache);
+        shared_unref(a->slots[i]);
+    if (a->head)
+        evbuffer_free(a->head);
+    if (a->body)
+        evbuffer_free(a->body);
+    free(a);
 }
 
-/* Renders the answer for msgs (n <= SHARED_MAX) into one allocation. */
-static struct shared *shared_render(struct sp_push *push, struct sp_msg **msgs, size_t n)
+/* Cache-Control and the cursor (Sidepush-Cursor, ETag, Sidepush-Missed):
+ * what every answer but an error carries, besides the client's CORS lines. */
+static void cursor_headers(struct evbuffer *h, const char *cursor, bool missed)
+{
+    evbuffer_add_printf(h,
+                        "Cache-Control: no-store\r\n"
+                        "Sidepush-Cursor: %s\r\n"
+                        "ETag: \"%s\"\r\n",
+                        cursor, cursor);
+    if (missed)
+        evbuffer_add(h, "Sidepush-Missed: 1\r\n", 20);
+}
+
+/* A 200's header lines (but CORS) into head and its body into body, the
+ * messages' items by reference. seq: the cursor when there are none. */
+static int render_answer(struct sp_push *push, struct evbuffer *head, struct evbuffer *body,
+                         struct sp_msg **msgs, size_t n, bool missed, uint64_t seq)
 {
     char cursor[SP_MSG_ID_MAX];
-    char head[3 * SP_MSG_ID_MAX + 128];
-    struct sp_slice items[SHARED_MAX];
-    size_t items_len = 0;
 
-    sp_hub_format_id(push->hub, sp_msg_seq(msgs[n - 1]), cursor);
-    for (size_t i = 0; i < n; i++) {
-        items[i] = sp_msg_render(msgs[i], SP_FMT_JSON);
-        if (items[i].len == 0)
-            return NULL;
-        items_len += items[i].len + 1;
-    }
-    int head_len = snprintf(head, sizeof(head),
-                            "Content-Type: application/json\r\n"
-                            "Cache-Control: no-store\r\n"
-                            "Sidepush-Cursor: %s\r\n"
-                            "ETag: \"%s\"\r\n",
-                            cursor, cursor);
-    char open[SP_MSG_ID_MAX + 48];
-    int open_len =
-        snprintf(open, sizeof(open), "{\"cursor\":\"%s\",\"missed\":false,\"messages\":[", cursor);
-    struct shared *sh = malloc(sizeof(*sh) + (size_t)head_len + (size_t)open_len + items_len + 3);
+    sp_hub_format_id(push->hub, n ? sp_msg_seq(msgs[n - 1]) : seq, cursor);
+    evbuffer_add(head, "Content-Type: application/json\r\n", 32);
+    cursor_headers(head, cursor, missed);
+    return sp_msg_longpoll_body(body, cursor, missed, msgs, n);
+}
+
+/* Renders the answer for msgs (0 < n <= SHARED_MAX, not missed) into one
+ * allocation, through the cache's scratch buffers. */
+static struct shared *shared_render(struct sp_push *push, struct sp_msg **msgs, size_t n)
+{
+    struct sp_longpoll_answers *cache = push->longpoll_answers;
+    struct shared *sh = NULL;
+
+    if (render_answer(push, cache->head, cache->body, msgs, n, false, 0) < 0)
+        goto done;
+    size_t head_len = evbuffer_get_length(cache->head);
+    size_t body_len = evbuffer_get_length(cache->body);
+    sh = malloc(sizeof(*sh) + head_len + body_len);
     if (sh == NULL)
-        return NULL;
+        goto done;
     sh->refs = 1;
     sh->n = n;
-    sh->head_len = (size_t)head_len;
-    char *p = sh->bytes;
-    memcpy(p, head, sh->head_len);
-    p += sh->head_len;
-    memcpy(p, open, (size_t)open_len);
-    p += open_len;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            *p++ = ',';
-        memcpy(p, items[i].ptr, items[i].len);
-        p += items[i].len;
+    sh->head_len = head_len;
+    sh->body_len = body_len;
+    evbuffer_remove(cache->head, sh->bytes, head_len);
+    evbuffer_remove(cache->body, sh->bytes + head_len, body_len);
+    for (size_t i = 0; i < n; i++)
         sh->msgs[i] = sp_msg_ref(msgs[i]);
-    }
-    memcpy(p, "]}\n", 3);
-    p += 3;
-    sh->body_len = (size_t)(p - sh->bytes) - sh->head_len;
+done:
+    evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
+    evbuffer_drain(cache->body, evbuffer_get_length(cache->body));
     return sh;
 }
 
 /* The shared answer for msgs, rendered now if none of the kept ones is it.
- * NULL: out of memory (the caller renders the answer itself). */
-static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, size_t n)
+ * NULL: not shareable, or out of memory (the caller renders its own). */
+static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, size_t n,
+                                    bool missed)
 {
-    struct sp_longpoll_cache *cache = push->longpoll_cache;
+    struct sp_longpoll_answers *cache = push->longpoll_answers;
 
+    if (n == 0 || n > SHARED_MAX || missed)
+        return NULL;
     for (int i = 0; i < SHARED_SLOTS; i++) {
         struct shared *sh = cache->slots[i];
         if (sh != NULL && sh->n == n && memcmp(sh->msgs, msgs, n * sizeof(*msgs)) == 0)
@@ -178,108 +198,68 @@ static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, 
 static void longpoll_free(struct sp_longpoll *lp)
 {
     if (lp->ready)
-        TAILQ_REMOVE(&lp->push->longpolls_ready, lp, ready_link);
+        TAILQ_REMOVE(&lp->push->longpoll_answers->ready, lp, ready_link);
     LIST_REMOVE(lp, link);
     lp->push->live[SP_KIND_LONGPOLL]--;
     sp_subscription_close(lp->subs);
     free(lp);
 }
 
-static void cursor_text(struct sp_longpoll *lp, const struct sp_cursor *cur, char *out)
+/* Queues the shared answer in the scratch buffers. Returns 0 or -1. */
+static int take_shared(struct sp_longpoll_answers *cache, struct shared *sh)
 {
-    sp_hub_format_id(lp->push->hub, cur->present && cur->this_epoch ? cur->seq : 0, out);
-}
-
-/* Writes the response headers common to every answer. */
-static void common_headers(struct sp_longpoll *lp, struct evbuffer *h, const char *cursor,
-                           bool missed)
-{
-    evbuffer_add_printf(h,
-                        "Cache-Control: no-store\r\n"
-                        "Sidepush-Cursor: %s\r\n"
-                        "ETag: \"%s\"\r\n",
-                        cursor, cursor);
-    if (missed)
-        evbuffer_add_printf(h, "Sidepush-Missed: 1\r\n");
-    sp_push_cors(lp->push, sp_http_request(lp->conn), h);
-}
-
-/* 200 with a shared answer: the per-client work is adding two references
- * and the client's CORS lines. Returns 0, or -1 with nothing sent. */
-static int answer_shared(struct sp_longpoll *lp, struct shared *sh)
-{
-    struct sp_longpoll_cache *cache = lp->push->longpoll_cache;
-
     if (evbuffer_add_reference(cache->head, sh->bytes, sh->head_len, shared_unref_cb, sh) < 0)
         return -1;
     sh->refs++;
     if (evbuffer_add_reference(cache->body, sh->bytes + sh->head_len, sh->body_len, shared_unref_cb,
-                               sh) < 0) {
-        evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
+                               sh) < 0)
         return -1;
-    }
     sh->refs++;
-    lp->push->stats.delivered += sh->n;
-    sp_push_cors(lp->push, sp_http_request(lp->conn), cache->head);
-    sp_http_begin(lp->conn, 200, NULL, cache->head, (int64_t)sh->body_len);
-    sp_http_write_buffer(lp->conn, cache->body);
-    sp_http_finish(lp->conn);
-    /* a connection gone meanwhile took nothing: empty the scratch buffers */
-    evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
-    evbuffer_drain(cache->body, evbuffer_get_length(cache->body));
     return 0;
 }
 
-/* 200 with the messages; takes the references in msgs. */
+/* 200 with the messages; takes the references in msgs. Shared or its own,
+ * the answer is in the cache's scratch buffers by the time it goes out;
+ * the client adds its CORS lines, the server the framing. */
 static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t n, bool missed)
 {
-    struct shared *sh =
-        n > 0 && n <= SHARED_MAX && !missed ? shared_answer(lp->push, msgs, n) : NULL;
+    struct sp_longpoll_answers *cache = lp->push->longpoll_answers;
+    struct shared *sh = shared_answer(lp->push, msgs, n, missed);
+    int rc =
+        sh ? take_shared(cache, sh)
+           : render_answer(lp->push, cache->head, cache->body, msgs, n, missed, lp->cursor.seq);
 
-    if (sh != NULL && answer_shared(lp, sh) == 0) {
-        for (size_t i = 0; i < n; i++)
-            sp_msg_unref(msgs[i]);
-        return;
-    }
-    struct evbuffer *h = evbuffer_new();
-    struct evbuffer *body = evbuffer_new();
-    char cursor[SP_MSG_ID_MAX];
-
-    sp_hub_format_id(lp->push->hub, n ? sp_msg_seq(msgs[n - 1]) : lp->cursor.seq, cursor);
-    if (h && body && sp_msg_longpoll_body(body, cursor, missed, msgs, n) == 0) {
+    if (rc == 0) {
         lp->push->stats.delivered += n;
-        evbuffer_add_printf(h, "Content-Type: application/json\r\n");
-        common_headers(lp, h, cursor, missed);
-        sp_http_begin(lp->conn, 200, NULL, h, (int64_t)evbuffer_get_length(body));
-        sp_http_write_buffer(lp->conn, body);
+        sp_push_cors(lp->push, sp_http_request(lp->conn), cache->head);
+        sp_http_begin(lp->conn, 200, NULL, cache->head, (int64_t)evbuffer_get_length(cache->body));
+        sp_http_write_buffer(lp->conn, cache->body);
         sp_http_finish(lp->conn);
     } else {
         sp_http_respond_error(lp->conn, 500, "out of memory");
     }
+    /* empty whatever a failure or a connection gone meanwhile left */
+    evbuffer_drain(cache->head, evbuffer_get_length(cache->head));
+    evbuffer_drain(cache->body, evbuffer_get_length(cache->body));
     for (size_t i = 0; i < n; i++)
         sp_msg_unref(msgs[i]);
-    if (h)
-        evbuffer_free(h);
-    if (body)
-        evbuffer_free(body);
 }
 
-static void answer_empty(struct sp_longpoll *lp, int status, bool missed)
+/* 204 (the hold ended) or 304 (nothing new, not held), with the cursor. */
+static void answer_empty(struct sp_longpoll *lp, int status)
 {
-    struct evbuffer *h = evbuffer_new();
+    struct evbuffer *h = lp->push->longpoll_answers->head;
     char cursor[SP_MSG_ID_MAX];
+    const struct sp_cursor *cur = &lp->cursor;
 
-    if (h == NULL) {
-        sp_http_respond_error(lp->conn, 500, "out of memory");
-        return;
-    }
-    cursor_text(lp, &lp->cursor, cursor);
-    common_headers(lp, h, cursor, missed);
+    sp_hub_format_id(lp->push->hub, cur->present && cur->this_epoch ? cur->seq : 0, cursor);
+    cursor_headers(h, cursor, false);
+    sp_push_cors(lp->push, sp_http_request(lp->conn), h);
     if (lp->push->draining) /* poll again (elsewhere) in a moment, with this cursor */
         evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_random() % 5);
     sp_http_begin(lp->conn, status, NULL, h, 0);
     sp_http_finish(lp->conn);
-    evbuffer_free(h);
+    evbuffer_drain(h, evbuffer_get_length(h));
 }
 
 /* ---- held requests -------------------------------------------------------------------- */
@@ -292,12 +272,12 @@ static void on_deliver(void *owner, struct sp_msg *msg)
     if (lp->ready)
         return; /* already queued: its answer will carry this one too */
     lp->ready = true;
-    sp_slicer_start(push->longpoll_answerer);
-    TAILQ_INSERT_TAIL(&push->longpolls_ready, lp, ready_link);
+    sp_slicer_start(push->longpoll_answers->answerer);
+    TAILQ_INSERT_TAIL(&push->longpoll_answers->ready, lp, ready_link);
 }
 
-/* Answers one ready request with what is after its cursor now. */
-static void answer_ready(struct sp_longpoll *lp)
+/* Answers one woken request with what is after its cursor now. */
+static void answer_woken(struct sp_longpoll *lp)
 {
     struct sp_msg *backlog[1024];
     bool missed = false;
@@ -314,18 +294,18 @@ static void answer_ready(struct sp_longpoll *lp)
     longpoll_free(lp);
 }
 
-void sp_longpoll_answer_ready(void *arg)
+static void answer_slice(void *arg)
 {
-    struct sp_push *push = arg;
+    struct sp_longpoll_answers *a = ((struct sp_push *)arg)->longpoll_answers;
     struct sp_longpoll *lp;
 
-    for (int i = 0; i < ANSWER_SLICE && (lp = TAILQ_FIRST(&push->longpolls_ready)) != NULL; i++) {
-        TAILQ_REMOVE(&push->longpolls_ready, lp, ready_link);
+    for (int i = 0; i < ANSWER_SLICE && (lp = TAILQ_FIRST(&a->ready)) != NULL; i++) {
+        TAILQ_REMOVE(&a->ready, lp, ready_link);
         lp->ready = false;
-        answer_ready(lp);
+        answer_woken(lp);
     }
-    if (!TAILQ_EMPTY(&push->longpolls_ready))
-        sp_slicer_more(push->longpoll_answerer);
+    if (!TAILQ_EMPTY(&a->ready))
+        sp_slicer_more(a->answerer);
 }
 
 static void on_deleted(void *owner)
@@ -342,7 +322,7 @@ static void on_timeout(void *arg)
     struct sp_longpoll *lp = arg;
 
     sp_http_set_ops(lp->conn, NULL, NULL);
-    answer_empty(lp, 204, false);
+    answer_empty(lp, 204);
     longpoll_free(lp);
 }
 
@@ -418,7 +398,7 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
         answer_messages(lp, backlog, (size_t)n, missed);
         longpoll_free(lp);
     } else if (hold == 0) {
-        answer_empty(lp, 304, false);
+        answer_empty(lp, 304);
         longpoll_free(lp);
     } else {
         sp_http_set_ops(conn, &held_ops, lp);
@@ -444,7 +424,7 @@ bool sp_longpoll_drain_one(struct sp_push *push)
     if (lp == NULL)
         return false;
     sp_http_set_ops(lp->conn, NULL, NULL);
-    answer_empty(lp, 204, false);
+    answer_empty(lp, 204);
     longpoll_free(lp);
     return true;
 }

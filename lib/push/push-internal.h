@@ -6,7 +6,6 @@
 #include <event2/buffer.h>
 #include <sys/queue.h>
 
-#include "net/slicer.h"
 #include "push/engine.h"
 #include "push/hub.h"
 #include "push/push.h"
@@ -15,12 +14,11 @@
 struct sp_sse;
 struct sp_ws;
 struct sp_longpoll;
-struct sp_longpoll_cache;
+struct sp_longpoll_answers;
 
 LIST_HEAD(sp_sse_list, sp_sse);
 LIST_HEAD(sp_ws_list, sp_ws);
 LIST_HEAD(sp_longpoll_list, sp_longpoll);
-TAILQ_HEAD(sp_longpoll_queue, sp_longpoll);
 struct sp_grip;
 LIST_HEAD(sp_grip_list, sp_grip);
 
@@ -39,9 +37,7 @@ struct sp_push {
     struct sp_sse_list sse;
     struct sp_ws_list ws;
     struct sp_longpoll_list longpolls;
-    struct sp_longpoll_queue longpolls_ready; /* held, woken, to be answered */
-    struct sp_slicer *longpoll_answerer;
-    struct sp_longpoll_cache *longpoll_cache; /* answers shared by held clients */
+    struct sp_longpoll_answers *longpoll_answers; /* woken polls, shared answers */
     struct sp_grip_list grips;
     size_t live[SP_KIND_COUNT]; /* subscribers on each list */
     struct sp_replays *replays; /* signed webhook ids seen */
@@ -136,10 +132,9 @@ void sp_ws_close_all(struct sp_push *push);
 void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req);
 void sp_longpoll_close_all(struct sp_push *push);
-struct sp_longpoll_cache *sp_longpoll_cache_new(void);
-void sp_longpoll_cache_free(struct sp_longpoll_cache *cache);
-/* Answers a slice of the woken long-polls (the answerer event's callback). */
-void sp_longpoll_answer_ready(void *push);
+/* The woken-poll queue, its slicer and the shared answers (push->base must be set). */
+struct sp_longpoll_answers *sp_longpoll_answers_new(struct sp_push *push);
+void sp_longpoll_answers_free(struct sp_longpoll_answers *a);
 
 void sp_grip_tick(struct sp_push *push, uint64_t now);
 void sp_grip_close_all(struct sp_push *push);

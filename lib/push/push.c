@@ -75,9 +75,7 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     LIST_INIT(&push->sse);
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
-    TAILQ_INIT(&push->longpolls_ready);
-    push->longpoll_answerer = sp_slicer_new(base, sp_longpoll_answer_ready, push);
-    push->longpoll_cache = sp_longpoll_cache_new();
+    push->longpoll_answers = sp_longpoll_answers_new(push);
     LIST_INIT(&push->grips);
     push->hub = sp_hub_new(base, &hub);
     push->replays = sp_replays_new(push);
@@ -85,8 +83,8 @@ struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *con
     if (push->hub != NULL && config->redis.enabled)
         push->engine = sp_engine_new(push);
     if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
-        push->longpoll_answerer == NULL || push->longpoll_cache == NULL ||
-        (config->redis.enabled && push->engine == NULL) || event_add(push->ticker, &every) < 0) {
+        push->longpoll_answers == NULL || (config->redis.enabled && push->engine == NULL) ||
+        event_add(push->ticker, &every) < 0) {
         sp_push_free(push);
         return NULL;
     }
@@ -104,8 +102,7 @@ void sp_push_free(struct sp_push *push)
     sp_grip_close_all(push);
     if (push->ticker)
         event_free(push->ticker);
-    sp_slicer_free(push->longpoll_answerer);
-    sp_longpoll_cache_free(push->longpoll_cache);
+    sp_longpoll_answers_free(push->longpoll_answers);
     if (push->drainer)
         event_free(push->drainer);
     if (push->hub)

@@ -66,9 +66,13 @@ int main(void)
     is_int(limit(), 3, "the root cgroup's own quota");
 
     int affinity = sp_cpus_affinity();
-    int usable = sp_cpus_usable();
+    int mask = 0, quota = -1;
+    int usable = sp_cpus_usable(&mask, &quota);
     ok(affinity >= 1 && affinity <= sysconf(_SC_NPROCESSORS_CONF), "affinity: %d", affinity);
-    ok(usable >= 1 && usable <= affinity, "usable: %d", usable);
+    is_int(mask, affinity, "usable reports the same affinity");
+    ok(quota >= 0, "and a quota (0: none): %d", quota);
+    is_int(usable, quota > 0 && quota < affinity ? quota : affinity, "usable: the smaller");
+    is_int(sp_cpus_usable(NULL, NULL), usable, "the figures are optional");
 
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
