@@ -263,3 +263,32 @@ def test_http10_client(sidepush):
     assert head.startswith(b"HTTP/1.0 200")
     assert b"chunked" not in head.lower()
     assert len(body) == 1000
+
+
+def test_pipelined_past_the_read_cap_all_answered_in_order(sidepush):
+    """More pipelined requests than the input may hold (a head's worth past
+    what is served): reading pauses at the cap and resumes as they are
+    answered, none lost or reordered."""
+    count = 1500  # ~60 KB of heads, several times limits.max_header_size
+    reqs = b"".join(f"GET /echo?n={i} HTTP/1.1\r\nHost: a\r\n\r\n".encode()
+                    for i in range(count))
+    with socket.create_connection(("127.0.0.1", sidepush.port)) as s:
+        sender = threading.Thread(target=s.sendall, args=(reqs,))
+        sender.start()
+        got = read_responses(s, count, timeout=30)
+        sender.join(10)
+    assert [status for status, _ in got] == [200] * count
+    assert [json.loads(body)["path_qs"] for _, body in got] == \
+        [f"/echo?n={i}" for i in range(count)]
+
+
+def test_half_closed_after_the_body_still_gets_its_answer(sidepush):
+    """A client that sends its body, then shuts its side down (curl --data
+    with a closed stdin, many HTTP/1.0 tools) is answered, then closed."""
+    with socket.create_connection(("127.0.0.1", sidepush.port)) as s:
+        s.sendall(b"POST /echo?half HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+        s.shutdown(socket.SHUT_WR)
+        [(status, body)] = read_responses(s, 1)
+        s.settimeout(5)
+        assert s.recv(1) == b""  # and then closed
+    assert status == 200 and json.loads(body)["body"] == "hello"
