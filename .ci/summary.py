@@ -35,8 +35,9 @@ def count_build(build):
     for line in log.read_text().splitlines():
         t = json.loads(line)
         ok = t["result"] in ("OK", "EXPECTEDFAIL")
-        junit = Path(build) / "tests" / "integration" / "pytest.xml"
-        if t["name"].split("/")[-1].strip() == "pytest" and junit.exists():
+        name = t["name"].split("/")[-1].strip()
+        junit = Path(build) / "tests" / "integration" / f"{name}.xml"
+        if name.startswith("pytest") and junit.exists():
             p, f = count_junit(junit)
             f += 0 if ok or f else 1
         elif t.get("protocol") == "tap" or re.search(r"^(not )?ok \d+", t.get("stdout", ""), re.M):

@@ -32,21 +32,27 @@ static int load(const char *path, struct sp_config **config)
     return rc;
 }
 
-/* Every subscriber is a socket: take all the descriptors the hard limit
- * allows, and say what that means for capacity. */
-/* What the pod or the host gives this process (the figure "workers: auto"
- * will use), so a user can see a CPU limit was understood. */
-static void log_cpus(const struct sp_log *log)
+/* What the pod or the host gives this process, and so how many workers
+ * "workers: auto" runs; logged so a user can see a CPU limit was understood. */
+static unsigned choose_workers(const struct sp_log *log, const struct sp_config *config)
 {
     int affinity, quota;
     int usable = sp_cpus_usable(&affinity, &quota);
     char quota_text[16] = "none";
+    unsigned workers = config->workers ? (unsigned)config->workers : (unsigned)usable;
 
+    if (workers < 1)
+        workers = 1;
     if (quota > 0)
         snprintf(quota_text, sizeof(quota_text), "%d", quota);
-    sp_log_info(log, "cpus", "%d usable (affinity mask %d, cgroup v2 quota %s); one event loop",
-                usable, affinity, quota_text);
+    sp_log_info(log, "cpus", "%d usable (affinity mask %d, cgroup v2 quota %s); %u worker%s (%s)",
+                usable, affinity, quota_text, workers, workers == 1 ? "" : "s",
+                config->workers ? "workers in the configuration" : "workers: auto");
+    return workers;
 }
+
+/* Every subscriber is a socket: take all the descriptors the hard limit
+ * allows, and say what that means for capacity. */
 
 static void raise_fd_limit(const struct sp_log *log)
 {
@@ -140,7 +146,7 @@ static int run(const char *path)
     log.level = config->log.level;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&log);
-    log_cpus(&log);
+    unsigned workers = choose_workers(&log, config);
     base = sp_app_base_new();
     if (base == NULL)
         goto done;
@@ -154,9 +160,9 @@ static int run(const char *path)
     if (sigterm == NULL || sigint == NULL || sighup == NULL || event_add(sigterm, NULL) ||
         event_add(sigint, NULL) || event_add(sighup, NULL))
         goto done;
-    app = sp_app_new(base, config, &log, err, sizeof(err));
+    app = sp_app_new(base, config, workers, &log, err, sizeof(err));
     runner.app = app;
-    if (app == NULL) {
+    if (app == NULL || sp_app_start(app, err, sizeof(err)) < 0) {
         sp_log_error(&log, "startup_failed", "%s", err);
         goto done;
     }

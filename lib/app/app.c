@@ -1,6 +1,8 @@
 #include "app/app.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,73 +14,178 @@
 #include "http/server.h"
 #include "net/curlm.h"
 #include "net/listener.h"
+#include "net/mailbox.h"
 #include "metrics/metrics.h"
 #include "net/stream.h"
 #include "push/push.h"
 
-struct sp_app {
+/* One event loop on one thread, and everything it owns: its client
+ * connections (its own listening socket), their streams, proxied
+ * transfers, requests to the backend, timers. Worker 0 is the home: it
+ * also runs on the caller's loop and holds what is process-wide. */
+struct worker {
+    struct sp_app *app;
+    unsigned index;
     struct event_base *base;
-    const struct sp_config *config;
-    const struct sp_log *log;
+    bool own_base; /* made here (not the caller's) */
+    pthread_t thread;
+    bool started;
+    const struct sp_config *config; /* the one in force on this worker */
+    struct sp_mailbox *mailbox;
     struct sp_curlm *curlm;
     struct sp_proxy *proxy;
     struct sp_flusher *flusher;
     struct sp_push *push;
-    struct sp_backend backend; /* what the backend modules share */
+    struct sp_backend backend; /* what this worker's backend modules share */
     struct sp_auth *auth;
-    struct sp_polls *polls;
     struct sp_http_server *clients;
-    struct sp_http_server *publishers;
-    /* Each listener has its own cap, so clients at theirs never starve
-     * publishing or the probes. */
     struct sp_listener *client_listener;
+    atomic_size_t open; /* clients and streams, for the process-wide cap */
+    struct event *drain_check;
+    uint64_t drain_deadline;
+};
+
+struct sp_app {
+    const struct sp_config *config; /* the home's */
+    const struct sp_log *log;
+    unsigned nworkers;
+    struct worker *workers;
+    atomic_bool ready;
+    atomic_int paused; /* client listeners paused at limits.max_connections */
+    /* the home's own */
+    struct sp_polls *polls;
+    struct sp_http_server *publishers;
     struct sp_listener *publish_listener;
     struct sp_listener *admin_listener; /* metrics.listen, optional */
     struct sp_http_server *admins;
-    bool ready;
-    /* draining */
-    struct event *drain_check;
-    uint64_t drain_deadline;
+    bool draining;
+    bool freeing; /* connections closing now change no caps */
+    unsigned workers_drained;
     void (*drained)(void *ctx);
     void *drained_ctx;
 };
 
-/* ---- connection caps ---------------------------------------------------------------- */
-
-static size_t open_connections(const struct sp_app *app)
+static struct worker *home(struct sp_app *app)
 {
-    return sp_http_server_connections(app->clients) + sp_http_server_connections(app->publishers) +
-           sp_flusher_count(app->flusher);
+    return &app->workers[0];
 }
 
-static void update_accepting(struct sp_app *app)
+static void mail_free(struct sp_mail *mail)
 {
-    const struct sp_config *cfg = app->config;
+    free(mail);
+}
 
+/* A small mail that runs fn on a worker. */
+struct call {
+    struct sp_mail mail;
+    struct worker *w;
+    void (*fn)(struct worker *w, void *arg);
+    void *arg;
+};
+
+static void call_run(struct sp_mail *mail)
+{
+    struct call *c = (struct call *)mail;
+    c->fn(c->w, c->arg);
+    free(c);
+}
+
+/* Runs fn(w, arg) on w's loop: now when that is this one (home only
+ * knows), else by mail. Returns 0 or -1 (out of memory). */
+static int call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+    struct call *c = malloc(sizeof(*c));
+
+    if (c == NULL)
+        return -1;
+    *c = (struct call){.w = w, .fn = fn, .arg = arg};
+    sp_mailbox_post(w->mailbox, &c->mail, call_run, mail_free);
+    return 0;
+}
+
+/* ---- connection caps ---------------------------------------------------------------- */
+
+static size_t worker_open(const struct worker *w)
+{
+    return sp_http_server_connections(w->clients) + sp_flusher_count(w->flusher);
+}
+
+static size_t process_open(struct sp_app *app)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < app->nworkers; i++)
+        n += atomic_load(&app->workers[i].open);
+    return n;
+}
+
+static void cap_clients(struct worker *w, bool tell_others);
+
+static void recheck(struct worker *w, void *arg)
+{
+    (void)arg;
+    cap_clients(w, false);
+}
+
+/* limits.max_connections is the process's: each worker pauses its own
+ * socket when the sum over workers reaches it, and one that makes room
+ * wakes the paused ones. */
+static void cap_clients(struct worker *w, bool tell_others)
+{
+    struct sp_app *app = w->app;
+    const struct sp_config *cfg = w->config;
+    bool was = sp_listener_accepting(w->client_listener);
+
+    /* Sequentially consistent: of two workers accepting at once, at least
+     * one sees the other's count (x86 would otherwise let both miss it). */
+    atomic_store(&w->open, worker_open(w));
+    size_t total = process_open(app);
     /* A browser's EventSource waits out a stalled connect, but gives up for
      * good on an error status: so the backlog, never a 503. */
-    sp_listener_cap(app->client_listener,
-                    sp_http_server_connections(app->clients) + sp_flusher_count(app->flusher),
-                    cfg->limits.max_connections, "limits.max_connections");
-    sp_listener_cap(app->publish_listener, sp_http_server_connections(app->publishers),
-                    cfg->publish.max_connections, "publish.max_connections");
-    if (app->admins != NULL)
-        sp_listener_cap(app->admin_listener, sp_http_server_connections(app->admins),
-                        cfg->metrics.max_connections, "metrics.max_connections");
+    sp_listener_cap(w->client_listener, total, cfg->limits.max_connections,
+                    tell_others ? "limits.max_connections" : NULL);
+    bool now = sp_listener_accepting(w->client_listener);
+    if (w->client_listener != NULL && was != now)
+        atomic_fetch_add(&app->paused, now ? -1 : 1);
+    /* This one just paused (the others pause too), or there is room again
+     * while some are paused (they resume). */
+    bool tell = (was && !now && w->client_listener != NULL) ||
+                (total < cfg->limits.max_connections && atomic_load(&app->paused) > 0);
+    for (unsigned i = 0; tell_others && tell && i < app->nworkers; i++) {
+        if (&app->workers[i] != w)
+            call_on(&app->workers[i], recheck, NULL);
+    }
+}
+
+static void update_accepting(struct worker *w)
+{
+    struct sp_app *app = w->app;
+
+    cap_clients(w, true);
+    if (w->index == 0) {
+        sp_listener_cap(app->publish_listener, sp_http_server_connections(app->publishers),
+                        app->config->publish.max_connections, "publish.max_connections");
+        if (app->admins != NULL)
+            sp_listener_cap(app->admin_listener, sp_http_server_connections(app->admins),
+                            app->config->metrics.max_connections, "metrics.max_connections");
+    }
 }
 
 static void on_conn_gone(void *ctx)
 {
-    update_accepting(ctx);
+    struct worker *w = ctx;
+
+    if (!w->app->freeing)
+        update_accepting(w);
 }
 
-/* ---- request handlers ---------------------------------------------------------------- */
+/* ---- health ------------------------------------------------------------------------- */
 
-static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
+static bool serve_health(struct worker *w, struct sp_http_conn *conn,
                          const struct sp_http_request *req)
 {
-    bool live = sp_slice_eq(req->path, app->config->health.liveness_path);
-    bool ready = sp_slice_eq(req->path, app->config->health.readiness_path);
+    bool live = sp_slice_eq(req->path, w->config->health.liveness_path);
+    bool ready = sp_slice_eq(req->path, w->config->health.readiness_path);
 
     if (!live && !ready)
         return false;
@@ -86,7 +193,7 @@ static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
         sp_http_respond_not_allowed(conn, "GET, HEAD", "health endpoints answer GET and HEAD");
         return true;
     }
-    if (live || (app->ready && (app->push == NULL || sp_push_engine_ready(app->push)))) {
+    if (live || (atomic_load(&w->app->ready) && sp_push_engine_ready(w->push))) {
         static const char ok[] = "{\"status\":\"ok\"}\n";
         sp_http_respond(conn, 200, "application/json", ok, sizeof(ok) - 1);
     } else {
@@ -95,41 +202,110 @@ static bool serve_health(struct sp_app *app, struct sp_http_conn *conn,
     return true;
 }
 
-static void serve_metrics(struct sp_app *app, struct sp_http_conn *conn)
+/* ---- metrics: every worker counts its own, the asker sums them ---------------------------
+ *
+ * A scrape mails every worker for its figures (each copies them on its own
+ * thread, so nothing is read while it changes); the home also writes what
+ * only it has. The last to answer mails the asking worker, which sums and
+ * answers, if its client is still there. */
+
+struct figures {
+    size_t clients, streams;
+    struct sp_push_figures push;
+    struct sp_proxy_stats proxy;
+};
+
+struct gather;
+
+struct collect {
+    struct sp_mail mail;
+    struct gather *g;
+    unsigned index;
+};
+
+struct gather {
+    struct sp_mail answer; /* to the asker, once every collect has run */
+    struct worker *asker;
+    struct sp_http_conn *conn; /* NULL once the client has gone */
+    atomic_uint pending;
+    size_t publishers;
+    struct evbuffer *home_text; /* written by the home's collect */
+    struct figures *figures;    /* one per worker */
+    struct collect collects[];
+};
+
+static void gather_free(struct gather *g)
 {
-    struct evbuffer *out = evbuffer_new();
-    struct evbuffer *headers = evbuffer_new();
-    const struct sp_proxy_stats *px = sp_proxy_stats(app->proxy);
+    if (g->home_text)
+        evbuffer_free(g->home_text);
+    free(g->figures);
+    free(g);
+}
+
+static void render_metrics(struct gather *g, struct evbuffer *out)
+{
+    struct sp_app *app = g->asker->app;
+    struct figures sum = {0};
     static const char *const classes[] = {"failed", "1xx", "2xx", "3xx", "4xx", "5xx"};
     char labels[48];
 
-    if (out == NULL || headers == NULL) {
-        sp_http_respond_error(conn, 500, "out of memory");
-        goto done;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        const struct figures *f = &g->figures[i];
+        sum.clients += f->clients;
+        sum.streams += f->streams;
+        sp_push_figures_add(&sum.push, &f->push);
+        for (int c = 0; c < 6; c++)
+            sum.proxy.by_class[c] += f->proxy.by_class[c];
+        sp_histogram_add(&sum.proxy.latency, &f->proxy.latency);
     }
     sp_metric_head(out, "sidepush_connections", "gauge",
                    "Open connections, by listener (subscribers after their head: streams).");
-    sp_metric_value(out, "sidepush_connections", "listener=\"client\"",
-                    (double)sp_http_server_connections(app->clients));
-    sp_metric_value(out, "sidepush_connections", "listener=\"publish\"",
-                    (double)sp_http_server_connections(app->publishers));
-    sp_metric_value(out, "sidepush_connections", "listener=\"stream\"",
-                    (double)sp_flusher_count(app->flusher));
-    sp_push_metrics(app->push, out);
-    sp_polls_metrics(app->polls, out);
+    sp_metric_value(out, "sidepush_connections", "listener=\"client\"", (double)sum.clients);
+    sp_metric_value(out, "sidepush_connections", "listener=\"publish\"", (double)g->publishers);
+    sp_metric_value(out, "sidepush_connections", "listener=\"stream\"", (double)sum.streams);
+    sp_metric_one(out, "sidepush_workers", "gauge", "Worker threads (event loops).",
+                  (double)app->nworkers);
+    sp_metric_head(out, "sidepush_worker_connections", "gauge",
+                   "Client connections and streams open on each worker.");
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        snprintf(labels, sizeof(labels), "worker=\"%u\"", i);
+        sp_metric_value(out, "sidepush_worker_connections", labels,
+                        (double)(g->figures[i].clients + g->figures[i].streams));
+    }
+    sp_push_metrics(g->asker->push, &sum.push, out);
+    evbuffer_add_buffer(out, g->home_text);
     sp_metric_head(out, "sidepush_proxy_requests_total", "counter",
                    "Requests proxied to the backend, by status class.");
     for (int i = 0; i < 6; i++) {
         snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
-        sp_metric_value(out, "sidepush_proxy_requests_total", labels, (double)px->by_class[i]);
+        sp_metric_value(out, "sidepush_proxy_requests_total", labels,
+                        (double)sum.proxy.by_class[i]);
     }
     sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
-                        "Proxied requests, start to end of response.", &px->latency);
+                        "Proxied requests, start to end of response.", &sum.proxy.latency);
     sp_metric_one(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.",
                   (double)sp_process_open_fds());
     sp_metric_one(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.",
                   (double)sp_process_rss_bytes());
-    sp_metric_one(out, "sidepush_ready", "gauge", "1 while ready to serve.", app->ready ? 1 : 0);
+    sp_metric_one(out, "sidepush_ready", "gauge", "1 while ready to serve.",
+                  atomic_load(&app->ready) ? 1 : 0);
+}
+
+static void gather_answer(struct sp_mail *mail)
+{
+    struct gather *g = (struct gather *)mail;
+    struct sp_http_conn *conn = g->conn;
+    struct evbuffer *out = evbuffer_new();
+    struct evbuffer *headers = evbuffer_new();
+
+    if (conn == NULL)
+        goto done;
+    sp_http_set_ops(conn, NULL, NULL);
+    if (out == NULL || headers == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        goto done;
+    }
+    render_metrics(g, out);
     evbuffer_add_printf(headers, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                                  "Cache-Control: no-store\r\n");
     sp_http_begin(conn, 200, NULL, headers, (int64_t)evbuffer_get_length(out));
@@ -140,28 +316,101 @@ done:
         evbuffer_free(out);
     if (headers)
         evbuffer_free(headers);
+    gather_free(g);
 }
+
+static void gather_dropped(struct sp_mail *mail)
+{
+    gather_free((struct gather *)mail);
+}
+
+static void collected(struct gather *g, bool dropped)
+{
+    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) != 1)
+        return;
+    if (dropped) /* shutting down: the asker's mailbox may be gone */
+        gather_free(g);
+    else
+        sp_mailbox_post(g->asker->mailbox, &g->answer, gather_answer, gather_dropped);
+}
+
+static void collect_run(struct sp_mail *mail)
+{
+    struct collect *c = (struct collect *)mail;
+    struct gather *g = c->g;
+    struct worker *w = &g->asker->app->workers[c->index];
+    struct figures *f = &g->figures[c->index];
+
+    f->clients = sp_http_server_connections(w->clients);
+    f->streams = sp_flusher_count(w->flusher);
+    sp_push_add_figures(w->push, &f->push);
+    f->proxy = *sp_proxy_stats(w->proxy);
+    if (c->index == 0) {
+        struct sp_app *app = w->app;
+        g->publishers = sp_http_server_connections(app->publishers);
+        sp_polls_metrics(app->polls, g->home_text);
+        sp_push_home_metrics(w->push, g->home_text);
+    }
+    collected(g, false);
+}
+
+static void collect_dropped(struct sp_mail *mail)
+{
+    collected(((struct collect *)mail)->g, true);
+}
+
+static void on_scraper_gone(void *ctx)
+{
+    ((struct gather *)ctx)->conn = NULL;
+}
+
+static const struct sp_http_ops scraper_ops = {NULL, NULL, on_scraper_gone, NULL};
+
+static void serve_metrics(struct worker *w, struct sp_http_conn *conn)
+{
+    struct sp_app *app = w->app;
+    struct gather *g = calloc(1, sizeof(*g) + app->nworkers * sizeof(struct collect));
+
+    if (g == NULL || (g->figures = calloc(app->nworkers, sizeof(*g->figures))) == NULL ||
+        (g->home_text = evbuffer_new()) == NULL) {
+        if (g)
+            gather_free(g);
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    g->asker = w;
+    g->conn = conn;
+    atomic_init(&g->pending, app->nworkers);
+    sp_http_set_ops(conn, &scraper_ops, g);
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        g->collects[i] = (struct collect){.g = g, .index = i};
+        sp_mailbox_post(app->workers[i].mailbox, &g->collects[i].mail, collect_run,
+                        collect_dropped);
+    }
+}
+
+/* ---- request handlers ---------------------------------------------------------------- */
 
 /* A client allowed on a route (by forward-auth, or with none configured). */
 static void subscribe(void *ctx, const struct sp_route_config *route,
                       const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                       struct sp_http_conn *conn, const struct sp_http_request *req)
 {
-    struct sp_app *app = ctx;
+    struct worker *w = ctx;
 
     if (route->has_poll)
-        sp_polls_subscribe(app->polls, route, caps, conn, req);
+        sp_polls_subscribe(w->app->polls, &w->backend, route, caps, conn, req);
     else
-        sp_push_subscribe(app->push, route, spec, conn, req);
+        sp_push_subscribe(w->push, route, spec, conn, req);
 }
 
-static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
+static bool serve_route(struct worker *w, struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
     struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
 
-    for (size_t i = 0; i < app->config->nroutes; i++) {
-        const struct sp_route_config *r = &app->config->routes[i];
+    for (size_t i = 0; i < w->config->nroutes; i++) {
+        const struct sp_route_config *r = &w->config->routes[i];
         if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
             continue;
         char channel[4096];
@@ -173,9 +422,9 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
             return true;
         }
         if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
-            sp_auth_check(app->auth, r, caps, spec, conn, req, subscribe, app);
+            sp_auth_check(w->auth, r, caps, spec, conn, req, subscribe, w);
         else
-            subscribe(app, r, caps, spec, conn, req);
+            subscribe(w, r, caps, spec, conn, req);
         return true;
     }
     return false;
@@ -183,43 +432,47 @@ static bool serve_route(struct sp_app *app, struct sp_http_conn *conn,
 
 static void grip_hold(void *ctx, struct sp_http_conn *conn, const struct sp_grip_hold *hold)
 {
-    struct sp_app *app = ctx;
-    sp_push_grip_hold(app->push, conn, hold);
+    struct worker *w = ctx;
+    sp_push_grip_hold(w->push, conn, hold);
+}
+
+static bool is_metrics(const struct worker *w, const struct sp_http_request *req)
+{
+    return sp_slice_eq(req->path, w->config->metrics.path) &&
+           (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"));
 }
 
 static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {
-    struct sp_app *app = ctx;
+    struct worker *w = ctx;
 
-    if (!app->config->metrics.has_listen && sp_slice_eq(req->path, app->config->metrics.path) &&
-        (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))) {
-        serve_metrics(app, conn);
+    if (!w->config->metrics.has_listen && is_metrics(w, req)) {
+        serve_metrics(w, conn);
         return;
     }
-    if (serve_health(app, conn, req) || serve_route(app, conn, req))
+    if (serve_health(w, conn, req) || serve_route(w, conn, req))
         return;
-    sp_proxy_handle(app->proxy, conn, req);
+    sp_proxy_handle(w->proxy, conn, req);
 }
 
-/* The admin listener: metrics and health only. */
+/* The admin listener (home): metrics and health only. */
 static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {
-    struct sp_app *app = ctx;
+    struct worker *w = ctx;
 
-    if (sp_slice_eq(req->path, app->config->metrics.path) &&
-        (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"))) {
-        serve_metrics(app, conn);
+    if (is_metrics(w, req)) {
+        serve_metrics(w, conn);
         return;
     }
-    if (!serve_health(app, conn, req))
+    if (!serve_health(w, conn, req))
         sp_http_respond_error(conn, 404, "the admin listener serves metrics and health only");
 }
 
 static void handle_publisher(void *ctx, struct sp_http_conn *conn,
                              const struct sp_http_request *req)
 {
-    struct sp_app *app = ctx;
-    sp_push_publish_request(app->push, conn, req);
+    struct worker *w = ctx;
+    sp_push_publish_request(w->push, conn, req);
 }
 
 /* ---- listeners ------------------------------------------------------------------------ */
@@ -227,14 +480,15 @@ static void handle_publisher(void *ctx, struct sp_http_conn *conn,
 static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, struct sockaddr *peer,
                       int len)
 {
-    struct sp_app *app = ctx;
-    struct sp_http_server *server = l == app->client_listener    ? app->clients
+    struct worker *w = ctx;
+    struct sp_app *app = w->app;
+    struct sp_http_server *server = l == w->client_listener      ? w->clients
                                     : l == app->publish_listener ? app->publishers
                                                                  : app->admins;
 
     if (sp_http_server_adopt(server, fd, peer, len) < 0)
         sp_log_error(app->log, "accept_failed", "could not set up a connection");
-    update_accepting(app);
+    update_accepting(w);
 }
 
 struct event_base *sp_app_base_new(void)
@@ -255,11 +509,11 @@ static struct sp_http_limits http_limits(const struct sp_config *config)
     };
 }
 
-static struct sp_proxy_options proxy_options(struct sp_app *app, const struct sp_config *config)
+static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_config *config)
 {
     return (struct sp_proxy_options){
         .grip = grip_hold,
-        .grip_ctx = app,
+        .grip_ctx = w,
         .backend_url = config->backend.url,
         .connect_timeout_ms = config->backend.connect_timeout_ms,
         .response_timeout_ms = config->backend.timeout_ms,
@@ -268,78 +522,177 @@ static struct sp_proxy_options proxy_options(struct sp_app *app, const struct sp
     };
 }
 
+/* ---- reloads ----------------------------------------------------------------------------- */
+
+static void reconfigure_worker(struct worker *w, void *arg)
+{
+    const struct sp_config *config = arg;
+    const struct sp_http_limits limits = http_limits(config);
+    const struct sp_proxy_options proxy = proxy_options(w, config);
+
+    sp_http_server_set_limits(w->clients, &limits);
+    if (sp_proxy_reconfigure(w->proxy, &proxy) < 0)
+        sp_log_error(w->app->log, "reload", "backend settings not applied: out of memory");
+    sp_push_reconfigure(w->push, config);
+    w->backend.config = config;
+    w->config = config;
+    update_accepting(w);
+}
+
 void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
 {
     const struct sp_http_limits limits = http_limits(config);
-    const struct sp_proxy_options proxy = proxy_options(app, config);
 
     if (memcmp(&config->listen, &app->config->listen, sizeof(config->listen)) != 0 ||
         memcmp(&config->publish_listen, &app->config->publish_listen,
                sizeof(config->publish_listen)) != 0)
         sp_log_warn(app->log, "reload", "listen and publish_listen change only with a restart");
-    sp_http_server_set_limits(app->clients, &limits);
+    if (config->workers != app->config->workers)
+        sp_log_warn(app->log, "reload", "workers changes only with a restart");
     sp_http_server_set_limits(app->publishers, &limits);
     if (app->admins)
         sp_http_server_set_limits(app->admins, &limits);
-    if (sp_proxy_reconfigure(app->proxy, &proxy) < 0)
-        sp_log_error(app->log, "reload", "backend settings not applied: out of memory");
-    sp_push_reconfigure(app->push, config);
-    app->backend.config = config;
     app->config = config;
-    update_accepting(app);
+    for (unsigned i = 1; i < app->nworkers; i++) {
+        if (call_on(&app->workers[i], reconfigure_worker, (void *)config) < 0)
+            sp_log_error(app->log, "reload", "worker %u keeps its configuration: out of memory", i);
+    }
+    reconfigure_worker(home(app), (void *)config);
+}
+
+/* ---- building ------------------------------------------------------------------------------ */
+
+static int worker_new(struct sp_app *app, struct worker *w, struct event_base *base, char *err,
+                      size_t errlen)
+{
+    const struct sp_config *config = app->config;
+    const struct sp_http_limits limits = http_limits(config);
+    const struct sp_proxy_options proxy = proxy_options(w, config);
+
+    w->app = app;
+    w->config = config;
+    w->base = base;
+    w->mailbox = sp_mailbox_new(base);
+    w->curlm = sp_curlm_new(base);
+    w->proxy = w->curlm ? sp_proxy_new(base, w->curlm, &proxy, app->log) : NULL;
+    w->flusher = sp_flusher_new(base, on_conn_gone, w);
+    if (w->mailbox != NULL && w->curlm != NULL && w->flusher != NULL) {
+        const struct sp_push_worker pw = {base,
+                                          w->curlm,
+                                          w->flusher,
+                                          w->mailbox,
+                                          w->index,
+                                          app->nworkers,
+                                          w->index ? home(app)->push : NULL};
+        w->push = sp_push_new(&pw, config, app->log);
+    }
+    w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
+    w->auth = sp_auth_new(&w->backend, w->index ? home(app)->auth : NULL);
+    w->clients = sp_http_server_new(base, &limits, handle_client, w, on_conn_gone, w, app->log);
+    if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->clients == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sp_push_set_forwarder(w->push, &sp_ws_forward_ops, &w->backend);
+    return 0;
+}
+
+/* The client socket of every worker: with several, each its own socket on
+ * the same address (SO_REUSEPORT), the kernel spreading connections. An
+ * ordinary bind first proves the address is free (and makes port 0
+ * concrete): another process's SO_REUSEPORT socket would otherwise be
+ * joined silently and take a share of the clients. */
+static int listen_clients(struct sp_app *app, char *err, size_t errlen)
+{
+    struct sp_address addr = app->config->listen;
+    struct worker *h = home(app);
+
+    if (app->nworkers == 1) {
+        h->client_listener = sp_listener_new(h->base, &addr, on_accept, h, app->log, err, errlen);
+        return h->client_listener ? 0 : -1;
+    }
+    struct sp_listener *probe =
+        sp_listener_new(h->base, &addr, on_accept, h, app->log, err, errlen);
+    if (probe == NULL)
+        return -1;
+    int rc = sp_listener_address(probe, &addr);
+    sp_listener_free(probe);
+    if (rc < 0)
+        addr = app->config->listen;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct worker *w = &app->workers[i];
+        w->client_listener =
+            sp_listener_new_shared(w->base, &addr, on_accept, w, app->log, err, errlen);
+        if (w->client_listener == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static int home_new(struct sp_app *app, char *err, size_t errlen)
+{
+    struct worker *w = home(app);
+    const struct sp_config *config = app->config;
+    const struct sp_http_limits limits = http_limits(config);
+
+    app->polls = sp_polls_new(&w->backend, w->mailbox);
+    app->publishers =
+        sp_http_server_new(w->base, &limits, handle_publisher, w, on_conn_gone, w, app->log);
+    if (app->polls == NULL || app->publishers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    sp_push_set_watch(w->push, sp_polls_watch, app->polls);
+    app->publish_listener =
+        sp_listener_new(w->base, &config->publish_listen, on_accept, w, app->log, err, errlen);
+    if (app->publish_listener == NULL)
+        return -1;
+    if (config->metrics.has_listen) {
+        app->admins =
+            sp_http_server_new(w->base, &limits, handle_admin, w, on_conn_gone, w, app->log);
+        app->admin_listener = app->admins ? sp_listener_new(w->base, &config->metrics.listen,
+                                                            on_accept, w, app->log, err, errlen)
+                                          : NULL;
+        if (app->admin_listener == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+unsigned sp_app_workers(const struct sp_app *app)
+{
+    return app->nworkers;
 }
 
 struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *config,
-                          const struct sp_log *log, char *err, size_t errlen)
+                          unsigned nworkers, const struct sp_log *log, char *err, size_t errlen)
 {
     struct sp_app *app = calloc(1, sizeof(*app));
-    const struct sp_http_limits limits = http_limits(config);
-    const struct sp_proxy_options proxy = proxy_options(app, config);
 
-    if (app == NULL) {
+    if (app == NULL ||
+        (app->workers = calloc(nworkers ? nworkers : 1, sizeof(struct worker))) == NULL) {
+        free(app);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    app->base = base;
     app->config = config;
     app->log = log;
-    app->curlm = sp_curlm_new(base);
-    app->proxy = app->curlm ? sp_proxy_new(base, app->curlm, &proxy, log) : NULL;
-    app->flusher = sp_flusher_new(base, on_conn_gone, app);
-    app->push = app->flusher && app->curlm
-                    ? sp_push_new(base, config, app->curlm, app->flusher, log)
-                    : NULL;
-    app->backend = (struct sp_backend){base, app->curlm, log, config, app->push};
-    app->auth = sp_auth_new(&app->backend);
-    app->polls = sp_polls_new(&app->backend);
-    if (app->push != NULL && app->polls != NULL) {
-        sp_push_set_watch(app->push, sp_polls_watch, app->polls);
-        sp_push_set_forwarder(app->push, &sp_ws_forward_ops, &app->backend);
-    }
-    app->clients = sp_http_server_new(base, &limits, handle_client, app, on_conn_gone, app, log);
-    app->publishers =
-        sp_http_server_new(base, &limits, handle_publisher, app, on_conn_gone, app, log);
-    if (app->proxy == NULL || app->push == NULL || app->auth == NULL || app->polls == NULL ||
-        app->clients == NULL || app->publishers == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    app->client_listener = sp_listener_new(base, &config->listen, on_accept, app, log, err, errlen);
-    if (app->client_listener == NULL)
-        goto fail;
-    app->publish_listener =
-        sp_listener_new(base, &config->publish_listen, on_accept, app, log, err, errlen);
-    if (app->publish_listener == NULL)
-        goto fail;
-    if (config->metrics.has_listen) {
-        app->admins = sp_http_server_new(base, &limits, handle_admin, app, on_conn_gone, app, log);
-        app->admin_listener = app->admins ? sp_listener_new(base, &config->metrics.listen,
-                                                            on_accept, app, log, err, errlen)
-                                          : NULL;
-        if (app->admin_listener == NULL)
+    app->nworkers = nworkers ? nworkers : 1;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct worker *w = &app->workers[i];
+        w->index = i;
+        struct event_base *b = i == 0 ? base : sp_app_base_new();
+        w->own_base = i > 0;
+        if (b == NULL || worker_new(app, w, b, err, errlen) < 0) {
+            if (b == NULL)
+                snprintf(err, errlen, "cannot make an event loop");
+            w->base = b;
             goto fail;
+        }
     }
-    app->ready = true;
+    if (home_new(app, err, errlen) < 0 || listen_clients(app, err, errlen) < 0)
+        goto fail;
+    atomic_store(&app->ready, true);
     return app;
 
 fail:
@@ -347,44 +700,126 @@ fail:
     return NULL;
 }
 
+/* ---- threads -------------------------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+int sp_app_start(struct sp_app *app, char *err, size_t errlen)
+{
+    for (unsigned i = 1; i < app->nworkers; i++) {
+        struct worker *w = &app->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            snprintf(err, errlen, "cannot start worker %u: %s", i, strerror(rc));
+            return -1;
+        }
+        w->started = true;
+    }
+    return 0;
+}
+
+static void stop_loop(struct worker *w, void *arg)
+{
+    (void)arg;
+    event_base_loopexit(w->base, NULL);
+}
+
+/* ---- draining -------------------------------------------------------------------------------- */
+
+static void worker_drained(struct worker *h, void *arg)
+{
+    struct sp_app *app = h->app;
+
+    (void)arg;
+    if (++app->workers_drained == app->nworkers && app->drained)
+        app->drained(app->drained_ctx);
+}
+
 static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
-    struct sp_app *app = arg;
+    struct worker *w = arg;
+    struct sp_app *app = w->app;
+    size_t open =
+        worker_open(w) + (w->index == 0 ? sp_http_server_connections(app->publishers) : 0);
 
-    if (open_connections(app) > 0 && sp_now_ms() < app->drain_deadline)
+    if (open > 0 && sp_now_ms() < w->drain_deadline)
         return;
-    if (open_connections(app) > 0)
-        sp_log_warn(app->log, "drain_timeout", "%zu connections left at the end of shutdown_grace",
-                    open_connections(app));
-    event_del(app->drain_check);
-    if (app->drained)
-        app->drained(app->drained_ctx);
+    if (open > 0)
+        sp_log_warn(app->log, "drain_timeout",
+                    "worker %u: %zu connections left at the end of shutdown_grace", w->index, open);
+    event_del(w->drain_check);
+    if (w->index == 0 || call_on(home(app), worker_drained, NULL) < 0)
+        worker_drained(home(app), NULL);
+}
+
+static void drain_worker(struct worker *w, void *arg)
+{
+    struct timeval tick = {0, 100 * 1000};
+    uint64_t grace = w->config->shutdown_grace_ms;
+
+    (void)arg;
+    w->drain_deadline = sp_now_ms() + grace;
+    /* Closed listeners make new connections fail fast: a browser's
+     * EventSource retries a refused connection, but gives up on a 503. */
+    sp_listener_free(w->client_listener);
+    w->client_listener = NULL;
+    sp_push_drain(w->push, grace);
+    sp_http_server_drain(w->clients);
+    w->drain_check = event_new(w->base, -1, EV_PERSIST, drain_check, w);
+    if (w->drain_check == NULL || event_add(w->drain_check, &tick) < 0)
+        drain_check(-1, 0, w);
 }
 
 void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
 {
-    struct timeval tick = {0, 100 * 1000};
-
-    if (app->drain_check != NULL)
+    if (app->draining)
         return;
-    app->ready = false;
+    app->draining = true;
+    atomic_store(&app->ready, false);
     app->drained = done;
     app->drained_ctx = ctx;
-    app->drain_deadline = sp_now_ms() + app->config->shutdown_grace_ms;
-    /* Closed listeners make new connections fail fast: a browser's
-     * EventSource retries a refused connection, but gives up on a 503. */
-    sp_listener_free(app->client_listener);
     sp_listener_free(app->publish_listener);
-    app->client_listener = app->publish_listener = NULL;
-    sp_log_info(app->log, "draining", "sending %zu subscribers away over %llu ms",
-                sp_push_subscribers(app->push), (unsigned long long)app->config->shutdown_grace_ms);
-    sp_push_drain(app->push, app->config->shutdown_grace_ms);
-    sp_http_server_drain(app->clients);
+    app->publish_listener = NULL;
+    sp_log_info(app->log, "draining", "sending the subscribers of %u workers away over %llu ms",
+                app->nworkers, (unsigned long long)app->config->shutdown_grace_ms);
     sp_http_server_drain(app->publishers);
-    app->drain_check = event_new(app->base, -1, EV_PERSIST, drain_check, app);
-    if (app->drain_check == NULL || event_add(app->drain_check, &tick) < 0) {
-        if (done)
-            done(ctx);
+    for (unsigned i = 1; i < app->nworkers; i++) {
+        if (call_on(&app->workers[i], drain_worker, NULL) < 0)
+            worker_drained(home(app), NULL); /* out of memory: it is cut at exit */
+    }
+    drain_worker(home(app), NULL);
+}
+
+/* ---- freeing ----------------------------------------------------------------------------------
+ */
+
+/* Every loop has stopped: what a worker owns goes, its mailbox last (mail
+ * other workers' teardown sends it is dropped there). */
+static void worker_free_connections(struct worker *w)
+{
+    if (w->drain_check)
+        event_free(w->drain_check);
+    w->drain_check = NULL;
+    sp_listener_free(w->client_listener);
+    w->client_listener = NULL;
+}
+
+static void stop_threads(struct sp_app *app)
+{
+    for (unsigned i = 1; i < app->nworkers; i++) {
+        struct worker *w = &app->workers[i];
+        if (!w->started)
+            continue;
+        if (call_on(w, stop_loop, NULL) < 0)
+            event_base_loopbreak(w->base); /* not thread-safe, but nothing else is left */
+        pthread_join(w->thread, NULL);
+        w->started = false;
     }
 }
 
@@ -392,27 +827,48 @@ void sp_app_free(struct sp_app *app)
 {
     if (app == NULL)
         return;
-    if (app->drain_check)
-        event_free(app->drain_check);
-    sp_listener_free(app->client_listener);
+    stop_threads(app);
+    app->freeing = true;
+    struct worker *h = home(app);
+    for (unsigned i = 0; i < app->nworkers; i++)
+        worker_free_connections(&app->workers[i]);
     sp_listener_free(app->publish_listener);
     sp_listener_free(app->admin_listener);
+    app->publish_listener = app->admin_listener = NULL;
     /* The engine first (its operations in flight call back into the
      * pollers), then the pollers, subscriptions, connections (closing one
      * ends its proxied transfer or authorization check), then what they
-     * used. */
-    if (app->push != NULL) {
-        sp_push_stop_engine(app->push);
-        sp_push_set_watch(app->push, NULL, NULL);
+     * used; the home's push (the hub) after every other. */
+    if (h->push != NULL) {
+        sp_push_stop_engine(h->push);
+        sp_push_set_watch(h->push, NULL, NULL);
     }
     sp_polls_free(app->polls);
-    sp_push_free(app->push);
-    sp_http_server_free(app->clients);
-    sp_http_server_free(app->publishers);
-    sp_http_server_free(app->admins);
-    sp_auth_free(app->auth);
-    sp_flusher_free(app->flusher);
-    sp_proxy_free(app->proxy);
-    sp_curlm_free(app->curlm);
+    for (unsigned i = app->nworkers; i-- > 0;) {
+        struct worker *w = &app->workers[i];
+        sp_push_free(w->push);
+        w->push = NULL;
+        sp_http_server_free(w->clients);
+        w->clients = NULL;
+        if (i == 0) {
+            sp_http_server_free(app->publishers);
+            sp_http_server_free(app->admins);
+            app->publishers = app->admins = NULL;
+        }
+    }
+    for (unsigned i = app->nworkers; i-- > 0;) {
+        struct worker *w = &app->workers[i];
+        sp_auth_free(w->auth);
+        sp_flusher_free(w->flusher);
+        sp_proxy_free(w->proxy);
+        sp_curlm_free(w->curlm);
+    }
+    for (unsigned i = 0; i < app->nworkers; i++)
+        sp_mailbox_free(app->workers[i].mailbox);
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        if (app->workers[i].own_base && app->workers[i].base)
+            event_base_free(app->workers[i].base);
+    }
+    free(app->workers);
     free(app);
 }

@@ -1,5 +1,6 @@
 #include "backend/authorize.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +11,38 @@
 
 #define CACHE_MAX 10000
 
+/* One cache of verdicts for every worker: a client allowed on one worker
+ * is not asked about again on another. */
+struct verdicts {
+    pthread_mutex_t lock;
+    struct sp_cache *cache; /* key -> int status (0: allowed) */
+    unsigned users;         /* under lock */
+};
+
 struct sp_auth {
     const struct sp_backend *backend;
-    struct sp_cache *cache; /* key -> int status (0: allowed) */
+    struct verdicts *verdicts;
 };
+
+static void verdict_put(struct verdicts *v, const char *key, int status, uint64_t ttl)
+{
+    uint64_t now = sp_now_ms();
+
+    pthread_mutex_lock(&v->lock);
+    sp_cache_put(v->cache, key, &status, sizeof(status), now + ttl, now, true);
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* Returns true and *status when a fresh verdict is cached. */
+static bool verdict_get(struct verdicts *v, const char *key, int *status)
+{
+    pthread_mutex_lock(&v->lock);
+    const int *found = sp_cache_get(v->cache, key, sp_now_ms(), NULL);
+    if (found != NULL)
+        *status = *found;
+    pthread_mutex_unlock(&v->lock);
+    return found != NULL;
+}
 
 /* What the authorizer is sent; the cache key is a digest of all of it, so
  * a verdict is only ever reused for a request the backend would see as the
@@ -139,10 +168,8 @@ static void on_answer(CURL *easy, CURLcode result, void *ctx)
         status = 503;
     /* Only real answers are cached: an outage must not lock clients out. */
     uint64_t ttl = verdict_ttl_ms(p);
-    if (status != 503 && ttl > 0) {
-        uint64_t now = sp_now_ms();
-        sp_cache_put(p->auth->cache, p->q.key, &status, sizeof(status), now + ttl, now, true);
-    }
+    if (status != 503 && ttl > 0)
+        verdict_put(p->auth->verdicts, p->q.key, status, ttl);
     sp_http_set_ops(p->conn, NULL, NULL);
     proceed(status, p->route, p->caps, p->spec, p->conn, p->allowed, p->allowed_ctx);
     pending_free(p);
@@ -212,9 +239,8 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
         sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
         return;
     }
-    const int *verdict = sp_cache_get(a->cache, q.key, sp_now_ms(), NULL);
-    if (verdict != NULL) {
-        int status = *verdict;
+    int status;
+    if (verdict_get(a->verdicts, q.key, &status)) {
         question_clear(&q);
         proceed(status, route, caps, spec, conn, allowed, ctx);
         return;
@@ -242,18 +268,30 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
     sp_http_set_ops(conn, &pending_ops, p);
 }
 
-struct sp_auth *sp_auth_new(const struct sp_backend *b)
+struct sp_auth *sp_auth_new(const struct sp_backend *b, struct sp_auth *share)
 {
     struct sp_auth *a = calloc(1, sizeof(*a));
 
     if (a == NULL)
         return NULL;
     a->backend = b;
-    a->cache = sp_cache_new(CACHE_MAX);
-    if (a->cache == NULL) {
+    if (share != NULL) {
+        a->verdicts = share->verdicts;
+        pthread_mutex_lock(&a->verdicts->lock);
+        a->verdicts->users++;
+        pthread_mutex_unlock(&a->verdicts->lock);
+        return a;
+    }
+    a->verdicts = calloc(1, sizeof(*a->verdicts));
+    if (a->verdicts == NULL || (a->verdicts->cache = sp_cache_new(CACHE_MAX)) == NULL ||
+        pthread_mutex_init(&a->verdicts->lock, NULL) != 0) {
+        if (a->verdicts)
+            sp_cache_free(a->verdicts->cache);
+        free(a->verdicts);
         free(a);
         return NULL;
     }
+    a->verdicts->users = 1;
     return a;
 }
 
@@ -261,6 +299,13 @@ void sp_auth_free(struct sp_auth *a)
 {
     if (a == NULL)
         return;
-    sp_cache_free(a->cache);
+    pthread_mutex_lock(&a->verdicts->lock);
+    bool last = --a->verdicts->users == 0;
+    pthread_mutex_unlock(&a->verdicts->lock);
+    if (last) {
+        sp_cache_free(a->verdicts->cache);
+        pthread_mutex_destroy(&a->verdicts->lock);
+        free(a->verdicts);
+    }
     free(a);
 }

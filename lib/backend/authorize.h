@@ -14,8 +14,10 @@
 
 struct sp_auth;
 
-/* b must outlive the returned object. NULL on allocation failure. */
-struct sp_auth *sp_auth_new(const struct sp_backend *b);
+/* b must outlive the returned object; its requests run on b's loop. With
+ * share (another worker's), the verdict cache is share's, one for the
+ * process. NULL on allocation failure. */
+struct sp_auth *sp_auth_new(const struct sp_backend *b, struct sp_auth *share);
 /* Checks in flight are dropped (their clients are gone by then). Accepts NULL. */
 void sp_auth_free(struct sp_auth *a);
 

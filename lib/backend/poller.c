@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/hmap.h"
+#include "net/mailbox.h"
 #include "core/clock.h"
 #include "core/digest.h"
 #include "push/engine.h"
@@ -52,7 +53,8 @@ struct sp_poll_stats {
 };
 
 struct sp_polls {
-    const struct sp_backend *backend;
+    const struct sp_backend *backend; /* the home worker's: pollers run there */
+    struct sp_mailbox *home;          /* its mailbox, for other workers' subscribers */
     struct sp_hmap *by_channel;
     struct sp_poll_stats stats;
 };
@@ -578,12 +580,64 @@ static struct curl_slist *client_headers(const struct sp_route_config *route,
     return list;
 }
 
-void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *route,
+/* A poll to make sure of, mailed home by another worker. */
+struct ensure {
+    struct sp_mail mail;
+    struct sp_polls *polls;
+    const struct sp_route_config *route;
+    struct curl_slist *headers;
+    char channel[48];
+    char url[];
+};
+
+static void ensure_free(struct sp_mail *mail)
+{
+    struct ensure *e = (struct ensure *)mail;
+    curl_slist_free_all(e->headers);
+    free(e);
+}
+
+/* On the home worker. The subscriber may already be counted (its worker
+ * subscribed meanwhile) or not yet: the poller follows the count as it is. */
+static void ensure_run(struct sp_mail *mail)
+{
+    struct ensure *e = (struct ensure *)mail;
+    struct sp_polls *polls = e->polls;
+
+    if (polls_ensure(polls, e->route, e->channel, e->url, e->headers) == 0) {
+        size_t count = sp_push_channel_subscribers(polls->backend->push, e->channel);
+        if (count > 0)
+            sp_polls_watch(polls, e->channel, count);
+        else
+            polls_settle(polls, e->channel);
+    }
+    ensure_free(mail);
+}
+
+static int ensure_at_home(struct sp_polls *polls, const struct sp_route_config *route,
+                          const char *channel, const char *url, struct curl_slist *headers)
+{
+    size_t len = strlen(url) + 1;
+    struct ensure *e = calloc(1, sizeof(*e) + len);
+
+    if (e == NULL)
+        return -1;
+    e->polls = polls;
+    e->route = route;
+    e->headers = headers;
+    snprintf(e->channel, sizeof(e->channel), "%s", channel);
+    memcpy(e->url, url, len);
+    sp_mailbox_post(polls->home, &e->mail, ensure_run, ensure_free);
+    return 0;
+}
+
+void sp_polls_subscribe(struct sp_polls *polls, const struct sp_backend *b,
+                        const struct sp_route_config *route,
                         const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
     char channel[48];
-    char *url = sp_backend_url(polls->backend, route, route->poll.url, caps);
+    char *url = sp_backend_url(b, route, route->poll.url, caps);
     struct curl_slist *headers = client_headers(route, req);
 
     if (url == NULL) {
@@ -592,6 +646,17 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_route_config *ro
         return;
     }
     poll_channel(url, headers, channel);
+    if (b != polls->backend) {
+        /* The poller is the home's; the subscriber stays on its own worker. */
+        if (ensure_at_home(polls, route, channel, url, headers) < 0) {
+            curl_slist_free_all(headers);
+            sp_http_respond_error(conn, 503, "out of memory");
+        } else {
+            sp_push_subscribe(b->push, route, channel, conn, req);
+        }
+        free(url);
+        return;
+    }
     if (polls_ensure(polls, route, channel, url, headers) < 0) {
         sp_http_respond_error(conn, 503, "out of memory");
     } else {
@@ -621,13 +686,14 @@ void sp_polls_metrics(const struct sp_polls *polls, struct evbuffer *out)
                       (double)poll->leases);
 }
 
-struct sp_polls *sp_polls_new(const struct sp_backend *backend)
+struct sp_polls *sp_polls_new(const struct sp_backend *backend, struct sp_mailbox *home)
 {
     struct sp_polls *polls = calloc(1, sizeof(*polls));
 
     if (polls == NULL)
         return NULL;
     polls->backend = backend;
+    polls->home = home;
     polls->by_channel = sp_hmap_new();
     if (polls->by_channel == NULL) {
         free(polls);

@@ -31,6 +31,7 @@ enum type {
     T_OPT_STRING,  /* char *, may be empty */
     T_STRING_LIST, /* struct sp_strlist from a list of strings */
     T_ROUTES,      /* the routes list, walked with route_keys[] */
+    T_WORKERS,     /* uint64_t: "auto" (0) or a count within [min, max] */
 };
 
 enum { F_REQUIRED = 1 };
@@ -60,6 +61,8 @@ static const struct key config_keys[] = {
      "clients: subscriptions, health, and everything proxied to the backend"},
     {"", "publish_listen", T_ADDRESS, C(publish_listen), 0, 0, "127.0.0.1:8081", 0,
      "the backend's webhook publishes; loopback so only the pod can reach it"},
+    {"", "workers", T_WORKERS, C(workers), 1, 256, "auto", 0,
+     "event-loop threads: auto = the CPUs this process may use (affinity and cgroup quota)"},
     {"", "shutdown_grace", T_DURATION, C(shutdown_grace_ms), 0, HOUR, "20s", 0,
      "on SIGTERM, subscribers are sent away spread over this window, then sidepush exits"},
     {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
@@ -317,12 +320,19 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
         }
         *(bool *)slot = text[0] == 't';
         return 0;
+    case T_WORKERS:
+        if (strcmp(text, "auto") == 0) {
+            *(uint64_t *)slot = 0;
+            return 0;
+        }
+        /* fall through */
     case T_UINT: {
         char *end;
         errno = 0;
         unsigned long long n = strtoull(text, &end, 10);
         if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0) {
-            snprintf(err, errlen, "'%s' must be a whole number, not '%s'", k->name, text);
+            snprintf(err, errlen, "'%s' must be %sa whole number, not '%s'", k->name,
+                     k->type == T_WORKERS ? "auto or " : "", text);
             return -1;
         }
         v = n;

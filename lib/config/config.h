@@ -81,6 +81,7 @@ struct sp_config {
     struct sp_address listen;
     struct sp_address publish_listen;
     uint64_t shutdown_grace_ms;
+    uint64_t workers; /* 0: auto */
     struct {
         char *url;
         uint64_t connect_timeout_ms;

@@ -2,6 +2,8 @@
 
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -48,9 +50,15 @@ void sp_log_write(const struct sp_log *log, enum sp_log_level level, const char 
                              event, "msg", msg);
     if (line == NULL)
         return;
-    /* json_dumpf escapes control characters, so a hostile value cannot forge a line. */
-    json_dumpf(line, log->out, JSON_COMPACT);
+    /* json_dumps escapes control characters, so a hostile value cannot forge a line. */
+    char *text = json_dumps(line, JSON_COMPACT);
+    json_decref(line);
+    if (text == NULL)
+        return;
+    flockfile(log->out); /* one line at a time, whichever worker writes */
+    fputs(text, log->out);
     fputc('\n', log->out);
     fflush(log->out);
-    json_decref(line);
+    funlockfile(log->out);
+    free(text);
 }

@@ -16,8 +16,10 @@ enum sp_log_level {
     SP_LOG_DEBUG,
 };
 
+/* Shared by every worker thread: a line is written whole, and the level
+ * may change (a reload) while they log. */
 struct sp_log {
-    enum sp_log_level level;
+    _Atomic(enum sp_log_level) level;
     FILE *out;
 };
 

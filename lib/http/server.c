@@ -965,8 +965,11 @@ void sp_http_server_drain(struct sp_http_server *s)
     s->draining = true;
     for (c = LIST_FIRST(&s->live); c != NULL; c = next) {
         next = LIST_NEXT(c, link);
-        if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0)
-            conn_close(c); /* idle keep-alive: nothing to finish */
+        /* Idle keep-alive: nothing to finish. A response still being
+         * written (a long-poll the drain has just answered) is not idle. */
+        if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0 &&
+            evbuffer_get_length(c->out) == 0)
+            conn_close(c);
         else
             c->close_after = true;
     }

@@ -82,3 +82,11 @@ long sp_process_rss_bytes(void)
     fclose(f);
     return rss < 0 ? -1 : rss * sysconf(_SC_PAGESIZE);
 }
+
+void sp_histogram_add(struct sp_histogram *sum, const struct sp_histogram *h)
+{
+    for (int i = 0; i < SP_HISTOGRAM_BUCKETS; i++)
+        sum->counts[i] += h->counts[i];
+    sum->count += h->count;
+    sum->sum += h->sum;
+}

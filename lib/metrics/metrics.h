@@ -18,6 +18,8 @@ struct sp_histogram {
 };
 
 void sp_histogram_observe(struct sp_histogram *h, double seconds);
+/* sum += h (workers' histograms summed for the exposition). */
+void sp_histogram_add(struct sp_histogram *sum, const struct sp_histogram *h);
 
 /* "# HELP name help\n# TYPE name type\n" */
 void sp_metric_head(struct evbuffer *out, const char *name, const char *type, const char *help);

@@ -6,6 +6,7 @@
 #define SP_PUSH_ENGINE_INTERNAL_H
 
 #include <hiredis/hiredis.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -80,7 +81,7 @@ struct sp_engine {
     char sha[S_COUNT][41];
     unsigned scripts_loaded;
     bool hello_done;
-    bool up;
+    atomic_bool up; /* read by every worker's readiness probe */
     bool freeing;
     bool epoch_known;            /* adopted Redis's epoch once */
     bool cmd_was_up, sub_was_up; /* for logging a loss once, then retries at debug */

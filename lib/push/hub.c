@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "core/clock.h"
 #include "core/digest.h"
 #include "core/hmap.h"
+#include "net/mailbox.h"
 
 #define DEDUP_MAX 100000
 #define SWEEP_MS 1000
@@ -19,10 +21,10 @@
 TAILQ_HEAD(sub_list, sp_sub);
 
 /* Small when idle: a channel of one subscriber that has carried nothing
- * costs this struct with its name inline, and its map entry; the history
- * ring grows with the messages it holds. */
+ * costs this struct with its per-port counts and name inline, and its map
+ * entry; the history ring grows with the messages it holds. Under the
+ * hub's lock. */
 struct sp_channel {
-    struct sub_list subs;
     /* History: a ring of the newest messages, oldest at head; len slots
      * allocated, growing by doubling up to cap. */
     struct sp_msg **ring;
@@ -30,14 +32,43 @@ struct sp_channel {
     /* Every message of this channel with seq <= floor that is not in the
      * ring is gone: evicted, expired, or from before the channel existed. */
     uint64_t floor;
-    uint32_t nsubs;
-    uint32_t cap; /* channels.history when the channel was made (a reload may change it) */
+    uint64_t serial;  /* messages stored and deletions, counted */
+    const char *name; /* inline, after counts */
+    uint32_t nsubs;   /* over all ports */
+    uint32_t cap;     /* channels.history when the channel was made (a reload may change it) */
     uint32_t len, head, count;
-    uint32_t busy; /* inside a fan-out: must not be freed under it */
+    uint32_t counts[]; /* subscribers on each port */
+};
+
+/* A port's own entry for a channel it has subscribers on: only the port's
+ * thread touches it. */
+struct sp_hub_local {
+    struct sub_list subs;
+    struct sp_channel *shared; /* alive while subs is not empty: they count in it */
+    uint32_t busy;             /* inside a fan-out: must not be freed under it */
     char name[];
 };
 
+struct sp_hub_port {
+    struct sp_hub *hub;
+    unsigned index;
+    struct sp_mailbox *mailbox;
+    struct sp_hmap *locals; /* name -> struct sp_hub_local */
+};
+
+/* What the hub mails a port: a message, or (msg NULL) a deletion. */
+struct delivery {
+    struct sp_mail mail;
+    struct sp_hub_port *port;
+    struct sp_msg *msg;
+    uint64_t serial;
+    char channel[]; /* deletions */
+};
+
 struct sp_hub {
+    pthread_mutex_t lock; /* everything but the ports' locals */
+    unsigned nports;
+    struct sp_hub_port **ports;
     struct sp_hub_options opts;
     struct sp_hmap *channels;
     /* "<channel>\n<SHA-256 of the dedup id>" -> the first message's id,
@@ -49,6 +80,17 @@ struct sp_hub {
     uint64_t seq;
     char epoch[16];
 };
+
+/* The hub's lock guards state, not the API's constness. */
+static void lock(const struct sp_hub *hub)
+{
+    pthread_mutex_lock((pthread_mutex_t *)&hub->lock);
+}
+
+static void unlock(const struct sp_hub *hub)
+{
+    pthread_mutex_unlock((pthread_mutex_t *)&hub->lock);
+}
 
 const char *sp_hub_error_text(int err)
 {
@@ -96,20 +138,26 @@ static bool event_name_valid(const char *e)
     return true;
 }
 
-void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX])
+static void format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX])
 {
     snprintf(out, SP_MSG_ID_MAX, "%s-%" PRIu64, hub->epoch, seq);
 }
 
-/* ---- channels --------------------------------------------------------------------- */
-
-static struct sp_msg *ring_at(const struct sp_hub *hub, const struct sp_channel *ch, size_t i)
+void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX])
 {
-    (void)hub;
+    lock(hub);
+    format_id(hub, seq, out);
+    unlock(hub);
+}
+
+/* ---- channels (under the lock) ---------------------------------------------------------- */
+
+static struct sp_msg *ring_at(const struct sp_channel *ch, size_t i)
+{
     return ch->ring[(ch->head + i) % ch->len];
 }
 
-static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
+static void drop_oldest(struct sp_channel *ch)
 {
     struct sp_msg *m = ch->ring[ch->head];
     ch->floor = sp_msg_seq(m);
@@ -119,10 +167,10 @@ static void drop_oldest(struct sp_hub *hub, struct sp_channel *ch)
     ch->count--;
 }
 
-static void channel_free(struct sp_hub *hub, struct sp_channel *ch)
+static void channel_free(struct sp_channel *ch)
 {
     while (ch->count > 0)
-        drop_oldest(hub, ch);
+        drop_oldest(ch);
     sp_msg_unref(ch->snapshot);
     free(ch->ring);
     free(ch);
@@ -135,16 +183,18 @@ static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool
     if (ch != NULL || !create)
         return ch;
     size_t name_len = strlen(name);
-    ch = calloc(1, sizeof(*ch) + name_len + 1);
+    size_t counts = hub->nports * sizeof(uint32_t);
+    ch = calloc(1, sizeof(*ch) + counts + name_len + 1);
     if (ch == NULL)
         return NULL;
-    TAILQ_INIT(&ch->subs);
-    memcpy(ch->name, name, name_len + 1);
+    char *stored = (char *)ch->counts + counts;
+    memcpy(stored, name, name_len + 1);
+    ch->name = stored;
     ch->cap = (uint32_t)hub->opts.history;
     /* Nothing is known of what this channel carried before it existed. */
     ch->floor = hub->seq;
     if (sp_hmap_put(hub->channels, ch->name, ch) < 0) {
-        channel_free(hub, ch);
+        channel_free(ch);
         return NULL;
     }
     return ch;
@@ -152,10 +202,19 @@ static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool
 
 static void channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
 {
-    if (ch->nsubs == 0 && ch->count == 0 && ch->busy == 0) {
+    if (ch->nsubs == 0 && ch->count == 0) {
         sp_hmap_del(hub->channels, ch->name);
-        channel_free(hub, ch);
+        channel_free(ch);
     }
+}
+
+static void forget_history(struct sp_channel *ch)
+{
+    while (ch->count > 0)
+        drop_oldest(ch);
+    ch->floor = 0;
+    sp_msg_unref(ch->snapshot);
+    ch->snapshot = NULL;
 }
 
 /* ---- expiry ------------------------------------------------------------------------ */
@@ -171,9 +230,8 @@ static void sweep_channel(const char *key, void *value, void *arg)
     struct sp_channel *ch = value;
 
     (void)key;
-    while (ch->count > 0 &&
-           sp_msg_created(ring_at(s->hub, ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
-        drop_oldest(s->hub, ch);
+    while (ch->count > 0 && sp_msg_created(ring_at(ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
+        drop_oldest(ch);
     channel_maybe_remove(s->hub, ch);
 }
 
@@ -182,25 +240,34 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     struct sp_hub *hub = arg;
     struct sweep s = {hub, sp_now_ms()};
 
+    lock(hub);
     sp_hmap_each(hub->channels, sweep_channel, &s);
     sp_cache_expire(hub->dedup, s.now);
+    unlock(hub);
 }
 
 /* ---- hub ----------------------------------------------------------------------------- */
 
-struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts)
+struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts,
+                          unsigned nports)
 {
     struct sp_hub *hub = calloc(1, sizeof(*hub));
 
     if (hub == NULL)
         return NULL;
+    if (pthread_mutex_init(&hub->lock, NULL) != 0) {
+        free(hub);
+        return NULL;
+    }
     hub->opts = *opts;
+    hub->nports = nports ? nports : 1;
     sp_random_base36(hub->epoch, 8);
+    hub->ports = calloc(hub->nports, sizeof(*hub->ports));
     hub->channels = sp_hmap_new();
     hub->dedup = sp_cache_new(DEDUP_MAX);
     hub->sweeper = event_new(base, -1, EV_PERSIST, sweep, hub);
     struct timeval tv = sp_timeval_ms(SWEEP_MS);
-    if (hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
+    if (hub->ports == NULL || hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
         event_add(hub->sweeper, &tv) < 0) {
         sp_hub_free(hub);
         return NULL;
@@ -211,7 +278,7 @@ struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *
 static void free_channel_entry(const char *key, void *value, void *hub)
 {
     (void)key;
-    channel_free(hub, value);
+    channel_free(value);
 }
 
 void sp_hub_free(struct sp_hub *hub)
@@ -224,12 +291,160 @@ void sp_hub_free(struct sp_hub *hub)
         sp_hmap_each(hub->channels, free_channel_entry, hub);
     sp_hmap_free(hub->channels);
     sp_cache_free(hub->dedup);
+    free(hub->ports);
+    pthread_mutex_destroy(&hub->lock);
     free(hub);
 }
 
 size_t sp_hub_channel_count(const struct sp_hub *hub)
 {
-    return sp_hmap_count(hub->channels);
+    lock(hub);
+    size_t n = sp_hmap_count(hub->channels);
+    unlock(hub);
+    return n;
+}
+
+/* ---- ports ---------------------------------------------------------------------------- */
+
+struct sp_hub_port *sp_hub_port_new(struct sp_hub *hub, unsigned index, struct sp_mailbox *mailbox)
+{
+    struct sp_hub_port *port = calloc(1, sizeof(*port));
+
+    if (port == NULL || index >= hub->nports)
+        goto fail;
+    *port = (struct sp_hub_port){hub, index, mailbox, sp_hmap_new()};
+    if (port->locals == NULL)
+        goto fail;
+    lock(hub);
+    hub->ports[index] = port;
+    unlock(hub);
+    return port;
+fail:
+    free(port);
+    return NULL;
+}
+
+void sp_hub_port_free(struct sp_hub_port *port)
+{
+    if (port == NULL)
+        return;
+    lock(port->hub);
+    port->hub->ports[port->index] = NULL;
+    unlock(port->hub);
+    sp_hmap_free(port->locals); /* empty: every subscriber has unsubscribed */
+    free(port);
+}
+
+static void local_maybe_remove(struct sp_hub_port *port, struct sp_hub_local *l)
+{
+    if (TAILQ_EMPTY(&l->subs) && l->busy == 0) {
+        sp_hmap_del(port->locals, l->name);
+        free(l);
+    }
+}
+
+static void delivery_drop(struct sp_mail *mail)
+{
+    struct delivery *d = (struct delivery *)mail;
+    sp_msg_unref(d->msg);
+    free(d);
+}
+
+/* Hands m to every subscriber of l that does not have it yet. */
+static void fan_out(struct sp_hub_local *l, struct sp_msg *m, uint64_t serial)
+{
+    struct sp_sub *sub, *next;
+
+    l->busy++;
+    for (sub = TAILQ_FIRST(&l->subs); sub != NULL; sub = next) {
+        next = TAILQ_NEXT(sub, link); /* deliver may unsubscribe sub (itself only) */
+        if (sub->seen >= serial)
+            continue;
+        sub->seen = serial;
+        sub->ops->deliver(sub, m);
+    }
+    l->busy--;
+}
+
+static void watch_changed(struct sp_hub_port *port, const char *channel, size_t count)
+{
+    lock(port->hub);
+    sp_hub_watch watch = port->hub->watch;
+    void *ctx = port->hub->watch_ctx;
+    unlock(port->hub);
+    if (watch)
+        watch(ctx, port->index, channel, count);
+}
+
+/* A deletion: the subscribers from before it are unlinked, counted out
+ * of the channel, then told. */
+static void end_subscribers(struct sp_hub_port *port, struct sp_hub_local *l, uint64_t serial)
+{
+    struct sp_hub *hub = port->hub;
+    struct sub_list ended = TAILQ_HEAD_INITIALIZER(ended);
+    struct sp_sub *sub, *next;
+    uint32_t n = 0;
+
+    for (sub = TAILQ_FIRST(&l->subs); sub != NULL; sub = next) {
+        next = TAILQ_NEXT(sub, link);
+        if (sub->seen >= serial)
+            continue;
+        TAILQ_REMOVE(&l->subs, sub, link);
+        TAILQ_INSERT_TAIL(&ended, sub, link);
+        sub->local = NULL;
+        n++;
+    }
+    if (n == 0)
+        return;
+    lock(hub);
+    struct sp_channel *ch = l->shared;
+    ch->counts[port->index] -= n;
+    ch->nsubs -= n;
+    size_t left = ch->nsubs;
+    channel_maybe_remove(hub, ch);
+    unlock(hub);
+    if (left == 0)
+        watch_changed(port, l->name, 0);
+    local_maybe_remove(port, l);
+    while ((sub = TAILQ_FIRST(&ended)) != NULL) {
+        TAILQ_REMOVE(&ended, sub, link);
+        sub->ops->deleted(sub);
+    }
+}
+
+static void delivery_run(struct sp_mail *mail)
+{
+    struct delivery *d = (struct delivery *)mail;
+    const char *channel = d->msg ? sp_msg_channel(d->msg) : d->channel;
+    struct sp_hub_local *l = sp_hmap_get(d->port->locals, channel);
+
+    if (l != NULL && d->msg != NULL) {
+        fan_out(l, d->msg, d->serial);
+        local_maybe_remove(d->port, l);
+    } else if (l != NULL) {
+        end_subscribers(d->port, l, d->serial);
+    }
+    delivery_drop(mail);
+}
+
+/* Under the lock, so that each port gets a channel's mail in serial order:
+ * one more serial for ch, mailed to every port with subscribers on it. */
+static void mail_ports(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+{
+    ch->serial++;
+    for (unsigned i = 0; i < hub->nports; i++) {
+        if (ch->counts[i] == 0 || hub->ports[i] == NULL)
+            continue;
+        size_t extra = m == NULL ? strlen(ch->name) + 1 : 0;
+        struct delivery *d = malloc(sizeof(*d) + extra);
+        if (d == NULL)
+            continue; /* out of memory: that worker's subscribers resume from history */
+        *d = (struct delivery){
+            .port = hub->ports[i], .msg = m ? sp_msg_ref(m) : NULL, .serial = ch->serial};
+        if (m == NULL)
+            memcpy(d->channel, ch->name, extra);
+        sp_mailbox_post(hub->ports[i]->mailbox, &d->mail, delivery_run, delivery_drop);
+    }
 }
 
 /* ---- publishing ---------------------------------------------------------------------- */
@@ -276,7 +491,7 @@ static int ring_grow(struct sp_channel *ch)
     return 0;
 }
 
-static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+static void store(struct sp_channel *ch, struct sp_msg *m)
 {
     if (ch->cap == 0) {
         ch->floor = sp_msg_seq(m);
@@ -285,7 +500,7 @@ static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
     /* Out of memory to grow: the oldest message makes room (history is
      * shorter, and its floor says so). */
     if (ch->count == ch->len && (ch->len == ch->cap || ring_grow(ch) < 0) && ch->count > 0)
-        drop_oldest(hub, ch);
+        drop_oldest(ch);
     if (ch->len == 0) {
         ch->floor = sp_msg_seq(m);
         return;
@@ -294,7 +509,7 @@ static void store(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
     ch->count++;
 }
 
-int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p)
+static int check(const struct sp_hub *hub, const struct sp_publish *p)
 {
     if (!sp_hub_channel_name_valid(p->channel, strlen(p->channel)))
         return SP_HUB_BAD_CHANNEL;
@@ -305,26 +520,19 @@ int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p)
     return SP_HUB_OK;
 }
 
-/* Hands m to every subscriber of ch; returns how many there were. */
-static size_t fan_out(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p)
 {
-    size_t reached = ch->nsubs;
-    struct sp_sub *sub, *next;
-
-    ch->busy++;
-    for (sub = TAILQ_FIRST(&ch->subs); sub != NULL; sub = next) {
-        next = TAILQ_NEXT(sub, link); /* deliver may unsubscribe sub (itself only) */
-        sub->ops->deliver(sub, m);
-    }
-    ch->busy--;
-    return reached;
+    lock(hub);
+    int rc = check(hub, p);
+    unlock(hub);
+    return rc;
 }
 
-int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
+static int publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
 {
     char key[SP_CHANNEL_MAX + 512];
     char id[SP_MSG_ID_MAX];
-    int rc = sp_hub_check(hub, p);
+    int rc = check(hub, p);
 
     if (rc != SP_HUB_OK)
         return rc;
@@ -340,7 +548,7 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     struct sp_channel *ch = channel_get(hub, p->channel, true);
     if (ch == NULL)
         return SP_HUB_NO_MEMORY;
-    sp_hub_format_id(hub, hub->seq + 1, id);
+    format_id(hub, hub->seq + 1, id);
     struct sp_msg *m =
         sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, sp_now_ms());
     if (m == NULL) {
@@ -350,72 +558,124 @@ int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     hub->seq++;
     if (p->grip != NULL)
         sp_msg_set_grip(m, p->grip);
-    store(hub, ch, m);
+    store(ch, m);
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
         dedup_remember(hub, key, id);
-
-    size_t reached = fan_out(hub, ch, m);
     memset(res, 0, sizeof(*res));
     snprintf(res->id, sizeof(res->id), "%s", id);
     res->seq = sp_msg_seq(m);
-    res->subscribers = reached;
+    res->subscribers = ch->nsubs;
+    mail_ports(hub, ch, m);
     sp_msg_unref(m);
     channel_maybe_remove(hub, ch);
     return SP_HUB_OK;
 }
 
+int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
+{
+    lock(hub);
+    int rc = publish(hub, p, res);
+    unlock(hub);
+    return rc;
+}
+
 /* ---- subscribing ----------------------------------------------------------------------- */
 
-int sp_hub_subscribe(struct sp_hub *hub, struct sp_sub *sub, const char *channel,
+int sp_hub_subscribe(struct sp_hub_port *port, struct sp_sub *sub, const char *channel,
                      const struct sp_sub_ops *ops)
 {
+    struct sp_hub *hub = port->hub;
+    struct sp_hub_local *l = sp_hmap_get(port->locals, channel);
+
     if (!sp_hub_channel_name_valid(channel, strlen(channel)))
         return SP_HUB_BAD_CHANNEL;
+    if (l == NULL) {
+        size_t len = strlen(channel);
+        l = calloc(1, sizeof(*l) + len + 1);
+        if (l == NULL)
+            return SP_HUB_NO_MEMORY;
+        TAILQ_INIT(&l->subs);
+        memcpy(l->name, channel, len + 1);
+        if (sp_hmap_put(port->locals, l->name, l) < 0) {
+            free(l);
+            return SP_HUB_NO_MEMORY;
+        }
+    }
+    lock(hub);
     struct sp_channel *ch = channel_get(hub, channel, true);
-    if (ch == NULL)
+    if (ch == NULL) {
+        unlock(hub);
+        local_maybe_remove(port, l);
         return SP_HUB_NO_MEMORY;
-    sub->channel = ch;
+    }
+    ch->counts[port->index]++;
+    size_t total = ++ch->nsubs;
+    sub->seen = ch->serial;
+    unlock(hub);
+    l->shared = ch;
+    sub->local = l;
     sub->ops = ops;
-    TAILQ_INSERT_TAIL(&ch->subs, sub, link);
-    ch->nsubs++;
-    if (hub->watch)
-        hub->watch(hub->watch_ctx, ch->name, ch->nsubs);
+    TAILQ_INSERT_TAIL(&l->subs, sub, link);
+    if (total == 1)
+        watch_changed(port, channel, total);
     return SP_HUB_OK;
 }
 
-void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub)
+void sp_hub_unsubscribe(struct sp_hub_port *port, struct sp_sub *sub)
 {
-    struct sp_channel *ch = sub->channel;
+    struct sp_hub *hub = port->hub;
+    struct sp_hub_local *l = sub->local;
+    char name[SP_CHANNEL_MAX + 1];
 
-    if (ch == NULL)
+    if (l == NULL)
         return;
-    TAILQ_REMOVE(&ch->subs, sub, link);
-    ch->nsubs--;
-    sub->channel = NULL;
-    if (hub->watch)
-        hub->watch(hub->watch_ctx, ch->name, ch->nsubs);
+    TAILQ_REMOVE(&l->subs, sub, link);
+    sub->local = NULL;
+    lock(hub);
+    struct sp_channel *ch = l->shared;
+    ch->counts[port->index]--;
+    size_t left = --ch->nsubs;
     channel_maybe_remove(hub, ch);
+    unlock(hub);
+    snprintf(name, sizeof(name), "%s", l->name);
+    local_maybe_remove(port, l);
+    if (left == 0)
+        watch_changed(port, name, 0);
+}
+
+size_t sp_hub_subscribers(struct sp_hub *hub, const char *channel)
+{
+    lock(hub);
+    struct sp_channel *ch = channel_get(hub, channel, false);
+    size_t n = ch ? ch->nsubs : 0;
+    unlock(hub);
+    return n;
 }
 
 void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts)
 {
+    lock(hub);
     hub->opts = *opts;
+    unlock(hub);
 }
 
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx)
 {
+    lock(hub);
     hub->watch = watch;
     hub->watch_ctx = ctx;
+    unlock(hub);
 }
 
 void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg *msg)
 {
+    lock(hub);
     struct sp_channel *ch = channel_get(hub, channel, false);
-
-    if (ch == NULL)
-        return;
-    sp_msg_unref(ch->snapshot);
-    ch->snapshot = msg ? sp_msg_ref(msg) : NULL;
+    if (ch != NULL) {
+        sp_msg_unref(ch->snapshot);
+        ch->snapshot = msg ? sp_msg_ref(msg) : NULL;
+    }
+    unlock(hub);
 }
 
 /* ---- cursors and replay ------------------------------------------------------------------ */
@@ -437,8 +697,10 @@ int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cu
     if (*end != '\0' || errno != 0 || dash[1] < '0' || dash[1] > '9')
         return -1;
     r.present = true;
+    lock(hub);
     r.this_epoch = (size_t)(dash - text) == strlen(hub->epoch) &&
                    memcmp(text, hub->epoch, (size_t)(dash - text)) == 0 && seq <= hub->seq;
+    unlock(hub);
     r.seq = r.this_epoch ? seq : 0;
     *c = r;
     return 0;
@@ -446,7 +708,10 @@ int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cu
 
 struct sp_cursor sp_hub_now(const struct sp_hub *hub)
 {
-    return (struct sp_cursor){.present = true, .this_epoch = true, .seq = hub->seq};
+    lock(hub);
+    struct sp_cursor now = {.present = true, .this_epoch = true, .seq = hub->seq};
+    unlock(hub);
+    return now;
 }
 
 static int by_seq(const void *a, const void *b)
@@ -456,29 +721,37 @@ static int by_seq(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
-                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
+static struct sp_channel *sub_channel(struct sp_sub *sub)
+{
+    return sub->local ? sub->local->shared : NULL;
+}
+
+static int latest(struct sp_sub *const *subs, size_t nsubs, struct sp_msg **out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < nsubs && n < max; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        struct sp_msg *m = ch == NULL     ? NULL
+                           : ch->snapshot ? ch->snapshot
+                           : ch->count    ? ring_at(ch, ch->count - 1)
+                                          : NULL;
+        if (m != NULL)
+            out[n++] = sp_msg_ref(m);
+    }
+    if (n > 1)
+        qsort(out, n, sizeof(*out), by_seq);
+    return (int)n;
+}
+
+static int backlog(struct sp_sub *const *subs, size_t nsubs, const struct sp_cursor *cur,
+                   struct sp_msg **out, size_t max, bool *missed)
 {
     size_t total = 0, n = 0;
     struct sp_msg **all;
 
-    *missed = cur->present && !cur->this_epoch;
-    if (cur->latest && !cur->present) {
-        for (size_t i = 0; i < nsubs && n < max; i++) {
-            const struct sp_channel *ch = subs[i]->channel;
-            struct sp_msg *m = ch == NULL     ? NULL
-                               : ch->snapshot ? ch->snapshot
-                               : ch->count    ? ring_at(hub, ch, ch->count - 1)
-                                              : NULL;
-            if (m != NULL)
-                out[n++] = sp_msg_ref(m);
-        }
-        if (n > 1)
-            qsort(out, n, sizeof(*out), by_seq);
-        return (int)n;
-    }
     for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = subs[i]->channel;
+        const struct sp_channel *ch = sub_channel(subs[i]);
         if (ch == NULL)
             continue;
         total += ch->count;
@@ -491,9 +764,9 @@ int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     if (all == NULL)
         return -1;
     for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = subs[i]->channel;
+        const struct sp_channel *ch = sub_channel(subs[i]);
         for (size_t j = 0; ch != NULL && j < ch->count; j++) {
-            struct sp_msg *m = ring_at(hub, ch, j);
+            struct sp_msg *m = ring_at(ch, j);
             if (!cur->present || sp_msg_seq(m) > cur->seq)
                 all[n++] = m;
         }
@@ -508,44 +781,68 @@ int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     return (int)n;
 }
 
+int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
+{
+    int n;
+
+    *missed = cur->present && !cur->this_epoch;
+    lock(hub);
+    if (cur->latest && !cur->present)
+        n = latest(subs, nsubs, out, max);
+    else
+        n = backlog(subs, nsubs, cur, out, max, missed);
+    /* Whatever the channel stored so far was the backlog's to give. */
+    for (size_t i = 0; n >= 0 && i < nsubs; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        if (ch != NULL)
+            subs[i]->seen = ch->serial;
+    }
+    unlock(hub);
+    return n;
+}
+
 /* ---- channel administration ------------------------------------------------------------- */
 
 int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_channel_info *info)
 {
-    struct sp_channel *ch = channel_get(hub, channel, false);
+    int rc = SP_HUB_OK;
 
-    if (ch == NULL)
-        return SP_HUB_NO_CHANNEL;
+    lock(hub);
+    struct sp_channel *ch = channel_get(hub, channel, false);
+    if (ch == NULL) {
+        rc = SP_HUB_NO_CHANNEL;
+        goto done;
+    }
     memset(info, 0, sizeof(*info));
     info->subscribers = ch->nsubs;
     info->messages = ch->count;
     if (ch->count > 0) {
-        snprintf(info->first_id, sizeof(info->first_id), "%s", sp_msg_id(ring_at(hub, ch, 0)));
-        snprintf(info->last_id, sizeof(info->last_id), "%s",
-                 sp_msg_id(ring_at(hub, ch, ch->count - 1)));
+        snprintf(info->first_id, sizeof(info->first_id), "%s", sp_msg_id(ring_at(ch, 0)));
+        snprintf(info->last_id, sizeof(info->last_id), "%s", sp_msg_id(ring_at(ch, ch->count - 1)));
     }
-    return SP_HUB_OK;
+done:
+    unlock(hub);
+    return rc;
 }
 
 int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
 {
-    struct sp_channel *ch = channel_get(hub, channel, false);
-    struct sp_sub *sub;
-    int closed = 0;
+    int closed;
 
-    if (ch == NULL)
+    lock(hub);
+    struct sp_channel *ch = channel_get(hub, channel, false);
+    if (ch == NULL) {
+        unlock(hub);
         return SP_HUB_NO_CHANNEL;
-    sp_hmap_del(hub->channels, ch->name);
-    while ((sub = TAILQ_FIRST(&ch->subs)) != NULL) {
-        TAILQ_REMOVE(&ch->subs, sub, link);
-        ch->nsubs--;
-        sub->channel = NULL;
-        closed++;
-        sub->ops->deleted(sub);
     }
-    if (closed > 0 && hub->watch)
-        hub->watch(hub->watch_ctx, ch->name, 0);
-    channel_free(hub, ch);
+    closed = (int)ch->nsubs;
+    forget_history(ch);
+    /* Nothing from before the deletion can be had any more. */
+    ch->floor = hub->seq;
+    mail_ports(hub, ch, NULL);
+    channel_maybe_remove(hub, ch);
+    unlock(hub);
     return closed;
 }
 
@@ -556,64 +853,87 @@ const char *sp_hub_epoch(const struct sp_hub *hub)
     return hub->epoch;
 }
 
-static void forget_history(const char *key, void *value, void *arg)
+static void forget_entry(const char *key, void *value, void *arg)
 {
-    struct sp_channel *ch = value;
-
     (void)key;
-    while (ch->count > 0)
-        drop_oldest(arg, ch);
-    ch->floor = 0;
-    sp_msg_unref(ch->snapshot);
-    ch->snapshot = NULL;
+    (void)arg;
+    forget_history(value);
 }
 
-bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq)
-{
-    if (strcmp(hub->epoch, epoch) == 0) {
-        sp_hub_note_seq(hub, seq);
-        return false;
-    }
-    snprintf(hub->epoch, sizeof(hub->epoch), "%s", epoch);
-    hub->seq = seq;
-    sp_hmap_each(hub->channels, forget_history, hub);
-    return true;
-}
-
-void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq)
+static void note_seq(struct sp_hub *hub, uint64_t seq)
 {
     if (seq > hub->seq)
         hub->seq = seq;
 }
 
+bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq)
+{
+    bool changed;
+
+    lock(hub);
+    changed = strcmp(hub->epoch, epoch) != 0;
+    if (changed) {
+        snprintf(hub->epoch, sizeof(hub->epoch), "%s", epoch);
+        hub->seq = seq;
+        sp_hmap_each(hub->channels, forget_entry, hub);
+    } else {
+        note_seq(hub, seq);
+    }
+    unlock(hub);
+    return changed;
+}
+
+void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq)
+{
+    lock(hub);
+    note_seq(hub, seq);
+    unlock(hub);
+}
+
 int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor)
 {
-    struct sp_channel *ch = channel_get(hub, channel, true);
+    int rc = SP_HUB_OK;
 
-    if (ch == NULL)
-        return SP_HUB_NO_MEMORY;
-    forget_history(ch->name, ch, hub);
-    ch->floor = floor;
-    return SP_HUB_OK;
+    lock(hub);
+    struct sp_channel *ch = channel_get(hub, channel, true);
+    if (ch == NULL) {
+        rc = SP_HUB_NO_MEMORY;
+    } else {
+        forget_history(ch);
+        ch->floor = floor;
+    }
+    unlock(hub);
+    return rc;
 }
 
 void sp_hub_drop_history(struct sp_hub *hub, const char *channel)
 {
+    lock(hub);
     struct sp_channel *ch = channel_get(hub, channel, false);
-
     if (ch != NULL)
-        forget_history(ch->name, ch, hub);
+        forget_history(ch);
+    unlock(hub);
 }
 
 int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
 {
-    struct sp_channel *ch = channel_get(hub, sp_msg_channel(msg), true);
+    size_t reached = 0;
 
-    if (ch == NULL)
+    lock(hub);
+    struct sp_channel *ch = channel_get(hub, sp_msg_channel(msg), true);
+    if (ch == NULL) {
+        unlock(hub);
         return SP_HUB_NO_MEMORY;
-    sp_hub_note_seq(hub, sp_msg_seq(msg));
-    store(hub, ch, msg);
-    size_t reached = deliver ? fan_out(hub, ch, msg) : 0;
+    }
+    note_seq(hub, sp_msg_seq(msg));
+    store(ch, msg);
+    if (deliver) {
+        reached = ch->nsubs;
+        mail_ports(hub, ch, msg);
+    } else {
+        ch->serial++; /* stored: a later backlog has it */
+    }
     channel_maybe_remove(hub, ch);
+    unlock(hub);
     return (int)(reached > INT32_MAX ? INT32_MAX : reached);
 }

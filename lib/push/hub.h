@@ -7,9 +7,20 @@
  * the hub does not know, which is reported as missed history rather than
  * replayed wrongly.
  *
- * The hub belongs to one event loop (sidepush runs one for now); sp_msg is
- * reference-counted atomically so that messages can later be handed to
- * other loops.
+ * One hub serves the whole process: every channel's history, the id
+ * sequence and the de-duplication ids are kept once, behind one mutex, and
+ * every function here may be called from any thread. Subscribers belong to
+ * the worker thread they connected on. Each worker has a port: a publish is
+ * numbered and stored once, then mailed (a reference to the message, in
+ * order) to each port whose worker has subscribers on the channel, and
+ * that worker hands it to its own subscribers. sp_msg is reference-counted
+ * atomically for this.
+ *
+ * Each channel counts the messages stored and deletions it has seen (its
+ * serial), and a subscriber remembers the serial it last had: a subscriber
+ * whose backlog was taken after a message was stored skips that message
+ * when it arrives by mail, so a subscribe racing a publish on another
+ * worker gets neither a gap nor a duplicate.
  */
 #ifndef SP_PUSH_HUB_H
 #define SP_PUSH_HUB_H
@@ -25,7 +36,10 @@
 
 struct sp_hub;
 struct sp_channel;
+struct sp_hub_port;
+struct sp_hub_local;
 struct sp_sub;
+struct sp_mailbox;
 
 struct sp_sub_ops {
     /* A new message for the subscriber's channel. */
@@ -34,11 +48,13 @@ struct sp_sub_ops {
     void (*deleted)(struct sp_sub *sub);
 };
 
-/* Embedded in a transport's subscriber; fields are the hub's. */
+/* Embedded in a transport's subscriber; fields are the hub's, touched only
+ * by the subscriber's worker thread. */
 struct sp_sub {
     TAILQ_ENTRY(sp_sub) link;
-    struct sp_channel *channel;
+    struct sp_hub_local *local; /* the port's entry for the channel; NULL: not subscribed */
     const struct sp_sub_ops *ops;
+    uint64_t seen; /* the channel's serial this subscriber is up to */
 };
 
 struct sp_hub_options {
@@ -57,9 +73,19 @@ enum sp_hub_error {
     SP_HUB_UNAVAILABLE = -6, /* the shared engine (Redis) cannot take it now */
 };
 
-struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts);
-/* Subscribers must have unsubscribed first. */
+/* base runs the expiry sweep (any one loop); nports is the number of
+ * worker ports that will be opened. */
+struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *opts,
+                          unsigned nports);
+/* Subscribers must have unsubscribed and ports been freed first. */
 void sp_hub_free(struct sp_hub *hub);
+
+/* A worker's port, numbered index (below nports): the hub's mail for it goes
+ * to mailbox (which must outlive the port). NULL on allocation failure. */
+struct sp_hub_port *sp_hub_port_new(struct sp_hub *hub, unsigned index, struct sp_mailbox *mailbox);
+/* On the port's thread, once its subscribers have unsubscribed. Mail still
+ * on its way is dropped by the mailbox. Accepts NULL. */
+void sp_hub_port_free(struct sp_hub_port *port);
 
 bool sp_hub_channel_name_valid(const char *name, size_t len);
 const char *sp_hub_error_text(int err);
@@ -88,11 +114,14 @@ int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p);
  * subscriber of the channel. Returns SP_HUB_OK and fills *res, or an error. */
 int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res);
 
-/* Links sub into the channel (created if need be). ops must outlive sub. */
-int sp_hub_subscribe(struct sp_hub *hub, struct sp_sub *sub, const char *channel,
+/* On the port's thread: links sub into the channel (created if need be);
+ * messages stored from now on reach it. ops must outlive sub. */
+int sp_hub_subscribe(struct sp_hub_port *port, struct sp_sub *sub, const char *channel,
                      const struct sp_sub_ops *ops);
-/* Unlinks sub; harmless if it is not subscribed. */
-void sp_hub_unsubscribe(struct sp_hub *hub, struct sp_sub *sub);
+/* On the port's thread: unlinks sub; harmless if it is not subscribed. */
+void sp_hub_unsubscribe(struct sp_hub_port *port, struct sp_sub *sub);
+/* Subscribers of the channel over every port now. */
+size_t sp_hub_subscribers(struct sp_hub *hub, const char *channel);
 
 /* A resume position. */
 struct sp_cursor {
@@ -115,7 +144,9 @@ void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID
  * (with cur->latest: each channel's snapshot, else its newest message),
  * each with a reference the caller drops. *missed is set when some messages
  * after cur can no longer be had (expired, evicted, or another epoch).
- * Returns the count, or -1 on allocation failure. */
+ * Every sub is marked as having what its channel stored so far (those
+ * messages are not delivered to it again). On the subs' thread. Returns the
+ * count, or -1 on allocation failure. */
 int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
                    const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed);
 
@@ -127,9 +158,9 @@ struct sp_channel_info {
 };
 
 int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_channel_info *info);
-/* Ends every subscription of the channel (their deleted() runs) and drops
- * its history. Returns the number of subscribers closed, or
- * SP_HUB_NO_CHANNEL. */
+/* Drops the channel's history and ends every subscription of it made so
+ * far (their deleted() runs on their own threads, soon after). Returns the
+ * number of subscribers ended, or SP_HUB_NO_CHANNEL. */
 int sp_hub_channel_delete(struct sp_hub *hub, const char *channel);
 
 size_t sp_hub_channel_count(const struct sp_hub *hub);
@@ -143,16 +174,21 @@ void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg 
  * now on; the age and size limits to everything from now on. */
 void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts);
 
-/* Called after a channel's subscriber count changed (count is the new one). */
-typedef void (*sp_hub_watch)(void *ctx, const char *channel, size_t count);
+/* Called, on the thread of the port that made the change and outside the
+ * hub's lock, when a channel gains its first subscriber (over all ports) or
+ * loses its last. count was the new total then; another thread may have
+ * changed it since (sp_hub_subscribers says what it is now). */
+typedef void (*sp_hub_watch)(void *ctx, unsigned port, const char *channel, size_t count);
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx);
 
 /* ---- a shared engine (Redis) assigns the ids --------------------------------------------
  *
  * With an engine, publishes do not go through sp_hub_publish(): the engine
  * numbers them (one sequence and epoch for all replicas) and hands every
- * message to every replica's hub with these calls, in order. */
+ * message to every replica's hub with these calls, in order, from one
+ * thread: the only one that changes the epoch. */
 
+/* On the engine's thread only (the pointer is the hub's). */
 const char *sp_hub_epoch(const struct sp_hub *hub);
 /* Adopts the engine's epoch. A different one means the engine lost its
  * data: every channel's history is dropped (floors reset), since its ids

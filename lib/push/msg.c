@@ -20,7 +20,11 @@ struct sp_msg {
     char *event;
     char *data;
     size_t len;
-    struct sp_slice rendered[SP_FMT_COUNT];
+    /* Renders, made on first use by whichever worker needs one first: the
+     * pointer is published last, and a worker that lost the race to
+     * publish its own frees it. */
+    _Atomic(char *) rendered[SP_FMT_COUNT];
+    atomic_size_t rendered_len[SP_FMT_COUNT];
     json_t *grip;
 };
 
@@ -59,7 +63,7 @@ void sp_msg_unref(struct sp_msg *m)
     if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (int i = 0; i < SP_FMT_COUNT; i++)
-        free((void *)m->rendered[i].ptr);
+        free(atomic_load_explicit(&m->rendered[i], memory_order_acquire));
     json_decref(m->grip);
     free(m->channel);
     free(m->event);
@@ -119,7 +123,7 @@ size_t sp_msg_size(const struct sp_msg *m)
 {
     size_t n = sizeof(*m) + m->len + strlen(m->channel);
     for (int i = 0; i < SP_FMT_COUNT; i++)
-        n += m->rendered[i].len;
+        n += atomic_load_explicit(&((struct sp_msg *)m)->rendered_len[i], memory_order_relaxed);
     return n;
 }
 
@@ -262,15 +266,23 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
 struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt)
 {
     struct out o = {0};
+    char *done = atomic_load_explicit(&m->rendered[fmt], memory_order_acquire);
 
-    if (m->rendered[fmt].ptr != NULL)
-        return m->rendered[fmt];
+    if (done != NULL)
+        goto rendered;
     if (!render(m, fmt, &o) || o.len == 0) {
         free(o.buf);
         return (struct sp_slice){NULL, 0};
     }
-    m->rendered[fmt] = (struct sp_slice){o.buf, o.len};
-    return m->rendered[fmt];
+    atomic_store_explicit(&m->rendered_len[fmt], o.len, memory_order_relaxed);
+    if (atomic_compare_exchange_strong_explicit(&m->rendered[fmt], &done, o.buf,
+                                                memory_order_acq_rel, memory_order_acquire))
+        done = o.buf;
+    else
+        free(o.buf); /* another worker's render, the same bytes, is in place */
+rendered:
+    return (struct sp_slice){done,
+                             atomic_load_explicit(&m->rendered_len[fmt], memory_order_relaxed)};
 }
 
 int sp_msg_longpoll_body(struct evbuffer *out, const char *cursor, bool missed,

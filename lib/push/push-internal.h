@@ -25,12 +25,19 @@ LIST_HEAD(sp_grip_list, sp_grip);
 /* The kinds of subscriber, each on its own list, counted as they come and go. */
 enum sp_kind { SP_KIND_SSE, SP_KIND_WS, SP_KIND_LONGPOLL, SP_KIND_GRIP, SP_KIND_COUNT };
 
+/* One per worker thread. The home worker's also holds what is
+ * process-wide (the hub, the engine, the replay store, the app's watcher);
+ * the others reach those through its mailbox. */
 struct sp_push {
     struct event_base *base;
     const struct sp_config *config;
     const struct sp_log *log;
-    struct sp_hub *hub;
-    struct sp_engine *engine; /* Redis, or NULL: everything in memory */
+    struct sp_push *home;       /* itself on the home worker */
+    struct sp_mailbox *mailbox; /* this worker's */
+    struct sp_hub *hub;         /* the home's, shared */
+    struct sp_hub_port *port;   /* this worker's subscribers */
+    struct sp_engine *engine;   /* home only: Redis, or NULL: everything in memory */
+    bool uses_engine;           /* the home has one (redis.enabled at start) */
     struct sp_curlm *curlm;
     struct sp_flusher *flusher;
     struct event *ticker; /* SSE keep-alives, WebSocket pings */

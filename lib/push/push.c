@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/mailbox.h"
 #include "push/push-internal.h"
 
 #define TICK_MS 1000
@@ -18,16 +19,57 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     sp_grip_tick(push, now);
 }
 
-/* The hub's subscriber-count watch: the engine's subscriptions in Redis,
- * and the app's watcher (the pollers). */
-static void watch(void *arg, const char *channel, size_t count)
-{
-    struct sp_push *push = arg;
+/* ---- what only the home worker does ------------------------------------------------------ */
 
-    if (push->watch != NULL)
-        push->watch(push->watch_ctx, channel, count);
-    if (push->engine != NULL)
-        sp_engine_watch(push->engine, channel, count);
+/* A channel gained its first subscriber or lost its last: the engine's
+ * subscriptions in Redis and the app's watcher (the pollers) follow the
+ * count as it is now. */
+static void watch_now(struct sp_push *home, const char *channel)
+{
+    size_t count = sp_hub_subscribers(home->hub, channel);
+
+    if (home->watch != NULL)
+        home->watch(home->watch_ctx, channel, count);
+    if (home->engine != NULL)
+        sp_engine_watch(home->engine, channel, count);
+}
+
+struct watch_mail {
+    struct sp_mail mail;
+    struct sp_push *home;
+    char channel[];
+};
+
+static void watch_mail_run(struct sp_mail *mail)
+{
+    struct watch_mail *w = (struct watch_mail *)mail;
+    watch_now(w->home, w->channel);
+    free(w);
+}
+
+static void mail_free(struct sp_mail *mail)
+{
+    free(mail);
+}
+
+/* The hub's watch, on the thread of the worker whose subscriber came or
+ * went: the home acts on it now, any other worker mails it home. */
+static void watch(void *arg, unsigned port, const char *channel, size_t count)
+{
+    struct sp_push *home = arg;
+    size_t len = strlen(channel) + 1;
+
+    (void)count;
+    if (port == 0) {
+        watch_now(home, channel);
+        return;
+    }
+    struct watch_mail *w = malloc(sizeof(*w) + len);
+    if (w == NULL)
+        return; /* out of memory: the pollers and Redis follow at the next change */
+    w->home = home;
+    memcpy(w->channel, channel, len);
+    sp_mailbox_post(home->mailbox, &w->mail, watch_mail_run, mail_free);
 }
 
 void sp_push_set_watch(struct sp_push *push, sp_push_watch fn, void *ctx)
@@ -53,43 +95,63 @@ void sp_push_stop_engine(struct sp_push *push)
     push->engine = NULL;
 }
 
-struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
-                            struct sp_curlm *curlm, struct sp_flusher *flusher,
-                            const struct sp_log *log)
+static struct sp_hub_options hub_options(const struct sp_config *config)
 {
-    struct sp_push *push = calloc(1, sizeof(*push));
-    const struct sp_hub_options hub = {
+    return (struct sp_hub_options){
         .history = config->channels.history,
         .history_ttl_ms = config->channels.history_ttl_ms,
         .max_message_size = config->channels.max_message_size,
     };
+}
+
+/* The process-wide part, on the home worker. */
+static int home_new(struct sp_push *push, unsigned nworkers)
+{
+    const struct sp_hub_options hub = hub_options(push->config);
+
+    push->home = push;
+    push->hub = sp_hub_new(push->base, &hub, nworkers);
+    push->replays = sp_replays_new(push);
+    if (push->hub == NULL || push->replays == NULL)
+        return -1;
+    if (push->config->redis.enabled && (push->engine = sp_engine_new(push)) == NULL)
+        return -1;
+    sp_hub_set_watch(push->hub, watch, push);
+    return 0;
+}
+
+struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_config *config,
+                            const struct sp_log *log)
+{
+    struct sp_push *push = calloc(1, sizeof(*push));
     struct timeval every = sp_timeval_ms(TICK_MS);
 
     if (push == NULL)
         return NULL;
-    push->base = base;
+    push->base = w->base;
     push->config = config;
     push->log = log;
-    push->curlm = curlm;
-    push->flusher = flusher;
+    push->curlm = w->curlm;
+    push->flusher = w->flusher;
+    push->mailbox = w->mailbox;
+    push->uses_engine = config->redis.enabled;
     LIST_INIT(&push->sse);
     LIST_INIT(&push->ws);
     LIST_INIT(&push->longpolls);
-    push->longpoll_answers = sp_longpoll_answers_new(push);
     LIST_INIT(&push->grips);
-    push->hub = sp_hub_new(base, &hub);
-    push->replays = sp_replays_new(push);
-    push->ticker = event_new(base, -1, EV_PERSIST, tick, push);
-    if (push->hub != NULL && config->redis.enabled)
-        push->engine = sp_engine_new(push);
-    if (push->hub == NULL || push->replays == NULL || push->ticker == NULL ||
-        push->longpoll_answers == NULL || (config->redis.enabled && push->engine == NULL) ||
-        event_add(push->ticker, &every) < 0) {
-        sp_push_free(push);
-        return NULL;
-    }
-    sp_hub_set_watch(push->hub, watch, push);
+    if (w->home == NULL ? home_new(push, w->nworkers) < 0 : (push->home = w->home, 0))
+        goto fail;
+    push->hub = push->home->hub;
+    push->port = sp_hub_port_new(push->hub, w->index, w->mailbox);
+    push->longpoll_answers = sp_longpoll_answers_new(push);
+    push->ticker = event_new(w->base, -1, EV_PERSIST, tick, push);
+    if (push->port == NULL || push->ticker == NULL || push->longpoll_answers == NULL ||
+        event_add(push->ticker, &every) < 0)
+        goto fail;
     return push;
+fail:
+    sp_push_free(push);
+    return NULL;
 }
 
 void sp_push_free(struct sp_push *push)
@@ -105,17 +167,25 @@ void sp_push_free(struct sp_push *push)
     sp_longpoll_answers_free(push->longpoll_answers);
     if (push->drainer)
         event_free(push->drainer);
-    if (push->hub)
-        sp_hub_set_watch(push->hub, NULL, NULL);
-    sp_push_stop_engine(push);
-    sp_replays_free(push->replays);
-    sp_hub_free(push->hub);
+    sp_hub_port_free(push->port);
+    if (push->home == push) {
+        if (push->hub)
+            sp_hub_set_watch(push->hub, NULL, NULL);
+        sp_push_stop_engine(push);
+        sp_replays_free(push->replays);
+        sp_hub_free(push->hub);
+    }
     free(push);
+}
+
+size_t sp_push_channel_subscribers(const struct sp_push *push, const char *channel)
+{
+    return sp_hub_subscribers(push->hub, channel);
 }
 
 bool sp_push_engine_ready(const struct sp_push *push)
 {
-    return push->engine == NULL || sp_engine_ready_for_traffic(push->engine);
+    return push->home->engine == NULL || sp_engine_ready_for_traffic(push->home->engine);
 }
 
 /* ---- choosing a transport ---------------------------------------------------------------- */
@@ -189,7 +259,19 @@ struct channel_wait {
     struct sp_push *push;
     const struct sp_route_config *route;
     struct sp_http_conn *conn;
+    struct sp_engine_wait *wait; /* on the home worker */
+    struct remote_wait *remote;  /* on any other: the request mailed home */
+    char spec[];
+};
+
+/* A wait asked of the home by another worker, mailed there and back. Only
+ * the asking worker touches waiter; home only wait and ok. */
+struct remote_wait {
+    struct sp_mail mail;
+    struct sp_push *from;
+    struct channel_wait *waiter; /* NULL once the client has gone */
     struct sp_engine_wait *wait;
+    bool ok;
     char spec[];
 };
 
@@ -198,6 +280,8 @@ static void on_waiter_gone(void *ctx)
     struct channel_wait *w = ctx;
 
     sp_engine_wait_cancel(w->wait);
+    if (w->remote != NULL)
+        w->remote->waiter = NULL;
     free(w);
 }
 
@@ -232,6 +316,52 @@ static void on_channels_ready(void *arg, bool ok)
     free(w);
 }
 
+/* Back on the asking worker. */
+static void remote_answered(struct sp_mail *mail)
+{
+    struct remote_wait *r = (struct remote_wait *)mail;
+
+    if (r->waiter != NULL) {
+        r->waiter->remote = NULL;
+        on_channels_ready(r->waiter, r->ok);
+    }
+    free(r);
+}
+
+static void remote_reply(void *arg, bool ok)
+{
+    struct remote_wait *r = arg;
+
+    r->ok = ok;
+    sp_mailbox_post(r->from->mailbox, &r->mail, remote_answered, mail_free);
+}
+
+/* On the home worker. */
+static void remote_asked(struct sp_mail *mail)
+{
+    struct remote_wait *r = (struct remote_wait *)mail;
+    struct sp_push *home = r->from->home;
+    int rc = home->engine ? sp_engine_wait(home->engine, r->spec, remote_reply, r, &r->wait) : -1;
+
+    if (rc != 0)
+        remote_reply(r, rc > 0);
+}
+
+static int ask_home(struct sp_push *push, struct channel_wait *w)
+{
+    size_t len = strlen(w->spec) + 1;
+    struct remote_wait *r = calloc(1, sizeof(*r) + len);
+
+    if (r == NULL)
+        return -1;
+    r->from = push;
+    r->waiter = w;
+    memcpy(r->spec, w->spec, len);
+    w->remote = r;
+    sp_mailbox_post(push->home->mailbox, &r->mail, remote_asked, mail_free);
+    return 0;
+}
+
 void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req)
 {
@@ -243,7 +373,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_not_allowed(conn, "GET, OPTIONS", "subscribe with GET");
         return;
     }
-    if (push->engine == NULL) {
+    if (!push->uses_engine) {
         start_transport(push, route, spec, conn, req);
         return;
     }
@@ -254,9 +384,12 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    *w = (struct channel_wait){push, route, conn, NULL};
+    *w = (struct channel_wait){push, route, conn, NULL, NULL};
     strcpy(w->spec, spec);
-    int rc = sp_engine_wait(push->engine, spec, on_channels_ready, w, &w->wait);
+    int rc = push->home != push ? ask_home(push, w)
+             : push->engine != NULL
+                 ? sp_engine_wait(push->engine, spec, on_channels_ready, w, &w->wait)
+                 : 1;
     if (rc == 0) {
         sp_http_set_ops(conn, &waiter_ops, w);
         return;
@@ -375,11 +508,44 @@ int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_
     return 0;
 }
 
-void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
+void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figures *f)
+{
+    const struct sp_push_stats *a = &f->stats;
+    struct sp_push_stats *b = &sum->stats;
+
+    b->published += a->published;
+    b->delivered += a->delivered;
+    b->slow_consumers += a->slow_consumers;
+    b->missed_history += a->missed_history;
+    b->publish_errors += a->publish_errors;
+    for (int i = 0; i < 6; i++)
+        b->publish_errors_by_status[i] += a->publish_errors_by_status[i];
+    sp_histogram_add(&b->fanout, &a->fanout);
+    for (int k = 0; k < SP_KIND_COUNT; k++)
+        sum->subscribers[k] += f->subscribers[k];
+}
+
+void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum)
+{
+    struct sp_push_figures mine = {.stats = push->stats};
+
+    for (int k = 0; k < SP_KIND_COUNT; k++)
+        mine.subscribers[k] = push->live[k];
+    sp_push_figures_add(sum, &mine);
+}
+
+void sp_push_home_metrics(const struct sp_push *home, struct evbuffer *out)
+{
+    if (home->engine != NULL)
+        sp_engine_metrics(home->engine, out);
+}
+
+void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *sum,
+                     struct evbuffer *out)
 {
     static const char *const reasons[] = {"bad_request",        "unauthorized", "not_found",
                                           "method_not_allowed", "too_large",    "other"};
-    const struct sp_push_stats *st = &push->stats;
+    const struct sp_push_stats *st = &sum->stats;
     char labels[64];
 
     sp_metric_head(out, "sidepush_subscribers", "gauge", "Subscribers connected, by transport.");
@@ -387,7 +553,7 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
                                                      "transport=\"longpoll\"",
                                                      "transport=\"grip\""};
     for (int k = 0; k < SP_KIND_COUNT; k++)
-        sp_metric_value(out, "sidepush_subscribers", kinds[k], (double)push->live[k]);
+        sp_metric_value(out, "sidepush_subscribers", kinds[k], (double)sum->subscribers[k]);
     sp_metric_one(out, "sidepush_channels", "gauge", "Channels with subscribers or history.",
                   (double)sp_hub_channel_count(push->hub));
     sp_metric_one(out, "sidepush_messages_published_total", "counter", "Messages published.",
@@ -411,24 +577,22 @@ void sp_push_metrics(struct sp_push *push, struct evbuffer *out)
                         (double)st->publish_errors_by_status[i]);
     }
     sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
-                        "Time to store a publish and hand it to every subscriber.", &st->fanout);
-    if (push->engine != NULL)
-        sp_engine_metrics(push->engine, out);
+                        "Time to store a publish and mail it to every worker with subscribers.",
+                        &st->fanout);
 }
 
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
 {
-    const struct sp_hub_options hub = {
-        .history = config->channels.history,
-        .history_ttl_ms = config->channels.history_ttl_ms,
-        .max_message_size = config->channels.max_message_size,
-    };
+    const struct sp_hub_options hub = hub_options(config);
     const struct sp_config *old = push->config;
+
+    push->config = config;
+    if (push->home != push)
+        return;
     if (old->redis.enabled != config->redis.enabled ||
         (config->redis.enabled && (strcmp(old->redis.url, config->redis.url) != 0 ||
                                    strcmp(old->redis.key_prefix, config->redis.key_prefix) != 0)))
         sp_log_warn(push->log, "reload",
                     "changes to the redis section take effect after a restart");
-    push->config = config;
     sp_hub_set_options(push->hub, &hub);
 }

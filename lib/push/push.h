@@ -28,13 +28,44 @@ struct sp_push_stats {
     struct sp_histogram fanout;           /* one publish handed to every subscriber */
 };
 
-/* Writes every push metric (Prometheus text) to out. */
-void sp_push_metrics(struct sp_push *push, struct evbuffer *out);
+/* What one worker's push has counted, to be summed over the workers. */
+struct sp_push_figures {
+    struct sp_push_stats stats;
+    size_t subscribers[4]; /* SSE, WebSocket, long-poll, GRIP */
+};
 
-struct sp_push *sp_push_new(struct event_base *base, const struct sp_config *config,
-                            struct sp_curlm *curlm, struct sp_flusher *flusher,
+/* sum += f */
+void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figures *f);
+/* On the push's thread: adds its figures to sum. */
+void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum);
+/* From any thread: the push families (Prometheus text) from figures summed
+ * over every worker, and the hub's channel count. */
+void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *sum,
+                     struct evbuffer *out);
+/* On the home thread: what only the home has (the engine's families). */
+void sp_push_home_metrics(const struct sp_push *home, struct evbuffer *out);
+
+struct sp_mailbox;
+
+/* Where a worker's push lives: its loop and what it shares the loop with. */
+struct sp_push_worker {
+    struct event_base *base;
+    struct sp_curlm *curlm;
+    struct sp_flusher *flusher;
+    struct sp_mailbox *mailbox; /* the worker's: the hub's deliveries arrive there */
+    unsigned index;             /* 0 is the home worker */
+    unsigned nworkers;
+    struct sp_push *home; /* NULL when making the home itself */
+};
+
+/* The home worker's push (w->home NULL) also makes what is process-wide:
+ * the hub with a port for each of w->nworkers, the engine (Redis) when
+ * configured, the replay store. Every other worker's push shares them and
+ * must be freed before the home's. NULL on failure. */
+struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_config *config,
                             const struct sp_log *log);
-/* Ends every subscription (their connections close), then frees. */
+/* On the push's own thread (or once every loop has stopped): ends every
+ * subscription (their connections close), then frees. */
 void sp_push_free(struct sp_push *push);
 
 /* A request on a subscribe route; channel_spec is the expanded channel
@@ -98,6 +129,9 @@ void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *
 /* A request on publish_listen. */
 void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                              const struct sp_http_request *req);
+
+/* From any thread: the channel's subscribers over every worker now. */
+size_t sp_push_channel_subscribers(const struct sp_push *push, const char *channel);
 
 /* False only while Redis is unreachable and redis.required_for_ready is set. */
 bool sp_push_engine_ready(const struct sp_push *push);

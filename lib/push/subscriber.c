@@ -83,7 +83,7 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
     *s = (struct sp_subscription){push, deliver, deleted, owner, 0};
     for (size_t i = 0; i < count; i++) {
         s->entries[i].parent = s;
-        rc = sp_hub_subscribe(push->hub, &s->entries[i].sub, names[i], &entry_ops);
+        rc = sp_hub_subscribe(push->port, &s->entries[i].sub, names[i], &entry_ops);
         if (rc < 0) {
             sp_subscription_close(s);
             goto done;
@@ -102,7 +102,7 @@ void sp_subscription_close(struct sp_subscription *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->count; i++)
-        sp_hub_unsubscribe(s->push->hub, &s->entries[i].sub);
+        sp_hub_unsubscribe(s->push->port, &s->entries[i].sub);
     free(s);
 }
 

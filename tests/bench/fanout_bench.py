@@ -48,7 +48,7 @@ def start_redis(tmp):
     return proc, port
 
 
-def start_sidepush(tmp, history, redis_port=None, name="sidepush.yaml"):
+def start_sidepush(tmp, history, redis_port=None, name="sidepush.yaml", workers=1):
     port, pub = free_port(), free_port()
     redis = f"redis: {{ url: '127.0.0.1:{redis_port}' }}\n" if redis_port else ""
     conf = Path(tmp) / name
@@ -56,6 +56,7 @@ def start_sidepush(tmp, history, redis_port=None, name="sidepush.yaml"):
 publish_listen: 127.0.0.1:{pub}
 backend: {{ url: 'http://127.0.0.1:9' }}
 log: {{ level: warn }}
+workers: {workers}
 channels: {{ history: {history} }}
 limits: {{ max_connections: 100000, subscriber_max_unsent: 4MiB }}
 routes:
@@ -66,7 +67,8 @@ routes:
     wait_port(port)
     if redis_port:
         wait_redis_up(port)
-    return {"name": "sidepush", "kind": "sidepush", "procs": [proc], "pids": [proc.pid],
+    return {"name": "sidepush" if workers == 1 else f"sidepush-w{workers}", "kind": "sidepush",
+            "procs": [proc], "pids": [proc.pid],
             "ports": [port], "path": "/sub/bench", "publish_port": pub,
             "publish_path": "/publish/bench"}
 
@@ -95,7 +97,7 @@ NGINX_CONF = """
 load_module {module};
 daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {workers};
 worker_rlimit_nofile {nofile};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx.err warn;
@@ -126,14 +128,14 @@ http {{
 """
 
 
-def start_nchan(tmp, history, redis_port=None, name=""):
+def start_nchan(tmp, history, redis_port=None, name="", workers=1):
     port = free_port()
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     run = Path(tmp) / f"nginx{name}"
     run.mkdir()
     conf = run / "nginx.conf"
     conf.write_text(NGINX_CONF.format(
-        module=NCHAN_MODULE, tmp=run, port=port, history=history, nofile=nofile,
+        module=NCHAN_MODULE, tmp=run, port=port, history=history, nofile=nofile, workers=workers,
         conns=nofile - 100,
         redis_url=f'nchan_redis_url "redis://127.0.0.1:{redis_port}";' if redis_port else "",
         use_redis="nchan_use_redis on;" if redis_port else ""))
@@ -142,7 +144,8 @@ def start_nchan(tmp, history, redis_port=None, name=""):
     wait_port(port)
     workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                              text=True).stdout.split()
-    return {"name": "nchan", "kind": "nchan", "procs": [proc],
+    return {"name": "nchan" if workers == 1 else f"nchan-w{workers}", "kind": "nchan",
+            "procs": [proc],
             "pids": [proc.pid] + [int(w) for w in workers], "ports": [port], "path": "/sub",
             "publish_port": port, "publish_path": "/pub"}
 
@@ -197,6 +200,9 @@ def main():
                     help="steady: --rate per second; burst: all at once over 8 connections; "
                          "serial: one POST at a time, the next when it is answered")
     ap.add_argument("--timeout", type=int, default=60)
+    ap.add_argument("--workers", default="1",
+                    help="comma-separated worker counts: sidepush workers and nginx "
+                         "worker_processes, each row run with each")
     ap.add_argument("--redis", action="store_true",
                     help="also two replicas of each sharing a redis-server")
     args = ap.parse_args()
@@ -214,9 +220,13 @@ def main():
     for mode in args.modes.split(","):
         for pattern in args.patterns.split(","):
             rate = {"steady": args.rate, "burst": 0, "serial": -1}[pattern]
-            for start in starters:
+            for start, workers in [(st, int(w)) for w in args.workers.split(",")
+                                   for st in starters]:
                 tmp = tempfile.mkdtemp(prefix="sidepush-fanout-")
-                server = start(tmp, max(args.messages, 100))
+                if start in (start_sidepush, start_nchan):
+                    server = start(tmp, max(args.messages, 100), workers=workers)
+                else:
+                    server = start(tmp, max(args.messages, 100))
                 try:
                     r = run_fanout(server, mode, args.subscribers, args.messages, rate,
                                    args.size, args.timeout)
@@ -230,7 +240,7 @@ def main():
                 print(json.dumps(r), flush=True)
 
     print(f"\nfan-out: {args.subscribers} subscribers, {args.messages} messages of {args.size} B, "
-          f"steady = {args.rate}/s, loopback, {os.cpu_count()} CPUs, one server worker each")
+          f"steady = {args.rate}/s, loopback, {os.cpu_count()} CPUs, workers {args.workers}")
     head = (f"{'server':11} {'mode':9} {'pattern':7} {'connect s':>9} {'delivered':>17} {'dups':>4} "
             f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'deliv/s':>9} {'RSS B/sub':>9} "
             f"{'CPU us/deliv':>12}")
@@ -256,6 +266,33 @@ def main():
                   f"memory/sub {ratio('rss_per_sub_bytes'):5.2f}x  "
                   f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  p99 {ratio('p99_ms'):5.2f}x  "
                   f"deliveries/s {ratio('deliveries_per_s'):5.2f}x")
+    extra = worker_ratios(rows)
+    if extra:
+        print("\nmore workers (lower is better):")
+        print("\n".join(extra))
+
+
+
+
+def worker_ratios(rows):
+    """sidepush with more workers against itself with one and against Nchan."""
+    by = {(r["server"], r["mode"], r["pattern"]): r for r in rows if "error" not in r}
+    keys = sorted({(m, p) for (_, m, p) in by})
+    lines = []
+    for name in sorted({s for (s, _, _) in by if s.startswith("sidepush-w")}):
+        for mode, pattern in keys:
+            s = by.get((name, mode, pattern))
+            if s is None:
+                continue
+            for other in ("sidepush", "nchan", "nchan-" + name.split("-")[1]):
+                o = by.get((other, mode, pattern))
+                if o is None:
+                    continue
+                ratio = lambda k: (s[k] / o[k]) if o.get(k) else float("nan")
+                lines.append(f"  {name} / {other:9} {mode:9} {pattern:7} p99 {ratio('p99_ms'):5.2f}x  "
+                             f"CPU/delivery {ratio('cpu_us_per_delivery'):5.2f}x  "
+                             f"memory/sub {ratio('rss_per_sub_bytes'):5.2f}x")
+    return lines
 
 
 if __name__ == "__main__":

@@ -16,6 +16,13 @@ ROOT = HERE.parent.parent
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
 # Sanitizer builds keep freed memory in quarantine, so RSS says nothing there.
 SANITIZED = bool(os.environ.get("SIDEPUSH_SANITIZED"))
+# The whole suite runs once per worker count (.ci/test: 1 and 4); unset, the
+# configurations say nothing and sidepush picks (workers: auto).
+WORKERS = os.environ.get("SIDEPUSH_TEST_WORKERS")
+
+
+def workers_line(extra: str = "") -> str:
+    return f"workers: {WORKERS}\n" if WORKERS and "workers:" not in extra else ""
 
 
 def free_port() -> int:
@@ -71,7 +78,7 @@ class Sidepush:
             f"publish_listen: 127.0.0.1:{self.publish_port}\n"
             f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s }}\n"
             + ("" if extra.startswith("log:") or "\nlog:" in extra else "log: { level: warn }\n")
-            + "shutdown_grace: 2s\n" + extra)
+            + "shutdown_grace: 2s\n" + workers_line(extra) + extra)
         self.log = open(self.config.with_suffix(".log"), "w+")
         self.proc = subprocess.Popen([SIDEPUSH, "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT)

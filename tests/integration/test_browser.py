@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SIDEPUSH, RedisServer, free_port, wait_port
+from conftest import ROOT, SIDEPUSH, RedisServer, free_port, wait_port, workers_line
 from pushutil import wait_metric
 
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -40,7 +40,7 @@ def start_demo(tmp_path, replicas=1, extra=""):
         config = tmp_path / f"browser{i}.yaml"
         config.write_text(f"listen: 127.0.0.1:{port}\npublish_listen: 127.0.0.1:{publish_port}\n"
                           f"backend: {{ url: 'http://127.0.0.1:{app_port}' }}\n"
-                          "log: { level: warn }\n" + extra +
+                          "log: { level: warn }\n" + workers_line(extra) + extra +
                           "routes:\n  - path: /events/{channel}\n"
                           "    subscribe: { sse: { retry: 300ms } }\n")
         sp = subprocess.Popen([SIDEPUSH, "--config", str(config)])

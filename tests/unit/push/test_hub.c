@@ -1,7 +1,10 @@
 #include "push/hub.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdlib.h>
+
+#include "net/mailbox.h"
 
 #include "../tap.h"
 
@@ -11,8 +14,28 @@ struct fake_sub {
     size_t ngot;
     bool deleted;
     bool leave_on_deliver;
-    struct sp_hub *hub;
+    struct sp_hub_port *port;
 };
+
+/* The test's one worker: its mailbox and its port (deliveries arrive as
+ * mail, so each publish below is followed by running the mailbox). */
+static struct sp_mailbox *mailbox;
+static struct sp_hub_port *port;
+
+static struct sp_hub *open_hub(struct event_base *base, const struct sp_hub_options *opts)
+{
+    struct sp_hub *hub = sp_hub_new(base, opts, 1);
+    mailbox = sp_mailbox_new(base);
+    port = sp_hub_port_new(hub, 0, mailbox);
+    return hub;
+}
+
+static void close_hub(struct sp_hub *hub)
+{
+    sp_hub_port_free(port);
+    sp_mailbox_free(mailbox);
+    sp_hub_free(hub);
+}
 
 static void deliver(struct sp_sub *s, struct sp_msg *m)
 {
@@ -20,7 +43,7 @@ static void deliver(struct sp_sub *s, struct sp_msg *m)
     if (f->ngot < 16)
         f->got[f->ngot++] = sp_msg_ref(m);
     if (f->leave_on_deliver)
-        sp_hub_unsubscribe(f->hub, s);
+        sp_hub_unsubscribe(f->port, s);
 }
 
 static void deleted(struct sp_sub *s)
@@ -41,19 +64,21 @@ static int publish(struct sp_hub *hub, const char *channel, const char *data, co
                    const char *dedup, struct sp_publish_result *res)
 {
     struct sp_publish p = {channel, event, data, strlen(data), dedup, NULL};
-    return sp_hub_publish(hub, &p, res);
+    int rc = sp_hub_publish(hub, &p, res);
+    sp_mailbox_run(mailbox);
+    return rc;
 }
 
 static void test_publish_and_fanout(struct event_base *base)
 {
     struct sp_hub_options opts = {3, 60000, 16};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub}, b = {.hub = hub}, c = {.hub = hub};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port}, b = {.port = port}, c = {.port = port};
     struct sp_publish_result res;
 
-    ok(sp_hub_subscribe(hub, &a.sub, "news", &ops) == 0, "subscribe a");
-    ok(sp_hub_subscribe(hub, &b.sub, "news", &ops) == 0, "subscribe b");
-    ok(sp_hub_subscribe(hub, &c.sub, "other", &ops) == 0, "subscribe c elsewhere");
+    ok(sp_hub_subscribe(port, &a.sub, "news", &ops) == 0, "subscribe a");
+    ok(sp_hub_subscribe(port, &b.sub, "news", &ops) == 0, "subscribe b");
+    ok(sp_hub_subscribe(port, &c.sub, "other", &ops) == 0, "subscribe c elsewhere");
     is_int(publish(hub, "news", "hello", "greet", NULL, &res), 0, "publish");
     is_int(res.subscribers, 2, "reached both subscribers of the channel");
     ok(a.ngot == 1 && b.ngot == 1 && c.ngot == 0, "delivered to the channel only");
@@ -85,36 +110,37 @@ static void test_publish_and_fanout(struct event_base *base)
     /* a subscriber that leaves while being delivered to */
     a.leave_on_deliver = true;
     is_int(publish(hub, "news", "bye", NULL, NULL, &res), 0, "publish while a leaves");
-    ok(a.sub.channel == NULL && b.ngot == 3, "a left, b still served");
+    ok(a.sub.local == NULL && b.ngot == 3, "a left, b still served");
 
     struct sp_channel_info info;
     ok(sp_hub_channel_info(hub, "news", &info) == 0 && info.subscribers == 1 && info.messages == 3,
        "info: one subscriber, history capped at 3");
     is_int(sp_hub_channel_info(hub, "nope", &info), SP_HUB_NO_CHANNEL, "no info for unknown");
     is_int(sp_hub_channel_delete(hub, "news"), 1, "delete closes one subscriber");
-    ok(b.deleted && b.sub.channel == NULL, "b told of the deletion");
+    sp_mailbox_run(mailbox);
+    ok(b.deleted && b.sub.local == NULL, "b told of the deletion");
     is_int(sp_hub_channel_info(hub, "news", &info), SP_HUB_NO_CHANNEL, "channel gone");
 
-    sp_hub_unsubscribe(hub, &c.sub);
+    sp_hub_unsubscribe(port, &c.sub);
     drop(&a);
     drop(&b);
     drop(&c);
-    sp_hub_free(hub);
+    close_hub(hub);
 }
 
 static void test_history_and_cursors(struct event_base *base)
 {
     struct sp_hub_options opts = {3, 60000, 1024};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub}, b = {.hub = hub};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port}, b = {.port = port};
     struct sp_publish_result res;
     struct sp_msg *out[8];
     struct sp_cursor cur;
     bool missed;
     char ids[6][SP_MSG_ID_MAX];
 
-    sp_hub_subscribe(hub, &a.sub, "x", &ops);
-    sp_hub_subscribe(hub, &b.sub, "y", &ops);
+    sp_hub_subscribe(port, &a.sub, "x", &ops);
+    sp_hub_subscribe(port, &b.sub, "y", &ops);
     for (int i = 0; i < 5; i++) {
         publish(hub, i % 2 ? "y" : "x", "m", NULL, NULL, &res); /* x: 1,3,5  y: 2,4 */
         strcpy(ids[i + 1], res.id);
@@ -172,18 +198,18 @@ static void test_history_and_cursors(struct event_base *base)
     for (int i = 0; i < n; i++)
         sp_msg_unref(out[i]);
 
-    sp_hub_unsubscribe(hub, &a.sub);
-    sp_hub_unsubscribe(hub, &b.sub);
+    sp_hub_unsubscribe(port, &a.sub);
+    sp_hub_unsubscribe(port, &b.sub);
     drop(&a);
     drop(&b);
-    sp_hub_free(hub);
+    close_hub(hub);
 }
 
 static void test_new_channel_floor(struct event_base *base)
 {
     struct sp_hub_options opts = {10, 60000, 1024};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port};
     struct sp_publish_result res;
     struct sp_msg *out[4];
     struct sp_cursor cur;
@@ -194,36 +220,36 @@ static void test_new_channel_floor(struct event_base *base)
     strcpy(old, res.id);
     sp_hub_channel_delete(hub, "gone"); /* history lost */
     publish(hub, "else", "m", NULL, NULL, &res);
-    sp_hub_subscribe(hub, &a.sub, "gone", &ops);
+    sp_hub_subscribe(port, &a.sub, "gone", &ops);
     sp_hub_parse_cursor(hub, old, &cur);
     cur.seq = 0;
     int n = sp_hub_backlog(hub, (struct sp_sub *[]){&a.sub}, 1, &cur, out, 4, &missed);
     ok(n == 0 && missed, "a recreated channel cannot vouch for what came before it");
-    sp_hub_unsubscribe(hub, &a.sub);
-    sp_hub_free(hub);
+    sp_hub_unsubscribe(port, &a.sub);
+    close_hub(hub);
 }
 
 static void test_zero_history(struct event_base *base)
 {
     struct sp_hub_options opts = {0, 60000, 1024};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub, .leave_on_deliver = true};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port, .leave_on_deliver = true};
     struct sp_publish_result res;
 
-    sp_hub_subscribe(hub, &a.sub, "x", &ops);
+    sp_hub_subscribe(port, &a.sub, "x", &ops);
     is_int(publish(hub, "x", "m", NULL, NULL, &res), 0, "publish without history");
     ok(a.ngot == 1 && sp_hub_channel_count(hub) == 0,
        "the channel goes once its last subscriber leaves, even mid fan-out");
     drop(&a);
-    sp_hub_free(hub);
+    close_hub(hub);
 }
 
 /* Messages numbered by a shared engine (Redis) and handed to the hub. */
 static void test_engine_numbered(struct event_base *base)
 {
     struct sp_hub_options opts = {3, 60000, 64};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port};
     struct sp_cursor cur;
     struct sp_msg *out[8];
     bool missed;
@@ -231,13 +257,14 @@ static void test_engine_numbered(struct event_base *base)
     ok(sp_hub_set_epoch(hub, "redis1", 40), "the engine's epoch is adopted");
     is_str(sp_hub_epoch(hub), "redis1", "epoch");
     ok(sp_hub_reset_channel(hub, "c", 35) == 0, "a channel loaded with floor 35");
-    sp_hub_subscribe(hub, &a.sub, "c", &ops);
+    sp_hub_subscribe(port, &a.sub, "c", &ops);
     struct sp_msg *m = sp_msg_new("c", 41, "redis1-41", NULL, "x", 1, 0);
     is_int(sp_hub_inject(hub, m, false), 0, "history only: nobody reached");
     sp_msg_unref(m);
     m = sp_msg_new("c", 45, "redis1-45", NULL, "y", 1, 0);
     is_int(sp_hub_inject(hub, m, true), 1, "a new message reaches the subscriber");
     sp_msg_unref(m);
+    sp_mailbox_run(mailbox);
     ok(a.ngot == 1 && sp_msg_seq(a.got[0]) == 45, "delivered with the engine's number");
     sp_hub_parse_cursor(hub, "redis1-41", &cur);
     ok(cur.this_epoch, "an engine id is a cursor of this epoch");
@@ -259,8 +286,8 @@ static void test_engine_numbered(struct event_base *base)
     sp_hub_parse_cursor(hub, "redis1-45", &cur);
     ok(cur.present && !cur.this_epoch, "old ids are from another epoch");
     drop(&a);
-    sp_hub_unsubscribe(hub, &a.sub);
-    sp_hub_free(hub);
+    sp_hub_unsubscribe(port, &a.sub);
+    close_hub(hub);
 }
 
 /* The ring grows with what it holds (4, 8, then the history limit), keeps
@@ -268,14 +295,14 @@ static void test_engine_numbered(struct event_base *base)
 static void test_ring_growth(struct event_base *base)
 {
     struct sp_hub_options opts = {10, 60000, 64};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
-    struct fake_sub a = {.hub = hub};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port};
     struct sp_publish_result res;
     struct sp_msg *out[16];
     struct sp_cursor none = {0};
     bool missed;
 
-    sp_hub_subscribe(hub, &a.sub, "g", &ops);
+    sp_hub_subscribe(port, &a.sub, "g", &ops);
     struct sp_sub *subs[] = {&a.sub};
     bool in_order = true;
     for (int i = 1; i <= 25; i++) {
@@ -297,14 +324,14 @@ static void test_ring_growth(struct event_base *base)
     ok(missed && n == 10, "a cursor before the evicted ones is told it missed history");
     for (int j = 0; j < n; j++)
         sp_msg_unref(out[j]);
-    sp_hub_unsubscribe(hub, &a.sub);
-    sp_hub_free(hub);
+    sp_hub_unsubscribe(port, &a.sub);
+    close_hub(hub);
 }
 
 static void test_cursor_parsing(struct event_base *base)
 {
     struct sp_hub_options opts = {3, 60000, 64};
-    struct sp_hub *hub = sp_hub_new(base, &opts);
+    struct sp_hub *hub = open_hub(base, &opts);
     struct sp_publish_result res;
     struct sp_cursor c;
     char id[SP_MSG_ID_MAX], other[SP_MSG_ID_MAX + 8];
@@ -330,6 +357,81 @@ static void test_cursor_parsing(struct event_base *base)
     is_int(sp_hub_parse_cursor(hub, longer, &c), -1, "longer than any id");
     c = sp_hub_now(hub);
     ok(c.present && c.this_epoch && c.seq == 1, "now: the newest message");
+    close_hub(hub);
+}
+
+/* ---- a subscribe on one worker racing publishes on another ----------------------------- */
+
+#define RACE_MESSAGES 3000
+
+struct race {
+    struct sp_hub *hub;
+    int subscribe_at;
+};
+
+static void *race_publisher(void *arg)
+{
+    struct race *r = arg;
+    struct sp_publish_result res;
+
+    for (int i = 0; i < RACE_MESSAGES; i++) {
+        struct sp_publish p = {"race", NULL, "m", 1, NULL, NULL};
+        sp_hub_publish(r->hub, &p, &res);
+    }
+    return NULL;
+}
+
+struct collector {
+    struct sp_sub sub;
+    uint64_t last;
+    size_t count;
+    bool in_order;
+};
+
+static void collect(struct sp_sub *s, struct sp_msg *m)
+{
+    struct collector *c = (struct collector *)s;
+    c->in_order &= sp_msg_seq(m) == c->last + 1;
+    c->last = sp_msg_seq(m);
+    c->count++;
+}
+
+static const struct sp_sub_ops collect_ops = {collect, deleted};
+
+/* Port 1 is this thread; a publisher thread mails it. Whatever moment the
+ * subscription lands, backlog then mail must be every message once, in
+ * order. */
+static void test_subscribe_racing_publishes(struct event_base *base, int subscribe_at)
+{
+    struct sp_hub_options opts = {RACE_MESSAGES, 600000, 64};
+    struct sp_hub *hub = sp_hub_new(base, &opts, 2);
+    struct sp_mailbox *mb = sp_mailbox_new(base);
+    struct sp_hub_port *p = sp_hub_port_new(hub, 1, mb);
+    struct race r = {hub, subscribe_at};
+    struct collector c = {.in_order = true};
+    struct sp_msg *backlog[RACE_MESSAGES];
+    struct sp_cursor none = {0};
+    pthread_t publisher;
+    bool missed;
+
+    pthread_create(&publisher, NULL, race_publisher, &r);
+    while (sp_hub_now(hub).seq < (uint64_t)subscribe_at)
+        ;
+    sp_hub_subscribe(p, &c.sub, "race", &collect_ops);
+    int n = sp_hub_backlog(hub, (struct sp_sub *[]){&c.sub}, 1, &none, backlog, RACE_MESSAGES,
+                           &missed);
+    for (int i = 0; i < n; i++) {
+        collect(&c.sub, backlog[i]);
+        sp_msg_unref(backlog[i]);
+    }
+    pthread_join(publisher, NULL);
+    sp_mailbox_run(mb);
+    ok(c.in_order && c.count == RACE_MESSAGES && !missed,
+       "subscribed near message %d: %zu of %d, each once, in order (%d from the backlog)",
+       subscribe_at, c.count, RACE_MESSAGES, n);
+    sp_hub_unsubscribe(p, &c.sub);
+    sp_hub_port_free(p);
+    sp_mailbox_free(mb);
     sp_hub_free(hub);
 }
 
@@ -343,6 +445,8 @@ int main(void)
     test_ring_growth(base);
     test_cursor_parsing(base);
     test_engine_numbered(base);
+    for (int at = 0; at < RACE_MESSAGES; at += 700)
+        test_subscribe_racing_publishes(base, at);
     event_base_free(base);
     return tap_done();
 }

@@ -1,0 +1,100 @@
+#include "net/mailbox.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+struct sp_mailbox {
+    pthread_mutex_t lock;
+    struct sp_mail *head, **tail; /* under lock */
+    bool woken;                   /* under lock: the eventfd is written and not yet read */
+    int fd;
+    struct event *readable;
+};
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    sp_mailbox_run(arg);
+}
+
+struct sp_mailbox *sp_mailbox_new(struct event_base *base)
+{
+    struct sp_mailbox *mb = calloc(1, sizeof(*mb));
+
+    if (mb == NULL)
+        return NULL;
+    mb->tail = &mb->head;
+    mb->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (mb->fd < 0 || pthread_mutex_init(&mb->lock, NULL) != 0) {
+        if (mb->fd >= 0)
+            close(mb->fd);
+        free(mb);
+        return NULL;
+    }
+    mb->readable = event_new(base, mb->fd, EV_READ | EV_PERSIST, on_readable, mb);
+    if (mb->readable == NULL || event_add(mb->readable, NULL) < 0) {
+        sp_mailbox_free(mb);
+        return NULL;
+    }
+    return mb;
+}
+
+void sp_mailbox_free(struct sp_mailbox *mb)
+{
+    if (mb == NULL)
+        return;
+    if (mb->readable)
+        event_free(mb->readable);
+    while (mb->head != NULL) {
+        struct sp_mail *m = mb->head;
+        mb->head = m->next;
+        if (m->drop)
+            m->drop(m);
+    }
+    close(mb->fd);
+    pthread_mutex_destroy(&mb->lock);
+    free(mb);
+}
+
+void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run, sp_mail_fn drop)
+{
+    bool wake;
+
+    mail->next = NULL;
+    mail->run = run;
+    mail->drop = drop;
+    pthread_mutex_lock(&mb->lock);
+    *mb->tail = mail;
+    mb->tail = &mail->next;
+    /* A burst of mail costs one write and one wake-up. */
+    wake = !mb->woken;
+    mb->woken = true;
+    pthread_mutex_unlock(&mb->lock);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t n = write(mb->fd, &one, sizeof(one));
+        (void)n; /* only fails when the counter is already non-zero: awake anyway */
+    }
+}
+
+void sp_mailbox_run(struct sp_mailbox *mb)
+{
+    uint64_t count;
+    ssize_t n = read(mb->fd, &count, sizeof(count));
+    (void)n;
+
+    pthread_mutex_lock(&mb->lock);
+    struct sp_mail *m = mb->head;
+    mb->head = NULL;
+    mb->tail = &mb->head;
+    mb->woken = false;
+    pthread_mutex_unlock(&mb->lock);
+    while (m != NULL) {
+        struct sp_mail *next = m->next;
+        m->run(m);
+        m = next;
+    }
+}

@@ -1,0 +1,39 @@
+/* Work handed to one event loop from any thread: a queue under a mutex,
+ * woken by one eventfd the loop reads. It is the only way anything crosses
+ * between worker threads (h2o's multithread receivers, relayd's imsg as
+ * threads): a worker's connections and timers are touched by its own
+ * thread alone.
+ *
+ * Mail is intrusive: the sender embeds a struct sp_mail in what it sends,
+ * so posting allocates nothing and cannot fail. Mail from one thread runs
+ * in the order it was posted.
+ */
+#ifndef SP_NET_MAILBOX_H
+#define SP_NET_MAILBOX_H
+
+#include <event2/event.h>
+
+struct sp_mail;
+typedef void (*sp_mail_fn)(struct sp_mail *mail);
+
+struct sp_mail {
+    struct sp_mail *next; /* the mailbox's */
+    sp_mail_fn run;       /* on the mailbox's loop; owns the mail from then on */
+    sp_mail_fn drop;      /* instead of run when the mailbox is freed first */
+};
+
+struct sp_mailbox;
+
+/* NULL on failure (no memory, or no eventfd). */
+struct sp_mailbox *sp_mailbox_new(struct event_base *base);
+/* On the mailbox's thread, once no other thread can post: mail still
+ * queued is dropped. Accepts NULL. */
+void sp_mailbox_free(struct sp_mailbox *mb);
+
+/* From any thread: mail->run(mail) runs on the mailbox's loop soon. */
+void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run, sp_mail_fn drop);
+
+/* Runs what is queued now (the loop does this when woken). */
+void sp_mailbox_run(struct sp_mailbox *mb);
+
+#endif
