@@ -418,8 +418,8 @@ static void test_subscribe_racing_publishes(struct event_base *base, int subscri
     while (sp_hub_now(hub).seq < (uint64_t)subscribe_at)
         ;
     sp_hub_subscribe(p, &c.sub, "race", &collect_ops);
-    int n = sp_hub_backlog(hub, (struct sp_sub *[]){&c.sub}, 1, &none, backlog, RACE_MESSAGES,
-                           &missed);
+    int n =
+        sp_hub_backlog(hub, (struct sp_sub *[]){&c.sub}, 1, &none, backlog, RACE_MESSAGES, &missed);
     for (int i = 0; i < n; i++) {
         collect(&c.sub, backlog[i]);
         sp_msg_unref(backlog[i]);
