@@ -3,6 +3,7 @@ through nginx proxy_pass, in one run on loopback. Prints figures; asserts
 nothing.
 
     /usr/bin/python3 tests/bench/proxy_bench.py [--duration 10] [--connections 50]
+        [--workers 1,2] [--threads 1]
 
 The backend is nginx answering a fixed 13-byte body (so the backend costs
 little and the proxies' own overhead shows). nginx proxy_pass runs with one
@@ -63,8 +64,11 @@ def start_nginx(tmp, name, port, body, backend_port=1):
     return proc
 
 
+WRK_THREADS = 1
+
+
 def run_wrk(url, duration, connections):
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", "--latency", url],
                          capture_output=True, text=True, timeout=duration + 30).stdout
 
     def latency(p):
@@ -85,7 +89,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=50)
+    ap.add_argument("--workers", default="1", help="comma-separated sidepush worker counts")
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     args = ap.parse_args()
+    global WRK_THREADS
+    WRK_THREADS = args.threads
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed: .ci/deps test installs it")
@@ -101,18 +109,22 @@ def main():
                                   "proxy_http_version 1.1; proxy_set_header Connection \"\"; }",
                                   backend_port)
         procs.append(nginx_proxy)
-        conf = Path(tmp) / "sidepush.yaml"
-        conf.write_text(f"listen: 127.0.0.1:{sp_port}\npublish_listen: 127.0.0.1:{free_port()}\n"
-                        f"backend: {{ url: http://127.0.0.1:{backend_port} }}\n"
-                        "log: { level: warn }\n")
-        sidepush = subprocess.Popen([SIDEPUSH, "--config", str(conf)])
-        procs.append(sidepush)
-        wait_port(sp_port)
+        targets = [("direct to backend", backend_port, None)]
+        for workers in [int(w) for w in args.workers.split(",")]:
+            port = free_port() if targets[1:] else sp_port
+            conf = Path(tmp) / f"sidepush-w{workers}.yaml"
+            conf.write_text(f"listen: 127.0.0.1:{port}\npublish_listen: 127.0.0.1:{free_port()}\n"
+                            f"backend: {{ url: http://127.0.0.1:{backend_port} }}\n"
+                            f"workers: {workers}\nlog: {{ level: warn }}\n")
+            sidepush = subprocess.Popen([SIDEPUSH, "--config", str(conf)])
+            procs.append(sidepush)
+            wait_port(port)
+            name = "through sidepush" + ("" if workers == 1 else f" ({workers} workers)")
+            targets.append((name, port, sidepush))
+        targets.append(("through nginx proxy_pass", nginx_port, nginx_proxy))
 
         rows = []
-        for name, port, proc in (("direct to backend", backend_port, None),
-                                 ("through sidepush", sp_port, sidepush),
-                                 ("through nginx proxy_pass", nginx_port, nginx_proxy)):
+        for name, port, proc in targets:
             url = f"http://127.0.0.1:{port}/bench"
             run_wrk(url, 1, args.connections)  # warm up connection pools
             cpu0 = cpu_seconds(proc.pid) if proc else 0
@@ -122,7 +134,7 @@ def main():
                 r["rss"] = rss_kib(proc.pid)
             rows.append((name, r))
 
-        print(f"\nproxy overhead: wrk -t1 -c{args.connections} -d{args.duration}s, "
+        print(f"\nproxy overhead: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
               f"{os.cpu_count()} CPUs, loopback")
         print(f"{'':28} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'proxy CPU us/req':>17} {'proxy RSS MiB':>14}")
@@ -131,9 +143,12 @@ def main():
             rss = f"{r['rss'] / 1024:.1f}" if "rss" in r else "-"
             print(f"{name:28} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
                   f"{r['errors']:>7} {cpu:>17} {rss:>14}")
-        sp, ng = rows[1][1], rows[2][1]
+        sp, ng = rows[1][1], rows[-1][1]
         print(f"\nsidepush / nginx: throughput {sp['rps'] / ng['rps']:.2f}x, "
               f"CPU per request {sp['cpu_us'] / ng['cpu_us']:.2f}x")
+        for name, r in rows[2:-1]:
+            print(f"{name} / one worker: throughput {r['rps'] / sp['rps']:.2f}x, "
+                  f"CPU per request {r['cpu_us'] / sp['cpu_us']:.2f}x")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -134,3 +134,42 @@ def test_order_no_loss_no_duplicate_across_workers(make_sidepush):
     asyncio.run(main())
     for ch, kind, got in clients:
         assert got == expected(ch), f"{kind} on {ch}: {got}"
+
+
+def test_metrics_sum_the_workers(make_sidepush):
+    """Connections on different workers are counted once each, by worker and
+    in the sums, and a publish reaching all of them is counted per delivery."""
+    import re
+    import socket
+    import time
+
+    import requests
+
+    from pushutil import CurlSSE, publish_ok
+
+    sp = make_sidepush(CONFIG)
+    streams = [CurlSSE(f"{sp.url}/s/sum") for _ in range(8)]
+    idle = [socket.create_connection(("127.0.0.1", sp.port)) for _ in range(4)]
+    wait_subscribers(sp, "sum", 8)
+    publish_ok(sp, "sum", "x")
+    deadline = time.monotonic() + 10
+    while True:
+        text = requests.get(sp.url + "/metrics", timeout=5).text
+        value = lambda name: float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1))
+        per_worker = [float(v) for v in
+                      re.findall(r'^sidepush_worker_connections\{worker="\d"\} (\S+)$', text, re.M)]
+        streams_now = value('sidepush_connections{listener="stream"}')
+        clients_now = value('sidepush_connections{listener="client"}')
+        if (value("sidepush_messages_delivered_total") == 8 and streams_now == 8
+                and clients_now == 5) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert value("sidepush_workers") == 4 and len(per_worker) == 4
+    assert value("sidepush_messages_delivered_total") == 8
+    assert value('sidepush_subscribers{transport="sse"}') == 8
+    assert streams_now == 8 and clients_now == 5  # 4 idle and the scrape itself
+    assert sum(per_worker) == streams_now + clients_now
+    for s in idle:
+        s.close()
+    for s in streams:
+        s.close()
