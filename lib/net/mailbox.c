@@ -11,13 +11,44 @@ struct sp_mailbox {
     pthread_mutex_t lock;
     struct sp_mail *head, **tail; /* under lock */
     bool woken;                   /* under lock: the eventfd is written and not yet read */
+    struct sp_mail *taken;        /* the loop's own: taken from the queue, not yet run */
     int fd;
     struct event *readable;
 };
 
+/* Takes what is queued, once what was taken before has all run (so mail
+ * keeps its order). */
+static void take(struct sp_mailbox *mb)
+{
+    uint64_t count;
+    ssize_t n = read(mb->fd, &count, sizeof(count));
+    (void)n;
+
+    pthread_mutex_lock(&mb->lock);
+    mb->taken = mb->head;
+    mb->head = NULL;
+    mb->tail = &mb->head;
+    mb->woken = false;
+    pthread_mutex_unlock(&mb->lock);
+}
+
+/* One mail, then what it made active (the worker's flusher) before the
+ * next: a burst of publishes is written out one message at a time, so no
+ * subscriber is handed the whole burst unwritten (and cut at its unsent
+ * limit for it). The mailbox re-activates itself behind the flusher. */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
-    sp_mailbox_run(arg);
+    struct sp_mailbox *mb = arg;
+
+    if (mb->taken == NULL)
+        take(mb);
+    struct sp_mail *m = mb->taken;
+    if (m == NULL)
+        return;
+    mb->taken = m->next;
+    m->run(m);
+    if (mb->taken != NULL)
+        event_active(mb->readable, EV_READ, 0);
 }
 
 struct sp_mailbox *sp_mailbox_new(struct event_base *base)
@@ -48,11 +79,14 @@ void sp_mailbox_free(struct sp_mailbox *mb)
         return;
     if (mb->readable)
         event_free(mb->readable);
-    while (mb->head != NULL) {
-        struct sp_mail *m = mb->head;
-        mb->head = m->next;
-        if (m->drop)
-            m->drop(m);
+    for (int i = 0; i < 2; i++) {
+        struct sp_mail **list = i == 0 ? &mb->taken : &mb->head;
+        while (*list != NULL) {
+            struct sp_mail *m = *list;
+            *list = m->next;
+            if (m->drop)
+                m->drop(m);
+        }
     }
     close(mb->fd);
     pthread_mutex_destroy(&mb->lock);
@@ -82,19 +116,13 @@ void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run
 
 void sp_mailbox_run(struct sp_mailbox *mb)
 {
-    uint64_t count;
-    ssize_t n = read(mb->fd, &count, sizeof(count));
-    (void)n;
-
-    pthread_mutex_lock(&mb->lock);
-    struct sp_mail *m = mb->head;
-    mb->head = NULL;
-    mb->tail = &mb->head;
-    mb->woken = false;
-    pthread_mutex_unlock(&mb->lock);
-    while (m != NULL) {
-        struct sp_mail *next = m->next;
+    for (;;) {
+        if (mb->taken == NULL)
+            take(mb);
+        struct sp_mail *m = mb->taken;
+        if (m == NULL)
+            return;
+        mb->taken = m->next;
         m->run(m);
-        m = next;
     }
 }

@@ -33,7 +33,9 @@ void sp_mailbox_free(struct sp_mailbox *mb);
 /* From any thread: mail->run(mail) runs on the mailbox's loop soon. */
 void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run, sp_mail_fn drop);
 
-/* Runs what is queued now (the loop does this when woken). */
+/* Runs everything queued now, to the end (the loop itself runs one mail
+ * and then what that made active; this is for tests and for callers with
+ * no loop running). */
 void sp_mailbox_run(struct sp_mailbox *mb);
 
 #endif
