@@ -36,18 +36,23 @@ static void take(struct sp_mailbox *mb)
  * next: a burst of publishes is written out one message at a time, so no
  * subscriber is handed the whole burst unwritten (and cut at its unsent
  * limit for it). The mailbox re-activates itself behind the flusher. */
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static bool run_one(struct sp_mailbox *mb)
 {
-    struct sp_mailbox *mb = arg;
-
     if (mb->taken == NULL)
         take(mb);
     struct sp_mail *m = mb->taken;
     if (m == NULL)
-        return;
+        return false;
     mb->taken = m->next;
     m->run(m);
-    if (mb->taken != NULL)
+    return true;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_mailbox *mb = arg;
+
+    if (run_one(mb) && mb->taken != NULL)
         event_active(mb->readable, EV_READ, 0);
 }
 
@@ -116,13 +121,6 @@ void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run
 
 void sp_mailbox_run(struct sp_mailbox *mb)
 {
-    for (;;) {
-        if (mb->taken == NULL)
-            take(mb);
-        struct sp_mail *m = mb->taken;
-        if (m == NULL)
-            return;
-        mb->taken = m->next;
-        m->run(m);
-    }
+    while (run_one(mb))
+        ;
 }
