@@ -1,6 +1,7 @@
 #include "app/app.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "backend/authorize.h"
+#include "core/clock.h"
 #include "backend/poller.h"
 #include "backend/ws_forward.h"
 #include "http/proxy.h"
@@ -51,7 +53,10 @@ struct sp_app {
     unsigned nworkers;
     struct worker *workers;
     atomic_bool ready;
-    atomic_int paused; /* client listeners paused at limits.max_connections */
+    atomic_int paused;      /* client listeners paused at limits.max_connections */
+    atomic_ullong accepted; /* client connections, ever */
+    unsigned long long accepted_at_trim;
+    struct event *trimmer;
     /* the home's own */
     struct sp_polls *polls;
     struct sp_http_server *publishers;
@@ -488,7 +493,33 @@ static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, stru
 
     if (sp_http_server_adopt(server, fd, peer, len) < 0)
         sp_log_error(app->log, "accept_failed", "could not set up a connection");
+    atomic_fetch_add_explicit(&app->accepted, 1, memory_order_relaxed);
     update_accepting(w);
+}
+
+/* ---- memory after a storm of connections ---------------------------------------------------
+ *
+ * Thousands of clients connecting at once (a deploy, a network blip) leave
+ * each worker's malloc arena with the freed requests and opening writes of
+ * the storm between the small structs that stay, so RSS stays at the
+ * storm's peak (measured: about 600 B more per subscriber with two workers
+ * after 9,000 connections in a second). The home hands those pages back a
+ * second after such a storm. */
+
+#define TRIM_MS 1000
+#define TRIM_AFTER_ACCEPTS 1000
+
+static void trim(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_app *app = arg;
+    unsigned long long now = atomic_load_explicit(&app->accepted, memory_order_relaxed);
+
+    if (now - app->accepted_at_trim < TRIM_AFTER_ACCEPTS)
+        return;
+    app->accepted_at_trim = now;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 struct event_base *sp_app_base_new(void)
@@ -692,6 +723,12 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     }
     if (home_new(app, err, errlen) < 0 || listen_clients(app, err, errlen) < 0)
         goto fail;
+    struct timeval every = sp_timeval_ms(TRIM_MS);
+    app->trimmer = event_new(base, -1, EV_PERSIST, trim, app);
+    if (app->trimmer == NULL || event_add(app->trimmer, &every) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     atomic_store(&app->ready, true);
     return app;
 
@@ -829,6 +866,8 @@ void sp_app_free(struct sp_app *app)
         return;
     stop_threads(app);
     app->freeing = true;
+    if (app->trimmer)
+        event_free(app->trimmer);
     struct worker *h = home(app);
     for (unsigned i = 0; i < app->nworkers; i++)
         worker_free_connections(&app->workers[i]);

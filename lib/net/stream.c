@@ -128,6 +128,20 @@ static void write_out(struct sp_stream *s)
         event_add(s->write_ev, NULL);
 }
 
+void sp_stream_write_now(struct sp_stream *s)
+{
+    struct sp_flusher *f = s->flusher;
+
+    if (s->dead || !s->pending || s->ending || s->out == NULL ||
+        (s->write_ev != NULL && event_pending(s->write_ev, EV_WRITE, NULL)))
+        return;
+    /* What is left, or an error, stays the flusher's at the end of the turn. */
+    if (evbuffer_write(s->out, s->fd) > 0 && evbuffer_get_length(s->out) == 0) {
+        TAILQ_REMOVE(&f->pending, s, pending_link);
+        s->pending = false;
+    }
+}
+
 static void flush(void *arg)
 {
     struct sp_flusher *f = arg;

@@ -70,6 +70,11 @@ int sp_stream_write_ref(struct sp_stream *s, const void *data, size_t len,
                         evbuffer_ref_cleanup_cb cleanup, void *arg);
 
 size_t sp_stream_unsent(const struct sp_stream *s);
+/* A new stream's opening goes out now rather than at the end of the loop
+ * turn: in a storm of thousands of connections per turn, openings held
+ * until the flush are thousands of buffers at once, and the holes they
+ * leave keep the memory resident. One write either way; never calls back. */
+void sp_stream_write_now(struct sp_stream *s);
 /* Monotonic milliseconds of the last queued write (for keep-alives). */
 uint64_t sp_stream_last_write(const struct sp_stream *s);
 

@@ -178,6 +178,8 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
     }
     if (send_start(s, route, &cur) < 0)
         end_stream(s, false);
+    else
+        sp_stream_write_now(s->stream);
 }
 
 void sp_sse_tick(struct sp_push *push, uint64_t now)

@@ -413,6 +413,7 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
         ws_abort(ws);
         goto done;
     }
+    sp_stream_write_now(ws->stream);
     /* Frames the client sent right behind its handshake. */
     size_t n = evbuffer_get_length(leftover);
     if (n > 0)

@@ -142,11 +142,11 @@ def start_nchan(tmp, history, redis_port=None, name="", workers=1):
     proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(run), "-e", f"{run}/nginx.err"],
                             stderr=subprocess.DEVNULL)
     wait_port(port)
-    workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
-                             text=True).stdout.split()
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
     return {"name": "nchan" if workers == 1 else f"nchan-w{workers}", "kind": "nchan",
             "procs": [proc],
-            "pids": [proc.pid] + [int(w) for w in workers], "ports": [port], "path": "/sub",
+            "pids": [proc.pid] + [int(w) for w in children], "ports": [port], "path": "/sub",
             "publish_port": port, "publish_path": "/pub"}
 
 
