@@ -118,6 +118,34 @@ static int parse_header_line(const char *p, size_t len, struct sp_http_header *h
     return 0;
 }
 
+/* The field lines from p up to and including the empty line; *after is
+ * past it. Returns 0, SP_HTTP_INCOMPLETE, -400 or -431. */
+static int parse_fields(const char *p, const char *end, struct sp_http_header *headers,
+                        size_t max_headers, size_t *count, const char **after)
+{
+    const char *next;
+    size_t n = 0;
+
+    for (;;) {
+        long len = line_end(p, end, &next);
+        if (len < 0)
+            return (int)len;
+        if (len == 0)
+            break;
+        if (*p == ' ' || *p == '\t')
+            return -400; /* obsolete line folding */
+        if (n == max_headers)
+            return -431;
+        if (parse_header_line(p, (size_t)len, &headers[n]) < 0)
+            return -400;
+        n++;
+        p = next;
+    }
+    *count = n;
+    *after = next;
+    return 0;
+}
+
 int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *req,
                           struct sp_http_header *headers, size_t max_headers)
 {
@@ -138,23 +166,9 @@ int sp_http_parse_request(const char *buf, size_t len, struct sp_http_request *r
     int rc = parse_request_line(p, (size_t)n, &r);
     if (rc < 0)
         return rc;
-    p = next;
-    for (;;) {
-        n = line_end(p, end, &next);
-        if (n < 0)
-            return (int)n;
-        if (n == 0)
-            break;
-        if (*p == ' ' || *p == '\t')
-            return -400; /* obsolete line folding */
-        if (r.nheaders == max_headers)
-            return -431;
-        rc = parse_header_line(p, (size_t)n, &headers[r.nheaders]);
-        if (rc < 0)
-            return rc;
-        r.nheaders++;
-        p = next;
-    }
+    rc = parse_fields(next, end, headers, max_headers, &r.nheaders, &next);
+    if (rc < 0)
+        return rc;
     *req = r;
     return (int)(next - buf);
 }
@@ -288,6 +302,106 @@ int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body
     }
     *kind = (cl != NULL && n > 0) ? SP_HTTP_BODY_LENGTH : SP_HTTP_BODY_NONE;
     *length = n;
+    return 0;
+}
+
+/* ---- response head ------------------------------------------------------------ */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* "HTTP/1.x SP 3DIGIT [SP reason]" (a missing SP before an empty reason is
+ * tolerated, as RFC 9112 §4 asks of recipients). */
+static int parse_status_line(const char *p, size_t len, struct sp_http_response *resp)
+{
+    if (len < 12 || p[8] != ' ' || !is_digit(p[9]) || !is_digit(p[10]) || !is_digit(p[11]) ||
+        (len > 12 && p[12] != ' '))
+        return -502;
+    if (parse_version(p, 8, &resp->minor_version) < 0)
+        return -502;
+    resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    if (resp->status < 100)
+        return -502;
+    const char *reason = len > 12 ? p + 13 : p + len;
+    for (const char *q = reason; q < p + len; q++) {
+        if (!is_value_char((unsigned char)*q))
+            return -502;
+    }
+    resp->reason = (struct sp_slice){reason, (size_t)(p + len - reason)};
+    return 0;
+}
+
+int sp_http_parse_response(const char *buf, size_t len, struct sp_http_response *resp,
+                           struct sp_http_header *headers, size_t max_headers)
+{
+    const char *p = buf, *end = buf + len, *next;
+    struct sp_http_response r = {.headers = headers};
+    long n = line_end(p, end, &next);
+
+    if (n < 0)
+        return n == SP_HTTP_INCOMPLETE ? (int)n : -502;
+    if (parse_status_line(p, (size_t)n, &r) < 0)
+        return -502;
+    int rc = parse_fields(next, end, headers, max_headers, &r.nheaders, &next);
+    if (rc < 0)
+        return rc == SP_HTTP_INCOMPLETE || rc == -431 ? rc : -502;
+    *resp = r;
+    return (int)(next - buf);
+}
+
+/* The last element of a comma-separated list, or an empty slice. */
+static struct sp_slice last_element(struct sp_slice value)
+{
+    const char *p = value.ptr, *end = value.ptr + value.len;
+    struct sp_slice elem, last = {value.ptr, 0};
+
+    while (next_element(&p, end, &elem))
+        last = elem;
+    return last;
+}
+
+int sp_http_response_framing(const struct sp_http_response *resp, bool head_request,
+                             enum sp_http_body_kind *kind, uint64_t *length)
+{
+    const struct sp_http_header *cl = NULL, *te = NULL;
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct sp_http_header *h = &resp->headers[i];
+        if (sp_slice_caseeq(h->name, "Content-Length")) {
+            if (cl != NULL || sp_http_parse_content_length(h->value, &n) < 0)
+                return -502;
+            cl = h;
+        } else if (sp_slice_caseeq(h->name, "Transfer-Encoding")) {
+            if (te != NULL)
+                return -502; /* one field, so its last coding is plain to see */
+            te = h;
+        }
+    }
+    if (cl != NULL && te != NULL)
+        return -502;
+    bool bodiless = resp->status < 200 || resp->status == 204 || resp->status == 304;
+    /* A 304 may give the representation's length; a 1xx or 204 with a
+     * non-zero one, or any of them chunked, says there is a body after all. */
+    if (bodiless && (te != NULL || (cl != NULL && n > 0 && resp->status != 304)))
+        return -502;
+    if (te != NULL && !sp_slice_caseeq(last_element(te->value), "chunked"))
+        return -502;
+    if (bodiless || head_request) {
+        *kind = SP_HTTP_BODY_NONE;
+        *length = 0;
+    } else if (te != NULL) {
+        *kind = SP_HTTP_BODY_CHUNKED;
+        *length = 0;
+    } else if (cl != NULL) {
+        *kind = n > 0 ? SP_HTTP_BODY_LENGTH : SP_HTTP_BODY_NONE;
+        *length = n;
+    } else {
+        *kind = SP_HTTP_BODY_CLOSE;
+        *length = 0;
+    }
     return 0;
 }
 

@@ -67,6 +67,7 @@ enum sp_http_body_kind {
     SP_HTTP_BODY_NONE,
     SP_HTTP_BODY_LENGTH,
     SP_HTTP_BODY_CHUNKED,
+    SP_HTTP_BODY_CLOSE, /* responses only: the body ends when the connection does */
 };
 
 /* Works out how the request's body is framed and checks the headers that
@@ -75,6 +76,39 @@ enum sp_http_body_kind {
  * Returns 0, or -400 (ambiguous or malformed) / -501 (unknown coding). */
 int sp_http_request_framing(const struct sp_http_request *req, enum sp_http_body_kind *kind,
                             uint64_t *length);
+
+/* ---- response heads (what the upstream client reads from the backend) -------- */
+
+struct sp_http_response {
+    int minor_version;      /* 0 or 1 */
+    int status;             /* 100 to 999 */
+    struct sp_slice reason; /* may be empty */
+    struct sp_http_header *headers;
+    size_t nheaders;
+};
+
+/* Parses the response head at buf[0 .. len), as sp_http_parse_request does a
+ * request's, and as strictly: a bare CR, a NUL or other control byte, an
+ * obs-folded line, whitespace before a colon, a status that is not three
+ * digits, or a version other than HTTP/1.x is an error. Returns the head's
+ * length, SP_HTTP_INCOMPLETE, or -502 (malformed; a proxy answers 502 and
+ * forwards nothing) or -431 (more than max_headers fields). *resp is
+ * written only on success. */
+int sp_http_parse_response(const char *buf, size_t len, struct sp_http_response *resp,
+                           struct sp_http_header *headers, size_t max_headers);
+
+/* How the response's body is framed (RFC 9112 §6.3), for a request whose
+ * method was HEAD or not: none for HEAD, 1xx, 204 and 304; chunked when
+ * Transfer-Encoding's last coding is chunked; a length from one
+ * Content-Length; otherwise until the connection closes. A response that
+ * could be read two ways is refused: both Content-Length and
+ * Transfer-Encoding, more than one Content-Length field (even with equal
+ * values) or a list in one, Transfer-Encoding that does not end with
+ * chunked, Transfer-Encoding on a 1xx, 204 or 304, or a non-zero
+ * Content-Length on a 1xx or 204 (a 304 may carry the representation's).
+ * Returns 0, or -502. */
+int sp_http_response_framing(const struct sp_http_response *resp, bool head_request,
+                             enum sp_http_body_kind *kind, uint64_t *length);
 
 /* ---- chunked transfer coding ------------------------------------------------ */
 

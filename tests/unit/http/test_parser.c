@@ -244,6 +244,110 @@ static void test_query_and_params(void)
        "not a token");
 }
 
+/* ---- response heads ----------------------------------------------------------------- */
+
+static int response(const char *text, struct sp_http_response *r, struct sp_http_header *h)
+{
+    return sp_http_parse_response(text, strlen(text), r, h, 8);
+}
+
+static void test_response_heads(void)
+{
+    struct sp_http_header h[8];
+    struct sp_http_response r;
+    const char *ok200 = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello";
+
+    is_int(response(ok200, &r, h), (int)strlen(ok200) - 5, "a head's length, body excluded");
+    ok(r.status == 200 && r.minor_version == 1 && sp_slice_eq(r.reason, "OK"), "status line");
+    ok(r.nheaders == 2 && sp_slice_eq(h[1].value, "b"), "fields, whitespace trimmed");
+    is_int(response("HTTP/1.0 404 Not Found\n\n", &r, h), 24, "bare LF lines, HTTP/1.0");
+    ok(r.status == 404 && r.minor_version == 0 && sp_slice_eq(r.reason, "Not Found"),
+       "reason with spaces");
+    is_int(response("HTTP/1.1 204\r\n\r\n", &r, h), 16, "no reason and no space");
+    ok(r.status == 204 && r.reason.len == 0, "empty reason");
+    is_int(response("HTTP/1.1 200 OK\r\nA: b\r\n", &r, h), SP_HTTP_INCOMPLETE, "incomplete");
+    is_int(response("HTTP/1.1 200 OK\r", &r, h), SP_HTTP_INCOMPLETE, "a CR at the end");
+
+    /* Every split of a head is incomplete until its last byte. */
+    bool incremental = true;
+    for (size_t i = 0; i < strlen(ok200) - 5; i++)
+        incremental &= sp_http_parse_response(ok200, i, &r, h, 8) == SP_HTTP_INCOMPLETE;
+    ok(incremental, "every prefix of the head is incomplete");
+
+    static const char *const bad[] = {
+        "HTTP/1.1 200 OK\rX: y\r\n\r\n",         /* bare CR */
+        "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",    /* bare CR in a value */
+        "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n", /* obs-fold */
+        "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",      /* space before the colon */
+        "HTTP/1.1 200 OK\r\nX\r\n\r\n",          /* no colon */
+        "HTTP/1.1 20 OK\r\n\r\n",                /* two digits */
+        "HTTP/1.1 2000 OK\r\n\r\n",              /* four */
+        "HTTP/1.1 099 OK\r\n\r\n",               /* below 100 */
+        "HTTP/2.0 200 OK\r\n\r\n",               /* not 1.x */
+        "HTTP/1.1  200 OK\r\n\r\n",              /* two spaces */
+        "http/1.1 200 OK\r\n\r\n",               /* case */
+        "\r\nHTTP/1.1 200 OK\r\n\r\n",           /* a blank line first */
+        "HTTP/1.1 200 O\x01K\r\n\r\n",           /* control byte in the reason */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_int(response(bad[i], &r, h), -502, "malformed response %zu refused", i);
+    char nul[] = "HTTP/1.1 200 OK\r\nX: a\0b\r\n\r\n";
+    is_int(sp_http_parse_response(nul, sizeof(nul) - 1, &r, h, 8), -502, "NUL in a value");
+    const char *two = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n\r\n";
+    is_int(sp_http_parse_response(two, strlen(two), &r, h, 1), -431, "more fields than room");
+}
+
+static int framing_of(const char *head, bool head_request, enum sp_http_body_kind *kind,
+                      uint64_t *len)
+{
+    struct sp_http_header h[8];
+    struct sp_http_response r;
+
+    if (response(head, &r, h) < 0)
+        return -1000;
+    return sp_http_response_framing(&r, head_request, kind, len);
+}
+
+static void test_response_framing(void)
+{
+    enum sp_http_body_kind k;
+    uint64_t n;
+
+    ok(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false, &k, &n) == 0 &&
+           k == SP_HTTP_BODY_LENGTH && n == 12,
+       "Content-Length");
+    ok(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &k, &n) ==
+               0 &&
+           k == SP_HTTP_BODY_CHUNKED,
+       "chunked last");
+    ok(framing_of("HTTP/1.1 200 OK\r\n\r\n", false, &k, &n) == 0 && k == SP_HTTP_BODY_CLOSE,
+       "neither: until close");
+    ok(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true, &k, &n) == 0 &&
+           k == SP_HTTP_BODY_NONE,
+       "a HEAD request's response has no body");
+    ok(framing_of("HTTP/1.1 304 Not Modified\r\nContent-Length: 12\r\n\r\n", false, &k, &n) == 0 &&
+           k == SP_HTTP_BODY_NONE,
+       "304 with the representation's length: no body");
+    ok(framing_of("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", false, &k, &n) == 0 &&
+           k == SP_HTTP_BODY_NONE,
+       "204 with Content-Length: 0 (sloppy, harmless)");
+    ok(framing_of("HTTP/1.1 101 Switching Protocols\r\n\r\n", false, &k, &n) == 0 &&
+           k == SP_HTTP_BODY_NONE,
+       "1xx: no body");
+    static const char *const ambiguous[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(ambiguous) / sizeof(ambiguous[0]); i++)
+        is_int(framing_of(ambiguous[i], false, &k, &n), -502, "readable two ways: %zu refused", i);
+}
+
 int main(void)
 {
     test_valid();
@@ -253,5 +357,7 @@ int main(void)
     test_chunked();
     test_list_tokens();
     test_query_and_params();
+    test_response_heads();
+    test_response_framing();
     return tap_done();
 }
