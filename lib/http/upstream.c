@@ -1,0 +1,501 @@
+#include "http/upstream.h"
+
+#include <errno.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "core/clock.h"
+
+struct conn {
+    TAILQ_ENTRY(conn) link; /* the pool's idle list */
+    struct sp_upstream_pool *pool;
+    struct bufferevent *bev;
+    struct sp_upstream *x; /* the exchange on it, NULL while idle */
+    struct event *idle_timer;
+    uint64_t requests;
+    bool connected;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+struct sp_upstream_pool {
+    struct event_base *base;
+    struct sp_upstream_options opts;
+    char *unix_path;
+    struct sp_http_header *headers; /* max_headers, for the head being read (one loop) */
+    struct conn_list idle;
+    struct sp_upstream_stats stats;
+};
+
+enum state { X_SENDING, X_HEAD, X_BODY };
+
+struct sp_upstream {
+    struct sp_upstream_pool *pool;
+    struct conn *conn;
+    const struct sp_upstream_ops *ops;
+    void *ctx;
+    struct evbuffer *head;  /* the request head, kept for a retry */
+    struct evbuffer *chunk; /* body bytes handed to ops->body */
+    struct event *timer;    /* connect, head or body timeout */
+    enum state state;
+    enum sp_http_body_kind kind;
+    uint64_t remaining; /* Content-Length bytes still to come */
+    struct sp_chunked chunked;
+    bool retry_safe, head_request, body_sent, retried, paused;
+    bool keep_alive; /* the response lets the connection be reused */
+};
+
+static void conn_free(struct conn *c)
+{
+    if (c == NULL)
+        return;
+    if (c->idle_timer)
+        event_free(c->idle_timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    free(c);
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+static void arm(struct sp_upstream *u, uint64_t ms)
+{
+    struct timeval tv = sp_timeval_ms(ms);
+
+    if (ms == 0)
+        event_del(u->timer);
+    else
+        event_add(u->timer, &tv);
+}
+
+/* ---- ending an exchange ----------------------------------------------------------------- */
+
+static void exchange_free(struct sp_upstream *u)
+{
+    if (u->timer)
+        event_free(u->timer);
+    if (u->head)
+        evbuffer_free(u->head);
+    if (u->chunk)
+        evbuffer_free(u->chunk);
+    free(u);
+}
+
+static void idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+
+    TAILQ_REMOVE(&c->pool->idle, c, link);
+    c->pool->stats.idle--;
+    conn_free(c);
+}
+
+static void idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    idle_expired(-1, 0, arg); /* the backend closed it (or wrote out of turn) */
+}
+
+static void idle_read(struct bufferevent *bev, void *arg)
+{
+    idle_expired(-1, 0, arg); /* bytes nobody asked for: never reuse it */
+}
+
+/* The exchange is over: its connection goes back to the pool or away. */
+static void release(struct sp_upstream *u, bool reusable)
+{
+    struct conn *c = u->conn;
+    struct sp_upstream_pool *pool = u->pool;
+    struct timeval tv = sp_timeval_ms(pool->opts.idle_timeout_ms);
+
+    u->conn = NULL;
+    if (c == NULL)
+        return;
+    c->x = NULL;
+    reusable = reusable && pool->stats.idle < pool->opts.max_idle &&
+               (pool->opts.max_requests == 0 || c->requests < pool->opts.max_requests) &&
+               evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
+               evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+    if (!reusable || (c->idle_timer == NULL &&
+                      (c->idle_timer = evtimer_new(pool->base, idle_expired, c)) == NULL)) {
+        conn_free(c);
+        return;
+    }
+    bufferevent_setcb(c->bev, idle_read, NULL, idle_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    evtimer_add(c->idle_timer, &tv);
+    TAILQ_INSERT_HEAD(&pool->idle, c, link); /* the warmest is reused first */
+    pool->stats.idle++;
+}
+
+static void fail(struct sp_upstream *u, int status, const char *why)
+{
+    const struct sp_upstream_ops *ops = u->ops;
+    void *ctx = u->ctx;
+
+    release(u, false);
+    exchange_free(u);
+    ops->error(ctx, status, why);
+}
+
+static void finish(struct sp_upstream *u)
+{
+    const struct sp_upstream_ops *ops = u->ops;
+    void *ctx = u->ctx;
+
+    release(u, u->keep_alive && u->kind != SP_HTTP_BODY_CLOSE);
+    exchange_free(u);
+    ops->done(ctx);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static struct conn *conn_open(struct sp_upstream_pool *pool)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    const struct sockaddr *sa = (const struct sockaddr *)&pool->opts.address.addr;
+    int salen = (int)pool->opts.address.len;
+
+    if (c == NULL)
+        return NULL;
+    c->pool = pool;
+    c->bev = bufferevent_socket_new(pool->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (pool->unix_path != NULL) {
+        snprintf(un.sun_path, sizeof(un.sun_path), "%s", pool->unix_path);
+        sa = (const struct sockaddr *)&un;
+        salen = (int)sizeof(un);
+    }
+    if (c->bev == NULL || bufferevent_socket_connect(c->bev, sa, salen) < 0) {
+        conn_free(c); /* refused at once (a Unix socket nobody listens on) */
+        return NULL;
+    }
+    pool->stats.connects++;
+    return c;
+}
+
+/* Puts u on a connection: a pooled one unless fresh is asked for. */
+static int attach(struct sp_upstream *u, bool fresh)
+{
+    struct sp_upstream_pool *pool = u->pool;
+    struct conn *c = fresh ? NULL : TAILQ_FIRST(&pool->idle);
+
+    if (c != NULL) {
+        TAILQ_REMOVE(&pool->idle, c, link);
+        pool->stats.idle--;
+        evtimer_del(c->idle_timer);
+        pool->stats.reuses++;
+    } else if ((c = conn_open(pool)) == NULL) {
+        return -1;
+    }
+    c->x = u;
+    c->requests++;
+    u->conn = c;
+    u->state = X_SENDING;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, u);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* The head is copied, not moved: a retry sends it again. */
+    if (evbuffer_add(bufferevent_get_output(c->bev), evbuffer_pullup(u->head, -1),
+                     evbuffer_get_length(u->head)) < 0)
+        return -1;
+    arm(u, c->connected ? pool->opts.head_timeout_ms : pool->opts.connect_timeout_ms);
+    return 0;
+}
+
+/* The pooled connection had been closed by the backend before any of the
+ * answer came: once, on a fresh connection, when sending again is safe (a
+ * retry-safe request, or no body byte sent yet). Returns true when it took
+ * the exchange over (retried, or failed it). */
+static bool retry(struct sp_upstream *u)
+{
+    bool reused = u->conn != NULL && u->conn->requests > 1;
+
+    if (!reused || u->retried || u->state == X_BODY || (!u->retry_safe && u->body_sent))
+        return false;
+    if (evbuffer_get_length(bufferevent_get_input(u->conn->bev)) > 0)
+        return false; /* part of an answer came */
+    u->retried = true;
+    u->pool->stats.retries++;
+    release(u, false);
+    if (attach(u, true) < 0)
+        fail(u, 502, "cannot connect to the backend");
+    return true;
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_upstream *u = arg;
+
+    if (u->conn != NULL && !u->conn->connected)
+        fail(u, 502, "the backend did not accept the connection in time");
+    else if (u->state == X_BODY)
+        fail(u, 504, "the backend stopped sending the response body");
+    else
+        fail(u, 504, "no response head from the backend in time");
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct sp_upstream *u = arg;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        u->conn->connected = true;
+        arm(u, u->pool->opts.head_timeout_ms);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (u->state == X_BODY && u->kind == SP_HTTP_BODY_CLOSE && (what & BEV_EVENT_EOF)) {
+        evbuffer_add_buffer(u->chunk, bufferevent_get_input(bev));
+        if (evbuffer_get_length(u->chunk) > 0)
+            u->ops->body(u->ctx, u->chunk);
+        finish(u); /* the close is the end of this body */
+        return;
+    }
+    if (retry(u))
+        return;
+    if (!u->conn->connected)
+        fail(u, 502, "cannot connect to the backend");
+    else if (u->state == X_BODY)
+        fail(u, 502, "the backend closed the connection before the end of the response");
+    else
+        fail(u, 502, "the backend closed the connection without a response");
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct sp_upstream *u = arg;
+
+    if (u->state == X_SENDING)
+        u->state = X_HEAD;
+    if (u->ops->drained)
+        u->ops->drained(u->ctx);
+}
+
+/* ---- reading the answer ------------------------------------------------------------------- */
+
+/* HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when
+ * told to. */
+static bool keeps_alive(const struct sp_http_response *resp)
+{
+    bool close = false, keep = false;
+
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (!sp_slice_caseeq(resp->headers[i].name, "Connection"))
+            continue;
+        close |= sp_http_list_has_token(resp->headers[i].value, "close");
+        keep |= sp_http_list_has_token(resp->headers[i].value, "keep-alive");
+    }
+    return !close && (resp->minor_version == 1 || keep);
+}
+
+/* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, or -1 after
+ * failing u. */
+static int read_head(struct sp_upstream *u, struct evbuffer *in)
+{
+    const struct sp_upstream_options *o = &u->pool->opts;
+    struct sp_http_header *headers = u->pool->headers;
+    struct sp_http_response resp;
+    size_t avail = evbuffer_get_length(in);
+    size_t look = avail < o->max_head_size ? avail : o->max_head_size;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    int n = sp_http_parse_response(p, look, &resp, headers, o->max_headers);
+
+    if (n == SP_HTTP_INCOMPLETE && look < o->max_head_size)
+        return SP_HTTP_INCOMPLETE;
+    if (n < 0 || sp_http_response_framing(&resp, u->head_request, &u->kind, &u->remaining) < 0) {
+        u->pool->stats.bad_responses++;
+        fail(u, 502,
+             n == SP_HTTP_INCOMPLETE ? "the backend's response head is too large"
+                                     : "the backend's response is malformed or ambiguous");
+        return -1;
+    }
+    if (resp.status == 100) {
+        evbuffer_drain(in, (size_t)n); /* the final answer follows */
+        return 1;
+    }
+    if (resp.status == 101) {
+        u->pool->stats.bad_responses++;
+        fail(u, 502, "101 Switching Protocols to a request that asked for no upgrade");
+        return -1;
+    }
+    u->keep_alive = keeps_alive(&resp);
+    u->state = X_BODY;
+    u->chunked = (struct sp_chunked){0};
+    u->ops->head(u->ctx, &resp, u->kind, u->remaining);
+    evbuffer_drain(in, (size_t)n);
+    arm(u, o->body_timeout_ms);
+    return 1;
+}
+
+/* Moves the decoded body bytes available in in to u->chunk. Returns 1 when
+ * the body is complete, 0 to wait, -1 for broken chunk framing. */
+static int take_body(struct sp_upstream *u, struct evbuffer *in)
+{
+    if (u->kind == SP_HTTP_BODY_NONE)
+        return 1;
+    if (u->kind == SP_HTTP_BODY_CLOSE) {
+        evbuffer_add_buffer(u->chunk, in);
+        return 0;
+    }
+    if (u->kind == SP_HTTP_BODY_LENGTH) {
+        size_t n = evbuffer_get_length(in);
+        if (n > u->remaining)
+            n = (size_t)u->remaining;
+        evbuffer_remove_buffer(in, u->chunk, n);
+        u->remaining -= n;
+        return u->remaining == 0;
+    }
+    for (;;) {
+        size_t len = evbuffer_get_length(in), data_len = 0;
+        bool done = false;
+        if (len == 0)
+            return 0;
+        const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)(len < 4096 ? len : 4096));
+        int skip = sp_chunked_next(&u->chunked, p, len < 4096 ? len : 4096, &data_len, &done);
+        if (skip < 0)
+            return -1;
+        evbuffer_drain(in, (size_t)skip);
+        if (data_len > 0)
+            evbuffer_remove_buffer(in, u->chunk, data_len);
+        if (done)
+            return 1;
+        if (skip == 0 && data_len == 0)
+            return 0;
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct sp_upstream *u = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (u->state != X_BODY) {
+        int rc = read_head(u, in);
+        if (rc <= 0)
+            return;
+    }
+    int rc = take_body(u, in);
+    if (rc < 0) {
+        u->pool->stats.bad_responses++;
+        fail(u, 502, "the backend's chunked body is malformed");
+        return;
+    }
+    if (evbuffer_get_length(u->chunk) > 0) {
+        u->ops->body(u->ctx, u->chunk);
+        evbuffer_drain(u->chunk, evbuffer_get_length(u->chunk));
+    }
+    if (rc == 1)
+        finish(u);
+    else
+        arm(u, u->pool->opts.body_timeout_ms);
+}
+
+/* ---- the API -----------------------------------------------------------------------------------
+ */
+
+struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
+                                              const struct sp_upstream_options *opts)
+{
+    struct sp_upstream_pool *pool = calloc(1, sizeof(*pool));
+
+    if (pool == NULL)
+        return NULL;
+    pool->base = base;
+    pool->opts = *opts;
+    TAILQ_INIT(&pool->idle);
+    if (opts->unix_path != NULL && (pool->unix_path = strdup(opts->unix_path)) == NULL) {
+        sp_upstream_pool_free(pool);
+        return NULL;
+    }
+    pool->opts.unix_path = pool->unix_path;
+    pool->headers = calloc(opts->max_headers ? opts->max_headers : 1, sizeof(*pool->headers));
+    if (pool->headers == NULL) {
+        sp_upstream_pool_free(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+void sp_upstream_pool_free(struct sp_upstream_pool *pool)
+{
+    struct conn *c;
+
+    if (pool == NULL)
+        return;
+    while ((c = TAILQ_FIRST(&pool->idle)) != NULL) {
+        TAILQ_REMOVE(&pool->idle, c, link);
+        conn_free(c);
+    }
+    free(pool->unix_path);
+    free(pool->headers);
+    free(pool);
+}
+
+const struct sp_upstream_stats *sp_upstream_pool_stats(const struct sp_upstream_pool *pool)
+{
+    return &pool->stats;
+}
+
+struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbuffer *request_head,
+                                      bool retry_safe, bool head_request,
+                                      const struct sp_upstream_ops *ops, void *ctx)
+{
+    struct sp_upstream *u = calloc(1, sizeof(*u));
+
+    if (u == NULL)
+        return NULL;
+    *u = (struct sp_upstream){.pool = pool,
+                              .ops = ops,
+                              .ctx = ctx,
+                              .retry_safe = retry_safe,
+                              .head_request = head_request};
+    u->head = evbuffer_new();
+    u->chunk = evbuffer_new();
+    u->timer = evtimer_new(pool->base, on_timeout, u);
+    if (u->head == NULL || u->chunk == NULL || u->timer == NULL ||
+        evbuffer_add(u->head, evbuffer_pullup(request_head, -1),
+                     evbuffer_get_length(request_head)) < 0 ||
+        attach(u, false) < 0) {
+        release(u, false);
+        exchange_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data)
+{
+    struct evbuffer *out = bufferevent_get_output(u->conn->bev);
+
+    if (evbuffer_get_length(data) > 0)
+        u->body_sent = true;
+    evbuffer_add_buffer(out, data);
+    return evbuffer_get_length(out);
+}
+
+void sp_upstream_pause(struct sp_upstream *u, bool paused)
+{
+    if (u->conn == NULL || paused == u->paused)
+        return;
+    u->paused = paused;
+    if (paused)
+        bufferevent_disable(u->conn->bev, EV_READ);
+    else
+        bufferevent_enable(u->conn->bev, EV_READ);
+}
+
+void sp_upstream_cancel(struct sp_upstream *u)
+{
+    if (u == NULL)
+        return;
+    release(u, false);
+    exchange_free(u);
+}

@@ -1,0 +1,92 @@
+/* The upstream HTTP/1.1 client: sidepush's own connections to the backend,
+ * on libevent bufferevents, read with the project's strict parser (the
+ * proxy's next transport, replacing libcurl there; see README).
+ *
+ * A pool belongs to one worker's loop and keeps idle keep-alive connections
+ * to one backend (TCP or a Unix socket). An exchange sends a request head
+ * (and the body the caller streams after it), reads the response head,
+ * checks its framing, and hands the body over decoded from whatever framing
+ * it came in (Content-Length, chunked with trailers dropped, or until
+ * close). A pooled connection that turns out closed before any byte of the
+ * answer is retried once on a fresh one when that is safe.
+ */
+#ifndef SP_HTTP_UPSTREAM_H
+#define SP_HTTP_UPSTREAM_H
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/units.h"
+#include "http/parser.h"
+
+struct sp_upstream_options {
+    struct sp_address address; /* TCP; ignored when unix_path is set */
+    const char *unix_path;     /* a Unix socket, or NULL (copied) */
+    size_t max_idle;           /* idle connections kept (0: none, every exchange connects) */
+    uint64_t idle_timeout_ms;  /* an idle connection is closed after this */
+    uint64_t max_requests;     /* per connection, then it is closed (0: no limit) */
+    uint64_t connect_timeout_ms;
+    uint64_t head_timeout_ms; /* request written to response head */
+    uint64_t body_timeout_ms; /* between response body bytes (0: none) */
+    size_t max_head_size;
+    size_t max_headers;
+};
+
+struct sp_upstream_pool;
+struct sp_upstream;
+
+/* NULL on allocation failure. */
+struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
+                                              const struct sp_upstream_options *opts);
+/* Exchanges must have ended (or been cancelled) first. Accepts NULL. */
+void sp_upstream_pool_free(struct sp_upstream_pool *pool);
+
+struct sp_upstream_stats {
+    uint64_t connects;      /* connections opened */
+    uint64_t reuses;        /* exchanges on a pooled connection */
+    uint64_t retries;       /* on a fresh connection after a pooled one closed */
+    uint64_t idle;          /* connections idle now */
+    uint64_t bad_responses; /* refused as malformed or ambiguous */
+};
+const struct sp_upstream_stats *sp_upstream_pool_stats(const struct sp_upstream_pool *pool);
+
+/* What happens to an exchange, in order: head once, body any number of
+ * times, then done; or error instead, at any point (nothing after it). The
+ * exchange is gone after done or error: never use it then. No op may
+ * cancel its own exchange (return, and cancel from elsewhere). */
+struct sp_upstream_ops {
+    /* resp (its slices valid during the call) with the body's framing. */
+    void (*head)(void *ctx, const struct sp_http_response *resp, enum sp_http_body_kind kind,
+                 uint64_t length);
+    /* Body bytes, decoded; take what you keep (the buffer is emptied after). */
+    void (*body)(void *ctx, struct evbuffer *data);
+    void (*done)(void *ctx);
+    /* status: 502 (unreachable, closed, malformed) or 504 (a timeout). */
+    void (*error)(void *ctx, int status, const char *why);
+    /* The request body written so far was sent: more may be written. May be NULL. */
+    void (*drained)(void *ctx);
+};
+
+/* Starts an exchange: request_head is the whole head ("GET / HTTP/1.1\r\n
+ * ...\r\n\r\n"), copied. retry_safe: the request may be sent twice (an
+ * idempotent method, or no body). head_request: a HEAD, whose answer has no
+ * body. NULL on allocation failure (ops are never called then). */
+struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbuffer *request_head,
+                                      bool retry_safe, bool head_request,
+                                      const struct sp_upstream_ops *ops, void *ctx);
+
+/* Request body bytes (moved out of data). A request with a body is not
+ * retried once a byte of it went out. Returns the bytes still unsent. */
+size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data);
+
+/* Stops (true) or resumes reading the response body: the caller's own
+ * output is full. */
+void sp_upstream_pause(struct sp_upstream *u, bool paused);
+
+/* Drops the exchange; its connection is closed (its state is unknown).
+ * No op is called after. */
+void sp_upstream_cancel(struct sp_upstream *u);
+
+#endif
