@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/base64.h"
 
@@ -724,6 +725,10 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
 
+    if (c->backend.url != NULL && strncasecmp(c->backend.url, "http://", 7) != 0)
+        REPORT(w, root,
+               "backend.url must be an http:// URL: sidepush proxies to the app beside it "
+               "over plain HTTP/1.1");
     if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
         REPORT(w, root, "'listen' and 'publish_listen' must differ");
     if (c->metrics.has_listen &&

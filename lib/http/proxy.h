@@ -1,6 +1,7 @@
 /* The reverse proxy: every request no route claims is streamed to the
- * backend through libcurl and the answer streamed back, in both directions
- * with backpressure, so neither body is ever held whole in memory.
+ * backend over sidepush's own HTTP/1.1 client (http/upstream.h, a pool per
+ * worker) and the answer streamed back, in both directions with
+ * backpressure, so neither body is ever held whole in memory.
  */
 #ifndef SP_HTTP_PROXY_H
 #define SP_HTTP_PROXY_H
@@ -51,7 +52,9 @@ struct sp_proxy_stats {
 };
 const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p);
 
-/* Copies opts. Returns NULL on allocation failure. */
+/* Copies opts; resolves opts->backend_url (http:// only). Returns NULL on
+ * allocation failure or an unusable URL. curlm is unused (kept for the
+ * requests that still use libcurl elsewhere). */
 struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
                               const struct sp_proxy_options *opts, const struct sp_log *log);
 /* New options (a reload) for the requests that start from now on. Returns

@@ -27,6 +27,8 @@ struct sp_upstream_pool {
     struct sp_upstream_options opts;
     char *unix_path;
     struct sp_http_header *headers; /* max_headers, for the head being read (one loop) */
+    size_t active;                  /* exchanges not yet ended */
+    bool dying;                     /* freed once the last of them ends */
     struct conn_list idle;
     struct sp_upstream_stats stats;
 };
@@ -74,8 +76,14 @@ static void arm(struct sp_upstream *u, uint64_t ms)
 
 /* ---- ending an exchange ----------------------------------------------------------------- */
 
+static void pool_destroy(struct sp_upstream_pool *pool);
+
 static void exchange_free(struct sp_upstream *u)
 {
+    struct sp_upstream_pool *pool = u->pool;
+
+    if (--pool->active == 0 && pool->dying)
+        pool_destroy(pool);
     if (u->timer)
         event_free(u->timer);
     if (u->head)
@@ -115,7 +123,7 @@ static void release(struct sp_upstream *u, bool reusable)
     if (c == NULL)
         return;
     c->x = NULL;
-    reusable = reusable && pool->stats.idle < pool->opts.max_idle &&
+    reusable = reusable && !pool->dying && pool->stats.idle < pool->opts.max_idle &&
                (pool->opts.max_requests == 0 || c->requests < pool->opts.max_requests) &&
                evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
                evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
@@ -131,14 +139,21 @@ static void release(struct sp_upstream *u, bool reusable)
     pool->stats.idle++;
 }
 
-static void fail(struct sp_upstream *u, int status, const char *why)
+static void fail_as(struct sp_upstream *u, int status, bool bad_response, const char *why)
 {
     const struct sp_upstream_ops *ops = u->ops;
     void *ctx = u->ctx;
 
+    if (bad_response)
+        u->pool->stats.bad_responses++;
     release(u, false);
     exchange_free(u);
-    ops->error(ctx, status, why);
+    ops->error(ctx, status, bad_response, why);
+}
+
+static void fail(struct sp_upstream *u, int status, const char *why)
+{
+    fail_as(u, status, false, why);
 }
 
 static void finish(struct sp_upstream *u)
@@ -322,8 +337,7 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
         return 1;
     }
     if (resp.status == 101) {
-        u->pool->stats.bad_responses++;
-        fail(u, 502, "101 Switching Protocols to a request that asked for no upgrade");
+        fail_as(u, 502, true, "101 Switching Protocols to a request that asked for no upgrade");
         return -1;
     }
     u->keep_alive = keeps_alive(&resp);
@@ -384,8 +398,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     int rc = take_body(u, in);
     if (rc < 0) {
-        u->pool->stats.bad_responses++;
-        fail(u, 502, "the backend's chunked body is malformed");
+        fail_as(u, 502, true, "malformed chunked framing in the response body");
         return;
     }
     if (evbuffer_get_length(u->chunk) > 0) {
@@ -424,6 +437,13 @@ struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
     return pool;
 }
 
+static void pool_destroy(struct sp_upstream_pool *pool)
+{
+    free(pool->unix_path);
+    free(pool->headers);
+    free(pool);
+}
+
 void sp_upstream_pool_free(struct sp_upstream_pool *pool)
 {
     struct conn *c;
@@ -434,9 +454,10 @@ void sp_upstream_pool_free(struct sp_upstream_pool *pool)
         TAILQ_REMOVE(&pool->idle, c, link);
         conn_free(c);
     }
-    free(pool->unix_path);
-    free(pool->headers);
-    free(pool);
+    pool->stats.idle = 0;
+    pool->dying = true;
+    if (pool->active == 0)
+        pool_destroy(pool);
 }
 
 const struct sp_upstream_stats *sp_upstream_pool_stats(const struct sp_upstream_pool *pool)
@@ -475,8 +496,11 @@ size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data)
 {
     struct evbuffer *out = bufferevent_get_output(u->conn->bev);
 
-    if (evbuffer_get_length(data) > 0)
+    if (evbuffer_get_length(data) > 0) {
         u->body_sent = true;
+        if (u->state != X_BODY && u->conn->connected)
+            arm(u, u->pool->opts.head_timeout_ms); /* an upload is not a silent backend */
+    }
     evbuffer_add_buffer(out, data);
     return evbuffer_get_length(out);
 }

@@ -40,7 +40,9 @@ struct sp_upstream;
 /* NULL on allocation failure. */
 struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
                                               const struct sp_upstream_options *opts);
-/* Exchanges must have ended (or been cancelled) first. Accepts NULL. */
+/* Closes the idle connections; exchanges still running finish on their
+ * own connections (which then close), and the pool goes with the last of
+ * them (a reload replaces a pool this way). Accepts NULL. */
 void sp_upstream_pool_free(struct sp_upstream_pool *pool);
 
 struct sp_upstream_stats {
@@ -63,8 +65,9 @@ struct sp_upstream_ops {
     /* Body bytes, decoded; take what you keep (the buffer is emptied after). */
     void (*body)(void *ctx, struct evbuffer *data);
     void (*done)(void *ctx);
-    /* status: 502 (unreachable, closed, malformed) or 504 (a timeout). */
-    void (*error)(void *ctx, int status, const char *why);
+    /* status: 502 (unreachable, closed, malformed) or 504 (a timeout);
+     * bad_response: the backend answered something malformed or ambiguous. */
+    void (*error)(void *ctx, int status, bool bad_response, const char *why);
     /* The request body written so far was sent: more may be written. May be NULL. */
     void (*drained)(void *ctx);
 };
@@ -78,7 +81,8 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
                                       const struct sp_upstream_ops *ops, void *ctx);
 
 /* Request body bytes (moved out of data). A request with a body is not
- * retried once a byte of it went out. Returns the bytes still unsent. */
+ * retried once a byte of it went out, and an upload in progress restarts
+ * the head timeout. Returns the bytes still unsent. */
 size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data);
 
 /* Stops (true) or resumes reading the response body: the caller's own

@@ -101,6 +101,16 @@ def test_run_with_bad_config_exits_nonzero(tmp_path):
     assert out.returncode != 0 and "YAML syntax error" in out.stderr
 
 
+def test_https_backend_is_refused_with_its_position(tmp_path):
+    """The proxy speaks plain HTTP/1.1 to the app beside it (its own client)."""
+    f = tmp_path / "tls.yaml"
+    f.write_text("backend: { url: 'https://app.example:8443' }\n")
+    out = subprocess.run([SIDEPUSH, "--check-config", str(f)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode != 0
+    assert f"{f}:1:1: backend.url must be an http:// URL" in out.stderr
+
+
 def test_version_and_help():
     out = subprocess.run([SIDEPUSH, "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("sidepush ")

@@ -70,7 +70,7 @@ static void test_full(void)
         parse("listen: 127.0.0.1:${PORT}\n"
               "publish_listen: '[::1]:8081'\n"
               "backend:\n"
-              "  url: https://app.internal:3000/base/\n"
+              "  url: http://app.internal:3000/base/\n"
               "  connect_timeout: 500ms\n"
               "  timeout: 1m30s\n"
               "  preserve_host: false\n"

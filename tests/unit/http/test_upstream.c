@@ -121,7 +121,7 @@ static void on_done(void *ctx)
         start(r->then_pool, r->then, "GET");
 }
 
-static void on_error(void *ctx, int status, const char *why)
+static void on_error(void *ctx, int status, bool bad_response, const char *why)
 {
     struct result *r = ctx;
     r->failed = true;
