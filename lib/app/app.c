@@ -550,6 +550,10 @@ static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_c
         .response_timeout_ms = config->backend.timeout_ms,
         .preserve_host = config->backend.preserve_host,
         .buffer_size = config->limits.proxy_buffer_size,
+        .keepalive = config->backend.keepalive,
+        .keepalive_timeout_ms = config->backend.keepalive_timeout_ms,
+        .keepalive_requests = config->backend.keepalive_requests,
+        .body_timeout_ms = config->backend.body_timeout_ms,
     };
 }
 

@@ -564,11 +564,12 @@ done:
 static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
 {
     struct sp_upstream_options o = {
-        .max_idle = POOL_IDLE,
-        .idle_timeout_ms = POOL_IDLE_MS,
-        .max_requests = POOL_REQUESTS,
+        .max_idle = opts->keepalive,
+        .idle_timeout_ms = opts->keepalive_timeout_ms,
+        .max_requests = opts->keepalive_requests,
         .connect_timeout_ms = opts->connect_timeout_ms,
         .head_timeout_ms = opts->response_timeout_ms,
+        .body_timeout_ms = opts->body_timeout_ms,
         .max_head_size = MAX_HEAD,
         .max_headers = MAX_HEADERS,
     };

@@ -40,6 +40,10 @@ struct sp_proxy_options {
     uint64_t response_timeout_ms; /* no response head by then: 504 */
     bool preserve_host;
     uint64_t buffer_size; /* unsent bytes either way before pausing the producer */
+    uint64_t keepalive;   /* idle backend connections kept (the pool) */
+    uint64_t keepalive_timeout_ms;
+    uint64_t keepalive_requests; /* per connection; 0: no limit */
+    uint64_t body_timeout_ms;    /* between response body bytes; 0: none */
 };
 
 struct sp_proxy;

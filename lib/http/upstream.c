@@ -478,6 +478,7 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
                               .ctx = ctx,
                               .retry_safe = retry_safe,
                               .head_request = head_request};
+    pool->active++;
     u->head = evbuffer_new();
     u->chunk = evbuffer_new();
     u->timer = evtimer_new(pool->base, on_timeout, u);

@@ -68,7 +68,7 @@ class Backend:
 class Sidepush:
     """One sidepush process with a generated configuration."""
 
-    def __init__(self, backend_url: str, extra: str = "", tmp: Path = None):
+    def __init__(self, backend_url: str, extra: str = "", tmp: Path = None, backend_keys: str = ""):
         self.port = free_port()
         self.publish_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -76,7 +76,7 @@ class Sidepush:
         self.config.write_text(
             f"listen: 127.0.0.1:{self.port}\n"
             f"publish_listen: 127.0.0.1:{self.publish_port}\n"
-            f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s }}\n"
+            f"backend: {{ url: {backend_url}, connect_timeout: 1s, timeout: 2s{backend_keys} }}\n"
             + ("" if extra.startswith("log:") or "\nlog:" in extra else "log: { level: warn }\n")
             + "shutdown_grace: 2s\n" + workers_line(extra) + extra)
         self.log = open(self.config.with_suffix(".log"), "w+")
@@ -167,8 +167,8 @@ def make_sidepush(backend, tmp_path):
     """Starts sidepush processes; each must exit cleanly (0, no sanitizer report)."""
     started = []
 
-    def start(extra: str = "", backend_url: str = None) -> Sidepush:
-        sp = Sidepush(backend_url or backend.url, extra, tmp_path)
+    def start(extra: str = "", backend_url: str = None, backend_keys: str = "") -> Sidepush:
+        sp = Sidepush(backend_url or backend.url, extra, tmp_path, backend_keys)
         started.append(sp)
         return sp
 

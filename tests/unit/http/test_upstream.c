@@ -170,6 +170,15 @@ static struct sp_upstream_pool *pool_for(struct event_base *base, const struct s
     return sp_upstream_pool_new(base, &o);
 }
 
+/* After a pool is freed: the backend sees its connections close. */
+static void settle(struct event_base *base)
+{
+    struct timeval ms = {0, 20000};
+
+    event_base_loopexit(base, &ms);
+    event_base_dispatch(base);
+}
+
 static bool body_is(const struct result *r, const char *want)
 {
     return r->body_len == strlen(want) && memcmp(r->body, want, r->body_len) == 0;
@@ -230,6 +239,7 @@ static void test_reuse_and_framings(struct event_base *base)
     wait_for(&r6);
     ok(r6.done && r6.status == 204 && b.accepts == 3, "a close-delimited connection is not reused");
     sp_upstream_pool_free(pool);
+    settle(base);
     evconnlistener_free(b.listener);
 }
 
@@ -251,6 +261,7 @@ static void test_retry_on_a_closed_pooled_connection(struct event_base *base)
     ok(sp_upstream_pool_stats(pool)->retries == 1 && b.accepts == 2,
        "retried once on a fresh connection");
     sp_upstream_pool_free(pool);
+    settle(base);
     evconnlistener_free(b.listener);
 }
 
@@ -283,6 +294,7 @@ static void test_refusals(struct event_base *base)
     wait_for(&slow);
     ok(slow.failed && slow.status == 504, "no head within head_timeout: 504");
     sp_upstream_pool_free(pool);
+    settle(base);
     evconnlistener_free(b.listener);
 
     struct sp_address closed = b.address; /* nobody listens there any more */
@@ -325,6 +337,7 @@ static void test_unix_socket(struct event_base *base)
     ok(r1.done && r2.done && body_is(&r2, "unix") && b.accepts == 1,
        "a Unix socket backend, its connection pooled");
     sp_upstream_pool_free(pool);
+    settle(base);
     evconnlistener_free(b.listener);
     unlink(path);
     rmdir(dir);
