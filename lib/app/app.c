@@ -112,7 +112,8 @@ static int call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), vo
 
 static size_t worker_open(const struct worker *w)
 {
-    return sp_http_server_connections(w->clients) + sp_flusher_count(w->flusher);
+    return sp_http_server_connections(w->clients) + sp_flusher_count(w->flusher) +
+           sp_proxy_tunnels(w->proxy);
 }
 
 static size_t process_open(struct sp_app *app)
@@ -262,6 +263,10 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
         for (int c = 0; c < 6; c++)
             sum.proxy.by_class[c] += f->proxy.by_class[c];
         sp_histogram_add(&sum.proxy.latency, &f->proxy.latency);
+        sum.proxy.tunnels_open += f->proxy.tunnels_open;
+        sum.proxy.tunnels_opened += f->proxy.tunnels_opened;
+        sum.proxy.tunnel_bytes_to_backend += f->proxy.tunnel_bytes_to_backend;
+        sum.proxy.tunnel_bytes_to_client += f->proxy.tunnel_bytes_to_client;
     }
     sp_metric_head(out, "sidepush_connections", "gauge",
                    "Open connections, by listener (subscribers after their head: streams).");
@@ -288,6 +293,18 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
     }
     sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
                         "Proxied requests, start to end of response.", &sum.proxy.latency);
+    sp_metric_one(out, "sidepush_proxy_tunnels", "gauge",
+                  "Upgraded connections (WebSocket and others) tunnelled to the backend now.",
+                  (double)sum.proxy.tunnels_open);
+    sp_metric_one(out, "sidepush_proxy_tunnels_total", "counter",
+                  "Upgraded connections tunnelled to the backend.",
+                  (double)sum.proxy.tunnels_opened);
+    sp_metric_head(out, "sidepush_proxy_tunnel_bytes_total", "counter",
+                   "Bytes copied through tunnels, by direction.");
+    sp_metric_value(out, "sidepush_proxy_tunnel_bytes_total", "direction=\"to_backend\"",
+                    (double)sum.proxy.tunnel_bytes_to_backend);
+    sp_metric_value(out, "sidepush_proxy_tunnel_bytes_total", "direction=\"to_client\"",
+                    (double)sum.proxy.tunnel_bytes_to_client);
     sp_metric_one(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.",
                   (double)sp_process_open_fds());
     sp_metric_one(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.",
@@ -554,6 +571,7 @@ static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_c
         .keepalive_timeout_ms = config->backend.keepalive_timeout_ms,
         .keepalive_requests = config->backend.keepalive_requests,
         .body_timeout_ms = config->backend.body_timeout_ms,
+        .tunnel_idle_ms = config->backend.tunnel_idle_timeout_ms,
     };
 }
 

@@ -89,8 +89,9 @@ struct sp_config {
         bool preserve_host;
         uint64_t keepalive; /* idle connections kept per worker */
         uint64_t keepalive_timeout_ms;
-        uint64_t keepalive_requests; /* 0: no limit */
-        uint64_t body_timeout_ms;    /* 0: none */
+        uint64_t keepalive_requests;     /* 0: no limit */
+        uint64_t body_timeout_ms;        /* 0: none */
+        uint64_t tunnel_idle_timeout_ms; /* 0: none */
     } backend;
     struct {
         char *bearer_token;

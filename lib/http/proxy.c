@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/clock.h"
+#include "http/tunnel.h"
 #include "http/upstream.h"
 
 /* The pool's settings until they are configuration keys of their own. */
@@ -24,6 +25,7 @@ struct sp_proxy {
     struct sp_proxy_stats stats;
     struct event_base *base;
     struct sp_upstream_pool *pool;
+    struct sp_tunnels *tunnels; /* upgraded connections, joined to the backend */
     struct sp_proxy_options opts;
     char *backend_url; /* as configured, for logs */
     char *base_path;   /* the backend URL's path, without a trailing '/' ("" for none) */
@@ -40,7 +42,8 @@ struct xfer {
     bool chunked_up; /* the request body goes to the backend in chunks */
     bool body_done;  /* all of it went */
     bool head_sent;
-    bool paused; /* the client is slow: the backend's body waits */
+    bool paused;  /* the client is slow: the backend's body waits */
+    bool upgrade; /* the client asked to switch protocols */
     int status;
     char reason[64];
     int64_t content_length; /* for the client: -1 unknown */
@@ -237,6 +240,12 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
             take_grip_header(x, h);
             continue;
         }
+        if (resp->status == 101 && sp_slice_caseeq(h->name, "Upgrade")) {
+            /* The protocol switched to; Connection: Upgrade goes with it. */
+            evbuffer_add_printf(x->head_lines, "Upgrade: %.*s\r\nConnection: Upgrade\r\n",
+                                (int)h->value.len, h->value.ptr);
+            continue;
+        }
         if (sp_proxy_is_hop_header(h->name) || connection_names(resp, h->name))
             continue;
         evbuffer_add(x->head_lines, h->name.ptr, h->name.len);
@@ -247,7 +256,8 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
     if (kind == SP_HTTP_BODY_CHUNKED || kind == SP_HTTP_BODY_CLOSE)
         x->content_length = -1; /* the client gets it in its own framing */
     (void)length;
-    send_head(x);
+    if (resp->status != 101)
+        send_head(x);
 }
 
 static void on_body(void *ctx, struct evbuffer *data)
@@ -399,8 +409,35 @@ static void on_drained(void *ctx)
     forward_body(ctx);
 }
 
-static const struct sp_upstream_ops upstream_ops = {on_head, on_body, on_done, on_error,
-                                                    on_drained};
+/* The backend's 101: the client gets it, then both connections are joined. */
+static void on_upgraded(void *ctx, struct bufferevent *backend)
+{
+    struct xfer *x = ctx;
+    struct sp_http_conn *conn = x->conn;
+    struct evbuffer *out = evbuffer_new(), *in = evbuffer_new();
+    enum sp_http_stream framing;
+    evutil_socket_t fd;
+
+    x->up = NULL;
+    sp_http_set_ops(conn, NULL, NULL);
+    count(x, 101);
+    if (out == NULL || in == NULL ||
+        sp_http_begin_stream(conn, 101, x->reason[0] ? x->reason : NULL, x->head_lines, true, &fd,
+                             out, in, &framing) < 0) {
+        bufferevent_free(backend);
+        sp_http_respond_error(conn, 502, "cannot switch protocols");
+    } else {
+        sp_tunnel_open(x->proxy->tunnels, fd, out, in, backend);
+    }
+    if (out)
+        evbuffer_free(out);
+    if (in)
+        evbuffer_free(in);
+    xfer_free(x);
+}
+
+static const struct sp_upstream_ops upstream_ops = {on_head,  on_body,    on_done,
+                                                    on_error, on_drained, on_upgraded};
 
 /* ---- the request head ---------------------------------------------------------------------- */
 
@@ -448,6 +485,10 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
     else
         evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
     evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
+    const struct sp_http_header *upgrade = sp_http_find_header(req, "Upgrade");
+    if (x->upgrade && upgrade != NULL)
+        evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n",
+                            (int)upgrade->value.len, upgrade->value.ptr);
     if (host)
         evbuffer_add_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host->value.len,
                             host->value.ptr);
@@ -485,11 +526,18 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
     x->content_length = -1;
     x->started_ms = sp_now_ms();
     x->head_lines = evbuffer_new();
+    /* An Upgrade (WebSocket or any protocol) without a body is passed on;
+     * the tunnel takes over after the backend's 101. */
+    x->upgrade = sp_http_request_has_token(req, "Connection", "upgrade") &&
+                 sp_http_find_header(req, "Upgrade") != NULL &&
+                 sp_http_body_kind(conn) == SP_HTTP_BODY_NONE;
     if (x->head_lines == NULL || build_head(x, req, head) < 0)
         goto fail;
     bool no_body = sp_http_body_kind(conn) == SP_HTTP_BODY_NONE;
-    x->up = sp_upstream_start(p->pool, head, idempotent(req->method) || no_body,
-                              sp_slice_eq(req->method, "HEAD"), &upstream_ops, x);
+    unsigned flags = (idempotent(req->method) || no_body ? SP_UPSTREAM_RETRY_SAFE : 0) |
+                     (sp_slice_eq(req->method, "HEAD") ? SP_UPSTREAM_HEAD : 0) |
+                     (x->upgrade ? SP_UPSTREAM_UPGRADE : 0);
+    x->up = sp_upstream_start(p->pool, head, flags, &upstream_ops, x);
     if (x->up == NULL)
         goto fail;
     evbuffer_free(head);
@@ -504,9 +552,21 @@ fail:
     sp_http_respond_error(conn, 500, "out of memory");
 }
 
-const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p)
+const struct sp_proxy_stats *sp_proxy_stats(struct sp_proxy *p)
 {
+    const struct sp_tunnel_stats *t = sp_tunnels_stats(p->tunnels);
+    struct sp_proxy_stats *st = &p->stats;
+
+    st->tunnels_open = t->open;
+    st->tunnels_opened = t->opened;
+    st->tunnel_bytes_to_backend = t->bytes_to_backend;
+    st->tunnel_bytes_to_client = t->bytes_to_client;
     return &p->stats;
+}
+
+size_t sp_proxy_tunnels(struct sp_proxy *p)
+{
+    return (size_t)sp_tunnels_stats(p->tunnels)->open;
 }
 
 /* ---- the backend's address ------------------------------------------------------------------ */
@@ -600,7 +660,8 @@ struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
     p->opts = *opts;
     p->log = log;
     p->backend_url = strdup(opts->backend_url);
-    if (p->backend_url == NULL || make_pool(p, opts) < 0) {
+    p->tunnels = sp_tunnels_new(base, opts->buffer_size, opts->tunnel_idle_ms);
+    if (p->backend_url == NULL || p->tunnels == NULL || make_pool(p, opts) < 0) {
         sp_proxy_free(p);
         return NULL;
     }
@@ -627,6 +688,7 @@ void sp_proxy_free(struct sp_proxy *p)
 {
     if (p == NULL)
         return;
+    sp_tunnels_free(p->tunnels);
     sp_upstream_pool_free(p->pool);
     free(p->backend_url);
     free(p->base_path);

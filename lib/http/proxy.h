@@ -44,6 +44,7 @@ struct sp_proxy_options {
     uint64_t keepalive_timeout_ms;
     uint64_t keepalive_requests; /* per connection; 0: no limit */
     uint64_t body_timeout_ms;    /* between response body bytes; 0: none */
+    uint64_t tunnel_idle_ms;     /* an upgraded connection idle this long is closed; 0: never */
 };
 
 struct sp_proxy;
@@ -53,8 +54,13 @@ struct sp_proxy;
 struct sp_proxy_stats {
     uint64_t by_class[6];        /* [1..5]: responses by status class; [0]: failures (502/504) */
     struct sp_histogram latency; /* request start to response complete */
+    /* Upgraded connections tunnelled to the backend */
+    uint64_t tunnels_open, tunnels_opened;
+    uint64_t tunnel_bytes_to_backend, tunnel_bytes_to_client;
 };
-const struct sp_proxy_stats *sp_proxy_stats(const struct sp_proxy *p);
+const struct sp_proxy_stats *sp_proxy_stats(struct sp_proxy *p);
+/* Upgraded connections open now (they count against the connection cap). */
+size_t sp_proxy_tunnels(struct sp_proxy *p);
 
 /* Copies opts; resolves opts->backend_url (http:// only). Returns NULL on
  * allocation failure or an unusable URL. curlm is unused (kept for the

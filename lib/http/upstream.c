@@ -47,7 +47,7 @@ struct sp_upstream {
     enum sp_http_body_kind kind;
     uint64_t remaining; /* Content-Length bytes still to come */
     struct sp_chunked chunked;
-    bool retry_safe, head_request, body_sent, retried, paused;
+    bool retry_safe, head_request, upgrade, body_sent, retried, paused;
     bool keep_alive; /* the response lets the connection be reused */
 };
 
@@ -311,8 +311,8 @@ static bool keeps_alive(const struct sp_http_response *resp)
     return !close && (resp->minor_version == 1 || keep);
 }
 
-/* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, or -1 after
- * failing u. */
+/* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, 0 once an
+ * upgrade handed the connection over, or -1 after failing u. */
 static int read_head(struct sp_upstream *u, struct evbuffer *in)
 {
     const struct sp_upstream_options *o = &u->pool->opts;
@@ -336,9 +336,23 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
         evbuffer_drain(in, (size_t)n); /* the final answer follows */
         return 1;
     }
-    if (resp.status == 101) {
+    if (resp.status == 101 && !u->upgrade) {
         fail_as(u, 502, true, "101 Switching Protocols to a request that asked for no upgrade");
         return -1;
+    }
+    if (resp.status == 101) {
+        const struct sp_upstream_ops *ops = u->ops;
+        void *ctx = u->ctx;
+        struct bufferevent *bev = u->conn->bev;
+        ops->head(ctx, &resp, SP_HTTP_BODY_NONE, 0);
+        evbuffer_drain(in, (size_t)n);
+        u->conn->bev = NULL; /* the caller's now, with what followed the head */
+        bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(bev, EV_READ | EV_WRITE);
+        release(u, false);
+        exchange_free(u);
+        ops->upgraded(ctx, bev);
+        return 0;
     }
     u->keep_alive = keeps_alive(&resp);
     u->state = X_BODY;
@@ -466,9 +480,11 @@ const struct sp_upstream_stats *sp_upstream_pool_stats(const struct sp_upstream_
 }
 
 struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbuffer *request_head,
-                                      bool retry_safe, bool head_request,
-                                      const struct sp_upstream_ops *ops, void *ctx)
+                                      unsigned flags, const struct sp_upstream_ops *ops, void *ctx)
 {
+    bool retry_safe = flags & SP_UPSTREAM_RETRY_SAFE;
+    bool head_request = flags & SP_UPSTREAM_HEAD;
+
     struct sp_upstream *u = calloc(1, sizeof(*u));
 
     if (u == NULL)
@@ -477,7 +493,8 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
                               .ops = ops,
                               .ctx = ctx,
                               .retry_safe = retry_safe,
-                              .head_request = head_request};
+                              .head_request = head_request,
+                              .upgrade = (flags & SP_UPSTREAM_UPGRADE) != 0 && ops->upgraded};
     pool->active++;
     u->head = evbuffer_new();
     u->chunk = evbuffer_new();

@@ -14,6 +14,7 @@
 #define SP_HTTP_UPSTREAM_H
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,15 +71,23 @@ struct sp_upstream_ops {
     void (*error)(void *ctx, int status, bool bad_response, const char *why);
     /* The request body written so far was sent: more may be written. May be NULL. */
     void (*drained)(void *ctx);
+    /* For an upgrade request, after head() with a 101: the connection is
+     * the caller's now (bufferevent_free it), its input holding whatever
+     * the backend sent past the head. The exchange is gone (no done). */
+    void (*upgraded)(void *ctx, struct bufferevent *bev);
 };
 
 /* Starts an exchange: request_head is the whole head ("GET / HTTP/1.1\r\n
- * ...\r\n\r\n"), copied. retry_safe: the request may be sent twice (an
- * idempotent method, or no body). head_request: a HEAD, whose answer has no
- * body. NULL on allocation failure (ops are never called then). */
+ * ...\r\n\r\n"), copied; flags as above. NULL on allocation failure (ops
+ * are never called then). */
+enum sp_upstream_flags {
+    SP_UPSTREAM_RETRY_SAFE = 1, /* may be sent twice: an idempotent method, or no body */
+    SP_UPSTREAM_HEAD = 2,       /* a HEAD: its answer has no body */
+    SP_UPSTREAM_UPGRADE = 4,    /* asks to switch protocols: a 101 goes to ops->upgraded */
+};
+
 struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbuffer *request_head,
-                                      bool retry_safe, bool head_request,
-                                      const struct sp_upstream_ops *ops, void *ctx);
+                                      unsigned flags, const struct sp_upstream_ops *ops, void *ctx);
 
 /* Request body bytes (moved out of data). A request with a body is not
  * retried once a byte of it went out, and an upload in progress restarts

@@ -20,3 +20,19 @@ export function launch() {
            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+// Runs body(browser) in a fresh Chromium, prints its outcome ({ok, ...}) as
+// the last line of JSON and exits with it.
+export async function report(body) {
+  const browser = await launch();
+  let outcome;
+  try {
+    outcome = await body(browser);
+  } catch (e) {
+    outcome = { ok: false, error: String(e) };
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(outcome));
+  process.exit(outcome.ok ? 0 : 1);
+}

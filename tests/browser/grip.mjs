@@ -2,15 +2,13 @@
 // stream both come from the stand-in backend through sidepush; the backend
 // answers the stream with Grip-Hold, and events are published in Pushpin's
 // item format. Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints JSON.
-import { launch, waitFor } from './common.mjs';
+import { report, waitFor } from './common.mjs';
 
 const port = Number(process.env.SIDEPUSH_PORT);
 const publishPort = Number(process.env.SIDEPUSH_PUBLISH_PORT);
 const channel = `grip${Date.now()}`;
 
-const browser = await launch();
-let outcome;
-try {
+await report(async (browser) => {
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${port}/grip-page.html?channel=${channel}`);
   await waitFor('the GRIP subscription', async () => {
@@ -27,11 +25,5 @@ try {
   await waitFor('five events', async () => (await page.evaluate(() => window.events.length)) >= 5);
   const events = await page.evaluate(() => window.events);
   const want = items.map((_, i) => `grip ${i}`);
-  outcome = { ok: JSON.stringify(events) === JSON.stringify(want), events };
-} catch (e) {
-  outcome = { ok: false, error: String(e) };
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(outcome));
-process.exit(outcome.ok ? 0 : 1);
+  return { ok: JSON.stringify(events) === JSON.stringify(want), events };
+});

@@ -50,6 +50,24 @@ async def resource_put(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def app_websocket(request: web.Request) -> web.WebSocketResponse:
+    """The app's own WebSocket endpoint (not sidepush's): echoes text and
+    binary messages, says who it saw, and closes with 4000 on "bye"."""
+    ws = web.WebSocketResponse(protocols=("chat",))
+    await ws.prepare(request)
+    await ws.send_str(json.dumps({"hello": True, "forwarded_for": request.headers.get("X-Forwarded-For"),
+                                  "protocol": ws.ws_protocol}))
+    async for msg in ws:
+        if msg.type == web.WSMsgType.TEXT:
+            if msg.data == "bye":
+                await ws.close(code=4000, message=b"app says bye")
+                break
+            await ws.send_str("echo:" + msg.data)
+        elif msg.type == web.WSMsgType.BINARY:
+            await ws.send_bytes(msg.data[::-1])
+    return ws
+
+
 async def echo(request: web.Request) -> web.Response:
     body = await request.read()
     return web.json_response({
@@ -190,6 +208,7 @@ async def count_hits(request, handler):
 def main() -> None:
     port = int(sys.argv[1])
     app = web.Application(middlewares=[count_hits], client_max_size=2**40)
+    app.router.add_get("/app-ws", app_websocket)
     app.router.add_route("*", "/echo", echo)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.router.add_route("*", "/status/{code}", status)

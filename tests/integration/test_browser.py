@@ -98,3 +98,11 @@ def test_eventsource_on_a_grip_stream_in_chromium(sidepush):
     env = dict(os.environ, SIDEPUSH_PORT=str(sidepush.port),
                SIDEPUSH_PUBLISH_PORT=str(sidepush.publish_port))
     run_browser_script("grip.mjs", env)
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_apps_own_websocket_through_sidepush_in_chromium(sidepush):
+    """The backend's own WebSocket endpoint, from the browser, through the
+    Upgrade tunnel (text, binary, the app's close code, its subprotocol)."""
+    env = dict(os.environ, SIDEPUSH_PORT=str(sidepush.port))
+    run_browser_script("app-websocket.mjs", env)

@@ -128,14 +128,15 @@ static void on_error(void *ctx, int status, bool bad_response, const char *why)
     r->status = status;
 }
 
-static const struct sp_upstream_ops ops = {on_head, on_body, on_done, on_error, NULL};
+static const struct sp_upstream_ops ops = {on_head, on_body, on_done, on_error, NULL, NULL};
 
 static void start(struct sp_upstream_pool *pool, struct result *r, const char *method)
 {
     struct evbuffer *head = evbuffer_new();
 
     evbuffer_add_printf(head, "%s / HTTP/1.1\r\nHost: backend\r\n\r\n", method);
-    if (sp_upstream_start(pool, head, true, strcmp(method, "HEAD") == 0, &ops, r) == NULL)
+    unsigned flags = SP_UPSTREAM_RETRY_SAFE | (strcmp(method, "HEAD") == 0 ? SP_UPSTREAM_HEAD : 0);
+    if (sp_upstream_start(pool, head, flags, &ops, r) == NULL)
         r->failed = true;
     evbuffer_free(head);
 }

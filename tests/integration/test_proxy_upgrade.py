@@ -1,0 +1,89 @@
+"""A backend with its own WebSocket endpoint, reached through sidepush: the
+Upgrade is forwarded and, after the backend's 101, both directions are
+tunnelled byte for byte (Python's websockets here; Chromium in
+test_browser.py)."""
+import asyncio
+import json
+import os
+import re
+
+import requests
+import websockets
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def metric(sp, name):
+    text = requests.get(sp.url + "/metrics", timeout=5).text
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_apps_own_websocket_through_sidepush(make_sidepush):
+    sp = make_sidepush()
+
+    async def main():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws",
+                                      subprotocols=["chat"]) as ws:
+            hello = json.loads(await ws.recv())
+            await ws.send("ping")
+            echoed = await ws.recv()
+            big = os.urandom(256 * 1024)  # past any one buffer; random, so compression cannot shrink it
+            await ws.send(big)
+            reversed_back = await ws.recv()
+            return hello, echoed, reversed_back == big[::-1], ws.subprotocol
+    hello, echoed, binary_ok, protocol = run(main())
+    assert hello["hello"] and hello["forwarded_for"] == "127.0.0.1"
+    assert protocol == "chat" and hello["protocol"] == "chat"  # negotiated by the app
+    assert echoed == "echo:ping" and binary_ok
+    assert metric(sp, "sidepush_proxy_tunnels_total") >= 1
+    assert metric(sp, 'sidepush_proxy_tunnel_bytes_total{direction="to_backend"}') > 256 * 1024
+
+
+def test_app_closing_its_websocket_reaches_the_client(make_sidepush):
+    sp = make_sidepush()
+
+    async def main():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws") as ws:
+            await ws.recv()
+            await ws.send("bye")
+            try:
+                await ws.recv()
+            except websockets.exceptions.ConnectionClosed as e:
+                return e.rcvd.code if e.rcvd else None
+    assert run(main()) == 4000  # the app's own close code, through the tunnel
+
+
+def test_many_tunnels_and_their_gauge(make_sidepush):
+    sp = make_sidepush()
+
+    async def main():
+        conns = [await websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws") for _ in range(20)]
+        for ws in conns:
+            await ws.recv()
+        open_now = await asyncio.get_running_loop().run_in_executor(
+            None, metric, sp, "sidepush_proxy_tunnels")
+        for i, ws in enumerate(conns):
+            await ws.send(f"m{i}")
+        replies = [await ws.recv() for ws in conns]
+        for ws in conns:
+            await ws.close()
+        return open_now, replies
+    open_now, replies = run(main())
+    assert open_now == 20
+    assert replies == [f"echo:m{i}" for i in range(20)]
+    for _ in range(100):
+        if metric(sp, "sidepush_proxy_tunnels") == 0:
+            break
+        import time
+        time.sleep(0.05)
+    assert metric(sp, "sidepush_proxy_tunnels") == 0  # closed on both sides, freed
+
+
+def test_upgrade_refused_by_the_backend_is_an_ordinary_answer(make_sidepush):
+    sp = make_sidepush()
+    r = requests.get(f"{sp.url}/status/403", headers={"Connection": "Upgrade",
+                                                      "Upgrade": "websocket"}, timeout=5)
+    assert r.status_code == 403
