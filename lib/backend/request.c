@@ -8,6 +8,10 @@
 
 #include "http/parser.h"
 
+/* What libcurl is given for a backend behind a Unix socket: the request
+ * goes to the socket, with this host. */
+#define UNIX_ORIGIN "http://localhost"
+
 char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *route,
                      const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
 {
@@ -20,6 +24,10 @@ char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *r
         return NULL;
     if (path[0] != '/')
         return strdup(path); /* an absolute URL */
+    if (strncmp(base, "unix:", 5) == 0) {
+        base = UNIX_ORIGIN; /* the socket is set on the handle (sp_backend_request) */
+        blen = strlen(base);
+    }
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
     if (asprintf(&url, "%.*s%s", (int)blen, base, path) < 0)
@@ -43,6 +51,9 @@ CURL *sp_backend_request(const struct sp_backend *b, const char *url,
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->backend.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->backend.timeout_ms);
+    if (strncmp(cfg->backend.url, "unix:", 5) == 0 &&
+        strncmp(url, UNIX_ORIGIN "/", sizeof(UNIX_ORIGIN)) == 0)
+        curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, cfg->backend.url + 5);
     return e;
 }
 

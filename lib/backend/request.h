@@ -23,16 +23,18 @@ struct sp_backend {
 };
 
 /* The backend URL for a route's path template (poll.url, authorize.url,
- * websocket.forward) with its captures filled in: backend.url plus the path,
- * or the template itself when it is an absolute URL. malloc'd; NULL if too
- * long or out of memory. */
+ * websocket.forward) with its captures filled in: backend.url plus the path
+ * (http://localhost plus the path when backend.url is unix:/socket), or the
+ * template itself when it is an absolute URL. malloc'd; NULL if too long or
+ * out of memory. */
 char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *route,
                      const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES]);
 
 /* An easy handle for url with the settings every such request shares: the
  * backend's connect and total timeouts, no proxy from the environment, no
- * signals, the path sent as written. headers are not copied: they must
- * outlive the transfer. NULL on allocation failure. */
+ * signals, the path sent as written, and backend.url's Unix socket for a
+ * URL sp_backend_url made on it. headers are not copied: they must outlive
+ * the transfer. NULL on allocation failure. */
 CURL *sp_backend_request(const struct sp_backend *b, const char *url,
                          const struct curl_slist *headers);
 

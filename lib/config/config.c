@@ -21,6 +21,7 @@ enum type {
     T_STRING,      /* char *, non-empty */
     T_PATH,        /* char *, starts with '/' */
     T_URL,         /* char *, http(s) URL checked by libcurl's URL parser */
+    T_BACKEND_URL, /* char *, an http:// URL or unix:/path of a socket */
     T_BOOL,        /* bool: true or false */
     T_UINT,        /* uint64_t within [min, max] */
     T_DURATION,    /* uint64_t milliseconds within [min, max] */
@@ -67,8 +68,8 @@ static const struct key config_keys[] = {
     {"", "shutdown_grace", T_DURATION, C(shutdown_grace_ms), 0, HOUR, "20s", 0,
      "on SIGTERM, subscribers are sent away spread over this window, then sidepush exits"},
     {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
-    {"backend", "url", T_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
-     "base URL requests are proxied to, e.g. http://127.0.0.1:3000"},
+    {"backend", "url", T_BACKEND_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
+     "the app: http://127.0.0.1:3000 (a path prefixes every target) or unix:/run/app.sock"},
     {"backend", "connect_timeout", T_DURATION, C(backend.connect_timeout_ms), 1, HOUR, "2s", 0,
      "unreachable after this: 502"},
     {"backend", "timeout", T_DURATION, C(backend.timeout_ms), 1, 24 * HOUR, "30s", 0,
@@ -293,6 +294,20 @@ static int check_url(const char *text, char *err, size_t errlen)
     return rc;
 }
 
+/* The app beside sidepush: http://host[:port][/prefix], or unix:/path of
+ * its socket (gunicorn, puma, php-fpm behind a socket). */
+static int check_backend_url(const char *text, char *err, size_t errlen)
+{
+    if (strncmp(text, "unix:", 5) != 0)
+        return check_url(text, err, errlen);
+    if (text[5] != '/' || strlen(text + 5) >= 108) {
+        snprintf(err, errlen, "'%s' must be unix: and an absolute socket path of at most 107 bytes",
+                 text);
+        return -1;
+    }
+    return 0;
+}
+
 static int set_string(char **slot, const char *text)
 {
     char *copy = strdup(text);
@@ -314,6 +329,7 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
     case T_STRING:
     case T_PATH:
     case T_URL:
+    case T_BACKEND_URL:
         if (text[0] == '\0') {
             snprintf(err, errlen, "'%s' must not be empty", k->name);
             return -1;
@@ -323,6 +339,8 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
             return -1;
         }
         if (k->type == T_URL && check_url(text, err, errlen) < 0)
+            return -1;
+        if (k->type == T_BACKEND_URL && check_backend_url(text, err, errlen) < 0)
             return -1;
         return set_string(slot, text);
     case T_BOOL:
@@ -736,10 +754,11 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
 
-    if (c->backend.url != NULL && strncasecmp(c->backend.url, "http://", 7) != 0)
+    if (c->backend.url != NULL && strncasecmp(c->backend.url, "http://", 7) != 0 &&
+        strncmp(c->backend.url, "unix:", 5) != 0)
         REPORT(w, root,
-               "backend.url must be an http:// URL: sidepush proxies to the app beside it "
-               "over plain HTTP/1.1");
+               "backend.url must be an http:// URL or unix:/path: sidepush proxies to "
+               "the app beside it over plain HTTP/1.1");
     if (memcmp(&c->listen, &c->publish_listen, sizeof(c->listen)) == 0)
         REPORT(w, root, "'listen' and 'publish_listen' must differ");
     if (c->metrics.has_listen &&
@@ -928,7 +947,7 @@ static void free_strings(const struct key *keys, size_t n, void *base)
             continue;
         void *slot = (char *)base + keys[i].offset;
         if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL ||
-            keys[i].type == T_OPT_STRING)
+            keys[i].type == T_BACKEND_URL || keys[i].type == T_OPT_STRING)
             free(*(char **)slot);
         if (keys[i].type == T_STRING_LIST) {
             struct sp_strlist *list = slot;

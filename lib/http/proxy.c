@@ -575,6 +575,12 @@ size_t sp_proxy_tunnels(struct sp_proxy *p)
  * sidecar's pod are stable), the path prefix and the Host value. */
 static int parse_backend(struct sp_proxy *p, const char *url, struct sp_upstream_options *o)
 {
+    if (strncmp(url, "unix:", 5) == 0) {
+        o->unix_path = url + 5; /* the pool copies it */
+        p->base_path = strdup("");
+        p->host = strdup("localhost");
+        return p->base_path && p->host ? 0 : -1;
+    }
     CURLU *u = curl_url();
     char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;

@@ -206,7 +206,7 @@ async def count_hits(request, handler):
 
 
 def main() -> None:
-    port = int(sys.argv[1])
+    where = sys.argv[1]  # a port, or the path of a Unix socket
     app = web.Application(middlewares=[count_hits], client_max_size=2**40)
     app.router.add_get("/app-ws", app_websocket)
     app.router.add_route("*", "/echo", echo)
@@ -230,7 +230,10 @@ def main() -> None:
         print("ready", flush=True)
 
     app.on_startup.append(on_startup)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    if where.startswith("/"):
+        web.run_app(app, path=where, print=None, access_log=None)
+    else:
+        web.run_app(app, host="127.0.0.1", port=int(where), print=None, access_log=None)
 
 
 if __name__ == "__main__":

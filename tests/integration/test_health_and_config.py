@@ -108,7 +108,7 @@ def test_https_backend_is_refused_with_its_position(tmp_path):
     out = subprocess.run([SIDEPUSH, "--check-config", str(f)], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode != 0
-    assert f"{f}:1:1: backend.url must be an http:// URL" in out.stderr
+    assert f"{f}:1:1: backend.url must be an http:// URL or unix:/path" in out.stderr
 
 
 def test_version_and_help():

@@ -3,12 +3,16 @@ backend (Python's threading HTTP/1.1 server), a backend that closes idle
 connections sooner than sidepush does, and connection limits per kept
 connection."""
 import http.server
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import requests
 
-from conftest import free_port
+from conftest import HERE, free_port
+from pushutil import CurlSSE
 
 
 class CountingBackend:
@@ -113,3 +117,34 @@ def test_keepalive_limits_are_configurable(make_sidepush):
         assert backend.connections - before == 5
     finally:
         backend.stop()
+
+
+def test_unix_socket_backend(make_sidepush, tmp_path):
+    """backend.url: unix:/path: proxied requests (the own client) and a poll
+    route's requests (libcurl) both reach an aiohttp app on a Unix socket."""
+    path = str(tmp_path / "app.sock")
+    app = subprocess.Popen([sys.executable, str(HERE / "backend.py"), path], stdout=subprocess.PIPE)
+    try:
+        app.stdout.readline()  # "ready"
+        for _ in range(100):
+            if os.path.exists(path):
+                break
+            time.sleep(0.05)
+        sp = make_sidepush("routes:\n  - path: /live/{name}\n"
+                           "    poll: { url: '/resource/{name}', interval: 1s }\n",
+                           backend_url=f"'unix:{path}'")
+        with requests.Session() as s:
+            r = s.get(f"{sp.url}/echo/through/the/socket?q=1", timeout=5)
+            assert r.status_code == 200 and r.json()["path_qs"] == "/echo/through/the/socket?q=1"
+            assert r.json()["method"] == "GET"
+            r = s.post(f"{sp.url}/echo", data=b"y" * 5000, timeout=5)
+            assert r.json()["body_len"] == 5000
+        sse = CurlSSE(f"{sp.url}/live/sock")
+        try:
+            events = sse.events(1, timeout=10)
+            assert events and '"v": 0' in events[0]["data"]  # polled over the socket
+        finally:
+            sse.close()
+    finally:
+        app.terminate()
+        app.wait(10)
