@@ -196,6 +196,27 @@ static struct conn *conn_open(struct sp_upstream_pool *pool)
     return c;
 }
 
+/* Writes what is queued now, on a connected socket: a pooled connection
+ * then costs no write registration (two epoll_ctl calls per request).
+ * Only what the socket does not take waits for writability. */
+static void send_now(struct sp_upstream *u)
+{
+    struct conn *c = u->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (!c->connected || evbuffer_get_length(out) == 0)
+        return;
+    /* A bufferevent keeps its output's start frozen against other
+     * drainers; between its own writes (none is pending) this is one. */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(c->bev, EV_WRITE); /* the rest (or the error) comes through on_write */
+    else if (u->state == X_SENDING)
+        u->state = X_HEAD;
+}
+
 /* Puts u on a connection: a pooled one unless fresh is asked for. */
 static int attach(struct sp_upstream *u, bool fresh)
 {
@@ -215,12 +236,17 @@ static int attach(struct sp_upstream *u, bool fresh)
     u->conn = c;
     u->state = X_SENDING;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, u);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    /* A connecting socket needs writability to learn it connected; a
+     * connected one is written straight (send_now). */
+    if (c->connected)
+        bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_enable(c->bev, c->connected ? EV_READ : EV_READ | EV_WRITE);
     /* The head is copied, not moved: a retry sends it again. */
     if (evbuffer_add(bufferevent_get_output(c->bev), evbuffer_pullup(u->head, -1),
                      evbuffer_get_length(u->head)) < 0)
         return -1;
     arm(u, c->connected ? pool->opts.head_timeout_ms : pool->opts.connect_timeout_ms);
+    send_now(u);
     return 0;
 }
 
@@ -288,6 +314,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct sp_upstream *u = arg;
 
+    /* Drained: writes go straight to the socket again (send_now). */
+    bufferevent_disable(bev, EV_WRITE);
     if (u->state == X_SENDING)
         u->state = X_HEAD;
     if (u->ops->drained)
@@ -520,6 +548,8 @@ size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data)
             arm(u, u->pool->opts.head_timeout_ms); /* an upload is not a silent backend */
     }
     evbuffer_add_buffer(out, data);
+    if (!(bufferevent_get_enabled(u->conn->bev) & EV_WRITE))
+        send_now(u);
     return evbuffer_get_length(out);
 }
 
