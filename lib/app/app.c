@@ -263,6 +263,10 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
         for (int c = 0; c < 6; c++)
             sum.proxy.by_class[c] += f->proxy.by_class[c];
         sp_histogram_add(&sum.proxy.latency, &f->proxy.latency);
+        sum.proxy.upstream_connects += f->proxy.upstream_connects;
+        sum.proxy.upstream_reuses += f->proxy.upstream_reuses;
+        sum.proxy.upstream_retries += f->proxy.upstream_retries;
+        sum.proxy.upstream_bad += f->proxy.upstream_bad;
         sum.proxy.tunnels_open += f->proxy.tunnels_open;
         sum.proxy.tunnels_opened += f->proxy.tunnels_opened;
         sum.proxy.tunnel_bytes_to_backend += f->proxy.tunnel_bytes_to_backend;
@@ -293,6 +297,17 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
     }
     sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
                         "Proxied requests, start to end of response.", &sum.proxy.latency);
+    sp_metric_head(out, "sidepush_proxy_upstream_total", "counter",
+                   "The proxy's backend connections: opened, requests on a kept one, retries after "
+                   "a kept one was found closed, answers refused as malformed or ambiguous.");
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"connect\"",
+                    (double)sum.proxy.upstream_connects);
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"reuse\"",
+                    (double)sum.proxy.upstream_reuses);
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"retry\"",
+                    (double)sum.proxy.upstream_retries);
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"bad_response\"",
+                    (double)sum.proxy.upstream_bad);
     sp_metric_one(out, "sidepush_proxy_tunnels", "gauge",
                   "Upgraded connections (WebSocket and others) tunnelled to the backend now.",
                   (double)sum.proxy.tunnels_open);

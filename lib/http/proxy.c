@@ -25,7 +25,8 @@ struct sp_proxy {
     struct sp_proxy_stats stats;
     struct event_base *base;
     struct sp_upstream_pool *pool;
-    struct sp_tunnels *tunnels; /* upgraded connections, joined to the backend */
+    struct sp_upstream_stats retired; /* counts of pools a reload replaced */
+    struct sp_tunnels *tunnels;       /* upgraded connections, joined to the backend */
     struct sp_proxy_options opts;
     char *backend_url; /* as configured, for logs */
     char *base_path;   /* the backend URL's path, without a trailing '/' ("" for none) */
@@ -557,6 +558,11 @@ const struct sp_proxy_stats *sp_proxy_stats(struct sp_proxy *p)
     const struct sp_tunnel_stats *t = sp_tunnels_stats(p->tunnels);
     struct sp_proxy_stats *st = &p->stats;
 
+    const struct sp_upstream_stats *u = sp_upstream_pool_stats(p->pool);
+    st->upstream_connects = p->retired.connects + u->connects;
+    st->upstream_reuses = p->retired.reuses + u->reuses;
+    st->upstream_retries = p->retired.retries + u->retries;
+    st->upstream_bad = p->retired.bad_responses + u->bad_responses;
     st->tunnels_open = t->open;
     st->tunnels_opened = t->opened;
     st->tunnel_bytes_to_backend = t->bytes_to_backend;
@@ -649,6 +655,13 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
     if (pool == NULL)
         return -1;
     /* Exchanges in flight finish on the old pool, which goes after them. */
+    if (p->pool != NULL) {
+        const struct sp_upstream_stats *old = sp_upstream_pool_stats(p->pool);
+        p->retired.connects += old->connects;
+        p->retired.reuses += old->reuses;
+        p->retired.retries += old->retries;
+        p->retired.bad_responses += old->bad_responses;
+    }
     sp_upstream_pool_free(p->pool);
     p->pool = pool;
     return 0;

@@ -54,6 +54,9 @@ struct sp_proxy;
 struct sp_proxy_stats {
     uint64_t by_class[6];        /* [1..5]: responses by status class; [0]: failures (502/504) */
     struct sp_histogram latency; /* request start to response complete */
+    /* The upstream pool: connections opened, requests on a kept one, retries
+     * after a kept one was found closed, answers refused as malformed */
+    uint64_t upstream_connects, upstream_reuses, upstream_retries, upstream_bad;
     /* Upgraded connections tunnelled to the backend */
     uint64_t tunnels_open, tunnels_opened;
     uint64_t tunnel_bytes_to_backend, tunnel_bytes_to_client;

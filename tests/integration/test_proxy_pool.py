@@ -77,6 +77,9 @@ def test_kept_connections_are_reused(make_sidepush):
                 assert r.status_code == 200 and r.text == f"hello /page/{i}"
         assert backend.requests == 20
         assert backend.connections == 1  # one kept connection carried all twenty
+        text = requests.get(f"{sp.url}/metrics", timeout=5).text
+        assert 'sidepush_proxy_upstream_total{event="connect"} 1' in text
+        assert 'sidepush_proxy_upstream_total{event="reuse"} 19' in text
     finally:
         backend.stop()
 
