@@ -22,6 +22,7 @@ struct tunnel {
     LIST_ENTRY(tunnel) link;
     struct sp_tunnels *owner;
     struct side client, backend;
+    uint64_t last_byte_ms; /* either way: the idle timeout is the tunnel's, not a side's */
 };
 
 struct sp_tunnels {
@@ -65,7 +66,11 @@ static void copy(struct side *s)
     struct evbuffer *in = bufferevent_get_input(s->bev);
     struct evbuffer *out = bufferevent_get_output(s->peer->bev);
 
-    *s->counter += evbuffer_get_length(in);
+    size_t n = evbuffer_get_length(in);
+
+    if (n > 0)
+        s->t->last_byte_ms = sp_now_ms();
+    *s->counter += n;
     evbuffer_add_buffer(out, in);
     /* The other side is slow: stop reading this one until it drains. */
     if (evbuffer_get_length(out) >= s->t->owner->buffer_size)
@@ -96,6 +101,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         s->eof = true;
         bufferevent_disable(bev, EV_READ);
         settle(s->t);
+        return;
+    }
+    /* A side that only receives (a server pushing) is not idle: the read
+     * timeout is each side's, the idle rule the tunnel's. */
+    if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_ERROR) &&
+        sp_now_ms() - s->t->last_byte_ms < s->t->owner->idle_ms) {
+        bufferevent_enable(bev, EV_READ); /* libevent stopped reading it */
         return;
     }
     if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
@@ -130,6 +142,7 @@ int sp_tunnel_open(struct sp_tunnels *owner, evutil_socket_t client_fd, struct e
         return -1;
     }
     t->owner = owner;
+    t->last_byte_ms = sp_now_ms();
     LIST_INSERT_HEAD(&owner->live, t, link);
     owner->stats.open++;
     owner->stats.opened++;

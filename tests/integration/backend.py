@@ -53,10 +53,14 @@ async def resource_put(request: web.Request) -> web.Response:
 async def app_websocket(request: web.Request) -> web.WebSocketResponse:
     """The app's own WebSocket endpoint (not sidepush's): echoes text and
     binary messages, says who it saw, and closes with 4000 on "bye"."""
-    ws = web.WebSocketResponse(protocols=("chat",))
+    ws = web.WebSocketResponse(protocols=("chat",), heartbeat=None, autoping=True)
     await ws.prepare(request)
     await ws.send_str(json.dumps({"hello": True, "forwarded_for": request.headers.get("X-Forwarded-For"),
                                   "protocol": ws.ws_protocol}))
+    if request.query.get("push"):  # the app talks, the client only listens
+        for i in range(int(request.query["push"])):
+            await asyncio.sleep(0.3)
+            await ws.send_str(f"tick {i}")
     async for msg in ws:
         if msg.type == web.WSMsgType.TEXT:
             if msg.data == "bye":

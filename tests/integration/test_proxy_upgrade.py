@@ -87,3 +87,27 @@ def test_upgrade_refused_by_the_backend_is_an_ordinary_answer(make_sidepush):
     r = requests.get(f"{sp.url}/status/403", headers={"Connection": "Upgrade",
                                                       "Upgrade": "websocket"}, timeout=5)
     assert r.status_code == 403
+
+
+def test_tunnel_idle_timeout_is_the_tunnels_not_a_sides(make_sidepush):
+    """tunnel_idle_timeout 1s: a client that only listens while the app pushes
+    every 0.3 s keeps its tunnel; one where nobody says anything loses it."""
+    sp = make_sidepush(backend_keys=", tunnel_idle_timeout: 1s")
+
+    async def listening():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws?push=8",
+                                      ping_interval=None) as ws:
+            await ws.recv()
+            return [await ws.recv() for _ in range(8)]  # 2.4 s of the app talking
+
+    async def silent():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws",
+                                      ping_interval=None) as ws:
+            await ws.recv()
+            try:
+                await asyncio.wait_for(ws.recv(), 5)
+            except websockets.exceptions.ConnectionClosed:
+                return "closed"
+            return "open"
+    assert run(listening()) == [f"tick {i}" for i in range(8)]
+    assert run(silent()) == "closed"
