@@ -145,9 +145,18 @@ def waiting_in_backlog(port, request: bytes):
 
 
 def test_connection_cap_holds_new_connections_until_one_closes(make_sidepush):
-    sp = make_sidepush("limits: { max_connections: 3 }\n")
+    from conftest import free_port
+    from pushutil import metric
+    admin = free_port()
+    sp = make_sidepush("limits: { max_connections: 3 }\n"
+                       f"metrics: {{ listen: 127.0.0.1:{admin} }}\n")
     held = [socket.create_connection(("127.0.0.1", sp.port)) for _ in range(3)]
-    time.sleep(0.2)
+    # All three accepted (by whichever workers) before the fourth is tried.
+    deadline = time.monotonic() + 10
+    while (metric(f"http://127.0.0.1:{admin}", "sidepush_connections", '{listener="client"}') != 3
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    time.sleep(0.2)  # and the paused workers told
     extra = waiting_in_backlog(sp.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
     held.pop().close()
     assert extra.recv(100).startswith(b"HTTP/1.1 200")
