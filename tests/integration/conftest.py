@@ -31,6 +31,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def refused_port():
+    """A loopback port that refuses connections for the whole test: bound but
+    not listening. A port merely found free can be taken meanwhile by a server
+    of the other suite that meson runs at the same time (pytest-w1, -w4)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -42,11 +42,10 @@ def test_backend_trouble_is_503(sp):
     assert poll(sp, ch, "Bearer slow").status_code == 503  # backend.timeout is 2 s here
 
 
-def test_backend_down_is_503(make_sidepush):
-    from conftest import free_port
+def test_backend_down_is_503(make_sidepush, refused_port):
     sp = make_sidepush("routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
                        "    authorize: { url: '/auth/{channel}' }\n",
-                       backend_url=f"http://127.0.0.1:{free_port()}")
+                       backend_url=f"http://127.0.0.1:{refused_port}")
     assert poll(sp, "x", "Bearer good").status_code == 503
 
 

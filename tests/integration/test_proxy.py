@@ -188,9 +188,8 @@ def test_content_length_upload_with_expect_continue(sidepush):
     assert got["content_length"] == str(len(data))
 
 
-def test_backend_down_is_502(backend, make_sidepush):
-    from conftest import free_port
-    sp = make_sidepush(backend_url=f"http://127.0.0.1:{free_port()}")
+def test_backend_down_is_502(backend, make_sidepush, refused_port):
+    sp = make_sidepush(backend_url=f"http://127.0.0.1:{refused_port}")
     r = requests.get(sp.url + "/anything", timeout=5)
     assert r.status_code == 502
     assert r.headers["Content-Type"] == "application/json"
