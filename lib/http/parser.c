@@ -201,17 +201,21 @@ static bool next_element(const char **p, const char *end, struct sp_slice *elem)
     return true;
 }
 
-bool sp_http_list_has_token(struct sp_slice value, const char *token)
+bool sp_http_list_has_slice(struct sp_slice value, struct sp_slice token)
 {
-    size_t tlen = strlen(token);
     const char *p = value.ptr;
     struct sp_slice e;
 
     while (next_element(&p, value.ptr + value.len, &e)) {
-        if (e.len == tlen && strncasecmp(e.ptr, token, tlen) == 0)
+        if (e.len == token.len && strncasecmp(e.ptr, token.ptr, token.len) == 0)
             return true;
     }
     return false;
+}
+
+bool sp_http_list_has_token(struct sp_slice value, const char *token)
+{
+    return sp_http_list_has_slice(value, (struct sp_slice){token, strlen(token)});
 }
 
 bool sp_http_request_has_token(const struct sp_http_request *req, const char *name,

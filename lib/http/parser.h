@@ -53,6 +53,9 @@ const struct sp_http_header *sp_http_find_header(const struct sp_http_request *r
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
 bool sp_http_list_has_token(struct sp_slice value, const char *token);
 
+/* The same for a token that is itself a slice (a header's name). */
+bool sp_http_list_has_slice(struct sp_slice value, struct sp_slice token);
+
 /* True if any field named name (all of them, not only the first) lists
  * token: "Connection: keep-alive" then "Connection: close" means close. */
 bool sp_http_request_has_token(const struct sp_http_request *req, const char *name,

@@ -13,10 +13,6 @@
 #include "http/tunnel.h"
 #include "http/upstream.h"
 
-/* The pool's settings until they are configuration keys of their own. */
-#define POOL_IDLE 64
-#define POOL_IDLE_MS 4000  /* below Node's 5 s keep-alive: a pooled connection is rarely stale */
-#define POOL_REQUESTS 1000 /* nginx's keepalive_requests */
 #define MAX_HEAD 65536
 #define MAX_HEADERS 256
 #define GRIP_BODY_MAX (1024 * 1024)
@@ -81,17 +77,24 @@ static bool holding(const struct xfer *x)
 
 bool sp_proxy_is_hop_header(struct sp_slice name)
 {
-    static const char *const hop[] = {"Connection",
-                                      "Keep-Alive",
-                                      "Proxy-Connection",
-                                      "TE",
-                                      "Trailer",
-                                      "Transfer-Encoding",
-                                      "Upgrade",
-                                      "Proxy-Authenticate",
-                                      "Proxy-Authorization"};
+#define HOP(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+    /* Every header of every proxied exchange is looked up here: the lengths
+     * are known, so most names are rejected without a string compare. */
+    static const struct sp_slice hop[] = {HOP("Connection"),
+                                          HOP("Keep-Alive"),
+                                          HOP("Proxy-Connection"),
+                                          HOP("TE"),
+                                          HOP("Trailer"),
+                                          HOP("Transfer-Encoding"),
+                                          HOP("Upgrade"),
+                                          HOP("Proxy-Authenticate"),
+                                          HOP("Proxy-Authorization")};
+#undef HOP
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
-        if (sp_slice_caseeq(name, hop[i]))
+        if (name.len == hop[i].len && strncasecmp(name.ptr, hop[i].ptr, name.len) == 0)
             return true;
     }
     return false;
@@ -199,22 +202,48 @@ static void take_grip_header(struct xfer *x, const struct sp_http_header *h)
     free(value);
 }
 
-/* Is name listed in any of the response's Connection headers? Those are
- * hop-by-hop too (RFC 9110 section 7.6.1). */
-static bool connection_names(const struct sp_http_response *resp, struct sp_slice name)
-{
-    char token[128];
+/* The Connection headers of a head: what they name is hop-by-hop too
+ * (RFC 9110 section 7.6.1). Found once per head, not once per header. */
+struct connection_list {
+    const struct sp_http_header *first;
+    size_t count; /* Connection headers from first on */
+};
 
-    if (name.len >= sizeof(token))
-        return false;
-    memcpy(token, name.ptr, name.len);
-    token[name.len] = '\0';
-    for (size_t i = 0; i < resp->nheaders; i++) {
-        if (sp_slice_caseeq(resp->headers[i].name, "Connection") &&
-            sp_http_list_has_token(resp->headers[i].value, token))
+static struct connection_list connection_list(const struct sp_http_header *headers, size_t n)
+{
+    struct connection_list l = {NULL, 0};
+
+    for (size_t i = 0; i < n; i++) {
+        if (sp_slice_caseeq(headers[i].name, "Connection")) {
+            if (l.first == NULL)
+                l.first = &headers[i];
+            l.count = (size_t)(&headers[i] - l.first) + 1;
+        }
+    }
+    return l;
+}
+
+static bool connection_names(struct connection_list l, struct sp_slice name)
+{
+    for (size_t i = 0; i < l.count; i++) {
+        if (sp_slice_caseeq(l.first[i].name, "Connection") &&
+            sp_http_list_has_slice(l.first[i].value, name))
             return true;
     }
     return false;
+}
+
+static void add_field(struct evbuffer *out, struct sp_slice name, struct sp_slice value)
+{
+    evbuffer_add(out, name.ptr, name.len);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, value.ptr, value.len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void add_text(struct evbuffer *out, const char *text)
+{
+    evbuffer_add(out, text, strlen(text));
 }
 
 static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http_body_kind kind,
@@ -228,6 +257,7 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
     memcpy(x->reason, resp->reason.ptr, rlen);
     x->reason[rlen] = '\0';
     x->content_length = -1;
+    struct connection_list named = connection_list(resp->headers, resp->nheaders);
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct sp_http_header *h = &resp->headers[i];
         uint64_t n;
@@ -247,12 +277,9 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
                                 (int)h->value.len, h->value.ptr);
             continue;
         }
-        if (sp_proxy_is_hop_header(h->name) || connection_names(resp, h->name))
+        if (sp_proxy_is_hop_header(h->name) || connection_names(named, h->name))
             continue;
-        evbuffer_add(x->head_lines, h->name.ptr, h->name.len);
-        evbuffer_add(x->head_lines, ": ", 2);
-        evbuffer_add(x->head_lines, h->value.ptr, h->value.len);
-        evbuffer_add(x->head_lines, "\r\n", 2);
+        add_field(x->head_lines, h->name, h->value);
     }
     if (kind == SP_HTTP_BODY_CHUNKED || kind == SP_HTTP_BODY_CLOSE)
         x->content_length = -1; /* the client gets it in its own framing */
@@ -442,24 +469,18 @@ static const struct sp_upstream_ops upstream_ops = {on_head,  on_body,    on_don
 
 /* ---- the request head ---------------------------------------------------------------------- */
 
-static bool named_in_connection(const struct sp_http_request *req, struct sp_slice name)
-{
-    char *token = strndup(name.ptr, name.len);
-    /* Out of memory: drop the header rather than forward what may be private. */
-    bool named = token == NULL || sp_http_request_has_token(req, "Connection", token);
-
-    free(token);
-    return named;
-}
-
 static int build_head(struct xfer *x, const struct sp_http_request *req, struct evbuffer *out)
 {
     const struct sp_http_header *xff = NULL, *host = NULL;
     struct sp_proxy *p = x->proxy;
     enum sp_http_body_kind kind = sp_http_body_kind(x->conn);
+    struct connection_list named = connection_list(req->headers, req->nheaders);
 
-    evbuffer_add_printf(out, "%.*s %s%.*s HTTP/1.1\r\n", (int)req->method.len, req->method.ptr,
-                        p->base_path, (int)req->target.len, req->target.ptr);
+    evbuffer_add(out, req->method.ptr, req->method.len);
+    evbuffer_add(out, " ", 1);
+    add_text(out, p->base_path);
+    evbuffer_add(out, req->target.ptr, req->target.len);
+    evbuffer_add(out, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct sp_http_header *h = &req->headers[i];
         if (sp_slice_caseeq(h->name, "X-Forwarded-For")) {
@@ -468,34 +489,36 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
         }
         if (sp_slice_caseeq(h->name, "Host"))
             host = h;
-        if (sp_proxy_is_hop_header(h->name) || named_in_connection(req, h->name) ||
+        if (sp_proxy_is_hop_header(h->name) || connection_names(named, h->name) ||
             sp_slice_caseeq(h->name, "Content-Length") || sp_slice_caseeq(h->name, "Expect") ||
             sp_slice_caseeq(h->name, "X-Forwarded-Proto") ||
             sp_slice_caseeq(h->name, "X-Forwarded-Host") ||
             (sp_slice_caseeq(h->name, "Host") && !p->opts.preserve_host))
             continue;
-        evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->name.len, h->name.ptr, (int)h->value.len,
-                            h->value.ptr);
+        add_field(out, h->name, h->value);
     }
-    if (!p->opts.preserve_host || host == NULL)
-        evbuffer_add_printf(out, "Host: %s\r\n", p->host);
-    const char *peer = sp_http_peer(x->conn);
-    if (xff)
-        evbuffer_add_printf(out, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->value.len,
-                            xff->value.ptr, peer);
-    else
-        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", peer);
-    evbuffer_add_printf(out, "X-Forwarded-Proto: http\r\n");
+    if (!p->opts.preserve_host || host == NULL) {
+        add_text(out, "Host: ");
+        add_text(out, p->host);
+        add_text(out, "\r\n");
+    }
+    add_text(out, "X-Forwarded-For: ");
+    if (xff) {
+        evbuffer_add(out, xff->value.ptr, xff->value.len);
+        add_text(out, ", ");
+    }
+    add_text(out, sp_http_peer(x->conn));
+    add_text(out, "\r\nX-Forwarded-Proto: http\r\n");
     const struct sp_http_header *upgrade = sp_http_find_header(req, "Upgrade");
-    if (x->upgrade && upgrade != NULL)
-        evbuffer_add_printf(out, "Connection: Upgrade\r\nUpgrade: %.*s\r\n",
-                            (int)upgrade->value.len, upgrade->value.ptr);
+    if (x->upgrade && upgrade != NULL) {
+        add_text(out, "Connection: Upgrade\r\n");
+        add_field(out, (struct sp_slice){"Upgrade", 7}, upgrade->value);
+    }
     if (host)
-        evbuffer_add_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)host->value.len,
-                            host->value.ptr);
+        add_field(out, (struct sp_slice){"X-Forwarded-Host", 16}, host->value);
     if (kind == SP_HTTP_BODY_CHUNKED) {
         x->chunked_up = true;
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        add_text(out, "Transfer-Encoding: chunked\r\n");
     } else if (kind == SP_HTTP_BODY_LENGTH || sp_http_find_header(req, "Content-Length")) {
         evbuffer_add_printf(out, "Content-Length: %llu\r\n",
                             (unsigned long long)sp_http_body_length(x->conn));
