@@ -381,7 +381,7 @@ static void collect_run(struct sp_mail *mail)
     f->clients = sp_http_server_connections(w->clients);
     f->streams = sp_flusher_count(w->flusher);
     sp_push_add_figures(w->push, &f->push);
-    f->proxy = *sp_proxy_stats(w->proxy);
+    sp_proxy_stats(w->proxy, &f->proxy);
     if (c->index == 0) {
         struct sp_app *app = w->app;
         g->publishers = sp_http_server_connections(app->publishers);

@@ -576,21 +576,20 @@ fail:
     sp_http_respond_error(conn, 500, "out of memory");
 }
 
-const struct sp_proxy_stats *sp_proxy_stats(struct sp_proxy *p)
+void sp_proxy_stats(const struct sp_proxy *p, struct sp_proxy_stats *out)
 {
     const struct sp_tunnel_stats *t = sp_tunnels_stats(p->tunnels);
-    struct sp_proxy_stats *st = &p->stats;
-
     const struct sp_upstream_stats *u = sp_upstream_pool_stats(p->pool);
-    st->upstream_connects = p->retired.connects + u->connects;
-    st->upstream_reuses = p->retired.reuses + u->reuses;
-    st->upstream_retries = p->retired.retries + u->retries;
-    st->upstream_bad = p->retired.bad_responses + u->bad_responses;
-    st->tunnels_open = t->open;
-    st->tunnels_opened = t->opened;
-    st->tunnel_bytes_to_backend = t->bytes_to_backend;
-    st->tunnel_bytes_to_client = t->bytes_to_client;
-    return &p->stats;
+
+    *out = p->stats;
+    out->upstream_connects = p->retired.connects + u->connects;
+    out->upstream_reuses = p->retired.reuses + u->reuses;
+    out->upstream_retries = p->retired.retries + u->retries;
+    out->upstream_bad = p->retired.bad_responses + u->bad_responses;
+    out->tunnels_open = t->open;
+    out->tunnels_opened = t->opened;
+    out->tunnel_bytes_to_backend = t->bytes_to_backend;
+    out->tunnel_bytes_to_client = t->bytes_to_client;
 }
 
 size_t sp_proxy_tunnels(struct sp_proxy *p)

@@ -61,7 +61,8 @@ struct sp_proxy_stats {
     uint64_t tunnels_open, tunnels_opened;
     uint64_t tunnel_bytes_to_backend, tunnel_bytes_to_client;
 };
-const struct sp_proxy_stats *sp_proxy_stats(struct sp_proxy *p);
+/* The proxy's figures now, copied into *out. */
+void sp_proxy_stats(const struct sp_proxy *p, struct sp_proxy_stats *out);
 /* Upgraded connections open now (they count against the connection cap). */
 size_t sp_proxy_tunnels(struct sp_proxy *p);
 

@@ -45,7 +45,8 @@ struct sp_upstream {
     struct event *timer;    /* connect, head or body timeout */
     enum state state;
     enum sp_http_body_kind kind;
-    uint64_t remaining; /* Content-Length bytes still to come */
+    uint64_t remaining;  /* Content-Length bytes still to come */
+    size_t head_scanned; /* bytes of an incomplete head already searched for its end */
     struct sp_chunked chunked;
     bool retry_safe, head_request, upgrade, body_sent, retried, paused;
     bool keep_alive; /* the response lets the connection be reused */
@@ -341,6 +342,25 @@ static bool keeps_alive(const struct sp_http_response *resp)
 
 /* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, 0 once an
  * upgrade handed the connection over, or -1 after failing u. */
+/* Has the blank line that ends a head arrived? Searched only from where the
+ * last look stopped, so a backend that sends its head a byte at a time
+ * costs one pass over it, not one parse per byte. */
+static bool head_ended(struct sp_upstream *u, const char *p, size_t len)
+{
+    const char *end = p + len;
+
+    for (const char *q = p + (u->head_scanned > 2 ? u->head_scanned - 2 : 0);
+         (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) {
+        const char *r = q + 1;
+        if (r < end && *r == '\r')
+            r++;
+        if (r < end && *r == '\n')
+            return true;
+    }
+    u->head_scanned = len;
+    return false;
+}
+
 static int read_head(struct sp_upstream *u, struct evbuffer *in)
 {
     const struct sp_upstream_options *o = &u->pool->opts;
@@ -349,6 +369,10 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
     size_t avail = evbuffer_get_length(in);
     size_t look = avail < o->max_head_size ? avail : o->max_head_size;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+
+    if (look < o->max_head_size && !head_ended(u, p, look))
+        return SP_HTTP_INCOMPLETE;
+    u->head_scanned = 0;
     int n = sp_http_parse_response(p, look, &resp, headers, o->max_headers);
 
     if (n == SP_HTTP_INCOMPLETE && look < o->max_head_size)

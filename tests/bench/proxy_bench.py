@@ -3,13 +3,15 @@ through nginx proxy_pass, in one run on loopback. Prints figures; asserts
 nothing.
 
     /usr/bin/python3 tests/bench/proxy_bench.py [--duration 10] [--connections 50]
-        [--workers 1,2] [--threads 1]
+        [--workers 1,2] [--threads 1] [--rounds 1]
 
 The backend is nginx answering a fixed 13-byte body (so the backend costs
 little and the proxies' own overhead shows). nginx proxy_pass runs with one
-worker and upstream keep-alive, like sidepush's single event loop with
-libcurl's connection pool. Server CPU time per request is read from
-/proc/PID/stat for the proxy process only.
+worker and upstream keep-alive, like sidepush's one worker with its upstream
+pool. Server CPU time per request is read from /proc/PID/stat for the proxy
+process only. With --rounds N the targets take turns N times and each row is
+the round with the median req/s (one connection's latency is noisy on a
+shared machine; turns spread the noise over every target alike).
 """
 import argparse
 import os
@@ -91,6 +93,7 @@ def main():
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--workers", default="1", help="comma-separated sidepush worker counts")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--rounds", type=int, default=1, help="turns per target; the median is shown")
     args = ap.parse_args()
     global WRK_THREADS
     WRK_THREADS = args.threads
@@ -123,19 +126,22 @@ def main():
             targets.append((name, port, sidepush))
         targets.append(("through nginx proxy_pass", nginx_port, nginx_proxy))
 
-        rows = []
-        for name, port, proc in targets:
-            url = f"http://127.0.0.1:{port}/bench"
-            run_wrk(url, 1, args.connections)  # warm up connection pools
-            cpu0 = cpu_seconds(proc.pid) if proc else 0
-            r = run_wrk(url, args.duration, args.connections)
-            if proc:
-                r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(r["requests"], 1) * 1e6
-                r["rss"] = rss_kib(proc.pid)
-            rows.append((name, r))
+        runs = {name: [] for name, _, _ in targets}
+        for _ in range(args.rounds):
+            for name, port, proc in targets:
+                url = f"http://127.0.0.1:{port}/bench"
+                run_wrk(url, 1, args.connections)  # warm up connection pools
+                cpu0 = cpu_seconds(proc.pid) if proc else 0
+                r = run_wrk(url, args.duration, args.connections)
+                if proc:
+                    r["cpu_us"] = (cpu_seconds(proc.pid) - cpu0) / max(r["requests"], 1) * 1e6
+                    r["rss"] = rss_kib(proc.pid)
+                runs[name].append(r)
+        rows = [(name, sorted(runs[name], key=lambda r: r["rps"])[args.rounds // 2])
+                for name, _, _ in targets]
 
         print(f"\nproxy overhead: wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-              f"{os.cpu_count()} CPUs, loopback")
+              f"{os.cpu_count()} CPUs, loopback, median of {args.rounds} round(s)")
         print(f"{'':28} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
               f"{'proxy CPU us/req':>17} {'proxy RSS MiB':>14}")
         for name, r in rows:
@@ -144,8 +150,11 @@ def main():
             print(f"{name:28} {r['rps']:>10.0f} {r['p50']:>8.3f} {r['p99']:>8.3f} "
                   f"{r['errors']:>7} {cpu:>17} {rss:>14}")
         sp, ng = rows[1][1], rows[-1][1]
+        direct = rows[0][1]
         print(f"\nsidepush / nginx: throughput {sp['rps'] / ng['rps']:.2f}x, "
-              f"CPU per request {sp['cpu_us'] / ng['cpu_us']:.2f}x")
+              f"CPU per request {sp['cpu_us'] / ng['cpu_us']:.2f}x, "
+              f"added p50 {sp['p50'] - direct['p50']:.3f} against {ng['p50'] - direct['p50']:.3f} ms "
+              f"({(sp['p50'] - direct['p50']) / max(ng['p50'] - direct['p50'], 1e-6):.2f}x)")
         for name, r in rows[2:-1]:
             print(f"{name} / one worker: throughput {r['rps'] / sp['rps']:.2f}x, "
                   f"CPU per request {r['cpu_us'] / sp['cpu_us']:.2f}x")

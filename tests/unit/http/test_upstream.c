@@ -21,8 +21,22 @@ struct backend {
     struct sp_address address;
     const char *answer; /* NULL: never answer */
     bool close_after;   /* close the socket once the answer is written */
+    bool drip;          /* write the answer one byte per loop turn */
     int accepts, requests;
+    /* the answer being dripped */
+    struct event *drip_timer;
+    struct bufferevent *drip_to;
+    size_t dripped;
 };
+
+static void drip_byte(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend *b = arg;
+
+    bufferevent_write(b->drip_to, b->answer + b->dripped++, 1);
+    if (b->answer[b->dripped] != '\0')
+        event_add(b->drip_timer, &(struct timeval){0, 0});
+}
 
 static void backend_written(struct bufferevent *bev, void *arg)
 {
@@ -42,7 +56,12 @@ static void backend_read(struct bufferevent *bev, void *arg)
     while ((end = evbuffer_search(in, "\r\n\r\n", 4, NULL)).pos >= 0) {
         evbuffer_drain(in, (size_t)end.pos + 4);
         b->requests++;
-        if (b->answer != NULL)
+        if (b->answer != NULL && b->drip) {
+            b->drip_to = bev;
+            b->dripped = 0;
+            b->drip_timer = evtimer_new(bufferevent_get_base(bev), drip_byte, b);
+            event_add(b->drip_timer, &(struct timeval){0, 0});
+        } else if (b->answer != NULL)
             bufferevent_write(bev, b->answer, strlen(b->answer));
         if (b->answer != NULL && b->close_after) /* once this answer is out */
             bufferevent_setcb(bev, backend_read, backend_written, backend_event, b);
@@ -245,6 +264,30 @@ static void test_reuse_and_framings(struct event_base *base)
     evconnlistener_free(b.listener);
 }
 
+/* A head that arrives a byte at a time, split at every point, CRLF CRLF
+ * included (the client searches on from where its last look stopped). */
+static void test_a_head_byte_by_byte(struct event_base *base)
+{
+    char answer[4096];
+    int n = snprintf(answer, sizeof(answer), "HTTP/1.1 200 OK\r\nX-Long: ");
+    memset(answer + n, 'a', 3000);
+    snprintf(answer + n + 3000, sizeof(answer) - (size_t)n - 3000,
+             "\r\nContent-Length: 5\r\n\r\nhello");
+    struct backend b = {.answer = answer, .drip = true};
+    backend_start(base, &b);
+    struct sp_upstream_pool *pool = pool_for(base, &b.address);
+    struct result r = {.base = base};
+
+    start(pool, &r, "GET");
+    wait_for(&r);
+    ok(r.done && r.status == 200 && body_is(&r, "hello") && b.dripped == strlen(answer),
+       "a 3 KB head sent one byte at a time");
+    sp_upstream_pool_free(pool);
+    settle(base);
+    event_free(b.drip_timer);
+    evconnlistener_free(b.listener);
+}
+
 /* The backend closes a kept connection: the next request, sent on it at
  * once, finds it closed before any answer and is retried, unseen. */
 static void test_retry_on_a_closed_pooled_connection(struct event_base *base)
@@ -355,6 +398,7 @@ int main(void)
     test_retry_on_a_closed_pooled_connection(base);
     test_refusals(base);
     test_unix_socket(base);
+    test_a_head_byte_by_byte(base);
     event_base_free(base);
     return tap_done();
 }
