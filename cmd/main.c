@@ -1,5 +1,6 @@
 /* sidepush: arguments, signals, configuration, and the event loop. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include "config/config.h"
 #include "core/cpus.h"
 #include "core/log.h"
+#include "net/filewatch.h"
 
 static void usage(FILE *out)
 {
@@ -81,12 +83,38 @@ struct runner {
      * still point into them, so they live until exit (a few KiB each). */
     struct sp_config **retired;
     size_t nretired;
+    struct sp_filewatch *watch; /* the configuration's files, while watch_config */
 };
 
-/* SIGHUP: the same load path as --check-config; a bad file changes nothing. */
-static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+static void on_files_changed(void *arg);
+
+/* Watches the files the running configuration was read from (itself and
+ * every ${file:}), or nothing when it says watch_config: false. */
+static void watch_files(struct runner *r)
 {
-    struct runner *r = arg;
+    const struct sp_config *c = r->config;
+    const char **paths = calloc(c->sources.count + 1, sizeof(*paths));
+
+    sp_filewatch_free(r->watch);
+    r->watch = NULL;
+    if (!c->watch_config || paths == NULL) {
+        free(paths);
+        return;
+    }
+    paths[0] = r->path;
+    for (size_t i = 0; i < c->sources.count; i++)
+        paths[i + 1] = c->sources.paths[i];
+    r->watch = sp_filewatch_new(r->base, paths, c->sources.count + 1, 200, on_files_changed, r);
+    if (r->watch == NULL)
+        sp_log_warn(r->log, "watch_failed", "%s: changes apply on SIGHUP only: %s", r->path,
+                    strerror(errno));
+    free(paths);
+}
+
+/* SIGHUP or a change on disk: the same load path as --check-config; a bad
+ * file changes nothing. */
+static void reload(struct runner *r)
+{
     struct sp_diags diags = {0};
     struct sp_config *fresh = NULL;
 
@@ -110,6 +138,20 @@ static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
     r->log->level = fresh->log.level;
     sp_app_reconfigure(r->app, fresh);
     sp_log_info(r->log, "reloaded", "%s: %zu routes", r->path, fresh->nroutes);
+    watch_files(r); /* the new configuration may read other files */
+}
+
+static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+    reload(arg);
+}
+
+static void on_files_changed(void *arg)
+{
+    struct runner *r = arg;
+
+    sp_log_info(r->log, "config_changed", "%s: its files changed on disk; reloading", r->path);
+    reload(r);
 }
 
 static void on_drained(void *arg)
@@ -174,10 +216,12 @@ static int run(const char *path)
                 (unsigned long long)config->shutdown_grace_ms);
     sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s", SP_VERSION,
                 listen, publish, config->backend.url);
+    watch_files(&runner);
     event_base_dispatch(base);
     sp_log_info(&log, "stopped", "shutting down");
     rc = 0;
 done:
+    sp_filewatch_free(runner.watch);
     sp_app_free(app);
     if (sigterm)
         event_free(sigterm);

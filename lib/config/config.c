@@ -67,6 +67,8 @@ static const struct key config_keys[] = {
      "event-loop threads: auto = the CPUs this process may use (affinity and cgroup quota)"},
     {"", "shutdown_grace", T_DURATION, C(shutdown_grace_ms), 0, HOUR, "20s", 0,
      "on SIGTERM, subscribers are sent away spread over this window, then sidepush exits"},
+    {"", "watch_config", T_BOOL, C(watch_config), 0, 0, "true", 0,
+     "reload when this file or a ${file:} it reads changes (a ConfigMap update), as on SIGHUP"},
     {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
     {"backend", "url", T_BACKEND_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
      "the app: http://127.0.0.1:3000 (a path prefixes every target) or unix:/run/app.sock"},
@@ -94,7 +96,7 @@ static const struct key config_keys[] = {
      "publisher connections held at once (apart from limits.max_connections)"},
     {"publish", "auth", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "optional publisher auth"},
     {"publish.auth", "bearer_token", T_STRING, C(publish_auth.bearer_token), 0, 0, NULL, 0,
-     "require 'Authorization: Bearer <token>'; use ${VAR} to keep it out of the file"},
+     "require 'Authorization: Bearer <token>'; ${VAR} or ${file:PATH} keep it out of the file"},
     {"publish.auth", "hmac_secret", T_STRING, C(publish_auth.hmac_secret), 0, 0, NULL, 0,
      "require Standard Webhooks signatures with this secret (whsec_… base64)"},
     {"publish.auth", "timestamp_tolerance", T_DURATION, C(publish_auth.timestamp_tolerance_ms),
@@ -882,7 +884,7 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
         goto fail;
     }
     apply_defaults(config_keys, COUNT(config_keys), c);
-    sp_yaml_load(file, text, len, env, env_ctx, &root, diags);
+    sp_yaml_load(file, text, len, env, env_ctx, &root, diags, &c->sources);
     struct walker w = {file, diags, config_keys, COUNT(config_keys), c, c};
     if (root == NULL) {
         if (diags->count == before)
@@ -970,6 +972,7 @@ void sp_config_free(struct sp_config *config)
     free_strings(config_keys, COUNT(config_keys), config);
     free(config->redis.host);
     free(config->file);
+    sp_sources_clear(&config->sources);
     free(config);
 }
 

@@ -78,9 +78,11 @@ struct sp_route_config {
 
 struct sp_config {
     char *file;
+    struct sp_sources sources; /* the files read for ${file:}, to watch with file */
     struct sp_address listen;
     struct sp_address publish_listen;
     uint64_t shutdown_grace_ms;
+    bool watch_config;
     uint64_t workers; /* 0: auto */
     struct {
         char *url;

@@ -1,5 +1,6 @@
 #include "config/yaml_tree.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +11,16 @@
  * cannot exhaust the stack. Real configurations nest four levels. */
 #define MAX_DEPTH 64
 #define MAX_SCALAR (1024 * 1024)
+#define MAX_FILE_VALUE (64 * 1024) /* a token, a password, a certificate */
 
 struct loader {
     yaml_parser_t parser;
     const char *file;
-    sp_env_lookup env;
+    sp_env_lookup env; /* NULL: the process's environment and files */
     void *env_ctx;
     struct sp_diags *diags;
+    struct sp_sources *sources;
+    char *file_value; /* the last ${file:} read, until it is copied */
     bool failed;
 };
 
@@ -100,12 +104,103 @@ static int node_append(struct sp_ynode *parent, struct sp_ynode *child)
     return 0;
 }
 
-/* ---- ${VAR} expansion ----------------------------------------------------- */
+/* ---- ${VAR} and ${file:PATH} expansion ------------------------------------ */
 
-static const char *default_env(const char *name, void *ctx)
+void sp_sources_clear(struct sp_sources *s)
 {
-    (void)ctx;
-    return getenv(name);
+    for (size_t i = 0; i < s->count; i++)
+        free(s->paths[i]);
+    free(s->paths);
+    s->paths = NULL;
+    s->count = 0;
+}
+
+static void sources_add(struct sp_sources *s, const char *path)
+{
+    for (size_t i = 0; s != NULL && i < s->count; i++) {
+        if (strcmp(s->paths[i], path) == 0)
+            return;
+    }
+    char **grown = s ? realloc(s->paths, (s->count + 1) * sizeof(*grown)) : NULL;
+    if (grown == NULL)
+        return;
+    s->paths = grown;
+    if ((s->paths[s->count] = strdup(path)) != NULL)
+        s->count++;
+}
+
+/* A ${file:} path relative to the configuration's own directory, as the
+ * configuration's other files would be in a mounted volume. */
+static bool file_path(const struct loader *l, const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(l->file, '/');
+    int n = path[0] == '/' || slash == NULL
+                ? snprintf(out, size, "%s", path)
+                : snprintf(out, size, "%.*s/%s", (int)(slash - l->file), l->file, path);
+
+    return n >= 0 && (size_t)n < size;
+}
+
+/* Reads ${file:PATH} for the process's own loader. Returns the text (owned
+ * by l until the next read) or NULL with why filled in. */
+static const char *read_file_value(struct loader *l, const char *path, char *why, size_t whylen)
+{
+    char full[4096];
+    FILE *f;
+
+    if (!file_path(l, path, full, sizeof(full))) {
+        snprintf(why, whylen, "the path is too long");
+        return NULL;
+    }
+    sources_add(l->sources, full); /* watched even while missing: it may appear */
+    free(l->file_value);
+    l->file_value = malloc(MAX_FILE_VALUE + 2);
+    if (l->file_value == NULL || (f = fopen(full, "rb")) == NULL) {
+        snprintf(why, whylen, "cannot read '%.300s': %s", full,
+                 l->file_value ? strerror(errno) : "out of memory");
+        return NULL;
+    }
+    size_t n = fread(l->file_value, 1, MAX_FILE_VALUE + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed || n > MAX_FILE_VALUE || memchr(l->file_value, '\0', n) != NULL) {
+        snprintf(why, whylen, "'%.300s' %s", full,
+                 failed               ? "cannot be read"
+                 : n > MAX_FILE_VALUE ? "is over 64 KiB"
+                                      : "holds a NUL byte");
+        return NULL;
+    }
+    if (n > 0 && l->file_value[n - 1] == '\n')
+        n--;
+    if (n > 0 && l->file_value[n - 1] == '\r')
+        n--;
+    l->file_value[n] = '\0';
+    return l->file_value;
+}
+
+static bool valid_var_name(const char *name, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              (i > 0 && c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+/* The value of ${name}: a variable, or for "file:PATH" a file's contents.
+ * NULL when unset or unreadable (why says which, for a file). */
+static const char *lookup(struct loader *l, const char *name, char *why, size_t whylen)
+{
+    bool is_file = strncmp(name, "file:", 5) == 0;
+
+    why[0] = '\0';
+    if (l->env != NULL)
+        return l->env(name, l->env_ctx);
+    return is_file ? read_file_value(l, name + 5, why, whylen) : getenv(name);
 }
 
 static int buf_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -130,7 +225,7 @@ static char *expand_env(struct loader *l, const char *in, const yaml_mark_t *mar
 {
     char *out = NULL;
     size_t len = 0, cap = 0;
-    char msg[300];
+    char msg[512];
 
     if (buf_append(&out, &len, &cap, "", 0) < 0)
         return NULL;
@@ -160,13 +255,9 @@ static char *expand_env(struct loader *l, const char *in, const yaml_mark_t *mar
             fallback = sep + 2;
             name_len = (size_t)(sep - name);
         }
-        char var[256];
-        bool valid = name_len > 0 && name_len < sizeof(var);
-        for (size_t i = 0; valid && i < name_len; i++) {
-            char c = name[i];
-            valid = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    (i > 0 && c >= '0' && c <= '9');
-        }
+        char var[4096 + 8], why[400];
+        bool is_file = name_len > 5 && strncmp(name, "file:", 5) == 0;
+        bool valid = name_len < sizeof(var) && (is_file || valid_var_name(name, name_len));
         if (!valid) {
             snprintf(msg, sizeof(msg), "invalid environment variable name in '%.*s'",
                      (int)(end - p + 1), p);
@@ -175,9 +266,13 @@ static char *expand_env(struct loader *l, const char *in, const yaml_mark_t *mar
         }
         memcpy(var, name, name_len);
         var[name_len] = '\0';
-        const char *value = l->env(var, l->env_ctx);
+        const char *value = lookup(l, var, why, sizeof(why));
         if (value == NULL && fallback == NULL) {
-            snprintf(msg, sizeof(msg), "environment variable '%s' is not set", var);
+            if (is_file)
+                snprintf(msg, sizeof(msg), "${%.*s}: %.200s",
+                         (int)(name_len > 200 ? 200 : name_len), var, why[0] ? why : "not found");
+            else
+                snprintf(msg, sizeof(msg), "environment variable '%.200s' is not set", var);
             loader_error(l, mark, msg);
             goto fail;
         }
@@ -347,13 +442,14 @@ fail:
 }
 
 int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env, void *env_ctx,
-                 struct sp_ynode **root, struct sp_diags *diags)
+                 struct sp_ynode **root, struct sp_diags *diags, struct sp_sources *sources)
 {
     struct loader l = {
         .file = file,
-        .env = env ? env : default_env,
+        .env = env,
         .env_ctx = env_ctx,
         .diags = diags,
+        .sources = env == NULL ? sources : NULL,
     };
     struct sp_ynode *doc = NULL;
 
@@ -364,6 +460,7 @@ int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup e
     yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, len);
     int rc = parse_stream(&l, &doc);
     yaml_parser_delete(&l.parser);
+    free(l.file_value);
     *root = doc;
     return (rc < 0 || l.failed) ? -1 : 0;
 }

@@ -38,17 +38,29 @@ void sp_diags_add(struct sp_diags *d, const char *file, unsigned line, unsigned 
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void sp_diags_clear(struct sp_diags *d);
 
-/* Looks up an environment variable; returns NULL when unset. */
+/* Looks up an environment variable; returns NULL when unset. With a lookup
+ * of the caller's, ${file:PATH} asks it for the name "file:PATH" too. */
 typedef const char *(*sp_env_lookup)(const char *name, void *ctx);
 
+/* The files a configuration was made of: the file itself, then every file a
+ * ${file:PATH} read (a mounted Secret, say), each once. */
+struct sp_sources {
+    char **paths;
+    size_t count;
+};
+
+void sp_sources_clear(struct sp_sources *s);
+
 /* Parses text (len bytes, need not be NUL-terminated). file names the source
- * in diagnostics. Sets *root to the tree (NULL for an empty document or a
- * syntax error; owned by the caller, freed with sp_ynode_free) and returns 0,
- * or -1 after appending every problem found to diags. A tree is still handed
- * back after errors such as an unset variable, so that the caller can go on
- * reporting the problems it finds too. env may be NULL to use getenv(). */
+ * in diagnostics. With env NULL, ${NAME} is getenv(NAME) and ${file:PATH}
+ * the contents of PATH (relative to file's directory; one trailing newline
+ * dropped), and the paths read are added to sources (which may be NULL). Sets *root to the tree
+ * (NULL for an empty document or a syntax error; owned by the caller, freed with sp_ynode_free) and
+ * returns 0, or -1 after appending every problem found to diags. A tree is still handed back after
+ * errors such as an unset variable, so that the caller can go on reporting the problems it finds
+ * too. env may be NULL to use getenv(). */
 int sp_yaml_load(const char *file, const char *text, size_t len, sp_env_lookup env, void *env_ctx,
-                 struct sp_ynode **root, struct sp_diags *diags);
+                 struct sp_ynode **root, struct sp_diags *diags, struct sp_sources *sources);
 
 void sp_ynode_free(struct sp_ynode *node);
 

@@ -5,7 +5,8 @@ import time
 
 import requests
 
-from pushutil import CurlSSE, publish_ok, wait_subscribers
+from conftest import Sidepush
+from pushutil import CurlSSE, publish, publish_ok, wait_subscribers
 
 BASE = "routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
 
@@ -48,3 +49,96 @@ def test_broken_config_is_refused_and_the_old_one_serves(make_sidepush):
     sp.log.flush()
     log = sp.config.with_suffix(".log").read_text()
     assert "reload_rejected" in log and "YAML syntax error" in log
+
+
+# ---- changes on disk apply by themselves (watch_config, on by default) ----------------------
+
+def wait_until(check, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def live_route(sp):
+    return requests.get(f"{sp.url}/live/x?wait=0", timeout=5).status_code == 304
+
+
+def kubelet_swap(volume, version, files):
+    """What the kubelet does to a ConfigMap or Secret volume: the new files in
+    a fresh hidden directory, then a "..data" symlink renamed over the old."""
+    (volume / version).mkdir()
+    for name, text in files.items():
+        (volume / version / name).write_text(text)
+    (volume / "..data_tmp").symlink_to(version)
+    (volume / "..data_tmp").rename(volume / "..data")
+    for name in files:
+        if not (volume / name).is_symlink():
+            (volume / name).symlink_to(f"..data/{name}")
+
+
+def test_an_edited_file_applies_without_sighup(make_sidepush):
+    sp = make_sidepush("log: { level: info }\n" + BASE)
+    sse = CurlSSE(f"{sp.url}/events/keep")
+    try:
+        wait_subscribers(sp, "keep", 1)
+        assert not live_route(sp)
+        text = sp.config.read_text()
+        sp.config.write_text(text + "  - path: /live/{channel}\n    subscribe: {}\n")
+        assert wait_until(lambda: live_route(sp))
+        publish_ok(sp, "keep", "after")
+        assert [e["data"] for e in sse.events(1)] == ["after"]  # never interrupted
+    finally:
+        sse.close()
+    sp.stop()
+    assert "config_changed" in sp.output and "reloaded" in sp.output
+
+
+def test_a_configmap_swap_applies_and_a_broken_one_is_kept_out(backend, tmp_path):
+    volume = tmp_path / "config-volume"
+    volume.mkdir()
+    kubelet_swap(volume, "..v1", {"sidepush.yaml": ""})  # Sidepush writes through the link
+    sp = Sidepush(backend.url, "log: { level: info }\n" + BASE, volume)
+    try:
+        head = (volume / "sidepush.yaml").read_text()
+        kubelet_swap(volume, "..v2", {"sidepush.yaml": head + "  - path: /live/{channel}\n"
+                                                        "    subscribe: {}\n"})
+        assert wait_until(lambda: live_route(sp))
+        kubelet_swap(volume, "..v3", {"sidepush.yaml": "routes: [ not : valid\n"})
+        assert wait_until(lambda: "reload_rejected" in sp.config.with_suffix(".log").read_text())
+        assert sp.proc.poll() is None and live_route(sp)  # the running one kept
+    finally:
+        assert sp.stop() == 0, sp.output
+    assert "kept the running configuration" in sp.output
+
+
+def test_a_rotated_secret_file_applies(backend, tmp_path):
+    """publish.auth.bearer_token: '${file:...}' from a mounted Secret: the
+    kubelet's swap of the Secret's volume rotates the token, no restart."""
+    secret = tmp_path / "secret-volume"
+    secret.mkdir()
+    kubelet_swap(secret, "..s1", {"token": "old-token\n"})
+    sp = Sidepush(backend.url, f"publish: {{ auth: {{ bearer_token: '${{file:{secret}/token}}' }} }}\n"
+                  + BASE, tmp_path)
+
+    def status(token):
+        return publish(sp, "rot", "x", headers={"Authorization": f"Bearer {token}"}).status_code
+    try:
+        assert status("old-token") == 202 and status("new-token") == 401
+        kubelet_swap(secret, "..s2", {"token": "new-token\n"})
+        assert wait_until(lambda: status("new-token") == 202)
+        assert status("old-token") == 401
+    finally:
+        assert sp.stop() == 0, sp.output
+
+
+def test_watch_config_false_waits_for_sighup(make_sidepush):
+    sp = make_sidepush("watch_config: false\n" + BASE)
+    text = sp.config.read_text()
+    sp.config.write_text(text + "  - path: /live/{channel}\n    subscribe: {}\n")
+    time.sleep(1)  # four times the watcher's quiet spell
+    assert not live_route(sp)
+    sp.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: live_route(sp))

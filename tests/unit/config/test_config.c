@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "../tap.h"
 
@@ -224,6 +225,55 @@ static void test_load_missing_file(void)
     sp_diags_clear(&d);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* ${file:PATH}: a mounted Secret's key, relative to the configuration's
+ * directory or absolute; the paths read are the configuration's sources. */
+static void test_file_values(void)
+{
+    char dir[] = "/tmp/sidepush-config-XXXXXX", conf[128], token[128], missing[128];
+    struct sp_diags d = {0};
+    struct sp_config *c = NULL;
+
+    if (mkdtemp(dir) == NULL) {
+        ok(false, "a temporary directory");
+        return;
+    }
+    snprintf(conf, sizeof(conf), "%s/sidepush.yaml", dir);
+    snprintf(token, sizeof(token), "%s/token", dir);
+    snprintf(missing, sizeof(missing), "%s/absent", dir);
+    write_file(token, "s3cret\n");
+    write_file(conf, "backend: {url: http://x}\n"
+                     "publish: {auth: {bearer_token: '${file:token}'}}\n");
+    ok(sp_config_load(conf, &c, &d) == 0 && c != NULL, "a configuration with ${file:token}");
+    if (c) {
+        is_str(c->publish_auth.bearer_token, "s3cret", "the file's text, its newline dropped");
+        ok(c->sources.count == 1 && strcmp(c->sources.paths[0], token) == 0,
+           "the file read is a source, by its full path");
+    }
+    sp_config_free(c);
+    c = NULL;
+    char text[400];
+    snprintf(text, sizeof(text),
+             "backend: {url: http://x}\npublish: {auth: {bearer_token: '${file:%s}'}}\n", missing);
+    write_file(conf, text);
+    ok(sp_config_load(conf, &c, &d) < 0 && c == NULL && d.count == 1, "a missing file is refused");
+    ok(d.count == 1 && strstr(d.lines[0], "sidepush.yaml:2:") != NULL &&
+           strstr(d.lines[0], "No such file") != NULL,
+       "with the place and the reason");
+    sp_diags_clear(&d);
+    unlink(token);
+    unlink(conf);
+    rmdir(dir);
+}
+
 static void test_redis(void)
 {
     struct sp_diags d = {0};
@@ -277,6 +327,7 @@ int main(void)
     test_all_errors_reported();
     test_env_fallback();
     test_load_missing_file();
+    test_file_values();
     test_redis();
     return tap_done();
 }
