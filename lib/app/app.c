@@ -64,7 +64,8 @@ struct sp_app {
     struct sp_listener *admin_listener; /* metrics.listen, optional */
     struct sp_http_server *admins;
     bool draining;
-    bool freeing; /* connections closing now change no caps */
+    bool shedding; /* POST /drain: not ready, subscribers sent away, still serving */
+    bool freeing;  /* connections closing now change no caps */
     unsigned workers_drained;
     void (*drained)(void *ctx);
     void *drained_ctx;
@@ -492,7 +493,40 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
     sp_proxy_handle(w->proxy, conn, req);
 }
 
-/* The admin listener (home): metrics and health only. */
+static void shed_worker(struct worker *w, void *arg)
+{
+    (void)arg;
+    sp_push_drain(w->push, w->config->shutdown_grace_ms);
+}
+
+/* POST /drain, for a preStop hook: readiness turns false (the Service
+ * stops sending new clients) and subscribers are sent away as a drain sends
+ * them, spread over shutdown_grace, while sidepush goes on serving and
+ * proxying until the pod's SIGTERM. A second call changes nothing. */
+static void shed(struct sp_app *app)
+{
+    if (app->shedding || app->draining)
+        return;
+    app->shedding = true;
+    atomic_store(&app->ready, false);
+    sp_log_info(app->log, "shedding",
+                "POST /drain: not ready; subscribers sent away over %llu ms, still serving",
+                (unsigned long long)app->config->shutdown_grace_ms);
+    for (unsigned i = 1; i < app->nworkers; i++)
+        call_on(&app->workers[i], shed_worker, NULL); /* out of memory: its drain at SIGTERM */
+    shed_worker(home(app), NULL);
+}
+
+static void serve_drain(struct worker *w, struct sp_http_conn *conn)
+{
+    static const char answer[] = "{\"status\":\"draining\"}\n";
+
+    shed(w->app);
+    sp_http_respond(conn, 202, "application/json", answer, sizeof(answer) - 1);
+}
+
+/* The admin listener (home): metrics, health, and the drain a preStop hook
+ * asks for. */
 static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     struct worker *w = ctx;
@@ -501,8 +535,16 @@ static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_h
         serve_metrics(w, conn);
         return;
     }
+    if (sp_slice_eq(req->path, "/drain")) {
+        if (sp_slice_eq(req->method, "POST"))
+            serve_drain(w, conn);
+        else
+            sp_http_respond_not_allowed(conn, "POST", "POST /drain starts a drain");
+        return;
+    }
     if (!serve_health(w, conn, req))
-        sp_http_respond_error(conn, 404, "the admin listener serves metrics and health only");
+        sp_http_respond_error(conn, 404,
+                              "the admin listener serves metrics, health and POST /drain only");
 }
 
 static void handle_publisher(void *ctx, struct sp_http_conn *conn,
@@ -567,6 +609,7 @@ static struct sp_http_limits http_limits(const struct sp_config *config)
         .max_body_size = config->limits.max_body_size,
         .header_timeout_ms = config->limits.header_timeout_ms,
         .idle_timeout_ms = config->limits.idle_timeout_ms,
+        .max_age_ms = config->limits.max_connection_age_ms,
         .output_buffer = config->limits.proxy_buffer_size,
         .access_log = config->log.access,
     };

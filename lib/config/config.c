@@ -144,6 +144,10 @@ static const struct key config_keys[] = {
      "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
     {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB, 1 * GiB,
      "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
+    {"limits", "max_connection_age", T_DURATION, C(limits.max_connection_age_ms), 0, 30 * 24 * HOUR,
+     "0s", 0,
+     "streams and keep-alive connections older than this (less up to a tenth) are ended as a "
+     "drain ends them, so load spreads to new pods (0: never)"},
     {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1, 255,
      "16", 0, "channels one subscription may name (comma-separated)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},

@@ -24,6 +24,13 @@ void sp_random_base36(char *out, size_t n)
     out[n] = '\0';
 }
 
+uint64_t sp_retire_at(uint64_t now, uint64_t age_ms)
+{
+    if (age_ms == 0)
+        return UINT64_MAX;
+    return now + age_ms - (uint64_t)sp_random() % (age_ms / 10 + 1);
+}
+
 uint32_t sp_random(void)
 {
     uint32_t r = 0;

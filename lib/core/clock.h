@@ -14,6 +14,12 @@ uint64_t sp_now_ms(void);
  * spreading retries and reconnects, not for secrets. */
 uint32_t sp_random(void);
 
+/* When something that began at now and may last age_ms should end: now +
+ * age_ms less a random tenth of it, so connections made together (a
+ * deploy's reconnect wave) do not all end together. UINT64_MAX when age_ms
+ * is 0 (no limit). */
+uint64_t sp_retire_at(uint64_t now, uint64_t age_ms);
+
 /* ms as a struct timeval, for libevent's timers. */
 struct timeval sp_timeval_ms(uint64_t ms);
 

@@ -37,6 +37,7 @@ struct sp_http_conn {
     struct evbuffer *in;
     struct evbuffer *out;
     bool eof;           /* the client half-closed: never read again */
+    uint64_t retire_ms; /* limits.max_age_ms: the answer after this closes the connection */
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
     TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
@@ -375,7 +376,7 @@ void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
                     (int)c->req.method.len, c->req.method.ptr ? c->req.method.ptr : "",
                     (int)c->req.target.len, c->req.target.ptr ? c->req.target.ptr : "", status);
     c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
-    if (!wants_keepalive(c) || c->server->draining)
+    if (!wants_keepalive(c) || c->server->draining || sp_now_ms() >= c->retire_ms)
         c->close_after = true;
     add_status_line(o, c->req.minor_version ? 1 : 0, status, reason);
     if (header_lines != NULL)
@@ -1020,6 +1021,7 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
         return -1;
     }
     c->server = s;
+    c->retire_ms = sp_retire_at(sp_now_ms(), s->limits.max_age_ms);
     c->fd = fd; /* owned by the connection from here on */
     c->in = evbuffer_new();
     c->out = evbuffer_new();

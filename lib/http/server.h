@@ -26,6 +26,7 @@ struct sp_http_limits {
     uint64_t max_body_size;
     uint64_t header_timeout_ms;
     uint64_t idle_timeout_ms;
+    uint64_t max_age_ms;    /* keep-alive: a connection this old closes after its answer */
     uint64_t output_buffer; /* unsent bytes before a producer is asked to pause */
     bool access_log;        /* a log line per response head */
 };

@@ -26,6 +26,7 @@ struct sp_grip {
     char *keepalive;
     size_t keepalive_len;
     uint64_t keepalive_ms;
+    uint64_t retire_ms; /* limits.max_connection_age */
     /* response holds */
     struct sp_http_conn *conn;
     struct event timer;
@@ -128,6 +129,7 @@ static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_
         return;
     }
     g->chunked = framing == SP_HTTP_STREAM_CHUNKED;
+    g->retire_ms = sp_retire_at(sp_now_ms(), push->config->limits.max_connection_age_ms);
     g->out = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
                            &stream_ops, g);
     evbuffer_free(initial);
@@ -273,12 +275,27 @@ void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
         hold_response(push, g, conn, hold);
 }
 
+/* A held stream ends as the backend's own stream would: its last chunk. */
+static void end_stream_hold(struct sp_grip *g)
+{
+    if (g->out != NULL && g->chunked)
+        sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
+    if (g->out != NULL)
+        sp_stream_end(g->out);
+    grip_free(g);
+}
+
 void sp_grip_tick(struct sp_push *push, uint64_t now)
 {
     struct sp_grip *g, *next;
 
     for (g = LIST_FIRST(&push->grips); g != NULL; g = next) {
         next = LIST_NEXT(g, link);
+        if (g->stream && g->out != NULL && now >= g->retire_ms) {
+            push->stats.aged_out++;
+            end_stream_hold(g);
+            continue;
+        }
         if (!g->stream || g->out == NULL || g->keepalive == NULL ||
             now - sp_stream_last_write(g->out) < g->keepalive_ms)
             continue;
@@ -311,14 +328,7 @@ bool sp_grip_drain_one(struct sp_push *push)
     if (g == NULL)
         return false;
     if (g->stream) {
-        if (g->out == NULL) {
-            grip_free(g);
-        } else {
-            if (g->chunked)
-                sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
-            sp_stream_end(g->out);
-            grip_free(g);
-        }
+        end_stream_hold(g);
     } else {
         response_timeout(-1, 0, g); /* the backend's own answer, now */
     }

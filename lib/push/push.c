@@ -449,14 +449,16 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
 {
     struct timeval tick = {0, DRAIN_TICK_MS * 1000};
 
-    if (push->draining)
-        return;
+    /* A second call (SIGTERM after the admin's POST /drain) plans again:
+     * whoever subscribed since goes too, over the new window. */
     push->draining = true;
+    push->drained = 0;
     push->drain_total = sp_push_subscribers(push);
     push->drain_started = sp_now_ms();
     /* Leave the last fifth of the grace for the final bytes to go out. */
     push->drain_window_ms = window_ms * 4 / 5;
-    push->drainer = event_new(push->base, -1, EV_PERSIST, drain_tick, push);
+    if (push->drainer == NULL)
+        push->drainer = event_new(push->base, -1, EV_PERSIST, drain_tick, push);
     if (push->drainer == NULL || event_add(push->drainer, &tick) < 0) {
         while (drain_one(push))
             ;
@@ -516,6 +518,7 @@ void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figur
     b->published += a->published;
     b->delivered += a->delivered;
     b->slow_consumers += a->slow_consumers;
+    b->aged_out += a->aged_out;
     b->missed_history += a->missed_history;
     b->publish_errors += a->publish_errors;
     for (int i = 0; i < 6; i++)
@@ -569,6 +572,9 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
     sp_metric_one(out, "sidepush_slow_consumer_disconnects_total", "counter",
                   "Subscribers disconnected for passing limits.subscriber_max_unsent.",
                   (double)st->slow_consumers);
+    sp_metric_one(out, "sidepush_streams_aged_out_total", "counter",
+                  "Streams ended (to reconnect, maybe elsewhere) at limits.max_connection_age.",
+                  (double)st->aged_out);
     sp_metric_head(out, "sidepush_publish_errors_total", "counter",
                    "Refused publish API requests, by reason.");
     for (int i = 0; i < 6; i++) {

@@ -22,6 +22,7 @@ struct sp_push_stats {
     uint64_t published;
     uint64_t delivered;
     uint64_t slow_consumers; /* disconnected for passing subscriber_max_unsent */
+    uint64_t aged_out;       /* streams ended at limits.max_connection_age */
     uint64_t missed_history; /* subscribers told their cursor's history is gone */
     uint64_t publish_errors;
     uint64_t publish_errors_by_status[6]; /* 400, 401, 404, 405, 413, other */

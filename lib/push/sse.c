@@ -11,7 +11,8 @@ struct sp_sse {
     struct sp_subscription *subs;
     LIST_ENTRY(sp_sse) link;
     uint64_t keepalive_ms;
-    bool chunked; /* HTTP/1.1: each event is one chunk; HTTP/1.0: ends with the connection */
+    uint64_t retire_ms; /* limits.max_connection_age */
+    bool chunked;       /* HTTP/1.1: each event is one chunk; HTTP/1.0: ends with the connection */
 };
 
 static void sse_free(struct sp_sse *s)
@@ -141,6 +142,7 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
     push->live[SP_KIND_SSE]++;
     s->push = push;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
+    s->retire_ms = sp_retire_at(sp_now_ms(), push->config->limits.max_connection_age_ms);
     /* A browser's EventSource never gives up on a network error but does on
      * any other status, so an unreadable id replays from the start with the
      * missed signal instead of failing the request. */
@@ -182,12 +184,19 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
         sp_stream_write_now(s->stream);
 }
 
+static void send_away(struct sp_sse *s);
+
 void sp_sse_tick(struct sp_push *push, uint64_t now)
 {
     struct sp_sse *s, *next;
 
     for (s = LIST_FIRST(&push->sse); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
+        if (s->stream != NULL && now >= s->retire_ms) {
+            push->stats.aged_out++;
+            send_away(s);
+            continue;
+        }
         if (s->stream == NULL || now - sp_stream_last_write(s->stream) < s->keepalive_ms)
             continue;
         if (write_text(s, ":\n\n") < 0)
@@ -206,22 +215,27 @@ void sp_sse_close_all(struct sp_push *push)
     }
 }
 
-bool sp_sse_drain_one(struct sp_push *push)
+/* A jittered reconnect delay, so the browsers that leave together do not
+ * all come back to the next pod at the same moment. The stream then ends
+ * cleanly: EventSource reconnects (a 503 would make it give up). */
+static void send_away(struct sp_sse *s)
 {
-    struct sp_sse *s = LIST_FIRST(&push->sse);
     char text[64];
 
-    if (s == NULL)
-        return false;
-    if (s->stream == NULL) {
-        sse_free(s);
-        return true;
-    }
-    /* A jittered reconnect delay, so the browsers that leave together do not
-     * all come back to the next pod at the same moment. The stream then ends
-     * cleanly: EventSource reconnects (a 503 would make it give up). */
     snprintf(text, sizeof(text), "retry: %u\n\n", 1000 + sp_random() % 9000);
     write_text(s, text);
     end_stream(s, true);
+}
+
+bool sp_sse_drain_one(struct sp_push *push)
+{
+    struct sp_sse *s = LIST_FIRST(&push->sse);
+
+    if (s == NULL)
+        return false;
+    if (s->stream == NULL)
+        sse_free(s);
+    else
+        send_away(s);
     return true;
 }

@@ -28,6 +28,7 @@ struct sp_ws {
     const char *want_reason;
     uint64_t ping_interval_ms;
     uint64_t last_ping;
+    uint64_t retire_ms; /* limits.max_connection_age */
     bool awaiting_pong;
     char *heartbeat;
     struct sp_forward *forward; /* client messages to the backend, or NULL */
@@ -222,6 +223,11 @@ void sp_ws_tick(struct sp_push *push, uint64_t now)
 
     for (ws = LIST_FIRST(&push->ws); ws != NULL; ws = next) {
         next = LIST_NEXT(ws, link);
+        if (ws->stream != NULL && now >= ws->retire_ms) {
+            push->stats.aged_out++;
+            close_with(ws, SP_WS_CLOSE_RESTART, "connection age limit: reconnect");
+            continue;
+        }
         if (ws->stream == NULL || now - ws->last_ping < ws->ping_interval_ms)
             continue;
         if (ws->awaiting_pong) {
@@ -368,6 +374,7 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
     ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
+    ws->retire_ms = sp_retire_at(ws->last_ping, push->config->limits.max_connection_age_ms);
     ws->heartbeat = route->subscribe.websocket.heartbeat;
     if (push->forwarder != NULL && route->subscribe.websocket.forward != NULL &&
         (ws->forward = push->forwarder->open(push->forwarder_ctx, route, spec, req,

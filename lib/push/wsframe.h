@@ -30,6 +30,7 @@ enum {
     SP_WS_CLOSE_POLICY = 1008,
     SP_WS_CLOSE_TOO_BIG = 1009,
     SP_WS_CLOSE_INTERNAL = 1011,
+    SP_WS_CLOSE_RESTART = 1012, /* "service restart": reconnect (to another instance) */
 };
 
 /* Writes a server frame header for a payload of len bytes into out (at least
