@@ -36,8 +36,8 @@ def count_build(build):
         t = json.loads(line)
         ok = t["result"] in ("OK", "EXPECTEDFAIL")
         name = t["name"].split("/")[-1].strip()
-        junit = Path(build) / "tests" / "integration" / f"{name}.xml"
-        if name.startswith("pytest") and junit.exists():
+        junit = next((Path(build) / "tests").glob(f"*/{name}.xml"), None)
+        if name.startswith("pytest") and junit is not None:
             p, f = count_junit(junit)
             f += 0 if ok or f else 1
         elif t.get("protocol") == "tap" or re.search(r"^(not )?ok \d+", t.get("stdout", ""), re.M):

@@ -849,6 +849,13 @@ static void on_eof(struct sp_http_conn *c)
         update_reading(c);
         return;
     }
+    if (c->state != ST_HANDLED && c->state != ST_CLOSING && evbuffer_get_length(c->out) > 0) {
+        /* The answer to the last request is written but not yet sent (the
+         * client half-closed as it arrived): it still goes out. */
+        c->eof = true;
+        flush_then_close(c);
+        return;
+    }
     /* EOF on a request without a body is a client that left (as nginx takes
      * it): a held long-poll or a proxied request is released now, not when
      * its answer is ready; a body cut short tells the handler the same. */

@@ -34,8 +34,9 @@ def free_port() -> int:
 @pytest.fixture
 def refused_port():
     """A loopback port that refuses connections for the whole test: bound but
-    not listening. A port merely found free can be taken meanwhile by a server
-    of the other suite that meson runs at the same time (pytest-w1, -w4)."""
+    not listening. A port merely found free is handed out again by the next
+    bind to port 0, such as free_port() choosing sidepush's own listen port,
+    which then proxied to itself."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield s.getsockname()[1]

@@ -31,7 +31,7 @@ def run_browser_script(script, env):
 def start_demo(tmp_path, replicas=1, extra=""):
     """The demo app behind sidepush replicas; yields their ports and publish ports."""
     app_port = free_port()
-    app = subprocess.Popen([sys.executable, str(ROOT / "deploy/demo-app/app.py"),
+    app = subprocess.Popen([sys.executable, str(ROOT / "deploy/base/demo-app/app.py"),
                             "--port", str(app_port)])
     wait_port(app_port, app, "demo app")
     procs, ports, publish_ports = [], [], []
