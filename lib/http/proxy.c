@@ -233,17 +233,46 @@ static bool connection_names(struct connection_list l, struct sp_slice name)
     return false;
 }
 
-static void add_field(struct evbuffer *out, struct sp_slice name, struct sp_slice value)
+/* A head being written: gathered here and handed to its evbuffer in a few
+ * large adds, since one evbuffer_add costs more than copying a field. */
+struct head_text {
+    struct evbuffer *out;
+    size_t len;
+    char buf[4096];
+};
+
+static void add(struct head_text *t, const void *data, size_t len)
 {
-    evbuffer_add(out, name.ptr, name.len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, value.ptr, value.len);
-    evbuffer_add(out, "\r\n", 2);
+    if (t->len + len > sizeof(t->buf)) {
+        evbuffer_add(t->out, t->buf, t->len);
+        t->len = 0;
+        if (len > sizeof(t->buf)) {
+            evbuffer_add(t->out, data, len);
+            return;
+        }
+    }
+    memcpy(t->buf + t->len, data, len);
+    t->len += len;
 }
 
-static void add_text(struct evbuffer *out, const char *text)
+static void add_text(struct head_text *t, const char *text)
 {
-    evbuffer_add(out, text, strlen(text));
+    add(t, text, strlen(text));
+}
+
+static void add_field(struct head_text *t, struct sp_slice name, struct sp_slice value)
+{
+    add(t, name.ptr, name.len);
+    add(t, ": ", 2);
+    add(t, value.ptr, value.len);
+    add(t, "\r\n", 2);
+}
+
+static int head_done(struct head_text *t)
+{
+    int rc = evbuffer_add(t->out, t->buf, t->len);
+    t->len = 0;
+    return rc;
 }
 
 static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http_body_kind kind,
@@ -258,6 +287,9 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
     x->reason[rlen] = '\0';
     x->content_length = -1;
     struct connection_list named = connection_list(resp->headers, resp->nheaders);
+    struct head_text lines;
+    lines.out = x->head_lines;
+    lines.len = 0;
     for (size_t i = 0; i < resp->nheaders; i++) {
         const struct sp_http_header *h = &resp->headers[i];
         uint64_t n;
@@ -273,14 +305,15 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
         }
         if (resp->status == 101 && sp_slice_caseeq(h->name, "Upgrade")) {
             /* The protocol switched to; Connection: Upgrade goes with it. */
-            evbuffer_add_printf(x->head_lines, "Upgrade: %.*s\r\nConnection: Upgrade\r\n",
-                                (int)h->value.len, h->value.ptr);
+            add_field(&lines, h->name, h->value);
+            add_text(&lines, "Connection: Upgrade\r\n");
             continue;
         }
         if (sp_proxy_is_hop_header(h->name) || connection_names(named, h->name))
             continue;
-        add_field(x->head_lines, h->name, h->value);
+        add_field(&lines, h->name, h->value);
     }
+    head_done(&lines);
     if (kind == SP_HTTP_BODY_CHUNKED || kind == SP_HTTP_BODY_CLOSE)
         x->content_length = -1; /* the client gets it in its own framing */
     (void)length;
@@ -475,12 +508,15 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
     struct sp_proxy *p = x->proxy;
     enum sp_http_body_kind kind = sp_http_body_kind(x->conn);
     struct connection_list named = connection_list(req->headers, req->nheaders);
+    struct head_text t; /* not zeroed: only len bytes of buf are ever read */
 
-    evbuffer_add(out, req->method.ptr, req->method.len);
-    evbuffer_add(out, " ", 1);
-    add_text(out, p->base_path);
-    evbuffer_add(out, req->target.ptr, req->target.len);
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
+    t.out = out;
+    t.len = 0;
+    add(&t, req->method.ptr, req->method.len);
+    add(&t, " ", 1);
+    add_text(&t, p->base_path);
+    add(&t, req->target.ptr, req->target.len);
+    add(&t, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct sp_http_header *h = &req->headers[i];
         if (sp_slice_caseeq(h->name, "X-Forwarded-For")) {
@@ -495,35 +531,37 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
             sp_slice_caseeq(h->name, "X-Forwarded-Host") ||
             (sp_slice_caseeq(h->name, "Host") && !p->opts.preserve_host))
             continue;
-        add_field(out, h->name, h->value);
+        add_field(&t, h->name, h->value);
     }
     if (!p->opts.preserve_host || host == NULL) {
-        add_text(out, "Host: ");
-        add_text(out, p->host);
-        add_text(out, "\r\n");
+        add_text(&t, "Host: ");
+        add_text(&t, p->host);
+        add_text(&t, "\r\n");
     }
-    add_text(out, "X-Forwarded-For: ");
+    add_text(&t, "X-Forwarded-For: ");
     if (xff) {
-        evbuffer_add(out, xff->value.ptr, xff->value.len);
-        add_text(out, ", ");
+        add(&t, xff->value.ptr, xff->value.len);
+        add_text(&t, ", ");
     }
-    add_text(out, sp_http_peer(x->conn));
-    add_text(out, "\r\nX-Forwarded-Proto: http\r\n");
+    add_text(&t, sp_http_peer(x->conn));
+    add_text(&t, "\r\nX-Forwarded-Proto: http\r\n");
     const struct sp_http_header *upgrade = sp_http_find_header(req, "Upgrade");
     if (x->upgrade && upgrade != NULL) {
-        add_text(out, "Connection: Upgrade\r\n");
-        add_field(out, (struct sp_slice){"Upgrade", 7}, upgrade->value);
+        add_text(&t, "Connection: Upgrade\r\n");
+        add_field(&t, (struct sp_slice){"Upgrade", 7}, upgrade->value);
     }
     if (host)
-        add_field(out, (struct sp_slice){"X-Forwarded-Host", 16}, host->value);
+        add_field(&t, (struct sp_slice){"X-Forwarded-Host", 16}, host->value);
     if (kind == SP_HTTP_BODY_CHUNKED) {
         x->chunked_up = true;
-        add_text(out, "Transfer-Encoding: chunked\r\n");
+        add_text(&t, "Transfer-Encoding: chunked\r\n");
     } else if (kind == SP_HTTP_BODY_LENGTH || sp_http_find_header(req, "Content-Length")) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-                            (unsigned long long)sp_http_body_length(x->conn));
+        char n[32];
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)sp_http_body_length(x->conn));
+        add_field(&t, (struct sp_slice){"Content-Length", 14}, sp_slice_from(n));
     }
-    return evbuffer_add(out, "\r\n", 2);
+    add(&t, "\r\n", 2);
+    return head_done(&t);
 }
 
 static bool idempotent(struct sp_slice method)

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
@@ -42,7 +43,7 @@ struct sp_upstream {
     void *ctx;
     struct evbuffer *head;  /* the request head, kept for a retry */
     struct evbuffer *chunk; /* body bytes handed to ops->body */
-    struct event *timer;    /* connect, head or body timeout */
+    struct event timer;     /* connect, head or body timeout (assigned, not allocated) */
     enum state state;
     enum sp_http_body_kind kind;
     uint64_t remaining;  /* Content-Length bytes still to come */
@@ -70,9 +71,9 @@ static void arm(struct sp_upstream *u, uint64_t ms)
     struct timeval tv = sp_timeval_ms(ms);
 
     if (ms == 0)
-        event_del(u->timer);
+        event_del(&u->timer);
     else
-        event_add(u->timer, &tv);
+        event_add(&u->timer, &tv);
 }
 
 /* ---- ending an exchange ----------------------------------------------------------------- */
@@ -85,8 +86,7 @@ static void exchange_free(struct sp_upstream *u)
 
     if (--pool->active == 0 && pool->dying)
         pool_destroy(pool);
-    if (u->timer)
-        event_free(u->timer);
+    event_del(&u->timer);
     if (u->head)
         evbuffer_free(u->head);
     if (u->chunk)
@@ -219,6 +219,32 @@ static void send_now(struct sp_upstream *u)
 }
 
 /* Puts u on a connection: a pooled one unless fresh is asked for. */
+/* The head goes straight from u->head to a connected socket (kept whole for
+ * a retry); what the socket does not take, or all of it while connecting,
+ * waits in the bufferevent's output. */
+static int send_head(struct sp_upstream *u)
+{
+    struct conn *c = u->conn;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = evbuffer_get_length(u->head);
+    const char *head = (const char *)evbuffer_pullup(u->head, -1);
+    ssize_t sent = 0;
+
+    if (c->connected && evbuffer_get_length(out) == 0) {
+        sent = send(bufferevent_getfd(c->bev), head, len, MSG_NOSIGNAL);
+        if (sent < 0)
+            sent = 0; /* EAGAIN, or an error the write event will report */
+    }
+    if ((size_t)sent == len) {
+        u->state = X_HEAD;
+        return 0;
+    }
+    if (evbuffer_add(out, head + sent, len - (size_t)sent) < 0)
+        return -1;
+    bufferevent_enable(c->bev, EV_WRITE);
+    return 0;
+}
+
 static int attach(struct sp_upstream *u, bool fresh)
 {
     struct sp_upstream_pool *pool = u->pool;
@@ -242,13 +268,8 @@ static int attach(struct sp_upstream *u, bool fresh)
     if (c->connected)
         bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, c->connected ? EV_READ : EV_READ | EV_WRITE);
-    /* The head is copied, not moved: a retry sends it again. */
-    if (evbuffer_add(bufferevent_get_output(c->bev), evbuffer_pullup(u->head, -1),
-                     evbuffer_get_length(u->head)) < 0)
-        return -1;
     arm(u, c->connected ? pool->opts.head_timeout_ms : pool->opts.connect_timeout_ms);
-    send_now(u);
-    return 0;
+    return send_head(u);
 }
 
 /* The pooled connection had been closed by the backend before any of the
@@ -550,10 +571,8 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
     pool->active++;
     u->head = evbuffer_new();
     u->chunk = evbuffer_new();
-    u->timer = evtimer_new(pool->base, on_timeout, u);
-    if (u->head == NULL || u->chunk == NULL || u->timer == NULL ||
-        evbuffer_add(u->head, evbuffer_pullup(request_head, -1),
-                     evbuffer_get_length(request_head)) < 0 ||
+    evtimer_assign(&u->timer, pool->base, on_timeout, u);
+    if (u->head == NULL || u->chunk == NULL || evbuffer_add_buffer(u->head, request_head) < 0 ||
         attach(u, false) < 0) {
         release(u, false);
         exchange_free(u);

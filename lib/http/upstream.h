@@ -78,7 +78,7 @@ struct sp_upstream_ops {
 };
 
 /* Starts an exchange: request_head is the whole head ("GET / HTTP/1.1\r\n
- * ...\r\n\r\n"), copied; flags as above. NULL on allocation failure (ops
+ * ...\r\n\r\n"), moved out of the caller's buffer; flags as above. NULL on allocation failure (ops
  * are never called then). */
 enum sp_upstream_flags {
     SP_UPSTREAM_RETRY_SAFE = 1, /* may be sent twice: an idempotent method, or no body */
