@@ -4,6 +4,7 @@ nothing.
 
     /usr/bin/python3 tests/bench/proxy_bench.py [--duration 10] [--connections 50]
         [--workers 1,2] [--threads 1] [--rounds 1]
+    /usr/bin/python3 tests/bench/proxy_bench.py --instructions [--requests 2000]
 
 The backend is nginx answering a fixed 13-byte body (so the backend costs
 little and the proxies' own overhead shows). nginx proxy_pass runs with one
@@ -12,6 +13,9 @@ pool. Server CPU time per request is read from /proc/PID/stat for the proxy
 process only. With --rounds N the targets take turns N times and each row is
 the round with the median req/s (one connection's latency is noisy on a
 shared machine; turns spread the noise over every target alike).
+--instructions counts instead, under valgrind's callgrind, the user-space
+instructions each proxy spends per keep-alive request (libraries included,
+the kernel not): the same figure on every run, whatever else the machine does.
 """
 import argparse
 import os
@@ -87,6 +91,64 @@ def run_wrk(url, duration, connections):
             "errors": int(errors.group(1)) if errors else 0}
 
 
+def instructions(tmp, name, cmd, port, requests):
+    """Callgrind's count for `requests` requests on one keep-alive connection,
+    after a warm-up and with the counters zeroed, so start-up is left out."""
+    import glob
+    import http.client
+    import time
+    out = f"{tmp}/callgrind.{name}"
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def go(n):
+            for _ in range(n):
+                conn.request("GET", "/bench", headers={"User-Agent": "proxy_bench", "Accept": "*/*"})
+                conn.getresponse().read()
+        go(300)
+        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
+        go(requests)
+        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
+        time.sleep(0.5)
+        dump = max(glob.glob(out + "*"), key=os.path.getmtime)
+        total = int(re.search(r"^(?:summary|totals): (\d+)", Path(dump).read_text(), re.M).group(1))
+        return total / requests
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def count_instructions(requests):
+    tmp = tempfile.mkdtemp(prefix="sidepush-bench-")
+    backend = None
+    try:
+        backend_port, nginx_port, sp_port = free_port(), free_port(), free_port()
+        backend = start_nginx(tmp, "backend", backend_port, 'location / { return 200 "hello world\\n"; }')
+        conf = Path(tmp) / "nginx-proxy.conf"
+        conf.write_text(NGINX_CONF.format(dir=tmp, name="proxy", port=nginx_port, backend_port=backend_port,
+                                          body="location / { proxy_pass http://backend; "
+                                               "proxy_http_version 1.1; proxy_set_header Connection \"\"; }"))
+        sp_conf = Path(tmp) / "sidepush.yaml"
+        sp_conf.write_text(f"listen: 127.0.0.1:{sp_port}\npublish_listen: 127.0.0.1:{free_port()}\n"
+                           f"backend: {{ url: http://127.0.0.1:{backend_port} }}\nworkers: 1\n"
+                           "log: { level: warn }\n")
+        sp = instructions(tmp, "sidepush", [SIDEPUSH, "--config", str(sp_conf)], sp_port, requests)
+        ng = instructions(tmp, "nginx", ["nginx", "-c", str(conf), "-p", tmp, "-e", f"{tmp}/err"],
+                          nginx_port, requests)
+        print(f"\nuser-space instructions per proxied request (callgrind, {requests} keep-alive requests)")
+        print(f"through sidepush           {sp:>10.0f}")
+        print(f"through nginx proxy_pass   {ng:>10.0f}")
+        print(f"\nsidepush / nginx: {sp / ng:.2f}x")
+    finally:
+        if backend:
+            backend.terminate()
+            backend.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -94,7 +156,12 @@ def main():
     ap.add_argument("--workers", default="1", help="comma-separated sidepush worker counts")
     ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument("--rounds", type=int, default=1, help="turns per target; the median is shown")
+    ap.add_argument("--instructions", action="store_true", help="count instructions (callgrind)")
+    ap.add_argument("--requests", type=int, default=2000, help="with --instructions")
     args = ap.parse_args()
+    if args.instructions:
+        count_instructions(args.requests)
+        return
     global WRK_THREADS
     WRK_THREADS = args.threads
     for tool in ("wrk", "nginx"):
