@@ -94,7 +94,13 @@ static void watch_files(struct runner *r)
 {
     const struct sp_config *c = r->config;
     const char **paths = calloc(c->sources.count + 1, sizeof(*paths));
+    char seen[SP_FILEWATCH_SEEN];
+    bool had = r->watch != NULL;
 
+    /* The new watcher starts from what the old one last saw (before this
+     * load): a change made since is reloaded too. */
+    if (had)
+        sp_filewatch_seen(r->watch, seen);
     sp_filewatch_free(r->watch);
     r->watch = NULL;
     if (!c->watch_config || paths == NULL) {
@@ -104,7 +110,8 @@ static void watch_files(struct runner *r)
     paths[0] = r->path;
     for (size_t i = 0; i < c->sources.count; i++)
         paths[i + 1] = c->sources.paths[i];
-    r->watch = sp_filewatch_new(r->base, paths, c->sources.count + 1, 200, on_files_changed, r);
+    r->watch = sp_filewatch_new(r->base, paths, c->sources.count + 1, had ? seen : NULL, 200,
+                                on_files_changed, r);
     if (r->watch == NULL)
         sp_log_warn(r->log, "watch_failed", "%s: changes apply on SIGHUP only: %s", r->path,
                     strerror(errno));

@@ -432,14 +432,15 @@ static void serve_metrics(struct worker *w, struct sp_http_conn *conn)
 /* A client allowed on a route (by forward-auth, or with none configured). */
 static void subscribe(void *ctx, const struct sp_route_config *route,
                       const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
-                      struct sp_http_conn *conn, const struct sp_http_request *req)
+                      struct sp_http_conn *conn, const struct sp_http_request *req,
+                      const struct sp_identity *who)
 {
     struct worker *w = ctx;
 
     if (route->has_poll)
         sp_polls_subscribe(w->app->polls, &w->backend, route, caps, conn, req);
     else
-        sp_push_subscribe(w->push, route, spec, conn, req);
+        sp_push_subscribe(w->push, route, spec, conn, req, who);
 }
 
 static bool serve_route(struct worker *w, struct sp_http_conn *conn,
@@ -462,7 +463,7 @@ static bool serve_route(struct worker *w, struct sp_http_conn *conn,
         if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
             sp_auth_check(w->auth, r, caps, spec, conn, req, subscribe, w);
         else
-            subscribe(w, r, caps, spec, conn, req);
+            subscribe(w, r, caps, spec, conn, req, NULL);
         return true;
     }
     return false;
@@ -698,7 +699,7 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
         w->push = sp_push_new(&pw, config, app->log);
     }
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
-    w->auth = sp_auth_new(&w->backend, w->index ? home(app)->auth : NULL);
+    w->auth = sp_auth_new(&w->backend, w->index ? home(app)->auth : NULL, app->log);
     w->clients = sp_http_server_new(base, &limits, handle_client, w, on_conn_gone, w, app->log);
     if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->clients == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -1,5 +1,6 @@
 #include "backend/authorize.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,36 +11,53 @@
 #include "core/digest.h"
 
 #define CACHE_MAX 10000
+#define USER_ID_MAX 128
+#define USER_INFO_MAX 4096
+#define BODY_MAX (16 * 1024) /* of an answer, read for its identity */
 
 /* One cache of verdicts for every worker: a client allowed on one worker
  * is not asked about again on another. */
 struct verdicts {
     pthread_mutex_t lock;
-    struct sp_cache *cache; /* key -> int status (0: allowed) */
+    struct sp_cache *cache; /* key -> struct verdict */
     unsigned users;         /* under lock */
 };
 
 struct sp_auth {
     const struct sp_backend *backend;
     struct verdicts *verdicts;
+    const struct sp_log *log;
 };
 
-static void verdict_put(struct verdicts *v, const char *key, int status, uint64_t ttl)
+/* A verdict as cached: the status (0: allowed) and the identity, both
+ * strings NUL-terminated ("" for none). */
+struct verdict {
+    int status;
+    char user_id[USER_ID_MAX + 1];
+    char user_info[USER_INFO_MAX + 1];
+};
+
+static void verdict_put(struct verdicts *v, const char *key, const struct verdict *verdict,
+                        uint64_t ttl)
 {
     uint64_t now = sp_now_ms();
+    /* Only what is used is stored: most verdicts name nobody. */
+    size_t len = offsetof(struct verdict, user_info) + strlen(verdict->user_info) + 1;
 
     pthread_mutex_lock(&v->lock);
-    sp_cache_put(v->cache, key, &status, sizeof(status), now + ttl, now, true);
+    sp_cache_put(v->cache, key, verdict, len, now + ttl, now, true);
     pthread_mutex_unlock(&v->lock);
 }
 
-/* Returns true and *status when a fresh verdict is cached. */
-static bool verdict_get(struct verdicts *v, const char *key, int *status)
+/* Returns true and *out when a fresh verdict is cached. */
+static bool verdict_get(struct verdicts *v, const char *key, struct verdict *out)
 {
+    size_t len = 0;
+
     pthread_mutex_lock(&v->lock);
-    const int *found = sp_cache_get(v->cache, key, sp_now_ms(), NULL);
+    const void *found = sp_cache_get(v->cache, key, sp_now_ms(), &len);
     if (found != NULL)
-        *status = *found;
+        memcpy(out, found, len < sizeof(*out) ? len : sizeof(*out));
     pthread_mutex_unlock(&v->lock);
     return found != NULL;
 }
@@ -66,6 +84,9 @@ struct pending {
     /* the answer's Cache-Control, for the verdict's lifetime */
     bool no_store;
     int64_t max_age_s; /* -1: none given */
+    /* the answer's identity: its headers, or its body */
+    char *user_header, *info_header;
+    struct evbuffer *body;
 };
 
 static const struct sp_http_ops pending_ops;
@@ -128,16 +149,93 @@ static uint64_t verdict_ttl_ms(const struct pending *p)
 
 /* A verdict, fresh or cached (status 0: allowed): the client carries on,
  * or is answered. */
-static void proceed(int status, const struct sp_route_config *route,
+static void proceed(const struct verdict *v, const struct sp_route_config *route,
                     const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                     struct sp_http_conn *conn, sp_auth_allowed allowed, void *ctx)
 {
-    if (status == 401 || status == 403)
-        sp_http_respond_error(conn, status, "the backend did not authorize this subscription");
-    else if (status != 0)
+    struct sp_identity who = {v->user_id, v->user_info[0] ? v->user_info : NULL};
+
+    if (v->status == 401 || v->status == 403)
+        sp_http_respond_error(conn, v->status, "the backend did not authorize this subscription");
+    else if (v->status != 0)
         sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
     else
-        allowed(ctx, route, caps, spec, conn, sp_http_request(conn));
+        allowed(ctx, route, caps, spec, conn, sp_http_request(conn), v->user_id[0] ? &who : NULL);
+}
+
+/* ---- the identity an answer names ------------------------------------------------------- */
+
+static bool user_id_valid(const char *id)
+{
+    size_t len = strlen(id);
+
+    if (len == 0 || len > USER_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    json_t *s = json_string(id); /* NULL unless UTF-8 */
+    json_decref(s);
+    return s != NULL;
+}
+
+/* info: a JSON object, kept compact. Returns 0, or -1 with why. */
+static int take_info(json_t *info, struct verdict *v, const char **why)
+{
+    if (info == NULL || json_is_null(info))
+        return 0;
+    char *text = json_is_object(info) ? json_dumps(info, JSON_COMPACT) : NULL;
+    if (text == NULL || strlen(text) > USER_INFO_MAX) {
+        *why = text ? "user info over 4 KiB" : "user info is not a JSON object";
+        free(text);
+        return -1;
+    }
+    strcpy(v->user_info, text);
+    free(text);
+    return 0;
+}
+
+/* The identity of a 2xx: Sidepush-User and Sidepush-User-Info, else a JSON
+ * body's user_id and user_info. Returns 0 (possibly naming nobody), or -1
+ * with why when what the backend sent cannot be used. */
+static int identity(const struct pending *p, struct verdict *v, const char **why)
+{
+    json_t *doc = NULL;
+    int rc = 0;
+
+    if (p->user_header != NULL) {
+        snprintf(v->user_id, sizeof(v->user_id), "%s", p->user_header);
+        if (strlen(p->user_header) > USER_ID_MAX || !user_id_valid(v->user_id)) {
+            *why = "Sidepush-User must be 1-128 bytes of UTF-8 without controls";
+            return -1;
+        }
+        if (p->info_header != NULL) {
+            json_t *info = json_loads(p->info_header, 0, NULL);
+            rc = info ? take_info(info, v, why) : (*why = "Sidepush-User-Info is not JSON", -1);
+            json_decref(info);
+        }
+        return rc;
+    }
+    size_t len = evbuffer_get_length(p->body);
+    if (len == 0 || len > BODY_MAX)
+        return 0; /* no body, or not an identity (too long to be one) */
+    doc = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+    json_t *id = json_object_get(doc, "user_id");
+    if (json_is_string(id)) {
+        snprintf(v->user_id, sizeof(v->user_id), "%s", json_string_value(id));
+        if (json_string_length(id) > USER_ID_MAX || !user_id_valid(v->user_id))
+            rc = (*why = "user_id must be 1-128 bytes without controls", -1);
+    } else if (json_is_integer(id)) {
+        snprintf(v->user_id, sizeof(v->user_id), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+    } else if (id != NULL) {
+        rc = (*why = "user_id must be a string or an integer", -1);
+    }
+    if (rc == 0 && v->user_id[0])
+        rc = take_info(json_object_get(doc, "user_info"), v, why);
+    json_decref(doc);
+    return rc;
 }
 
 static void pending_free(struct pending *p)
@@ -148,6 +246,10 @@ static void pending_free(struct pending *p)
     }
     question_clear(&p->q);
     free(p->spec);
+    free(p->user_header);
+    free(p->info_header);
+    if (p->body)
+        evbuffer_free(p->body);
     free(p);
 }
 
@@ -155,23 +257,28 @@ static void on_answer(CURL *easy, CURLcode result, void *ctx)
 {
     struct pending *p = ctx;
     long code = 0;
-    int status;
+    struct verdict v;
+    const char *why = NULL;
 
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(easy);
     p->easy = NULL;
+    v.user_id[0] = v.user_info[0] = '\0';
     if (result == CURLE_OK && code >= 200 && code < 300)
-        status = 0;
+        v.status = identity(p, &v, &why) < 0 ? 503 : 0;
     else if (result == CURLE_OK && (code == 401 || code == 403))
-        status = (int)code;
+        v.status = (int)code;
     else
-        status = 503;
+        v.status = 503;
+    if (why != NULL)
+        sp_log_warn(p->auth->log, "authorize_identity_invalid", "%s: %s (the client got 503)",
+                    p->q.url, why);
     /* Only real answers are cached: an outage must not lock clients out. */
     uint64_t ttl = verdict_ttl_ms(p);
-    if (status != 503 && ttl > 0)
-        verdict_put(p->auth->verdicts, p->q.key, status, ttl);
+    if (v.status != 503 && ttl > 0)
+        verdict_put(p->auth->verdicts, p->q.key, &v, ttl);
     sp_http_set_ops(p->conn, NULL, NULL);
-    proceed(status, p->route, p->caps, p->spec, p->conn, p->allowed, p->allowed_ctx);
+    proceed(&v, p->route, p->caps, p->spec, p->conn, p->allowed, p->allowed_ctx);
     pending_free(p);
 }
 
@@ -182,9 +289,25 @@ static void on_client_gone(void *ctx)
 
 static const struct sp_http_ops pending_ops = {NULL, NULL, on_client_gone, NULL};
 
-static size_t discard(char *buf, size_t size, size_t n, void *arg)
+/* The body, kept only as far as an identity could reach. */
+static size_t keep_body(char *buf, size_t size, size_t n, void *arg)
 {
+    struct pending *p = arg;
+
+    if (evbuffer_get_length(p->body) <= BODY_MAX)
+        evbuffer_add(p->body, buf, size * n);
     return size * n;
+}
+
+static char *header_value(struct sp_slice line, size_t name_len)
+{
+    struct sp_slice v = {line.ptr + name_len, line.len - name_len};
+
+    while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t'))
+        v.ptr++, v.len--;
+    while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+        v.len--;
+    return strndup(v.ptr, v.len);
 }
 
 /* Cache-Control of the final answer (a new status line starts over). */
@@ -199,6 +322,15 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
     if (line.len >= 5 && memcmp(line.ptr, "HTTP/", 5) == 0) {
         p->no_store = false;
         p->max_age_s = -1;
+        free(p->user_header);
+        free(p->info_header);
+        p->user_header = p->info_header = NULL;
+    } else if (line.len > 14 && strncasecmp(line.ptr, "Sidepush-User:", 14) == 0) {
+        free(p->user_header);
+        p->user_header = header_value(line, 14);
+    } else if (line.len > 19 && strncasecmp(line.ptr, "Sidepush-User-Info:", 19) == 0) {
+        free(p->info_header);
+        p->info_header = header_value(line, 19);
     } else if (line.len > 14 && strncasecmp(line.ptr, "Cache-Control:", 14) == 0) {
         struct sp_slice value = {line.ptr + 14, line.len - 14};
         int64_t max_age = -1;
@@ -217,7 +349,8 @@ static int ask_backend(struct pending *p)
     p->easy = sp_backend_request(p->auth->backend, p->q.url, p->q.headers);
     if (p->easy == NULL)
         return -1;
-    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
     curl_easy_setopt(p->easy, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(p->easy, CURLOPT_HEADERDATA, p);
     if (sp_curlm_add(p->auth->backend->curlm, p->easy, on_answer, p) < 0) {
@@ -239,14 +372,16 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
         sp_http_respond_error(conn, 503, "subscriber authorization is unavailable");
         return;
     }
-    int status;
-    if (verdict_get(a->verdicts, q.key, &status)) {
+    struct verdict v;
+    if (verdict_get(a->verdicts, q.key, &v)) {
         question_clear(&q);
-        proceed(status, route, caps, spec, conn, allowed, ctx);
+        proceed(&v, route, caps, spec, conn, allowed, ctx);
         return;
     }
     struct pending *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->spec = strdup(spec)) == NULL) {
+    if (p == NULL || (p->spec = strdup(spec)) == NULL || (p->body = evbuffer_new()) == NULL) {
+        if (p)
+            free(p->spec);
         free(p);
         question_clear(&q);
         sp_http_respond_error(conn, 503, "out of memory");
@@ -268,13 +403,15 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
     sp_http_set_ops(conn, &pending_ops, p);
 }
 
-struct sp_auth *sp_auth_new(const struct sp_backend *b, struct sp_auth *share)
+struct sp_auth *sp_auth_new(const struct sp_backend *b, struct sp_auth *share,
+                            const struct sp_log *log)
 {
     struct sp_auth *a = calloc(1, sizeof(*a));
 
     if (a == NULL)
         return NULL;
     a->backend = b;
+    a->log = log;
     if (share != NULL) {
         a->verdicts = share->verdicts;
         pthread_mutex_lock(&a->verdicts->lock);

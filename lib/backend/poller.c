@@ -652,7 +652,7 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_backend *b,
             curl_slist_free_all(headers);
             sp_http_respond_error(conn, 503, "out of memory");
         } else {
-            sp_push_subscribe(b->push, route, channel, conn, req);
+            sp_push_subscribe(b->push, route, channel, conn, req, NULL);
         }
         free(url);
         return;
@@ -660,7 +660,7 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_backend *b,
     if (polls_ensure(polls, route, channel, url, headers) < 0) {
         sp_http_respond_error(conn, 503, "out of memory");
     } else {
-        sp_push_subscribe(polls->backend->push, route, channel, conn, req);
+        sp_push_subscribe(polls->backend->push, route, channel, conn, req, NULL);
         polls_settle(polls, channel);
     }
     free(url);

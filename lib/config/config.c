@@ -150,6 +150,25 @@ static const struct key config_keys[] = {
      "drain ends them, so load spreads to new pods (0: never)"},
     {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1, 255,
      "16", 0, "channels one subscription may name (comma-separated)"},
+    {"", "presence", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "who is subscribed (presence routes)"},
+    {"presence", "leave_grace", T_DURATION, C(presence.leave_grace_ms), 0, HOUR, "5s", 0,
+     "a member whose last connection closed leaves after this (a reconnect within it: no flap)"},
+    {"presence", "max_members", T_UINT, C(presence.max_members), 1, 10000000, "10000", 0,
+     "members listed per channel (beyond it, members are counted, not listed)"},
+    {"", "webhooks", T_SECTION, C(webhooks.enabled), 0, 0, NULL, 0,
+     "optional: tell the backend about occupancy and presence (Pusher-shaped, signed)"},
+    {"webhooks", "url", T_STRING, C(webhooks.url), 0, 0, NULL, F_REQUIRED,
+     "backend path (or absolute URL) events are POSTed to"},
+    {"webhooks", "secret", T_STRING, C(webhooks.secret), 0, 0, NULL, 0,
+     "Standard Webhooks signing secret (whsec_… base64); unset: unsigned"},
+    {"webhooks", "batch", T_DURATION, C(webhooks.batch_ms), 0, 60 * SEC, "250ms", 0,
+     "events within this window go in one POST"},
+    {"webhooks", "vacated_grace", T_DURATION, C(webhooks.vacated_grace_ms), 0, HOUR, "5s", 0,
+     "a channel's last subscriber leaving is told after this (a reconnect within it: no flap)"},
+    {"webhooks", "max_queue", T_UINT, C(webhooks.max_queue), 1, 10000000, "10000", 0,
+     "events waiting for the backend; beyond it new ones are dropped and counted"},
+    {"webhooks", "max_backoff", T_DURATION, C(webhooks.max_backoff_ms), 100, HOUR, "30s", 0,
+     "ceiling of the retry backoff after a failed POST (starts at 500ms, doubles, jitter)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
@@ -213,6 +232,8 @@ static const struct key route_keys[] = {
      "backend path template client messages are POSTed to; unset: not forwarded"},
     {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size), 1,
      64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
+    {"subscribe", "presence", T_BOOL, R(subscribe.presence), 0, 0, "false", 0,
+     "track members (user ids from authorize) and send sidepush-join/-leave/-members"},
     {"", "authorize", T_SECTION, R(has_authorize), 0, 0, NULL, 0,
      "ask the backend whether a client may subscribe"},
     {"authorize", "url", T_STRING, R(authorize.url), 0, 0, NULL, F_REQUIRED,
@@ -696,6 +717,9 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
     if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
         r->subscribe.websocket.forward[0] != '/')
         REPORT(w, node, "subscribe.websocket.forward must be a backend path starting with '/'");
+    if (r->has_subscribe && r->subscribe.presence && !r->has_authorize)
+        REPORT(w, node,
+               "subscribe.presence needs authorize: members are the user ids its answers name");
     if (r->has_authorize && r->authorize.url != NULL &&
         sp_tmpl_check_refs(r->tmpl, r->authorize.url, err, sizeof(err)) < 0)
         REPORT(w, node, "authorize.url: %s", err);
@@ -759,6 +783,8 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
         REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
+    if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))
+        REPORT(w, root, "webhooks.secret must be base64 (optionally after whsec_)");
 
     if (c->backend.url != NULL && strncasecmp(c->backend.url, "http://", 7) != 0 &&
         strncmp(c->backend.url, "unix:", 5) != 0)

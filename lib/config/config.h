@@ -46,6 +46,7 @@ struct sp_route_config {
         unsigned transports; /* enum sp_transport bits */
         char *channel;
         enum sp_start start;
+        bool presence;
         struct {
             uint64_t keepalive_ms;
             uint64_t retry_ms;
@@ -118,6 +119,19 @@ struct sp_config {
         char *liveness_path;
         char *readiness_path;
     } health;
+    struct {
+        uint64_t leave_grace_ms;
+        uint64_t max_members;
+    } presence;
+    struct {
+        bool enabled;
+        char *url;
+        char *secret;
+        uint64_t batch_ms;
+        uint64_t vacated_grace_ms;
+        uint64_t max_queue;
+        uint64_t max_backoff_ms;
+    } webhooks;
     struct {
         char *path;
         bool has_listen;

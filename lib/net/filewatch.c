@@ -12,6 +12,7 @@
 #include "core/digest.h"
 
 #define MAX_READ (4 * 1024 * 1024) /* larger files count by their first 4 MiB */
+_Static_assert(SP_FILEWATCH_SEEN == SP_SHA256_HEX, "a fingerprint is a SHA-256 digest in hex");
 #define DIR_EVENTS                                                                                 \
     (IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB |            \
      IN_DELETE_SELF | IN_MOVE_SELF)
@@ -23,7 +24,7 @@ struct sp_filewatch {
     struct timeval settle_tv;
     char **paths;
     size_t npaths;
-    char seen[SP_SHA256_HEX]; /* the files' contents at the last look */
+    char seen[SP_FILEWATCH_SEEN]; /* the files' contents at the last look */
     sp_filewatch_changed changed;
     void *ctx;
 };
@@ -82,8 +83,14 @@ static int watch_directory(struct sp_filewatch *w, const char *path)
     return inotify_add_watch(w->fd, dir, DIR_EVENTS) < 0 ? -1 : 0;
 }
 
+void sp_filewatch_seen(const struct sp_filewatch *w, char out[SP_FILEWATCH_SEEN])
+{
+    memcpy(out, w->seen, SP_FILEWATCH_SEEN);
+}
+
 struct sp_filewatch *sp_filewatch_new(struct event_base *base, const char *const *paths, size_t n,
-                                      uint64_t settle_ms, sp_filewatch_changed changed, void *ctx)
+                                      const char *seen, uint64_t settle_ms,
+                                      sp_filewatch_changed changed, void *ctx)
 {
     struct sp_filewatch *w = calloc(1, sizeof(*w));
 
@@ -109,6 +116,10 @@ struct sp_filewatch *sp_filewatch_new(struct event_base *base, const char *const
     if (w->readable == NULL || w->settle == NULL || event_add(w->readable, NULL) < 0)
         goto fail;
     fingerprint(w, w->seen);
+    if (seen != NULL && strcmp(seen, w->seen) != 0) {
+        memcpy(w->seen, seen, sizeof(w->seen)); /* so that the settled look reports it */
+        event_add(w->settle, &w->settle_tv);
+    }
     return w;
 
 fail:

@@ -263,7 +263,7 @@ void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
     push->live[SP_KIND_GRIP]++;
     int rc =
         sp_subscription_open(push, hold->channels, g->stream ? stream_deliver : response_deliver,
-                             g->stream ? stream_deleted : response_deleted, g, &g->subs);
+                             g->stream ? stream_deleted : response_deleted, g, NULL, &g->subs);
     if (rc < 0) {
         sp_http_respond_error(conn, 502, "backend sent an invalid Grip-Channel");
         grip_free(g);

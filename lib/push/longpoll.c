@@ -356,7 +356,8 @@ static uint64_t hold_ms(const struct sp_http_request *req, uint64_t cap)
 }
 
 void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req)
+                       struct sp_http_conn *conn, const struct sp_http_request *req,
+                       const struct sp_identity *who)
 {
     struct sp_longpoll *lp = calloc(1, sizeof(*lp));
     struct sp_msg *backlog[1024];
@@ -378,7 +379,8 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
     }
     if (!lp->cursor.present)
         lp->cursor = sp_push_start(push, route);
-    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, lp, &lp->subs);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, lp,
+                                  route->subscribe.presence ? who : NULL, &lp->subs);
     if (rc < 0) {
         sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
         longpoll_free(lp);

@@ -1,7 +1,8 @@
 /* The publish API on publish_listen:
  *   POST   /publish/{channel}   body = the message's data, verbatim
  *   POST   /publish             JSON message or {"items": [...]} batch
- *   GET    /channels/{channel}  subscribers, buffered messages, ids
+ *   GET    /channels/{channel}  subscribers, members, buffered messages, ids
+ *   GET    /channels/{channel}/presence  the members of a presence channel
  *   DELETE /channels/{channel}  closes its subscribers, drops its history
  */
 #include <event2/buffer.h>
@@ -22,7 +23,7 @@ enum target {
 };
 
 /* What a request on /channels/{channel} does (A_NONE: it is a publish). */
-enum admin_op { A_NONE, A_INFO, A_DELETE };
+enum admin_op { A_NONE, A_INFO, A_DELETE, A_PRESENCE };
 
 /* A publish request whose body is still arriving. */
 struct pending {
@@ -521,9 +522,11 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
         sp_http_respond_error(conn, 404, "no such channel (no subscribers, no messages)");
     else
         respond_json(conn, 200,
-                     json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "channel", channel, "subscribers",
-                               (json_int_t)subscribers, "messages", (json_int_t)info->messages,
-                               "first_id", info->first_id[0] ? info->first_id : NULL, "last_id",
+                     json_pack("{s:s, s:I, s:I, s:I, s:s?, s:s?}", "channel", channel,
+                               "subscribers", (json_int_t)subscribers, "members",
+                               (json_int_t)sp_push_presence_count(a->push, channel), "messages",
+                               (json_int_t)info->messages, "first_id",
+                               info->first_id[0] ? info->first_id : NULL, "last_id",
                                info->last_id[0] ? info->last_id : NULL));
 }
 
@@ -573,9 +576,11 @@ static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const 
         return;
     }
     respond_json(conn, 200,
-                 json_pack("{s:s, s:I, s:I, s:s?, s:s?}", "channel", channel, "subscribers",
-                           (json_int_t)info.subscribers, "messages", (json_int_t)info.messages,
-                           "first_id", info.first_id[0] ? info.first_id : NULL, "last_id",
+                 json_pack("{s:s, s:I, s:I, s:I, s:s?, s:s?}", "channel", channel, "subscribers",
+                           (json_int_t)info.subscribers, "members",
+                           (json_int_t)sp_push_presence_count(push, channel), "messages",
+                           (json_int_t)info.messages, "first_id",
+                           info.first_id[0] ? info.first_id : NULL, "last_id",
                            info.last_id[0] ? info.last_id : NULL));
 }
 
@@ -594,11 +599,29 @@ static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, cons
     respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
 }
 
+/* This process's members (with Redis, of this replica's subscribers). */
+static void channel_presence(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    if (body == NULL) {
+        sp_http_respond_error(conn, 503, "out of memory");
+        return;
+    }
+    sp_push_presence_json(push, channel, body);
+    evbuffer_add(body, "\n", 1);
+    sp_http_respond(conn, 200, "application/json", (const char *)evbuffer_pullup(body, -1),
+                    evbuffer_get_length(body));
+    evbuffer_free(body);
+}
+
 static void admin_run(struct sp_push *push, struct sp_http_conn *conn, enum admin_op op,
                       const char *channel)
 {
     if (op == A_DELETE)
         channel_delete(push, conn, channel);
+    else if (op == A_PRESENCE)
+        channel_presence(push, conn, channel);
     else
         channel_info(push, conn, channel);
 }
@@ -643,6 +666,10 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
         respond_unauthorized(conn, "missing or wrong bearer token");
         return;
     }
+    bool presence = !is_channel_publish && channel.len > 9 &&
+                    memcmp(channel.ptr + channel.len - 9, "/presence", 9) == 0;
+    if (presence)
+        channel.len -= 9;
     if (is_channel && !sp_hub_channel_name_valid(channel.ptr, channel.len)) {
         fail(push, conn, 400, sp_hub_error_text(SP_HUB_BAD_CHANNEL));
         return;
@@ -667,12 +694,14 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
         respond_unauthorized(conn, sp_webhook_error_text(rc));
         return;
     }
-    enum admin_op op = sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD") ? A_INFO
+    bool get = sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD");
+    enum admin_op op = presence                             ? (get ? A_PRESENCE : A_NONE)
+                       : get                                ? A_INFO
                        : sp_slice_eq(req->method, "DELETE") ? A_DELETE
                                                             : A_NONE;
     if (op == A_NONE) {
         free(signed_id);
-        method_not_allowed(push, conn, "GET, DELETE");
+        method_not_allowed(push, conn, presence ? "GET" : "GET, DELETE");
     } else if (signed_id != NULL) {
         claim_start(push, conn, NULL, op, name, signed_id, "", 0);
     } else {

@@ -8,6 +8,7 @@
 
 #include "push/engine.h"
 #include "push/hub.h"
+#include "push/presence.h"
 #include "push/push.h"
 #include "push/replay.h"
 
@@ -46,8 +47,12 @@ struct sp_push {
     struct sp_longpoll_list longpolls;
     struct sp_longpoll_answers *longpoll_answers; /* woken polls, shared answers */
     struct sp_grip_list grips;
-    size_t live[SP_KIND_COUNT]; /* subscribers on each list */
-    struct sp_replays *replays; /* signed webhook ids seen */
+    size_t live[SP_KIND_COUNT];   /* subscribers on each list */
+    struct sp_replays *replays;   /* signed webhook ids seen */
+    struct sp_presence *presence; /* the home's: members of presence channels */
+    sp_push_events events;        /* home only: occupancy and presence, for webhooks */
+    void *events_ctx;
+    struct sp_hmap *occupied; /* home, with events: channels with subscribers (key = value) */
     struct sp_push_stats stats;
     /* what the app plugged in (the backend's pollers and forwarder) */
     sp_push_watch watch;
@@ -74,7 +79,11 @@ typedef void (*sp_subscription_deleted)(void *owner);
  * for too many channels). */
 int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
                          sp_subscription_deleted deleted, void *owner,
-                         struct sp_subscription **out);
+                         const struct sp_identity *member, struct sp_subscription **out);
+/* The member list of each presence channel of s, for its stream's opening;
+ * write is called once per channel with the JSON text. */
+void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
+                             void *ctx);
 void sp_subscription_close(struct sp_subscription *s);
 /* See sp_hub_backlog(). */
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
@@ -127,17 +136,20 @@ int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_m
 /* ---- transports -------------------------------------------------------------------- */
 
 void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                  struct sp_http_conn *conn, const struct sp_http_request *req);
+                  struct sp_http_conn *conn, const struct sp_http_request *req,
+                  const struct sp_identity *who);
 void sp_sse_tick(struct sp_push *push, uint64_t now);
 void sp_sse_close_all(struct sp_push *push);
 
 void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                 struct sp_http_conn *conn, const struct sp_http_request *req);
+                 struct sp_http_conn *conn, const struct sp_http_request *req,
+                 const struct sp_identity *who);
 void sp_ws_tick(struct sp_push *push, uint64_t now);
 void sp_ws_close_all(struct sp_push *push);
 
 void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req);
+                       struct sp_http_conn *conn, const struct sp_http_request *req,
+                       const struct sp_identity *who);
 void sp_longpoll_close_all(struct sp_push *push);
 /* The woken-poll queue, its slicer and the shared answers (push->base must be set). */
 struct sp_longpoll_answers *sp_longpoll_answers_new(struct sp_push *push);

@@ -1,7 +1,10 @@
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hmap.h"
+#include "core/log.h"
 #include "net/mailbox.h"
 #include "push/push-internal.h"
 
@@ -21,6 +24,82 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- what only the home worker does ------------------------------------------------------ */
 
+/* Occupancy for the events hook: the channels with subscribers, so that a
+ * channel is told occupied once and vacated once, whatever the workers. */
+static void occupancy(struct sp_push *home, const char *channel, size_t count)
+{
+    if (home->events == NULL || home->occupied == NULL)
+        return;
+    bool was = sp_hmap_get(home->occupied, channel) != NULL;
+    if (count > 0 && !was) {
+        char *key = strdup(channel);
+        if (key == NULL || sp_hmap_put(home->occupied, key, key) < 0) {
+            free(key);
+            return;
+        }
+        home->events(home->events_ctx, SP_EVENT_OCCUPIED, channel, NULL);
+    } else if (count == 0 && was) {
+        free(sp_hmap_del(home->occupied, channel));
+        home->events(home->events_ctx, SP_EVENT_VACATED, channel, NULL);
+    }
+}
+
+static void ignore_published(void *arg, int rc, const struct sp_publish_result *res)
+{
+    (void)arg;
+    (void)rc;
+    (void)res;
+}
+
+/* A member came or went: a message of the channel for its subscribers
+ * (sidepush-join / sidepush-leave, data {"user_id":..,"user_info":..}), and
+ * the events hook for the backend. */
+static void presence_changed(void *ctx, enum sp_presence_change change, const char *channel,
+                             const char *user_id, const char *info)
+{
+    struct sp_push *home = ctx;
+    bool joined = change == SP_PRESENCE_JOINED;
+    json_t *info_doc = info ? json_loads(info, 0, NULL) : NULL;
+    json_t *doc =
+        json_pack("{s:s, s:o}", "user_id", user_id, "user_info", info_doc ? info_doc : json_null());
+    char *data = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+    json_decref(doc);
+    if (data != NULL) {
+        struct sp_engine_publish p = {
+            .pub = {.channel = channel,
+                    .event = joined ? "sidepush-join" : "sidepush-leave",
+                    .data = data,
+                    .len = strlen(data)},
+        };
+        if (sp_push_publish(home, &p, ignore_published, NULL) < 0)
+            sp_log_warn(home->log, "presence_publish_failed", "%s: %s not told", channel,
+                        joined ? "a join" : "a leave");
+    }
+    free(data);
+    if (home->events != NULL)
+        home->events(home->events_ctx, joined ? SP_EVENT_MEMBER_ADDED : SP_EVENT_MEMBER_REMOVED,
+                     channel, user_id);
+}
+
+void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx)
+{
+    push->events = events;
+    push->events_ctx = ctx;
+    if (events != NULL && push->occupied == NULL)
+        push->occupied = sp_hmap_new();
+}
+
+void sp_push_presence_json(struct sp_push *push, const char *channel, struct evbuffer *out)
+{
+    sp_presence_write_json(push->home->presence, channel, push->config->presence.max_members, out);
+}
+
+size_t sp_push_presence_count(struct sp_push *push, const char *channel)
+{
+    return sp_presence_count(push->home->presence, channel);
+}
+
 /* A channel gained its first subscriber or lost its last: the engine's
  * subscriptions in Redis and the app's watcher (the pollers) follow the
  * count as it is now. */
@@ -32,6 +111,7 @@ static void watch_now(struct sp_push *home, const char *channel)
         home->watch(home->watch_ctx, channel, count);
     if (home->engine != NULL)
         sp_engine_watch(home->engine, channel, count);
+    occupancy(home, channel, count);
 }
 
 struct watch_mail {
@@ -112,7 +192,9 @@ static int home_new(struct sp_push *push, unsigned nworkers)
     push->home = push;
     push->hub = sp_hub_new(push->base, &hub, nworkers);
     push->replays = sp_replays_new(push);
-    if (push->hub == NULL || push->replays == NULL)
+    push->presence =
+        sp_presence_new(push->base, push->config->presence.leave_grace_ms, presence_changed, push);
+    if (push->hub == NULL || push->replays == NULL || push->presence == NULL)
         return -1;
     if (push->config->redis.enabled && (push->engine = sp_engine_new(push)) == NULL)
         return -1;
@@ -141,6 +223,7 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
     LIST_INIT(&push->grips);
     if (w->home == NULL ? home_new(push, w->nworkers) < 0 : (push->home = w->home, 0))
         goto fail;
+    push->presence = push->home->presence;
     push->hub = push->home->hub;
     push->port = sp_hub_port_new(push->hub, w->index, w->mailbox);
     push->longpoll_answers = sp_longpoll_answers_new(push);
@@ -152,6 +235,11 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
 fail:
     sp_push_free(push);
     return NULL;
+}
+
+static void free_key(const char *key, void *value, void *ctx)
+{
+    free(value);
 }
 
 void sp_push_free(struct sp_push *push)
@@ -173,6 +261,11 @@ void sp_push_free(struct sp_push *push)
             sp_hub_set_watch(push->hub, NULL, NULL);
         sp_push_stop_engine(push);
         sp_replays_free(push->replays);
+        sp_presence_free(push->presence);
+        if (push->occupied != NULL) {
+            sp_hmap_each(push->occupied, free_key, NULL);
+            sp_hmap_free(push->occupied);
+        }
         sp_hub_free(push->hub);
     }
     free(push);
@@ -225,7 +318,7 @@ static bool wants_websocket(const struct sp_http_request *req)
 
 static void start_transport(struct sp_push *push, const struct sp_route_config *route,
                             const char *spec, struct sp_http_conn *conn,
-                            const struct sp_http_request *req)
+                            const struct sp_http_request *req, const struct sp_identity *who)
 {
     unsigned offered = route->subscribe.transports;
     bool streams = wants_websocket(req) || (wants_sse(req) && (offered & SP_TRANSPORT_SSE));
@@ -238,13 +331,13 @@ static void start_transport(struct sp_push *push, const struct sp_route_config *
     }
     if (wants_websocket(req)) {
         if (offered & SP_TRANSPORT_WEBSOCKET)
-            sp_ws_start(push, route, spec, conn, req);
+            sp_ws_start(push, route, spec, conn, req, who);
         else
             sp_http_respond_error(conn, 400, "this route does not offer WebSocket");
     } else if (wants_sse(req) && (offered & SP_TRANSPORT_SSE)) {
-        sp_sse_start(push, route, spec, conn, req);
+        sp_sse_start(push, route, spec, conn, req, who);
     } else if (offered & SP_TRANSPORT_LONGPOLL) {
-        sp_longpoll_start(push, route, spec, conn, req);
+        sp_longpoll_start(push, route, spec, conn, req, who);
     } else {
         sp_http_respond_error(conn, 406,
                               (offered & SP_TRANSPORT_SSE)
@@ -261,8 +354,16 @@ struct channel_wait {
     struct sp_http_conn *conn;
     struct sp_engine_wait *wait; /* on the home worker */
     struct remote_wait *remote;  /* on any other: the request mailed home */
+    char *user_id, *user_info;   /* copies of the identity, or NULL */
     char spec[];
 };
+
+static void channel_wait_free(struct channel_wait *w)
+{
+    free(w->user_id);
+    free(w->user_info);
+    free(w);
+}
 
 /* A wait asked of the home by another worker, mailed there and back. Only
  * the asking worker touches waiter; home only wait and ok. */
@@ -282,7 +383,7 @@ static void on_waiter_gone(void *ctx)
     sp_engine_wait_cancel(w->wait);
     if (w->remote != NULL)
         w->remote->waiter = NULL;
-    free(w);
+    channel_wait_free(w);
 }
 
 static const struct sp_http_ops waiter_ops = {NULL, NULL, on_waiter_gone, NULL};
@@ -308,12 +409,14 @@ static void on_channels_ready(void *arg, bool ok)
     struct channel_wait *w = arg;
     const struct sp_http_request *req = sp_http_request(w->conn);
 
+    struct sp_identity who = {w->user_id, w->user_info};
+
     sp_http_set_ops(w->conn, NULL, NULL);
     if (ok)
-        start_transport(w->push, w->route, w->spec, w->conn, req);
+        start_transport(w->push, w->route, w->spec, w->conn, req, &who);
     else
         engine_unavailable(w->route, w->conn, req);
-    free(w);
+    channel_wait_free(w);
 }
 
 /* Back on the asking worker. */
@@ -363,7 +466,8 @@ static int ask_home(struct sp_push *push, struct channel_wait *w)
 }
 
 void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req)
+                       struct sp_http_conn *conn, const struct sp_http_request *req,
+                       const struct sp_identity *who)
 {
     if (sp_slice_eq(req->method, "OPTIONS")) {
         preflight(push, conn, req);
@@ -374,7 +478,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         return;
     }
     if (!push->uses_engine) {
-        start_transport(push, route, spec, conn, req);
+        start_transport(push, route, spec, conn, req, who);
         return;
     }
     /* With Redis, a channel's history is read from its stream before the
@@ -384,8 +488,15 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    *w = (struct channel_wait){push, route, conn, NULL, NULL};
+    *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL, NULL};
     strcpy(w->spec, spec);
+    if (who != NULL && who->user_id != NULL &&
+        ((w->user_id = strdup(who->user_id)) == NULL ||
+         (who->user_info != NULL && (w->user_info = strdup(who->user_info)) == NULL))) {
+        channel_wait_free(w);
+        sp_http_respond_error(conn, 503, "out of memory");
+        return;
+    }
     int rc = push->home != push ? ask_home(push, w)
              : push->engine != NULL
                  ? sp_engine_wait(push->engine, spec, on_channels_ready, w, &w->wait)
@@ -394,9 +505,9 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_set_ops(conn, &waiter_ops, w);
         return;
     }
-    free(w);
+    channel_wait_free(w);
     if (rc > 0)
-        start_transport(push, route, spec, conn, req);
+        start_transport(push, route, spec, conn, req, who);
     else
         sp_http_respond_error(conn, 503, "out of memory");
 }

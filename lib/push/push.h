@@ -69,11 +69,38 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
  * subscription (their connections close), then frees. */
 void sp_push_free(struct sp_push *push);
 
+/* Who a subscriber is, as the backend's forward-auth answer named it: a
+ * user id (1-128 printable bytes) and optional info (a JSON object, as
+ * text). NULL, or a NULL user_id: anonymous. */
+struct sp_identity {
+    const char *user_id;
+    const char *user_info;
+};
+
 /* A request on a subscribe route; channel_spec is the expanded channel
- * template (possibly "a,b"). Picks SSE, WebSocket or long-poll. */
+ * template (possibly "a,b"). Picks SSE, WebSocket or long-poll. who counts
+ * on presence routes (subscribe.presence) and is copied. */
 void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route,
                        const char *channel_spec, struct sp_http_conn *conn,
-                       const struct sp_http_request *req);
+                       const struct sp_http_request *req, const struct sp_identity *who);
+
+/* On the home loop: a member joined or left a channel (presence), or a
+ * channel got its first subscriber or lost its last (occupied true or
+ * false, user_id NULL). For the backend's webhooks; one hook, NULL removes. */
+enum sp_presence_event {
+    SP_EVENT_OCCUPIED,
+    SP_EVENT_VACATED,
+    SP_EVENT_MEMBER_ADDED,
+    SP_EVENT_MEMBER_REMOVED
+};
+typedef void (*sp_push_events)(void *ctx, enum sp_presence_event event, const char *channel,
+                               const char *user_id);
+void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx);
+
+/* From any thread: a channel's presence as JSON (see sp_presence_write_json),
+ * and its member count. */
+void sp_push_presence_json(struct sp_push *push, const char *channel, struct evbuffer *out);
+size_t sp_push_presence_count(struct sp_push *push, const char *channel);
 
 /* rc is SP_HUB_OK with res, or a negative SP_HUB_ error (res NULL). */
 typedef void (*sp_push_published)(void *arg, int rc, const struct sp_publish_result *res);

@@ -99,6 +99,23 @@ struct opening {
  * without data: EventSource takes it as its last event id (no event
  * fires), so a cut before the first message reconnects with it. Then the
  * missed-history signal. */
+/* On a presence route: who is there, before any message (the joins and
+ * leaves that follow are messages of the channel). */
+static void write_members(void *ctx, const char *json)
+{
+    static const char head[] = "event: sidepush-members\ndata: ";
+    size_t len = strlen(json);
+    char *text = malloc(sizeof(head) + len + 2);
+
+    if (text == NULL)
+        return;
+    memcpy(text, head, sizeof(head) - 1);
+    memcpy(text + sizeof(head) - 1, json, len);
+    memcpy(text + sizeof(head) - 1 + len, "\n\n", 3);
+    write_text(ctx, text);
+    free(text);
+}
+
 static int sse_preamble(void *ctx, const char *position, size_t count, bool missed,
                         const char *first)
 {
@@ -114,6 +131,8 @@ static int sse_preamble(void *ctx, const char *position, size_t count, bool miss
         snprintf(text, sizeof(text), "event: sidepush-missed\ndata: {\"first\":\"%s\"}\n\n", first);
         rc = write_text(o->sse, text);
     }
+    if (rc == 0)
+        sp_subscription_members(o->sse->subs, write_members, o->sse);
     return rc;
 }
 
@@ -127,7 +146,8 @@ static int send_start(struct sp_sse *s, const struct sp_route_config *route,
 }
 
 void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                  struct sp_http_conn *conn, const struct sp_http_request *req)
+                  struct sp_http_conn *conn, const struct sp_http_request *req,
+                  const struct sp_identity *who)
 {
     struct sp_cursor cur;
     struct sp_sse *s = calloc(1, sizeof(*s));
@@ -150,7 +170,8 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
         cur = (struct sp_cursor){.present = true};
     else if (!cur.present)
         cur = sp_push_start(push, route);
-    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, s, &s->subs);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, s,
+                                  route->subscribe.presence ? who : NULL, &s->subs);
     if (rc < 0) {
         sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
         sse_free(s);

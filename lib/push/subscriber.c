@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/mailbox.h"
 #include "push/push-internal.h"
 
 /* Messages one stream replays when it opens, at most. */
@@ -22,9 +23,56 @@ struct sp_subscription {
     sp_subscription_deliver deliver;
     sp_subscription_deleted deleted;
     void *owner;
+    char *member;    /* the user id on a presence route, else NULL */
+    char **channels; /* with member: the channels' names (a deleted one's too) */
     size_t count;
     struct entry entries[];
 };
+
+/* ---- presence: joins and leaves, on the home loop ------------------------------------------ */
+
+struct presence_mail {
+    struct sp_mail mail;
+    struct sp_push *home;
+    bool join;
+    char *info;    /* points into text, or NULL */
+    char *user_id; /* points into text */
+    char text[];   /* channel, user id, info */
+};
+
+static void presence_run(struct sp_mail *mail)
+{
+    struct presence_mail *m = (struct presence_mail *)mail;
+
+    if (m->join)
+        sp_presence_join(m->home->presence, m->text, m->user_id, m->info);
+    else
+        sp_presence_leave(m->home->presence, m->text, m->user_id);
+    free(m);
+}
+
+static void presence_drop(struct sp_mail *mail)
+{
+    free(mail);
+}
+
+/* Mailed even on the home worker itself, so that joins and leaves keep
+ * their order with the other workers' (and never run inside a delivery). */
+static void presence_post(struct sp_push *push, bool join, const char *channel, const char *user_id,
+                          const char *info)
+{
+    size_t c = strlen(channel) + 1, u = strlen(user_id) + 1, i = info ? strlen(info) + 1 : 0;
+    struct presence_mail *m = malloc(sizeof(*m) + c + u + i);
+
+    if (m == NULL)
+        return; /* out of memory: this connection is not counted */
+    m->home = push->home;
+    m->join = join;
+    memcpy(m->text, channel, c);
+    m->user_id = memcpy(m->text + c, user_id, u);
+    m->info = info ? memcpy(m->text + c + u, info, i) : NULL;
+    sp_mailbox_post(push->home->mailbox, &m->mail, presence_run, presence_drop);
+}
 
 static void on_deliver(struct sp_sub *sub, struct sp_msg *msg)
 {
@@ -62,7 +110,8 @@ static int split_channels(char *copy, char **names, size_t max, size_t *count)
 }
 
 int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
-                         sp_subscription_deleted deleted, void *owner, struct sp_subscription **out)
+                         sp_subscription_deleted deleted, void *owner,
+                         const struct sp_identity *member, struct sp_subscription **out)
 {
     size_t max = push->config->limits.max_channels_per_connection;
     char *names[256];
@@ -80,7 +129,15 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
         rc = SP_HUB_NO_MEMORY;
         goto done;
     }
-    *s = (struct sp_subscription){push, deliver, deleted, owner, 0};
+    *s = (struct sp_subscription){push, deliver, deleted, owner, NULL, NULL, 0};
+    if (member != NULL && member->user_id != NULL &&
+        ((s->member = strdup(member->user_id)) == NULL ||
+         (s->channels = calloc(count, sizeof(*s->channels))) == NULL)) {
+        free(s->member);
+        free(s);
+        rc = SP_HUB_NO_MEMORY;
+        goto done;
+    }
     for (size_t i = 0; i < count; i++) {
         s->entries[i].parent = s;
         rc = sp_hub_subscribe(push->port, &s->entries[i].sub, names[i], &entry_ops);
@@ -89,6 +146,8 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
             goto done;
         }
         s->count++;
+        if (s->member != NULL && (s->channels[i] = strdup(names[i])) != NULL)
+            presence_post(push, true, names[i], s->member, member->user_info);
     }
     *out = s;
     rc = 0;
@@ -101,9 +160,34 @@ void sp_subscription_close(struct sp_subscription *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < s->count; i++)
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->member != NULL && s->channels[i] != NULL)
+            presence_post(s->push, false, s->channels[i], s->member, NULL);
         sp_hub_unsubscribe(s->push->port, &s->entries[i].sub);
+    }
+    for (size_t i = 0; s->channels != NULL && i < s->count; i++)
+        free(s->channels[i]);
+    free(s->channels);
+    free(s->member);
     free(s);
+}
+
+void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
+                             void *ctx)
+{
+    struct evbuffer *buf = s->member ? evbuffer_new() : NULL;
+
+    for (size_t i = 0; buf != NULL && i < s->count; i++) {
+        if (s->channels[i] == NULL)
+            continue;
+        evbuffer_drain(buf, evbuffer_get_length(buf));
+        sp_presence_write_json(s->push->home->presence, s->channels[i],
+                               s->push->config->presence.max_members, buf);
+        evbuffer_add(buf, "", 1);
+        write(ctx, (const char *)evbuffer_pullup(buf, -1));
+    }
+    if (buf)
+        evbuffer_free(buf);
 }
 
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,

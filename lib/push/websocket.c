@@ -322,6 +322,22 @@ static bool offers_envelope(const struct sp_http_request *req)
 
 /* Envelope clients get their position first (so a client cut before any
  * message resumes), then the missed-history signal. */
+/* {"channel":..,"count":..,"members":[..]} becomes the notice
+ * {"event":"sidepush-members","channel":..,...}. */
+static void send_members(void *ctx, const char *json)
+{
+    static const char head[] = "{\"event\":\"sidepush-members\",";
+    size_t len = strlen(json);
+    char *text = len > 1 ? malloc(sizeof(head) + len) : NULL;
+
+    if (text == NULL)
+        return;
+    memcpy(text, head, sizeof(head) - 1);
+    memcpy(text + sizeof(head) - 1, json + 1, len); /* past its "{", with its NUL */
+    send_notice(ctx, text);
+    free(text);
+}
+
 static int ws_preamble(void *ctx, const char *position, size_t count, bool missed,
                        const char *first)
 {
@@ -337,6 +353,8 @@ static int ws_preamble(void *ctx, const char *position, size_t count, bool misse
         snprintf(notice, sizeof(notice), "{\"event\":\"sidepush-missed\",\"first\":\"%s\"}", first);
         rc = send_notice(ws, notice);
     }
+    if (rc == 0)
+        sp_subscription_members(ws->subs, send_members, ws);
     return rc;
 }
 
@@ -347,7 +365,8 @@ static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
 }
 
 void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                 struct sp_http_conn *conn, const struct sp_http_request *req)
+                 struct sp_http_conn *conn, const struct sp_http_request *req,
+                 const struct sp_identity *who)
 {
     char accept[29];
     struct sp_cursor cur;
@@ -384,7 +403,8 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
         return;
     }
     ws->reader = sp_ws_reader_new(route->subscribe.websocket.max_message_size, &reader_events, ws);
-    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, ws, &ws->subs);
+    int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, ws,
+                                  route->subscribe.presence ? who : NULL, &ws->subs);
     if (rc < 0 || ws->reader == NULL) {
         sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500,
                               rc < 0 ? sp_hub_error_text(rc) : "out of memory");

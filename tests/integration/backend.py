@@ -150,6 +150,23 @@ async def authorize(request: web.Request) -> web.Response:
         await asyncio.sleep(5)
     # A browser's EventSource can only carry a token in the query string.
     query = parse_qs(urlsplit(request.headers.get("X-Original-URI", "")).query)
+    # Presence: the subscriber's identity, in headers or in a JSON body.
+    if "user" in query:
+        user = query["user"][0]
+        return web.Response(status=204, headers={"Sidepush-User": user,
+                                                 "Sidepush-User-Info": json.dumps({"name": user})})
+    if auth and auth.startswith("Bearer user:"):
+        user = auth[len("Bearer user:"):]
+        return web.Response(status=204, headers={"Sidepush-User": user,
+                                                 "Sidepush-User-Info": json.dumps({"name": user})})
+    if auth and auth.startswith("Bearer body:"):
+        user = auth[len("Bearer body:"):]
+        return web.json_response({"user_id": int(user) if user.isdigit() else user,
+                                  "user_info": {"name": user}})
+    if auth == "Bearer bad-user":
+        return web.json_response({"user_id": ""})
+    if auth == "Bearer bad-info":
+        return web.Response(status=204, headers={"Sidepush-User": "x", "Sidepush-User-Info": "[1,2]"})
     if "token" in query:
         return web.Response(status=204 if query["token"] == ["good"] else 403)
     # Per-verdict caching, as the backend's own Cache-Control says.

@@ -58,7 +58,7 @@ static void test_in_place(struct event_base *base, const char *dir)
     snprintf(path, sizeof(path), "%s/plain.yaml", dir);
     write_file(path, "a: 1\n");
     const char *paths[] = {path};
-    struct sp_filewatch *w = sp_filewatch_new(base, paths, 1, 20, changed, &s);
+    struct sp_filewatch *w = sp_filewatch_new(base, paths, 1, NULL, 20, changed, &s);
     ok(w != NULL, "a watcher on a plain file");
     write_file(path, "a: 2\n");
     run_for_a_while(&s);
@@ -100,7 +100,7 @@ static void test_configmap_swap(struct event_base *base, const char *dir)
     snprintf(path, sizeof(path), "%s/sidepush.yaml", dir);
     symlink("..data/sidepush.yaml", path);
     const char *paths[] = {path};
-    struct sp_filewatch *w = sp_filewatch_new(base, paths, 1, 20, changed, &s);
+    struct sp_filewatch *w = sp_filewatch_new(base, paths, 1, NULL, 20, changed, &s);
     kubelet_publish(dir, "..2026_12_01_v2", "a: 2\n");
     run_for_a_while(&s);
     ok(w != NULL && s.calls == 1, "a ConfigMap-style symlink swap is seen");
@@ -120,6 +120,34 @@ static void test_configmap_swap(struct event_base *base, const char *dir)
     unlink(link);
 }
 
+/* A change made while one watcher is replaced by another (which inotify
+ * cannot report: nothing watched then) is still noticed. */
+static void test_inherited_look(struct event_base *base, const char *dir)
+{
+    char path[256], seen[SP_FILEWATCH_SEEN];
+    struct seen s = {base, 0};
+
+    snprintf(path, sizeof(path), "%s/inherit.yaml", dir);
+    write_file(path, "a: 1\n");
+    const char *paths[] = {path};
+    struct sp_filewatch *w = sp_filewatch_new(base, paths, 1, NULL, 20, changed, &s);
+    sp_filewatch_seen(w, seen);
+    sp_filewatch_free(w);
+    write_file(path, "a: 2\n"); /* between the two watchers */
+    w = sp_filewatch_new(base, paths, 1, seen, 20, changed, &s);
+    run_for_a_while(&s);
+    ok(s.calls == 1, "a change between two watchers is reported by the second");
+    struct sp_filewatch *same = sp_filewatch_new(base, paths, 1, NULL, 20, changed, &s);
+    sp_filewatch_seen(same, seen);
+    sp_filewatch_free(same);
+    sp_filewatch_free(w);
+    w = sp_filewatch_new(base, paths, 1, seen, 20, changed, &s);
+    run_for_a_while(&s);
+    ok(s.calls == 1, "and nothing when the files are as the first saw them");
+    sp_filewatch_free(w);
+    unlink(path);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -131,8 +159,9 @@ int main(void)
     }
     test_in_place(base, dir);
     test_configmap_swap(base, dir);
+    test_inherited_look(base, dir);
     const char *missing[] = {"/nonexistent-dir/sidepush.yaml"};
-    ok(sp_filewatch_new(base, missing, 1, 20, changed, NULL) == NULL,
+    ok(sp_filewatch_new(base, missing, 1, NULL, 20, changed, NULL) == NULL,
        "a directory that does not exist is refused");
     rmdir(dir);
     event_base_free(base);

@@ -1,0 +1,295 @@
+#include "push/presence.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "core/clock.h"
+#include "core/hmap.h"
+
+struct room;
+
+struct member {
+    char *user_id; /* the room's key for it */
+    char *info;    /* JSON object text, or NULL */
+    unsigned connections;
+    uint64_t leave_at; /* while connections == 0: when it goes */
+    bool leaving;
+    struct room *room;
+    TAILQ_ENTRY(member) leaving_link;
+};
+
+struct room {
+    char *channel; /* the table's key for it */
+    struct sp_hmap *members;
+};
+
+TAILQ_HEAD(member_queue, member);
+
+struct sp_presence {
+    pthread_mutex_t lock; /* rooms and counts; changes come from the home loop only */
+    struct sp_hmap *rooms;
+    size_t total;
+    /* members without connections, in the order they go (the grace is one
+     * for all, so the queue is sorted by leave_at) */
+    struct member_queue leaving;
+    struct event *timer;
+    uint64_t grace_ms;
+    sp_presence_changed changed;
+    void *ctx;
+};
+
+static void member_free(struct member *m)
+{
+    free(m->user_id);
+    free(m->info);
+    free(m);
+}
+
+static void room_free(struct room *r)
+{
+    free(r->channel);
+    sp_hmap_free(r->members);
+    free(r);
+}
+
+static void arm(struct sp_presence *p)
+{
+    struct member *first = TAILQ_FIRST(&p->leaving);
+    uint64_t now = sp_now_ms();
+
+    if (first == NULL) {
+        evtimer_del(p->timer);
+        return;
+    }
+    struct timeval tv = sp_timeval_ms(first->leave_at > now ? first->leave_at - now : 0);
+    evtimer_add(p->timer, &tv);
+}
+
+/* Under the lock: takes m out of its room, the room out of the table when
+ * it empties. The caller frees m. */
+static void unlink_member(struct sp_presence *p, struct member *m)
+{
+    struct room *r = m->room;
+
+    sp_hmap_del(r->members, m->user_id);
+    p->total--;
+    if (sp_hmap_count(r->members) == 0) {
+        sp_hmap_del(p->rooms, r->channel);
+        room_free(r);
+    }
+}
+
+/* Members whose grace is over leave; the callback hears of each. */
+static void expire(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_presence *p = arg;
+    uint64_t now = sp_now_ms();
+    struct member *m;
+
+    while ((m = TAILQ_FIRST(&p->leaving)) != NULL && m->leave_at <= now) {
+        TAILQ_REMOVE(&p->leaving, m, leaving_link);
+        char *channel = strdup(m->room->channel);
+        pthread_mutex_lock(&p->lock);
+        unlink_member(p, m);
+        pthread_mutex_unlock(&p->lock);
+        if (channel != NULL)
+            p->changed(p->ctx, SP_PRESENCE_LEFT, channel, m->user_id, m->info);
+        free(channel);
+        member_free(m);
+    }
+    arm(p);
+}
+
+struct sp_presence *sp_presence_new(struct event_base *home, uint64_t leave_grace_ms,
+                                    sp_presence_changed changed, void *ctx)
+{
+    struct sp_presence *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    TAILQ_INIT(&p->leaving);
+    p->grace_ms = leave_grace_ms;
+    p->changed = changed;
+    p->ctx = ctx;
+    p->rooms = sp_hmap_new();
+    p->timer = evtimer_new(home, expire, p);
+    if (p->rooms == NULL || p->timer == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
+        if (p->timer)
+            event_free(p->timer);
+        sp_hmap_free(p->rooms);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void free_member_entry(const char *key, void *value, void *ctx)
+{
+    member_free(value);
+}
+
+static void free_room_entry(const char *key, void *value, void *ctx)
+{
+    struct room *r = value;
+    sp_hmap_each(r->members, free_member_entry, NULL);
+    room_free(r);
+}
+
+void sp_presence_free(struct sp_presence *p)
+{
+    if (p == NULL)
+        return;
+    event_free(p->timer);
+    sp_hmap_each(p->rooms, free_room_entry, NULL);
+    sp_hmap_free(p->rooms);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+void sp_presence_set_grace(struct sp_presence *p, uint64_t leave_grace_ms)
+{
+    p->grace_ms = leave_grace_ms;
+}
+
+/* Under the lock: the channel's room and the user's entry in it, made if
+ * need be. NULL when out of memory. */
+static struct member *find_or_add(struct sp_presence *p, const char *channel, const char *user_id,
+                                  const char *info, bool *added)
+{
+    struct room *r = sp_hmap_get(p->rooms, channel);
+    bool new_room = r == NULL;
+
+    *added = false;
+    if (new_room) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL || (r->channel = strdup(channel)) == NULL ||
+            (r->members = sp_hmap_new()) == NULL || sp_hmap_put(p->rooms, r->channel, r) < 0) {
+            if (r)
+                room_free(r);
+            return NULL;
+        }
+    }
+    struct member *m = sp_hmap_get(r->members, user_id);
+    if (m != NULL)
+        return m;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->user_id = strdup(user_id)) == NULL ||
+        (info != NULL && (m->info = strdup(info)) == NULL) ||
+        sp_hmap_put(r->members, m->user_id, m) < 0) {
+        if (m)
+            member_free(m);
+        if (new_room) {
+            sp_hmap_del(p->rooms, r->channel);
+            room_free(r);
+        }
+        return NULL;
+    }
+    m->room = r;
+    p->total++;
+    *added = true;
+    return m;
+}
+
+int sp_presence_join(struct sp_presence *p, const char *channel, const char *user_id,
+                     const char *info)
+{
+    bool added;
+
+    pthread_mutex_lock(&p->lock);
+    struct member *m = find_or_add(p, channel, user_id, info, &added);
+    if (m != NULL)
+        m->connections++;
+    pthread_mutex_unlock(&p->lock);
+    if (m == NULL)
+        return -1;
+    if (m->leaving) { /* back within the grace: nobody was told it left */
+        m->leaving = false;
+        TAILQ_REMOVE(&p->leaving, m, leaving_link);
+        arm(p);
+    }
+    if (added)
+        p->changed(p->ctx, SP_PRESENCE_JOINED, channel, user_id, m->info);
+    return 0;
+}
+
+void sp_presence_leave(struct sp_presence *p, const char *channel, const char *user_id)
+{
+    pthread_mutex_lock(&p->lock);
+    struct room *r = sp_hmap_get(p->rooms, channel);
+    struct member *m = r ? sp_hmap_get(r->members, user_id) : NULL;
+    if (m != NULL && m->connections > 0)
+        m->connections--;
+    pthread_mutex_unlock(&p->lock);
+    if (m == NULL || m->connections > 0 || m->leaving)
+        return;
+    m->leaving = true;
+    m->leave_at = sp_now_ms() + p->grace_ms;
+    TAILQ_INSERT_TAIL(&p->leaving, m, leaving_link);
+    if (p->grace_ms == 0)
+        expire(-1, 0, p);
+    else if (TAILQ_FIRST(&p->leaving) == m)
+        arm(p);
+}
+
+size_t sp_presence_count(struct sp_presence *p, const char *channel)
+{
+    pthread_mutex_lock(&p->lock);
+    struct room *r = sp_hmap_get(p->rooms, channel);
+    size_t n = r ? sp_hmap_count(r->members) : 0;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+size_t sp_presence_total(struct sp_presence *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->total;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+struct listing {
+    json_t *array;
+    size_t max;
+};
+
+static void list_member(const char *key, void *value, void *ctx)
+{
+    struct listing *l = ctx;
+    const struct member *m = value;
+
+    if (json_array_size(l->array) >= l->max)
+        return;
+    json_t *info = m->info ? json_loads(m->info, 0, NULL) : NULL;
+    json_array_append_new(l->array, json_pack("{s:s, s:o, s:I}", "user_id", m->user_id, "user_info",
+                                              info ? info : json_null(), "connections",
+                                              (json_int_t)m->connections));
+}
+
+void sp_presence_write_json(struct sp_presence *p, const char *channel, size_t max,
+                            struct evbuffer *out)
+{
+    struct listing l = {json_array(), max};
+    size_t count = 0;
+
+    pthread_mutex_lock(&p->lock);
+    struct room *r = sp_hmap_get(p->rooms, channel);
+    if (r != NULL && l.array != NULL) {
+        count = sp_hmap_count(r->members);
+        sp_hmap_each(r->members, list_member, &l);
+    }
+    pthread_mutex_unlock(&p->lock);
+    json_t *doc = json_pack("{s:s, s:I, s:o}", "channel", channel, "count", (json_int_t)count,
+                            "members", l.array ? l.array : json_array());
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    if (text != NULL)
+        evbuffer_add(out, text, strlen(text));
+    else
+        evbuffer_add_printf(out, "{\"count\":%zu,\"members\":[]}", count);
+    free(text);
+    json_decref(doc);
+}
