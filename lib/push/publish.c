@@ -512,8 +512,10 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
     struct sp_channel_info local = {0}; /* subscribers are each replica's own */
     char channel[SP_CHANNEL_MAX + 1];
 
-    sp_hub_channel_info(a->push->hub, a->channel, &local);
-    struct sp_http_conn *conn = admin_finish(a, info, channel);
+    struct sp_push *push = a->push;
+
+    sp_hub_channel_info(push->hub, a->channel, &local);
+    struct sp_http_conn *conn = admin_finish(a, info, channel); /* frees a */
     size_t subscribers = local.subscribers;
 
     if (conn == NULL)
@@ -524,7 +526,7 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
         respond_json(conn, 200,
                      json_pack("{s:s, s:I, s:I, s:I, s:s?, s:s?}", "channel", channel,
                                "subscribers", (json_int_t)subscribers, "members",
-                               (json_int_t)sp_push_presence_count(a->push, channel), "messages",
+                               (json_int_t)sp_push_presence_count(push, channel), "messages",
                                (json_int_t)info->messages, "first_id",
                                info->first_id[0] ? info->first_id : NULL, "last_id",
                                info->last_id[0] ? info->last_id : NULL));
