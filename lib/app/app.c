@@ -11,6 +11,7 @@
 #include "backend/authorize.h"
 #include "core/clock.h"
 #include "backend/poller.h"
+#include "backend/webhooks.h"
 #include "backend/ws_forward.h"
 #include "http/proxy.h"
 #include "http/server.h"
@@ -59,6 +60,7 @@ struct sp_app {
     struct event *trimmer;
     /* the home's own */
     struct sp_polls *polls;
+    struct sp_webhooks *webhooks; /* webhooks section: occupancy and presence, home only */
     struct sp_http_server *publishers;
     struct sp_listener *publish_listener;
     struct sp_listener *admin_listener; /* metrics.listen, optional */
@@ -387,6 +389,7 @@ static void collect_run(struct sp_mail *mail)
         struct sp_app *app = w->app;
         g->publishers = sp_http_server_connections(app->publishers);
         sp_polls_metrics(app->polls, g->home_text);
+        sp_webhooks_metrics(app->webhooks, g->home_text);
         sp_push_home_metrics(w->push, g->home_text);
     }
     collected(g, false);
@@ -755,6 +758,13 @@ static int home_new(struct sp_app *app, char *err, size_t errlen)
         return -1;
     }
     sp_push_set_watch(w->push, sp_polls_watch, app->polls);
+    if (config->webhooks.enabled) {
+        if ((app->webhooks = sp_webhooks_new(&w->backend)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        sp_push_set_events(w->push, sp_webhooks_event, app->webhooks);
+    }
     app->publish_listener =
         sp_listener_new(w->base, &config->publish_listen, on_accept, w, app->log, err, errlen);
     if (app->publish_listener == NULL)
@@ -962,8 +972,10 @@ void sp_app_free(struct sp_app *app)
     if (h->push != NULL) {
         sp_push_stop_engine(h->push);
         sp_push_set_watch(h->push, NULL, NULL);
+        sp_push_set_events(h->push, NULL, NULL);
     }
     sp_polls_free(app->polls);
+    sp_webhooks_free(app->webhooks);
     for (unsigned i = app->nworkers; i-- > 0;) {
         struct worker *w = &app->workers[i];
         sp_push_free(w->push);

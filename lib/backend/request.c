@@ -16,12 +16,18 @@ char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *r
                      const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES])
 {
     char path[4096];
+
+    if (sp_tmpl_expand(route->tmpl, tmpl, caps, path, sizeof(path)) < 0)
+        return NULL;
+    return sp_backend_url_of(b, path);
+}
+
+char *sp_backend_url_of(const struct sp_backend *b, const char *path)
+{
     char *url = NULL;
     const char *base = b->config->backend.url;
     size_t blen = strlen(base);
 
-    if (sp_tmpl_expand(route->tmpl, tmpl, caps, path, sizeof(path)) < 0)
-        return NULL;
     if (path[0] != '/')
         return strdup(path); /* an absolute URL */
     if (strncmp(base, "unix:", 5) == 0) {

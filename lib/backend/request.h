@@ -30,6 +30,9 @@ struct sp_backend {
 char *sp_backend_url(const struct sp_backend *b, const struct sp_route_config *route,
                      const char *tmpl, const struct sp_slice caps[SP_TMPL_MAX_CAPTURES]);
 
+/* The same for a plain backend path or absolute URL (webhooks.url). */
+char *sp_backend_url_of(const struct sp_backend *b, const char *path);
+
 /* An easy handle for url with the settings every such request shares: the
  * backend's connect and total timeouts, no proxy from the environment, no
  * signals, the path sent as written, and backend.url's Unix socket for a

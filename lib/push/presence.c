@@ -252,6 +252,14 @@ size_t sp_presence_total(struct sp_presence *p)
     return n;
 }
 
+size_t sp_presence_rooms(struct sp_presence *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = sp_hmap_count(p->rooms);
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
 struct listing {
     json_t *array;
     size_t max;

@@ -40,6 +40,7 @@ void sp_presence_leave(struct sp_presence *p, const char *channel, const char *u
 /* From any thread: members of channel now (0 for none). */
 size_t sp_presence_count(struct sp_presence *p, const char *channel);
 size_t sp_presence_total(struct sp_presence *p);
+size_t sp_presence_rooms(struct sp_presence *p);
 /* From any thread: appends {"channel":..,"count":n,"members":[{"user_id":..,
  * "user_info":{..},"connections":n}, ...]} with at most max members listed. */
 void sp_presence_write_json(struct sp_presence *p, const char *channel, size_t max,

@@ -650,6 +650,11 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
 
 void sp_push_home_metrics(const struct sp_push *home, struct evbuffer *out)
 {
+    sp_metric_one(out, "sidepush_presence_members", "gauge",
+                  "Members of presence channels (distinct users per channel), summed.",
+                  (double)sp_presence_total(home->presence));
+    sp_metric_one(out, "sidepush_presence_channels", "gauge", "Presence channels with members.",
+                  (double)sp_presence_rooms(home->presence));
     if (home->engine != NULL)
         sp_engine_metrics(home->engine, out);
 }

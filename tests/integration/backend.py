@@ -215,6 +215,32 @@ async def grip_page(request: web.Request) -> web.Response:
     return web.Response(text=GRIP_PAGE, content_type="text/html")
 
 
+# Webhooks from sidepush, kept raw (body and headers) per test key, so the
+# test can verify each signature with an independent implementation.
+hooks = {}
+hook_failures = {}
+
+
+async def receive_hook(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    body = await request.text()
+    if hook_failures.get(key, 0) > 0:
+        hook_failures[key] -= 1
+        hooks.setdefault(key + ":failed", []).append({"body": body, "headers": dict(request.headers)})
+        return web.Response(status=503)
+    hooks.setdefault(key, []).append({"body": body, "headers": dict(request.headers)})
+    return web.Response(status=204)
+
+
+async def get_hooks(request: web.Request) -> web.Response:
+    return web.json_response(hooks.get(request.match_info["key"], []))
+
+
+async def fail_hooks(request: web.Request) -> web.Response:
+    hook_failures[request.match_info["key"]] = int(request.query.get("n", "1"))
+    return web.Response(status=204)
+
+
 async def get_hits(request: web.Request) -> web.Response:
     return web.json_response(dict(hits))
 
@@ -238,6 +264,9 @@ def main() -> None:
     app.router.add_get("/slow/{ms}", slow)
     app.router.add_route("*", "/upload", upload)
     app.router.add_get("/hits", get_hits)
+    app.router.add_post("/hooks/{key}", receive_hook)
+    app.router.add_get("/hooks-log/{key}", get_hooks)
+    app.router.add_post("/hooks-fail/{key}", fail_hooks)
     app.router.add_get("/resource/{name}", resource_get)
     app.router.add_get("/auth/{tail:.*}", authorize)
     app.router.add_get("/auth-log", get_auth_log)

@@ -1,0 +1,386 @@
+#include "backend/webhooks.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "core/clock.h"
+#include "core/hmap.h"
+#include "metrics/metrics.h"
+#include "push/webhook_sig.h"
+
+#define BATCH_MAX 100        /* events per POST */
+#define BACKOFF_FIRST_MS 500 /* after the first failure; doubles */
+#define DROP_LOG_EVERY_MS 10000
+
+struct item {
+    TAILQ_ENTRY(item) link;
+    const char *name; /* static */
+    char *channel;
+    char *user_id; /* NULL for occupancy */
+};
+
+/* A channel whose last subscriber left, told after the grace unless it is
+ * occupied again first. */
+struct vacancy {
+    TAILQ_ENTRY(vacancy) link;
+    char *channel; /* the map's key */
+    uint64_t due_ms;
+};
+
+TAILQ_HEAD(item_queue, item);
+TAILQ_HEAD(vacancy_queue, vacancy);
+
+struct sp_webhooks {
+    const struct sp_backend *backend;
+    struct item_queue queue;
+    struct sp_webhooks_stats stats;
+    struct event *timer;   /* the batch window, or the backoff before a retry */
+    struct event *vacated; /* the first vacancy's grace */
+    struct sp_hmap *vacancies;
+    struct vacancy_queue vacancy_order; /* by due_ms (one grace for all) */
+    /* the POST in flight or to retry: its first `sending` items, as sent */
+    CURL *easy;
+    size_t sending;
+    char *body;
+    char webhook_id[32];
+    struct curl_slist *headers;
+    char *url;
+    uint64_t backoff_ms;
+    uint64_t last_drop_log_ms;
+};
+
+static const char *event_name(enum sp_presence_event e)
+{
+    switch (e) {
+    case SP_EVENT_OCCUPIED:
+        return "channel_occupied";
+    case SP_EVENT_VACATED:
+        return "channel_vacated";
+    case SP_EVENT_MEMBER_ADDED:
+        return "member_added";
+    default:
+        return "member_removed";
+    }
+}
+
+static void item_free(struct item *it)
+{
+    free(it->channel);
+    free(it->user_id);
+    free(it);
+}
+
+/* ---- sending ----------------------------------------------------------------------------------
+ */
+
+static void send_batch(struct sp_webhooks *w);
+
+static void arm(struct sp_webhooks *w, uint64_t ms)
+{
+    struct timeval tv = sp_timeval_ms(ms);
+    evtimer_add(w->timer, &tv);
+}
+
+/* Something waits and nothing is under way: the batch window starts. */
+static void kick(struct sp_webhooks *w)
+{
+    if (w->sending == 0 && !TAILQ_EMPTY(&w->queue) && !evtimer_pending(w->timer, NULL))
+        arm(w, w->backend->config->webhooks.batch_ms);
+}
+
+static void batch_clear(struct sp_webhooks *w)
+{
+    free(w->body);
+    w->body = NULL;
+    curl_slist_free_all(w->headers);
+    w->headers = NULL;
+    w->sending = 0;
+}
+
+/* The first BATCH_MAX items as Pusher's body, under a new webhook-id. */
+static int batch_build(struct sp_webhooks *w)
+{
+    const struct sp_config *c = w->backend->config;
+    struct timespec now;
+    json_t *events = json_array();
+    struct item *it;
+    size_t n = 0;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    TAILQ_FOREACH (it, &w->queue, link) {
+        if (n == BATCH_MAX)
+            break;
+        json_t *e = it->user_id ? json_pack("{s:s, s:s, s:s}", "name", it->name, "channel",
+                                            it->channel, "user_id", it->user_id)
+                                : json_pack("{s:s, s:s}", "name", it->name, "channel", it->channel);
+        json_array_append_new(events, e);
+        n++;
+    }
+    json_int_t ms = (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    json_t *doc = json_pack("{s:I, s:o}", "time_ms", ms, "events", events);
+    w->body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (w->body == NULL)
+        return -1;
+    w->sending = n;
+    memcpy(w->webhook_id, "msg_", 4);
+    sp_random_base36(w->webhook_id + 4, 24);
+    char ts[24], sig[128];
+    snprintf(ts, sizeof(ts), "%lld", (long long)now.tv_sec);
+    if (sp_backend_add_header(&w->headers, "Content-Type", 16, "application/json") < 0 ||
+        sp_backend_add_header(&w->headers, "webhook-id", strlen(w->webhook_id), w->webhook_id) <
+            0 ||
+        sp_backend_add_header(&w->headers, "webhook-timestamp", strlen(ts), ts) < 0)
+        return -1;
+    if (c->webhooks.secret != NULL &&
+        (sp_webhook_sign(c->webhooks.secret, w->webhook_id, ts, w->body, strlen(w->body), sig,
+                         sizeof(sig)) < 0 ||
+         sp_backend_add_header(&w->headers, "webhook-signature", strlen(sig), sig) < 0))
+        return -1;
+    return 0;
+}
+
+static void on_sent(CURL *easy, CURLcode result, void *ctx)
+{
+    struct sp_webhooks *w = ctx;
+    const struct sp_config *c = w->backend->config;
+    long code = 0;
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(easy);
+    w->easy = NULL;
+    if (result == CURLE_OK && code >= 200 && code < 300) {
+        w->stats.posts_ok++;
+        w->stats.events_sent += w->sending;
+        for (size_t i = 0; i < w->sending; i++) {
+            struct item *it = TAILQ_FIRST(&w->queue);
+            TAILQ_REMOVE(&w->queue, it, link);
+            w->stats.queued--;
+            item_free(it);
+        }
+        batch_clear(w);
+        w->backoff_ms = 0;
+        kick(w);
+        return;
+    }
+    /* The same batch goes again (same body, same webhook-id) after the backoff. */
+    w->stats.posts_failed++;
+    w->backoff_ms = w->backoff_ms == 0 ? BACKOFF_FIRST_MS : w->backoff_ms * 2;
+    if (w->backoff_ms > c->webhooks.max_backoff_ms)
+        w->backoff_ms = c->webhooks.max_backoff_ms;
+    uint64_t wait = w->backoff_ms / 2 + sp_random() % (w->backoff_ms / 2 + 1);
+    sp_log_warn(w->backend->log, "webhook_failed", "%s: %s (HTTP %ld); %zu events again in %llu ms",
+                w->url, result == CURLE_OK ? "not 2xx" : curl_easy_strerror(result), code,
+                w->sending, (unsigned long long)wait);
+    arm(w, wait);
+}
+
+static void send_batch(struct sp_webhooks *w)
+{
+    if (w->easy != NULL || TAILQ_EMPTY(&w->queue))
+        return;
+    if (w->sending == 0 && batch_build(w) < 0) {
+        batch_clear(w);
+        arm(w, BACKOFF_FIRST_MS); /* out of memory: later */
+        return;
+    }
+    free(w->url);
+    w->url = sp_backend_url_of(w->backend, w->backend->config->webhooks.url);
+    w->easy = w->url ? sp_backend_request(w->backend, w->url, w->headers) : NULL;
+    if (w->easy == NULL) {
+        arm(w, BACKOFF_FIRST_MS);
+        return;
+    }
+    curl_easy_setopt(w->easy, CURLOPT_POSTFIELDS, w->body);
+    curl_easy_setopt(w->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(w->body));
+    if (sp_curlm_add(w->backend->curlm, w->easy, on_sent, w) < 0) {
+        curl_easy_cleanup(w->easy);
+        w->easy = NULL;
+        arm(w, BACKOFF_FIRST_MS);
+    }
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    send_batch(arg);
+}
+
+/* ---- queueing ---------------------------------------------------------------------------------
+ */
+
+static void enqueue(struct sp_webhooks *w, const char *name, const char *channel,
+                    const char *user_id)
+{
+    const struct sp_config *c = w->backend->config;
+    struct item *it;
+
+    if (w->stats.queued >= c->webhooks.max_queue) {
+        uint64_t now = sp_now_ms();
+        w->stats.events_dropped++;
+        if (now - w->last_drop_log_ms >= DROP_LOG_EVERY_MS) {
+            w->last_drop_log_ms = now;
+            sp_log_warn(w->backend->log, "webhook_queue_full",
+                        "%zu events wait for %s: new ones are dropped (%llu so far)",
+                        w->stats.queued, c->webhooks.url,
+                        (unsigned long long)w->stats.events_dropped);
+        }
+        return;
+    }
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (it->channel = strdup(channel)) == NULL ||
+        (user_id != NULL && (it->user_id = strdup(user_id)) == NULL)) {
+        if (it)
+            item_free(it);
+        w->stats.events_dropped++;
+        return;
+    }
+    it->name = name;
+    TAILQ_INSERT_TAIL(&w->queue, it, link);
+    w->stats.queued++;
+    kick(w);
+}
+
+static void vacancy_free(struct sp_webhooks *w, struct vacancy *v)
+{
+    TAILQ_REMOVE(&w->vacancy_order, v, link);
+    sp_hmap_del(w->vacancies, v->channel);
+    free(v->channel);
+    free(v);
+}
+
+static void arm_vacated(struct sp_webhooks *w)
+{
+    struct vacancy *v = TAILQ_FIRST(&w->vacancy_order);
+    uint64_t now = sp_now_ms();
+
+    if (v == NULL) {
+        evtimer_del(w->vacated);
+        return;
+    }
+    struct timeval tv = sp_timeval_ms(v->due_ms > now ? v->due_ms - now : 0);
+    evtimer_add(w->vacated, &tv);
+}
+
+static void on_vacated(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_webhooks *w = arg;
+    uint64_t now = sp_now_ms();
+    struct vacancy *v;
+
+    while ((v = TAILQ_FIRST(&w->vacancy_order)) != NULL && v->due_ms <= now) {
+        enqueue(w, "channel_vacated", v->channel, NULL);
+        vacancy_free(w, v);
+    }
+    arm_vacated(w);
+}
+
+void sp_webhooks_event(void *arg, enum sp_presence_event event, const char *channel,
+                       const char *user_id)
+{
+    struct sp_webhooks *w = arg;
+    uint64_t grace = w->backend->config->webhooks.vacated_grace_ms;
+    struct vacancy *v = sp_hmap_get(w->vacancies, channel);
+
+    if (event == SP_EVENT_OCCUPIED && v != NULL) {
+        vacancy_free(w, v); /* back within the grace: neither is told */
+        arm_vacated(w);
+        return;
+    }
+    if (event == SP_EVENT_VACATED && grace > 0) {
+        if (v != NULL)
+            return;
+        v = calloc(1, sizeof(*v));
+        if (v == NULL || (v->channel = strdup(channel)) == NULL ||
+            sp_hmap_put(w->vacancies, v->channel, v) < 0) {
+            if (v)
+                free(v->channel);
+            free(v);
+            enqueue(w, "channel_vacated", channel, NULL); /* at once rather than never */
+            return;
+        }
+        v->due_ms = sp_now_ms() + grace;
+        TAILQ_INSERT_TAIL(&w->vacancy_order, v, link);
+        if (TAILQ_FIRST(&w->vacancy_order) == v)
+            arm_vacated(w);
+        return;
+    }
+    enqueue(w, event_name(event), channel, user_id);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
+
+struct sp_webhooks *sp_webhooks_new(const struct sp_backend *b)
+{
+    struct sp_webhooks *w = calloc(1, sizeof(*w));
+
+    if (w == NULL)
+        return NULL;
+    w->backend = b;
+    TAILQ_INIT(&w->queue);
+    TAILQ_INIT(&w->vacancy_order);
+    w->timer = evtimer_new(b->base, on_timer, w);
+    w->vacated = evtimer_new(b->base, on_vacated, w);
+    w->vacancies = sp_hmap_new();
+    if (w->timer == NULL || w->vacated == NULL || w->vacancies == NULL) {
+        sp_webhooks_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void sp_webhooks_free(struct sp_webhooks *w)
+{
+    struct item *it;
+    struct vacancy *v;
+
+    if (w == NULL)
+        return;
+    if (w->easy != NULL) {
+        sp_curlm_remove(w->backend->curlm, w->easy);
+        curl_easy_cleanup(w->easy);
+    }
+    while ((it = TAILQ_FIRST(&w->queue)) != NULL) {
+        TAILQ_REMOVE(&w->queue, it, link);
+        item_free(it);
+    }
+    while ((v = TAILQ_FIRST(&w->vacancy_order)) != NULL)
+        vacancy_free(w, v);
+    sp_hmap_free(w->vacancies);
+    if (w->timer)
+        event_free(w->timer);
+    if (w->vacated)
+        event_free(w->vacated);
+    batch_clear(w);
+    free(w->url);
+    free(w);
+}
+
+const struct sp_webhooks_stats *sp_webhooks_stats(const struct sp_webhooks *w)
+{
+    return &w->stats;
+}
+
+void sp_webhooks_metrics(const struct sp_webhooks *w, struct evbuffer *out)
+{
+    if (w == NULL)
+        return;
+    sp_metric_head(out, "sidepush_webhook_posts_total", "counter",
+                   "Webhook POSTs to the backend, by result (each retry counts).");
+    sp_metric_value(out, "sidepush_webhook_posts_total", "result=\"ok\"",
+                    (double)w->stats.posts_ok);
+    sp_metric_value(out, "sidepush_webhook_posts_total", "result=\"failed\"",
+                    (double)w->stats.posts_failed);
+    sp_metric_head(out, "sidepush_webhook_events_total", "counter",
+                   "Occupancy and presence events, sent or dropped (queue full).");
+    sp_metric_value(out, "sidepush_webhook_events_total", "result=\"sent\"",
+                    (double)w->stats.events_sent);
+    sp_metric_value(out, "sidepush_webhook_events_total", "result=\"dropped\"",
+                    (double)w->stats.events_dropped);
+    sp_metric_one(out, "sidepush_webhook_queue", "gauge", "Events waiting to be sent.",
+                  (double)w->stats.queued);
+}
