@@ -149,3 +149,15 @@ def test_presence_needs_authorize(make_sidepush, tmp_path):
     out = subprocess.run([SIDEPUSH, "--check-config", str(bad)], capture_output=True, text=True)
     assert out.returncode == 1 and "bad.yaml:3:5:" in out.stdout + out.stderr
     assert "presence needs authorize" in out.stdout + out.stderr
+
+
+def test_chromium_tabs_join_once_and_leave_once(make_sidepush):
+    import os
+    import pytest
+    from test_browser import run_browser_script
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("needs Debian's chromium")
+    sp = make_sidepush("presence: { leave_grace: 1s }\n" + ROUTES)
+    env = dict(os.environ, SIDEPUSH_PORT=str(sp.port), LEAVE_GRACE_MS="1000")
+    result = run_browser_script("presence.mjs", env)
+    assert result["end"]["joins"].count("alice") == 1
