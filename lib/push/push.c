@@ -716,5 +716,9 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
                                    strcmp(old->redis.key_prefix, config->redis.key_prefix) != 0)))
         sp_log_warn(push->log, "reload",
                     "changes to the redis section take effect after a restart");
+    if (old->webhooks.enabled != config->webhooks.enabled)
+        sp_log_warn(push->log, "reload",
+                    "adding or removing the webhooks section takes effect after a restart");
     sp_hub_set_options(push->hub, &hub);
+    sp_presence_set_grace(push->presence, config->presence.leave_grace_ms);
 }

@@ -1,0 +1,169 @@
+"""Presence at scale: N SSE subscribers of N/2 users (two tabs each) join one
+presence channel, then all leave. Prints the time until the member list is
+complete and until it is empty again, the webhooks sent against the events
+they carry (batched), and sidepush's memory per member and per subscriber.
+Asserts nothing.
+
+    /usr/bin/python3 tests/bench/presence_bench.py [--subscribers 10000] [--workers 1]
+
+The backend (aiohttp, in this process) answers forward-auth with the user
+named in the subscription's query and receives the webhooks.
+"""
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+
+from benchutil import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
+
+
+def rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Backend:
+    """Forward-auth by ?user=, and a webhook receiver that counts."""
+
+    def __init__(self, port):
+        self.port = port
+        self.posts = 0
+        self.events = {}
+
+    async def auth(self, request):
+        query = parse_qs(urlsplit(request.headers.get("X-Original-URI", "")).query)
+        user = query["user"][0]
+        return web.Response(status=204, headers={"Sidepush-User": user,
+                                                 "Sidepush-User-Info": json.dumps({"n": user})})
+
+    async def hook(self, request):
+        body = await request.json()
+        self.posts += 1
+        for e in body["events"]:
+            self.events[e["name"]] = self.events.get(e["name"], 0) + 1
+        return web.Response(status=204)
+
+    def run(self, ready):
+        async def main():
+            app = web.Application()
+            app.router.add_get("/auth/{channel}", self.auth)
+            app.router.add_post("/hooks", self.hook)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port, backlog=4096).start()
+            ready.set()
+            while True:
+                await asyncio.sleep(3600)
+        asyncio.run(main())
+
+
+def members(publish_port):
+    url = f"http://127.0.0.1:{publish_port}/channels/bench/presence"
+    return json.loads(urllib.request.urlopen(url, timeout=10).read())["count"]
+
+
+async def subscribers(port, n, opened, stop):
+    async def one(session, i):
+        async with session.get(f"http://127.0.0.1:{port}/room/bench?user=u{i // 2}",
+                               headers={"Accept": "text/event-stream"}) as r:
+            opened.append(r.status)
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(r.content.readany(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+    async with ClientSession(connector=TCPConnector(limit=0),
+                             timeout=ClientTimeout(total=600)) as session:
+        tasks = []
+        for i in range(n):
+            tasks.append(asyncio.ensure_future(one(session, i)))
+            if i % 200 == 199:
+                await asyncio.sleep(0.05)  # a bounded ramp, not a SYN flood
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--subscribers", type=int, default=10000)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    n = args.subscribers
+    backend_port, port, publish_port = free_port(), free_port(), free_port()
+    backend = Backend(backend_port)
+    ready = threading.Event()
+    threading.Thread(target=backend.run, args=(ready,), daemon=True).start()
+    ready.wait(10)
+    tmp = tempfile.mkdtemp(prefix="sidepush-bench-")
+    conf = Path(tmp) / "sidepush.yaml"
+    conf.write_text(f"listen: 127.0.0.1:{port}\npublish_listen: 127.0.0.1:{publish_port}\n"
+                    f"backend: {{ url: 'http://127.0.0.1:{backend_port}', timeout: 30s }}\n"
+                    f"workers: {args.workers}\nlog: {{ level: warn }}\n"
+                    f"limits: {{ max_connections: {n + 100} }}\n"
+                    "presence: { leave_grace: 1s, max_members: 100 }\n"
+                    "webhooks: { url: /hooks, batch: 250ms }\n"
+                    "routes:\n  - path: /room/{channel}\n    subscribe: { presence: true }\n"
+                    "    authorize: { url: '/auth/{channel}', cache: 60s }\n")
+    sp = subprocess.Popen([SIDEPUSH, "--config", str(conf)])
+    try:
+        wait_port(port)
+        base_rss = rss_kib(sp.pid)
+        opened, stop = [], threading.Event()
+        loop_done = threading.Event()
+
+        def client():
+            asyncio.run(subscribers(port, n, opened, stop))
+            loop_done.set()
+        threading.Thread(target=client, daemon=True).start()
+        started = time.monotonic()
+        deadline = started + 300
+        while time.monotonic() < deadline and members(publish_port) < n // 2:
+            time.sleep(0.1)
+        joined_s = time.monotonic() - started
+        full_rss = rss_kib(sp.pid)
+        count = members(publish_port)
+        stop.set()
+        left_at = time.monotonic()
+        deadline = left_at + 120
+        while time.monotonic() < deadline and members(publish_port) > 0:
+            time.sleep(0.1)
+        left_s = time.monotonic() - left_at
+        time.sleep(1.5)  # the last webhooks
+        events = sum(backend.events.values())
+        print(f"\npresence: {n} SSE subscribers of {n // 2} users on one channel, "
+              f"workers {args.workers}, {os.cpu_count()} CPUs, loopback")
+        print(f"member list complete after     {joined_s:8.2f} s ({count} members, "
+              f"{sum(1 for s in opened if s == 200)} streams opened)")
+        print(f"member list empty after        {left_s:8.2f} s from the disconnect "
+              f"(leave_grace 1 s included)")
+        print(f"webhook events                 {events:8d} {dict(sorted(backend.events.items()))}")
+        print(f"webhook POSTs                  {backend.posts:8d} "
+              f"({events / max(backend.posts, 1):.0f} events per POST)")
+        print(f"RSS                            {base_rss / 1024:8.1f} MiB idle, "
+              f"{full_rss / 1024:.1f} MiB with every member: "
+              f"{(full_rss - base_rss) * 1024 / max(count, 1):.0f} B per member, "
+              f"{(full_rss - base_rss) * 1024 / n:.0f} B per subscriber")
+    finally:
+        sp.send_signal(signal.SIGTERM)
+        try:
+            sp.wait(30)
+        except subprocess.TimeoutExpired:
+            sp.kill()
+
+
+if __name__ == "__main__":
+    main()
