@@ -179,7 +179,11 @@ def make_sidepush(backend, tmp_path):
     started = []
 
     def start(extra: str = "", backend_url: str = None, backend_keys: str = "") -> Sidepush:
-        sp = Sidepush(backend_url or backend.url, extra, tmp_path, backend_keys)
+        # A directory each: replicas sharing one would write one configuration file (which
+        # the others then reload, watch_config) and clobber each other's log.
+        own = tmp_path / f"sidepush-{len(started)}"
+        own.mkdir()
+        sp = Sidepush(backend_url or backend.url, extra, own, backend_keys)
         started.append(sp)
         return sp
 
