@@ -689,7 +689,7 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
     w->base = base;
     w->mailbox = sp_mailbox_new(base);
     w->curlm = sp_curlm_new(base);
-    w->proxy = w->curlm ? sp_proxy_new(base, w->curlm, &proxy, app->log) : NULL;
+    w->proxy = w->curlm ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->flusher = sp_flusher_new(base, on_conn_gone, w);
     if (w->mailbox != NULL && w->curlm != NULL && w->flusher != NULL) {
         const struct sp_push_worker pw = {base,

@@ -727,12 +727,11 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
     return 0;
 }
 
-struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
-                              const struct sp_proxy_options *opts, const struct sp_log *log)
+struct sp_proxy *sp_proxy_new(struct event_base *base, const struct sp_proxy_options *opts,
+                              const struct sp_log *log)
 {
     struct sp_proxy *p = calloc(1, sizeof(*p));
 
-    (void)curlm;
     if (p == NULL)
         return NULL;
     p->base = base;

@@ -11,7 +11,6 @@
 
 #include "core/log.h"
 #include "http/server.h"
-#include "net/curlm.h"
 
 /* A proxied response that asks sidepush to hold the client (GRIP,
  * Pushpin's protocol): Grip-Hold, Grip-Channel, Grip-Timeout,
@@ -66,11 +65,10 @@ void sp_proxy_stats(const struct sp_proxy *p, struct sp_proxy_stats *out);
 /* Upgraded connections open now (they count against the connection cap). */
 size_t sp_proxy_tunnels(struct sp_proxy *p);
 
-/* Copies opts; resolves opts->backend_url (http:// only). Returns NULL on
- * allocation failure or an unusable URL. curlm is unused (kept for the
- * requests that still use libcurl elsewhere). */
-struct sp_proxy *sp_proxy_new(struct event_base *base, struct sp_curlm *curlm,
-                              const struct sp_proxy_options *opts, const struct sp_log *log);
+/* Copies opts; resolves opts->backend_url (http:// or unix:). Returns NULL
+ * on allocation failure or an unusable URL. */
+struct sp_proxy *sp_proxy_new(struct event_base *base, const struct sp_proxy_options *opts,
+                              const struct sp_log *log);
 /* New options (a reload) for the requests that start from now on. Returns
  * 0, or -1 (the old ones stay). */
 int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts);
