@@ -282,7 +282,10 @@ void sp_webhooks_event(void *arg, enum sp_presence_event event, const char *chan
                        const char *user_id)
 {
     struct sp_webhooks *w = arg;
-    uint64_t grace = w->backend->config->webhooks.vacated_grace_ms;
+    /* The members of a vacated presence channel leave within leave_grace:
+     * waiting that too tells their member_removed before channel_vacated. */
+    uint64_t grace =
+        w->backend->config->webhooks.vacated_grace_ms + w->backend->config->presence.leave_grace_ms;
     struct vacancy *v = sp_hmap_get(w->vacancies, channel);
 
     if (event == SP_EVENT_OCCUPIED && v != NULL) {

@@ -10,8 +10,9 @@
  * backoff that doubles from 500 ms up to webhooks.max_backoff, with jitter.
  * At most webhooks.max_queue events wait; beyond that new events are
  * dropped, counted and logged. A vacated channel is told only after
- * webhooks.vacated_grace (a re-occupation within it cancels both); members
- * come and go after presence.leave_grace already. Events are lost when the
+ * webhooks.vacated_grace plus presence.leave_grace (so after its members'
+ * member_removed; a re-occupation within it cancels both); members come
+ * and go after presence.leave_grace already. Events are lost when the
  * process ends.
  *
  * On the home worker's loop only.

@@ -164,7 +164,7 @@ static const struct key config_keys[] = {
     {"webhooks", "batch", T_DURATION, C(webhooks.batch_ms), 0, 60 * SEC, "250ms", 0,
      "events within this window go in one POST"},
     {"webhooks", "vacated_grace", T_DURATION, C(webhooks.vacated_grace_ms), 0, HOUR, "5s", 0,
-     "a channel's last subscriber leaving is told after this (a reconnect within it: no flap)"},
+     "a channel's last subscriber leaving is told after this plus presence.leave_grace"},
     {"webhooks", "max_queue", T_UINT, C(webhooks.max_queue), 1, 10000000, "10000", 0,
      "events waiting for the backend; beyond it new ones are dropped and counted"},
     {"webhooks", "max_backoff", T_DURATION, C(webhooks.max_backoff_ms), 100, HOUR, "30s", 0,
