@@ -51,6 +51,7 @@ def test_sigterm_drains_every_transport(make_sidepush):
     assert ws_result.get("code") == 1001
     for s in sse:
         assert s.proc.wait(5) == 0  # a clean end of the chunked stream
+        s.thread.join(5)  # and its last bytes read
         retry = [line for line in s.raw.split(b"\n") if line.startswith(b"retry: ")]
         assert len(retry) == 2 and 1000 <= int(retry[-1].split()[1]) < 10000  # jittered hint
         s.close()
