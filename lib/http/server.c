@@ -376,7 +376,8 @@ void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
                     (int)c->req.method.len, c->req.method.ptr ? c->req.method.ptr : "",
                     (int)c->req.target.len, c->req.target.ptr ? c->req.target.ptr : "", status);
     c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
-    if (!wants_keepalive(c) || c->server->draining || sp_now_ms() >= c->retire_ms)
+    if (!wants_keepalive(c) || c->server->draining ||
+        (c->retire_ms != UINT64_MAX && sp_now_ms() >= c->retire_ms))
         c->close_after = true;
     add_status_line(o, c->req.minor_version ? 1 : 0, status, reason);
     if (header_lines != NULL)

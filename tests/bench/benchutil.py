@@ -31,6 +31,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def rss_kib(pid):
+    """Resident memory of a process now, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
 def wait_redis_up(port, timeout=10):
     """Until the sidepush listening on port reports both Redis connections ready."""
     deadline = time.monotonic() + timeout

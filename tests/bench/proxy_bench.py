@@ -26,17 +26,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchutil import cpu_seconds, free_port, wait_port
+from benchutil import cpu_seconds, free_port, rss_kib, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
-def rss_kib(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 NGINX_CONF = """
 daemon off;
 master_process off;
