@@ -23,25 +23,13 @@ struct item {
     char *user_id; /* NULL for occupancy */
 };
 
-/* A channel whose last subscriber left, told after the grace unless it is
- * occupied again first. */
-struct vacancy {
-    TAILQ_ENTRY(vacancy) link;
-    char *channel; /* the map's key */
-    uint64_t due_ms;
-};
-
 TAILQ_HEAD(item_queue, item);
-TAILQ_HEAD(vacancy_queue, vacancy);
 
 struct sp_webhooks {
     const struct sp_backend *backend;
     struct item_queue queue;
     struct sp_webhooks_stats stats;
-    struct event *timer;   /* the batch window, or the backoff before a retry */
-    struct event *vacated; /* the first vacancy's grace */
-    struct sp_hmap *vacancies;
-    struct vacancy_queue vacancy_order; /* by due_ms (one grace for all) */
+    struct event *timer; /* the batch window, or the backoff before a retry */
     /* the POST in flight or to retry: its first `sending` items, as sent */
     CURL *easy;
     size_t sending;
@@ -244,74 +232,10 @@ static void enqueue(struct sp_webhooks *w, const char *name, const char *channel
     kick(w);
 }
 
-static void vacancy_free(struct sp_webhooks *w, struct vacancy *v)
-{
-    TAILQ_REMOVE(&w->vacancy_order, v, link);
-    sp_hmap_del(w->vacancies, v->channel);
-    free(v->channel);
-    free(v);
-}
-
-static void arm_vacated(struct sp_webhooks *w)
-{
-    struct vacancy *v = TAILQ_FIRST(&w->vacancy_order);
-    uint64_t now = sp_now_ms();
-
-    if (v == NULL) {
-        evtimer_del(w->vacated);
-        return;
-    }
-    struct timeval tv = sp_timeval_ms(v->due_ms > now ? v->due_ms - now : 0);
-    evtimer_add(w->vacated, &tv);
-}
-
-static void on_vacated(evutil_socket_t fd, short what, void *arg)
-{
-    struct sp_webhooks *w = arg;
-    uint64_t now = sp_now_ms();
-    struct vacancy *v;
-
-    while ((v = TAILQ_FIRST(&w->vacancy_order)) != NULL && v->due_ms <= now) {
-        enqueue(w, "channel_vacated", v->channel, NULL);
-        vacancy_free(w, v);
-    }
-    arm_vacated(w);
-}
-
 void sp_webhooks_event(void *arg, enum sp_presence_event event, const char *channel,
                        const char *user_id)
 {
-    struct sp_webhooks *w = arg;
-    /* The members of a vacated presence channel leave within leave_grace:
-     * waiting that too tells their member_removed before channel_vacated. */
-    uint64_t grace =
-        w->backend->config->webhooks.vacated_grace_ms + w->backend->config->presence.leave_grace_ms;
-    struct vacancy *v = sp_hmap_get(w->vacancies, channel);
-
-    if (event == SP_EVENT_OCCUPIED && v != NULL) {
-        vacancy_free(w, v); /* back within the grace: neither is told */
-        arm_vacated(w);
-        return;
-    }
-    if (event == SP_EVENT_VACATED && grace > 0) {
-        if (v != NULL)
-            return;
-        v = calloc(1, sizeof(*v));
-        if (v == NULL || (v->channel = strdup(channel)) == NULL ||
-            sp_hmap_put(w->vacancies, v->channel, v) < 0) {
-            if (v)
-                free(v->channel);
-            free(v);
-            enqueue(w, "channel_vacated", channel, NULL); /* at once rather than never */
-            return;
-        }
-        v->due_ms = sp_now_ms() + grace;
-        TAILQ_INSERT_TAIL(&w->vacancy_order, v, link);
-        if (TAILQ_FIRST(&w->vacancy_order) == v)
-            arm_vacated(w);
-        return;
-    }
-    enqueue(w, event_name(event), channel, user_id);
+    enqueue(arg, event_name(event), channel, user_id);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------------
@@ -325,11 +249,8 @@ struct sp_webhooks *sp_webhooks_new(const struct sp_backend *b)
         return NULL;
     w->backend = b;
     TAILQ_INIT(&w->queue);
-    TAILQ_INIT(&w->vacancy_order);
     w->timer = evtimer_new(b->base, on_timer, w);
-    w->vacated = evtimer_new(b->base, on_vacated, w);
-    w->vacancies = sp_hmap_new();
-    if (w->timer == NULL || w->vacated == NULL || w->vacancies == NULL) {
+    if (w->timer == NULL) {
         sp_webhooks_free(w);
         return NULL;
     }
@@ -339,7 +260,6 @@ struct sp_webhooks *sp_webhooks_new(const struct sp_backend *b)
 void sp_webhooks_free(struct sp_webhooks *w)
 {
     struct item *it;
-    struct vacancy *v;
 
     if (w == NULL)
         return;
@@ -351,13 +271,8 @@ void sp_webhooks_free(struct sp_webhooks *w)
         TAILQ_REMOVE(&w->queue, it, link);
         item_free(it);
     }
-    while ((v = TAILQ_FIRST(&w->vacancy_order)) != NULL)
-        vacancy_free(w, v);
-    sp_hmap_free(w->vacancies);
     if (w->timer)
         event_free(w->timer);
-    if (w->vacated)
-        event_free(w->vacated);
     batch_clear(w);
     free(w->url);
     free(w);

@@ -9,11 +9,9 @@
  * again, with the same webhook-id (the backend can drop a repeat), after a
  * backoff that doubles from 500 ms up to webhooks.max_backoff, with jitter.
  * At most webhooks.max_queue events wait; beyond that new events are
- * dropped, counted and logged. A vacated channel is told only after
- * webhooks.vacated_grace plus presence.leave_grace (so after its members'
- * member_removed; a re-occupation within it cancels both); members come
- * and go after presence.leave_grace already. Events are lost when the
- * process ends.
+ * dropped, counted and logged. The graces are push's (push/occupancy.h,
+ * push/presence.h): events come here when they are to be told. Events are
+ * lost when the process ends.
  *
  * On the home worker's loop only.
  */

@@ -195,6 +195,8 @@ static const struct key config_keys[] = {
      "a new subscriber waits this long for Redis, then gets 503 (SSE: a retry hint)"},
     {"redis", "poll_lease", T_DURATION, C(redis.poll_lease_ms), 100, HOUR, "5s", 0,
      "one replica polls a poll route's channel under a lease this long; takeover after it"},
+    {"redis", "replica_timeout", T_DURATION, C(redis.replica_timeout_ms), 300, HOUR, "10s", 0,
+     "a replica silent this long (killed) has its members and occupancy removed by another"},
     {"redis", "required_for_ready", T_BOOL, C(redis.required_for_ready), 0, 0, "false", 0,
      "report not ready (readiness_path 503) while Redis is unreachable"},
     {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,

@@ -168,6 +168,7 @@ struct sp_config {
         uint64_t reconnect_max_ms;
         uint64_t subscribe_wait_ms;
         uint64_t poll_lease_ms;
+        uint64_t replica_timeout_ms;
         bool required_for_ready;
     } redis;
     struct sp_route_config *routes;

@@ -27,7 +27,7 @@
 
 #define KEY_MAX (SP_CHANNEL_MAX + 512)
 
-enum script { S_HELLO, S_PUBLISH, S_LOAD, S_DELETE, S_INFO, S_LEASE, S_RELEASE, S_COUNT };
+enum script { S_HELLO, S_PUBLISH, S_LOAD, S_DELETE, S_INFO, S_LEASE, S_RELEASE, S_SHARE, S_COUNT };
 
 enum chan_state {
     C_IDLE,          /* not subscribed in Redis */
@@ -93,6 +93,7 @@ struct sp_engine {
     struct sp_hmap *chans;
     LIST_HEAD(, sp_engine_wait) waits;
     struct engine_stats stats;
+    struct engine_share *share;
 };
 
 /* One command in flight. */
@@ -134,5 +135,12 @@ bool engine_synced(struct sp_engine *e, const char *name);
 struct sp_slice engine_field(const redisReply *fields, const char *name);
 void engine_buffered_clear(struct echan *c);
 void engine_wait_finish(struct sp_engine_wait *w, bool ok);
+
+/* ---- engine_share.c ----------------------------------------------------------------------- */
+
+struct engine_share *engine_share_new(struct sp_engine *e);
+void engine_share_free(struct engine_share *s);
+/* The engine came up: what changed while it was down is sent. */
+void engine_share_up(struct engine_share *s);
 
 #endif

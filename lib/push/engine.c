@@ -23,8 +23,8 @@
 #include "push/lua/engine_scripts.h"
 
 static const char *const scripts[S_COUNT] = {
-    engine_script_hello, engine_script_publish, engine_script_load,   engine_script_delete,
-    engine_script_info,  engine_script_lease,   engine_script_release};
+    engine_script_hello, engine_script_publish, engine_script_load,    engine_script_delete,
+    engine_script_info,  engine_script_lease,   engine_script_release, engine_script_share};
 
 /* ---- keys and small helpers -------------------------------------------------------------- */
 
@@ -104,6 +104,7 @@ void engine_update_up(struct sp_engine *e, const char *why)
         e->stats.up_transitions++;
         sp_log_info(e->push->log, "redis_up", "Redis at %s:%u is available",
                     e->push->config->redis.host, e->push->config->redis.port);
+        engine_share_up(e->share);
     } else {
         e->stats.down_transitions++;
         sp_log_warn(e->push->log, "redis_down",
@@ -295,7 +296,8 @@ struct sp_engine *sp_engine_new(struct sp_push *push)
     e->dns = evdns_base_new(push->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (e->dns == NULL) /* no resolv.conf: numeric addresses and /etc/hosts still work */
         e->dns = evdns_base_new(push->base, 0);
-    if (e->prefix == NULL || e->chans == NULL || e->dns == NULL)
+    e->share = engine_share_new(e);
+    if (e->prefix == NULL || e->chans == NULL || e->dns == NULL || e->share == NULL)
         goto fail;
     opts.ping = true; /* notices a Redis that stopped answering */
     e->cmd = sp_redis_new(push->base, e->dns, &opts, &cmd_ops, e);
@@ -332,6 +334,7 @@ void sp_engine_free(struct sp_engine *e)
     sp_redis_free(e->sub);
     e->cmd = e->sub = NULL;
     e->freeing = true;
+    engine_share_free(e->share);
     if (e->chans)
         sp_hmap_each(e->chans, free_chan, NULL);
     sp_hmap_free(e->chans);

@@ -88,6 +88,7 @@ struct sp_engine_channel {
     size_t messages; /* in the shared history */
     char first_id[SP_MSG_ID_MAX], last_id[SP_MSG_ID_MAX];
     size_t replicas; /* delete: replicas that were told */
+    size_t members;  /* info: of the channel's presence, in the deployment */
 };
 typedef void (*sp_engine_channel_done)(void *arg, const struct sp_engine_channel *info);
 
@@ -135,6 +136,25 @@ typedef void (*sp_engine_claimed)(void *arg, int rc, const char *prior);
  * SP_HUB_UNAVAILABLE now (cb never runs). */
 int sp_engine_claim(struct sp_engine *e, const char *key, const char *value, uint64_t ttl_ms,
                     sp_engine_claimed cb, void *arg);
+
+/* ---- presence and occupancy across replicas ------------------------------------------------- */
+
+/* This replica's part changed: the member's connections (its state is read
+ * from the push's presence table when sent), or the channel's occupancy
+ * (from its occupancy). Redis answers with what changed for the
+ * deployment, which this replica then tells (sp_push_tell_member,
+ * sp_push_tell_occupancy). */
+void sp_engine_share_member(struct sp_engine *e, const char *channel, const char *user_id);
+void sp_engine_share_occupancy(struct sp_engine *e, const char *channel);
+
+/* The deployment's members of channel: json is
+ * {"channel":..,"count":n,"members":[{"user_id":..,"user_info":..,
+ * "connections":n},...]} with at most max listed, or NULL when Redis was
+ * unavailable. */
+typedef void (*sp_engine_members_done)(void *arg, const char *json);
+/* Returns 0 (cb runs later, exactly once) or SP_HUB_UNAVAILABLE now. */
+int sp_engine_members(struct sp_engine *e, const char *channel, size_t max,
+                      sp_engine_members_done cb, void *arg);
 
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out);
 

@@ -117,8 +117,9 @@ static void on_info(redisAsyncContext *ac, void *reply, void *arg)
     redisReply *r = reply;
     struct sp_engine_channel info = {.rc = SP_HUB_UNAVAILABLE};
 
-    if (engine_reply_is(r, REDIS_REPLY_ARRAY, 4) && r->element[1]->type == REDIS_REPLY_STRING) {
+    if (engine_reply_is(r, REDIS_REPLY_ARRAY, 5) && r->element[1]->type == REDIS_REPLY_STRING) {
         info.messages = (size_t)engine_reply_u64(r->element[0]);
+        info.members = (size_t)engine_reply_u64(r->element[4]);
         info.rc = SP_HUB_OK;
         format_id(r->element[1]->str, r->element[2], info.first_id);
         format_id(r->element[1]->str, r->element[3], info.last_id);
@@ -148,8 +149,8 @@ static void on_deleted(redisAsyncContext *ac, void *reply, void *arg)
 static int channel_op(struct sp_engine *e, enum script s, const char *channel,
                       sp_engine_channel_done cb, void *arg)
 {
-    char streamk[KEY_MAX], second[KEY_MAX], chan[KEY_MAX], meta_ttl[24];
-    const char *keys[2] = {streamk, second};
+    char streamk[KEY_MAX], second[KEY_MAX], presence[KEY_MAX], chan[KEY_MAX], meta_ttl[24];
+    const char *keys[3] = {streamk, second, presence};
     const char *args[2] = {chan, meta_ttl};
     struct op *op = calloc(1, sizeof(*op));
 
@@ -159,14 +160,15 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
     op->cb.channel_done = cb;
     engine_key(e, streamk, sizeof(streamk), "s:", channel);
     engine_key(e, chan, sizeof(chan), "c:", channel);
+    engine_key(e, presence, sizeof(presence), "p:", channel);
     if (s == S_INFO)
         engine_key(e, second, sizeof(second), "epoch", NULL);
     else
         engine_key(e, second, sizeof(second), "m:", channel);
     snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64,
              e->push->config->channels.history_ttl_ms + META_EXTRA_MS);
-    if (engine_eval(e, s, s == S_INFO ? on_info : on_deleted, op, 2, keys, s == S_INFO ? 0 : 2,
-                    args, NULL) < 0) {
+    if (engine_eval(e, s, s == S_INFO ? on_info : on_deleted, op, s == S_INFO ? 3 : 2, keys,
+                    s == S_INFO ? 0 : 2, args, NULL) < 0) {
         free(op);
         return SP_HUB_UNAVAILABLE;
     }

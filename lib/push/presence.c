@@ -211,8 +211,7 @@ int sp_presence_join(struct sp_presence *p, const char *channel, const char *use
         TAILQ_REMOVE(&p->leaving, m, leaving_link);
         arm(p);
     }
-    if (added)
-        p->changed(p->ctx, SP_PRESENCE_JOINED, channel, user_id, m->info);
+    p->changed(p->ctx, added ? SP_PRESENCE_JOINED : SP_PRESENCE_COUNTED, channel, user_id, m->info);
     return 0;
 }
 
@@ -224,7 +223,10 @@ void sp_presence_leave(struct sp_presence *p, const char *channel, const char *u
     if (m != NULL && m->connections > 0)
         m->connections--;
     pthread_mutex_unlock(&p->lock);
-    if (m == NULL || m->connections > 0 || m->leaving)
+    if (m == NULL)
+        return;
+    p->changed(p->ctx, SP_PRESENCE_COUNTED, channel, user_id, m->info);
+    if (m->connections > 0 || m->leaving)
         return;
     m->leaving = true;
     m->leave_at = sp_now_ms() + p->grace_ms;
@@ -233,6 +235,47 @@ void sp_presence_leave(struct sp_presence *p, const char *channel, const char *u
         expire(-1, 0, p);
     else if (TAILQ_FIRST(&p->leaving) == m)
         arm(p);
+}
+
+bool sp_presence_lookup(struct sp_presence *p, const char *channel, const char *user_id,
+                        unsigned *connections, const char **info)
+{
+    struct room *r = sp_hmap_get(p->rooms, channel); /* home only changes them */
+    struct member *m = r ? sp_hmap_get(r->members, user_id) : NULL;
+
+    if (m == NULL)
+        return false;
+    *connections = m->connections;
+    *info = m->info;
+    return true;
+}
+
+struct each {
+    void (*fn)(const char *, const char *, void *);
+    void *ctx;
+    const char *channel;
+};
+
+static void each_member(const char *key, void *value, void *ctx)
+{
+    struct each *e = ctx;
+    e->fn(e->channel, key, e->ctx);
+}
+
+static void each_room(const char *key, void *value, void *ctx)
+{
+    struct each *e = ctx;
+    struct room *r = value;
+
+    e->channel = r->channel;
+    sp_hmap_each(r->members, each_member, e);
+}
+
+void sp_presence_each(struct sp_presence *p,
+                      void (*fn)(const char *channel, const char *user_id, void *ctx), void *ctx)
+{
+    struct each e = {fn, ctx, NULL};
+    sp_hmap_each(p->rooms, each_room, &e);
 }
 
 size_t sp_presence_count(struct sp_presence *p, const char *channel)

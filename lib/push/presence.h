@@ -13,12 +13,14 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct sp_presence;
 
-enum sp_presence_change { SP_PRESENCE_JOINED, SP_PRESENCE_LEFT };
+/* COUNTED: a member's connections changed, it neither came nor went. */
+enum sp_presence_change { SP_PRESENCE_JOINED, SP_PRESENCE_LEFT, SP_PRESENCE_COUNTED };
 
 /* A member came or went (on the home loop, outside the lock). info is its
  * JSON object text, or NULL. */
@@ -36,6 +38,15 @@ void sp_presence_set_grace(struct sp_presence *p, uint64_t leave_grace_ms);
 int sp_presence_join(struct sp_presence *p, const char *channel, const char *user_id,
                      const char *info);
 void sp_presence_leave(struct sp_presence *p, const char *channel, const char *user_id);
+
+/* On the home loop: whether user_id is a member of channel (in its grace
+ * too, with 0 connections); *info (its JSON or NULL) stays valid until the
+ * member leaves. */
+bool sp_presence_lookup(struct sp_presence *p, const char *channel, const char *user_id,
+                        unsigned *connections, const char **info);
+/* On the home loop: fn for every member of every channel. */
+void sp_presence_each(struct sp_presence *p,
+                      void (*fn)(const char *channel, const char *user_id, void *ctx), void *ctx);
 
 /* From any thread: members of channel now (0 for none). */
 size_t sp_presence_count(struct sp_presence *p, const char *channel);

@@ -526,9 +526,8 @@ static void on_engine_info(void *arg, const struct sp_engine_channel *info)
         respond_json(conn, 200,
                      json_pack("{s:s, s:I, s:I, s:I, s:s?, s:s?}", "channel", channel,
                                "subscribers", (json_int_t)subscribers, "members",
-                               (json_int_t)sp_push_presence_count(push, channel), "messages",
-                               (json_int_t)info->messages, "first_id",
-                               info->first_id[0] ? info->first_id : NULL, "last_id",
+                               (json_int_t)info->members, "messages", (json_int_t)info->messages,
+                               "first_id", info->first_id[0] ? info->first_id : NULL, "last_id",
                                info->last_id[0] ? info->last_id : NULL));
 }
 
@@ -601,9 +600,45 @@ static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, cons
     respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
 }
 
-/* This process's members (with Redis, of this replica's subscribers). */
+static void respond_presence(struct sp_http_conn *conn, const char *json)
+{
+    size_t len = strlen(json);
+    char *body = malloc(len + 1);
+
+    if (body == NULL) {
+        sp_http_respond_error(conn, 503, "out of memory");
+        return;
+    }
+    memcpy(body, json, len);
+    body[len] = '\n';
+    sp_http_respond(conn, 200, "application/json", body, len + 1);
+    free(body);
+}
+
+static void on_engine_members(void *arg, const char *json)
+{
+    char channel[SP_CHANNEL_MAX + 1];
+    struct sp_engine_channel up = {.rc = json ? SP_HUB_OK : SP_HUB_UNAVAILABLE};
+    struct sp_http_conn *conn = admin_finish(arg, &up, channel);
+
+    if (conn != NULL)
+        respond_presence(conn, json);
+}
+
+/* The members: this process's, or with Redis the deployment's. */
 static void channel_presence(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
+    if (push->engine != NULL) {
+        struct admin *a = admin_new(push, conn, channel);
+        char name[SP_CHANNEL_MAX + 1];
+
+        if (a == NULL)
+            sp_http_respond_error(conn, 503, "out of memory");
+        else if (sp_engine_members(push->engine, channel, push->config->presence.max_members,
+                                   on_engine_members, a) < 0)
+            admin_finish(a, NULL, name); /* answers 503 */
+        return;
+    }
     struct evbuffer *body = evbuffer_new();
 
     if (body == NULL) {
@@ -611,9 +646,8 @@ static void channel_presence(struct sp_push *push, struct sp_http_conn *conn, co
         return;
     }
     sp_push_presence_json(push, channel, body);
-    evbuffer_add(body, "\n", 1);
-    sp_http_respond(conn, 200, "application/json", (const char *)evbuffer_pullup(body, -1),
-                    evbuffer_get_length(body));
+    evbuffer_add(body, "", 1);
+    respond_presence(conn, (const char *)evbuffer_pullup(body, -1));
     evbuffer_free(body);
 }
 

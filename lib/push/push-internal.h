@@ -8,6 +8,7 @@
 
 #include "push/engine.h"
 #include "push/hub.h"
+#include "push/occupancy.h"
 #include "push/presence.h"
 #include "push/push.h"
 #include "push/replay.h"
@@ -52,7 +53,7 @@ struct sp_push {
     struct sp_presence *presence; /* the home's: members of presence channels */
     sp_push_events events;        /* home only: occupancy and presence, for webhooks */
     void *events_ctx;
-    struct sp_hmap *occupied; /* home, with events: channels with subscribers (key = value) */
+    struct sp_occupancy *occupancy; /* home, with events: channels with subscribers */
     struct sp_push_stats stats;
     /* what the app plugged in (the backend's pollers and forwarder) */
     sp_push_watch watch;
@@ -66,6 +67,14 @@ struct sp_push {
     uint64_t drain_started, drain_window_ms;
     size_t drained;
 };
+
+/* ---- presence and occupancy, on the home worker --------------------------------------- */
+
+/* A member came or went for everyone (the process, or with Redis the
+ * deployment): the join/leave message and the events hook. */
+void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
+                         const char *user_id, const char *info);
+void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel);
 
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 
@@ -81,7 +90,8 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
                          sp_subscription_deleted deleted, void *owner,
                          const struct sp_identity *member, struct sp_subscription **out);
 /* The member list of each presence channel of s, for its stream's opening;
- * write is called once per channel with the JSON text. */
+ * write is called once per channel with the JSON text: now, or with Redis
+ * (the deployment's list, asked of the home) later, while s is open. */
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx);
 void sp_subscription_close(struct sp_subscription *s);

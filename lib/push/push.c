@@ -24,24 +24,22 @@ static void tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- what only the home worker does ------------------------------------------------------ */
 
-/* Occupancy for the events hook: the channels with subscribers, so that a
- * channel is told occupied once and vacated once, whatever the workers. */
-static void occupancy(struct sp_push *home, const char *channel, size_t count)
+/* A channel's occupancy changed (after the vacancy grace): the backend is
+ * told, or with Redis the deployment's count, which tells it once for all
+ * replicas. */
+static void occupancy_changed(void *ctx, const char *channel, bool occupied)
 {
-    if (home->events == NULL || home->occupied == NULL)
-        return;
-    bool was = sp_hmap_get(home->occupied, channel) != NULL;
-    if (count > 0 && !was) {
-        char *key = strdup(channel);
-        if (key == NULL || sp_hmap_put(home->occupied, key, key) < 0) {
-            free(key);
-            return;
-        }
-        home->events(home->events_ctx, SP_EVENT_OCCUPIED, channel, NULL);
-    } else if (count == 0 && was) {
-        free(sp_hmap_del(home->occupied, channel));
-        home->events(home->events_ctx, SP_EVENT_VACATED, channel, NULL);
-    }
+    struct sp_push *home = ctx;
+
+    if (home->engine != NULL)
+        sp_engine_share_occupancy(home->engine, channel);
+    else
+        sp_push_tell_occupancy(home, occupied, channel);
+}
+
+static uint64_t vacancy_grace(const struct sp_config *c)
+{
+    return c->webhooks.vacated_grace_ms + c->presence.leave_grace_ms;
 }
 
 static void ignore_published(void *arg, int rc, const struct sp_publish_result *res)
@@ -51,14 +49,13 @@ static void ignore_published(void *arg, int rc, const struct sp_publish_result *
     (void)res;
 }
 
-/* A member came or went: a message of the channel for its subscribers
+/* A member came or went for everyone (this process, or with Redis the
+ * deployment): a message of the channel for its subscribers
  * (sidepush-join / sidepush-leave, data {"user_id":..,"user_info":..}), and
  * the events hook for the backend. */
-static void presence_changed(void *ctx, enum sp_presence_change change, const char *channel,
-                             const char *user_id, const char *info)
+void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
+                         const char *user_id, const char *info)
 {
-    struct sp_push *home = ctx;
-    bool joined = change == SP_PRESENCE_JOINED;
     json_t *info_doc = info ? json_loads(info, 0, NULL) : NULL;
     json_t *doc =
         json_pack("{s:s, s:o}", "user_id", user_id, "user_info", info_doc ? info_doc : json_null());
@@ -82,12 +79,33 @@ static void presence_changed(void *ctx, enum sp_presence_change change, const ch
                      channel, user_id);
 }
 
+void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel)
+{
+    if (home->events != NULL)
+        home->events(home->events_ctx, occupied ? SP_EVENT_OCCUPIED : SP_EVENT_VACATED, channel,
+                     NULL);
+}
+
+/* This process's members changed. With Redis the replica's share is
+ * updated, and Redis says whether the deployment's changed. */
+static void presence_changed(void *ctx, enum sp_presence_change change, const char *channel,
+                             const char *user_id, const char *info)
+{
+    struct sp_push *home = ctx;
+
+    if (home->engine != NULL)
+        sp_engine_share_member(home->engine, channel, user_id);
+    else if (change != SP_PRESENCE_COUNTED)
+        sp_push_tell_member(home, change == SP_PRESENCE_JOINED, channel, user_id, info);
+}
+
 void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx)
 {
     push->events = events;
     push->events_ctx = ctx;
-    if (events != NULL && push->occupied == NULL)
-        push->occupied = sp_hmap_new();
+    if (events != NULL && push->occupancy == NULL)
+        push->occupancy =
+            sp_occupancy_new(push->base, vacancy_grace(push->config), occupancy_changed, push);
 }
 
 void sp_push_presence_json(struct sp_push *push, const char *channel, struct evbuffer *out)
@@ -111,7 +129,8 @@ static void watch_now(struct sp_push *home, const char *channel)
         home->watch(home->watch_ctx, channel, count);
     if (home->engine != NULL)
         sp_engine_watch(home->engine, channel, count);
-    occupancy(home, channel, count);
+    if (home->occupancy != NULL)
+        sp_occupancy_count(home->occupancy, channel, count);
 }
 
 struct watch_mail {
@@ -237,11 +256,6 @@ fail:
     return NULL;
 }
 
-static void free_key(const char *key, void *value, void *ctx)
-{
-    free(value);
-}
-
 void sp_push_free(struct sp_push *push)
 {
     if (push == NULL)
@@ -262,10 +276,7 @@ void sp_push_free(struct sp_push *push)
         sp_push_stop_engine(push);
         sp_replays_free(push->replays);
         sp_presence_free(push->presence);
-        if (push->occupied != NULL) {
-            sp_hmap_each(push->occupied, free_key, NULL);
-            sp_hmap_free(push->occupied);
-        }
+        sp_occupancy_free(push->occupancy);
         sp_hub_free(push->hub);
     }
     free(push);
@@ -721,4 +732,6 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
                     "adding or removing the webhooks section takes effect after a restart");
     sp_hub_set_options(push->hub, &hub);
     sp_presence_set_grace(push->presence, config->presence.leave_grace_ms);
+    if (push->occupancy != NULL)
+        sp_occupancy_set_grace(push->occupancy, vacancy_grace(config));
 }

@@ -23,10 +23,25 @@ struct sp_subscription {
     sp_subscription_deliver deliver;
     sp_subscription_deleted deleted;
     void *owner;
-    char *member;    /* the user id on a presence route, else NULL */
-    char **channels; /* with member: the channels' names (a deleted one's too) */
+    char *member;             /* the user id on a presence route, else NULL */
+    char **channels;          /* with member: the channels' names (a deleted one's too) */
+    struct members_ask *asks; /* with Redis: member lists asked of the home */
     size_t count;
     struct entry entries[];
+};
+
+/* With Redis, a member list is the deployment's: asked of the home
+ * worker (which has the engine), answered by mail. Only the asking worker
+ * touches waiter, next, write and ctx; the home only json. */
+struct members_ask {
+    struct sp_mail mail;
+    struct sp_push *from;
+    struct sp_subscription *waiter; /* NULL once the subscription closed */
+    struct members_ask *next;
+    void (*write)(void *ctx, const char *json);
+    void *ctx;
+    char *json; /* NULL: Redis was unavailable */
+    char channel[];
 };
 
 /* ---- presence: joins and leaves, on the home loop ------------------------------------------ */
@@ -129,7 +144,7 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
         rc = SP_HUB_NO_MEMORY;
         goto done;
     }
-    *s = (struct sp_subscription){push, deliver, deleted, owner, NULL, NULL, 0};
+    *s = (struct sp_subscription){push, deliver, deleted, owner, NULL, NULL, NULL, 0};
     if (member != NULL && member->user_id != NULL &&
         ((s->member = strdup(member->user_id)) == NULL ||
          (s->channels = calloc(count, sizeof(*s->channels))) == NULL)) {
@@ -160,6 +175,8 @@ void sp_subscription_close(struct sp_subscription *s)
 {
     if (s == NULL)
         return;
+    for (struct members_ask *a = s->asks; a != NULL; a = a->next)
+        a->waiter = NULL; /* its answer is dropped */
     for (size_t i = 0; i < s->count; i++) {
         if (s->member != NULL && s->channels[i] != NULL)
             presence_post(s->push, false, s->channels[i], s->member, NULL);
@@ -172,14 +189,83 @@ void sp_subscription_close(struct sp_subscription *s)
     free(s);
 }
 
+static void ask_free(struct sp_mail *mail)
+{
+    struct members_ask *a = (struct members_ask *)mail;
+    free(a->json);
+    free(a);
+}
+
+/* Back on the asking worker. */
+static void members_answered(struct sp_mail *mail)
+{
+    struct members_ask *a = (struct members_ask *)mail;
+    struct sp_subscription *s = a->waiter;
+
+    if (s != NULL) {
+        for (struct members_ask **p = &s->asks; *p != NULL; p = &(*p)->next)
+            if (*p == a) {
+                *p = a->next;
+                break;
+            }
+        if (a->json != NULL)
+            a->write(a->ctx, a->json);
+    }
+    ask_free(mail);
+}
+
+static void members_fetched(void *arg, const char *json)
+{
+    struct members_ask *a = arg;
+
+    a->json = json ? strdup(json) : NULL;
+    sp_mailbox_post(a->from->mailbox, &a->mail, members_answered, ask_free);
+}
+
+/* On the home worker. */
+static void members_asked(struct sp_mail *mail)
+{
+    struct members_ask *a = (struct members_ask *)mail;
+    struct sp_push *home = a->from->home;
+
+    if (home->engine == NULL ||
+        sp_engine_members(home->engine, a->channel, home->config->presence.max_members,
+                          members_fetched, a) < 0)
+        members_fetched(a, NULL);
+}
+
+static void ask_home(struct sp_subscription *s, const char *channel,
+                     void (*write)(void *ctx, const char *json), void *ctx)
+{
+    size_t len = strlen(channel) + 1;
+    struct members_ask *a = calloc(1, sizeof(*a) + len);
+
+    if (a == NULL)
+        return; /* out of memory: no list, the joins still come */
+    a->from = s->push;
+    a->waiter = s;
+    a->write = write;
+    a->ctx = ctx;
+    memcpy(a->channel, channel, len);
+    a->next = s->asks;
+    s->asks = a;
+    sp_mailbox_post(s->push->home->mailbox, &a->mail, members_asked, ask_free);
+}
+
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx)
 {
-    struct evbuffer *buf = s->member ? evbuffer_new() : NULL;
+    struct evbuffer *buf = s->member && !s->push->uses_engine ? evbuffer_new() : NULL;
 
-    for (size_t i = 0; buf != NULL && i < s->count; i++) {
+    for (size_t i = 0; s->member != NULL && i < s->count; i++) {
         if (s->channels[i] == NULL)
             continue;
+        if (s->push->uses_engine) {
+            ask_home(s, s->channels[i], write, ctx);
+            continue;
+        }
+        if (buf == NULL)
+            break;
         evbuffer_drain(buf, evbuffer_get_length(buf));
         sp_presence_write_json(s->push->home->presence, s->channels[i],
                                s->push->config->presence.max_members, buf);
