@@ -171,3 +171,29 @@ def test_a_killed_replicas_members_are_removed_after_the_timeout(make_sidepush, 
     for event in got:
         assert got.count(event) == 1, got
     assert sorted(u for n, _, u in got if n == "member_removed") == ["bob", "carol", "watcher"], got
+
+
+def test_a_replica_reaped_while_alive_sends_its_members_again(make_sidepush, redis_server,
+                                                              backend):
+    """A replica cut off from Redis for longer than the timeout is reaped by
+    the others; when it is heard again it learns so and puts back all it holds."""
+    import subprocess
+    key = uuid.uuid4().hex
+    a, b = replicas(make_sidepush, redis_server, key, n=2)
+    room = f"reap{redis_server.port}"
+    dave = CurlSSE(f"{b.url}/room/{room}", headers=["Authorization: Bearer user:dave"])
+    try:
+        wait_members([a, b], room, ["dave"])
+        cli = ["redis-cli", "-p", str(redis_server.port)]
+        ids = subprocess.run(cli + ["ZRANGE", "test:replicas", "0", "-1"], capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert len(ids) == 2, ids
+        for rid in ids:  # as if both had been silent: whichever speaks first reaps the other
+            subprocess.run(cli + ["ZADD", "test:replicas", "0", rid], check=True,
+                           capture_output=True)
+        wait_until(lambda: ("member_removed", room, "dave") in events_of(received(backend, key)))
+        # ... and dave, still connected to b, is a member again.
+        wait_members([a, b], room, ["dave"])
+        wait_until(lambda: events_of(received(backend, key)).count(("member_added", room, "dave")) == 2)
+    finally:
+        dave.close()
