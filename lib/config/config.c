@@ -155,6 +155,8 @@ static const struct key config_keys[] = {
      "a member whose last connection closed leaves after this (a reconnect within it: no flap)"},
     {"presence", "max_members", T_UINT, C(presence.max_members), 1, 10000000, "10000", 0,
      "members listed per channel (beyond it, members are counted, not listed)"},
+    {"presence", "announce_limit", T_UINT, C(presence.announce_limit), 0, 10000000, "1000", 0,
+     "joins and leaves are told to subscribers while the channel has at most this many members"},
     {"", "webhooks", T_SECTION, C(webhooks.enabled), 0, 0, NULL, 0,
      "optional: tell the backend about occupancy and presence (Pusher-shaped, signed)"},
     {"webhooks", "url", T_STRING, C(webhooks.url), 0, 0, NULL, F_REQUIRED,

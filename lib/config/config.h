@@ -122,6 +122,7 @@ struct sp_config {
     struct {
         uint64_t leave_grace_ms;
         uint64_t max_members;
+        uint64_t announce_limit;
     } presence;
     struct {
         bool enabled;

@@ -30,7 +30,8 @@
 
 #define BATCH_MAX 256 /* entries per call */
 #define ENTRY_ARGS 5
-#define HEAD_ARGS 6 /* EVALSHA sha 0 prefix replica timeout */
+#define HEAD_ARGS 6    /* EVALSHA sha 0 prefix replica timeout */
+#define EVENT_FIELDS 5 /* what channel user info members */
 
 struct dirty {
     TAILQ_ENTRY(dirty) link;
@@ -124,7 +125,8 @@ static void tell(struct sp_push *push, const redisReply *const *ev)
     const char *info = str_of(ev[3]);
 
     if (strcmp(what, "added") == 0 || strcmp(what, "removed") == 0)
-        sp_push_tell_member(push, what[0] == 'a', channel, user, info[0] ? info : NULL);
+        sp_push_tell_member(push, what[0] == 'a', channel, user, info[0] ? info : NULL,
+                            (size_t)engine_reply_u64(ev[4]));
     else
         sp_push_tell_occupancy(push, strcmp(what, "occupied") == 0, channel);
 }
@@ -133,7 +135,7 @@ static void on_shared(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct engine_share *s = arg;
     redisReply *r = reply;
-    bool ok = engine_reply_is(r, REDIS_REPLY_ARRAY, 1) && (r->elements - 1) % 4 == 0;
+    bool ok = engine_reply_is(r, REDIS_REPLY_ARRAY, 1) && (r->elements - 1) % EVENT_FIELDS == 0;
 
     s->in_flight = false;
     if (!ok) {
@@ -142,7 +144,7 @@ static void on_shared(redisAsyncContext *ac, void *reply, void *arg)
         return;
     }
     sent_clear(s, false);
-    for (size_t i = 1; i + 3 < r->elements; i += 4)
+    for (size_t i = 1; i + EVENT_FIELDS - 1 < r->elements; i += EVENT_FIELDS)
         tell(s->e->push, (const redisReply *const *)&r->element[i]);
     if (engine_reply_u64(r->element[0]) == 0)
         mark_all(s);

@@ -71,9 +71,10 @@ struct sp_push {
 /* ---- presence and occupancy, on the home worker --------------------------------------- */
 
 /* A member came or went for everyone (the process, or with Redis the
- * deployment): the join/leave message and the events hook. */
+ * deployment), leaving the channel with members: the join/leave message
+ * (while within presence.announce_limit) and the events hook. */
 void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
-                         const char *user_id, const char *info);
+                         const char *user_id, const char *info, size_t members);
 void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel);
 
 /* ---- subscriptions: one client, one or more channels -------------------------------- */

@@ -54,11 +54,15 @@ static void ignore_published(void *arg, int rc, const struct sp_publish_result *
  * (sidepush-join / sidepush-leave, data {"user_id":..,"user_info":..}), and
  * the events hook for the backend. */
 void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
-                         const char *user_id, const char *info)
+                         const char *user_id, const char *info, size_t members)
 {
-    json_t *info_doc = info ? json_loads(info, 0, NULL) : NULL;
-    json_t *doc =
-        json_pack("{s:s, s:o}", "user_id", user_id, "user_info", info_doc ? info_doc : json_null());
+    /* Every join told to every subscriber is N^2 deliveries as N arrive;
+     * beyond the limit only the list and the webhooks tell. */
+    bool announce = (joined ? members : members + 1) <= home->config->presence.announce_limit;
+    json_t *info_doc = announce && info ? json_loads(info, 0, NULL) : NULL;
+    json_t *doc = announce ? json_pack("{s:s, s:o}", "user_id", user_id, "user_info",
+                                       info_doc ? info_doc : json_null())
+                           : NULL;
     char *data = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
     json_decref(doc);
@@ -96,7 +100,8 @@ static void presence_changed(void *ctx, enum sp_presence_change change, const ch
     if (home->engine != NULL)
         sp_engine_share_member(home->engine, channel, user_id);
     else if (change != SP_PRESENCE_COUNTED)
-        sp_push_tell_member(home, change == SP_PRESENCE_JOINED, channel, user_id, info);
+        sp_push_tell_member(home, change == SP_PRESENCE_JOINED, channel, user_id, info,
+                            sp_presence_count(home->presence, channel));
 }
 
 void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx)

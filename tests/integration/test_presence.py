@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 
+import pytest
 import requests
 import websockets
 
@@ -161,3 +162,38 @@ def test_chromium_tabs_join_once_and_leave_once(make_sidepush):
     env = dict(os.environ, SIDEPUSH_PORT=str(sp.port), LEAVE_GRACE_MS="1000")
     result = run_browser_script("presence.mjs", env)
     assert result["end"]["joins"].count("alice") == 1
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["memory", "redis"])
+def test_joins_beyond_the_announce_limit_are_not_told(make_sidepush, tmp_path, shared):
+    """Every join told to every subscriber is N^2 deliveries: beyond
+    presence.announce_limit members only the list (and webhooks) tell."""
+    redis = None
+    if shared:
+        from conftest import RedisServer
+        redis = RedisServer(tmp_path)
+    try:
+        sp = make_sidepush((redis.config() if redis else "")
+                           + "presence: { leave_grace: 0s, announce_limit: 2 }\n" + ROUTES)
+        if redis:
+            from pushutil import wait_metric
+            wait_metric(sp.url, "sidepush_redis_up", 1)
+        watcher = CurlSSE(f"{sp.url}/room/cap", headers=["Authorization: Bearer user:watcher"])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not events(watcher, "sidepush-members"):
+            time.sleep(0.05)
+        alice = CurlSSE(f"{sp.url}/room/cap", headers=["Authorization: Bearer user:alice"])
+        wait_members(sp, "cap", ["watcher", "alice"])
+        bob = CurlSSE(f"{sp.url}/room/cap", headers=["Authorization: Bearer user:bob"])
+        wait_members(sp, "cap", ["watcher", "alice", "bob"])  # listed, though not told
+        bob.close()
+        wait_members(sp, "cap", ["watcher", "alice"])
+        alice.close()
+        wait_members(sp, "cap", ["watcher"])
+        time.sleep(0.3)
+        watcher.close()
+        assert sorted(e["user_id"] for e in events(watcher, "sidepush-join")) == ["alice", "watcher"]
+        assert [e["user_id"] for e in events(watcher, "sidepush-leave")] == ["alice"]
+    finally:
+        if redis:
+            redis.stop()

@@ -9,17 +9,20 @@
 -- -> connections, "o\n<channel>" -> 1); <p>replicas zset replica -> when
 -- it is dead (ms, Redis time).
 -- First the replicas past their time are reaped as if they had let go of
--- everything. Returns {known, what, channel, user, info, ...}: known is 0
--- when Redis held nothing for this replica (it was reaped, or is new); what
--- is "added" / "removed" (a member, first or last in the deployment) or
--- "occupied" / "vacated".
+-- everything. Returns {known, what, channel, user, info, members, ...}:
+-- known is 0 when Redis held nothing for this replica (it was reaped, or is
+-- new); what is "added" / "removed" (a member, first or last in the
+-- deployment; members: the channel's after it) or "occupied" / "vacated".
 local p, me, timeout = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {0}
 
 local function told(what, ch, user, info)
+  local members = 0
+  if user ~= '' then members = redis.call('HLEN', p .. 'p:' .. ch) end
   out[#out + 1] = what; out[#out + 1] = ch; out[#out + 1] = user; out[#out + 1] = info
+  out[#out + 1] = members
 end
 
 local function member(rep, ch, user, conns, info)
@@ -33,14 +36,16 @@ local function member(rep, ch, user, conns, info)
     replicas, total, known_info = tonumber(a), tonumber(b), rest
   end
   if conns >= 0 then
+    local added = false
     if not old then
       replicas = replicas + 1
       old = 0
-      if replicas == 1 then known_info = info; told('added', ch, user, info) end
+      if replicas == 1 then known_info = info; added = true end
     end
     total = total + conns - tonumber(old)
     redis.call('HSET', rep, field, conns)
     redis.call('HSET', key, user, replicas .. ' ' .. total .. ' ' .. known_info)
+    if added then told('added', ch, user, info) end
   elseif old then
     redis.call('HDEL', rep, field)
     replicas = replicas - 1
