@@ -278,6 +278,7 @@ void sp_engine_share_occupancy(struct sp_engine *e, const char *channel)
 /* ---- the deployment's members ---------------------------------------------------------------- */
 
 struct members_op {
+    struct sp_engine *e;
     sp_engine_members_done cb;
     void *arg;
     size_t max;
@@ -304,15 +305,19 @@ static void on_members(redisAsyncContext *ac, void *reply, void *arg)
     json_t *list = json_array(), *doc = NULL;
     char *text = NULL;
 
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && list != NULL) {
-        for (size_t i = 0; i + 1 < r->elements && json_array_size(list) < op->max; i += 2)
-            if (r->element[i]->type == REDIS_REPLY_STRING &&
-                r->element[i + 1]->type == REDIS_REPLY_STRING)
+    if (engine_reply_is(r, REDIS_REPLY_ARRAY, 2) && r->element[1]->type == REDIS_REPLY_ARRAY &&
+        list != NULL) {
+        const redisReply *m = r->element[1];
+        for (size_t i = 0; i + 1 < m->elements && json_array_size(list) < op->max; i += 2)
+            if (m->element[i]->type == REDIS_REPLY_STRING &&
+                m->element[i + 1]->type == REDIS_REPLY_STRING)
                 json_array_append_new(list,
-                                      member_json(r->element[i]->str, r->element[i + 1]->str));
+                                      member_json(m->element[i]->str, m->element[i + 1]->str));
         doc = json_pack("{s:s, s:I, s:O}", "channel", op->channel, "count",
-                        (json_int_t)(r->elements / 2), "members", list);
+                        (json_int_t)engine_reply_u64(r->element[0]), "members", list);
         text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    } else {
+        engine_script_failed(op->e, r);
     }
     op->cb(op->arg, text);
     free(text);
@@ -331,10 +336,12 @@ int sp_engine_members(struct sp_engine *e, const char *channel, size_t max,
         free(op);
         return SP_HUB_UNAVAILABLE;
     }
-    *op = (struct members_op){cb, arg, max, {0}};
+    *op = (struct members_op){e, cb, arg, max, {0}};
     snprintf(op->channel, sizeof(op->channel), "%s", channel);
-    const char *argv[2] = {"HGETALL", key};
-    if (sp_redis_command(e->cmd, on_members, op, 2, argv, NULL) < 0) {
+    char most[24];
+    snprintf(most, sizeof(most), "%zu", max);
+    const char *keys[1] = {key}, *args[1] = {most};
+    if (engine_eval(e, S_MEMBERS, on_members, op, 1, keys, 1, args, NULL) < 0) {
         free(op);
         return SP_HUB_UNAVAILABLE;
     }

@@ -222,6 +222,14 @@ static void members_fetched(void *arg, const char *json)
     sp_mailbox_post(a->from->mailbox, &a->mail, members_answered, ask_free);
 }
 
+/* Every opening lists up to this many: beyond the announce limit, listing
+ * all to each of N subscribers would be the N^2 the limit avoids. */
+static size_t opening_list_max(const struct sp_config *c)
+{
+    uint64_t max = c->presence.max_members, announce = c->presence.announce_limit;
+    return (size_t)(announce > 0 && announce < max ? announce : max);
+}
+
 /* On the home worker. */
 static void members_asked(struct sp_mail *mail)
 {
@@ -229,7 +237,7 @@ static void members_asked(struct sp_mail *mail)
     struct sp_push *home = a->from->home;
 
     if (home->engine == NULL ||
-        sp_engine_members(home->engine, a->channel, home->config->presence.max_members,
+        sp_engine_members(home->engine, a->channel, opening_list_max(home->config),
                           members_fetched, a) < 0)
         members_fetched(a, NULL);
 }
@@ -268,7 +276,7 @@ void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx,
             break;
         evbuffer_drain(buf, evbuffer_get_length(buf));
         sp_presence_write_json(s->push->home->presence, s->channels[i],
-                               s->push->config->presence.max_members, buf);
+                               opening_list_max(s->push->config), buf);
         evbuffer_add(buf, "", 1);
         write(ctx, (const char *)evbuffer_pullup(buf, -1));
     }

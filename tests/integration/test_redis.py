@@ -479,7 +479,7 @@ def test_every_lua_script_loads_in_redis(redis_server):
     """The engine's scripts are files (lib/push/lua/) that Redis itself compiles."""
     from conftest import ROOT
     scripts = sorted((ROOT / "lib" / "push" / "lua").glob("*.lua"))
-    assert len(scripts) == 8
+    assert len(scripts) == 9
     for script in scripts:
         out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "SCRIPT", "LOAD",
                               script.read_text()], capture_output=True, text=True)
