@@ -197,3 +197,28 @@ def test_a_replica_reaped_while_alive_sends_its_members_again(make_sidepush, red
         wait_until(lambda: events_of(received(backend, key)).count(("member_added", room, "dave")) == 2)
     finally:
         dave.close()
+
+
+def test_a_large_channel_lists_at_most_max_members_and_counts_all(make_sidepush, redis_server):
+    sps = [make_sidepush(redis_server.config() + "presence: { max_members: 2 }\n"
+                         "routes:\n  - path: /room/{channel}\n    subscribe: { presence: true }\n"
+                         "    authorize: { url: '/auth/{channel}', cache: 0s }\n")
+           for _ in range(2)]
+    for sp in sps:
+        pushutil.wait_metric(sp.url, "sidepush_redis_up", 1)
+    room = f"big{redis_server.port}"
+    streams = [CurlSSE(f"{sps[i % 2].url}/room/{room}", headers=[f"Authorization: Bearer user:u{i}"])
+               for i in range(5)]
+    try:
+        wait_until(lambda: presence(sps[1], room)["count"] == 5)
+        doc = presence(sps[0], room)
+        assert doc["count"] == 5 and len(doc["members"]) == 2, doc
+        assert {m["user_id"] for m in doc["members"]} <= {f"u{i}" for i in range(5)}
+        late = CurlSSE(f"{sps[0].url}/room/{room}", headers=["Authorization: Bearer user:late"])
+        wait_until(lambda: sse_events(late, "sidepush-members"))
+        (first,) = sse_events(late, "sidepush-members")
+        assert first["count"] >= 5 and len(first["members"]) == 2, first
+        late.close()
+    finally:
+        for s in streams:
+            s.close()
