@@ -27,7 +27,18 @@
 
 #define KEY_MAX (SP_CHANNEL_MAX + 512)
 
-enum script { S_HELLO, S_PUBLISH, S_LOAD, S_DELETE, S_INFO, S_LEASE, S_RELEASE, S_SHARE, S_MEMBERS, S_COUNT };
+enum script {
+    S_HELLO,
+    S_PUBLISH,
+    S_LOAD,
+    S_DELETE,
+    S_INFO,
+    S_LEASE,
+    S_RELEASE,
+    S_SHARE,
+    S_MEMBERS,
+    S_COUNT
+};
 
 enum chan_state {
     C_IDLE,          /* not subscribed in Redis */

@@ -23,9 +23,9 @@
 #include "push/lua/engine_scripts.h"
 
 static const char *const scripts[S_COUNT] = {
-    engine_script_hello, engine_script_publish, engine_script_load,    engine_script_delete,
-    engine_script_info,  engine_script_lease,   engine_script_release, engine_script_share,
-    engine_script_members};
+    engine_script_hello,   engine_script_publish, engine_script_load,
+    engine_script_delete,  engine_script_info,    engine_script_lease,
+    engine_script_release, engine_script_share,   engine_script_members};
 
 /* ---- keys and small helpers -------------------------------------------------------------- */
 

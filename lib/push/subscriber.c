@@ -237,8 +237,8 @@ static void members_asked(struct sp_mail *mail)
     struct sp_push *home = a->from->home;
 
     if (home->engine == NULL ||
-        sp_engine_members(home->engine, a->channel, opening_list_max(home->config),
-                          members_fetched, a) < 0)
+        sp_engine_members(home->engine, a->channel, opening_list_max(home->config), members_fetched,
+                          a) < 0)
         members_fetched(a, NULL);
 }
 
