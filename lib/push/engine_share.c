@@ -42,8 +42,18 @@ struct dirty {
 
 TAILQ_HEAD(dirty_list, dirty);
 
+/* The arguments of one call, kept here rather than allocated at every
+ * heartbeat (hiredis copies them out at once). */
+struct call {
+    const char *argv[HEAD_ARGS + BATCH_MAX * ENTRY_ARGS];
+    size_t lens[HEAD_ARGS + BATCH_MAX * ENTRY_ARGS];
+    char counts[BATCH_MAX][16];
+    char timeout[24];
+};
+
 struct engine_share {
     struct sp_engine *e;
+    struct call call;
     struct sp_hmap *dirty; /* key -> struct dirty, in order */
     struct dirty_list order;
     struct dirty_list sent; /* in the call in flight */
@@ -62,20 +72,23 @@ static void on_soon(evutil_socket_t fd, short what, void *arg)
 
 static void mark(struct engine_share *s, const char *channel, const char *user)
 {
-    size_t c = strlen(channel), u = user ? strlen(user) : 0;
-    size_t keylen = 1 + c + (user ? 1 + u : 0);
-    struct dirty *d = malloc(sizeof(*d) + keylen + 1 + c + 1 + u + 1);
+    char key[KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%c%s%s%s", user ? 'm' : 'o', channel, user ? "\n" : "",
+                     user ? user : "");
 
+    if (n < 0 || (size_t)n >= sizeof(key) || sp_hmap_get(s->dirty, key) != NULL)
+        return; /* already to be sent (as it is then) */
+    size_t c = strlen(channel) + 1, u = user ? strlen(user) + 1 : 0;
+    struct dirty *d = malloc(sizeof(*d) + (size_t)n + 1 + c + u);
     if (d == NULL)
         return; /* out of memory: the next full send (a reap, a restart) mends it */
-    snprintf(d->key, keylen + 1, "%c%s%s%s", user ? 'm' : 'o', channel, user ? "\n" : "",
-             user ? user : "");
-    if (sp_hmap_get(s->dirty, d->key) != NULL || sp_hmap_put(s->dirty, d->key, d) < 0) {
+    memcpy(d->key, key, (size_t)n + 1);
+    d->channel = memcpy(d->key + n + 1, channel, c);
+    d->user = user ? memcpy(d->channel + c, user, u) : NULL;
+    if (sp_hmap_put(s->dirty, d->key, d) < 0) {
         free(d);
         return;
     }
-    d->channel = memcpy(d->key + keylen + 1, channel, c + 1);
-    d->user = user ? memcpy(d->channel + c + 1, user, u + 1) : NULL;
     TAILQ_INSERT_TAIL(&s->order, d, link);
     if (!s->in_flight)
         event_active(s->soon, EV_TIMEOUT, 0);
@@ -178,40 +191,30 @@ static void entry_args(struct sp_push *push, const struct dirty *d, const char *
 static void flush(struct engine_share *s)
 {
     struct sp_engine *e = s->e;
-    size_t n = 0, max = HEAD_ARGS + BATCH_MAX * ENTRY_ARGS;
-    const char **argv = NULL;
-    size_t *lens = NULL;
-    char(*counts)[16] = NULL;
-    char timeout[24];
+    struct call *c = &s->call;
+    size_t n = 0;
     struct dirty *d;
 
     if (s->in_flight || !e->up || e->freeing)
         return;
-    argv = malloc(max * sizeof(*argv));
-    lens = malloc(max * sizeof(*lens));
-    counts = malloc(BATCH_MAX * sizeof(*counts));
-    if (argv == NULL || lens == NULL || counts == NULL)
-        goto done;
-    snprintf(timeout, sizeof(timeout), "%" PRIu64, s->timeout_ms);
-    const char *head[HEAD_ARGS] = {"EVALSHA", e->sha[S_SHARE], "0", e->prefix, e->replica, timeout};
+    snprintf(c->timeout, sizeof(c->timeout), "%" PRIu64, s->timeout_ms);
+    const char *head[HEAD_ARGS] = {"EVALSHA", e->sha[S_SHARE], "0",
+                                   e->prefix, e->replica,      c->timeout};
     for (int i = 0; i < HEAD_ARGS; i++)
-        argv[i] = head[i], lens[i] = strlen(head[i]);
+        c->argv[i] = head[i], c->lens[i] = strlen(head[i]);
     while (n < BATCH_MAX && (d = TAILQ_FIRST(&s->order)) != NULL) {
         TAILQ_REMOVE(&s->order, d, link);
         sp_hmap_del(s->dirty, d->key);
         TAILQ_INSERT_TAIL(&s->sent, d, link);
         size_t at = HEAD_ARGS + n * ENTRY_ARGS;
-        entry_args(e->push, d, argv + at, lens + at, counts[n]);
+        entry_args(e->push, d, c->argv + at, c->lens + at, c->counts[n]);
         n++;
     }
-    if (sp_redis_command(e->cmd, on_shared, s, (int)(HEAD_ARGS + n * ENTRY_ARGS), argv, lens) < 0)
+    if (sp_redis_command(e->cmd, on_shared, s, (int)(HEAD_ARGS + n * ENTRY_ARGS), c->argv,
+                         c->lens) < 0)
         sent_clear(s, true);
     else
         s->in_flight = true;
-done:
-    free(argv);
-    free(lens);
-    free(counts);
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)

@@ -600,29 +600,22 @@ static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, cons
     respond_json(conn, 200, json_pack("{s:s, s:i}", "channel", channel, "closed", closed));
 }
 
-static void respond_presence(struct sp_http_conn *conn, const char *json)
-{
-    size_t len = strlen(json);
-    char *body = malloc(len + 1);
-
-    if (body == NULL) {
-        sp_http_respond_error(conn, 503, "out of memory");
-        return;
-    }
-    memcpy(body, json, len);
-    body[len] = '\n';
-    sp_http_respond(conn, 200, "application/json", body, len + 1);
-    free(body);
-}
-
 static void on_engine_members(void *arg, const char *json)
 {
     char channel[SP_CHANNEL_MAX + 1];
     struct sp_engine_channel up = {.rc = json ? SP_HUB_OK : SP_HUB_UNAVAILABLE};
     struct sp_http_conn *conn = admin_finish(arg, &up, channel);
 
-    if (conn != NULL)
-        respond_presence(conn, json);
+    if (conn == NULL)
+        return;
+    struct evbuffer *body = evbuffer_new();
+    if (body == NULL || evbuffer_add_printf(body, "%s\n", json) < 0)
+        sp_http_respond_error(conn, 503, "out of memory");
+    else
+        sp_http_respond(conn, 200, "application/json", (const char *)evbuffer_pullup(body, -1),
+                        evbuffer_get_length(body));
+    if (body)
+        evbuffer_free(body);
 }
 
 /* The members: this process's, or with Redis the deployment's. */
@@ -646,8 +639,9 @@ static void channel_presence(struct sp_push *push, struct sp_http_conn *conn, co
         return;
     }
     sp_push_presence_json(push, channel, body);
-    evbuffer_add(body, "", 1);
-    respond_presence(conn, (const char *)evbuffer_pullup(body, -1));
+    evbuffer_add(body, "\n", 1);
+    sp_http_respond(conn, 200, "application/json", (const char *)evbuffer_pullup(body, -1),
+                    evbuffer_get_length(body));
     evbuffer_free(body);
 }
 

@@ -263,17 +263,19 @@ static void ask_home(struct sp_subscription *s, const char *channel,
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx)
 {
-    struct evbuffer *buf = s->member && !s->push->uses_engine ? evbuffer_new() : NULL;
+    if (s->member == NULL)
+        return;
+    if (s->push->uses_engine) {
+        for (size_t i = 0; i < s->count; i++)
+            if (s->channels[i] != NULL)
+                ask_home(s, s->channels[i], write, ctx);
+        return;
+    }
+    struct evbuffer *buf = evbuffer_new();
 
-    for (size_t i = 0; s->member != NULL && i < s->count; i++) {
+    for (size_t i = 0; buf != NULL && i < s->count; i++) {
         if (s->channels[i] == NULL)
             continue;
-        if (s->push->uses_engine) {
-            ask_home(s, s->channels[i], write, ctx);
-            continue;
-        }
-        if (buf == NULL)
-            break;
         evbuffer_drain(buf, evbuffer_get_length(buf));
         sp_presence_write_json(s->push->home->presence, s->channels[i],
                                opening_list_max(s->push->config), buf);
