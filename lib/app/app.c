@@ -270,6 +270,8 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
         sum.proxy.upstream_reuses += f->proxy.upstream_reuses;
         sum.proxy.upstream_retries += f->proxy.upstream_retries;
         sum.proxy.upstream_bad += f->proxy.upstream_bad;
+        sum.proxy.upstream_stale += f->proxy.upstream_stale;
+        sum.proxy.upstream_unpooled += f->proxy.upstream_unpooled;
         sum.proxy.tunnels_open += f->proxy.tunnels_open;
         sum.proxy.tunnels_opened += f->proxy.tunnels_opened;
         sum.proxy.tunnel_bytes_to_backend += f->proxy.tunnel_bytes_to_backend;
@@ -302,7 +304,9 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                         "Proxied requests, start to end of response.", &sum.proxy.latency);
     sp_metric_head(out, "sidepush_proxy_upstream_total", "counter",
                    "The proxy's backend connections: opened, requests on a kept one, retries after "
-                   "a kept one was found closed, answers refused as malformed or ambiguous.");
+                   "a kept one was found closed, answers refused as malformed or ambiguous, kept "
+                   "ones closed when taken (stray bytes or closed), answers after which reuse was "
+                   "not safe (request not fully sent, a bodiless answer announcing a body).");
     sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"connect\"",
                     (double)sum.proxy.upstream_connects);
     sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"reuse\"",
@@ -311,6 +315,10 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                     (double)sum.proxy.upstream_retries);
     sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"bad_response\"",
                     (double)sum.proxy.upstream_bad);
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"stale\"",
+                    (double)sum.proxy.upstream_stale);
+    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"unpooled\"",
+                    (double)sum.proxy.upstream_unpooled);
     sp_metric_one(out, "sidepush_proxy_tunnels", "gauge",
                   "Upgraded connections (WebSocket and others) tunnelled to the backend now.",
                   (double)sum.proxy.tunnels_open);
@@ -612,6 +620,7 @@ static struct sp_http_limits http_limits(const struct sp_config *config)
         .max_headers = config->limits.max_headers,
         .max_body_size = config->limits.max_body_size,
         .header_timeout_ms = config->limits.header_timeout_ms,
+        .body_timeout_ms = config->limits.body_timeout_ms,
         .idle_timeout_ms = config->limits.idle_timeout_ms,
         .max_age_ms = config->limits.max_connection_age_ms,
         .output_buffer = config->limits.proxy_buffer_size,
@@ -634,6 +643,9 @@ static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_c
         .keepalive_requests = config->backend.keepalive_requests,
         .body_timeout_ms = config->backend.body_timeout_ms,
         .tunnel_idle_ms = config->backend.tunnel_idle_timeout_ms,
+        .request_buffer = config->backend.request_buffer,
+        .trusted_proxies = (const char *const *)config->backend.trusted_proxies.items,
+        .ntrusted_proxies = config->backend.trusted_proxies.count,
     };
 }
 

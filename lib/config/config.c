@@ -32,6 +32,7 @@ enum type {
     T_START,       /* enum sp_start: newest or oldest */
     T_OPT_STRING,  /* char *, may be empty */
     T_STRING_LIST, /* struct sp_strlist from a list of strings */
+    T_CIDR_LIST,   /* struct sp_strlist of address blocks, each checked */
     T_ROUTES,      /* the routes list, walked with route_keys[] */
     T_WORKERS,     /* uint64_t: "auto" (0) or a count within [min, max] */
 };
@@ -88,7 +89,13 @@ static const struct key config_keys[] = {
      "1h", 0,
      "an upgraded connection (a WebSocket to the app) idle this long is closed (0: never)"},
     {"backend", "body_timeout", T_DURATION, C(backend.body_timeout_ms), 0, 24 * HOUR, "0s", 0,
-     "the backend's response body stalling this long between bytes: cut (0: never)"},
+     "the backend's response body stalling this long between bytes: cut (0: never); a slow "
+     "client's pause does not count"},
+    {"backend", "request_buffer", T_SIZE, C(backend.request_buffer), 0, 64 * MiB, "64KiB", 0,
+     "request bodies up to this size are read whole before the backend is asked, so a slow "
+     "upload never holds one of its workers; larger ones stream (0: always stream)"},
+    {"backend", "trusted_proxies", T_CIDR_LIST, C(backend.trusted_proxies), 0, 0, "[]", 0,
+     "clients (an ingress) whose X-Forwarded-Proto is passed on; from others it is 'http'"},
     {"", "publish", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "the publish API on publish_listen"},
     {"publish", "max_body_size", T_SIZE, C(publish.max_body_size), 1 * KiB, 256 * MiB, "1MiB", 0,
      "POST /publish (JSON, batches) bodies; larger: 413"},
@@ -138,6 +145,8 @@ static const struct key config_keys[] = {
      "request body; larger: 413"},
     {"limits", "header_timeout", T_DURATION, C(limits.header_timeout_ms), 100, HOUR, "10s", 0,
      "a request head must arrive within this (slowloris): 408"},
+    {"limits", "body_timeout", T_DURATION, C(limits.body_timeout_ms), 100, HOUR, "60s", 0,
+     "a request body stalling this long between reads: 408 (nginx's client_body_timeout)"},
     {"limits", "idle_timeout", T_DURATION, C(limits.idle_timeout_ms), 100, 24 * HOUR, "75s", 0,
      "keep-alive connections idle this long are closed"},
     {"limits", "proxy_buffer_size", T_SIZE, C(limits.proxy_buffer_size), 4 * KiB, 64 * MiB,
@@ -436,6 +445,7 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
     case T_OPT_STRING:
         return set_string(slot, text);
     case T_STRING_LIST:
+    case T_CIDR_LIST:
         return 0; /* only "[]" as a default; lists are walked by walk_string_list */
     case T_SECTION:
     case T_ROUTES:
@@ -559,6 +569,12 @@ static void walk_string_list(struct walker *w, const struct key *k, const struct
             REPORT(w, item, "'%s' entries must be strings", k->name);
             continue;
         }
+        char err[160];
+        struct sp_cidr block;
+        if (k->type == T_CIDR_LIST && sp_parse_cidr(item->value, &block, err, sizeof(err)) < 0) {
+            REPORT(w, item, "%s", err);
+            continue;
+        }
         list->items[list->count] = strdup(item->value);
         if (list->items[list->count] != NULL)
             list->count++;
@@ -613,6 +629,7 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
 
     switch (k->type) {
     case T_STRING_LIST:
+    case T_CIDR_LIST:
         walk_string_list(w, k, val);
         return;
     case T_SECTION: {
@@ -801,6 +818,8 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
         (memcmp(&c->metrics.listen, &c->listen, sizeof(c->listen)) == 0 ||
          memcmp(&c->metrics.listen, &c->publish_listen, sizeof(c->listen)) == 0))
         REPORT(w, root, "'metrics.listen' must differ from 'listen' and 'publish_listen'");
+    if (c->backend.request_buffer > c->limits.proxy_buffer_size)
+        REPORT(w, root, "backend.request_buffer must not exceed limits.proxy_buffer_size");
     if (c->limits.subscriber_max_unsent < c->channels.max_message_size)
         REPORT(w, root, "limits.subscriber_max_unsent must be at least channels.max_message_size");
     if (strcmp(c->health.liveness_path, c->health.readiness_path) == 0)
@@ -985,7 +1004,7 @@ static void free_strings(const struct key *keys, size_t n, void *base)
         if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL ||
             keys[i].type == T_BACKEND_URL || keys[i].type == T_OPT_STRING)
             free(*(char **)slot);
-        if (keys[i].type == T_STRING_LIST) {
+        if (keys[i].type == T_STRING_LIST || keys[i].type == T_CIDR_LIST) {
             struct sp_strlist *list = slot;
             for (size_t j = 0; j < list->count; j++)
                 free(list->items[j]);

@@ -92,9 +92,11 @@ struct sp_config {
         bool preserve_host;
         uint64_t keepalive; /* idle connections kept per worker */
         uint64_t keepalive_timeout_ms;
-        uint64_t keepalive_requests;     /* 0: no limit */
-        uint64_t body_timeout_ms;        /* 0: none */
-        uint64_t tunnel_idle_timeout_ms; /* 0: none */
+        uint64_t keepalive_requests;       /* 0: no limit */
+        uint64_t body_timeout_ms;          /* 0: none */
+        uint64_t tunnel_idle_timeout_ms;   /* 0: none */
+        uint64_t request_buffer;           /* bodies up to this are read whole first */
+        struct sp_strlist trusted_proxies; /* address blocks */
     } backend;
     struct {
         char *bearer_token;
@@ -145,6 +147,7 @@ struct sp_config {
         uint64_t max_headers;
         uint64_t max_body_size;
         uint64_t header_timeout_ms;
+        uint64_t body_timeout_ms; /* between request body reads */
         uint64_t idle_timeout_ms;
         uint64_t proxy_buffer_size;
         uint64_t subscriber_max_unsent;

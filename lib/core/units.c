@@ -212,3 +212,70 @@ void sp_address_format(const struct sp_address *a, char *buf, size_t size)
         snprintf(buf, size, "%s:%u", host, ntohs(v4->sin_port));
     }
 }
+
+/* ---- address blocks ------------------------------------------------------------ */
+
+int sp_parse_cidr(const char *text, struct sp_cidr *out, char *err, size_t errlen)
+{
+    char host[64];
+    const char *slash = strchr(text, '/');
+    size_t hlen = slash ? (size_t)(slash - text) : strlen(text);
+    struct sp_cidr c = {0};
+    uint64_t bits;
+
+    if (hlen == 0 || hlen >= sizeof(host))
+        goto bad;
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(AF_INET, host, c.addr) == 1)
+        c.family = AF_INET;
+    else if (inet_pton(AF_INET6, host, c.addr) == 1)
+        c.family = AF_INET6;
+    else
+        goto bad;
+    c.bits = c.family == AF_INET ? 32 : 128;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        if (read_number(&p, &bits) < 0 || *p != '\0' || bits > c.bits)
+            goto bad;
+        c.bits = (unsigned)bits;
+    }
+    *out = c;
+    return 0;
+
+bad:
+    snprintf(err, errlen,
+             "invalid address block '%s' (expected 10.0.0.0/8, fd00::/8 or an address)", text);
+    return -1;
+}
+
+static bool block_has(const struct sp_cidr *b, const unsigned char *addr)
+{
+    unsigned full = b->bits / 8, rest = b->bits % 8;
+
+    if (memcmp(b->addr, addr, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (b->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool sp_cidr_match(const struct sp_cidr *blocks, size_t n, const char *address)
+{
+    unsigned char v6[16], v4[4];
+    bool is4 = inet_pton(AF_INET, address, v4) == 1;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (!is4 && inet_pton(AF_INET6, address, v6) != 1)
+        return false;
+    if (!is4 && memcmp(v6, mapped, sizeof(mapped)) == 0) {
+        memcpy(v4, v6 + 12, 4);
+        is4 = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (blocks[i].family == (is4 ? AF_INET : AF_INET6) && block_has(&blocks[i], is4 ? v4 : v6))
+            return true;
+    }
+    return false;
+}

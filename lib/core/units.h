@@ -3,6 +3,7 @@
 #ifndef SP_CORE_UNITS_H
 #define SP_CORE_UNITS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -26,5 +27,17 @@ int sp_parse_address(const char *text, struct sp_address *out, char *err, size_t
 
 /* Formats an address as "host:port" ("[v6]:port"). */
 void sp_address_format(const struct sp_address *a, char *buf, size_t size);
+
+/* An address block: "10.0.0.0/8", "fd00::/8", or one address ("127.0.0.1",
+ * "::1"), which is the block of that address alone. */
+struct sp_cidr {
+    int family; /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    unsigned bits;
+};
+int sp_parse_cidr(const char *text, struct sp_cidr *out, char *err, size_t errlen);
+/* Does the numeric address text ("10.1.2.3", "::1") fall in one of the n
+ * blocks? An IPv4-mapped IPv6 address is matched as its IPv4 address. */
+bool sp_cidr_match(const struct sp_cidr *blocks, size_t n, const char *address);
 
 #endif

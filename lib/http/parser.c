@@ -352,15 +352,19 @@ int sp_http_parse_response(const char *buf, size_t len, struct sp_http_response 
     return (int)(next - buf);
 }
 
-/* The last element of a comma-separated list, or an empty slice. */
-static struct sp_slice last_element(struct sp_slice value)
+/* The one element of a comma-separated list, or an empty slice when it has
+ * none or several. */
+static struct sp_slice only_element(struct sp_slice value)
 {
     const char *p = value.ptr, *end = value.ptr + value.len;
-    struct sp_slice elem, last = {value.ptr, 0};
+    struct sp_slice elem, only = {value.ptr, 0};
+    size_t count = 0;
 
-    while (next_element(&p, end, &elem))
-        last = elem;
-    return last;
+    while (next_element(&p, end, &elem)) {
+        only = elem;
+        count++;
+    }
+    return count == 1 ? only : (struct sp_slice){value.ptr, 0};
 }
 
 int sp_http_response_framing(const struct sp_http_response *resp, bool head_request,
@@ -388,7 +392,10 @@ int sp_http_response_framing(const struct sp_http_response *resp, bool head_requ
      * non-zero one, or any of them chunked, says there is a body after all. */
     if (bodiless && (te != NULL || (cl != NULL && n > 0 && resp->status != 304)))
         return -502;
-    if (te != NULL && !sp_slice_caseeq(last_element(te->value), "chunked"))
+    /* Only chunked itself: sidepush decodes no other coding, and passing
+     * "gzip, chunked" on would hand the client gzip bytes it was never told
+     * of (nginx answers 502 too). */
+    if (te != NULL && !sp_slice_caseeq(only_element(te->value), "chunked"))
         return -502;
     if (bodiless || head_request) {
         *kind = SP_HTTP_BODY_NONE;

@@ -102,14 +102,14 @@ int sp_http_parse_response(const char *buf, size_t len, struct sp_http_response 
 
 /* How the response's body is framed (RFC 9112 §6.3), for a request whose
  * method was HEAD or not: none for HEAD, 1xx, 204 and 304; chunked when
- * Transfer-Encoding's last coding is chunked; a length from one
+ * Transfer-Encoding is exactly chunked; a length from one
  * Content-Length; otherwise until the connection closes. A response that
  * could be read two ways is refused: both Content-Length and
  * Transfer-Encoding, more than one Content-Length field (even with equal
- * values) or a list in one, Transfer-Encoding that does not end with
- * chunked, Transfer-Encoding on a 1xx, 204 or 304, or a non-zero
- * Content-Length on a 1xx or 204 (a 304 may carry the representation's).
- * Returns 0, or -502. */
+ * values) or a list in one, Transfer-Encoding other than chunked alone
+ * ("gzip, chunked" too: no other coding is decoded), Transfer-Encoding on a 1xx, 204 or 304, or a
+ * non-zero Content-Length on a 1xx or 204 (a 304 may carry the representation's). Returns 0, or
+ * -502. */
 int sp_http_response_framing(const struct sp_http_response *resp, bool head_request,
                              enum sp_http_body_kind *kind, uint64_t *length);
 

@@ -24,9 +24,11 @@ struct sp_proxy {
     struct sp_upstream_stats retired; /* counts of pools a reload replaced */
     struct sp_tunnels *tunnels;       /* upgraded connections, joined to the backend */
     struct sp_proxy_options opts;
-    char *backend_url; /* as configured, for logs */
-    char *base_path;   /* the backend URL's path, without a trailing '/' ("" for none) */
-    char *host;        /* "host[:port]" for Host when the client's is not kept */
+    char *backend_url;       /* as configured, for logs */
+    char *base_path;         /* the backend URL's path, without a trailing '/' ("" for none) */
+    char *host;              /* "host[:port]" for Host when the client's is not kept */
+    struct sp_cidr *trusted; /* clients whose X-Forwarded-Proto is passed on */
+    size_t ntrusted;
     const struct sp_log *log;
 };
 
@@ -36,8 +38,10 @@ struct xfer {
     struct sp_proxy *proxy;
     struct sp_http_conn *conn;
     struct sp_upstream *up;
-    bool chunked_up; /* the request body goes to the backend in chunks */
-    bool body_done;  /* all of it went */
+    struct evbuffer *request_head; /* while the body is read whole first (request_buffer) */
+    unsigned flags;                /* for sp_upstream_start */
+    bool chunked_up;               /* the request body goes to the backend in chunks */
+    bool body_done;                /* all of it went */
     bool head_sent;
     bool paused;  /* the client is slow: the backend's body waits */
     bool upgrade; /* the client asked to switch protocols */
@@ -60,6 +64,8 @@ static void xfer_free(struct xfer *x)
     if (x == NULL)
         return;
     sp_upstream_cancel(x->up);
+    if (x->request_head)
+        evbuffer_free(x->request_head);
     if (x->head_lines)
         evbuffer_free(x->head_lines);
     if (x->grip_body)
@@ -73,6 +79,12 @@ static void xfer_free(struct xfer *x)
 static bool holding(const struct xfer *x)
 {
     return x->grip_hold != NULL && x->proxy->opts.grip != NULL && x->status >= 200;
+}
+
+bool sp_proxy_is_own_header(struct sp_slice name)
+{
+    return (name.len >= 9 && strncasecmp(name.ptr, "Sidepush-", 9) == 0) ||
+           sp_slice_caseeq(name, "X-Original-URI");
 }
 
 bool sp_proxy_is_hop_header(struct sp_slice name)
@@ -111,7 +123,7 @@ static void forward_body(struct xfer *x)
     size_t room = x->proxy->opts.buffer_size;
     size_t unsent = 0;
 
-    if (body == NULL || x->body_done || (piece = evbuffer_new()) == NULL)
+    if (body == NULL || x->body_done || x->up == NULL || (piece = evbuffer_new()) == NULL)
         return;
     while (evbuffer_get_length(body) > 0 && unsent < room) {
         size_t n = evbuffer_get_length(body);
@@ -122,13 +134,13 @@ static void forward_body(struct xfer *x)
         evbuffer_remove_buffer(body, piece, n);
         if (x->chunked_up)
             evbuffer_add(piece, "\r\n", 2);
-        unsent = sp_upstream_write(x->up, piece);
+        unsent = sp_upstream_write(x->up, piece, false);
     }
     sp_http_body_taken(x->conn);
     if (sp_http_body_complete(x->conn) && evbuffer_get_length(body) == 0) {
         if (x->chunked_up)
             evbuffer_add(piece, "0\r\n\r\n", 5);
-        sp_upstream_write(x->up, piece);
+        sp_upstream_write(x->up, piece, true);
         x->body_done = true;
     }
     evbuffer_free(piece);
@@ -136,9 +148,26 @@ static void forward_body(struct xfer *x)
 
 /* ---- the client's side ------------------------------------------------------------------ */
 
+static void start_upstream(struct xfer *x);
+
+/* A body read whole first (backend.request_buffer) goes to the backend once
+ * it is complete, or once it outgrew the buffer and must stream after all. */
+static bool body_ready(struct xfer *x)
+{
+    struct evbuffer *body = sp_http_body(x->conn);
+
+    return sp_http_body_complete(x->conn) ||
+           (body != NULL && evbuffer_get_length(body) >= x->proxy->opts.request_buffer);
+}
+
 static void on_client_body(void *ctx)
 {
-    forward_body(ctx);
+    struct xfer *x = ctx;
+
+    if (x->request_head != NULL && body_ready(x))
+        start_upstream(x); /* frees x when it fails */
+    else
+        forward_body(x);
 }
 
 static void on_client_drain(void *ctx)
@@ -502,9 +531,22 @@ static const struct sp_upstream_ops upstream_ops = {on_head,  on_body,    on_don
 
 /* ---- the request head ---------------------------------------------------------------------- */
 
+/* "http", unless the client is a trusted proxy (a TLS-terminating ingress)
+ * that said "http" or "https" itself. */
+static struct sp_slice forwarded_proto(struct xfer *x, const struct sp_http_header *proto)
+{
+    struct sp_proxy *p = x->proxy;
+
+    if (proto != NULL && p->ntrusted > 0 &&
+        (sp_slice_caseeq(proto->value, "https") || sp_slice_caseeq(proto->value, "http")) &&
+        sp_cidr_match(p->trusted, p->ntrusted, sp_http_peer(x->conn)))
+        return proto->value;
+    return (struct sp_slice){"http", 4};
+}
+
 static int build_head(struct xfer *x, const struct sp_http_request *req, struct evbuffer *out)
 {
-    const struct sp_http_header *xff = NULL, *host = NULL;
+    const struct sp_http_header *xff = NULL, *host = NULL, *proto = NULL;
     struct sp_proxy *p = x->proxy;
     enum sp_http_body_kind kind = sp_http_body_kind(x->conn);
     struct connection_list named = connection_list(req->headers, req->nheaders);
@@ -525,10 +567,13 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
         }
         if (sp_slice_caseeq(h->name, "Host"))
             host = h;
+        if (sp_slice_caseeq(h->name, "X-Forwarded-Proto")) {
+            proto = h;
+            continue;
+        }
         if (sp_proxy_is_hop_header(h->name) || connection_names(named, h->name) ||
-            sp_slice_caseeq(h->name, "Content-Length") || sp_slice_caseeq(h->name, "Expect") ||
-            sp_slice_caseeq(h->name, "X-Forwarded-Proto") ||
-            sp_slice_caseeq(h->name, "X-Forwarded-Host") ||
+            sp_proxy_is_own_header(h->name) || sp_slice_caseeq(h->name, "Content-Length") ||
+            sp_slice_caseeq(h->name, "Expect") || sp_slice_caseeq(h->name, "X-Forwarded-Host") ||
             (sp_slice_caseeq(h->name, "Host") && !p->opts.preserve_host))
             continue;
         add_field(&t, h->name, h->value);
@@ -544,7 +589,8 @@ static int build_head(struct xfer *x, const struct sp_http_request *req, struct 
         add_text(&t, ", ");
     }
     add_text(&t, sp_http_peer(x->conn));
-    add_text(&t, "\r\nX-Forwarded-Proto: http\r\n");
+    add_text(&t, "\r\n");
+    add_field(&t, (struct sp_slice){"X-Forwarded-Proto", 17}, forwarded_proto(x, proto));
     const struct sp_http_header *upgrade = sp_http_find_header(req, "Upgrade");
     if (x->upgrade && upgrade != NULL) {
         add_text(&t, "Connection: Upgrade\r\n");
@@ -595,16 +641,22 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
                  sp_http_body_kind(conn) == SP_HTTP_BODY_NONE;
     if (x->head_lines == NULL || build_head(x, req, head) < 0)
         goto fail;
-    bool no_body = sp_http_body_kind(conn) == SP_HTTP_BODY_NONE;
-    unsigned flags = (idempotent(req->method) || no_body ? SP_UPSTREAM_RETRY_SAFE : 0) |
-                     (sp_slice_eq(req->method, "HEAD") ? SP_UPSTREAM_HEAD : 0) |
-                     (x->upgrade ? SP_UPSTREAM_UPGRADE : 0);
-    x->up = sp_upstream_start(p->pool, head, flags, &upstream_ops, x);
-    if (x->up == NULL)
-        goto fail;
-    evbuffer_free(head);
+    enum sp_http_body_kind body = sp_http_body_kind(conn);
+    /* Only an idempotent request without a body is ever sent twice. */
+    x->flags = (idempotent(req->method) && body == SP_HTTP_BODY_NONE ? SP_UPSTREAM_RETRY_SAFE : 0) |
+               (body != SP_HTTP_BODY_NONE ? SP_UPSTREAM_BODY : 0) |
+               (sp_slice_eq(req->method, "HEAD") ? SP_UPSTREAM_HEAD : 0) |
+               (x->upgrade ? SP_UPSTREAM_UPGRADE : 0);
+    x->request_head = head;
     sp_http_set_ops(conn, &client_ops, x);
-    forward_body(x);
+    /* A body the buffer can hold is read whole before the backend is asked:
+     * a client uploading a byte at a time then costs the backend nothing. */
+    bool fits =
+        body == SP_HTTP_BODY_CHUNKED ||
+        (body == SP_HTTP_BODY_LENGTH && sp_http_body_length(conn) <= p->opts.request_buffer);
+    if (body != SP_HTTP_BODY_NONE && p->opts.request_buffer > 0 && fits && !body_ready(x))
+        return;
+    start_upstream(x);
     return;
 
 fail:
@@ -612,6 +664,25 @@ fail:
         evbuffer_free(head);
     xfer_free(x);
     sp_http_respond_error(conn, 500, "out of memory");
+}
+
+/* The request head goes out (and the body as it comes). Frees x and answers
+ * the client when the exchange cannot start. */
+static void start_upstream(struct xfer *x)
+{
+    struct evbuffer *head = x->request_head;
+    struct sp_http_conn *conn = x->conn;
+
+    x->request_head = NULL;
+    x->up = sp_upstream_start(x->proxy->pool, head, x->flags, &upstream_ops, x);
+    evbuffer_free(head);
+    if (x->up == NULL) {
+        sp_http_set_ops(conn, NULL, NULL);
+        xfer_free(x);
+        sp_http_respond_error(conn, 500, "out of memory");
+        return;
+    }
+    forward_body(x);
 }
 
 void sp_proxy_stats(const struct sp_proxy *p, struct sp_proxy_stats *out)
@@ -624,6 +695,8 @@ void sp_proxy_stats(const struct sp_proxy *p, struct sp_proxy_stats *out)
     out->upstream_reuses = p->retired.reuses + u->reuses;
     out->upstream_retries = p->retired.retries + u->retries;
     out->upstream_bad = p->retired.bad_responses + u->bad_responses;
+    out->upstream_stale = p->retired.stale + u->stale;
+    out->upstream_unpooled = p->retired.unpooled + u->unpooled;
     out->tunnels_open = t->open;
     out->tunnels_opened = t->opened;
     out->tunnel_bytes_to_backend = t->bytes_to_backend;
@@ -637,18 +710,52 @@ size_t sp_proxy_tunnels(struct sp_proxy *p)
 
 /* ---- the backend's address ------------------------------------------------------------------ */
 
-/* backend.url into what the pool connects to (resolved now: names in a
- * sidecar's pod are stable), the path prefix and the Host value. */
-static int parse_backend(struct sp_proxy *p, const char *url, struct sp_upstream_options *o)
+/* What a backend URL resolves to: the pool's address, the path prefix and
+ * the Host value. Built whole before anything of the proxy changes, so a
+ * reload whose backend does not resolve keeps the old one. */
+struct backend {
+    char *base_path; /* without a trailing '/' ("" for none) */
+    char *host;      /* "host[:port]" */
+    struct sp_cidr *trusted;
+    size_t ntrusted;
+};
+
+static void backend_clear(struct backend *b)
+{
+    free(b->base_path);
+    free(b->host);
+    free(b->trusted);
+    *b = (struct backend){0};
+}
+
+/* "host" or "[v6]" of a URL into a name getaddrinfo takes. */
+static int host_name(const char *host, char *name, size_t size)
+{
+    size_t hl = strlen(host);
+
+    if (hl >= size)
+        return -1;
+    if (host[0] == '[' && hl > 2) {
+        memcpy(name, host + 1, hl - 2);
+        name[hl - 2] = '\0';
+    } else {
+        memcpy(name, host, hl + 1);
+    }
+    return 0;
+}
+
+/* backend.url into *b and o's address (resolved now: names in a sidecar's
+ * pod are stable). Returns 0, or -1 with nothing allocated in *b. */
+static int parse_backend(const char *url, struct backend *b, struct sp_upstream_options *o)
 {
     if (strncmp(url, "unix:", 5) == 0) {
         o->unix_path = url + 5; /* the pool copies it */
-        p->base_path = strdup("");
-        p->host = strdup("localhost");
-        return p->base_path && p->host ? 0 : -1;
+        b->base_path = strdup("");
+        b->host = strdup("localhost");
+        return b->base_path && b->host ? 0 : (backend_clear(b), -1);
     }
     CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, name[256];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     int rc = -1;
 
@@ -656,19 +763,9 @@ static int parse_backend(struct sp_proxy *p, const char *url, struct sp_upstream
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") != 0 ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
+        host_name(host, name, sizeof(name)) < 0)
         goto done;
-    /* [::1] comes back with its brackets, which getaddrinfo does not take */
-    char name[256];
-    size_t hl = strlen(host);
-    if (hl >= sizeof(name))
-        goto done;
-    if (host[0] == '[' && hl > 2) {
-        memcpy(name, host + 1, hl - 2);
-        name[hl - 2] = '\0';
-    } else {
-        memcpy(name, host, hl + 1);
-    }
     if (getaddrinfo(name, port, &hints, &ai) != 0 || ai == NULL ||
         ai->ai_addrlen > sizeof(o->address.addr))
         goto done;
@@ -677,11 +774,12 @@ static int parse_backend(struct sp_proxy *p, const char *url, struct sp_upstream
     size_t plen = strlen(path);
     while (plen > 0 && path[plen - 1] == '/')
         plen--;
-    p->base_path = strndup(path, plen);
-    bool default_port = strcmp(port, "80") == 0;
-    if (asprintf(&p->host, default_port ? "%s" : "%s:%s", host, port) < 0)
-        p->host = NULL;
-    rc = p->base_path && p->host ? 0 : -1;
+    b->base_path = strndup(path, plen);
+    if (asprintf(&b->host, strcmp(port, "80") == 0 ? "%s" : "%s:%s", host, port) < 0)
+        b->host = NULL;
+    rc = b->base_path && b->host ? 0 : -1;
+    if (rc < 0)
+        backend_clear(b);
 done:
     if (ai)
         freeaddrinfo(ai);
@@ -693,6 +791,22 @@ done:
     return rc;
 }
 
+static int parse_trusted(const struct sp_proxy_options *opts, struct backend *b)
+{
+    char err[160];
+
+    b->trusted = calloc(opts->ntrusted_proxies ? opts->ntrusted_proxies : 1, sizeof(*b->trusted));
+    if (b->trusted == NULL)
+        return -1;
+    for (size_t i = 0; i < opts->ntrusted_proxies; i++) {
+        if (sp_parse_cidr(opts->trusted_proxies[i], &b->trusted[i], err, sizeof(err)) < 0)
+            return -1; /* the configuration checked them */
+    }
+    b->ntrusted = opts->ntrusted_proxies;
+    return 0;
+}
+
+/* A new pool for opts, swapped in only when all of it was built. */
 static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
 {
     struct sp_upstream_options o = {
@@ -705,15 +819,15 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
         .max_head_size = MAX_HEAD,
         .max_headers = MAX_HEADERS,
     };
+    struct backend b = {0};
+    struct sp_upstream_pool *pool;
 
-    free(p->base_path);
-    free(p->host);
-    p->base_path = p->host = NULL;
-    if (parse_backend(p, opts->backend_url, &o) < 0)
+    if (parse_backend(opts->backend_url, &b, &o) < 0)
         return -1;
-    struct sp_upstream_pool *pool = sp_upstream_pool_new(p->base, &o);
-    if (pool == NULL)
+    if (parse_trusted(opts, &b) < 0 || (pool = sp_upstream_pool_new(p->base, &o)) == NULL) {
+        backend_clear(&b);
         return -1;
+    }
     /* Exchanges in flight finish on the old pool, which goes after them. */
     if (p->pool != NULL) {
         const struct sp_upstream_stats *old = sp_upstream_pool_stats(p->pool);
@@ -721,9 +835,18 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
         p->retired.reuses += old->reuses;
         p->retired.retries += old->retries;
         p->retired.bad_responses += old->bad_responses;
+        p->retired.stale += old->stale;
+        p->retired.unpooled += old->unpooled;
     }
     sp_upstream_pool_free(p->pool);
     p->pool = pool;
+    free(p->base_path);
+    free(p->host);
+    free(p->trusted);
+    p->base_path = b.base_path;
+    p->host = b.host;
+    p->trusted = b.trusted;
+    p->ntrusted = b.ntrusted;
     return 0;
 }
 
@@ -744,6 +867,7 @@ struct sp_proxy *sp_proxy_new(struct event_base *base, const struct sp_proxy_opt
         return NULL;
     }
     p->opts.backend_url = p->backend_url;
+    p->opts.trusted_proxies = NULL;
     return p;
 }
 
@@ -759,6 +883,7 @@ int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts
     p->backend_url = url;
     p->opts = *opts;
     p->opts.backend_url = url;
+    p->opts.trusted_proxies = NULL; /* parsed into p->trusted */
     return 0;
 }
 
@@ -771,5 +896,6 @@ void sp_proxy_free(struct sp_proxy *p)
     free(p->backend_url);
     free(p->base_path);
     free(p->host);
+    free(p->trusted);
     free(p);
 }

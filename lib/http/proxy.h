@@ -44,6 +44,9 @@ struct sp_proxy_options {
     uint64_t keepalive_requests; /* per connection; 0: no limit */
     uint64_t body_timeout_ms;    /* between response body bytes; 0: none */
     uint64_t tunnel_idle_ms;     /* an upgraded connection idle this long is closed; 0: never */
+    uint64_t request_buffer;     /* bodies up to this are read whole before the backend is asked */
+    const char *const *trusted_proxies; /* address blocks whose X-Forwarded-Proto is kept */
+    size_t ntrusted_proxies;
 };
 
 struct sp_proxy;
@@ -56,6 +59,9 @@ struct sp_proxy_stats {
     /* The upstream pool: connections opened, requests on a kept one, retries
      * after a kept one was found closed, answers refused as malformed */
     uint64_t upstream_connects, upstream_reuses, upstream_retries, upstream_bad;
+    /* kept connections closed when taken (stray bytes, EOF), and answers after
+     * which a connection was not kept because reuse was not safe */
+    uint64_t upstream_stale, upstream_unpooled;
     /* Upgraded connections tunnelled to the backend */
     uint64_t tunnels_open, tunnels_opened;
     uint64_t tunnel_bytes_to_backend, tunnel_bytes_to_client;
@@ -83,5 +89,9 @@ void sp_proxy_handle(struct sp_proxy *p, struct sp_http_conn *conn,
 /* True for headers that describe one connection, not the message (RFC 9110
  * §7.6.1), and so are never forwarded. */
 bool sp_proxy_is_hop_header(struct sp_slice name);
+
+/* True for the names sidepush itself sends the backend (Sidepush-*,
+ * X-Original-URI), which a client's request never carries through. */
+bool sp_proxy_is_own_header(struct sp_slice name);
 
 #endif

@@ -80,6 +80,7 @@ struct sp_http_server {
     void *gone_ctx;
     const struct sp_log *log;
     const struct timeval *header_timeout; /* libevent common timeouts */
+    const struct timeval *body_timeout;
     const struct timeval *idle_timeout;
     struct conn_list live;
     struct conn_list dead;
@@ -210,6 +211,7 @@ static struct evbuffer *out(struct sp_http_conn *c)
 }
 
 static void output_drained(struct sp_http_conn *c);
+static void body_clock(struct sp_http_conn *c);
 static void update_reading(struct sp_http_conn *c);
 static void reprocess_input(struct sp_http_conn *c);
 static void on_writable(evutil_socket_t fd, short what, void *arg);
@@ -607,6 +609,7 @@ void sp_http_body_taken(struct sp_http_conn *c)
     if (c->body_paused && !c->dead &&
         evbuffer_get_length(c->body) < c->server->limits.output_buffer) {
         c->body_paused = false;
+        body_clock(c);
         reprocess_input(c);
     }
 }
@@ -615,6 +618,18 @@ static void notify_body(struct sp_http_conn *c)
 {
     if (c->ops && c->ops->body)
         c->ops->body(c->ops_ctx);
+}
+
+/* The gap between request body reads is bounded (nginx's
+ * client_body_timeout): restarted by every read, stopped while the handler
+ * has not taken what came (the backend is slow, not the client) and once
+ * the body is complete. */
+static void body_clock(struct sp_http_conn *c)
+{
+    if (c->body_done || c->body_paused || c->server->limits.body_timeout_ms == 0)
+        event_del(&c->timer);
+    else
+        arm_timer(c, c->server->body_timeout);
 }
 
 /* Moves body bytes from the socket's input into c->body. Returns -1 after
@@ -659,6 +674,7 @@ static int read_body(struct sp_http_conn *c)
     }
     if (!c->body_done && evbuffer_get_length(c->body) >= c->server->limits.output_buffer)
         c->body_paused = true;
+    body_clock(c);
     if (evbuffer_get_length(c->body) != before || c->body_done)
         notify_body(c);
     return 0;
@@ -747,7 +763,7 @@ static void dispatch(struct sp_http_conn *c)
             evbuffer_add(out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     c->state = c->body_done ? ST_HANDLED : ST_BODY;
-    event_del(&c->timer);
+    body_clock(c);
     c->server->handler(c->server->handler_ctx, c, &c->req);
 }
 
@@ -914,6 +930,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_http_conn *c = arg;
 
+    if (c->state == ST_BODY) {
+        fail_request(c, 408, "request body stalled longer than limits.body_timeout");
+        return;
+    }
     if (c->state != ST_HEAD) {
         const struct sp_http_ops *ops = c->ops;
         if (!c->response_begun && ops != NULL && ops->expired != NULL)
@@ -953,6 +973,7 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     s->gone_ctx = gone_ctx;
     s->log = log;
     s->header_timeout = common_timeout(base, limits->header_timeout_ms);
+    s->body_timeout = common_timeout(base, limits->body_timeout_ms);
     s->idle_timeout = common_timeout(base, limits->idle_timeout_ms);
     LIST_INIT(&s->live);
     LIST_INIT(&s->dead);
@@ -960,7 +981,7 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     TAILQ_INIT(&s->pending);
     s->writer = event_new(base, -1, 0, write_pending, s);
     if (s->reaper == NULL || s->writer == NULL || s->header_timeout == NULL ||
-        s->idle_timeout == NULL) {
+        s->body_timeout == NULL || s->idle_timeout == NULL) {
         sp_http_server_free(s);
         return NULL;
     }
@@ -993,11 +1014,13 @@ void sp_http_server_set_limits(struct sp_http_server *s, const struct sp_http_li
 {
     const struct timeval *header = common_timeout(s->base, limits->header_timeout_ms);
     const struct timeval *idle = common_timeout(s->base, limits->idle_timeout_ms);
+    const struct timeval *body = common_timeout(s->base, limits->body_timeout_ms);
 
-    if (header == NULL || idle == NULL)
+    if (header == NULL || idle == NULL || body == NULL)
         return;
     s->limits = *limits;
     s->header_timeout = header;
+    s->body_timeout = body;
     s->idle_timeout = idle;
 }
 

@@ -25,6 +25,7 @@ struct sp_http_limits {
     uint64_t max_headers;
     uint64_t max_body_size;
     uint64_t header_timeout_ms;
+    uint64_t body_timeout_ms; /* a request body stalling this long between reads: 408 */
     uint64_t idle_timeout_ms;
     uint64_t max_age_ms;    /* keep-alive: a connection this old closes after its answer */
     uint64_t output_buffer; /* unsent bytes before a producer is asked to pause */

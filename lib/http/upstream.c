@@ -49,8 +49,9 @@ struct sp_upstream {
     uint64_t remaining;  /* Content-Length bytes still to come */
     size_t head_scanned; /* bytes of an incomplete head already searched for its end */
     struct sp_chunked chunked;
-    bool retry_safe, head_request, upgrade, body_sent, retried, paused;
-    bool keep_alive; /* the response lets the connection be reused */
+    bool retry_safe, head_request, upgrade, retried, paused;
+    bool request_queued; /* the caller gave the whole request (head, and body if any) */
+    bool keep_alive;     /* the response lets the connection be reused */
 };
 
 static void conn_free(struct conn *c)
@@ -161,8 +162,14 @@ static void finish(struct sp_upstream *u)
 {
     const struct sp_upstream_ops *ops = u->ops;
     void *ctx = u->ctx;
+    /* An answer that came before the whole request went out (a 401 to an
+     * upload the backend never read) leaves the rest of the request unsent:
+     * whatever is sent on this connection next would be read as its body. */
+    bool reusable = u->keep_alive && u->kind != SP_HTTP_BODY_CLOSE && u->request_queued;
 
-    release(u, u->keep_alive && u->kind != SP_HTTP_BODY_CLOSE);
+    if (!reusable)
+        u->pool->stats.unpooled++;
+    release(u, reusable);
     exchange_free(u);
     ops->done(ctx);
 }
@@ -245,15 +252,41 @@ static int send_head(struct sp_upstream *u)
     return 0;
 }
 
-static int attach(struct sp_upstream *u, bool fresh)
+/* Nothing waits on an idle connection: no byte (a late body the backend
+ * sent after an answer that had none) and no EOF. Its read event would
+ * close it, but a request can take it in the same loop turn the bytes
+ * arrive, before that event runs. */
+static bool quiet(struct conn *c)
 {
-    struct sp_upstream_pool *pool = u->pool;
-    struct conn *c = fresh ? NULL : TAILQ_FIRST(&pool->idle);
+    char byte;
+    ssize_t n = recv(bufferevent_getfd(c->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
-    if (c != NULL) {
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* The warmest idle connection that is still quiet; the others are closed. */
+static struct conn *take_idle(struct sp_upstream_pool *pool)
+{
+    struct conn *c;
+
+    while ((c = TAILQ_FIRST(&pool->idle)) != NULL) {
         TAILQ_REMOVE(&pool->idle, c, link);
         pool->stats.idle--;
         evtimer_del(c->idle_timer);
+        if (quiet(c))
+            return c;
+        pool->stats.stale++;
+        conn_free(c);
+    }
+    return NULL;
+}
+
+static int attach(struct sp_upstream *u, bool fresh)
+{
+    struct sp_upstream_pool *pool = u->pool;
+    struct conn *c = fresh ? NULL : take_idle(pool);
+
+    if (c != NULL) {
         pool->stats.reuses++;
     } else if ((c = conn_open(pool)) == NULL) {
         return -1;
@@ -273,14 +306,16 @@ static int attach(struct sp_upstream *u, bool fresh)
 }
 
 /* The pooled connection had been closed by the backend before any of the
- * answer came: once, on a fresh connection, when sending again is safe (a
- * retry-safe request, or no body byte sent yet). Returns true when it took
+ * answer came: once, on a fresh connection, when sending again is safe. Only
+ * an idempotent request without a body is (RFC 9110 section 9.2.2, nginx's
+ * default): the backend may have done the work before it closed, and a body
+ * streamed through is not kept to be sent again. Returns true when it took
  * the exchange over (retried, or failed it). */
 static bool retry(struct sp_upstream *u)
 {
     bool reused = u->conn != NULL && u->conn->requests > 1;
 
-    if (!reused || u->retried || u->state == X_BODY || (!u->retry_safe && u->body_sent))
+    if (!reused || u->retried || u->state == X_BODY || !u->retry_safe)
         return false;
     if (evbuffer_get_length(bufferevent_get_input(u->conn->bev)) > 0)
         return false; /* part of an answer came */
@@ -361,8 +396,20 @@ static bool keeps_alive(const struct sp_http_response *resp)
     return !close && (resp->minor_version == 1 || keep);
 }
 
-/* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, 0 once an
- * upgrade handed the connection over, or -1 after failing u. */
+/* Does a head with no body to follow still describe one? */
+static bool announces_body(const struct sp_http_response *resp)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        const struct sp_http_header *h = &resp->headers[i];
+        if (sp_slice_caseeq(h->name, "Transfer-Encoding"))
+            return true;
+        if (sp_slice_caseeq(h->name, "Content-Length") &&
+            !(h->value.len == 1 && h->value.ptr[0] == '0'))
+            return true;
+    }
+    return false;
+}
+
 /* Has the blank line that ends a head arrived? Searched only from where the
  * last look stopped, so a backend that sends its head a byte at a time
  * costs one pass over it, not one parse per byte. */
@@ -382,6 +429,8 @@ static bool head_ended(struct sp_upstream *u, const char *p, size_t len)
     return false;
 }
 
+/* Returns 1 when a head was read, SP_HTTP_INCOMPLETE to wait, 0 once an
+ * upgrade handed the connection over, or -1 after failing u. */
 static int read_head(struct sp_upstream *u, struct evbuffer *in)
 {
     const struct sp_upstream_options *o = &u->pool->opts;
@@ -389,6 +438,9 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
     struct sp_http_response resp;
     size_t avail = evbuffer_get_length(in);
     size_t look = avail < o->max_head_size ? avail : o->max_head_size;
+
+    if (avail == 0)
+        return SP_HTTP_INCOMPLETE; /* an interim answer was all there was */
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
 
     if (look < o->max_head_size && !head_ended(u, p, look))
@@ -399,14 +451,15 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
     if (n == SP_HTTP_INCOMPLETE && look < o->max_head_size)
         return SP_HTTP_INCOMPLETE;
     if (n < 0 || sp_http_response_framing(&resp, u->head_request, &u->kind, &u->remaining) < 0) {
-        u->pool->stats.bad_responses++;
-        fail(u, 502,
-             n == SP_HTTP_INCOMPLETE ? "the backend's response head is too large"
-                                     : "the backend's response is malformed or ambiguous");
+        fail_as(u, 502, true,
+                n == SP_HTTP_INCOMPLETE ? "the backend's response head is too large"
+                                        : "the backend's response is malformed or ambiguous");
         return -1;
     }
-    if (resp.status == 100) {
-        evbuffer_drain(in, (size_t)n); /* the final answer follows */
+    if (resp.status < 200 && resp.status != 101) {
+        /* Interim (100 Continue, 102 Processing, 103 Early Hints): dropped,
+         * as nginx drops them; the final answer follows. */
+        evbuffer_drain(in, (size_t)n);
         return 1;
     }
     if (resp.status == 101 && !u->upgrade) {
@@ -427,12 +480,16 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
         ops->upgraded(ctx, bev);
         return 0;
     }
-    u->keep_alive = keeps_alive(&resp);
+    /* A HEAD, 204 or 304 that announced a body (a length or chunked) from a
+     * backend that may send it anyway, in a later segment: such a
+     * connection is not reused, whatever arrives. */
+    u->keep_alive = keeps_alive(&resp) && !(u->kind == SP_HTTP_BODY_NONE && announces_body(&resp));
     u->state = X_BODY;
     u->chunked = (struct sp_chunked){0};
     u->ops->head(u->ctx, &resp, u->kind, u->remaining);
     evbuffer_drain(in, (size_t)n);
-    arm(u, o->body_timeout_ms);
+    if (!u->paused)
+        arm(u, o->body_timeout_ms);
     return 1;
 }
 
@@ -494,7 +551,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (rc == 1)
         finish(u);
-    else
+    else if (!u->paused)
         arm(u, u->pool->opts.body_timeout_ms);
 }
 
@@ -565,7 +622,8 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
     *u = (struct sp_upstream){.pool = pool,
                               .ops = ops,
                               .ctx = ctx,
-                              .retry_safe = retry_safe,
+                              .request_queued = (flags & SP_UPSTREAM_BODY) == 0,
+                              .retry_safe = retry_safe && (flags & SP_UPSTREAM_BODY) == 0,
                               .head_request = head_request,
                               .upgrade = (flags & SP_UPSTREAM_UPGRADE) != 0 && ops->upgraded};
     pool->active++;
@@ -581,16 +639,14 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
     return u;
 }
 
-size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data)
+size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last)
 {
     struct evbuffer *out = bufferevent_get_output(u->conn->bev);
 
-    if (evbuffer_get_length(data) > 0) {
-        u->body_sent = true;
-        if (u->state != X_BODY && u->conn->connected)
-            arm(u, u->pool->opts.head_timeout_ms); /* an upload is not a silent backend */
-    }
-    evbuffer_add_buffer(out, data);
+    if (evbuffer_get_length(data) > 0 && u->state != X_BODY && u->conn->connected)
+        arm(u, u->pool->opts.head_timeout_ms); /* an upload is not a silent backend */
+    if (evbuffer_add_buffer(out, data) == 0 && last)
+        u->request_queued = true;
     if (!(bufferevent_get_enabled(u->conn->bev) & EV_WRITE))
         send_now(u);
     return evbuffer_get_length(out);
@@ -601,10 +657,15 @@ void sp_upstream_pause(struct sp_upstream *u, bool paused)
     if (u->conn == NULL || paused == u->paused)
         return;
     u->paused = paused;
-    if (paused)
+    if (paused) {
         bufferevent_disable(u->conn->bev, EV_READ);
-    else
+        if (u->state == X_BODY)
+            event_del(&u->timer); /* a slow client, not a stalled backend */
+    } else {
         bufferevent_enable(u->conn->bev, EV_READ);
+        if (u->state == X_BODY)
+            arm(u, u->pool->opts.body_timeout_ms);
+    }
 }
 
 void sp_upstream_cancel(struct sp_upstream *u)

@@ -8,7 +8,19 @@
  * checks its framing, and hands the body over decoded from whatever framing
  * it came in (Content-Length, chunked with trailers dropped, or until
  * close). A pooled connection that turns out closed before any byte of the
- * answer is retried once on a fresh one when that is safe.
+ * answer is retried once on a fresh one when that is safe: an idempotent
+ * request without a body, sent again whole.
+ *
+ * What survives from one exchange (one user) to the next on a pooled
+ * connection: the socket and its request count, nothing else. A
+ * connection goes back to the pool only when its request was written
+ * completely (head and every body byte the caller announced), its response
+ * was read completely by its framing with no byte past it, the response
+ * announced no body it did not send (HEAD, 204 and 304 with a length or
+ * chunked), and neither side asked to close; a 1xx other than 101 is
+ * interim and never ends an exchange. A connection taken from the pool is
+ * peeked first: a byte or an EOF waiting on it (a late body, a close)
+ * and it is closed, never used.
  */
 #ifndef SP_HTTP_UPSTREAM_H
 #define SP_HTTP_UPSTREAM_H
@@ -52,6 +64,8 @@ struct sp_upstream_stats {
     uint64_t retries;       /* on a fresh connection after a pooled one closed */
     uint64_t idle;          /* connections idle now */
     uint64_t bad_responses; /* refused as malformed or ambiguous */
+    uint64_t stale;         /* pooled connections found closed or holding stray bytes */
+    uint64_t unpooled;      /* closed after an answer because reuse was not safe */
 };
 const struct sp_upstream_stats *sp_upstream_pool_stats(const struct sp_upstream_pool *pool);
 
@@ -81,21 +95,24 @@ struct sp_upstream_ops {
  * ...\r\n\r\n"), moved out of the caller's buffer; flags as above. NULL on allocation failure (ops
  * are never called then). */
 enum sp_upstream_flags {
-    SP_UPSTREAM_RETRY_SAFE = 1, /* may be sent twice: an idempotent method, or no body */
+    SP_UPSTREAM_RETRY_SAFE = 1, /* may be sent twice: an idempotent method without a body */
     SP_UPSTREAM_HEAD = 2,       /* a HEAD: its answer has no body */
     SP_UPSTREAM_UPGRADE = 4,    /* asks to switch protocols: a 101 goes to ops->upgraded */
+    SP_UPSTREAM_BODY = 8,       /* a body follows: the request ends with sp_upstream_write(last) */
 };
 
 struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbuffer *request_head,
                                       unsigned flags, const struct sp_upstream_ops *ops, void *ctx);
 
-/* Request body bytes (moved out of data). A request with a body is not
- * retried once a byte of it went out, and an upload in progress restarts
- * the head timeout. Returns the bytes still unsent. */
-size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data);
+/* Request body bytes (moved out of data), framed as the head announced;
+ * last: they end the body. Until the last byte is written the connection
+ * cannot be pooled, whatever the backend answered. An upload in progress
+ * restarts the head timeout. Returns the bytes still unsent. */
+size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last);
 
 /* Stops (true) or resumes reading the response body: the caller's own
- * output is full. */
+ * output is full. The body timeout does not run while paused (the client
+ * is slow, not the backend). */
 void sp_upstream_pause(struct sp_upstream *u, bool paused);
 
 /* Drops the exchange; its connection is closed (its state is unknown).

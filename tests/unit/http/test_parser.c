@@ -317,9 +317,14 @@ static void test_response_framing(void)
            k == SP_HTTP_BODY_LENGTH && n == 12,
        "Content-Length");
     ok(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", false, &k, &n) ==
-               0 &&
+           -502,
+       "another coding before chunked: refused (nothing decodes it for the client)");
+    ok(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", false, &k,
+                  &n) == -502,
+       "chunked twice: refused");
+    ok(framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding:  Chunked \r\n\r\n", false, &k, &n) == 0 &&
            k == SP_HTTP_BODY_CHUNKED,
-       "chunked last");
+       "chunked alone (any case, spaces around)");
     ok(framing_of("HTTP/1.1 200 OK\r\n\r\n", false, &k, &n) == 0 && k == SP_HTTP_BODY_CLOSE,
        "neither: until close");
     ok(framing_of("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true, &k, &n) == 0 &&

@@ -20,6 +20,7 @@ struct backend {
     struct evconnlistener *listener;
     struct sp_address address;
     const char *answer; /* NULL: never answer */
+    const char *later;  /* written 30 ms after answer, in a segment of its own */
     bool close_after;   /* close the socket once the answer is written */
     bool drip;          /* write the answer one byte per loop turn */
     int accepts, requests;
@@ -27,7 +28,15 @@ struct backend {
     struct event *drip_timer;
     struct bufferevent *drip_to;
     size_t dripped;
+    struct event *later_timer;
 };
+
+static void write_later(evutil_socket_t fd, short what, void *arg)
+{
+    struct backend *b = arg;
+
+    bufferevent_write(b->drip_to, b->later, strlen(b->later));
+}
 
 static void drip_byte(evutil_socket_t fd, short what, void *arg)
 {
@@ -56,6 +65,10 @@ static void backend_read(struct bufferevent *bev, void *arg)
     while ((end = evbuffer_search(in, "\r\n\r\n", 4, NULL)).pos >= 0) {
         evbuffer_drain(in, (size_t)end.pos + 4);
         b->requests++;
+        if (b->answer != NULL && b->answer[0] == '\0' && b->close_after) {
+            bufferevent_free(bev); /* took the request, answers nothing, closes */
+            return;
+        }
         if (b->answer != NULL && b->drip) {
             b->drip_to = bev;
             b->dripped = 0;
@@ -63,6 +76,12 @@ static void backend_read(struct bufferevent *bev, void *arg)
             event_add(b->drip_timer, &(struct timeval){0, 0});
         } else if (b->answer != NULL)
             bufferevent_write(bev, b->answer, strlen(b->answer));
+        if (b->later != NULL) {
+            b->drip_to = bev;
+            if (b->later_timer == NULL)
+                b->later_timer = evtimer_new(bufferevent_get_base(bev), write_later, b);
+            event_add(b->later_timer, &(struct timeval){0, 30000});
+        }
         if (b->answer != NULL && b->close_after) /* once this answer is out */
             bufferevent_setcb(bev, backend_read, backend_written, backend_event, b);
     }
@@ -150,15 +169,25 @@ static void on_error(void *ctx, int status, bool bad_response, const char *why)
 
 static const struct sp_upstream_ops ops = {on_head, on_body, on_done, on_error, NULL, NULL};
 
-static void start(struct sp_upstream_pool *pool, struct result *r, const char *method)
+static struct sp_upstream *start_as(struct sp_upstream_pool *pool, struct result *r,
+                                    const char *method, unsigned flags)
 {
     struct evbuffer *head = evbuffer_new();
+    struct sp_upstream *u;
 
-    evbuffer_add_printf(head, "%s / HTTP/1.1\r\nHost: backend\r\n\r\n", method);
-    unsigned flags = SP_UPSTREAM_RETRY_SAFE | (strcmp(method, "HEAD") == 0 ? SP_UPSTREAM_HEAD : 0);
-    if (sp_upstream_start(pool, head, flags, &ops, r) == NULL)
+    evbuffer_add_printf(head, "%s / HTTP/1.1\r\nHost: backend\r\n%s\r\n", method,
+                        flags & SP_UPSTREAM_BODY ? "Content-Length: 100000\r\n" : "");
+    if ((u = sp_upstream_start(pool, head, flags, &ops, r)) == NULL)
         r->failed = true;
     evbuffer_free(head);
+    return u;
+}
+
+static void start(struct sp_upstream_pool *pool, struct result *r, const char *method)
+{
+    bool head = strcmp(method, "HEAD") == 0;
+
+    start_as(pool, r, method, SP_UPSTREAM_RETRY_SAFE | (head ? SP_UPSTREAM_HEAD : 0));
 }
 
 static void give_up(evutil_socket_t fd, short what, void *arg)
@@ -225,8 +254,9 @@ static void test_reuse_and_framings(struct event_base *base)
     b.answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"; /* a HEAD's: no body */
     start(pool, &r3, "HEAD");
     wait_for(&r3);
-    ok(r3.done && r3.status == 200 && r3.body_len == 0 && b.accepts == 1,
-       "HEAD: Content-Length but no body, and the connection kept");
+    ok(r3.done && r3.status == 200 && r3.body_len == 0 && b.accepts == 1 &&
+           sp_upstream_pool_stats(pool)->unpooled == 1,
+       "HEAD: Content-Length but no body, and the connection not kept (a late body could follow)");
     struct result r3b = {.base = base};
     b.answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
     start(pool, &r3b, "HEAD"); /* a backend that sends a body anyway */
@@ -234,7 +264,7 @@ static void test_reuse_and_framings(struct event_base *base)
     struct result r3c = {.base = base};
     start(pool, &r3c, "GET");
     wait_for(&r3c);
-    ok(r3b.done && r3b.body_len == 0 && r3c.done && body_is(&r3c, "hello") && b.accepts == 2,
+    ok(r3b.done && r3b.body_len == 0 && r3c.done && body_is(&r3c, "hello") && b.accepts == 3,
        "bytes after a HEAD's answer: the connection is never reused (no desync)");
 
     b.answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -244,7 +274,7 @@ static void test_reuse_and_framings(struct event_base *base)
     wait_for(&r4);
     ok(r4.done && r4.kind == SP_HTTP_BODY_CHUNKED && body_is(&r4, "hello world"),
        "chunked, decoded, extensions and trailers dropped");
-    ok(b.accepts == 2, "the same connection after a chunked answer");
+    ok(b.accepts == 3, "the same connection after a chunked answer");
 
     b.answer = "HTTP/1.1 200 OK\r\n\r\nuntil close";
     b.close_after = true;
@@ -258,7 +288,7 @@ static void test_reuse_and_framings(struct event_base *base)
     struct result r6 = {.base = base};
     start(pool, &r6, "GET");
     wait_for(&r6);
-    ok(r6.done && r6.status == 204 && b.accepts == 3, "a close-delimited connection is not reused");
+    ok(r6.done && r6.status == 204 && b.accepts == 4, "a close-delimited connection is not reused");
     sp_upstream_pool_free(pool);
     settle(base);
     evconnlistener_free(b.listener);
@@ -303,7 +333,9 @@ static void test_retry_on_a_closed_pooled_connection(struct event_base *base)
     wait_for(&first);
     wait_for(&second);
     ok(first.done && second.done && body_is(&second, "ok"), "both answered, no error");
-    ok(sp_upstream_pool_stats(pool)->retries == 1 && b.accepts == 2,
+    /* Found closed when taken (the EOF had arrived), or on the first read. */
+    ok(sp_upstream_pool_stats(pool)->retries + sp_upstream_pool_stats(pool)->stale == 1 &&
+           b.accepts == 2,
        "retried once on a fresh connection");
     sp_upstream_pool_free(pool);
     settle(base);
@@ -349,6 +381,90 @@ static void test_refusals(struct event_base *base)
     wait_for(&refused);
     ok(refused.failed && refused.status == 502, "connection refused: 502");
     sp_upstream_pool_free(pool);
+}
+
+/* Issue 22: an answer that comes before the request body was all sent (a
+ * 401 to an upload the backend never read) never pools its connection, or
+ * the next user's request would be read as the rest of that body. */
+static void test_early_answer_is_not_pooled(struct event_base *base)
+{
+    struct backend b = {.answer = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope"};
+    backend_start(base, &b);
+    struct sp_upstream_pool *pool = pool_for(base, &b.address);
+    struct result upload = {.base = base}, next = {.base = base};
+    struct evbuffer *part = evbuffer_new();
+
+    struct sp_upstream *u = start_as(pool, &upload, "POST", SP_UPSTREAM_BODY);
+    evbuffer_add_printf(part, "GET /smuggled HTTP/1.1\r\nHost: t\r\nX-Swallow: ");
+    sp_upstream_write(u, part, false);
+    wait_for(&upload);
+    start(pool, &next, "GET");
+    wait_for(&next);
+    ok(upload.done && upload.status == 401 && next.status == 401 && b.accepts == 2,
+       "an early answer to an upload: the next request gets a connection of its own");
+    ok(sp_upstream_pool_stats(pool)->unpooled == 1 && sp_upstream_pool_stats(pool)->reuses == 0,
+       "counted as unpooled, never reused");
+    evbuffer_free(part);
+    sp_upstream_pool_free(pool);
+    settle(base);
+    evconnlistener_free(b.listener);
+}
+
+/* Every 1xx but 101 is interim: 102 and 103 (Node's writeEarlyHints), and a
+ * 100 that arrives alone in its segment (it passed NULL to memchr). */
+static void test_interim_answers(struct event_base *base)
+{
+    static const char *const interim[] = {
+        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+        "HTTP/1.1 102 Processing\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+    };
+    struct backend b = {0};
+    backend_start(base, &b);
+    struct sp_upstream_pool *pool = pool_for(base, &b.address);
+
+    for (size_t i = 0; i < sizeof(interim) / sizeof(interim[0]); i++) {
+        struct result r = {.base = base}, next = {.base = base};
+        b.answer = interim[i];
+        b.later = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal";
+        start(pool, &r, "GET");
+        wait_for(&r);
+        ok(r.done && r.status == 200 && body_is(&r, "final"), "%.12s: the final answer is read",
+           interim[i]);
+        b.answer = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext";
+        b.later = NULL;
+        start(pool, &next, "GET");
+        wait_for(&next);
+        ok(next.done && body_is(&next, "next"), "%.12s: the next exchange gets its own answer",
+           interim[i]);
+    }
+    sp_upstream_pool_free(pool);
+    settle(base);
+    event_free(b.later_timer);
+    evconnlistener_free(b.listener);
+}
+
+/* A non-idempotent request is never sent twice: a kept connection found
+ * closed after the request went out is a 502, not a retry. */
+static void test_no_retry_of_a_post(struct event_base *base)
+{
+    struct backend b = {.answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"};
+    backend_start(base, &b);
+    struct sp_upstream_pool *pool = pool_for(base, &b.address);
+    struct result first = {.base = base}, post = {.base = base};
+
+    start(pool, &first, "GET");
+    wait_for(&first);
+    b.close_after = true; /* the backend takes the POST, does the work, then closes */
+    b.answer = "";
+    start_as(pool, &post, "POST", 0);
+    wait_for(&post);
+    ok(post.failed && post.status == 502 && b.requests == 2 && b.accepts == 1,
+       "a POST on a connection the backend closed: 502, sent once");
+    is_int((int)sp_upstream_pool_stats(pool)->retries, 0, "no retry");
+    sp_upstream_pool_free(pool);
+    settle(base);
+    evconnlistener_free(b.listener);
 }
 
 /* backend.url: unix:/path (gunicorn, puma, php-fpm behind a socket). */
@@ -398,6 +514,9 @@ int main(void)
     test_retry_on_a_closed_pooled_connection(base);
     test_refusals(base);
     test_unix_socket(base);
+    test_early_answer_is_not_pooled(base);
+    test_interim_answers(base);
+    test_no_retry_of_a_post(base);
     test_a_head_byte_by_byte(base);
     event_base_free(base);
     return tap_done();
