@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "app/app.h"
+#include "http/proxy.h"
 #include "config/config.h"
 #include "core/cpus.h"
 #include "core/log.h"
@@ -135,15 +136,21 @@ static void reload(struct runner *r)
         return;
     }
     struct sp_config **grown = realloc(r->retired, (r->nretired + 1) * sizeof(*grown));
+    char err[512];
     if (grown == NULL) {
         sp_config_free(fresh);
         return;
     }
     r->retired = grown;
+    if (sp_app_reconfigure(r->app, fresh, err, sizeof(err)) < 0) {
+        sp_log_error(r->log, "reload_rejected", "%s: %s; kept the running configuration", r->path,
+                     err);
+        sp_config_free(fresh);
+        return;
+    }
     r->retired[r->nretired++] = r->config;
     r->config = fresh;
     r->log->level = fresh->log.level;
-    sp_app_reconfigure(r->app, fresh);
     sp_log_info(r->log, "reloaded", "%s: %zu routes", r->path, fresh->nroutes);
     watch_files(r); /* the new configuration may read other files */
 }
@@ -288,7 +295,11 @@ int main(int argc, char **argv)
     int rc;
     if (check != NULL) {
         struct sp_config *checked = NULL;
+        char err[512];
         rc = load(check, &checked) < 0 ? 1 : 0;
+        /* A warning only: the check may run where the pod's DNS is not (CI). */
+        if (rc == 0 && sp_proxy_check_backend(checked->backend.url, err, sizeof(err)) < 0)
+            fprintf(stderr, "%s: warning: %s\n", check, err);
         if (rc == 0)
             printf("%s: configuration is valid\n", check);
         sp_config_free(checked);

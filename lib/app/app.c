@@ -659,17 +659,24 @@ static void reconfigure_worker(struct worker *w, void *arg)
 
     sp_http_server_set_limits(w->clients, &limits);
     if (sp_proxy_reconfigure(w->proxy, &proxy) < 0)
-        sp_log_error(w->app->log, "reload", "backend settings not applied: out of memory");
+        sp_log_error(w->app->log, "reload",
+                     "backend settings not applied (the old ones stay): out of memory, or %s "
+                     "stopped resolving",
+                     config->backend.url);
     sp_push_reconfigure(w->push, config);
     w->backend.config = config;
     w->config = config;
     update_accepting(w);
 }
 
-void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
+int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char *err, size_t errlen)
 {
     const struct sp_http_limits limits = http_limits(config);
 
+    /* Checked before anything changes: a watched ConfigMap or a rotated
+     * Secret reloads unattended, and must never leave a half-applied state. */
+    if (sp_proxy_check_backend(config->backend.url, err, errlen) < 0)
+        return -1;
     if (memcmp(&config->listen, &app->config->listen, sizeof(config->listen)) != 0 ||
         memcmp(&config->publish_listen, &app->config->publish_listen,
                sizeof(config->publish_listen)) != 0)
@@ -685,6 +692,7 @@ void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config)
             sp_log_error(app->log, "reload", "worker %u keeps its configuration: out of memory", i);
     }
     reconfigure_worker(home(app), (void *)config);
+    return 0;
 }
 
 /* ---- building ------------------------------------------------------------------------------ */

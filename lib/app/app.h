@@ -41,7 +41,10 @@ unsigned sp_app_workers(const struct sp_app *app);
  * new requests follow config from now on; connections open now keep theirs
  * (so the old configuration must stay alive too). Listen addresses and the
  * number of workers change only with a restart (logged). */
-void sp_app_reconfigure(struct sp_app *app, const struct sp_config *config);
+/* Returns 0, or -1 with the reason in err when config cannot be applied (its
+ * backend does not resolve): then nothing of it was applied. */
+int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char *err,
+                       size_t errlen);
 
 /* SIGTERM, on the home loop: readiness turns false, every worker closes its
  * listeners (new clients are refused, never answered 503), sends its

@@ -720,12 +720,28 @@ struct backend {
     size_t ntrusted;
 };
 
+static int parse_backend(const char *url, struct backend *b, struct sp_upstream_options *o);
+
 static void backend_clear(struct backend *b)
 {
     free(b->base_path);
     free(b->host);
     free(b->trusted);
     *b = (struct backend){0};
+}
+
+int sp_proxy_check_backend(const char *backend_url, char *err, size_t errlen)
+{
+    struct backend b = {0};
+    struct sp_upstream_options o = {0};
+
+    if (parse_backend(backend_url, &b, &o) < 0) {
+        snprintf(err, errlen, "backend.url '%s': its host does not resolve (or it is not http://)",
+                 backend_url);
+        return -1;
+    }
+    backend_clear(&b);
+    return 0;
 }
 
 /* "host" or "[v6]" of a URL into a name getaddrinfo takes. */

@@ -75,8 +75,12 @@ size_t sp_proxy_tunnels(struct sp_proxy *p);
  * on allocation failure or an unusable URL. */
 struct sp_proxy *sp_proxy_new(struct event_base *base, const struct sp_proxy_options *opts,
                               const struct sp_log *log);
+/* Can backend_url be proxied to: an http:// URL whose host resolves now, or
+ * unix:? Returns 0, or -1 with the reason in err. Nothing is kept. */
+int sp_proxy_check_backend(const char *backend_url, char *err, size_t errlen);
+
 /* New options (a reload) for the requests that start from now on. Returns
- * 0, or -1 (the old ones stay). */
+ * 0, or -1 (the old ones stay, whole: nothing of the new is applied). */
 int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts);
 
 /* Transfers in flight must have ended (their connections closed) first. */

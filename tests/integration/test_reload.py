@@ -142,3 +142,36 @@ def test_watch_config_false_waits_for_sighup(make_sidepush):
     assert not live_route(sp)
     sp.proc.send_signal(signal.SIGHUP)
     assert wait_until(lambda: live_route(sp))
+
+
+def test_a_backend_that_does_not_resolve_is_refused_whole(make_sidepush):
+    """Issue 22 item 5: a reload whose backend host does not resolve crashed the
+    process (host and base path left NULL). It is refused, nothing of it
+    applied, and proxying goes on to the old backend."""
+    sp = make_sidepush(BASE)
+    text = sp.config.read_text()
+    url = text.split("url: ")[1].split(",")[0]
+    broken = (text.replace(url, "http://no-such-host.invalid:3000") +
+              "  - path: /live/{channel}\n    subscribe: {}\n")
+    for _ in range(2):
+        sp.config.write_text(broken)
+        sp.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert sp.proc.poll() is None
+        r = requests.get(f"{sp.url}/hits", timeout=5)  # proxied to the old backend
+        assert r.status_code == 200
+        assert requests.get(f"{sp.url}/live/x?wait=0", timeout=5).status_code != 304  # not applied
+    sp.log.flush()
+    log = sp.config.with_suffix(".log").read_text()
+    assert "reload_rejected" in log and "no-such-host.invalid" in log
+    assert '"reloaded"' not in log
+
+
+def test_check_config_warns_when_the_backend_does_not_resolve(tmp_path):
+    import subprocess
+    from conftest import SIDEPUSH
+    path = tmp_path / "c.yaml"
+    path.write_text("backend: { url: 'http://no-such-host.invalid:3000' }\n")
+    r = subprocess.run([SIDEPUSH, "--check-config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr  # a warning: the check may run where the pod's DNS is not
+    assert "warning" in r.stderr and "no-such-host.invalid" in r.stderr
