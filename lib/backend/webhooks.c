@@ -19,6 +19,7 @@
 struct item {
     TAILQ_ENTRY(item) link;
     const char *name; /* static */
+    bool member;      /* member_added/removed: a budget of its own */
     char *channel;
     char *user_id; /* NULL for occupancy */
 };
@@ -37,8 +38,10 @@ struct sp_webhooks {
     char webhook_id[32];
     struct curl_slist *headers;
     char *url;
+    unsigned attempts; /* of the batch being sent */
     uint64_t backoff_ms;
     uint64_t last_drop_log_ms;
+    size_t queued_members; /* of stats.queued */
 };
 
 static const char *event_name(enum sp_presence_event e)
@@ -92,7 +95,6 @@ static void batch_clear(struct sp_webhooks *w)
 /* The first BATCH_MAX items as Pusher's body, under a new webhook-id. */
 static int batch_build(struct sp_webhooks *w)
 {
-    const struct sp_config *c = w->backend->config;
     struct timespec now;
     json_t *events = json_array();
     struct item *it;
@@ -115,10 +117,25 @@ static int batch_build(struct sp_webhooks *w)
     if (w->body == NULL)
         return -1;
     w->sending = n;
+    w->attempts = 0;
     memcpy(w->webhook_id, "msg_", 4);
     sp_random_base36(w->webhook_id + 4, 24);
+    return 0;
+}
+
+/* Every attempt is signed anew, with the time it is sent and the secret of
+ * now: a receiver refuses a timestamp older than its tolerance (5 minutes in
+ * the Standard Webhooks libraries), and a rotated secret applies to the
+ * retries of a batch it failed. Only the webhook-id stays, so the receiver
+ * can drop a repeat. */
+static int sign_attempt(struct sp_webhooks *w)
+{
+    const struct sp_config *c = w->backend->config;
     char ts[24], sig[128];
-    snprintf(ts, sizeof(ts), "%lld", (long long)now.tv_sec);
+
+    curl_slist_free_all(w->headers);
+    w->headers = NULL;
+    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
     if (sp_backend_add_header(&w->headers, "Content-Type", 16, "application/json") < 0 ||
         sp_backend_add_header(&w->headers, "webhook-id", strlen(w->webhook_id), w->webhook_id) <
             0 ||
@@ -130,6 +147,34 @@ static int batch_build(struct sp_webhooks *w)
          sp_backend_add_header(&w->headers, "webhook-signature", strlen(sig), sig) < 0))
         return -1;
     return 0;
+}
+
+/* Takes the first n items off the queue. */
+static void drop_sent(struct sp_webhooks *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct item *it = TAILQ_FIRST(&w->queue);
+        TAILQ_REMOVE(&w->queue, it, link);
+        if (it->member)
+            w->queued_members--;
+        w->stats.queued--;
+        item_free(it);
+    }
+}
+
+/* webhooks.max_attempts failed: the batch is dropped (counted, logged) so a
+ * batch the receiver will never take cannot hold up the ones behind it. */
+static void give_up(struct sp_webhooks *w, const char *why, long code)
+{
+    sp_log_warn(w->backend->log, "webhook_given_up",
+                "%s: %s (HTTP %ld) after %u attempts; %zu events dropped", w->url, why, code,
+                w->attempts, w->sending);
+    w->stats.events_given_up += w->sending;
+    drop_sent(w, w->sending);
+    batch_clear(w);
+    w->backoff_ms = 0;
+    w->attempts = 0;
+    kick(w);
 }
 
 static void on_sent(CURL *easy, CURLcode result, void *ctx)
@@ -144,12 +189,7 @@ static void on_sent(CURL *easy, CURLcode result, void *ctx)
     if (result == CURLE_OK && code >= 200 && code < 300) {
         w->stats.posts_ok++;
         w->stats.events_sent += w->sending;
-        for (size_t i = 0; i < w->sending; i++) {
-            struct item *it = TAILQ_FIRST(&w->queue);
-            TAILQ_REMOVE(&w->queue, it, link);
-            w->stats.queued--;
-            item_free(it);
-        }
+        drop_sent(w, w->sending);
         batch_clear(w);
         w->backoff_ms = 0;
         kick(w);
@@ -157,6 +197,10 @@ static void on_sent(CURL *easy, CURLcode result, void *ctx)
     }
     /* The same batch goes again (same body, same webhook-id) after the backoff. */
     w->stats.posts_failed++;
+    if (++w->attempts >= c->webhooks.max_attempts) {
+        give_up(w, result == CURLE_OK ? "not 2xx" : curl_easy_strerror(result), code);
+        return;
+    }
     w->backoff_ms = w->backoff_ms == 0 ? BACKOFF_FIRST_MS : w->backoff_ms * 2;
     if (w->backoff_ms > c->webhooks.max_backoff_ms)
         w->backoff_ms = c->webhooks.max_backoff_ms;
@@ -171,7 +215,7 @@ static void send_batch(struct sp_webhooks *w)
 {
     if (w->easy != NULL || TAILQ_EMPTY(&w->queue))
         return;
-    if (w->sending == 0 && batch_build(w) < 0) {
+    if ((w->sending == 0 && batch_build(w) < 0) || sign_attempt(w) < 0) {
         batch_clear(w);
         arm(w, BACKOFF_FIRST_MS); /* out of memory: later */
         return;
@@ -200,13 +244,32 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- queueing ---------------------------------------------------------------------------------
  */
 
+/* Is this event one webhooks.events asks for? */
+static bool wanted(const struct sp_config *c, const char *name)
+{
+    const struct sp_strlist *events = &c->webhooks.events;
+
+    for (size_t i = 0; i < events->count; i++) {
+        if (strcmp(events->items[i], name) == 0)
+            return true;
+    }
+    return events->count == 0; /* the default, "[]": every event */
+}
+
+/* Occupancy and members have a budget of webhooks.max_queue each: any
+ * client can make occupancy churn (subscribing to channels nobody uses),
+ * and that must never crowd out a real user's member_added. */
 static void enqueue(struct sp_webhooks *w, const char *name, const char *channel,
                     const char *user_id)
 {
     const struct sp_config *c = w->backend->config;
+    bool member = user_id != NULL;
+    size_t used = member ? w->queued_members : w->stats.queued - w->queued_members;
     struct item *it;
 
-    if (w->stats.queued >= c->webhooks.max_queue) {
+    if (!wanted(c, name))
+        return;
+    if (used >= c->webhooks.max_queue) {
         uint64_t now = sp_now_ms();
         w->stats.events_dropped++;
         if (now - w->last_drop_log_ms >= DROP_LOG_EVERY_MS) {
@@ -227,8 +290,10 @@ static void enqueue(struct sp_webhooks *w, const char *name, const char *channel
         return;
     }
     it->name = name;
+    it->member = member;
     TAILQ_INSERT_TAIL(&w->queue, it, link);
     w->stats.queued++;
+    w->queued_members += member;
     kick(w);
 }
 
@@ -294,11 +359,14 @@ void sp_webhooks_metrics(const struct sp_webhooks *w, struct evbuffer *out)
     sp_metric_value(out, "sidepush_webhook_posts_total", "result=\"failed\"",
                     (double)w->stats.posts_failed);
     sp_metric_head(out, "sidepush_webhook_events_total", "counter",
-                   "Occupancy and presence events, sent or dropped (queue full).");
+                   "Occupancy and presence events: sent, dropped (their budget of the queue full), "
+                   "given up (webhooks.max_attempts failed).");
     sp_metric_value(out, "sidepush_webhook_events_total", "result=\"sent\"",
                     (double)w->stats.events_sent);
     sp_metric_value(out, "sidepush_webhook_events_total", "result=\"dropped\"",
                     (double)w->stats.events_dropped);
+    sp_metric_value(out, "sidepush_webhook_events_total", "result=\"given_up\"",
+                    (double)w->stats.events_given_up);
     sp_metric_one(out, "sidepush_webhook_queue", "gauge", "Events waiting to be sent.",
                   (double)w->stats.queued);
 }

@@ -6,12 +6,15 @@
  *
  * Best effort, in order: events within webhooks.batch go in one POST, one
  * POST at a time; a failed one (no 2xx within backend.timeout) is sent
- * again, with the same webhook-id (the backend can drop a repeat), after a
- * backoff that doubles from 500 ms up to webhooks.max_backoff, with jitter.
- * At most webhooks.max_queue events wait; beyond that new events are
- * dropped, counted and logged. The graces are push's (push/occupancy.h,
- * push/presence.h): events come here when they are to be told. Events are
- * lost when the process ends.
+ * again, with the same webhook-id (the backend can drop a repeat) but
+ * signed anew (the time of the attempt, the secret of now), after a
+ * backoff that doubles from 500 ms up to webhooks.max_backoff, with jitter,
+ * at most webhooks.max_attempts times; then it is given up (counted,
+ * logged) so the events behind it go. Occupancy events and member events
+ * each have webhooks.max_queue places; beyond that new ones of that kind
+ * are dropped, counted and logged. webhooks.events chooses which are sent. The graces are push's
+ * (push/occupancy.h, push/presence.h): events come here when they are to be told. Events are lost
+ * when the process ends.
  *
  * On the home worker's loop only.
  */
@@ -28,6 +31,7 @@ struct sp_webhooks;
 struct sp_webhooks_stats {
     uint64_t posts_ok, posts_failed; /* POSTs answered 2xx; failed (each retry counts) */
     uint64_t events_sent, events_dropped;
+    uint64_t events_given_up; /* in batches that failed webhooks.max_attempts times */
     size_t queued;
 };
 

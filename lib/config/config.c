@@ -180,6 +180,10 @@ static const struct key config_keys[] = {
      "events waiting for the backend; beyond it new ones are dropped and counted"},
     {"webhooks", "max_backoff", T_DURATION, C(webhooks.max_backoff_ms), 100, HOUR, "30s", 0,
      "ceiling of the retry backoff after a failed POST (starts at 500ms, doubles, jitter)"},
+    {"webhooks", "max_attempts", T_UINT, C(webhooks.max_attempts), 1, 1000, "12", 0,
+     "POSTs of one batch (each signed anew); then it is given up and counted"},
+    {"webhooks", "events", T_STRING_LIST, C(webhooks.events), 0, 0, "[]", 0,
+     "events sent: channel_occupied, channel_vacated, member_added, member_removed ([]: all)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
@@ -804,6 +808,18 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
         REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
+    for (size_t i = 0; i < c->webhooks.events.count; i++) {
+        static const char *const known[] = {"channel_occupied", "channel_vacated", "member_added",
+                                            "member_removed"};
+        bool found = false;
+        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+            found |= strcmp(c->webhooks.events.items[i], known[k]) == 0;
+        if (!found)
+            REPORT(w, root,
+                   "webhooks.events: '%s' is not channel_occupied, channel_vacated, "
+                   "member_added or member_removed",
+                   c->webhooks.events.items[i]);
+    }
     if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))
         REPORT(w, root, "webhooks.secret must be base64 (optionally after whsec_)");
 

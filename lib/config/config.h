@@ -134,6 +134,8 @@ struct sp_config {
         uint64_t vacated_grace_ms;
         uint64_t max_queue;
         uint64_t max_backoff_ms;
+        uint64_t max_attempts;    /* per batch, then given up */
+        struct sp_strlist events; /* names sent; empty: all */
     } webhooks;
     struct {
         char *path;

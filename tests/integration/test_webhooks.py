@@ -151,3 +151,101 @@ def test_the_queue_is_bounded_and_its_overflow_counted(make_sidepush, backend):
             s.close()
     sp.stop()
     assert "webhook_queue_full" in sp.output
+
+
+def test_every_attempt_is_signed_with_its_own_time_and_the_secret_of_now(make_sidepush, backend):
+    """Issue 22 item 6: a retry carried its first webhook-timestamp and signature
+    forever: refused as too old after an outage past the receiver's tolerance,
+    and after a secret rotation. Each attempt is signed anew; the id stays."""
+    key = uuid.uuid4().hex
+    requests.post(f"{backend.url}/hooks-fail/{key}?n=4", timeout=5)
+    sp = make_sidepush(config(key).replace("max_backoff: 400ms", "max_backoff: 1500ms"))
+    s = CurlSSE(f"{sp.url}/events/rot")
+    try:
+        deadline = time.monotonic() + 10
+        while len(received(backend, key + ":failed")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # The secret rotates while the batch is failing.
+        new = "whsec_" + __import__("base64").b64encode(b"n" * 24).decode()
+        sp.config.write_text(sp.config.read_text().replace(SECRET, new))
+        sp.proc.send_signal(__import__("signal").SIGHUP)
+        got = wait_events(backend, key, 1, timeout=20)
+        assert got == [("channel_occupied", "rot", None)]
+        failed, delivered = received(backend, key + ":failed"), received(backend, key)
+        attempts = failed + delivered
+        assert len({h["headers"]["webhook-id"] for h in attempts}) == 1
+        stamps = [int(h["headers"]["webhook-timestamp"]) for h in attempts]
+        assert stamps == sorted(stamps) and stamps[-1] > stamps[0]  # not the first one's forever
+        assert abs(time.time() - stamps[-1]) < 5
+        out = subprocess.run(["node", str(VERIFY), new], input=json.dumps(delivered),
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout  # the delivered one carries the new secret
+    finally:
+        s.close()
+
+
+def test_a_batch_refused_max_attempts_times_is_given_up(make_sidepush, backend):
+    """Item 6: one refused batch cannot block the queue: after
+    webhooks.max_attempts it is dropped and counted, and the next goes."""
+    key = uuid.uuid4().hex
+    requests.post(f"{backend.url}/hooks-fail/{key}?n=3", timeout=5)
+    sp = make_sidepush(config(key, ", max_attempts: 3") + "log: { level: warn }\n")
+    first = CurlSSE(f"{sp.url}/events/lost")
+    try:
+        deadline = time.monotonic() + 10
+        while (metric(sp.url, "sidepush_webhook_events_total", '{result="given_up"}') or 0) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = CurlSSE(f"{sp.url}/events/next")
+        got = wait_events(backend, key, 1)
+        second.close()
+        assert got[0] == ("channel_occupied", "next", None)
+        assert len(received(backend, key + ":failed")) == 3
+    finally:
+        first.close()
+    sp.stop()
+    assert "webhook_given_up" in sp.output
+
+
+def test_anonymous_occupancy_churn_never_crowds_out_members(make_sidepush, backend):
+    """Item 10: one unauthenticated client pipelining long-polls over invented
+    channels filled the queue, and a real user's member_added was dropped.
+    Members have a budget of their own; webhooks.events can leave occupancy out."""
+    import socket
+    key = uuid.uuid4().hex
+    requests.post(f"{backend.url}/hooks-fail/{key}?n=1000000", timeout=5)  # the backend is down
+    sp = make_sidepush(config(key, ", max_queue: 20") + "log: { level: warn }\n")
+    flood = []
+    for c in range(20):  # held long-polls, each naming 16 invented channels
+        names = ",".join(f"junk{c}x{i}" for i in range(16))
+        sock = socket.create_connection(("127.0.0.1", sp.port))
+        sock.sendall(f"GET /events/{names} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        flood.append(sock)
+    deadline = time.monotonic() + 10
+    while (metric(sp.url, "sidepush_webhook_events_total", '{result="dropped"}') or 0) == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    alice = CurlSSE(f"{sp.url}/room/real", headers=["Authorization: Bearer user:alice"])
+    try:
+        wait_subscribers(sp, "real", 1)
+        requests.post(f"{backend.url}/hooks-fail/{key}?n=0", timeout=5)  # back
+        deadline = time.monotonic() + 20
+        while ("member_added", "real", "alice") not in events_of(received(backend, key)):
+            assert time.monotonic() < deadline, "member_added was dropped"
+            time.sleep(0.1)
+    finally:
+        alice.close()
+        for sock in flood:
+            sock.close()
+
+    only = uuid.uuid4().hex
+    sp2 = make_sidepush(config(only, ", events: [member_added, member_removed]"))
+    plain = CurlSSE(f"{sp2.url}/events/quiet")
+    bob = CurlSSE(f"{sp2.url}/room/r2", headers=["Authorization: Bearer user:bob"])
+    try:
+        got = wait_events(backend, only, 1)
+        time.sleep(0.5)
+        assert events_of(received(backend, only)) == [("member_added", "r2", "bob")]
+    finally:
+        plain.close()
+        bob.close()
