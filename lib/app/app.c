@@ -646,6 +646,8 @@ static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_c
         .request_buffer = config->backend.request_buffer,
         .trusted_proxies = (const char *const *)config->backend.trusted_proxies.items,
         .ntrusted_proxies = config->backend.trusted_proxies.count,
+        .tunnel_gone = on_conn_gone,
+        .tunnel_gone_ctx = w,
     };
 }
 

@@ -877,7 +877,8 @@ struct sp_proxy *sp_proxy_new(struct event_base *base, const struct sp_proxy_opt
     p->opts = *opts;
     p->log = log;
     p->backend_url = strdup(opts->backend_url);
-    p->tunnels = sp_tunnels_new(base, opts->buffer_size, opts->tunnel_idle_ms);
+    p->tunnels = sp_tunnels_new(base, opts->buffer_size, opts->tunnel_idle_ms, opts->tunnel_gone,
+                                opts->tunnel_gone_ctx);
     if (p->backend_url == NULL || p->tunnels == NULL || make_pool(p, opts) < 0) {
         sp_proxy_free(p);
         return NULL;
@@ -900,6 +901,7 @@ int sp_proxy_reconfigure(struct sp_proxy *p, const struct sp_proxy_options *opts
     p->opts = *opts;
     p->opts.backend_url = url;
     p->opts.trusted_proxies = NULL; /* parsed into p->trusted */
+    sp_tunnels_set(p->tunnels, opts->buffer_size, opts->tunnel_idle_ms);
     return 0;
 }
 

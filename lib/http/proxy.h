@@ -47,6 +47,8 @@ struct sp_proxy_options {
     uint64_t request_buffer;     /* bodies up to this are read whole before the backend is asked */
     const char *const *trusted_proxies; /* address blocks whose X-Forwarded-Proto is kept */
     size_t ntrusted_proxies;
+    void (*tunnel_gone)(void *ctx); /* a tunnel ended (connection caps); may be NULL */
+    void *tunnel_gone_ctx;
 };
 
 struct sp_proxy;

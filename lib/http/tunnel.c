@@ -5,6 +5,8 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include <event2/event_struct.h>
+
 #include "core/clock.h"
 
 struct tunnel;
@@ -22,7 +24,11 @@ struct tunnel {
     LIST_ENTRY(tunnel) link;
     struct sp_tunnels *owner;
     struct side client, backend;
-    uint64_t last_byte_ms; /* either way: the idle timeout is the tunnel's, not a side's */
+    /* Bytes moved either way (read, or a side's output drained): the idle
+     * timeout is the tunnel's, not a side's, and runs while both sides are
+     * stalled full too, when neither is read. */
+    uint64_t last_byte_ms;
+    struct event idle; /* assigned, not allocated */
 };
 
 struct sp_tunnels {
@@ -31,17 +37,46 @@ struct sp_tunnels {
     uint64_t idle_ms;
     LIST_HEAD(, tunnel) live;
     struct sp_tunnel_stats stats;
+    void (*gone)(void *ctx);
+    void *gone_ctx;
 };
 
 static void tunnel_free(struct tunnel *t)
 {
+    struct sp_tunnels *owner = t->owner;
+
     LIST_REMOVE(t, link);
-    t->owner->stats.open--;
+    owner->stats.open--;
+    event_del(&t->idle);
     if (t->client.bev)
         bufferevent_free(t->client.bev);
     if (t->backend.bev)
         bufferevent_free(t->backend.bev);
     free(t);
+    if (owner->gone)
+        owner->gone(owner->gone_ctx);
+}
+
+/* Armed for what is left of the idle time since the last byte moved. */
+static void arm_idle(struct tunnel *t)
+{
+    uint64_t idle = t->owner->idle_ms, since = sp_now_ms() - t->last_byte_ms;
+    struct timeval tv = sp_timeval_ms(since < idle ? idle - since : 0);
+
+    if (idle == 0)
+        event_del(&t->idle);
+    else
+        event_add(&t->idle, &tv);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct tunnel *t = arg;
+
+    if (t->owner->idle_ms > 0 && sp_now_ms() - t->last_byte_ms >= t->owner->idle_ms)
+        tunnel_free(t);
+    else
+        arm_idle(t);
 }
 
 /* A side that closed its half, once all it sent reached the other: the
@@ -87,6 +122,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct side *s = arg;
 
+    s->t->last_byte_ms = sp_now_ms();
     if (!s->peer->eof)
         bufferevent_enable(s->peer->bev, EV_READ);
     settle(s->t);
@@ -103,28 +139,18 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         settle(s->t);
         return;
     }
-    /* A side that only receives (a server pushing) is not idle: the read
-     * timeout is each side's, the idle rule the tunnel's. */
-    if ((what & BEV_EVENT_TIMEOUT) && !(what & BEV_EVENT_ERROR) &&
-        sp_now_ms() - s->t->last_byte_ms < s->t->owner->idle_ms) {
-        bufferevent_enable(bev, EV_READ); /* libevent stopped reading it */
-        return;
-    }
-    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        tunnel_free(s->t); /* reset, or idle past the timeout: both go */
+    if (what & BEV_EVENT_ERROR)
+        tunnel_free(s->t); /* reset: both go */
 }
 
 static void side_init(struct tunnel *t, struct side *s, struct bufferevent *bev, struct side *peer,
                       uint64_t *counter)
 {
-    struct timeval idle = sp_timeval_ms(t->owner->idle_ms);
-
     *s = (struct side){t, bev, peer, false, counter};
     bufferevent_setcb(bev, on_read, on_write, on_event, s);
     /* The low write mark stays 0: a side is read again once its peer's
      * output is empty. */
-    if (t->owner->idle_ms > 0)
-        bufferevent_set_timeouts(bev, &idle, NULL);
+    bufferevent_set_timeouts(bev, NULL, NULL);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
@@ -143,6 +169,8 @@ int sp_tunnel_open(struct sp_tunnels *owner, evutil_socket_t client_fd, struct e
     }
     t->owner = owner;
     t->last_byte_ms = sp_now_ms();
+    evtimer_assign(&t->idle, owner->base, on_idle, t);
+    arm_idle(t);
     LIST_INSERT_HEAD(&owner->live, t, link);
     owner->stats.open++;
     owner->stats.opened++;
@@ -160,7 +188,8 @@ int sp_tunnel_open(struct sp_tunnels *owner, evutil_socket_t client_fd, struct e
     return 0;
 }
 
-struct sp_tunnels *sp_tunnels_new(struct event_base *base, size_t buffer_size, uint64_t idle_ms)
+struct sp_tunnels *sp_tunnels_new(struct event_base *base, size_t buffer_size, uint64_t idle_ms,
+                                  void (*gone)(void *ctx), void *gone_ctx)
 {
     struct sp_tunnels *t = calloc(1, sizeof(*t));
 
@@ -169,14 +198,29 @@ struct sp_tunnels *sp_tunnels_new(struct event_base *base, size_t buffer_size, u
     t->base = base;
     t->buffer_size = buffer_size ? buffer_size : 64 * 1024;
     t->idle_ms = idle_ms;
+    t->gone = gone;
+    t->gone_ctx = gone_ctx;
     LIST_INIT(&t->live);
     return t;
+}
+
+void sp_tunnels_set(struct sp_tunnels *owner, size_t buffer_size, uint64_t idle_ms)
+{
+    struct tunnel *t;
+
+    owner->buffer_size = buffer_size ? buffer_size : 64 * 1024;
+    owner->idle_ms = idle_ms;
+    /* The backpressure mark is read at every copy; the idle timers are armed
+     * for the old timeout and are re-armed for the new one. */
+    LIST_FOREACH (t, &owner->live, link)
+        arm_idle(t);
 }
 
 void sp_tunnels_free(struct sp_tunnels *t)
 {
     if (t == NULL)
         return;
+    t->gone = NULL; /* freeing: nobody to tell */
     while (!LIST_EMPTY(&t->live))
         tunnel_free(LIST_FIRST(&t->live));
     free(t);

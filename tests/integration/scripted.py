@@ -22,8 +22,9 @@ def ok(body: bytes, extra: bytes = b"") -> bytes:
 
 
 class ScriptedBackend:
-    def __init__(self, scripts: dict):
+    def __init__(self, scripts: dict, timeout: float = 10):
         self.scripts = scripts
+        self.timeout = timeout  # a blocked send or receive gives up after it
         self.requests = []  # (connection index, request head bytes)
         self.connections = 0
         self.lock = threading.Lock()
@@ -53,7 +54,7 @@ class ScriptedBackend:
 
     def _connection(self, conn, index):
         buf = b""
-        conn.settimeout(10)
+        conn.settimeout(self.timeout)
         with conn:
             while True:
                 try:

@@ -111,3 +111,87 @@ def test_tunnel_idle_timeout_is_the_tunnels_not_a_sides(make_sidepush):
             return "open"
     assert run(listening()) == [f"tick {i}" for i in range(8)]
     assert run(silent()) == "closed"
+
+
+def wait_metric_value(sp, name, value, timeout=10):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(sp, name) == value:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_ended_tunnels_give_their_places_back(make_sidepush):
+    """Issue 22 item 7: tunnels filling limits.max_connections, then closing,
+    left the client listener paused until an unrelated connection closed."""
+    import socket
+    sp = make_sidepush("workers: 1\nlimits: { max_connections: 3 }\n")
+
+    async def three():
+        conns = [await websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws", ping_interval=None)
+                 for _ in range(3)]
+        for ws in conns:
+            await ws.recv()
+        for ws in conns:
+            await ws.close()
+    run(three())
+    __import__("time").sleep(1)  # touching nothing else: any connection closing resumed the listener
+    with socket.create_connection(("127.0.0.1", sp.port), timeout=3) as s:
+        s.sendall(b"GET /hits HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 200")  # accepted, not left in the backlog
+
+
+def test_a_tunnel_stalled_both_ways_still_times_out(make_sidepush):
+    """Item 8: both sides send and neither reads: no side is read any more, and
+    the idle timeout (a side's read timeout before) never came."""
+    import socket
+    import threading
+    from scripted import ScriptedBackend
+    blob = b"x" * (1 << 20)
+    backend = ScriptedBackend({"/stall": [
+        ("send", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n")]
+        + [("send", blob)] * 64}, timeout=60)
+    try:
+        sp = make_sidepush("workers: 1\nlimits: { proxy_buffer_size: 64KiB }\n",
+                           backend_url=backend.url, backend_keys=", tunnel_idle_timeout: 1s")
+        client = socket.create_connection(("127.0.0.1", sp.port))
+        client.sendall(b"GET /stall HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+        client.settimeout(2)
+
+        def flood():
+            try:
+                for _ in range(64):
+                    client.sendall(blob)
+            except OSError:
+                pass
+        threading.Thread(target=flood, daemon=True).start()
+        assert wait_metric_value(sp, "sidepush_proxy_tunnels", 1, 5)
+        assert wait_metric_value(sp, "sidepush_proxy_tunnels", 0, 8)  # closed when nothing moved
+        client.close()
+    finally:
+        backend.stop()
+
+
+def test_a_reload_reaches_open_tunnels(make_sidepush):
+    """Item 8: tunnel_idle_timeout from a reload applies to tunnels already open."""
+    import signal
+    import time
+    sp = make_sidepush(backend_keys=", tunnel_idle_timeout: 1h")
+
+    async def silent():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/app-ws",
+                                      ping_interval=None) as ws:
+            await ws.recv()
+            sp.config.write_text(sp.config.read_text().replace("tunnel_idle_timeout: 1h",
+                                                               "tunnel_idle_timeout: 1s"))
+            sp.proc.send_signal(signal.SIGHUP)
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(ws.recv(), 8)
+            except websockets.exceptions.ConnectionClosed:
+                return time.monotonic() - started
+            return None
+    took = run(silent())
+    assert took is not None and took < 6
