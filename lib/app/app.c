@@ -6,7 +6,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <openssl/crypto.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend/authorize.h"
 #include "core/clock.h"
@@ -67,7 +69,11 @@ struct sp_app {
     struct sp_http_server *admins;
     bool draining;
     bool shedding; /* POST /drain: not ready, subscribers sent away, still serving */
-    bool freeing;  /* connections closing now change no caps */
+    /* When POST /drain came, while no SIGTERM followed it (0: none): past
+     * twice shutdown_grace, liveness fails so the kubelet restarts the
+     * container, the way back from a drain nobody followed with a stop. */
+    atomic_ullong shed_at_ms;
+    bool freeing; /* connections closing now change no caps */
     unsigned workers_drained;
     void (*drained)(void *ctx);
     void *drained_ctx;
@@ -190,6 +196,13 @@ static void on_conn_gone(void *ctx)
 
 /* ---- health ------------------------------------------------------------------------- */
 
+static bool abandoned_drain(struct sp_app *app)
+{
+    unsigned long long at = atomic_load(&app->shed_at_ms);
+
+    return at != 0 && sp_now_ms() - at > 2 * app->config->shutdown_grace_ms;
+}
+
 static bool serve_health(struct worker *w, struct sp_http_conn *conn,
                          const struct sp_http_request *req)
 {
@@ -202,7 +215,10 @@ static bool serve_health(struct worker *w, struct sp_http_conn *conn,
         sp_http_respond_not_allowed(conn, "GET, HEAD", "health endpoints answer GET and HEAD");
         return true;
     }
-    if (live || (atomic_load(&w->app->ready) && sp_push_engine_ready(w->push))) {
+    if (live && abandoned_drain(w->app)) {
+        sp_http_respond_error(conn, 503,
+                              "drained by POST /drain and never stopped: restart the container");
+    } else if (live || (atomic_load(&w->app->ready) && sp_push_engine_ready(w->push))) {
         static const char ok[] = "{\"status\":\"ok\"}\n";
         sp_http_respond(conn, 200, "application/json", ok, sizeof(ok) - 1);
     } else {
@@ -486,6 +502,23 @@ static void grip_hold(void *ctx, struct sp_http_conn *conn, const struct sp_grip
     sp_push_grip_hold(w->push, conn, hold);
 }
 
+/* Is address in the blocks of list, or on loopback when the list is empty? */
+static bool peer_in(const struct sp_strlist *list, const char *address)
+{
+    static const char *const loopback[] = {"127.0.0.0/8", "::1"};
+    const char *const *blocks = list->count ? (const char *const *)list->items : loopback;
+    size_t n = list->count ? list->count : 2;
+    char err[160];
+
+    for (size_t i = 0; i < n; i++) {
+        struct sp_cidr block;
+        if (sp_parse_cidr(blocks[i], &block, err, sizeof(err)) == 0 &&
+            sp_cidr_match(&block, 1, address))
+            return true;
+    }
+    return false;
+}
+
 static bool is_metrics(const struct worker *w, const struct sp_http_request *req)
 {
     return sp_slice_eq(req->path, w->config->metrics.path) &&
@@ -497,7 +530,12 @@ static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_
     struct worker *w = ctx;
 
     if (!w->config->metrics.has_listen && is_metrics(w, req)) {
-        serve_metrics(w, conn);
+        if (peer_in(&w->config->metrics.allow_from, sp_http_peer(conn)))
+            serve_metrics(w, conn);
+        else
+            sp_http_respond_error(conn, 403,
+                                  "metrics on the client listener are for metrics.allow_from "
+                                  "(loopback); set metrics.listen for a scraper");
         return;
     }
     if (serve_health(w, conn, req) || serve_route(w, conn, req))
@@ -520,6 +558,7 @@ static void shed(struct sp_app *app)
     if (app->shedding || app->draining)
         return;
     app->shedding = true;
+    atomic_store(&app->shed_at_ms, sp_now_ms());
     atomic_store(&app->ready, false);
     sp_log_info(app->log, "shedding",
                 "POST /drain: not ready; subscribers sent away over %llu ms, still serving",
@@ -529,10 +568,38 @@ static void shed(struct sp_app *app)
     shed_worker(home(app), NULL);
 }
 
-static void serve_drain(struct worker *w, struct sp_http_conn *conn)
+/* Who may drain: a peer in metrics.drain_from (loopback when empty: the
+ * pod's own preStop hook), or anyone with metrics.drain_token. Any pod that
+ * reaches the admin port could otherwise take every replica out of its
+ * Service. */
+static bool may_drain(struct worker *w, struct sp_http_conn *conn,
+                      const struct sp_http_request *req)
+{
+    const char *token = w->config->metrics.drain_token;
+    const struct sp_http_header *h = sp_http_find_header(req, "Authorization");
+
+    if (token != NULL && h != NULL && h->value.len == 7 + strlen(token) &&
+        strncasecmp(h->value.ptr, "Bearer ", 7) == 0 &&
+        CRYPTO_memcmp(h->value.ptr + 7, token, strlen(token)) == 0)
+        return true;
+    return peer_in(&w->config->metrics.drain_from, sp_http_peer(conn));
+}
+
+static void serve_drain(struct worker *w, struct sp_http_conn *conn,
+                        const struct sp_http_request *req)
 {
     static const char answer[] = "{\"status\":\"draining\"}\n";
 
+    if (!may_drain(w, conn, req)) {
+        sp_log_warn(w->app->log, "drain_refused",
+                    "POST /drain from %s: not in metrics.drain_from "
+                    "and no metrics.drain_token",
+                    sp_http_peer(conn));
+        sp_http_respond_error(conn, 403,
+                              "POST /drain is allowed from metrics.drain_from (loopback) or "
+                              "with metrics.drain_token");
+        return;
+    }
     shed(w->app);
     sp_http_respond(conn, 202, "application/json", answer, sizeof(answer) - 1);
 }
@@ -549,7 +616,7 @@ static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_h
     }
     if (sp_slice_eq(req->path, "/drain")) {
         if (sp_slice_eq(req->method, "POST"))
-            serve_drain(w, conn);
+            serve_drain(w, conn, req);
         else
             sp_http_respond_not_allowed(conn, "POST", "POST /drain starts a drain");
         return;
@@ -931,6 +998,7 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
     if (app->draining)
         return;
     app->draining = true;
+    atomic_store(&app->shed_at_ms, 0); /* stopping now: alive until the end */
     atomic_store(&app->ready, false);
     app->drained = done;
     app->drained_ctx = ctx;

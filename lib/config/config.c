@@ -134,6 +134,13 @@ static const struct key config_keys[] = {
      "a separate admin listener for metrics and health (default: on listen)"},
     {"metrics", "max_connections", T_UINT, C(metrics.max_connections), 1, 100000, "100", 0,
      "admin listener connections held at once (apart from limits.max_connections)"},
+    {"metrics", "allow_from", T_CIDR_LIST, C(metrics.allow_from), 0, 0, "[]", 0,
+     "without metrics.listen, /metrics on listen answers these address blocks only ([]: "
+     "loopback); others get 403"},
+    {"metrics", "drain_from", T_CIDR_LIST, C(metrics.drain_from), 0, 0, "[]", 0,
+     "address blocks POST /drain is taken from ([]: loopback only, the pod's own preStop hook)"},
+    {"metrics", "drain_token", T_STRING, C(metrics.drain_token), 0, 0, NULL, 0,
+     "POST /drain with 'Authorization: Bearer <token>' is taken from anywhere; ${file:PATH}"},
     {"", "limits", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "protection against bad clients"},
     {"limits", "max_connections", T_UINT, C(limits.max_connections), 1, 10000000, "10000", 0,
      "connections on listen (streams included); past it new ones wait in the listen backlog"},

@@ -140,8 +140,11 @@ struct sp_config {
     struct {
         char *path;
         bool has_listen;
-        struct sp_address listen; /* optional admin listener */
-        uint64_t max_connections; /* its own cap */
+        struct sp_address listen;     /* optional admin listener */
+        uint64_t max_connections;     /* its own cap */
+        struct sp_strlist drain_from; /* address blocks; empty: loopback */
+        struct sp_strlist allow_from; /* metrics on listen: address blocks; empty: loopback */
+        char *drain_token;
     } metrics;
     struct {
         uint64_t max_connections;

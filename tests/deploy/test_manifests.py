@@ -199,6 +199,23 @@ def test_only_the_client_port_leaves_the_pod(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_form_keeps_other_pods_off_the_admin_port(overlay):
+    """Issue 22 item 9: the admin port (metrics, /drain) was open to the whole
+    cluster in single and classic. Every form has the pods' NetworkPolicy, and
+    sidepush takes /drain from loopback only (its own preStop hook)."""
+    dep = orders(overlay)
+    cfg = yaml.safe_load(sidepush_config(overlay))
+    policies = {p["metadata"]["name"]: p["spec"] for p in objects(overlay, "NetworkPolicy")}
+    to_orders = policies["orders"]
+    assert to_orders["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    client_port = int(cfg["listen"].rsplit(":", 1)[1])
+    admin_port = int(cfg["metrics"]["listen"].rsplit(":", 1)[1])
+    open_ports = [p["port"] for r in to_orders["ingress"] if "from" not in r for p in r["ports"]]
+    assert open_ports == [client_port] and admin_port not in open_ports
+    assert "drain_from" not in cfg["metrics"] and "drain_token" not in cfg["metrics"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes(overlay):
     pod = orders(overlay)["spec"]["template"]["spec"]
     sp = sidepush_container(pod)

@@ -95,3 +95,15 @@ def test_dropped_is_not_the_slow_consumer_count(make_sidepush):
     after = scrape(sp)
     assert value(after, "sidepush_missed_history_total") - \
         value(before, "sidepush_missed_history_total") == 1
+
+
+def test_metrics_on_the_client_port_are_for_loopback_only(make_sidepush):
+    """Issue 22 item 12: without metrics.listen, /metrics was public on the
+    client port (each scrape walks every fd). Now it answers metrics.allow_from
+    (loopback by default) only."""
+    import requests
+    sp = make_sidepush("metrics: { allow_from: [127.0.0.2/32] }\n")
+    r = requests.get(f"{sp.url}/metrics", timeout=5)  # from 127.0.0.1
+    assert r.status_code == 403 and "metrics.allow_from" in r.json()["error"]
+    default = make_sidepush()
+    assert requests.get(f"{default.url}/metrics", timeout=5).status_code == 200

@@ -100,3 +100,34 @@ def test_post_drain_sheds_subscribers_and_keeps_serving(make_sidepush):
         first.close()
         if later:
             later.close()
+
+
+def test_post_drain_is_only_for_the_pod_and_has_a_way_back(make_sidepush):
+    """Issue 22 item 9: any pod that reached the admin port could drain every
+    replica for good. POST /drain is taken from metrics.drain_from (loopback by
+    default) or with metrics.drain_token; a drain that no SIGTERM follows makes
+    liveness fail after twice shutdown_grace, so the kubelet restarts it."""
+    admin = free_port()
+    sp = make_sidepush(f"metrics: {{ listen: '127.0.0.1:{admin}', drain_from: [127.0.0.2/32], "
+                       "drain_token: s3cret }\n" + ROUTES)
+    admin_url = f"http://127.0.0.1:{admin}"
+    r = requests.post(f"{admin_url}/drain", timeout=5)  # from 127.0.0.1, not in drain_from
+    assert r.status_code == 403 and "drain_from" in r.json()["error"]
+    r = requests.post(f"{admin_url}/drain", headers={"Authorization": "Bearer wrong"}, timeout=5)
+    assert r.status_code == 403
+    assert requests.get(f"{admin_url}/readyz", timeout=5).status_code == 200  # untouched
+    r = requests.post(f"{admin_url}/drain", headers={"Authorization": "Bearer s3cret"}, timeout=5)
+    assert r.status_code == 202
+    assert requests.get(f"{admin_url}/readyz", timeout=5).status_code == 503
+    assert requests.get(f"{admin_url}/healthz", timeout=5).status_code == 200
+    time.sleep(4.5)  # twice shutdown_grace (2 s) and no SIGTERM came
+    r = requests.get(f"{admin_url}/healthz", timeout=5)
+    assert r.status_code == 503 and "restart" in r.json()["error"]
+    sp.proc.send_signal(signal.SIGTERM)  # a stop after all: alive until it ends
+    assert sp.proc.wait(10) == 0
+
+
+def test_post_drain_from_loopback_by_default(make_sidepush):
+    admin = free_port()
+    sp = make_sidepush(f"metrics: {{ listen: '127.0.0.1:{admin}' }}\n" + ROUTES)
+    assert requests.post(f"http://127.0.0.1:{admin}/drain", timeout=5).status_code == 202
