@@ -7,6 +7,12 @@
  * everything the backend was sent, for as long as its Cache-Control or
  * authorize.cache says.
  *
+ * What one client's check leaves for another: only that cached verdict and
+ * identity, found again only by a request that would send the backend the
+ * same bytes (the digest covers the route, the URL and every header line
+ * sent: Cookie, Authorization, X-Original-URI, Sidepush-Channels), so no client ever gets a verdict
+ * the backend gave someone else.
+ *
  * A 2xx may name the subscriber, for presence: Sidepush-User (an id) and
  * Sidepush-User-Info (a JSON object) headers, or a JSON body {"user_id":
  * "..." or a number, "user_info": {...}}; the headers win. The identity is

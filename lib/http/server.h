@@ -5,6 +5,13 @@
  * sp_http_respond() or sp_http_begin()/sp_http_write()/sp_http_finish(). A
  * handler that answers later (the proxy) registers sp_http_ops so that it
  * hears about request body bytes, drained output and a vanished client.
+ *
+ * What a keep-alive connection carries from one request to the next: its
+ * socket, its peer address and age, and the bytes the client already sent
+ * after the request (its own next requests). Nothing else: the head, body,
+ * handler ops and response state of a request end with its response. A
+ * response that ends before its request body was read whole closes the
+ * connection, so the rest of that body is never read as a request.
  */
 #ifndef SP_HTTP_SERVER_H
 #define SP_HTTP_SERVER_H

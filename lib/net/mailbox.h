@@ -7,6 +7,10 @@
  * Mail is intrusive: the sender embeds a struct sp_mail in what it sends,
  * so posting allocates nothing and cannot fail. Mail from one thread runs
  * in the order it was posted.
+ *
+ * Nothing of one piece of mail survives it: a mail is posted once, and its
+ * run (or drop) owns it from then on; the mailbox keeps no reference and
+ * never reuses one for another request.
  */
 #ifndef SP_NET_MAILBOX_H
 #define SP_NET_MAILBOX_H

@@ -114,8 +114,8 @@ static void drain(int fd)
 
 /* ---- one input ------------------------------------------------------------------------------ */
 
-static struct sp_upstream *start(struct sp_upstream_pool *pool, struct result *r, const char *method,
-                                 unsigned flags)
+static struct sp_upstream *start(struct sp_upstream_pool *pool, struct result *r,
+                                 const char *method, unsigned flags)
 {
     struct evbuffer *head = evbuffer_new();
     struct sp_upstream *u;
@@ -177,8 +177,8 @@ static void run(uint8_t flags, const uint8_t *answer, size_t len, const size_t *
     drain(to);
     send(to, SECOND, sizeof(SECOND) - 1, MSG_NOSIGNAL);
     settle();
-    if (r2.done && (r2.status != 200 || r2.overflow || r2.body_len != 6 ||
-                    memcmp(r2.body, "SECOND", 6) != 0))
+    if (r2.done &&
+        (r2.status != 200 || r2.overflow || r2.body_len != 6 || memcmp(r2.body, "SECOND", 6) != 0))
         abort(); /* the second exchange read something that was not its answer */
     if (!r2.done && !r2.failed)
         sp_upstream_cancel(u2);

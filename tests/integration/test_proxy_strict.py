@@ -272,3 +272,35 @@ def test_client_cannot_forge_what_sidepush_sets(make_sidepush):
         assert b"x-forwarded-proto: https\r\n" in heads[b"/t"] + b"\r\n"
     finally:
         backend.stop()
+
+
+def read_json_answers(sock, count, timeout=5):
+    """count pipelined JSON answers (Content-Length framed) off one socket."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        length = int([l.split(b":")[1] for l in head.split(b"\r\n")
+                      if l.lower().startswith(b"content-length:")][0])
+        while len(buf) < length:
+            buf += sock.recv(65536)
+        out.append(json.loads(buf[:length]))
+        buf = buf[length:]
+    return out
+
+
+def test_a_keep_alive_client_connection_carries_nothing_to_its_next_request(sidepush):
+    """What survives on a keep-alive client connection from one request to the
+    next (lib/http/server.h): the socket and the bytes already sent after the
+    request. Not a header, a body byte or a handler's state of the last one."""
+    with socket.create_connection(("127.0.0.1", sidepush.port), timeout=5) as s:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nCookie: session=ONE\r\nX-User: alice\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\nX-Trailer: t\r\n\r\n"
+                  b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        first, second = read_json_answers(s, 2)
+    assert first["body"] == "body" and ["X-User", "alice"] in first["headers"]
+    names = {k.lower() for k, _ in second["headers"]}
+    assert second["method"] == "GET" and second["body_len"] == 0
+    assert not names & {"cookie", "x-user", "x-trailer", "transfer-encoding", "content-length"}
