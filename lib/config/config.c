@@ -33,6 +33,7 @@ enum type {
     T_OPT_STRING,  /* char *, may be empty */
     T_STRING_LIST, /* struct sp_strlist from a list of strings */
     T_CIDR_LIST,   /* struct sp_strlist of address blocks, each checked */
+    T_EVENT_LIST,  /* struct sp_strlist of webhook event names, each checked */
     T_ROUTES,      /* the routes list, walked with route_keys[] */
     T_WORKERS,     /* uint64_t: "auto" (0) or a count within [min, max] */
 };
@@ -189,7 +190,7 @@ static const struct key config_keys[] = {
      "ceiling of the retry backoff after a failed POST (starts at 500ms, doubles, jitter)"},
     {"webhooks", "max_attempts", T_UINT, C(webhooks.max_attempts), 1, 1000, "12", 0,
      "POSTs of one batch (each signed anew); then it is given up and counted"},
-    {"webhooks", "events", T_STRING_LIST, C(webhooks.events), 0, 0, "[]", 0,
+    {"webhooks", "events", T_EVENT_LIST, C(webhooks.events), 0, 0, "[]", 0,
      "events sent: channel_occupied, channel_vacated, member_added, member_removed ([]: all)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
@@ -457,6 +458,7 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
         return set_string(slot, text);
     case T_STRING_LIST:
     case T_CIDR_LIST:
+    case T_EVENT_LIST:
         return 0; /* only "[]" as a default; lists are walked by walk_string_list */
     case T_SECTION:
     case T_ROUTES:
@@ -563,6 +565,18 @@ static void walk_transports(struct walker *w, const struct key *k, const struct 
     *(unsigned *)((char *)w->base + k->offset) = bits;
 }
 
+static bool webhook_event_known(const char *name)
+{
+    static const char *const known[] = {"channel_occupied", "channel_vacated", "member_added",
+                                        "member_removed"};
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(name, known[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void walk_string_list(struct walker *w, const struct key *k, const struct sp_ynode *val)
 {
     struct sp_strlist *list = (struct sp_strlist *)((char *)w->base + k->offset);
@@ -584,6 +598,13 @@ static void walk_string_list(struct walker *w, const struct key *k, const struct
         struct sp_cidr block;
         if (k->type == T_CIDR_LIST && sp_parse_cidr(item->value, &block, err, sizeof(err)) < 0) {
             REPORT(w, item, "%s", err);
+            continue;
+        }
+        if (k->type == T_EVENT_LIST && !webhook_event_known(item->value)) {
+            REPORT(w, item,
+                   "'%s' is not channel_occupied, channel_vacated, member_added or "
+                   "member_removed",
+                   item->value);
             continue;
         }
         list->items[list->count] = strdup(item->value);
@@ -641,6 +662,7 @@ static void walk_value(struct walker *w, const struct key *k, const struct sp_yn
     switch (k->type) {
     case T_STRING_LIST:
     case T_CIDR_LIST:
+    case T_EVENT_LIST:
         walk_string_list(w, k, val);
         return;
     case T_SECTION: {
@@ -815,18 +837,6 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
         REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
-    for (size_t i = 0; i < c->webhooks.events.count; i++) {
-        static const char *const known[] = {"channel_occupied", "channel_vacated", "member_added",
-                                            "member_removed"};
-        bool found = false;
-        for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
-            found |= strcmp(c->webhooks.events.items[i], known[k]) == 0;
-        if (!found)
-            REPORT(w, root,
-                   "webhooks.events: '%s' is not channel_occupied, channel_vacated, "
-                   "member_added or member_removed",
-                   c->webhooks.events.items[i]);
-    }
     if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))
         REPORT(w, root, "webhooks.secret must be base64 (optionally after whsec_)");
 
@@ -1027,7 +1037,8 @@ static void free_strings(const struct key *keys, size_t n, void *base)
         if (keys[i].type == T_STRING || keys[i].type == T_PATH || keys[i].type == T_URL ||
             keys[i].type == T_BACKEND_URL || keys[i].type == T_OPT_STRING)
             free(*(char **)slot);
-        if (keys[i].type == T_STRING_LIST || keys[i].type == T_CIDR_LIST) {
+        if (keys[i].type == T_STRING_LIST || keys[i].type == T_CIDR_LIST ||
+            keys[i].type == T_EVENT_LIST) {
             struct sp_strlist *list = slot;
             for (size_t j = 0; j < list->count; j++)
                 free(list->items[j]);

@@ -51,7 +51,8 @@ struct sp_upstream {
     struct sp_chunked chunked;
     bool retry_safe, head_request, upgrade, retried, paused;
     bool request_queued; /* the caller gave the whole request (head, and body if any) */
-    bool keep_alive;     /* the response lets the connection be reused */
+    bool keep_alive;     /* the response's headers let the connection be reused */
+    bool announced;      /* a bodiless answer (HEAD, 204, 304) that announced a body */
 };
 
 static void conn_free(struct conn *c)
@@ -165,11 +166,12 @@ static void finish(struct sp_upstream *u)
     /* An answer that came before the whole request went out (a 401 to an
      * upload the backend never read) leaves the rest of the request unsent:
      * whatever is sent on this connection next would be read as its body. */
-    bool reusable = u->keep_alive && u->kind != SP_HTTP_BODY_CLOSE && u->request_queued;
+    bool framed = u->keep_alive && u->kind != SP_HTTP_BODY_CLOSE;
+    bool safe = u->request_queued && !u->announced;
 
-    if (!reusable)
+    if (framed && !safe)
         u->pool->stats.unpooled++;
-    release(u, reusable);
+    release(u, framed && safe);
     exchange_free(u);
     ops->done(ctx);
 }
@@ -483,7 +485,8 @@ static int read_head(struct sp_upstream *u, struct evbuffer *in)
     /* A HEAD, 204 or 304 that announced a body (a length or chunked) from a
      * backend that may send it anyway, in a later segment: such a
      * connection is not reused, whatever arrives. */
-    u->keep_alive = keeps_alive(&resp) && !(u->kind == SP_HTTP_BODY_NONE && announces_body(&resp));
+    u->keep_alive = keeps_alive(&resp);
+    u->announced = u->kind == SP_HTTP_BODY_NONE && announces_body(&resp);
     u->state = X_BODY;
     u->chunked = (struct sp_chunked){0};
     u->ops->head(u->ctx, &resp, u->kind, u->remaining);

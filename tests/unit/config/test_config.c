@@ -171,6 +171,14 @@ static void test_errors(void)
         {"backend: {url: http://x}\nlisten: 127.0.0.1:9\npublish_listen: 127.0.0.1:9\n",
          "must differ"},
         {"backend: {url: http://x, timeout: }\n", "'timeout' needs a value"},
+        {"backend: {url: http://x, trusted_proxies: [10.0.0.0/8, 10.0.0.0/33]}\n",
+         "t.yaml:1:56: invalid address block '10.0.0.0/33'"},
+        {"backend: {url: http://x}\nmetrics: {drain_from: [nowhere]}\n",
+         "t.yaml:2:24: invalid address block 'nowhere'"},
+        {"backend: {url: http://x}\nwebhooks: {url: /h, events: [member_added, joined]}\n",
+         "t.yaml:2:44: 'joined' is not channel_occupied"},
+        {"backend: {url: http://x, request_buffer: 1MiB}\nlimits: {proxy_buffer_size: 64KiB}\n",
+         "backend.request_buffer must not exceed limits.proxy_buffer_size"},
     };
     struct sp_diags d = {0};
 
