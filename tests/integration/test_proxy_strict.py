@@ -304,3 +304,24 @@ def test_a_keep_alive_client_connection_carries_nothing_to_its_next_request(side
     names = {k.lower() for k, _ in second["headers"]}
     assert second["method"] == "GET" and second["body_len"] == 0
     assert not names & {"cookie", "x-user", "x-trailer", "transfer-encoding", "content-length"}
+
+
+def test_a_slow_client_is_not_taken_for_a_stalled_backend(make_sidepush):
+    """Item 12: backend.body_timeout ran while the proxy had paused the backend
+    because the client was slow, cut the download and blamed the backend."""
+    blob = b"y" * (48 << 20)  # more than every socket buffer on the way holds
+    backend = ScriptedBackend({"/big": [("send", ok(blob))]}, timeout=30)
+    try:
+        sp = make_sidepush("workers: 1\nlimits: { proxy_buffer_size: 64KiB }\n",
+                           backend_url=backend.url, backend_keys=", body_timeout: 1s")
+        with socket.create_connection(("127.0.0.1", sp.port), timeout=10) as s:
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            time.sleep(2.5)  # the client reads nothing for longer than body_timeout
+            got = b""
+            while chunk := s.recv(1 << 20):
+                got += chunk
+        assert got.endswith(blob), len(got)
+        sp.stop()
+        assert "stopped sending the response body" not in sp.output
+    finally:
+        backend.stop()
