@@ -320,9 +320,9 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                         "Proxied requests, start to end of response.", &sum.proxy.latency);
     sp_metric_head(out, "sidepush_proxy_upstream_total", "counter",
                    "The proxy's backend connections: opened, requests on a kept one, retries after "
-                   "a kept one was found closed, answers refused as malformed or ambiguous, kept "
-                   "ones closed when taken (stray bytes or closed), answers after which reuse was "
-                   "not safe (request not fully sent, a bodiless answer announcing a body).");
+                   "a kept one was found closed, answers refused as malformed or ambiguous, idle "
+                   "ones closed on a stray byte or the backend's close, answers after which reuse "
+                   "was not safe (request not fully sent, a bodiless answer announcing a body).");
     sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"connect\"",
                     (double)sum.proxy.upstream_connects);
     sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"reuse\"",

@@ -23,8 +23,15 @@ struct conn {
 
 TAILQ_HEAD(conn_list, conn);
 
+TAILQ_HEAD(exchange_list, sp_upstream);
+
 struct sp_upstream_pool {
     struct event_base *base;
+    /* Exchanges wait for a connection until the end of the loop turn's
+     * active callbacks: an idle connection on which epoll saw a late byte or
+     * an EOF has had its callback run (and is closed) by then. */
+    struct exchange_list waiting;
+    struct event *dispatch;
     struct sp_upstream_options opts;
     char *unix_path;
     struct sp_http_header *headers; /* max_headers, for the head being read (one loop) */
@@ -38,7 +45,10 @@ enum state { X_SENDING, X_HEAD, X_BODY };
 
 struct sp_upstream {
     struct sp_upstream_pool *pool;
-    struct conn *conn;
+    struct conn *conn; /* NULL while waiting */
+    TAILQ_ENTRY(sp_upstream) wait_link;
+    bool waiting;
+    struct evbuffer *early; /* body written while waiting */
     const struct sp_upstream_ops *ops;
     void *ctx;
     struct evbuffer *head;  /* the request head, kept for a retry */
@@ -86,9 +96,13 @@ static void exchange_free(struct sp_upstream *u)
 {
     struct sp_upstream_pool *pool = u->pool;
 
+    if (u->waiting)
+        TAILQ_REMOVE(&pool->waiting, u, wait_link);
     if (--pool->active == 0 && pool->dying)
         pool_destroy(pool);
     event_del(&u->timer);
+    if (u->early)
+        evbuffer_free(u->early);
     if (u->head)
         evbuffer_free(u->head);
     if (u->chunk)
@@ -107,11 +121,17 @@ static void idle_expired(evutil_socket_t fd, short what, void *arg)
 
 static void idle_event(struct bufferevent *bev, short what, void *arg)
 {
+    struct conn *c = arg;
+
+    c->pool->stats.stale++;
     idle_expired(-1, 0, arg); /* the backend closed it (or wrote out of turn) */
 }
 
 static void idle_read(struct bufferevent *bev, void *arg)
 {
+    struct conn *c = arg;
+
+    c->pool->stats.stale++;
     idle_expired(-1, 0, arg); /* bytes nobody asked for: never reuse it */
 }
 
@@ -254,41 +274,15 @@ static int send_head(struct sp_upstream *u)
     return 0;
 }
 
-/* Nothing waits on an idle connection: no byte (a late body the backend
- * sent after an answer that had none) and no EOF. Its read event would
- * close it, but a request can take it in the same loop turn the bytes
- * arrive, before that event runs. */
-static bool quiet(struct conn *c)
-{
-    char byte;
-    ssize_t n = recv(bufferevent_getfd(c->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-/* The warmest idle connection that is still quiet; the others are closed. */
-static struct conn *take_idle(struct sp_upstream_pool *pool)
-{
-    struct conn *c;
-
-    while ((c = TAILQ_FIRST(&pool->idle)) != NULL) {
-        TAILQ_REMOVE(&pool->idle, c, link);
-        pool->stats.idle--;
-        evtimer_del(c->idle_timer);
-        if (quiet(c))
-            return c;
-        pool->stats.stale++;
-        conn_free(c);
-    }
-    return NULL;
-}
-
 static int attach(struct sp_upstream *u, bool fresh)
 {
     struct sp_upstream_pool *pool = u->pool;
-    struct conn *c = fresh ? NULL : take_idle(pool);
+    struct conn *c = fresh ? NULL : TAILQ_FIRST(&pool->idle); /* the warmest */
 
     if (c != NULL) {
+        TAILQ_REMOVE(&pool->idle, c, link);
+        pool->stats.idle--;
+        evtimer_del(c->idle_timer);
         pool->stats.reuses++;
     } else if ((c = conn_open(pool)) == NULL) {
         return -1;
@@ -304,7 +298,34 @@ static int attach(struct sp_upstream *u, bool fresh)
         bufferevent_disable(c->bev, EV_WRITE);
     bufferevent_enable(c->bev, c->connected ? EV_READ : EV_READ | EV_WRITE);
     arm(u, c->connected ? pool->opts.head_timeout_ms : pool->opts.connect_timeout_ms);
-    return send_head(u);
+    if (send_head(u) < 0)
+        return -1;
+    if (u->paused)
+        bufferevent_disable(c->bev, EV_READ);
+    if (u->early != NULL && evbuffer_get_length(u->early) > 0) {
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), u->early);
+        if (!(bufferevent_get_enabled(c->bev) & EV_WRITE))
+            send_now(u);
+    }
+    return 0;
+}
+
+/* The end of the loop turn's callbacks: waiting exchanges take connections. */
+static void on_dispatch(evutil_socket_t fd, short what, void *arg)
+{
+    struct sp_upstream_pool *pool = arg;
+    struct sp_upstream *u;
+
+    while ((u = TAILQ_FIRST(&pool->waiting)) != NULL) {
+        bool last = pool->dying && pool->active == 1; /* the pool goes with it */
+        TAILQ_REMOVE(&pool->waiting, u, wait_link);
+        u->waiting = false;
+        if (attach(u, false) < 0) {
+            fail(u, 502, "cannot connect to the backend");
+            if (last)
+                return;
+        }
+    }
 }
 
 /* The pooled connection had been closed by the backend before any of the
@@ -571,6 +592,12 @@ struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
     pool->base = base;
     pool->opts = *opts;
     TAILQ_INIT(&pool->idle);
+    TAILQ_INIT(&pool->waiting);
+    pool->dispatch = event_new(base, -1, 0, on_dispatch, pool);
+    if (pool->dispatch == NULL) {
+        free(pool);
+        return NULL;
+    }
     if (opts->unix_path != NULL && (pool->unix_path = strdup(opts->unix_path)) == NULL) {
         sp_upstream_pool_free(pool);
         return NULL;
@@ -586,6 +613,7 @@ struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
 
 static void pool_destroy(struct sp_upstream_pool *pool)
 {
+    event_free(pool->dispatch);
     free(pool->unix_path);
     free(pool->headers);
     free(pool);
@@ -633,17 +661,25 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
     u->head = evbuffer_new();
     u->chunk = evbuffer_new();
     evtimer_assign(&u->timer, pool->base, on_timeout, u);
-    if (u->head == NULL || u->chunk == NULL || evbuffer_add_buffer(u->head, request_head) < 0 ||
-        attach(u, false) < 0) {
-        release(u, false);
+    if (u->head == NULL || u->chunk == NULL || evbuffer_add_buffer(u->head, request_head) < 0) {
         exchange_free(u);
         return NULL;
     }
+    TAILQ_INSERT_TAIL(&pool->waiting, u, wait_link);
+    u->waiting = true;
+    event_active(pool->dispatch, EV_TIMEOUT, 0); /* after what is active now */
     return u;
 }
 
 size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last)
 {
+    if (u->conn == NULL) { /* waiting: the body follows the head once attached */
+        if (u->early == NULL && (u->early = evbuffer_new()) == NULL)
+            return evbuffer_get_length(data);
+        if (evbuffer_add_buffer(u->early, data) == 0 && last)
+            u->request_queued = true;
+        return evbuffer_get_length(u->early);
+    }
     struct evbuffer *out = bufferevent_get_output(u->conn->bev);
 
     if (evbuffer_get_length(data) > 0 && u->state != X_BODY && u->conn->connected)
@@ -657,9 +693,11 @@ size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last
 
 void sp_upstream_pause(struct sp_upstream *u, bool paused)
 {
-    if (u->conn == NULL || paused == u->paused)
+    if (paused == u->paused)
         return;
     u->paused = paused;
+    if (u->conn == NULL)
+        return; /* waiting: applied once attached */
     if (paused) {
         bufferevent_disable(u->conn->bev, EV_READ);
         if (u->state == X_BODY)
