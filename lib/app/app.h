@@ -20,8 +20,8 @@
 
 struct sp_app;
 
-/* An event loop set up the way sidepush's modules need it (priorities for
- * the output flusher). */
+/* The home worker's event loop (the other workers make their own); a plain
+ * event_base, since nothing relies on priorities. */
 struct event_base *sp_app_base_new(void);
 
 /* Builds nworkers workers (at least 1), the home on base and each other on

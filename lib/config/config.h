@@ -1,7 +1,8 @@
 /* sidepush's configuration: typed, validated, every default in one table.
  *
  * sp_config_load() is the single path used by --check-config, start-up and
- * (later) SIGHUP: it either returns a fully valid configuration or none.
+ * every reload (SIGHUP, a changed file): it either returns a fully valid
+ * configuration or none.
  */
 #ifndef SP_CONFIG_CONFIG_H
 #define SP_CONFIG_CONFIG_H

@@ -1,6 +1,6 @@
 /* The upstream HTTP/1.1 client: sidepush's own connections to the backend,
- * on libevent bufferevents, read with the project's strict parser (the
- * proxy's next transport, replacing libcurl there; see README).
+ * on libevent bufferevents, read with the project's strict parser: the
+ * reverse proxy's transport (lib/http/README.md).
  *
  * A pool belongs to one worker's loop and keeps idle keep-alive connections
  * to one backend (TCP or a Unix socket). An exchange sends a request head

@@ -279,7 +279,7 @@ def test_configuration_is_valid_and_mounted(overlay, tmp_path):
 
 
 def test_no_secret_is_rendered():
-    """Created once with kubectl (README), so no `apply -k` overwrites a rotated one."""
+    """Created once with kubectl (deploy/README.md), so no `apply -k` overwrites a rotated one."""
     for overlay in OVERLAYS:
         assert objects(overlay, "Secret") == []
 

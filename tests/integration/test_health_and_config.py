@@ -156,3 +156,12 @@ def test_start_logs_the_cpus_it_may_use(tmp_path):
         assert proc.wait(10) == 0
     assert line is not None and line["level"] == "info"
     assert line["msg"].startswith("1 usable (affinity mask 1, cgroup v2 quota ")
+
+
+def test_config_readme_lists_every_key_as_the_loader_does():
+    """config/README.md's key block is --help-config's output (the loader's own
+    key table); .ci/config-readme writes it again after a change."""
+    ref = subprocess.run([SIDEPUSH, "--help-config"], capture_output=True, text=True, check=True).stdout
+    text = (ROOT / "config" / "README.md").read_text()
+    block = text.split("```yaml\n", 1)[1].rsplit("```", 1)[0]
+    assert block == ref, "config/README.md differs from sidepush --help-config: run .ci/config-readme"
