@@ -1014,8 +1014,7 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
     drain_worker(home(app), NULL);
 }
 
-/* ---- freeing ----------------------------------------------------------------------------------
- */
+/* ---- freeing --------------------------------------------------------------------------------- */
 
 /* Every loop has stopped: what a worker owns goes, its mailbox last (mail
  * other workers' teardown sends it is dropped there). */

@@ -65,8 +65,7 @@ static void item_free(struct item *it)
     free(it);
 }
 
-/* ---- sending ----------------------------------------------------------------------------------
- */
+/* ---- sending --------------------------------------------------------------------------------- */
 
 static void send_batch(struct sp_webhooks *w);
 
@@ -241,8 +240,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     send_batch(arg);
 }
 
-/* ---- queueing ---------------------------------------------------------------------------------
- */
+/* ---- queueing -------------------------------------------------------------------------------- */
 
 /* Is this event one webhooks.events asks for? */
 static bool wanted(const struct sp_config *c, const char *name)
@@ -303,8 +301,7 @@ void sp_webhooks_event(void *arg, enum sp_presence_event event, const char *chan
     enqueue(arg, event_name(event), channel, user_id);
 }
 
-/* ---- lifecycle --------------------------------------------------------------------------------
- */
+/* ---- lifecycle ------------------------------------------------------------------------------- */
 
 struct sp_webhooks *sp_webhooks_new(const struct sp_backend *b)
 {

@@ -579,8 +579,7 @@ static void on_read(struct bufferevent *bev, void *arg)
         arm(u, u->pool->opts.body_timeout_ms);
 }
 
-/* ---- the API -----------------------------------------------------------------------------------
- */
+/* ---- the API --------------------------------------------------------------------------------- */
 
 struct sp_upstream_pool *sp_upstream_pool_new(struct event_base *base,
                                               const struct sp_upstream_options *opts)

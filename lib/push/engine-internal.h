@@ -1,7 +1,8 @@
 /* Shared by the Redis engine's files only: engine.c (connections, scripts,
  * lifecycle), engine_sync.c (following channels: SUBSCRIBE, reading
- * streams, pub/sub messages, waiting subscribers) and engine_ops.c
- * (publishing, channel administration, poll leases, webhook ids). */
+ * streams, pub/sub messages, waiting subscribers), engine_ops.c
+ * (publishing, channel administration, poll leases, webhook ids) and
+ * engine_share.c (presence and occupancy shared across replicas). */
 #ifndef SP_PUSH_ENGINE_INTERNAL_H
 #define SP_PUSH_ENGINE_INTERNAL_H
 

@@ -1,5 +1,6 @@
-/* Shared by the push modules only (push.c, subscription.c, sse.c,
- * websocket.c, longpoll.c, publish.c). */
+/* Shared by the push modules only: push.c, subscriber.c, the transports
+ * (sse.c, websocket.c, longpoll.c, grip.c), publish.c, replay.c and, through
+ * engine-internal.h, the Redis engine's files. */
 #ifndef SP_PUSH_INTERNAL_H
 #define SP_PUSH_INTERNAL_H
 
