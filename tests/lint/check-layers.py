@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Keeps lib/ layered: reads every #include "x/y.h" in lib/ and fails on one
+"""Keeps lib/ layered: reads every #include "x/y.h" (and <x/y.h> where x is a
+lib/ folder) in lib/ and its sub-folders, and fails on one
 that runs against the layer order, on an *-internal.h header used outside its
 own folder, and on a circle of headers. `--self-test` checks that each rule
 does fail on a tree made to break it.
@@ -14,13 +15,15 @@ from pathlib import Path
 
 RANK = {"core": 0, "config": 1, "metrics": 1, "net": 2, "http": 3, "push": 4, "backend": 5,
         "app": 6}
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s+(?:"([^"]+)"|<([^>]+)>)', re.M)
 
 
 def includes(lib: Path):
-    for f in sorted(lib.glob("*/*.[ch]")):
-        for target in INCLUDE.findall(f.read_text()):
-            yield f.relative_to(lib), target
+    for f in sorted(lib.rglob("*.[ch]")):
+        for quoted, angled in INCLUDE.findall(f.read_text()):
+            # <x/y.h> is a system header unless x is one of lib/'s folders
+            if quoted or angled.split("/")[0] in RANK:
+                yield f.relative_to(lib), quoted or angled
 
 
 def check(lib: Path):
@@ -70,6 +73,8 @@ def self_test():
         "internal": {"app/a.c": '#include "push/push-internal.h"\n', "push/push-internal.h": ""},
         "circle": {"push/a.h": '#include "push/b.h"\n', "push/b.h": '#include "push/a.h"\n'},
         "unknown folder": {"misc/a.c": '#include "core/c.h"\n', "core/c.h": ""},
+        "angle brackets": {"core/a.c": "#include <push/b.h>\n", "push/b.h": ""},
+        "sub-folder": {"core/sub/a.c": '#include "push/b.h"\n', "push/b.h": ""},
     }
     ok = True
     for name, files in cases.items():
@@ -82,7 +87,8 @@ def self_test():
                 ok = False
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "push").mkdir()
-        (Path(d) / "push/a.c").write_text('#include "core/x.h"\n#include "push/a.h"\n')
+        (Path(d) / "push/a.c").write_text('#include "core/x.h"\n#include "push/a.h"\n'
+                                          "#include <event2/event.h>\n")
         (Path(d) / "push/a.h").write_text('#include "http/y.h"\n')
         if check(Path(d)):
             print("self-test: a well-layered tree was refused")
