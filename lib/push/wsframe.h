@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/utf8.h"
+
 #define SP_WS_MAX_HEADER 10 /* server frames are never masked */
 
 enum sp_ws_opcode {
@@ -39,11 +41,6 @@ size_t sp_ws_frame_header(uint8_t *out, enum sp_ws_opcode op, bool fin, uint64_t
 
 /* True for codes a peer may send in a close frame (RFC 6455 §7.4). */
 bool sp_ws_close_code_valid(unsigned code);
-
-/* Incremental UTF-8 validation (rejects overlongs, surrogates, > U+10FFFF).
- * *state starts at 0; returns false once the input is invalid. The text is
- * complete and valid when the last call returned true and *state is 0. */
-bool sp_utf8_feed(uint32_t *state, const uint8_t *p, size_t len);
 
 struct sp_ws_reader;
 

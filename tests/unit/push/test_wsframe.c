@@ -177,32 +177,6 @@ static void test_errors(void)
            "16-bit length for a short payload: 1002");
 }
 
-static void test_utf8(void)
-{
-    static const struct {
-        const char *s;
-        bool valid;
-    } cases[] = {
-        {"plain ascii", true},
-        {"\xc3\xa9t\xc3\xa9", true},
-        {"\xe2\x82\xac", true},
-        {"\xf0\x9f\x98\x80", true},
-        {"\xf4\x8f\xbf\xbf", true},
-        {"\xc0\xaf", false},
-        {"\xe0\x80\xaf", false},
-        {"\xed\xa0\x80", false},
-        {"\xf4\x90\x80\x80", false},
-        {"\xf5\x80\x80\x80", false},
-        {"\x80", false},
-        {"\xc3", false},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        uint32_t st = 0;
-        bool valid = sp_utf8_feed(&st, (const uint8_t *)cases[i].s, strlen(cases[i].s)) && st == 0;
-        ok(valid == cases[i].valid, "utf8 case %zu is %s", i, cases[i].valid ? "valid" : "invalid");
-    }
-}
-
 static void test_header(void)
 {
     uint8_t h[SP_WS_MAX_HEADER];
@@ -224,7 +198,6 @@ int main(void)
 {
     test_messages();
     test_errors();
-    test_utf8();
     test_header();
     return tap_done();
 }
