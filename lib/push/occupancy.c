@@ -2,41 +2,22 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
-#include "core/clock.h"
+#include "core/delay.h"
 #include "core/hmap.h"
 
 struct slot {
-    char *channel; /* the map's key */
-    bool vacant;   /* in the queue, told at due_ms */
-    uint64_t due_ms;
-    TAILQ_ENTRY(slot) link;
+    char *channel;                 /* the map's key */
+    struct sp_delay_entry vacancy; /* queued while vacant, told when due */
 };
-
-TAILQ_HEAD(slot_queue, slot);
 
 struct sp_occupancy {
     struct sp_hmap *held;
-    struct slot_queue vacant; /* by due_ms: one grace for all */
-    struct event *timer;
+    struct sp_delay *vacancies;
     uint64_t grace_ms;
     sp_occupancy_changed changed;
     void *ctx;
 };
-
-static void arm(struct sp_occupancy *o)
-{
-    struct slot *s = TAILQ_FIRST(&o->vacant);
-    uint64_t now = sp_now_ms();
-
-    if (s == NULL) {
-        evtimer_del(o->timer);
-        return;
-    }
-    struct timeval tv = sp_timeval_ms(s->due_ms > now ? s->due_ms - now : 0);
-    evtimer_add(o->timer, &tv);
-}
 
 static void slot_free(struct slot *s)
 {
@@ -44,19 +25,15 @@ static void slot_free(struct slot *s)
     free(s);
 }
 
-static void expire(evutil_socket_t fd, short what, void *arg)
+/* A channel vacant for the whole grace is told so. */
+static void vacated(void *ctx, struct sp_delay_entry *e)
 {
-    struct sp_occupancy *o = arg;
-    uint64_t now = sp_now_ms();
-    struct slot *s;
+    struct sp_occupancy *o = ctx;
+    struct slot *s = SP_DELAY_OWNER(e, struct slot, vacancy);
 
-    while ((s = TAILQ_FIRST(&o->vacant)) != NULL && s->due_ms <= now) {
-        TAILQ_REMOVE(&o->vacant, s, link);
-        sp_hmap_del(o->held, s->channel);
-        o->changed(o->ctx, s->channel, false);
-        slot_free(s);
-    }
-    arm(o);
+    sp_hmap_del(o->held, s->channel);
+    o->changed(o->ctx, s->channel, false);
+    slot_free(s);
 }
 
 struct sp_occupancy *sp_occupancy_new(struct event_base *base, uint64_t grace_ms,
@@ -66,13 +43,12 @@ struct sp_occupancy *sp_occupancy_new(struct event_base *base, uint64_t grace_ms
 
     if (o == NULL)
         return NULL;
-    TAILQ_INIT(&o->vacant);
     o->grace_ms = grace_ms;
     o->changed = changed;
     o->ctx = ctx;
     o->held = sp_hmap_new();
-    o->timer = evtimer_new(base, expire, o);
-    if (o->held == NULL || o->timer == NULL) {
+    o->vacancies = sp_delay_new(base, vacated, o);
+    if (o->held == NULL || o->vacancies == NULL) {
         sp_occupancy_free(o);
         return NULL;
     }
@@ -88,8 +64,7 @@ void sp_occupancy_free(struct sp_occupancy *o)
 {
     if (o == NULL)
         return;
-    if (o->timer)
-        event_free(o->timer);
+    sp_delay_free(o->vacancies);
     if (o->held) {
         sp_hmap_each(o->held, free_slot_entry, NULL);
         sp_hmap_free(o->held);
@@ -107,11 +82,8 @@ void sp_occupancy_count(struct sp_occupancy *o, const char *channel, size_t coun
     struct slot *s = sp_hmap_get(o->held, channel);
 
     if (count > 0) {
-        if (s != NULL && s->vacant) { /* back within the grace: nothing is told */
-            s->vacant = false;
-            TAILQ_REMOVE(&o->vacant, s, link);
-            arm(o);
-        }
+        if (s != NULL) /* back within the grace: nothing is told */
+            sp_delay_cancel(o->vacancies, &s->vacancy);
         if (s != NULL)
             return;
         s = calloc(1, sizeof(*s));
@@ -124,15 +96,9 @@ void sp_occupancy_count(struct sp_occupancy *o, const char *channel, size_t coun
         o->changed(o->ctx, channel, true);
         return;
     }
-    if (s == NULL || s->vacant)
+    if (s == NULL || s->vacancy.queued)
         return;
-    s->vacant = true;
-    s->due_ms = sp_now_ms() + o->grace_ms;
-    TAILQ_INSERT_TAIL(&o->vacant, s, link);
-    if (o->grace_ms == 0)
-        expire(-1, 0, o);
-    else if (TAILQ_FIRST(&o->vacant) == s)
-        arm(o);
+    sp_delay_add(o->vacancies, &s->vacancy, o->grace_ms);
 }
 
 bool sp_occupancy_held(const struct sp_occupancy *o, const char *channel)

@@ -5,9 +5,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 
-#include "core/clock.h"
+#include "core/delay.h"
 #include "core/hmap.h"
 
 struct room;
@@ -16,10 +15,8 @@ struct member {
     char *user_id; /* the room's key for it */
     char *info;    /* JSON object text, or NULL */
     unsigned connections;
-    uint64_t leave_at; /* while connections == 0: when it goes */
-    bool leaving;
     struct room *room;
-    TAILQ_ENTRY(member) leaving_link;
+    struct sp_delay_entry leaving; /* queued while connections == 0 */
 };
 
 struct room {
@@ -27,16 +24,11 @@ struct room {
     struct sp_hmap *members;
 };
 
-TAILQ_HEAD(member_queue, member);
-
 struct sp_presence {
     pthread_mutex_t lock; /* rooms and counts; changes come from the home loop only */
     struct sp_hmap *rooms;
     size_t total;
-    /* members without connections, in the order they go (the grace is one
-     * for all, so the queue is sorted by leave_at) */
-    struct member_queue leaving;
-    struct event *timer;
+    struct sp_delay *leaving; /* members without connections, until their grace ends */
     uint64_t grace_ms;
     sp_presence_changed changed;
     void *ctx;
@@ -56,19 +48,6 @@ static void room_free(struct room *r)
     free(r);
 }
 
-static void arm(struct sp_presence *p)
-{
-    struct member *first = TAILQ_FIRST(&p->leaving);
-    uint64_t now = sp_now_ms();
-
-    if (first == NULL) {
-        evtimer_del(p->timer);
-        return;
-    }
-    struct timeval tv = sp_timeval_ms(first->leave_at > now ? first->leave_at - now : 0);
-    evtimer_add(p->timer, &tv);
-}
-
 /* Under the lock: takes m out of its room, the room out of the table when
  * it empties. The caller frees m. */
 static void unlink_member(struct sp_presence *p, struct member *m)
@@ -83,25 +62,20 @@ static void unlink_member(struct sp_presence *p, struct member *m)
     }
 }
 
-/* Members whose grace is over leave; the callback hears of each. */
-static void expire(evutil_socket_t fd, short what, void *arg)
+/* A member whose grace is over leaves; the callback hears of it. */
+static void left(void *ctx, struct sp_delay_entry *e)
 {
-    struct sp_presence *p = arg;
-    uint64_t now = sp_now_ms();
-    struct member *m;
+    struct sp_presence *p = ctx;
+    struct member *m = SP_DELAY_OWNER(e, struct member, leaving);
+    char *channel = strdup(m->room->channel);
 
-    while ((m = TAILQ_FIRST(&p->leaving)) != NULL && m->leave_at <= now) {
-        TAILQ_REMOVE(&p->leaving, m, leaving_link);
-        char *channel = strdup(m->room->channel);
-        pthread_mutex_lock(&p->lock);
-        unlink_member(p, m);
-        pthread_mutex_unlock(&p->lock);
-        if (channel != NULL)
-            p->changed(p->ctx, SP_PRESENCE_LEFT, channel, m->user_id, m->info);
-        free(channel);
-        member_free(m);
-    }
-    arm(p);
+    pthread_mutex_lock(&p->lock);
+    unlink_member(p, m);
+    pthread_mutex_unlock(&p->lock);
+    if (channel != NULL)
+        p->changed(p->ctx, SP_PRESENCE_LEFT, channel, m->user_id, m->info);
+    free(channel);
+    member_free(m);
 }
 
 struct sp_presence *sp_presence_new(struct event_base *home, uint64_t leave_grace_ms,
@@ -111,15 +85,13 @@ struct sp_presence *sp_presence_new(struct event_base *home, uint64_t leave_grac
 
     if (p == NULL)
         return NULL;
-    TAILQ_INIT(&p->leaving);
     p->grace_ms = leave_grace_ms;
     p->changed = changed;
     p->ctx = ctx;
     p->rooms = sp_hmap_new();
-    p->timer = evtimer_new(home, expire, p);
-    if (p->rooms == NULL || p->timer == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
-        if (p->timer)
-            event_free(p->timer);
+    p->leaving = sp_delay_new(home, left, p);
+    if (p->rooms == NULL || p->leaving == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
+        sp_delay_free(p->leaving);
         sp_hmap_free(p->rooms);
         free(p);
         return NULL;
@@ -143,7 +115,7 @@ void sp_presence_free(struct sp_presence *p)
 {
     if (p == NULL)
         return;
-    event_free(p->timer);
+    sp_delay_free(p->leaving);
     sp_hmap_each(p->rooms, free_room_entry, NULL);
     sp_hmap_free(p->rooms);
     pthread_mutex_destroy(&p->lock);
@@ -206,11 +178,7 @@ int sp_presence_join(struct sp_presence *p, const char *channel, const char *use
     pthread_mutex_unlock(&p->lock);
     if (m == NULL)
         return -1;
-    if (m->leaving) { /* back within the grace: nobody was told it left */
-        m->leaving = false;
-        TAILQ_REMOVE(&p->leaving, m, leaving_link);
-        arm(p);
-    }
+    sp_delay_cancel(p->leaving, &m->leaving); /* back within the grace: nobody was told */
     p->changed(p->ctx, added ? SP_PRESENCE_JOINED : SP_PRESENCE_COUNTED, channel, user_id, m->info);
     return 0;
 }
@@ -226,15 +194,9 @@ void sp_presence_leave(struct sp_presence *p, const char *channel, const char *u
     if (m == NULL)
         return;
     p->changed(p->ctx, SP_PRESENCE_COUNTED, channel, user_id, m->info);
-    if (m->connections > 0 || m->leaving)
+    if (m->connections > 0 || m->leaving.queued)
         return;
-    m->leaving = true;
-    m->leave_at = sp_now_ms() + p->grace_ms;
-    TAILQ_INSERT_TAIL(&p->leaving, m, leaving_link);
-    if (p->grace_ms == 0)
-        expire(-1, 0, p);
-    else if (TAILQ_FIRST(&p->leaving) == m)
-        arm(p);
+    sp_delay_add(p->leaving, &m->leaving, p->grace_ms);
 }
 
 bool sp_presence_lookup(struct sp_presence *p, const char *channel, const char *user_id,
