@@ -321,6 +321,29 @@ static void response_complete(struct sp_http_conn *c)
         reprocess_input(c);
 }
 
+int sp_http_add_header(struct evbuffer *lines, const char *name, const char *value,
+                       size_t value_len)
+{
+    size_t name_len = strlen(name);
+
+    if (!sp_http_token_valid((struct sp_slice){name, name_len}))
+        return -1;
+    for (size_t i = 0; i < value_len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return -1;
+    }
+    struct evbuffer_iovec v[4] = {{(void *)name, name_len},
+                                  {(void *)": ", 2},
+                                  {(void *)value, value_len},
+                                  {(void *)"\r\n", 2}};
+    for (int i = 0; i < 4; i++) {
+        if (evbuffer_add(lines, v[i].iov_base, v[i].iov_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Every response begins with these two; formatted by hand because printf's
  * machinery was a visible share of a proxied request's CPU. */
 static void add_status_line(struct evbuffer *o, int minor, int status, const char *reason)

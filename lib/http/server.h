@@ -101,6 +101,13 @@ void sp_http_respond_error(struct sp_http_conn *c, int status, const char *messa
 /* 405 with the Allow header RFC 9110 §15.5.6 requires, e.g. "GET, HEAD". */
 void sp_http_respond_not_allowed(struct sp_http_conn *c, const char *allow, const char *message);
 
+/* Appends "name: value\r\n" to a response's header lines. Refuses a name
+ * that is not a token and a value with a control byte (CR, LF, NUL...; HTAB
+ * is fine): returns -1 and adds nothing, so no value a publisher, a backend
+ * or a client supplied can split a response head. */
+int sp_http_add_header(struct evbuffer *lines, const char *name, const char *value,
+                       size_t value_len);
+
 /* Starts a streamed response. header_lines holds "Name: value\r\n" lines
  * (no framing headers; may be NULL). content_length < 0 means unknown: the
  * body is sent chunked to HTTP/1.1 clients, close-delimited to HTTP/1.0. */

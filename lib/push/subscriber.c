@@ -415,9 +415,8 @@ void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struc
     /* With credentials the origin must be named, never "*". */
     if (wildcard && !push->config->cors.allow_credentials)
         evbuffer_add_printf(h, "Access-Control-Allow-Origin: *\r\n");
-    else
-        evbuffer_add_printf(h, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
-                            (int)o->value.len, o->value.ptr);
+    else if (sp_http_add_header(h, "Access-Control-Allow-Origin", o->value.ptr, o->value.len) == 0)
+        evbuffer_add(h, "Vary: Origin\r\n", 14);
     if (push->config->cors.allow_credentials)
         evbuffer_add_printf(h, "Access-Control-Allow-Credentials: true\r\n");
     evbuffer_add_printf(h, "Access-Control-Expose-Headers: Sidepush-Cursor, Sidepush-Missed, "
