@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/delay.h"
+
 #include "core/hmap.h"
 #include "net/redis.h"
 #include "push/engine.h"
@@ -65,7 +67,7 @@ struct echan {
     bool loading;   /* a load is in flight */
     uint64_t after; /* the next load reads entries after this seq */
     struct buffered *head, **tail;
-    struct event *linger; /* unwanted: unsubscribed when this fires */
+    struct sp_delay_entry linger; /* unwanted: unsubscribed when it is due */
     bool lingered;
     struct sp_engine *e;
 };
@@ -88,6 +90,7 @@ struct engine_stats {
 
 struct sp_engine {
     struct sp_push *push;
+    struct sp_delay *lingering; /* channels unwanted for less than LINGER_MS */
     struct evdns_base *dns;
     struct sp_redis *cmd, *sub;
     char sha[S_COUNT][41];
@@ -128,6 +131,8 @@ struct op {
 int engine_key(const struct sp_engine *e, char *out, size_t size, const char *kind,
                const char *channel);
 void engine_fresh_epoch(char out[9]);
+/* The linger queue's due callback: an unwanted channel's time is up. */
+void engine_lingered(void *ctx, struct sp_delay_entry *entry);
 bool engine_reply_is(const redisReply *r, int type, size_t min_elements);
 uint64_t engine_reply_u64(const redisReply *r);
 /* EVALSHA of a loaded script on the command connection. Returns 0 or -1. */

@@ -294,11 +294,13 @@ struct sp_engine *sp_engine_new(struct sp_push *push)
     e->poll_lease_ms = cfg->redis.poll_lease_ms;
     e->required_for_ready = cfg->redis.required_for_ready;
     e->chans = sp_hmap_new();
+    e->lingering = sp_delay_new(push->base, engine_lingered, e);
     e->dns = evdns_base_new(push->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (e->dns == NULL) /* no resolv.conf: numeric addresses and /etc/hosts still work */
         e->dns = evdns_base_new(push->base, 0);
     e->share = engine_share_new(e);
-    if (e->prefix == NULL || e->chans == NULL || e->dns == NULL || e->share == NULL)
+    if (e->prefix == NULL || e->chans == NULL || e->lingering == NULL || e->dns == NULL ||
+        e->share == NULL)
         goto fail;
     opts.ping = true; /* notices a Redis that stopped answering */
     e->cmd = sp_redis_new(push->base, e->dns, &opts, &cmd_ops, e);
@@ -317,9 +319,7 @@ static void free_chan(const char *name, void *value, void *arg)
     struct echan *c = value;
     (void)name;
     (void)arg;
-    if (c->linger)
-        event_free(c->linger);
-    engine_buffered_clear(c);
+    engine_buffered_clear(c); /* its linger goes with the queue */
     free(c->name);
     free(c);
 }
@@ -339,6 +339,7 @@ void sp_engine_free(struct sp_engine *e)
     if (e->chans)
         sp_hmap_each(e->chans, free_chan, NULL);
     sp_hmap_free(e->chans);
+    sp_delay_free(e->lingering);
     if (e->dns)
         evdns_base_free(e->dns, 1);
     free(e->prefix);

@@ -41,8 +41,7 @@ void engine_buffered_clear(struct echan *c)
 static void echan_free(struct sp_engine *e, struct echan *c)
 {
     sp_hmap_del(e->chans, c->name);
-    if (c->linger)
-        event_free(c->linger);
+    sp_delay_cancel(e->lingering, &c->linger);
     engine_buffered_clear(c);
     free(c->name);
     free(c);
@@ -53,20 +52,14 @@ static bool wanted(const struct echan *c)
     return c->subs + c->pins > 0;
 }
 
-static void on_linger(evutil_socket_t fd, short what, void *arg);
-
 /* Keeps an unwanted channel subscribed for LINGER_MS. Returns true while it
  * lingers. */
 static bool linger(struct sp_engine *e, struct echan *c)
 {
-    struct timeval tv = sp_timeval_ms(LINGER_MS);
-
     if (c->lingered || e->freeing || (c->state != C_SYNCED && c->state != C_LOADING))
         return false;
-    if (c->linger == NULL && (c->linger = evtimer_new(e->push->base, on_linger, c)) == NULL)
-        return false;
-    if (!evtimer_pending(c->linger, NULL))
-        evtimer_add(c->linger, &tv);
+    if (!c->linger.queued)
+        sp_delay_add(e->lingering, &c->linger, LINGER_MS);
     return true;
 }
 
@@ -75,8 +68,7 @@ static void settle(struct sp_engine *e, struct echan *c)
 {
     if (wanted(c)) {
         c->lingered = false;
-        if (c->linger)
-            evtimer_del(c->linger);
+        sp_delay_cancel(e->lingering, &c->linger);
         if (c->state == C_IDLE && sp_redis_is_up(e->sub) &&
             send_subscription(e, c, "SUBSCRIBE") == 0)
             c->state = C_SUBSCRIBING;
@@ -118,9 +110,9 @@ static struct echan *echan_get(struct sp_engine *e, const char *name, bool creat
     return c;
 }
 
-static void on_linger(evutil_socket_t fd, short what, void *arg)
+void engine_lingered(void *ctx, struct sp_delay_entry *entry)
 {
-    struct echan *c = arg;
+    struct echan *c = SP_DELAY_OWNER(entry, struct echan, linger);
 
     c->lingered = true;
     settle(c->e, c); /* may free c */
