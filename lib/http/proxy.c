@@ -1,8 +1,6 @@
 #include "http/proxy.h"
 
-#include <curl/curl.h>
 #include <event2/buffer.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 
 #include "core/clock.h"
 #include "http/tunnel.h"
+#include "http/target.h"
 #include "http/upstream.h"
 
 #define MAX_HEAD 65536
@@ -708,118 +707,32 @@ size_t sp_proxy_tunnels(struct sp_proxy *p)
     return (size_t)sp_tunnels_stats(p->tunnels)->open;
 }
 
-/* ---- the backend's address ------------------------------------------------------------------ */
-
-/* What a backend URL resolves to: the pool's address, the path prefix and
- * the Host value. Built whole before anything of the proxy changes, so a
- * reload whose backend does not resolve keeps the old one. */
-struct backend {
-    char *base_path; /* without a trailing '/' ("" for none) */
-    char *host;      /* "host[:port]" */
-    struct sp_cidr *trusted;
-    size_t ntrusted;
-};
-
-static int parse_backend(const char *url, struct backend *b, struct sp_upstream_options *o);
-
-static void backend_clear(struct backend *b)
-{
-    free(b->base_path);
-    free(b->host);
-    free(b->trusted);
-    *b = (struct backend){0};
-}
+/* ---- the backend's address ------------------------------------------------------------ */
 
 int sp_proxy_check_backend(const char *backend_url, char *err, size_t errlen)
 {
-    struct backend b = {0};
-    struct sp_upstream_options o = {0};
+    struct sp_http_target t;
 
-    if (parse_backend(backend_url, &b, &o) < 0) {
-        snprintf(err, errlen, "backend.url '%s': its host does not resolve (or it is not http://)",
-                 backend_url);
+    if (sp_http_target_resolve(backend_url, &t, err, errlen) < 0)
         return -1;
-    }
-    backend_clear(&b);
+    sp_http_target_clear(&t);
     return 0;
 }
 
-/* "host" or "[v6]" of a URL into a name getaddrinfo takes. */
-static int host_name(const char *host, char *name, size_t size)
+/* The trusted proxies' address blocks, parsed (the configuration checked
+ * them). NULL when out of memory. */
+static struct sp_cidr *parse_trusted(const struct sp_proxy_options *opts)
 {
-    size_t hl = strlen(host);
-
-    if (hl >= size)
-        return -1;
-    if (host[0] == '[' && hl > 2) {
-        memcpy(name, host + 1, hl - 2);
-        name[hl - 2] = '\0';
-    } else {
-        memcpy(name, host, hl + 1);
-    }
-    return 0;
-}
-
-/* backend.url into *b and o's address (resolved now: names in a sidecar's
- * pod are stable). Returns 0, or -1 with nothing allocated in *b. */
-static int parse_backend(const char *url, struct backend *b, struct sp_upstream_options *o)
-{
-    if (strncmp(url, "unix:", 5) == 0) {
-        o->unix_path = url + 5; /* the pool copies it */
-        b->base_path = strdup("");
-        b->host = strdup("localhost");
-        return b->base_path && b->host ? 0 : (backend_clear(b), -1);
-    }
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, name[256];
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    int rc = -1;
-
-    if (u == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || strcmp(scheme, "http") != 0 ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK ||
-        host_name(host, name, sizeof(name)) < 0)
-        goto done;
-    if (getaddrinfo(name, port, &hints, &ai) != 0 || ai == NULL ||
-        ai->ai_addrlen > sizeof(o->address.addr))
-        goto done;
-    memcpy(&o->address.addr, ai->ai_addr, ai->ai_addrlen);
-    o->address.len = ai->ai_addrlen;
-    size_t plen = strlen(path);
-    while (plen > 0 && path[plen - 1] == '/')
-        plen--;
-    b->base_path = strndup(path, plen);
-    if (asprintf(&b->host, strcmp(port, "80") == 0 ? "%s" : "%s:%s", host, port) < 0)
-        b->host = NULL;
-    rc = b->base_path && b->host ? 0 : -1;
-    if (rc < 0)
-        backend_clear(b);
-done:
-    if (ai)
-        freeaddrinfo(ai);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    curl_free(path);
-    curl_url_cleanup(u);
-    return rc;
-}
-
-static int parse_trusted(const struct sp_proxy_options *opts, struct backend *b)
-{
+    struct sp_cidr *blocks = calloc(opts->ntrusted_proxies + 1, sizeof(*blocks));
     char err[160];
 
-    b->trusted = calloc(opts->ntrusted_proxies ? opts->ntrusted_proxies : 1, sizeof(*b->trusted));
-    if (b->trusted == NULL)
-        return -1;
-    for (size_t i = 0; i < opts->ntrusted_proxies; i++) {
-        if (sp_parse_cidr(opts->trusted_proxies[i], &b->trusted[i], err, sizeof(err)) < 0)
-            return -1; /* the configuration checked them */
+    for (size_t i = 0; blocks != NULL && i < opts->ntrusted_proxies; i++) {
+        if (sp_parse_cidr(opts->trusted_proxies[i], &blocks[i], err, sizeof(err)) < 0) {
+            free(blocks);
+            return NULL;
+        }
     }
-    b->ntrusted = opts->ntrusted_proxies;
-    return 0;
+    return blocks;
 }
 
 /* A new pool for opts, swapped in only when all of it was built. */
@@ -835,13 +748,19 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
         .max_head_size = MAX_HEAD,
         .max_headers = MAX_HEADERS,
     };
-    struct backend b = {0};
-    struct sp_upstream_pool *pool;
+    struct sp_http_target t;
+    struct sp_upstream_pool *pool = NULL;
+    struct sp_cidr *trusted;
+    char err[256];
 
-    if (parse_backend(opts->backend_url, &b, &o) < 0)
+    if (sp_http_target_resolve(opts->backend_url, &t, err, sizeof(err)) < 0)
         return -1;
-    if (parse_trusted(opts, &b) < 0 || (pool = sp_upstream_pool_new(p->base, &o)) == NULL) {
-        backend_clear(&b);
+    o.address = t.address;
+    o.unix_path = t.unix_path;
+    if ((trusted = parse_trusted(opts)) == NULL ||
+        (pool = sp_upstream_pool_new(p->base, &o)) == NULL) {
+        free(trusted);
+        sp_http_target_clear(&t);
         return -1;
     }
     /* Exchanges in flight finish on the old pool, which goes after them. */
@@ -859,10 +778,10 @@ static int make_pool(struct sp_proxy *p, const struct sp_proxy_options *opts)
     free(p->base_path);
     free(p->host);
     free(p->trusted);
-    p->base_path = b.base_path;
-    p->host = b.host;
-    p->trusted = b.trusted;
-    p->ntrusted = b.ntrusted;
+    p->base_path = t.base_path; /* the proxy's now */
+    p->host = t.host;
+    p->trusted = trusted;
+    p->ntrusted = opts->ntrusted_proxies;
     return 0;
 }
 

@@ -129,10 +129,7 @@ static void idle_event(struct bufferevent *bev, short what, void *arg)
 
 static void idle_read(struct bufferevent *bev, void *arg)
 {
-    struct conn *c = arg;
-
-    c->pool->stats.stale++;
-    idle_expired(-1, 0, arg); /* bytes nobody asked for: never reuse it */
+    idle_event(bev, 0, arg); /* bytes nobody asked for: never reuse it */
 }
 
 /* The exchange is over: its connection goes back to the pool or away. */
