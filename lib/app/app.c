@@ -6,9 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <openssl/crypto.h>
 #include <string.h>
-#include <strings.h>
 
 #include "backend/authorize.h"
 #include "core/clock.h"
@@ -576,11 +574,8 @@ static bool may_drain(struct worker *w, struct sp_http_conn *conn,
                       const struct sp_http_request *req)
 {
     const char *token = w->config->metrics.drain_token;
-    const struct sp_http_header *h = sp_http_find_header(req, "Authorization");
 
-    if (token != NULL && h != NULL && h->value.len == 7 + strlen(token) &&
-        strncasecmp(h->value.ptr, "Bearer ", 7) == 0 &&
-        CRYPTO_memcmp(h->value.ptr + 7, token, strlen(token)) == 0)
+    if (token != NULL && sp_http_bearer_is(req, token))
         return true;
     return peer_in(&w->config->metrics.drain_from, sp_http_peer(conn));
 }

@@ -1,6 +1,9 @@
 #include "http/parser.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 /* ---- character classes (RFC 9110 §5.6.2) ----------------------------------- */
 
@@ -669,4 +672,13 @@ const char *sp_http_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+bool sp_http_bearer_is(const struct sp_http_request *req, const char *token)
+{
+    const struct sp_http_header *h = sp_http_find_header(req, "Authorization");
+    size_t len = strlen(token);
+
+    return h != NULL && h->value.len == 7 + len && strncasecmp(h->value.ptr, "Bearer ", 7) == 0 &&
+           CRYPTO_memcmp(h->value.ptr + 7, token, len) == 0;
 }

@@ -49,6 +49,10 @@ bool sp_http_token_valid(struct sp_slice s);
 const struct sp_http_header *sp_http_find_header(const struct sp_http_request *req,
                                                  const char *name);
 
+/* Does the request carry "Authorization: Bearer <token>"? Compared in
+ * constant time, so the answer's timing tells nothing of the token. */
+bool sp_http_bearer_is(const struct sp_http_request *req, const char *token);
+
 /* True if the comma-separated header list value contains token
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
 bool sp_http_list_has_token(struct sp_slice value, const char *token);

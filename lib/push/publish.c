@@ -7,7 +7,6 @@
  */
 #include <event2/buffer.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,14 +79,8 @@ static char *header_text(const struct sp_http_request *req, const char *name)
 static bool bearer_ok(struct sp_push *push, const struct sp_http_request *req)
 {
     const char *token = push->config->publish_auth.bearer_token;
-    const struct sp_http_header *h = sp_http_find_header(req, "Authorization");
 
-    if (token == NULL)
-        return true;
-    if (h == NULL || h->value.len < 7 || strncasecmp(h->value.ptr, "Bearer ", 7) != 0)
-        return false;
-    size_t len = strlen(token);
-    return h->value.len - 7 == len && CRYPTO_memcmp(h->value.ptr + 7, token, len) == 0;
+    return token == NULL || sp_http_bearer_is(req, token);
 }
 
 /* Standard Webhooks signature over the body. Returns 0 or an error code;

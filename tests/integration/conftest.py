@@ -82,6 +82,8 @@ class Sidepush:
     def __init__(self, backend_url: str, extra: str = "", tmp: Path = None, backend_keys: str = ""):
         self.port = free_port()
         self.publish_port = free_port()
+        while self.publish_port == self.port:  # the kernel may hand a just-freed port out again
+            self.publish_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = Path(tmp or tempfile.mkdtemp()) / "sidepush.yaml"
         self.config.write_text(
