@@ -114,16 +114,18 @@ bool sp_proxy_is_hop_header(struct sp_slice name)
 /* ---- the request body, client to backend -------------------------------------------- */
 
 /* Moves what the client sent so far to the backend, while the backend's
- * side has room; framed in chunks when the client's was. */
+ * side has room; framed in chunks when the client's was. What stays in the
+ * client's body buffer stops the client's reads (sp_http_body_taken). */
 static void forward_body(struct xfer *x)
 {
     struct evbuffer *body = sp_http_body(x->conn);
     struct evbuffer *piece;
     size_t room = x->proxy->opts.buffer_size;
-    size_t unsent = 0;
+    size_t unsent;
 
     if (body == NULL || x->body_done || x->up == NULL || (piece = evbuffer_new()) == NULL)
         return;
+    unsent = sp_upstream_unsent(x->up);
     while (evbuffer_get_length(body) > 0 && unsent < room) {
         size_t n = evbuffer_get_length(body);
         if (n > room)

@@ -687,6 +687,13 @@ size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last
     return evbuffer_get_length(out);
 }
 
+size_t sp_upstream_unsent(const struct sp_upstream *u)
+{
+    if (u->conn == NULL)
+        return u->early ? evbuffer_get_length(u->early) : 0;
+    return evbuffer_get_length(bufferevent_get_output(u->conn->bev));
+}
+
 void sp_upstream_pause(struct sp_upstream *u, bool paused)
 {
     if (paused == u->paused)

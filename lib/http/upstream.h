@@ -114,6 +114,11 @@ struct sp_upstream *sp_upstream_start(struct sp_upstream_pool *pool, struct evbu
  * restarts the head timeout. Returns the bytes still unsent. */
 size_t sp_upstream_write(struct sp_upstream *u, struct evbuffer *data, bool last);
 
+/* The request bytes written and not yet sent: a caller writes more only
+ * while this is under its bound, so a backend that stops reading holds the
+ * client back instead of filling memory. */
+size_t sp_upstream_unsent(const struct sp_upstream *u);
+
 /* Stops (true) or resumes reading the response body: the caller's own
  * output is full. The body timeout does not run while paused (the client
  * is slow, not the backend). */

@@ -2,6 +2,7 @@
 import hashlib
 import http.client
 import json
+import select
 import socket
 import subprocess
 import threading
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from conftest import SANITIZED
+from scripted import ScriptedBackend
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
@@ -175,6 +177,47 @@ def test_large_chunked_upload_streams(make_sidepush):
     assert got["count"] == size and got["sha256"] == expected.hexdigest()
     if not SANITIZED:
         assert (after - before) / 1024 < 64
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_upload_to_a_backend_that_stops_reading_is_held_back(make_sidepush, framing):
+    """The client's body waits in the sockets, not in sidepush: while the backend reads
+    nothing, sidepush takes about limits.proxy_buffer_size plus the kernel's buffers of
+    the upload, however fast the client sends (it once took all of it)."""
+    backend = ScriptedBackend({"/stall": [("sleep", 6), ("close",)]})
+    sp = make_sidepush("limits: { max_body_size: 1GiB }\n", backend_url=backend.url)
+    size, limit = 256 << 20, 1.2  # under backend.timeout (2 s): then the exchange ends
+    block = bytes(range(256)) * 4096  # 1 MiB
+    framed = (b"%x\r\n" % len(block)) + block + b"\r\n" if framing == "chunked" else block
+    head = "Content-Length: %d" % size if framing == "length" else "Transfer-Encoding: chunked"
+    before = sp.rss_kib()
+    accepted = 0
+    with socket.create_connection(("127.0.0.1", sp.port)) as s:
+        s.sendall(f"POST /stall HTTP/1.1\r\nHost: a\r\n{head}\r\n\r\n".encode())
+        s.setblocking(False)
+        view, deadline = memoryview(framed), time.monotonic() + limit
+        while accepted < size and time.monotonic() < deadline:
+            _, writable, _ = select.select([], [s], [], 0.1)
+            if not writable:
+                continue
+            try:
+                n = s.send(view)
+            except BlockingIOError:
+                continue
+            accepted += n
+            view = view[n:] if n < len(view) else memoryview(framed)
+        grown_mib = (sp.rss_kib() - before) / 1024
+        s.setblocking(True)
+        s.settimeout(10)
+        answer = s.recv(65536)
+    print(f"{framing}: accepted {accepted >> 20} MiB, RSS +{grown_mib:.1f} MiB in {limit} s")
+    # A backend that reads nothing for backend.timeout is a timeout, as nginx's
+    # proxy_send_timeout.
+    assert answer.startswith(b"HTTP/1.1 504 "), answer
+    # Kernel buffers on loopback take some tens of MiB at most; the old main took it all.
+    assert accepted < 96 << 20
+    if not SANITIZED:
+        assert grown_mib < 16
 
 
 def test_content_length_upload_with_expect_continue(sidepush):
