@@ -13,8 +13,8 @@
  * logged) so the events behind it go. Occupancy events and member events
  * each have webhooks.max_queue places; beyond that new ones of that kind
  * are dropped, counted and logged. webhooks.events chooses which are sent. The graces are push's
- * (push/occupancy.h, push/presence.h): events come here when they are to be told. Events are lost
- * when the process ends.
+ * (channel/occupancy.h, channel/presence.h): events come here when they are to be told. Events are
+ * lost when the process ends.
  *
  * On the home worker's loop only.
  */

@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "push/hub.h"
+#include "channel/hub.h"
 
 struct sp_push;
 struct sp_engine;

@@ -8,9 +8,9 @@
 #include <sys/queue.h>
 
 #include "push/engine.h"
-#include "push/hub.h"
-#include "push/occupancy.h"
-#include "push/presence.h"
+#include "channel/hub.h"
+#include "channel/occupancy.h"
+#include "channel/presence.h"
 #include "push/push.h"
 #include "push/replay.h"
 

@@ -10,7 +10,7 @@
 #include "core/base64.h"
 #include "core/template.h"
 #include "push/push-internal.h"
-#include "push/wsframe.h"
+#include "http/wsframe.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define ENVELOPE_PROTOCOL "sidepush-envelope"

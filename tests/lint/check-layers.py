@@ -6,15 +6,15 @@ own folder, and on a circle of headers. `--self-test` checks that each rule
 does fail on a tree made to break it.
 
 The order (each folder may include only its own and lower ones):
-  core < config, metrics < net < http < push < backend < app
+  core < config, metrics < net < http < channel < engine < push < backend < app
 """
 import re
 import sys
 import tempfile
 from pathlib import Path
 
-RANK = {"core": 0, "config": 1, "metrics": 1, "net": 2, "http": 3, "push": 4, "backend": 5,
-        "app": 6}
+RANK = {"core": 0, "config": 1, "metrics": 1, "net": 2, "http": 3, "channel": 4, "engine": 5,
+        "push": 6, "backend": 7, "app": 8}
 INCLUDE = re.compile(r'^\s*#\s*include\s+(?:"([^"]+)"|<([^>]+)>)', re.M)
 
 

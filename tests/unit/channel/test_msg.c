@@ -1,4 +1,4 @@
-#include "push/msg.h"
+#include "channel/msg.h"
 
 #include <event2/buffer.h>
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /* Presence: a user is one member however many connections, leaves after
  * the grace, a reconnect within it changes nothing, counts and lookups
  * follow, and every connection change is heard (what Redis is told). */
-#include "push/presence.h"
+#include "channel/presence.h"
 
 #include <event2/event.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "push/occupancy.h"
+#include "channel/occupancy.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "push/presence.h"
+#include "channel/presence.h"
 
 #include <jansson.h>
 #include <pthread.h>

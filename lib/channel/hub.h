@@ -22,15 +22,15 @@
  * when it arrives by mail, so a subscribe racing a publish on another
  * worker gets neither a gap nor a duplicate.
  */
-#ifndef SP_PUSH_HUB_H
-#define SP_PUSH_HUB_H
+#ifndef SP_CHANNEL_HUB_H
+#define SP_CHANNEL_HUB_H
 
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
 
-#include "push/msg.h"
+#include "channel/msg.h"
 
 #define SP_CHANNEL_MAX 256
 

@@ -1,4 +1,4 @@
-#include "push/hub.h"
+#include "channel/hub.h"
 
 #include <errno.h>
 #include <inttypes.h>

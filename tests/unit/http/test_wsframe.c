@@ -1,4 +1,4 @@
-#include "push/wsframe.h"
+#include "http/wsframe.h"
 
 #include <stdlib.h>
 

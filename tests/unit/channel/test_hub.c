@@ -1,4 +1,4 @@
-#include "push/hub.h"
+#include "channel/hub.h"
 
 #include <event2/event.h>
 #include <pthread.h>

@@ -1,4 +1,4 @@
-#include "push/msg.h"
+#include "channel/msg.h"
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -9,7 +9,7 @@
 
 #include "core/base64.h"
 #include "http/server.h"
-#include "push/wsframe.h"
+#include "http/wsframe.h"
 
 struct sp_msg {
     atomic_uint refs;

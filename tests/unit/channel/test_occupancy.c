@@ -1,7 +1,7 @@
 /* Occupancy: a channel is told occupied once and vacated once, the
  * vacancy only after the grace, a return within it cancels it, and a
  * channel in its grace is still held (what a replica tells Redis). */
-#include "push/occupancy.h"
+#include "channel/occupancy.h"
 
 #include <event2/event.h>
 #include <unistd.h>
