@@ -15,7 +15,7 @@
 #include "net/mailbox.h"
 #include "core/clock.h"
 #include "core/digest.h"
-#include "push/engine.h"
+#include "engine/engine.h"
 #include "push/push.h"
 
 struct poller {

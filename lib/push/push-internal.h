@@ -7,7 +7,7 @@
 #include <event2/buffer.h>
 #include <sys/queue.h>
 
-#include "push/engine.h"
+#include "engine/engine.h"
 #include "channel/hub.h"
 #include "channel/occupancy.h"
 #include "channel/presence.h"

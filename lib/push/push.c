@@ -108,9 +108,12 @@ void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx)
 {
     push->events = events;
     push->events_ctx = ctx;
-    if (events != NULL && push->occupancy == NULL)
+    if (events != NULL && push->occupancy == NULL) {
         push->occupancy =
             sp_occupancy_new(push->base, vacancy_grace(push->config), occupancy_changed, push);
+        if (push->engine != NULL && push->occupancy != NULL)
+            sp_engine_share_occupancies(push->engine, push->occupancy);
+    }
 }
 
 void sp_push_presence_json(struct sp_push *push, const char *channel, struct evbuffer *out)
@@ -208,6 +211,30 @@ static struct sp_hub_options hub_options(const struct sp_config *config)
     };
 }
 
+static void engine_told_member(void *ctx, bool joined, const char *channel, const char *user_id,
+                               const char *info, size_t members)
+{
+    sp_push_tell_member(ctx, joined, channel, user_id, info, members);
+}
+
+static void engine_told_occupancy(void *ctx, bool occupied, const char *channel)
+{
+    sp_push_tell_occupancy(ctx, occupied, channel);
+}
+
+static struct sp_engine *engine_new(struct sp_push *home)
+{
+    const struct sp_engine_env env = {
+        .base = home->base,
+        .log = home->log,
+        .config = home->config,
+        .hub = home->hub,
+        .presence = home->presence,
+        .events = {engine_told_member, engine_told_occupancy, home},
+    };
+    return sp_engine_new(&env);
+}
+
 /* The process-wide part, on the home worker. */
 static int home_new(struct sp_push *push, unsigned nworkers)
 {
@@ -220,7 +247,7 @@ static int home_new(struct sp_push *push, unsigned nworkers)
         sp_presence_new(push->base, push->config->presence.leave_grace_ms, presence_changed, push);
     if (push->hub == NULL || push->replays == NULL || push->presence == NULL)
         return -1;
-    if (push->config->redis.enabled && (push->engine = sp_engine_new(push)) == NULL)
+    if (push->config->redis.enabled && (push->engine = engine_new(push)) == NULL)
         return -1;
     sp_hub_set_watch(push->hub, watch, push);
     return 0;
@@ -659,6 +686,8 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
 {
     struct sp_push_figures mine = {.stats = push->stats};
 
+    if (push->engine != NULL)
+        sp_engine_add_figures(push->engine, &mine.stats.published, &mine.stats.fanout);
     for (int k = 0; k < SP_KIND_COUNT; k++)
         mine.subscribers[k] = push->live[k];
     sp_push_figures_add(sum, &mine);
@@ -736,6 +765,8 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
         sp_log_warn(push->log, "reload",
                     "adding or removing the webhooks section takes effect after a restart");
     sp_hub_set_options(push->hub, &hub);
+    if (push->engine != NULL)
+        sp_engine_reconfigure(push->engine, config);
     sp_presence_set_grace(push->presence, config->presence.leave_grace_ms);
     if (push->occupancy != NULL)
         sp_occupancy_set_grace(push->occupancy, vacancy_grace(config));

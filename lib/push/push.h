@@ -12,7 +12,7 @@
 #include "http/server.h"
 #include "net/curlm.h"
 #include "net/stream.h"
-#include "push/engine.h"
+#include "engine/engine.h"
 
 struct sp_push;
 

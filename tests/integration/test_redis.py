@@ -476,9 +476,9 @@ def test_signed_webhook_ids_are_used_once_across_replicas(make_sidepush, redis_s
 
 
 def test_every_lua_script_loads_in_redis(redis_server):
-    """The engine's scripts are files (lib/push/lua/) that Redis itself compiles."""
+    """The engine's scripts are files (lib/engine/lua/) that Redis itself compiles."""
     from conftest import ROOT
-    scripts = sorted((ROOT / "lib" / "push" / "lua").glob("*.lua"))
+    scripts = sorted((ROOT / "lib" / "engine" / "lua").glob("*.lua"))
     assert len(scripts) == 9
     for script in scripts:
         out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "SCRIPT", "LOAD",

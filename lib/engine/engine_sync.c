@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "core/digest.h"
-#include "push/engine-internal.h"
+#include "engine/engine-internal.h"
 
 /* ---- channels: subscribing and loading --------------------------------------------------- */
 
@@ -81,7 +81,7 @@ static void settle(struct sp_engine *e, struct echan *c)
         /* Its history in the hub would go stale from here: dropped; the next
          * subscriber reads the stream again. */
         c->resync = false;
-        sp_hub_drop_history(e->push->hub, c->name);
+        sp_hub_drop_history(e->env.hub, c->name);
         if (sp_redis_is_up(e->sub) && send_subscription(e, c, "UNSUBSCRIBE") == 0) {
             c->state = C_UNSUBSCRIBING;
             return;
@@ -135,7 +135,7 @@ static struct sp_msg *make_msg(struct sp_engine *e, const char *channel, uint64_
 {
     char id[SP_MSG_ID_MAX], ev[160];
 
-    snprintf(id, sizeof(id), "%s-%" PRIu64, sp_hub_epoch(e->push->hub), seq);
+    snprintf(id, sizeof(id), "%s-%" PRIu64, sp_hub_epoch(e->env.hub), seq);
     if (event.len >= sizeof(ev))
         event.len = 0; /* validated at publish; never longer */
     memcpy(ev, event.ptr, event.len);
@@ -157,13 +157,13 @@ static void apply_snapshot(struct sp_engine *e, struct sp_msg *m, const char *s,
     if (len == 0 || s[0] == '-')
         return;
     if (s[0] == '=') {
-        sp_hub_set_snapshot(e->push->hub, sp_msg_channel(m), m);
+        sp_hub_set_snapshot(e->env.hub, sp_msg_channel(m), m);
         return;
     }
     struct sp_msg *snap = sp_msg_new(sp_msg_channel(m), sp_msg_seq(m), sp_msg_id(m),
                                      sp_msg_event(m), s + 1, len - 1, sp_msg_created(m));
     if (snap != NULL) {
-        sp_hub_set_snapshot(e->push->hub, sp_msg_channel(m), snap);
+        sp_hub_set_snapshot(e->env.hub, sp_msg_channel(m), snap);
         sp_msg_unref(snap);
     }
 }
@@ -174,10 +174,10 @@ static void inject(struct sp_engine *e, struct sp_msg *m, bool deliver, const ch
     struct timespec a, b;
 
     clock_gettime(CLOCK_MONOTONIC, &a);
-    sp_hub_inject(e->push->hub, m, deliver);
+    sp_hub_inject(e->env.hub, m, deliver);
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (deliver)
-        sp_histogram_observe(&e->push->stats.fanout,
+        sp_histogram_observe(&e->stats.fanout,
                              (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
     apply_snapshot(e, m, snap, snap_len);
 }
@@ -211,7 +211,7 @@ static uint64_t entry_created(const redisReply *en)
 static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply *entries,
                           uint64_t redis_now, uint64_t floor, bool deliver)
 {
-    uint64_t ttl = e->push->config->channels.history_ttl_ms;
+    uint64_t ttl = e->env.config->channels.history_ttl_ms;
     uint64_t now = sp_now_ms();
 
     for (size_t i = 0; i < entries->elements; i++) {
@@ -220,7 +220,7 @@ static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply
             floor = strtoull(en->element[0]->str, NULL, 10);
     }
     if (!deliver)
-        sp_hub_reset_channel(e->push->hub, c->name, floor);
+        sp_hub_reset_channel(e->env.hub, c->name, floor);
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *en = entries->element[i];
         if (!entry_valid(en) || entry_created(en) + ttl <= redis_now)
@@ -262,7 +262,7 @@ static void on_load(redisAsyncContext *ac, void *reply, void *arg)
     }
     const char *epoch = r->element[0]->str;
     uint64_t seq = engine_reply_u64(r->element[1]), floor = engine_reply_u64(r->element[2]);
-    if (strcmp(epoch, sp_hub_epoch(e->push->hub)) != 0) {
+    if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0) {
         /* Redis lost its data since this load was asked for: read it all. */
         engine_epoch_changed(e, epoch, seq);
         c->after = 0;
@@ -272,7 +272,7 @@ static void on_load(redisAsyncContext *ac, void *reply, void *arg)
     e->stats.loads++;
     e->stats.resyncs += c->resync;
     apply_entries(e, c, r->element[4], engine_reply_u64(r->element[3]), floor, c->resync);
-    sp_hub_note_seq(e->push->hub, seq);
+    sp_hub_note_seq(e->env.hub, seq);
     /* Pub/sub messages that came during the load: those it did not cover. */
     for (struct buffered *b = c->head; b != NULL; b = b->next) {
         if (sp_msg_seq(b->msg) > seq)
@@ -328,18 +328,18 @@ static void on_message(struct sp_engine *e, struct echan *c, const char *p, size
 
     if (len == 1 && p[0] == 'D') {
         c->resync = false;
-        sp_hub_channel_delete(e->push->hub, c->name);
+        sp_hub_channel_delete(e->env.hub, c->name);
         return;
     }
     if (nl == NULL ||
         sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, &seq, &t, &el, &dl, &gl, &sl,
                &used) != 7 ||
         p + used != nl || el + dl + gl + sl != len - (size_t)(nl + 1 - p)) {
-        sp_log_warn(e->push->log, "redis_message", "unreadable message on channel %s", c->name);
+        sp_log_warn(e->env.log, "redis_message", "unreadable message on channel %s", c->name);
         return;
     }
     const char *f = nl + 1;
-    if (strcmp(epoch, sp_hub_epoch(e->push->hub)) != 0)
+    if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0)
         engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
     struct sp_msg *m = make_msg(e, c->name, seq, sp_now_ms(), (struct sp_slice){f, el},
                                 (struct sp_slice){f + el, dl}, (struct sp_slice){f + el + dl, gl});
@@ -431,7 +431,7 @@ static void sub_down(void *arg, const char *why, uint64_t retry_ms)
      * from its stream when the connection is back. */
     engine_each_chan(e, mark_unsubscribed);
     engine_each_chan(e, free_unwanted);
-    sp_log_write(e->push->log, e->sub_was_up ? SP_LOG_WARN : SP_LOG_DEBUG, "redis_connection",
+    sp_log_write(e->env.log, e->sub_was_up ? SP_LOG_WARN : SP_LOG_DEBUG, "redis_connection",
                  "pub/sub: %s; reconnecting in %llu ms", why, (unsigned long long)retry_ms);
     e->sub_was_up = false;
     engine_update_up(e, why);
@@ -523,7 +523,7 @@ int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, v
     LIST_INSERT_HEAD(&e->waits, w, link);
     uint64_t ms = e->subscribe_wait_ms;
     struct timeval tv = sp_timeval_ms(ms);
-    w->timer = evtimer_new(e->push->base, on_wait_timeout, w);
+    w->timer = evtimer_new(e->env.base, on_wait_timeout, w);
     for (size_t i = 0; i < n; i++) {
         struct echan *c = echan_get(e, names[i], true);
         w->names[w->count] = strdup(names[i]);

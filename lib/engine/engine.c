@@ -1,4 +1,4 @@
-#include "push/engine.h"
+#include "engine/engine.h"
 
 #include <event2/dns.h>
 #include <inttypes.h>
@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "core/digest.h"
-#include "push/engine-internal.h"
+#include "engine/engine-internal.h"
 
 /* ---- the scripts ---------------------------------------------------------------------------
  *
@@ -18,9 +18,9 @@
  * sequence orders them. Entries hold t (Redis time, ms), e (event), d (data),
  * g (GRIP formats, JSON) and s (a snapshot: "-" none, "=" the message itself,
  * "+" and the whole state). */
-/* Each script lives in lib/push/lua/<name>.lua (read it there, or run it
+/* Each script lives in lib/engine/lua/<name>.lua (read it there, or run it
  * with redis-cli --eval), embedded here at build time. */
-#include "push/lua/engine_scripts.h"
+#include "engine/lua/engine_scripts.h"
 
 static const char *const scripts[S_COUNT] = {
     engine_script_hello,   engine_script_publish, engine_script_load,
@@ -86,7 +86,7 @@ int engine_eval(struct sp_engine *e, enum script s, redisCallbackFn *fn, void *p
 void engine_script_failed(struct sp_engine *e, const redisReply *r)
 {
     if (r != NULL && r->type == REDIS_REPLY_ERROR && !e->freeing) {
-        sp_log_error(e->push->log, "redis_script_error", "%s", r->str);
+        sp_log_error(e->env.log, "redis_script_error", "%s", r->str);
         sp_redis_reset(e->cmd, "script error");
     }
 }
@@ -103,12 +103,12 @@ void engine_update_up(struct sp_engine *e, const char *why)
     e->up = up;
     if (up) {
         e->stats.up_transitions++;
-        sp_log_info(e->push->log, "redis_up", "Redis at %s:%u is available",
-                    e->push->config->redis.host, e->push->config->redis.port);
+        sp_log_info(e->env.log, "redis_up", "Redis at %s:%u is available",
+                    e->env.config->redis.host, e->env.config->redis.port);
         engine_share_up(e->share);
     } else {
         e->stats.down_transitions++;
-        sp_log_warn(e->push->log, "redis_down",
+        sp_log_warn(e->env.log, "redis_down",
                     "Redis unavailable (%s): reconnecting; subscribers stay connected", why);
     }
 }
@@ -139,10 +139,10 @@ void engine_epoch_changed(struct sp_engine *e, const char *epoch, uint64_t seq)
     bool first = !e->epoch_known;
 
     e->epoch_known = true;
-    if (!sp_hub_set_epoch(e->push->hub, epoch, seq) || first)
+    if (!sp_hub_set_epoch(e->env.hub, epoch, seq) || first)
         return;
     e->stats.epoch_changes++;
-    sp_log_warn(e->push->log, "redis_epoch",
+    sp_log_warn(e->env.log, "redis_epoch",
                 "Redis has a new epoch '%s' (its data was lost or restored): history restarts, "
                 "resuming clients are told they missed messages",
                 epoch);
@@ -180,12 +180,12 @@ static void send_hello(struct sp_engine *e)
 {
     char seqk[KEY_MAX], epochk[KEY_MAX], fresh[9], seq[24];
     const char *keys[2] = {seqk, epochk};
-    const char *args[3] = {fresh, sp_hub_epoch(e->push->hub), seq};
+    const char *args[3] = {fresh, sp_hub_epoch(e->env.hub), seq};
 
     engine_key(e, seqk, sizeof(seqk), "seq", NULL);
     engine_key(e, epochk, sizeof(epochk), "epoch", NULL);
     engine_fresh_epoch(fresh);
-    struct sp_cursor now = sp_hub_now(e->push->hub);
+    struct sp_cursor now = sp_hub_now(e->env.hub);
     snprintf(seq, sizeof(seq), "%" PRIu64, now.seq);
     if (engine_eval(e, S_HELLO, on_hello, e, 2, keys, 3, args, NULL) < 0)
         sp_redis_reset(e->cmd, "cannot send");
@@ -243,7 +243,7 @@ static void cmd_down(void *arg, const char *why, uint64_t retry_ms)
     e->hello_done = false;
     if (e->freeing)
         return;
-    sp_log_write(e->push->log, e->cmd_was_up ? SP_LOG_WARN : SP_LOG_DEBUG, "redis_connection",
+    sp_log_write(e->env.log, e->cmd_was_up ? SP_LOG_WARN : SP_LOG_DEBUG, "redis_connection",
                  "commands: %s; reconnecting in %llu ms", why, (unsigned long long)retry_ms);
     e->cmd_was_up = false;
     engine_update_up(e, why);
@@ -268,9 +268,9 @@ uint64_t sp_engine_lease_ms(const struct sp_engine *e)
     return e->poll_lease_ms;
 }
 
-struct sp_engine *sp_engine_new(struct sp_push *push)
+struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
 {
-    const struct sp_config *cfg = push->config;
+    const struct sp_config *cfg = env->config;
     struct sp_engine *e = calloc(1, sizeof(*e));
     struct sp_redis_options opts = {
         .host = cfg->redis.host,
@@ -285,7 +285,7 @@ struct sp_engine *sp_engine_new(struct sp_push *push)
 
     if (e == NULL)
         return NULL;
-    e->push = push;
+    e->env = *env;
     e->cmd_was_up = e->sub_was_up = true; /* a first failure to connect is worth a warning */
     LIST_INIT(&e->waits);
     snprintf(e->replica, sizeof(e->replica), "%08x%08x", sp_random(), sp_random());
@@ -294,18 +294,18 @@ struct sp_engine *sp_engine_new(struct sp_push *push)
     e->poll_lease_ms = cfg->redis.poll_lease_ms;
     e->required_for_ready = cfg->redis.required_for_ready;
     e->chans = sp_hmap_new();
-    e->lingering = sp_delay_new(push->base, engine_lingered, e);
-    e->dns = evdns_base_new(push->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    e->lingering = sp_delay_new(env->base, engine_lingered, e);
+    e->dns = evdns_base_new(env->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
     if (e->dns == NULL) /* no resolv.conf: numeric addresses and /etc/hosts still work */
-        e->dns = evdns_base_new(push->base, 0);
+        e->dns = evdns_base_new(env->base, 0);
     e->share = engine_share_new(e);
     if (e->prefix == NULL || e->chans == NULL || e->lingering == NULL || e->dns == NULL ||
         e->share == NULL)
         goto fail;
     opts.ping = true; /* notices a Redis that stopped answering */
-    e->cmd = sp_redis_new(push->base, e->dns, &opts, &cmd_ops, e);
+    e->cmd = sp_redis_new(env->base, e->dns, &opts, &cmd_ops, e);
     opts.ping = false; /* a subscribed connection takes no PING in RESP2 hiredis */
-    e->sub = sp_redis_new(push->base, e->dns, &opts, &engine_sub_ops, e);
+    e->sub = sp_redis_new(env->base, e->dns, &opts, &engine_sub_ops, e);
     if (e->cmd == NULL || e->sub == NULL)
         goto fail;
     return e;
@@ -353,6 +353,23 @@ static void count_subscribed(const char *name, void *value, void *arg)
     const struct echan *c = value;
     (void)name;
     *(size_t *)arg += c->state == C_SYNCED;
+}
+
+void sp_engine_reconfigure(struct sp_engine *e, const struct sp_config *config)
+{
+    e->env.config = config;
+}
+
+void sp_engine_share_occupancies(struct sp_engine *e, struct sp_occupancy *occupancy)
+{
+    e->env.occupancy = occupancy;
+}
+
+void sp_engine_add_figures(const struct sp_engine *e, uint64_t *published,
+                           struct sp_histogram *fanout)
+{
+    *published += e->stats.published;
+    sp_histogram_add(fanout, &e->stats.fanout);
 }
 
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)

@@ -26,7 +26,7 @@
 #include <sys/queue.h>
 
 #include "core/log.h"
-#include "push/engine-internal.h"
+#include "engine/engine-internal.h"
 
 #define BATCH_MAX 256 /* entries per call */
 #define ENTRY_ARGS 5
@@ -107,11 +107,11 @@ static void mark_occupancy(const char *channel, void *ctx)
 /* Everything this replica holds, for a Redis that has none of it. */
 static void mark_all(struct engine_share *s)
 {
-    struct sp_push *push = s->e->push;
+    const struct sp_engine_env *env = &s->e->env;
 
-    sp_presence_each(push->presence, mark_member, s);
-    if (push->occupancy != NULL)
-        sp_occupancy_each(push->occupancy, mark_occupancy, s);
+    sp_presence_each(env->presence, mark_member, s);
+    if (env->occupancy != NULL)
+        sp_occupancy_each(env->occupancy, mark_occupancy, s);
 }
 
 static void sent_clear(struct engine_share *s, bool again)
@@ -132,16 +132,16 @@ static const char *str_of(const redisReply *r)
     return r->type == REDIS_REPLY_STRING ? r->str : "";
 }
 
-static void tell(struct sp_push *push, const redisReply *const *ev)
+static void tell(const struct sp_engine_events *events, const redisReply *const *ev)
 {
     const char *what = str_of(ev[0]), *channel = str_of(ev[1]), *user = str_of(ev[2]);
     const char *info = str_of(ev[3]);
 
     if (strcmp(what, "added") == 0 || strcmp(what, "removed") == 0)
-        sp_push_tell_member(push, what[0] == 'a', channel, user, info[0] ? info : NULL,
-                            (size_t)engine_reply_u64(ev[4]));
+        events->member(events->ctx, what[0] == 'a', channel, user, info[0] ? info : NULL,
+                       (size_t)engine_reply_u64(ev[4]));
     else
-        sp_push_tell_occupancy(push, strcmp(what, "occupied") == 0, channel);
+        events->occupancy(events->ctx, strcmp(what, "occupied") == 0, channel);
 }
 
 static void on_shared(redisAsyncContext *ac, void *reply, void *arg)
@@ -158,7 +158,7 @@ static void on_shared(redisAsyncContext *ac, void *reply, void *arg)
     }
     sent_clear(s, false);
     for (size_t i = 1; i + EVENT_FIELDS - 1 < r->elements; i += EVENT_FIELDS)
-        tell(s->e->push, (const redisReply *const *)&r->element[i]);
+        tell(&s->e->env.events, (const redisReply *const *)&r->element[i]);
     if (engine_reply_u64(r->element[0]) == 0)
         mark_all(s);
     if (!TAILQ_EMPTY(&s->order) && !s->e->freeing)
@@ -166,18 +166,18 @@ static void on_shared(redisAsyncContext *ac, void *reply, void *arg)
 }
 
 /* The entry's five arguments as they are now (not as when it was marked). */
-static void entry_args(struct sp_push *push, const struct dirty *d, const char **argv, size_t *lens,
-                       char count[16])
+static void entry_args(const struct sp_engine_env *env, const struct dirty *d, const char **argv,
+                       size_t *lens, char count[16])
 {
     unsigned conns = 0;
     const char *info = NULL;
     long n;
 
     if (d->user != NULL)
-        n = sp_presence_lookup(push->presence, d->channel, d->user, &conns, &info) ? (long)conns
-                                                                                   : -1;
+        n = sp_presence_lookup(env->presence, d->channel, d->user, &conns, &info) ? (long)conns
+                                                                                  : -1;
     else
-        n = push->occupancy != NULL && sp_occupancy_held(push->occupancy, d->channel) ? 1 : -1;
+        n = env->occupancy != NULL && sp_occupancy_held(env->occupancy, d->channel) ? 1 : -1;
     snprintf(count, 16, "%ld", n);
     argv[0] = d->user ? "m" : "o";
     argv[1] = d->channel;
@@ -207,7 +207,7 @@ static void flush(struct engine_share *s)
         sp_hmap_del(s->dirty, d->key);
         TAILQ_INSERT_TAIL(&s->sent, d, link);
         size_t at = HEAD_ARGS + n * ENTRY_ARGS;
-        entry_args(e->push, d, c->argv + at, c->lens + at, c->counts[n]);
+        entry_args(&e->env, d, c->argv + at, c->lens + at, c->counts[n]);
         n++;
     }
     if (sp_redis_command(e->cmd, on_shared, s, (int)(HEAD_ARGS + n * ENTRY_ARGS), c->argv,
@@ -225,12 +225,12 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 struct engine_share *engine_share_new(struct sp_engine *e)
 {
     struct engine_share *s = calloc(1, sizeof(*s));
-    struct event_base *base = e->push->base;
+    struct event_base *base = e->env.base;
 
     if (s == NULL)
         return NULL;
     s->e = e;
-    s->timeout_ms = e->push->config->redis.replica_timeout_ms;
+    s->timeout_ms = e->env.config->redis.replica_timeout_ms;
     TAILQ_INIT(&s->order);
     TAILQ_INIT(&s->sent);
     s->dirty = sp_hmap_new();

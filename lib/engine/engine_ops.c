@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "core/digest.h"
-#include "push/engine-internal.h"
+#include "engine/engine-internal.h"
 
 /* ---- publishing -------------------------------------------------------------------------- */
 
@@ -31,7 +31,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *arg)
     res.duplicate = engine_reply_u64(r->element[2]) != 0;
     res.subscribers = (size_t)engine_reply_u64(r->element[3]); /* replicas */
     res.seq = engine_reply_u64(r->element[4]);
-    e->push->stats.published += !res.duplicate;
+    e->stats.published += !res.duplicate;
     op->cb.published(op->arg, SP_HUB_OK, &res);
     free(op);
 }
@@ -42,9 +42,9 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
     char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX], dedupk[KEY_MAX * 2];
     char chan[KEY_MAX], history[24], ttl[24], meta_ttl[24], fresh[9];
     const char *keys[5] = {seqk, epochk, streamk, metak, dedupk};
-    const struct sp_config *cfg = e->push->config;
+    const struct sp_config *cfg = e->env.config;
     char *grip = NULL, *snap = NULL;
-    int rc = sp_hub_check(e->push->hub, &p->pub);
+    int rc = sp_hub_check(e->env.hub, &p->pub);
 
     if (rc != SP_HUB_OK)
         return rc;
@@ -166,7 +166,7 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
     else
         engine_key(e, second, sizeof(second), "m:", channel);
     snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64,
-             e->push->config->channels.history_ttl_ms + META_EXTRA_MS);
+             e->env.config->channels.history_ttl_ms + META_EXTRA_MS);
     if (engine_eval(e, s, s == S_INFO ? on_info : on_deleted, op, s == S_INFO ? 3 : 2, keys,
                     s == S_INFO ? 0 : 2, args, NULL) < 0) {
         free(op);
@@ -267,7 +267,7 @@ void sp_engine_save_poll_state(struct sp_engine *e, const char *channel,
         return;
     engine_key(e, statek, sizeof(statek), "poll:", channel);
     lens[1] = strlen(statek);
-    snprintf(ms, sizeof(ms), "%" PRIu64, e->push->config->channels.history_ttl_ms + META_EXTRA_MS);
+    snprintf(ms, sizeof(ms), "%" PRIu64, e->env.config->channels.history_ttl_ms + META_EXTRA_MS);
     sp_redis_command(e->cmd, NULL, NULL, 10, argv, lens);
     sp_redis_command(e->cmd, NULL, NULL, 3, expire, NULL);
 }
@@ -285,8 +285,7 @@ static void on_claimed(redisAsyncContext *ac, void *reply, void *arg)
         op->cb.claimed(op->arg, SP_HUB_OK, r->str);
     else {
         if (r != NULL && r->type == REDIS_REPLY_ERROR)
-            sp_log_error(op->e->push->log, "redis_error", "SET NX GET (Redis 7 needed): %s",
-                         r->str);
+            sp_log_error(op->e->env.log, "redis_error", "SET NX GET (Redis 7 needed): %s", r->str);
         op->cb.claimed(op->arg, SP_HUB_UNAVAILABLE, NULL);
     }
     free(op);

@@ -3,8 +3,8 @@
  * streams, pub/sub messages, waiting subscribers), engine_ops.c
  * (publishing, channel administration, poll leases, webhook ids) and
  * engine_share.c (presence and occupancy shared across replicas). */
-#ifndef SP_PUSH_ENGINE_INTERNAL_H
-#define SP_PUSH_ENGINE_INTERNAL_H
+#ifndef SP_ENGINE_ENGINE_INTERNAL_H
+#define SP_ENGINE_ENGINE_INTERNAL_H
 
 #include <hiredis/hiredis.h>
 #include <stdatomic.h>
@@ -15,8 +15,14 @@
 
 #include "core/hmap.h"
 #include "net/redis.h"
-#include "push/engine.h"
-#include "push/push-internal.h"
+#include "channel/hub.h"
+#include "channel/occupancy.h"
+#include "channel/presence.h"
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "engine/engine.h"
+#include "metrics/metrics.h"
 
 /* A channel stays subscribed this long after its last local subscriber
  * left: long-poll clients come back between their requests, and a channel
@@ -83,13 +89,15 @@ struct sp_engine_wait {
 };
 
 struct engine_stats {
+    uint64_t published;         /* not counting duplicates */
+    struct sp_histogram fanout; /* a pub/sub message to the hub's hand-off */
     uint64_t up_transitions, down_transitions;
     uint64_t publish_failures;
     uint64_t loads, resyncs, epoch_changes;
 };
 
 struct sp_engine {
-    struct sp_push *push;
+    struct sp_engine_env env;
     struct sp_delay *lingering; /* channels unwanted for less than LINGER_MS */
     struct evdns_base *dns;
     struct sp_redis *cmd, *sub;

@@ -17,24 +17,54 @@
  * When Redis is lost, nothing is published (503), subscribers stay
  * connected, and on reconnection each channel reads what it missed from its
  * stream and delivers it. Two connections: one for commands, one for
- * pub/sub (hiredis on the push loop, through net/redis).
+ * pub/sub (hiredis on the home worker's loop, through net/redis).
  */
-#ifndef SP_PUSH_ENGINE_H
-#define SP_PUSH_ENGINE_H
+#ifndef SP_ENGINE_ENGINE_H
+#define SP_ENGINE_ENGINE_H
 
 #include <event2/buffer.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "channel/hub.h"
+#include "metrics/metrics.h"
 
-struct sp_push;
+struct sp_config;
+struct sp_log;
+struct sp_occupancy;
+struct sp_presence;
 struct sp_engine;
 
-/* Starts connecting; push->config->redis must be enabled. */
-struct sp_engine *sp_engine_new(struct sp_push *push);
+/* What the deployment's presence and occupancy did, as Redis answered a
+ * replica's share (see sp_engine_share_member): the facade tells its
+ * subscribers and the backend's webhooks. */
+struct sp_engine_events {
+    void (*member)(void *ctx, bool joined, const char *channel, const char *user_id,
+                   const char *info, size_t members);
+    void (*occupancy)(void *ctx, bool occupied, const char *channel);
+    void *ctx;
+};
+
+/* What the engine works with, all owned by the caller and outliving it:
+ * the loop it runs on, the hub it feeds, the tables it shares (read when
+ * sent), and the configuration until sp_engine_reconfigure. */
+struct sp_engine_env {
+    struct event_base *base;
+    const struct sp_log *log;
+    const struct sp_config *config; /* config->redis must be enabled */
+    struct sp_hub *hub;
+    struct sp_presence *presence;
+    struct sp_occupancy *occupancy; /* or NULL until sp_engine_share_occupancies */
+    struct sp_engine_events events;
+};
+
+/* Starts connecting. */
+struct sp_engine *sp_engine_new(const struct sp_engine_env *env);
 /* Operations in flight complete with SP_HUB_UNAVAILABLE first. Accepts NULL. */
 void sp_engine_free(struct sp_engine *e);
+/* A reload: channel options apply to the next publish and load; the redis
+ * section itself takes a restart. */
+void sp_engine_reconfigure(struct sp_engine *e, const struct sp_config *config);
 
 /* Both connections are up and the scripts are loaded. */
 bool sp_engine_up(const struct sp_engine *e);
@@ -140,12 +170,14 @@ int sp_engine_claim(struct sp_engine *e, const char *key, const char *value, uin
 /* ---- presence and occupancy across replicas ------------------------------------------------- */
 
 /* This replica's part changed: the member's connections (its state is read
- * from the push's presence table when sent), or the channel's occupancy
+ * from env->presence when sent), or the channel's occupancy
  * (from its occupancy). Redis answers with what changed for the
- * deployment, which this replica then tells (sp_push_tell_member,
- * sp_push_tell_occupancy). */
+ * deployment, which this replica then tells (env->events). */
 void sp_engine_share_member(struct sp_engine *e, const char *channel, const char *user_id);
 void sp_engine_share_occupancy(struct sp_engine *e, const char *channel);
+/* Occupancy is shared from now on, read from occupancy (the caller's, made
+ * when webhooks were asked for). */
+void sp_engine_share_occupancies(struct sp_engine *e, struct sp_occupancy *occupancy);
 
 /* The deployment's members of channel: json is
  * {"channel":..,"count":n,"members":[{"user_id":..,"user_info":..,
@@ -156,6 +188,10 @@ typedef void (*sp_engine_members_done)(void *arg, const char *json);
 int sp_engine_members(struct sp_engine *e, const char *channel, size_t max,
                       sp_engine_members_done cb, void *arg);
 
+/* The engine's own figures, added to a sum: messages it published (not
+ * duplicates) and the time from a pub/sub message to the hub's fan-out. */
+void sp_engine_add_figures(const struct sp_engine *e, uint64_t *published,
+                           struct sp_histogram *fanout);
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out);
 
 #endif
