@@ -1,6 +1,5 @@
 /* Shared by the push modules only: push.c, subscriber.c, the transports
- * (sse.c, websocket.c, longpoll.c, grip.c), publish.c, replay.c and, through
- * engine-internal.h, the Redis engine's files. */
+ * (sse.c, websocket.c, longpoll.c, grip.c), publish.c and replay.c. */
 #ifndef SP_PUSH_INTERNAL_H
 #define SP_PUSH_INTERNAL_H
 
