@@ -87,10 +87,7 @@ def main():
     if len(tables) < 2:
         print("no libraries given")
         sys.exit(1)
-    errors = check(tables)
-    for e in errors:
-        print(e)
-    sys.exit(1 if errors else 0)
+    layers.report(check(tables))
 
 
 if __name__ == "__main__":

@@ -99,8 +99,11 @@ def self_test():
 def main():
     if "--self-test" in sys.argv:
         sys.exit(0 if self_test() else 1)
-    lib = Path(__file__).resolve().parent.parent.parent / "lib"
-    errors = check(lib)
+    report(check(Path(__file__).resolve().parent.parent.parent / "lib"))
+
+
+def report(errors):
+    """Prints the errors and exits: 1 if there are any."""
     for e in errors:
         print(e)
     sys.exit(1 if errors else 0)
