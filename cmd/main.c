@@ -79,11 +79,7 @@ struct runner {
     bool stopping;
     const char *path;
     struct sp_log *log;
-    struct sp_config *config;
-    /* Configurations replaced by reloads: connections made under them may
-     * still point into them, so they live until exit (a few KiB each). */
-    struct sp_config **retired;
-    size_t nretired;
+    struct sp_config *config;   /* the running one: a reload's replaces it */
     struct sp_filewatch *watch; /* the configuration's files, while watch_config */
 };
 
@@ -135,20 +131,16 @@ static void reload(struct runner *r)
         sp_diags_clear(&diags);
         return;
     }
-    struct sp_config **grown = realloc(r->retired, (r->nretired + 1) * sizeof(*grown));
     char err[512];
-    if (grown == NULL) {
-        sp_config_free(fresh);
-        return;
-    }
-    r->retired = grown;
     if (sp_app_reconfigure(r->app, fresh, err, sizeof(err)) < 0) {
         sp_log_error(r->log, "reload_rejected", "%s: %s; kept the running configuration", r->path,
                      err);
-        sp_config_free(fresh);
+        sp_config_release(fresh);
         return;
     }
-    r->retired[r->nretired++] = r->config;
+    /* What still points into the old one (a worker yet to switch, a
+     * WebSocket subscriber, a poller) holds it; the last lets it go. */
+    sp_config_release(r->config);
     r->config = fresh;
     r->log->level = fresh->log.level;
     sp_log_info(r->log, "reloaded", "%s: %zu routes", r->path, fresh->nroutes);
@@ -245,10 +237,7 @@ done:
         event_free(sighup);
     if (base)
         event_base_free(base);
-    sp_config_free(runner.config ? runner.config : config);
-    for (size_t i = 0; i < runner.nretired; i++)
-        sp_config_free(runner.retired[i]);
-    free(runner.retired);
+    sp_config_release(runner.config ? runner.config : config);
     return rc;
 }
 
@@ -302,7 +291,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: warning: %s\n", check, err);
         if (rc == 0)
             printf("%s: configuration is valid\n", check);
-        sp_config_free(checked);
+        sp_config_release(checked);
     } else {
         rc = run(config);
     }

@@ -715,11 +715,13 @@ static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_c
 
 /* ---- reloads ----------------------------------------------------------------------------- */
 
-static void reconfigure_worker(struct worker *w, void *arg)
+/* On w's loop: config is the reference the caller held for w, which now
+ * keeps it in place of the one it had. */
+static void reconfigure_worker(struct worker *w, const struct sp_config *config)
 {
-    const struct sp_config *config = arg;
     const struct sp_http_limits limits = http_limits(config);
     const struct sp_proxy_options proxy = proxy_options(w, config);
+    const struct sp_config *old = w->config;
 
     sp_http_server_set_limits(w->clients, &limits);
     if (sp_proxy_reconfigure(w->proxy, &proxy) < 0)
@@ -731,11 +733,35 @@ static void reconfigure_worker(struct worker *w, void *arg)
     w->backend.config = config;
     w->config = config;
     update_accepting(w);
+    sp_config_release(old);
+}
+
+/* A reload on its way to a worker: it holds the new configuration until
+ * the worker takes it, or lets it go when the mail is dropped at exit. */
+struct reconfig {
+    struct sp_mail mail;
+    struct worker *w;
+    const struct sp_config *config;
+};
+
+static void reconfig_run(struct sp_mail *mail)
+{
+    struct reconfig *r = (struct reconfig *)mail;
+    reconfigure_worker(r->w, r->config);
+    free(r);
+}
+
+static void reconfig_drop(struct sp_mail *mail)
+{
+    struct reconfig *r = (struct reconfig *)mail;
+    sp_config_release(r->config);
+    free(r);
 }
 
 int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char *err, size_t errlen)
 {
     const struct sp_http_limits limits = http_limits(config);
+    const struct sp_config *old = app->config;
 
     /* Checked before anything changes: a watched ConfigMap or a rotated
      * Secret reloads unattended, and must never leave a half-applied state. */
@@ -750,12 +776,18 @@ int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char 
     sp_http_server_set_limits(app->publishers, &limits);
     if (app->admins)
         sp_http_server_set_limits(app->admins, &limits);
-    app->config = config;
+    app->config = sp_config_hold(config);
     for (unsigned i = 1; i < app->nworkers; i++) {
-        if (call_on(&app->workers[i], reconfigure_worker, (void *)config) < 0)
+        struct reconfig *r = malloc(sizeof(*r));
+        if (r == NULL) {
             sp_log_error(app->log, "reload", "worker %u keeps its configuration: out of memory", i);
+            continue;
+        }
+        *r = (struct reconfig){.w = &app->workers[i], .config = sp_config_hold(config)};
+        sp_mailbox_post(r->w->mailbox, &r->mail, reconfig_run, reconfig_drop);
     }
-    reconfigure_worker(home(app), (void *)config);
+    reconfigure_worker(home(app), sp_config_hold(config));
+    sp_config_release(old);
     return 0;
 }
 
@@ -769,7 +801,7 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
     const struct sp_proxy_options proxy = proxy_options(w, config);
 
     w->app = app;
-    w->config = config;
+    w->config = sp_config_hold(config);
     w->base = base;
     w->mailbox = sp_mailbox_new(base);
     w->curlm = sp_curlm_new(base);
@@ -881,7 +913,7 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    app->config = config;
+    app->config = sp_config_hold(config);
     app->log = log;
     app->nworkers = nworkers ? nworkers : 1;
     for (unsigned i = 0; i < app->nworkers; i++) {
@@ -1084,7 +1116,9 @@ void sp_app_free(struct sp_app *app)
     for (unsigned i = 0; i < app->nworkers; i++) {
         if (app->workers[i].own_base && app->workers[i].base)
             event_base_free(app->workers[i].base);
+        sp_config_release(app->workers[i].config);
     }
+    sp_config_release(app->config);
     free(app->workers);
     free(app);
 }

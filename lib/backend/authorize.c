@@ -73,7 +73,7 @@ struct question {
 
 struct pending {
     struct sp_auth *auth;
-    const struct sp_route_config *route;
+    const struct sp_route_config *route; /* its configuration held */
     struct sp_http_conn *conn;
     struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
     char *spec;
@@ -245,6 +245,8 @@ static void pending_free(struct pending *p)
         curl_easy_cleanup(p->easy);
     }
     question_clear(&p->q);
+    if (p->route != NULL)
+        sp_config_release(p->route->owner);
     free(p->spec);
     free(p->user_header);
     free(p->info_header);
@@ -389,6 +391,7 @@ void sp_auth_check(struct sp_auth *a, const struct sp_route_config *route,
     }
     p->auth = a;
     p->route = route;
+    sp_config_hold(route->owner);
     p->conn = conn;
     p->q = q;
     p->allowed = allowed;

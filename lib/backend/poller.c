@@ -20,7 +20,7 @@
 
 struct poller {
     struct sp_polls *polls;
-    const struct sp_route_config *route;
+    const struct sp_route_config *route; /* its configuration held */
     char *channel;
     char *url;
     struct curl_slist *client_headers; /* per-client polls only */
@@ -83,6 +83,8 @@ static void poller_free(struct poller *p)
     free(p->last_body);
     free(p->url);
     free(p->channel);
+    if (p->route != NULL)
+        sp_config_release(p->route->owner);
     free(p);
 }
 
@@ -496,6 +498,7 @@ static int polls_ensure(struct sp_polls *polls, const struct sp_route_config *ro
         return -1;
     p->polls = polls;
     p->route = route;
+    sp_config_hold(route->owner);
     p->channel = strdup(channel);
     p->url = strdup(url);
     p->body = evbuffer_new();
@@ -584,7 +587,7 @@ static struct curl_slist *client_headers(const struct sp_route_config *route,
 struct ensure {
     struct sp_mail mail;
     struct sp_polls *polls;
-    const struct sp_route_config *route;
+    const struct sp_route_config *route; /* its configuration held */
     struct curl_slist *headers;
     char channel[48];
     char url[];
@@ -594,6 +597,7 @@ static void ensure_free(struct sp_mail *mail)
 {
     struct ensure *e = (struct ensure *)mail;
     curl_slist_free_all(e->headers);
+    sp_config_release(e->route->owner);
     free(e);
 }
 
@@ -624,6 +628,7 @@ static int ensure_at_home(struct sp_polls *polls, const struct sp_route_config *
         return -1;
     e->polls = polls;
     e->route = route;
+    sp_config_hold(route->owner);
     e->headers = headers;
     snprintf(e->channel, sizeof(e->channel), "%s", channel);
     memcpy(e->url, url, len);

@@ -801,6 +801,7 @@ static void walk_routes(struct walker *w, const struct sp_ynode *seq)
         struct sp_route_config *r = &c->routes[i];
         struct walker rw = {w->file, w->diags, route_keys, COUNT(route_keys), r, c};
 
+        r->owner = c;
         r->line = item->line;
         r->col = item->col;
         apply_defaults(route_keys, COUNT(route_keys), r);
@@ -965,6 +966,8 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
     size_t before = diags->count;
     struct sp_config *c = calloc(1, sizeof(*c));
 
+    if (c != NULL)
+        atomic_init(&c->refs, 1);
     if (c == NULL || (c->file = strdup(file)) == NULL) {
         sp_diags_add(diags, file, 1, 1, "out of memory");
         goto fail;
@@ -992,7 +995,7 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
 
 fail:
     sp_ynode_free(root);
-    sp_config_free(c);
+    sp_config_release(c);
     return -1;
 }
 
@@ -1047,9 +1050,19 @@ static void free_strings(const struct key *keys, size_t n, void *base)
     }
 }
 
-void sp_config_free(struct sp_config *config)
+const struct sp_config *sp_config_hold(const struct sp_config *config)
 {
-    if (config == NULL)
+    /* The count is the one field a holder changes: not a part of what the
+     * configuration says. */
+    atomic_fetch_add_explicit(&((struct sp_config *)config)->refs, 1, memory_order_relaxed);
+    return config;
+}
+
+void sp_config_release(const struct sp_config *shared)
+{
+    struct sp_config *config = (struct sp_config *)shared;
+
+    if (config == NULL || atomic_fetch_sub_explicit(&config->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < config->nroutes; i++) {
         free_strings(route_keys, COUNT(route_keys), &config->routes[i]);

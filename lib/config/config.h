@@ -7,6 +7,7 @@
 #ifndef SP_CONFIG_CONFIG_H
 #define SP_CONFIG_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +34,7 @@ struct sp_strlist {
 };
 
 struct sp_route_config {
+    const struct sp_config *owner; /* what to hold while keeping this route */
     char *path;
     struct sp_tmpl *tmpl; /* compiled path */
     unsigned line, col;
@@ -79,6 +81,7 @@ struct sp_route_config {
 };
 
 struct sp_config {
+    atomic_uint refs; /* sp_config_hold, sp_config_release */
     char *file;
     struct sp_sources sources; /* the files read for ${file:}, to watch with file */
     struct sp_address listen;
@@ -186,7 +189,8 @@ struct sp_config {
 };
 
 /* Loads and validates a configuration from text (len bytes). file names it
- * in diagnostics. Returns 0 and *out (free with sp_config_free), or -1 after
+ * in diagnostics. Returns 0 and *out (one reference, the caller's: see
+ * sp_config_release), or -1 after
  * appending one "FILE:LINE:COL: message" per problem to diags. env may be
  * NULL to use the process environment. */
 int sp_config_parse(const char *file, const char *text, size_t len, sp_env_lookup env,
@@ -195,7 +199,14 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
 /* Reads path and calls sp_config_parse(). */
 int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *diags);
 
-void sp_config_free(struct sp_config *config);
+/* A configuration is shared by reference, across threads: whatever keeps
+ * a pointer into one past the loop turn it got it in (a worker, a poller, a
+ * WebSocket subscriber, a mail in flight) holds it, and a reload frees the
+ * configuration it replaced once the last of them let go (relayd's
+ * config_purge, by counting). Returns config. */
+const struct sp_config *sp_config_hold(const struct sp_config *config);
+/* Drops one reference; the last frees the configuration. Accepts NULL. */
+void sp_config_release(const struct sp_config *config);
 
 /* Parses a Redis address: "host", "host:port", "[v6]:port" or
  * "redis://[[user]:password@]host[:port][/db]". Fills the malloc'd

@@ -393,7 +393,7 @@ static void start_transport(struct sp_push *push, const struct sp_route_config *
 /* A subscriber waiting for its channels to be synced with Redis. */
 struct channel_wait {
     struct sp_push *push;
-    const struct sp_route_config *route;
+    const struct sp_route_config *route; /* its configuration held */
     struct sp_http_conn *conn;
     struct sp_engine_wait *wait; /* on the home worker */
     struct remote_wait *remote;  /* on any other: the request mailed home */
@@ -403,6 +403,7 @@ struct channel_wait {
 
 static void channel_wait_free(struct channel_wait *w)
 {
+    sp_config_release(w->route->owner);
     free(w->user_id);
     free(w->user_info);
     free(w);
@@ -532,6 +533,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         return;
     }
     *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL, NULL};
+    sp_config_hold(route->owner);
     strcpy(w->spec, spec);
     if (who != NULL && who->user_id != NULL &&
         ((w->user_id = strdup(who->user_id)) == NULL ||

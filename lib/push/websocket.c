@@ -30,8 +30,9 @@ struct sp_ws {
     uint64_t last_ping;
     uint64_t retire_ms; /* limits.max_connection_age */
     bool awaiting_pong;
-    char *heartbeat;
-    struct sp_forward *forward; /* client messages to the backend, or NULL */
+    const char *heartbeat;          /* in config */
+    const struct sp_config *config; /* held: the route's, whatever reloads came since */
+    struct sp_forward *forward;     /* client messages to the backend, or NULL */
 };
 
 static void ws_free(struct sp_ws *ws);
@@ -214,6 +215,7 @@ static void ws_free(struct sp_ws *ws)
     sp_ws_reader_free(ws->reader);
     if (ws->forward != NULL)
         ws->push->forwarder->close(ws->forward);
+    sp_config_release(ws->config);
     free(ws);
 }
 
@@ -394,6 +396,7 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
     ws->retire_ms = sp_retire_at(ws->last_ping, push->config->limits.max_connection_age_ms);
+    ws->config = sp_config_hold(route->owner);
     ws->heartbeat = route->subscribe.websocket.heartbeat;
     if (push->forwarder != NULL && route->subscribe.websocket.forward != NULL &&
         (ws->forward = push->forwarder->open(push->forwarder_ctx, route, spec, req,

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (config != NULL || diags.count == 0) {
         abort(); /* failure means no config and at least one reason */
     }
-    sp_config_free(config);
+    sp_config_release(config);
     sp_diags_clear(&diags);
     return 0;
 }

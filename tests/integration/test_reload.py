@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import Sidepush
+from conftest import SANITIZED, Sidepush
 from pushutil import CurlSSE, publish, publish_ok, wait_subscribers
 
 BASE = "routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
@@ -17,6 +17,13 @@ def reload(sp, extra):
     sp.config.write_text(head + extra)
     sp.proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
+
+
+def reload_now(sp, extra):
+    """reload() without the wait: the caller waits for the log line."""
+    text = sp.config.read_text()
+    sp.config.write_text(text.split("routes:")[0] + extra)
+    sp.proc.send_signal(signal.SIGHUP)
 
 
 def test_reload_adds_a_route_and_keeps_connections(make_sidepush):
@@ -175,3 +182,53 @@ def test_check_config_warns_when_the_backend_does_not_resolve(tmp_path):
     r = subprocess.run([SIDEPUSH, "--check-config", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr  # a warning: the check may run where the pod's DNS is not
     assert "warning" in r.stderr and "no-such-host.invalid" in r.stderr
+
+
+def wait_reloads(sp, count, timeout=20):
+    deadline = time.monotonic() + timeout
+    log = sp.config.with_suffix(".log")
+    while log.read_text().count('"reloaded"') < count:
+        assert time.monotonic() < deadline, f"not reloaded {count} times:\n{log.read_text()[-2000:]}"
+        time.sleep(0.02)
+
+
+def many_routes(n, heartbeat):
+    """A configuration of some hundreds of KiB in memory: what a reload replaces."""
+    return ("routes:\n"
+            f"  - path: /ws/{{channel}}\n    subscribe: {{ websocket: {{ heartbeat: {heartbeat} }} }}\n"
+            "  - path: /live/{name}\n"
+            "    poll: { url: '/resource/{name}', interval: 100ms, event: change }\n"
+            + "".join(f"  - path: /r{i}/{{a}}/{{b}}/{{channel}}\n    subscribe: {{}}\n"
+                      for i in range(n)))
+
+
+def test_reloads_free_the_configurations_they_replace(make_sidepush):
+    """A ConfigMap edited again and again does not grow the process: a reload frees the
+    configuration it replaced once nothing uses it, while what was opened under it (a
+    WebSocket with that route's heartbeat, a poller, an SSE stream) goes on working."""
+    import asyncio
+    import websockets
+    sp = make_sidepush("log: { level: info }\n" + many_routes(2000, "ping-0"))
+    sse = CurlSSE(f"{sp.url}/live/kept")
+    rss = []
+
+    async def main():
+        async with websockets.connect(f"ws://127.0.0.1:{sp.port}/ws/chan") as ws:
+            for i in range(1, 41):
+                reload_now(sp, many_routes(2000, f"ping-{i}"))
+                wait_reloads(sp, i)
+                if i in (5, 40):
+                    rss.append(sp.rss_kib())
+            # The WebSocket keeps the heartbeat of the configuration it opened under,
+            # forty configurations ago.
+            await ws.send("ping-0")
+            return await asyncio.wait_for(ws.recv(), 5)
+    try:
+        assert asyncio.run(main()) == "pong"
+        assert sse.events(1)  # the poller, started under the first configuration, still polls
+    finally:
+        sse.close()
+    grown_mib = (rss[1] - rss[0]) / 1024
+    print(f"RSS after 5 reloads {rss[0]} KiB, after 40 {rss[1]} KiB (+{grown_mib:.1f} MiB)")
+    if not SANITIZED:
+        assert grown_mib < 8

@@ -60,7 +60,7 @@ static void test_minimal_and_defaults(void)
     is_str(buf, "0.0.0.0:8080", "listen default");
     sp_address_format(&c->publish_listen, buf, sizeof(buf));
     is_str(buf, "127.0.0.1:8081", "publish_listen default is loopback");
-    sp_config_free(c);
+    sp_config_release(c);
     sp_diags_clear(&d);
 }
 
@@ -106,7 +106,7 @@ static void test_full(void)
     ok(c->routes[1].has_poll, "second is a poll route");
     is_int(c->routes[1].poll.interval_ms, 2000, "poll interval");
     is_str(c->routes[1].poll.event, "order", "poll event");
-    sp_config_free(c);
+    sp_config_release(c);
     sp_diags_clear(&d);
 }
 
@@ -185,7 +185,7 @@ static void test_errors(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct sp_config *c = parse(cases[i].text, &d);
         ok(c == NULL && has_diag(&d, cases[i].diag), "error case %zu: %s", i, cases[i].diag);
-        sp_config_free(c);
+        sp_config_release(c);
     }
     sp_diags_clear(&d);
 }
@@ -220,7 +220,7 @@ static void test_env_fallback(void)
         is_str(c->backend.url, "http://127.0.0.1:3000", "${VAR:-fallback} uses the fallback");
         is_str(c->publish_auth.bearer_token, "${literal}", "$${ is a literal ${");
     }
-    sp_config_free(c);
+    sp_config_release(c);
     sp_diags_clear(&d);
 }
 
@@ -266,7 +266,7 @@ static void test_file_values(void)
         ok(c->sources.count == 1 && strcmp(c->sources.paths[0], token) == 0,
            "the file read is a source, by its full path");
     }
-    sp_config_free(c);
+    sp_config_release(c);
     c = NULL;
     char text[400];
     snprintf(text, sizeof(text),
@@ -288,7 +288,7 @@ static void test_redis(void)
     struct sp_config *c = parse("backend: {url: http://x}\n", &d);
 
     ok(c != NULL && !c->redis.enabled, "without a redis section everything stays in memory");
-    sp_config_free(c);
+    sp_config_release(c);
     c = parse("backend: {url: http://x}\nredis: {}\n", &d);
     ok(c != NULL && c->redis.enabled, "an empty redis section enables Redis");
     if (c) {
@@ -298,7 +298,7 @@ static void test_redis(void)
         ok(c->redis.password == NULL && c->redis.username == NULL, "no AUTH by default");
         ok(c->redis.poll_lease_ms == 5000 && !c->redis.required_for_ready, "lease, readiness");
     }
-    sp_config_free(c);
+    sp_config_release(c);
     c = parse("backend: {url: http://x}\n"
               "redis: {url: 'redis://app:${TOKEN}@cache.svc:6380/3', password: other}\n",
               &d);
@@ -309,12 +309,12 @@ static void test_redis(void)
         is_str(c->redis.username, "app", "URL user");
         is_str(c->redis.password, "other", "redis.password wins over the URL's");
     }
-    sp_config_free(c);
+    sp_config_release(c);
     c = parse("backend: {url: http://x}\nredis: {url: '[::1]:7000', database: 2}\n", &d);
     ok(c != NULL && strcmp(c->redis.host, "::1") == 0 && c->redis.port == 7000 &&
            c->redis.database == 2,
        "[v6]:port and database");
-    sp_config_free(c);
+    sp_config_release(c);
     static const char *const bad[] = {"'redis://h:0'", "'h:99999'",       "'rediss://h'",
                                       "'h/x'",         "'redis://h/abc'", "':6379'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -322,7 +322,7 @@ static void test_redis(void)
         snprintf(text, sizeof(text), "backend: {url: http://x}\nredis: {url: %s}\n", bad[i]);
         c = parse(text, &d);
         ok(c == NULL && has_diag(&d, "t.yaml:2:14: redis.url"), "bad redis.url %s", bad[i]);
-        sp_config_free(c);
+        sp_config_release(c);
     }
     sp_diags_clear(&d);
 }
