@@ -13,10 +13,19 @@
 
 #include "core/base64.h"
 #include "http/proxy.h"
+#include "push/grip.h"
 #include "push/push-internal.h"
 
+struct sp_grip;
+
+/* A worker's GRIP holds. */
+struct grip_kind {
+    struct sp_kind_state base;
+    LIST_HEAD(, sp_grip) all;
+};
+
 struct sp_grip {
-    struct sp_push *push;
+    struct grip_kind *kind;
     LIST_ENTRY(sp_grip) link;
     struct sp_subscription *subs;
     bool stream;
@@ -39,7 +48,7 @@ struct sp_grip {
 static void grip_free(struct sp_grip *g)
 {
     LIST_REMOVE(g, link);
-    g->push->live[SP_KIND_GRIP]--;
+    g->kind->base.count--;
     sp_subscription_close(g->subs);
     if (!g->stream)
         event_del(&g->timer);
@@ -78,7 +87,7 @@ static void stream_deliver(void *owner, struct sp_msg *msg)
     if (chunk.len == 0)
         return; /* no http-stream content for this transport */
     if (g->chunked) {
-        rc = sp_push_send_msg(g->push, g->out, msg, SP_FMT_GRIP_STREAM);
+        rc = sp_push_send_msg(g->kind->base.push, g->out, msg, SP_FMT_GRIP_STREAM);
     } else {
         /* HTTP/1.0: the content without its chunk framing. */
         const char *crlf = memchr(chunk.ptr, '\n', chunk.len);
@@ -249,19 +258,20 @@ static void hold_response(struct sp_push *push, struct sp_grip *g, struct sp_htt
 
 /* ---- entry points ------------------------------------------------------------------------- */
 
-void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
-                       const struct sp_grip_hold *hold)
+void sp_grip_hold(void *state, struct sp_http_conn *conn, const struct sp_grip_hold *hold)
 {
+    struct grip_kind *kind = state;
+    struct sp_push *push = kind->base.push;
     struct sp_grip *g = calloc(1, sizeof(*g));
 
     if (g == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         return;
     }
-    g->push = push;
+    g->kind = kind;
     g->stream = hold->stream;
-    LIST_INSERT_HEAD(&push->grips, g, link);
-    push->live[SP_KIND_GRIP]++;
+    LIST_INSERT_HEAD(&kind->all, g, link);
+    kind->base.count++;
     int rc =
         sp_subscription_open(push, hold->channels, g->stream ? stream_deliver : response_deliver,
                              g->stream ? stream_deleted : response_deleted, g, NULL, &g->subs);
@@ -286,14 +296,15 @@ static void end_stream_hold(struct sp_grip *g)
     grip_free(g);
 }
 
-void sp_grip_tick(struct sp_push *push, uint64_t now)
+static void grip_tick(void *state, uint64_t now)
 {
+    struct grip_kind *kind = state;
     struct sp_grip *g, *next;
 
-    for (g = LIST_FIRST(&push->grips); g != NULL; g = next) {
+    for (g = LIST_FIRST(&kind->all); g != NULL; g = next) {
         next = LIST_NEXT(g, link);
         if (g->stream && g->out != NULL && now >= g->retire_ms) {
-            push->stats.aged_out++;
+            kind->base.push->stats.aged_out++;
             end_stream_hold(g);
             continue;
         }
@@ -307,11 +318,17 @@ void sp_grip_tick(struct sp_push *push, uint64_t now)
     }
 }
 
-void sp_grip_close_all(struct sp_push *push)
+static void *grip_open(struct sp_push *push)
 {
+    return sp_kind_state_new(push, sizeof(struct grip_kind));
+}
+
+static void grip_close(void *state)
+{
+    struct grip_kind *kind = state;
     struct sp_grip *g;
 
-    while ((g = LIST_FIRST(&push->grips)) != NULL) {
+    while ((g = LIST_FIRST(&kind->all)) != NULL) {
         if (g->stream && g->out)
             sp_stream_close(g->out);
         else if (!g->stream && g->conn) {
@@ -320,11 +337,13 @@ void sp_grip_close_all(struct sp_push *push)
         }
         grip_free(g);
     }
+    free(kind);
 }
 
-bool sp_grip_drain_one(struct sp_push *push)
+static bool grip_drain_one(void *state)
 {
-    struct sp_grip *g = LIST_FIRST(&push->grips);
+    struct grip_kind *kind = state;
+    struct sp_grip *g = LIST_FIRST(&kind->all);
 
     if (g == NULL)
         return false;
@@ -335,3 +354,12 @@ bool sp_grip_drain_one(struct sp_push *push)
     }
     return true;
 }
+
+const struct sp_transport_ops sp_grip_transport = {
+    .label = "grip",
+    .open = grip_open,
+    .close = grip_close,
+    .tick = grip_tick,
+    .drain_one = grip_drain_one,
+    .count = sp_kind_state_count,
+};

@@ -25,10 +25,13 @@
 #include <string.h>
 
 #include "net/slicer.h"
+#include "push/longpoll.h"
 #include "push/push-internal.h"
 
+struct longpoll_kind;
+
 struct sp_longpoll {
-    struct sp_push *push;
+    struct longpoll_kind *kind;
     struct sp_http_conn *conn;
     struct sp_subscription *subs;
     LIST_ENTRY(sp_longpoll) link;
@@ -58,9 +61,12 @@ struct shared {
     char bytes[];
 };
 
-/* What answers held polls: the queue of woken ones, the slicer that
- * answers it, the shared answers kept, and scratch buffers. */
-struct sp_longpoll_answers {
+/* A worker's long-polls, and what answers them: the queue of woken ones,
+ * the slicer that answers it, the shared answers kept, and scratch
+ * buffers. */
+struct longpoll_kind {
+    struct sp_kind_state base;
+    LIST_HEAD(, sp_longpoll) all;    /* held */
     TAILQ_HEAD(, sp_longpoll) ready; /* held, woken, to be answered */
     struct sp_slicer *answerer;
     struct shared *slots[SHARED_SLOTS];
@@ -84,30 +90,29 @@ static void shared_unref_cb(const void *data, size_t len, void *sh)
     shared_unref(sh);
 }
 
-static void answer_slice(void *push);
+static void answer_slice(void *kind);
+static void longpoll_close(void *state);
 
-struct sp_longpoll_answers *sp_longpoll_answers_new(struct sp_push *push)
+static void *longpoll_open(struct sp_push *push)
 {
-    struct sp_longpoll_answers *a = calloc(1, sizeof(*a));
+    struct longpoll_kind *a = sp_kind_state_new(push, sizeof(*a));
 
     if (a == NULL)
         return NULL;
     TAILQ_INIT(&a->ready);
-    a->answerer = sp_slicer_new(push->base, answer_slice, push);
+    a->answerer = sp_slicer_new(push->base, answer_slice, a);
     a->head = evbuffer_new();
     a->body = evbuffer_new();
     if (a->answerer == NULL || a->head == NULL || a->body == NULL) {
-        sp_longpoll_answers_free(a);
+        longpoll_close(a);
         return NULL;
     }
     return a;
 }
 
-/* After every held request is gone (nothing is queued any more). */
-void sp_longpoll_answers_free(struct sp_longpoll_answers *a)
+/* Once every held request is gone (nothing is queued any more). */
+static void answers_free(struct longpoll_kind *a)
 {
-    if (a == NULL)
-        return;
     sp_slicer_free(a->answerer);
     for (int i = 0; i < SHARED_SLOTS; i++)
         shared_unref(a->slots[i]);
@@ -146,12 +151,11 @@ static int render_answer(struct sp_push *push, struct evbuffer *head, struct evb
 
 /* Renders the answer for msgs (0 < n <= SHARED_MAX, not missed) into one
  * allocation, through the cache's scratch buffers. */
-static struct shared *shared_render(struct sp_push *push, struct sp_msg **msgs, size_t n)
+static struct shared *shared_render(struct longpoll_kind *cache, struct sp_msg **msgs, size_t n)
 {
-    struct sp_longpoll_answers *cache = push->longpoll_answers;
     struct shared *sh = NULL;
 
-    if (render_answer(push, cache->head, cache->body, msgs, n, false, 0) < 0)
+    if (render_answer(cache->base.push, cache->head, cache->body, msgs, n, false, 0) < 0)
         goto done;
     size_t head_len = evbuffer_get_length(cache->head);
     size_t body_len = evbuffer_get_length(cache->body);
@@ -174,11 +178,9 @@ done:
 
 /* The shared answer for msgs, rendered now if none of the kept ones is it.
  * NULL: not shareable, or out of memory (the caller renders its own). */
-static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, size_t n,
+static struct shared *shared_answer(struct longpoll_kind *cache, struct sp_msg **msgs, size_t n,
                                     bool missed)
 {
-    struct sp_longpoll_answers *cache = push->longpoll_answers;
-
     if (n == 0 || n > SHARED_MAX || missed)
         return NULL;
     for (int i = 0; i < SHARED_SLOTS; i++) {
@@ -186,7 +188,7 @@ static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, 
         if (sh != NULL && sh->n == n && memcmp(sh->msgs, msgs, n * sizeof(*msgs)) == 0)
             return sh;
     }
-    struct shared *sh = shared_render(push, msgs, n);
+    struct shared *sh = shared_render(cache, msgs, n);
     if (sh == NULL)
         return NULL;
     unsigned slot = cache->next++ % SHARED_SLOTS;
@@ -198,15 +200,15 @@ static struct shared *shared_answer(struct sp_push *push, struct sp_msg **msgs, 
 static void longpoll_free(struct sp_longpoll *lp)
 {
     if (lp->ready)
-        TAILQ_REMOVE(&lp->push->longpoll_answers->ready, lp, ready_link);
+        TAILQ_REMOVE(&lp->kind->ready, lp, ready_link);
     LIST_REMOVE(lp, link);
-    lp->push->live[SP_KIND_LONGPOLL]--;
+    lp->kind->base.count--;
     sp_subscription_close(lp->subs);
     free(lp);
 }
 
 /* Queues the shared answer in the scratch buffers. Returns 0 or -1. */
-static int take_shared(struct sp_longpoll_answers *cache, struct shared *sh)
+static int take_shared(struct longpoll_kind *cache, struct shared *sh)
 {
     if (evbuffer_add_reference(cache->head, sh->bytes, sh->head_len, shared_unref_cb, sh) < 0)
         return -1;
@@ -223,15 +225,15 @@ static int take_shared(struct sp_longpoll_answers *cache, struct shared *sh)
  * the client adds its CORS lines, the server the framing. */
 static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t n, bool missed)
 {
-    struct sp_longpoll_answers *cache = lp->push->longpoll_answers;
-    struct shared *sh = shared_answer(lp->push, msgs, n, missed);
-    int rc =
-        sh ? take_shared(cache, sh)
-           : render_answer(lp->push, cache->head, cache->body, msgs, n, missed, lp->cursor.seq);
+    struct longpoll_kind *cache = lp->kind;
+    struct sp_push *push = cache->base.push;
+    struct shared *sh = shared_answer(cache, msgs, n, missed);
+    int rc = sh ? take_shared(cache, sh)
+                : render_answer(push, cache->head, cache->body, msgs, n, missed, lp->cursor.seq);
 
     if (rc == 0) {
-        lp->push->stats.delivered += n;
-        sp_push_cors(lp->push, sp_http_request(lp->conn), cache->head);
+        push->stats.delivered += n;
+        sp_push_cors(push, sp_http_request(lp->conn), cache->head);
         sp_http_begin(lp->conn, 200, NULL, cache->head, (int64_t)evbuffer_get_length(cache->body));
         sp_http_write_buffer(lp->conn, cache->body);
         sp_http_finish(lp->conn);
@@ -248,14 +250,15 @@ static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t
 /* 204 (the hold ended) or 304 (nothing new, not held), with the cursor. */
 static void answer_empty(struct sp_longpoll *lp, int status)
 {
-    struct evbuffer *h = lp->push->longpoll_answers->head;
+    struct sp_push *push = lp->kind->base.push;
+    struct evbuffer *h = lp->kind->head;
     char cursor[SP_MSG_ID_MAX];
     const struct sp_cursor *cur = &lp->cursor;
 
-    sp_hub_format_id(lp->push->hub, cur->present && cur->this_epoch ? cur->seq : 0, cursor);
+    sp_hub_format_id(push->hub, cur->present && cur->this_epoch ? cur->seq : 0, cursor);
     cursor_headers(h, cursor, false);
-    sp_push_cors(lp->push, sp_http_request(lp->conn), h);
-    if (lp->push->draining) /* poll again (elsewhere) in a moment, with this cursor */
+    sp_push_cors(push, sp_http_request(lp->conn), h);
+    if (push->draining) /* poll again (elsewhere) in a moment, with this cursor */
         evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_random() % 5);
     sp_http_begin(lp->conn, status, NULL, h, 0);
     sp_http_finish(lp->conn);
@@ -267,13 +270,13 @@ static void answer_empty(struct sp_longpoll *lp, int status)
 static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_longpoll *lp = owner;
-    struct sp_push *push = lp->push;
+    struct longpoll_kind *kind = lp->kind;
 
     if (lp->ready)
         return; /* already queued: its answer will carry this one too */
     lp->ready = true;
-    sp_slicer_start(push->longpoll_answers->answerer);
-    TAILQ_INSERT_TAIL(&push->longpoll_answers->ready, lp, ready_link);
+    sp_slicer_start(kind->answerer);
+    TAILQ_INSERT_TAIL(&kind->ready, lp, ready_link);
 }
 
 /* Answers one woken request with what is after its cursor now. */
@@ -296,7 +299,7 @@ static void answer_woken(struct sp_longpoll *lp)
 
 static void answer_slice(void *arg)
 {
-    struct sp_longpoll_answers *a = ((struct sp_push *)arg)->longpoll_answers;
+    struct longpoll_kind *a = arg;
     struct sp_longpoll *lp;
 
     for (int i = 0; i < ANSWER_SLICE && (lp = TAILQ_FIRST(&a->ready)) != NULL; i++) {
@@ -355,10 +358,12 @@ static uint64_t hold_ms(const struct sp_http_request *req, uint64_t cap)
     return (uint64_t)wait * 1000;
 }
 
-void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req,
-                       const struct sp_identity *who)
+static void longpoll_start(void *state, const struct sp_route_config *route, const char *spec,
+                           struct sp_http_conn *conn, const struct sp_http_request *req,
+                           const struct sp_identity *who)
 {
+    struct longpoll_kind *kind = state;
+    struct sp_push *push = kind->base.push;
     struct sp_longpoll *lp = calloc(1, sizeof(*lp));
     struct sp_msg *backlog[1024];
     bool missed = false;
@@ -367,11 +372,11 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 500, "out of memory");
         return;
     }
-    lp->push = push;
+    lp->kind = kind;
     lp->conn = conn;
     lp->max_messages = route->subscribe.longpoll.max_messages;
-    LIST_INSERT_HEAD(&push->longpolls, lp, link);
-    push->live[SP_KIND_LONGPOLL]++;
+    LIST_INSERT_HEAD(&kind->all, lp, link);
+    kind->base.count++;
     if (sp_push_request_cursor(push, req, &lp->cursor) < 0) {
         sp_http_respond_error(conn, 400, "the cursor is not a message id sidepush issued");
         longpoll_free(lp);
@@ -408,20 +413,23 @@ void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route
     }
 }
 
-void sp_longpoll_close_all(struct sp_push *push)
+static void longpoll_close(void *state)
 {
+    struct longpoll_kind *kind = state;
     struct sp_longpoll *lp;
 
-    while ((lp = LIST_FIRST(&push->longpolls)) != NULL) {
+    while ((lp = LIST_FIRST(&kind->all)) != NULL) {
         sp_http_set_ops(lp->conn, NULL, NULL);
         sp_http_abort(lp->conn);
         longpoll_free(lp);
     }
+    answers_free(kind);
 }
 
-bool sp_longpoll_drain_one(struct sp_push *push)
+static bool longpoll_drain_one(void *state)
 {
-    struct sp_longpoll *lp = LIST_FIRST(&push->longpolls);
+    struct longpoll_kind *kind = state;
+    struct sp_longpoll *lp = LIST_FIRST(&kind->all);
 
     if (lp == NULL)
         return false;
@@ -430,3 +438,12 @@ bool sp_longpoll_drain_one(struct sp_push *push)
     longpoll_free(lp);
     return true;
 }
+
+const struct sp_transport_ops sp_longpoll_transport = {
+    .label = "longpoll",
+    .open = longpoll_open,
+    .close = longpoll_close,
+    .start = longpoll_start,
+    .drain_one = longpoll_drain_one,
+    .count = sp_kind_state_count,
+};

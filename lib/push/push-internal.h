@@ -12,20 +12,17 @@
 #include "channel/presence.h"
 #include "push/push.h"
 #include "push/replay.h"
+#include "push/transport.h"
 
-struct sp_sse;
-struct sp_ws;
-struct sp_longpoll;
-struct sp_longpoll_answers;
-
-LIST_HEAD(sp_sse_list, sp_sse);
-LIST_HEAD(sp_ws_list, sp_ws);
-LIST_HEAD(sp_longpoll_list, sp_longpoll);
-struct sp_grip;
-LIST_HEAD(sp_grip_list, sp_grip);
-
-/* The kinds of subscriber, each on its own list, counted as they come and go. */
-enum sp_kind { SP_KIND_SSE, SP_KIND_WS, SP_KIND_LONGPOLL, SP_KIND_GRIP, SP_KIND_COUNT };
+/* The first member of every kind's state (push/transport.h): the worker's
+ * push and the kind's subscribers there, counted as they come and go. */
+struct sp_kind_state {
+    struct sp_push *push;
+    size_t count;
+};
+/* A zeroed state of size bytes (an empty list is zeroes) for push. */
+void *sp_kind_state_new(struct sp_push *push, size_t size);
+size_t sp_kind_state_count(const void *state);
 
 /* One per worker thread. The home worker's also holds what is
  * process-wide (the hub, the engine, the replay store, the app's watcher);
@@ -42,13 +39,8 @@ struct sp_push {
     bool uses_engine;           /* the home has one (redis.enabled at start) */
     struct sp_curlm *curlm;
     struct sp_flusher *flusher;
-    struct event *ticker; /* SSE keep-alives, WebSocket pings */
-    struct sp_sse_list sse;
-    struct sp_ws_list ws;
-    struct sp_longpoll_list longpolls;
-    struct sp_longpoll_answers *longpoll_answers; /* woken polls, shared answers */
-    struct sp_grip_list grips;
-    size_t live[SP_KIND_COUNT];   /* subscribers on each list */
+    struct event *ticker;         /* each kind's tick: keep-alives, pings, ages */
+    void *kinds[SP_KIND_COUNT];   /* each kind's subscribers (push/transport.h) */
     struct sp_replays *replays;   /* signed webhook ids seen */
     struct sp_presence *presence; /* the home's: members of presence channels */
     sp_push_events events;        /* home only: occupancy and presence, for webhooks */
@@ -143,37 +135,5 @@ bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *
  * over its unsent limit (the caller ends it as a slow consumer). */
 int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
                      enum sp_msg_format fmt);
-
-/* ---- transports -------------------------------------------------------------------- */
-
-void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                  struct sp_http_conn *conn, const struct sp_http_request *req,
-                  const struct sp_identity *who);
-void sp_sse_tick(struct sp_push *push, uint64_t now);
-void sp_sse_close_all(struct sp_push *push);
-
-void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                 struct sp_http_conn *conn, const struct sp_http_request *req,
-                 const struct sp_identity *who);
-void sp_ws_tick(struct sp_push *push, uint64_t now);
-void sp_ws_close_all(struct sp_push *push);
-
-void sp_longpoll_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                       struct sp_http_conn *conn, const struct sp_http_request *req,
-                       const struct sp_identity *who);
-void sp_longpoll_close_all(struct sp_push *push);
-/* The woken-poll queue, its slicer and the shared answers (push->base must be set). */
-struct sp_longpoll_answers *sp_longpoll_answers_new(struct sp_push *push);
-void sp_longpoll_answers_free(struct sp_longpoll_answers *a);
-
-void sp_grip_tick(struct sp_push *push, uint64_t now);
-void sp_grip_close_all(struct sp_push *push);
-
-/* Draining: each sends one subscriber of its kind away properly and
- * returns true, or returns false when it has none left. */
-bool sp_sse_drain_one(struct sp_push *push);
-bool sp_ws_drain_one(struct sp_push *push);
-bool sp_longpoll_drain_one(struct sp_push *push);
-bool sp_grip_drain_one(struct sp_push *push);
 
 #endif

@@ -6,20 +6,47 @@
 #include "core/hmap.h"
 #include "core/log.h"
 #include "net/mailbox.h"
+#include "push/grip.h"
+#include "push/longpoll.h"
 #include "push/push-internal.h"
+#include "push/sse.h"
+#include "push/websocket.h"
 
 #define TICK_MS 1000
 
+/* Indexed by enum sp_kind. */
+static const struct sp_transport_ops *const transports[SP_KIND_COUNT] = {
+    &sp_sse_transport, &sp_ws_transport, &sp_longpoll_transport, &sp_grip_transport};
+
+_Static_assert(SP_KIND_COUNT == sizeof(((struct sp_push_figures *)0)->subscribers) /
+                                    sizeof(((struct sp_push_figures *)0)->subscribers[0]),
+               "a count of subscribers for every kind");
+
 /* ---- lifecycle --------------------------------------------------------------------------- */
+
+void *sp_kind_state_new(struct sp_push *push, size_t size)
+{
+    struct sp_kind_state *state = calloc(1, size);
+
+    if (state != NULL)
+        state->push = push;
+    return state;
+}
+
+size_t sp_kind_state_count(const void *state)
+{
+    return ((const struct sp_kind_state *)state)->count;
+}
 
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_push *push = arg;
     uint64_t now = sp_now_ms();
 
-    sp_sse_tick(push, now);
-    sp_ws_tick(push, now);
-    sp_grip_tick(push, now);
+    for (int k = 0; k < SP_KIND_COUNT; k++) {
+        if (transports[k]->tick != NULL)
+            transports[k]->tick(push->kinds[k], now);
+    }
 }
 
 /* ---- what only the home worker does ------------------------------------------------------ */
@@ -268,19 +295,17 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
     push->flusher = w->flusher;
     push->mailbox = w->mailbox;
     push->uses_engine = config->redis.enabled;
-    LIST_INIT(&push->sse);
-    LIST_INIT(&push->ws);
-    LIST_INIT(&push->longpolls);
-    LIST_INIT(&push->grips);
     if (w->home == NULL ? home_new(push, w->nworkers) < 0 : (push->home = w->home, 0))
         goto fail;
     push->presence = push->home->presence;
     push->hub = push->home->hub;
     push->port = sp_hub_port_new(push->hub, w->index, w->mailbox);
-    push->longpoll_answers = sp_longpoll_answers_new(push);
     push->ticker = event_new(w->base, -1, EV_PERSIST, tick, push);
-    if (push->port == NULL || push->ticker == NULL || push->longpoll_answers == NULL ||
-        event_add(push->ticker, &every) < 0)
+    for (int k = 0; k < SP_KIND_COUNT; k++) {
+        if ((push->kinds[k] = transports[k]->open(push)) == NULL)
+            goto fail;
+    }
+    if (push->port == NULL || push->ticker == NULL || event_add(push->ticker, &every) < 0)
         goto fail;
     return push;
 fail:
@@ -292,13 +317,12 @@ void sp_push_free(struct sp_push *push)
 {
     if (push == NULL)
         return;
-    sp_sse_close_all(push);
-    sp_ws_close_all(push);
-    sp_longpoll_close_all(push);
-    sp_grip_close_all(push);
+    for (int k = 0; k < SP_KIND_COUNT; k++) {
+        if (push->kinds[k] != NULL)
+            transports[k]->close(push->kinds[k]);
+    }
     if (push->ticker)
         event_free(push->ticker);
-    sp_longpoll_answers_free(push->longpoll_answers);
     if (push->drainer)
         event_free(push->drainer);
     sp_hub_port_free(push->port);
@@ -359,6 +383,13 @@ static bool wants_websocket(const struct sp_http_request *req)
     return sp_http_request_has_token(req, "Upgrade", "websocket");
 }
 
+static void start_kind(struct sp_push *push, enum sp_kind kind, const struct sp_route_config *route,
+                       const char *spec, struct sp_http_conn *conn,
+                       const struct sp_http_request *req, const struct sp_identity *who)
+{
+    transports[kind]->start(push->kinds[kind], route, spec, conn, req, who);
+}
+
 static void start_transport(struct sp_push *push, const struct sp_route_config *route,
                             const char *spec, struct sp_http_conn *conn,
                             const struct sp_http_request *req, const struct sp_identity *who)
@@ -374,13 +405,13 @@ static void start_transport(struct sp_push *push, const struct sp_route_config *
     }
     if (wants_websocket(req)) {
         if (offered & SP_TRANSPORT_WEBSOCKET)
-            sp_ws_start(push, route, spec, conn, req, who);
+            start_kind(push, SP_KIND_WS, route, spec, conn, req, who);
         else
             sp_http_respond_error(conn, 400, "this route does not offer WebSocket");
     } else if (wants_sse(req) && (offered & SP_TRANSPORT_SSE)) {
-        sp_sse_start(push, route, spec, conn, req, who);
+        start_kind(push, SP_KIND_SSE, route, spec, conn, req, who);
     } else if (offered & SP_TRANSPORT_LONGPOLL) {
-        sp_longpoll_start(push, route, spec, conn, req, who);
+        start_kind(push, SP_KIND_LONGPOLL, route, spec, conn, req, who);
     } else {
         sp_http_respond_error(conn, 406,
                               (offered & SP_TRANSPORT_SSE)
@@ -563,21 +594,19 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
 
 size_t sp_push_subscribers(const struct sp_push *push)
 {
-    struct sp_push *p = (struct sp_push *)push;
     size_t n = 0;
 
     for (int k = 0; k < SP_KIND_COUNT; k++)
-        n += p->live[k];
+        n += transports[k]->count(push->kinds[k]);
     return n;
 }
 
 static bool drain_one(struct sp_push *push)
 {
     /* Rotate over the kinds so each is spread over the whole window. */
-    static bool (*const kinds[])(struct sp_push *) = {sp_sse_drain_one, sp_ws_drain_one,
-                                                      sp_longpoll_drain_one, sp_grip_drain_one};
-    for (size_t i = 0; i < 4; i++) {
-        if (kinds[(push->drained + i) % 4](push)) {
+    for (size_t i = 0; i < SP_KIND_COUNT; i++) {
+        size_t k = (push->drained + i) % SP_KIND_COUNT;
+        if (transports[k]->drain_one(push->kinds[k])) {
             push->drained++;
             return true;
         }
@@ -691,7 +720,7 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
     if (push->engine != NULL)
         sp_engine_add_figures(push->engine, &mine.stats.published, &mine.stats.fanout);
     for (int k = 0; k < SP_KIND_COUNT; k++)
-        mine.subscribers[k] = push->live[k];
+        mine.subscribers[k] = transports[k]->count(push->kinds[k]);
     sp_push_figures_add(sum, &mine);
 }
 
@@ -715,11 +744,10 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
     char labels[64];
 
     sp_metric_head(out, "sidepush_subscribers", "gauge", "Subscribers connected, by transport.");
-    static const char *const kinds[SP_KIND_COUNT] = {"transport=\"sse\"", "transport=\"websocket\"",
-                                                     "transport=\"longpoll\"",
-                                                     "transport=\"grip\""};
-    for (int k = 0; k < SP_KIND_COUNT; k++)
-        sp_metric_value(out, "sidepush_subscribers", kinds[k], (double)sum->subscribers[k]);
+    for (int k = 0; k < SP_KIND_COUNT; k++) {
+        snprintf(labels, sizeof(labels), "transport=\"%s\"", transports[k]->label);
+        sp_metric_value(out, "sidepush_subscribers", labels, (double)sum->subscribers[k]);
+    }
     sp_metric_one(out, "sidepush_channels", "gauge", "Channels with subscribers or history.",
                   (double)sp_hub_channel_count(push->hub));
     sp_metric_one(out, "sidepush_messages_published_total", "counter", "Messages published.",
@@ -772,4 +800,10 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
     sp_presence_set_grace(push->presence, config->presence.leave_grace_ms);
     if (push->occupancy != NULL)
         sp_occupancy_set_grace(push->occupancy, vacancy_grace(config));
+}
+
+void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
+                       const struct sp_grip_hold *hold)
+{
+    sp_grip_hold(push->kinds[SP_KIND_GRIP], conn, hold);
 }

@@ -164,8 +164,9 @@ size_t sp_push_channel_subscribers(const struct sp_push *push, const char *chann
 /* False only while Redis is unreachable and redis.required_for_ready is set. */
 bool sp_push_engine_ready(const struct sp_push *push);
 
-/* A reload: new requests use config (which must outlive every subscription
- * started under it; the app keeps old configurations). */
+/* A reload: new requests use config (the caller holds it for as long as
+ * this push uses it; what a subscription keeps of its route it copies, or
+ * holds: sp_config_hold). */
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config);
 
 /* SIGTERM: sends every subscriber away properly (SSE: a jittered retry hint

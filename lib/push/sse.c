@@ -4,9 +4,18 @@
 #include <string.h>
 
 #include "push/push-internal.h"
+#include "push/sse.h"
+
+struct sp_sse;
+
+/* A worker's SSE subscribers. */
+struct sse_kind {
+    struct sp_kind_state base;
+    LIST_HEAD(, sp_sse) all;
+};
 
 struct sp_sse {
-    struct sp_push *push;
+    struct sse_kind *kind;
     struct sp_stream *stream;
     struct sp_subscription *subs;
     LIST_ENTRY(sp_sse) link;
@@ -18,7 +27,7 @@ struct sp_sse {
 static void sse_free(struct sp_sse *s)
 {
     LIST_REMOVE(s, link);
-    s->push->live[SP_KIND_SSE]--;
+    s->kind->base.count--;
     sp_subscription_close(s->subs);
     free(s);
 }
@@ -55,12 +64,12 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_sse *s = owner;
 
-    if (sp_push_send_msg(s->push, s->stream, msg, s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE) <
-        0) {
+    struct sp_push *push = s->kind->base.push;
+
+    if (sp_push_send_msg(push, s->stream, msg, s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE) < 0) {
         /* Too far behind: close it; the browser reconnects with Last-Event-ID
          * and gets what it missed from history. */
-        sp_log_info(s->push->log, "slow_consumer",
-                    "SSE subscriber over limits.subscriber_max_unsent");
+        sp_log_info(push->log, "slow_consumer", "SSE subscriber over limits.subscriber_max_unsent");
         end_stream(s, false);
     }
 }
@@ -145,10 +154,12 @@ static int send_start(struct sp_sse *s, const struct sp_route_config *route,
                                   s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE, sse_preamble, &o);
 }
 
-void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                  struct sp_http_conn *conn, const struct sp_http_request *req,
-                  const struct sp_identity *who)
+static void sse_start(void *state, const struct sp_route_config *route, const char *spec,
+                      struct sp_http_conn *conn, const struct sp_http_request *req,
+                      const struct sp_identity *who)
 {
+    struct sse_kind *kind = state;
+    struct sp_push *push = kind->base.push;
     struct sp_cursor cur;
     struct sp_sse *s = calloc(1, sizeof(*s));
     struct evbuffer *initial = NULL;
@@ -158,9 +169,9 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
         sp_http_respond_error(conn, 500, "out of memory");
         return;
     }
-    LIST_INSERT_HEAD(&push->sse, s, link);
-    push->live[SP_KIND_SSE]++;
-    s->push = push;
+    LIST_INSERT_HEAD(&kind->all, s, link);
+    kind->base.count++;
+    s->kind = kind;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
     s->retire_ms = sp_retire_at(sp_now_ms(), push->config->limits.max_connection_age_ms);
     /* A browser's EventSource never gives up on a network error but does on
@@ -207,14 +218,15 @@ void sp_sse_start(struct sp_push *push, const struct sp_route_config *route, con
 
 static void send_away(struct sp_sse *s);
 
-void sp_sse_tick(struct sp_push *push, uint64_t now)
+static void sse_tick(void *state, uint64_t now)
 {
+    struct sse_kind *kind = state;
     struct sp_sse *s, *next;
 
-    for (s = LIST_FIRST(&push->sse); s != NULL; s = next) {
+    for (s = LIST_FIRST(&kind->all); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
         if (s->stream != NULL && now >= s->retire_ms) {
-            push->stats.aged_out++;
+            kind->base.push->stats.aged_out++;
             send_away(s);
             continue;
         }
@@ -225,15 +237,22 @@ void sp_sse_tick(struct sp_push *push, uint64_t now)
     }
 }
 
-void sp_sse_close_all(struct sp_push *push)
+static void *sse_open(struct sp_push *push)
 {
+    return sp_kind_state_new(push, sizeof(struct sse_kind));
+}
+
+static void sse_close(void *state)
+{
+    struct sse_kind *kind = state;
     struct sp_sse *s;
 
-    while ((s = LIST_FIRST(&push->sse)) != NULL) {
+    while ((s = LIST_FIRST(&kind->all)) != NULL) {
         if (s->stream)
             sp_stream_close(s->stream);
         sse_free(s);
     }
+    free(kind);
 }
 
 /* A jittered reconnect delay, so the browsers that leave together do not
@@ -248,9 +267,10 @@ static void send_away(struct sp_sse *s)
     end_stream(s, true);
 }
 
-bool sp_sse_drain_one(struct sp_push *push)
+static bool sse_drain_one(void *state)
 {
-    struct sp_sse *s = LIST_FIRST(&push->sse);
+    struct sse_kind *kind = state;
+    struct sp_sse *s = LIST_FIRST(&kind->all);
 
     if (s == NULL)
         return false;
@@ -260,3 +280,13 @@ bool sp_sse_drain_one(struct sp_push *push)
         send_away(s);
     return true;
 }
+
+const struct sp_transport_ops sp_sse_transport = {
+    .label = "sse",
+    .open = sse_open,
+    .close = sse_close,
+    .start = sse_start,
+    .tick = sse_tick,
+    .drain_one = sse_drain_one,
+    .count = sp_kind_state_count,
+};

@@ -9,14 +9,23 @@
 
 #include "core/base64.h"
 #include "core/template.h"
-#include "push/push-internal.h"
 #include "http/wsframe.h"
+#include "push/push-internal.h"
+#include "push/websocket.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define ENVELOPE_PROTOCOL "sidepush-envelope"
 
+struct sp_ws;
+
+/* A worker's WebSocket subscribers. */
+struct ws_kind {
+    struct sp_kind_state base;
+    LIST_HEAD(, sp_ws) all;
+};
+
 struct sp_ws {
-    struct sp_push *push;
+    struct ws_kind *kind;
     struct sp_stream *stream;
     struct sp_subscription *subs;
     struct sp_ws_reader *reader;
@@ -103,9 +112,9 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_ws *ws = owner;
 
-    if (sp_push_send_msg(ws->push, ws->stream, msg, ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) <
-        0) {
-        sp_log_info(ws->push->log, "slow_consumer",
+    if (sp_push_send_msg(ws->kind->base.push, ws->stream, msg,
+                         ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) < 0) {
+        sp_log_info(ws->kind->base.push->log, "slow_consumer",
                     "WebSocket subscriber over limits.subscriber_max_unsent");
         ws_abort(ws); /* its buffer is full: no room for a close frame */
     }
@@ -154,7 +163,8 @@ static void on_message(void *ctx, bool text, const uint8_t *data, size_t len)
             ws_abort(ws);
         return;
     }
-    if (ws->forward != NULL && ws->push->forwarder->send(ws->forward, text, data, len) < 0)
+    if (ws->forward != NULL &&
+        ws->kind->base.push->forwarder->send(ws->forward, text, data, len) < 0)
         ws_close(ws, 1013, "too many messages waiting for the backend");
     /* Without forwarding, client messages have nowhere to go: ignored. */
 }
@@ -210,23 +220,24 @@ static const struct sp_stream_ops stream_ops = {on_readable, on_stream_closed};
 static void ws_free(struct sp_ws *ws)
 {
     LIST_REMOVE(ws, link);
-    ws->push->live[SP_KIND_WS]--;
+    ws->kind->base.count--;
     sp_subscription_close(ws->subs);
     sp_ws_reader_free(ws->reader);
     if (ws->forward != NULL)
-        ws->push->forwarder->close(ws->forward);
+        ws->kind->base.push->forwarder->close(ws->forward);
     sp_config_release(ws->config);
     free(ws);
 }
 
-void sp_ws_tick(struct sp_push *push, uint64_t now)
+static void ws_tick(void *state, uint64_t now)
 {
+    struct ws_kind *kind = state;
     struct sp_ws *ws, *next;
 
-    for (ws = LIST_FIRST(&push->ws); ws != NULL; ws = next) {
+    for (ws = LIST_FIRST(&kind->all); ws != NULL; ws = next) {
         next = LIST_NEXT(ws, link);
         if (ws->stream != NULL && now >= ws->retire_ms) {
-            push->stats.aged_out++;
+            kind->base.push->stats.aged_out++;
             close_with(ws, SP_WS_CLOSE_RESTART, "connection age limit: reconnect");
             continue;
         }
@@ -243,15 +254,22 @@ void sp_ws_tick(struct sp_push *push, uint64_t now)
     }
 }
 
-void sp_ws_close_all(struct sp_push *push)
+static void *ws_open(struct sp_push *push)
 {
+    return sp_kind_state_new(push, sizeof(struct ws_kind));
+}
+
+static void ws_close_all(void *state)
+{
+    struct ws_kind *kind = state;
     struct sp_ws *ws;
 
-    while ((ws = LIST_FIRST(&push->ws)) != NULL) {
+    while ((ws = LIST_FIRST(&kind->all)) != NULL) {
         if (ws->stream)
             sp_stream_close(ws->stream);
         ws_free(ws);
     }
+    free(kind);
 }
 
 /* ---- handshake ---------------------------------------------------------------------------- */
@@ -366,10 +384,12 @@ static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
                                   ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS, ws_preamble, ws);
 }
 
-void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, const char *spec,
-                 struct sp_http_conn *conn, const struct sp_http_request *req,
-                 const struct sp_identity *who)
+static void ws_start(void *state, const struct sp_route_config *route, const char *spec,
+                     struct sp_http_conn *conn, const struct sp_http_request *req,
+                     const struct sp_identity *who)
 {
+    struct ws_kind *kind = state;
+    struct sp_push *push = kind->base.push;
     char accept[29];
     struct sp_cursor cur;
     evutil_socket_t fd;
@@ -388,9 +408,9 @@ void sp_ws_start(struct sp_push *push, const struct sp_route_config *route, cons
         sp_http_respond_error(conn, 500, "out of memory");
         return;
     }
-    LIST_INSERT_HEAD(&push->ws, ws, link);
-    push->live[SP_KIND_WS]++;
-    ws->push = push;
+    LIST_INSERT_HEAD(&kind->all, ws, link);
+    kind->base.count++;
+    ws->kind = kind;
     bool chosen_envelope = offers_envelope(req);
     ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
@@ -457,9 +477,10 @@ done:
         evbuffer_free(headers);
 }
 
-bool sp_ws_drain_one(struct sp_push *push)
+static bool ws_drain_one(void *state)
 {
-    struct sp_ws *ws = LIST_FIRST(&push->ws);
+    struct ws_kind *kind = state;
+    struct sp_ws *ws = LIST_FIRST(&kind->all);
 
     if (ws == NULL)
         return false;
@@ -469,3 +490,13 @@ bool sp_ws_drain_one(struct sp_push *push)
         close_with(ws, SP_WS_CLOSE_GOING_AWAY, "server shutting down");
     return true;
 }
+
+const struct sp_transport_ops sp_ws_transport = {
+    .label = "websocket",
+    .open = ws_open,
+    .close = ws_close_all,
+    .start = ws_start,
+    .tick = ws_tick,
+    .drain_one = ws_drain_one,
+    .count = sp_kind_state_count,
+};
