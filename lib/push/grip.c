@@ -14,7 +14,6 @@
 #include "core/base64.h"
 #include "http/proxy.h"
 #include "push/grip.h"
-#include "push/push-internal.h"
 
 struct sp_grip;
 
@@ -138,9 +137,9 @@ static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_
         return;
     }
     g->chunked = framing == SP_HTTP_STREAM_CHUNKED;
-    g->retire_ms = sp_retire_at(sp_now_ms(), push->config->limits.max_connection_age_ms);
-    g->out = sp_stream_new(push->flusher, fd, initial, push->config->limits.subscriber_max_unsent,
-                           &stream_ops, g);
+    g->retire_ms = sp_retire_at(sp_now_ms(), sp_push_config(push)->limits.max_connection_age_ms);
+    g->out = sp_stream_new(sp_push_flusher(push), fd, initial,
+                           sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, g);
     evbuffer_free(initial);
     if (g->out == NULL) {
         grip_free(g);
@@ -250,7 +249,7 @@ static void hold_response(struct sp_push *push, struct sp_grip *g, struct sp_htt
     }
     evbuffer_add_buffer(g->headers, hold->headers);
     evbuffer_add_buffer(g->body, hold->body);
-    evtimer_assign(&g->timer, push->base, response_timeout, g);
+    evtimer_assign(&g->timer, sp_push_base(push), response_timeout, g);
     struct timeval tv = sp_timeval_ms(hold->timeout_ms);
     evtimer_add(&g->timer, &tv);
     sp_http_set_ops(conn, &held_ops, g);
@@ -304,7 +303,7 @@ static void grip_tick(void *state, uint64_t now)
     for (g = LIST_FIRST(&kind->all); g != NULL; g = next) {
         next = LIST_NEXT(g, link);
         if (g->stream && g->out != NULL && now >= g->retire_ms) {
-            kind->base.push->stats.aged_out++;
+            sp_push_stats(kind->base.push)->aged_out++;
             end_stream_hold(g);
             continue;
         }

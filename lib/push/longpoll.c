@@ -26,7 +26,6 @@
 
 #include "net/slicer.h"
 #include "push/longpoll.h"
-#include "push/push-internal.h"
 
 struct longpoll_kind;
 
@@ -100,7 +99,7 @@ static void *longpoll_open(struct sp_push *push)
     if (a == NULL)
         return NULL;
     TAILQ_INIT(&a->ready);
-    a->answerer = sp_slicer_new(push->base, answer_slice, a);
+    a->answerer = sp_slicer_new(sp_push_base(push), answer_slice, a);
     a->head = evbuffer_new();
     a->body = evbuffer_new();
     if (a->answerer == NULL || a->head == NULL || a->body == NULL) {
@@ -143,7 +142,7 @@ static int render_answer(struct sp_push *push, struct evbuffer *head, struct evb
 {
     char cursor[SP_MSG_ID_MAX];
 
-    sp_hub_format_id(push->hub, n ? sp_msg_seq(msgs[n - 1]) : seq, cursor);
+    sp_hub_format_id(sp_push_hub(push), n ? sp_msg_seq(msgs[n - 1]) : seq, cursor);
     evbuffer_add(head, "Content-Type: application/json\r\n", 32);
     cursor_headers(head, cursor, missed);
     return sp_msg_longpoll_body(body, cursor, missed, msgs, n);
@@ -232,7 +231,7 @@ static void answer_messages(struct sp_longpoll *lp, struct sp_msg **msgs, size_t
                 : render_answer(push, cache->head, cache->body, msgs, n, missed, lp->cursor.seq);
 
     if (rc == 0) {
-        push->stats.delivered += n;
+        sp_push_stats(push)->delivered += n;
         sp_push_cors(push, sp_http_request(lp->conn), cache->head);
         sp_http_begin(lp->conn, 200, NULL, cache->head, (int64_t)evbuffer_get_length(cache->body));
         sp_http_write_buffer(lp->conn, cache->body);
@@ -255,10 +254,10 @@ static void answer_empty(struct sp_longpoll *lp, int status)
     char cursor[SP_MSG_ID_MAX];
     const struct sp_cursor *cur = &lp->cursor;
 
-    sp_hub_format_id(push->hub, cur->present && cur->this_epoch ? cur->seq : 0, cursor);
+    sp_hub_format_id(sp_push_hub(push), cur->present && cur->this_epoch ? cur->seq : 0, cursor);
     cursor_headers(h, cursor, false);
     sp_push_cors(push, sp_http_request(lp->conn), h);
-    if (push->draining) /* poll again (elsewhere) in a moment, with this cursor */
+    if (sp_push_draining(push)) /* poll again (elsewhere) in a moment, with this cursor */
         evbuffer_add_printf(h, "Retry-After: %u\r\n", 1 + sp_random() % 5);
     sp_http_begin(lp->conn, status, NULL, h, 0);
     sp_http_finish(lp->conn);
@@ -399,7 +398,7 @@ static void longpoll_start(void *state, const struct sp_route_config *route, con
         return;
     }
     if (n == 0 && (missed || lp->cursor.latest))
-        lp->cursor = sp_hub_now(push->hub); /* nothing to give yet: resume from now */
+        lp->cursor = sp_hub_now(sp_push_hub(push)); /* nothing to give yet: resume from now */
     uint64_t hold = hold_ms(req, route->subscribe.longpoll.timeout_ms);
     if (n > 0 || missed) {
         answer_messages(lp, backlog, (size_t)n, missed);

@@ -1,5 +1,6 @@
-/* Shared by the push modules only: push.c, subscriber.c, the transports
- * (sse.c, websocket.c, longpoll.c, grip.c), publish.c and replay.c. */
+/* The facade's own files only: push.c, subscriber.c, publish.c and
+ * replay.c share struct sp_push. The kinds of subscriber (sse.c,
+ * websocket.c, longpoll.c, grip.c) see push/transport.h instead. */
 #ifndef SP_PUSH_INTERNAL_H
 #define SP_PUSH_INTERNAL_H
 
@@ -13,16 +14,6 @@
 #include "push/push.h"
 #include "push/replay.h"
 #include "push/transport.h"
-
-/* The first member of every kind's state (push/transport.h): the worker's
- * push and the kind's subscribers there, counted as they come and go. */
-struct sp_kind_state {
-    struct sp_push *push;
-    size_t count;
-};
-/* A zeroed state of size bytes (an empty list is zeroes) for push. */
-void *sp_kind_state_new(struct sp_push *push, size_t size);
-size_t sp_kind_state_count(const void *state);
 
 /* One per worker thread. The home worker's also holds what is
  * process-wide (the hub, the engine, the replay store, the app's watcher);
@@ -68,72 +59,5 @@ struct sp_push {
 void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
                          const char *user_id, const char *info, size_t members);
 void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel);
-
-/* ---- subscriptions: one client, one or more channels -------------------------------- */
-
-struct sp_subscription;
-
-typedef void (*sp_subscription_deliver)(void *owner, struct sp_msg *msg);
-typedef void (*sp_subscription_deleted)(void *owner);
-
-/* Subscribes to every channel in spec ("a" or "a,b,c"; duplicates merged).
- * Returns 0 and *out, or a negative SP_HUB_ error (SP_HUB_BAD_CHANNEL also
- * for too many channels). */
-int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
-                         sp_subscription_deleted deleted, void *owner,
-                         const struct sp_identity *member, struct sp_subscription **out);
-/* The member list of each presence channel of s, for its stream's opening;
- * write is called once per channel with the JSON text: now, or with Redis
- * (the deployment's list, asked of the home) later, while s is open. */
-void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
-                             void *ctx);
-void sp_subscription_close(struct sp_subscription *s);
-/* See sp_hub_backlog(). */
-int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
-                            struct sp_msg **out, size_t max, bool *missed);
-
-/* What a stream says before it replays: position is where the client
- * resumes from (see sp_subscription_position), count the messages that
- * follow, first the id of the first of them ("" if none); missed: history
- * after the client's cursor is gone. Returns 0, or -1 to stop. */
-typedef int (*sp_replay_preamble)(void *ctx, const char *position, size_t count, bool missed,
-                                  const char *first);
-
-/* A stream opening: the backlog after cur (at most 1024 messages), after the
- * preamble, rendered in fmt. Returns 0, or -1 when the stream is over its
- * limit (the caller ends it) or out of memory. */
-int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cur,
-                           struct sp_stream *stream, enum sp_msg_format fmt,
-                           sp_replay_preamble preamble, void *ctx);
-
-/* The id a client resumes from to get backlog[0 .. n) and what follows:
- * just before backlog[0], or the newest position when the backlog is empty.
- * Sent when a stream opens, so a client cut before its first message still
- * reconnects with a cursor (and misses nothing published meanwhile). */
-void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *backlog, int n,
-                              char out[SP_MSG_ID_MAX]);
-
-/* ---- request helpers ---------------------------------------------------------------- */
-
-/* The resume position a client sent: Last-Event-ID or Sidepush-Cursor
- * header, or last_event_id, lastEventId, evs_last_event_id or cursor query
- * parameter. Returns 0 (possibly with no cursor) or -1 if one was sent but
- * is not an id. */
-int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *req,
-                           struct sp_cursor *cur);
-
-/* The starting point for a client without a cursor. */
-struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_config *route);
-
-/* Appends CORS response headers for this request's Origin (nothing when it
- * is absent or not allowed). */
-void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struct evbuffer *h);
-/* True if the request's Origin may open a WebSocket. */
-bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *req);
-
-/* Hands a message to a stream by reference. Returns -1 if the stream is
- * over its unsent limit (the caller ends it as a slow consumer). */
-int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
-                     enum sp_msg_format fmt);
 
 #endif

@@ -38,6 +38,47 @@ size_t sp_kind_state_count(const void *state)
     return ((const struct sp_kind_state *)state)->count;
 }
 
+const struct sp_config *sp_push_config(const struct sp_push *push)
+{
+    return push->config;
+}
+
+const struct sp_log *sp_push_log(const struct sp_push *push)
+{
+    return push->log;
+}
+
+struct event_base *sp_push_base(const struct sp_push *push)
+{
+    return push->base;
+}
+
+struct sp_flusher *sp_push_flusher(const struct sp_push *push)
+{
+    return push->flusher;
+}
+
+struct sp_hub *sp_push_hub(const struct sp_push *push)
+{
+    return push->hub;
+}
+
+struct sp_push_stats *sp_push_stats(struct sp_push *push)
+{
+    return &push->stats;
+}
+
+bool sp_push_draining(const struct sp_push *push)
+{
+    return push->draining;
+}
+
+const struct sp_forwarder_ops *sp_push_forwarder(const struct sp_push *push, void **ctx)
+{
+    *ctx = push->forwarder_ctx;
+    return push->forwarder;
+}
+
 static void tick(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_push *push = arg;

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "push/push-internal.h"
 #include "push/sse.h"
 
 struct sp_sse;
@@ -69,7 +68,8 @@ static void on_deliver(void *owner, struct sp_msg *msg)
     if (sp_push_send_msg(push, s->stream, msg, s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE) < 0) {
         /* Too far behind: close it; the browser reconnects with Last-Event-ID
          * and gets what it missed from history. */
-        sp_log_info(push->log, "slow_consumer", "SSE subscriber over limits.subscriber_max_unsent");
+        sp_log_info(sp_push_log(push), "slow_consumer",
+                    "SSE subscriber over limits.subscriber_max_unsent");
         end_stream(s, false);
     }
 }
@@ -173,7 +173,7 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
     kind->base.count++;
     s->kind = kind;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
-    s->retire_ms = sp_retire_at(sp_now_ms(), push->config->limits.max_connection_age_ms);
+    s->retire_ms = sp_retire_at(sp_now_ms(), sp_push_config(push)->limits.max_connection_age_ms);
     /* A browser's EventSource never gives up on a network error but does on
      * any other status, so an unreadable id replays from the start with the
      * missed signal instead of failing the request. */
@@ -203,8 +203,8 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
     }
     evbuffer_free(headers);
     s->chunked = framing == SP_HTTP_STREAM_CHUNKED;
-    s->stream = sp_stream_new(push->flusher, fd, initial,
-                              push->config->limits.subscriber_max_unsent, &stream_ops, s);
+    s->stream = sp_stream_new(sp_push_flusher(push), fd, initial,
+                              sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, s);
     evbuffer_free(initial);
     if (s->stream == NULL) {
         sse_free(s);
@@ -226,7 +226,7 @@ static void sse_tick(void *state, uint64_t now)
     for (s = LIST_FIRST(&kind->all); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
         if (s->stream != NULL && now >= s->retire_ms) {
-            kind->base.push->stats.aged_out++;
+            sp_push_stats(kind->base.push)->aged_out++;
             send_away(s);
             continue;
         }

@@ -10,7 +10,7 @@
 #include "core/base64.h"
 #include "core/template.h"
 #include "http/wsframe.h"
-#include "push/push-internal.h"
+
 #include "push/websocket.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -45,6 +45,13 @@ struct sp_ws {
 };
 
 static void ws_free(struct sp_ws *ws);
+
+/* The forwarder of a WebSocket that has a forward (the push had one). */
+static const struct sp_forwarder_ops *forwarder(const struct sp_ws *ws)
+{
+    void *ctx;
+    return sp_push_forwarder(ws->kind->base.push, &ctx);
+}
 
 /* ---- sending ------------------------------------------------------------------------ */
 
@@ -114,7 +121,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 
     if (sp_push_send_msg(ws->kind->base.push, ws->stream, msg,
                          ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) < 0) {
-        sp_log_info(ws->kind->base.push->log, "slow_consumer",
+        sp_log_info(sp_push_log(ws->kind->base.push), "slow_consumer",
                     "WebSocket subscriber over limits.subscriber_max_unsent");
         ws_abort(ws); /* its buffer is full: no room for a close frame */
     }
@@ -163,8 +170,7 @@ static void on_message(void *ctx, bool text, const uint8_t *data, size_t len)
             ws_abort(ws);
         return;
     }
-    if (ws->forward != NULL &&
-        ws->kind->base.push->forwarder->send(ws->forward, text, data, len) < 0)
+    if (ws->forward != NULL && forwarder(ws)->send(ws->forward, text, data, len) < 0)
         ws_close(ws, 1013, "too many messages waiting for the backend");
     /* Without forwarding, client messages have nowhere to go: ignored. */
 }
@@ -224,7 +230,7 @@ static void ws_free(struct sp_ws *ws)
     sp_subscription_close(ws->subs);
     sp_ws_reader_free(ws->reader);
     if (ws->forward != NULL)
-        ws->kind->base.push->forwarder->close(ws->forward);
+        forwarder(ws)->close(ws->forward);
     sp_config_release(ws->config);
     free(ws);
 }
@@ -237,7 +243,7 @@ static void ws_tick(void *state, uint64_t now)
     for (ws = LIST_FIRST(&kind->all); ws != NULL; ws = next) {
         next = LIST_NEXT(ws, link);
         if (ws->stream != NULL && now >= ws->retire_ms) {
-            kind->base.push->stats.aged_out++;
+            sp_push_stats(kind->base.push)->aged_out++;
             close_with(ws, SP_WS_CLOSE_RESTART, "connection age limit: reconnect");
             continue;
         }
@@ -415,12 +421,14 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
-    ws->retire_ms = sp_retire_at(ws->last_ping, push->config->limits.max_connection_age_ms);
+    ws->retire_ms = sp_retire_at(ws->last_ping, sp_push_config(push)->limits.max_connection_age_ms);
     ws->config = sp_config_hold(route->owner);
     ws->heartbeat = route->subscribe.websocket.heartbeat;
-    if (push->forwarder != NULL && route->subscribe.websocket.forward != NULL &&
-        (ws->forward = push->forwarder->open(push->forwarder_ctx, route, spec, req,
-                                             sp_http_peer(conn), on_forward_reply, ws)) == NULL) {
+    void *fw_ctx;
+    const struct sp_forwarder_ops *fw = sp_push_forwarder(push, &fw_ctx);
+    if (fw != NULL && route->subscribe.websocket.forward != NULL &&
+        (ws->forward = fw->open(fw_ctx, route, spec, req, sp_http_peer(conn), on_forward_reply,
+                                ws)) == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         ws_free(ws);
         return;
@@ -453,8 +461,8 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
         ws_free(ws);
         goto done;
     }
-    ws->stream = sp_stream_new(push->flusher, fd, initial,
-                               push->config->limits.subscriber_max_unsent, &stream_ops, ws);
+    ws->stream = sp_stream_new(sp_push_flusher(push), fd, initial,
+                               sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, ws);
     if (ws->stream == NULL) {
         ws_free(ws);
         goto done;
