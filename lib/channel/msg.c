@@ -204,6 +204,26 @@ static char *json_item(struct sp_msg *m)
     return text;
 }
 
+/* GRIP's http-stream content, text or base64-decoded bytes. */
+static bool render_grip_content(struct sp_msg *m, struct out *o)
+{
+    json_t *stream = json_object_get(m->grip, "http-stream");
+    json_t *content = json_object_get(stream, "content");
+    json_t *bin = json_object_get(stream, "content-bin");
+    char *decoded = NULL;
+    size_t len = 0;
+    bool ok;
+
+    if (json_is_string(content))
+        return put(o, json_string_value(content), json_string_length(content));
+    if (!json_is_string(bin) ||
+        sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded, &len) < 0)
+        return false;
+    ok = put(o, decoded, len);
+    free(decoded);
+    return ok;
+}
+
 static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
 {
     switch (fmt) {
@@ -229,27 +249,18 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
         free(env);
         return ok;
     }
+    case SP_FMT_GRIP_CONTENT:
+        return render_grip_content(m, o);
     case SP_FMT_GRIP_STREAM: {
-        json_t *stream = json_object_get(m->grip, "http-stream");
-        json_t *content = json_object_get(stream, "content");
-        json_t *bin = json_object_get(stream, "content-bin");
+        /* Rendered afresh, not from SP_FMT_GRIP_CONTENT: a message keeps
+         * only the renderings its subscribers use. */
+        struct out content = {0};
         char head[SP_HTTP_CHUNK_HEAD_MAX];
-        const char *bytes = NULL;
-        size_t len = 0;
-        char *decoded = NULL;
-        if (json_is_string(content)) {
-            bytes = json_string_value(content);
-            len = json_string_length(content);
-        } else if (json_is_string(bin)) {
-            if (sp_base64_decode(json_string_value(bin), json_string_length(bin), &decoded, &len) <
-                0)
-                return false;
-            bytes = decoded;
-        }
         /* An empty chunk would end the stream: nothing to send then. */
-        bool ok = len > 0 && put(o, head, sp_http_chunk_head(head, len)) && put(o, bytes, len) &&
-                  put(o, SP_HTTP_CHUNK_TAIL, 2);
-        free(decoded);
+        bool ok = render_grip_content(m, &content) && content.len > 0 &&
+                  put(o, head, sp_http_chunk_head(head, content.len)) &&
+                  put(o, content.buf, content.len) && put(o, SP_HTTP_CHUNK_TAIL, 2);
+        free(content.buf);
         return ok;
     }
     case SP_FMT_JSON: {

@@ -2,8 +2,8 @@
  * history and every subscriber's output, and rendered at most once per wire
  * format (SSE event, WebSocket frame, long-poll JSON item).
  */
-#ifndef SP_PUSH_MSG_H
-#define SP_PUSH_MSG_H
+#ifndef SP_CHANNEL_MSG_H
+#define SP_CHANNEL_MSG_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,12 +15,13 @@
 struct sp_msg;
 
 enum sp_msg_format {
-    SP_FMT_SSE,         /* "id: …\nevent: …\ndata: …\n\n" */
-    SP_FMT_SSE_CHUNKED, /* the same inside one HTTP/1.1 chunk */
-    SP_FMT_WS,          /* a text frame with the data verbatim */
-    SP_FMT_WS_ENVELOPE, /* a text frame with {"id","channel","event","data"} */
-    SP_FMT_JSON,        /* {"id","channel","event","data"} for long-poll bodies */
-    SP_FMT_GRIP_STREAM, /* GRIP http-stream content as one HTTP chunk (empty if none) */
+    SP_FMT_SSE,          /* "id: …\nevent: …\ndata: …\n\n" */
+    SP_FMT_SSE_CHUNKED,  /* the same inside one HTTP/1.1 chunk */
+    SP_FMT_WS,           /* a text frame with the data verbatim */
+    SP_FMT_WS_ENVELOPE,  /* a text frame with {"id","channel","event","data"} */
+    SP_FMT_JSON,         /* {"id","channel","event","data"} for long-poll bodies */
+    SP_FMT_GRIP_CONTENT, /* GRIP http-stream content (empty if none), for HTTP/1.0 streams */
+    SP_FMT_GRIP_STREAM,  /* the same as one HTTP chunk */
     SP_FMT_COUNT,
 };
 

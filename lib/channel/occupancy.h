@@ -10,8 +10,8 @@
  *
  * On the home worker's loop only.
  */
-#ifndef SP_PUSH_OCCUPANCY_H
-#define SP_PUSH_OCCUPANCY_H
+#ifndef SP_CHANNEL_OCCUPANCY_H
+#define SP_CHANNEL_OCCUPANCY_H
 
 #include <event2/event.h>
 #include <stdbool.h>

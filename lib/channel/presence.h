@@ -8,8 +8,8 @@
  * leave_grace, so a reconnect within it (a cut, a page reload, a second tab
  * opened as the first closes) changes nothing anyone sees.
  */
-#ifndef SP_PUSH_PRESENCE_H
-#define SP_PUSH_PRESENCE_H
+#ifndef SP_CHANNEL_PRESENCE_H
+#define SP_CHANNEL_PRESENCE_H
 
 #include <event2/buffer.h>
 #include <event2/event.h>

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include "net/stream.h"
 #include "core/clock.h"
 
 #include <arpa/inet.h>
@@ -586,6 +587,29 @@ int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
 size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len)
 {
     return (size_t)snprintf(buf, SP_HTTP_CHUNK_HEAD_MAX, "%zx\r\n", len);
+}
+
+int sp_http_stream_write(struct sp_stream *out, enum sp_http_stream framing, const void *data,
+                         size_t len)
+{
+    char head[SP_HTTP_CHUNK_HEAD_MAX];
+
+    if (framing != SP_HTTP_STREAM_CHUNKED)
+        return sp_stream_write(out, data, len);
+    if (len == 0)
+        return 0;
+    size_t n = sp_http_chunk_head(head, len);
+    if (sp_stream_write(out, head, n) < 0 || sp_stream_write(out, data, len) < 0 ||
+        sp_stream_write(out, SP_HTTP_CHUNK_TAIL, 2) < 0)
+        return -1;
+    return 0;
+}
+
+void sp_http_stream_end(struct sp_stream *out, enum sp_http_stream framing)
+{
+    if (framing == SP_HTTP_STREAM_CHUNKED)
+        sp_stream_write(out, "0\r\n\r\n", 5);
+    sp_stream_end(out);
 }
 
 /* ---- request bodies --------------------------------------------------------------- */

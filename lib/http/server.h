@@ -155,12 +155,22 @@ int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
                          struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
                          struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing);
 
-/* Framing of a chunked body, for streams that write their own chunks. */
+/* Framing of a chunked body, for renderings made once and shared by many
+ * streams (channel/msg.c). */
 #define SP_HTTP_CHUNK_HEAD_MAX 24
 /* Writes "<hex len>\r\n" into buf; returns its length. */
 size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len);
 #define SP_HTTP_CHUNK_TAIL "\r\n"
-#define SP_HTTP_LAST_CHUNK "0\r\n\r\n"
+
+struct sp_stream;
+/* A piece of a stream's body, framed as sp_http_begin_stream said: one
+ * chunk when chunked (nothing for an empty piece, which would end the
+ * body), as it is otherwise. Returns 0, or -1 past the stream's limit. */
+int sp_http_stream_write(struct sp_stream *out, enum sp_http_stream framing, const void *data,
+                         size_t len);
+/* The end of a stream's body: the last chunk when chunked, then the stream
+ * ends once written (sp_stream_end). */
+void sp_http_stream_end(struct sp_stream *out, enum sp_http_stream framing);
 bool sp_http_response_started(const struct sp_http_conn *c);
 
 /* The request being answered (valid until the response ends). */

@@ -2,8 +2,8 @@
  * client bytes into whole messages and control frames, enforcing masking,
  * fragmentation rules, size limits and UTF-8 (wslay's division of labour).
  */
-#ifndef SP_PUSH_WSFRAME_H
-#define SP_PUSH_WSFRAME_H
+#ifndef SP_HTTP_WSFRAME_H
+#define SP_HTTP_WSFRAME_H
 
 #include <stdbool.h>
 #include <stddef.h>

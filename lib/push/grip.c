@@ -30,7 +30,7 @@ struct sp_grip {
     bool stream;
     /* stream holds */
     struct sp_stream *out;
-    bool chunked;
+    enum sp_http_stream framing;
     char *keepalive;
     size_t keepalive_len;
     uint64_t keepalive_ms;
@@ -64,35 +64,18 @@ static void grip_free(struct sp_grip *g)
 
 static int write_piece(struct sp_grip *g, const void *data, size_t len)
 {
-    char head[SP_HTTP_CHUNK_HEAD_MAX];
-
-    if (len == 0)
-        return 0; /* an empty chunk would end the response */
-    if (!g->chunked)
-        return sp_stream_write(g->out, data, len);
-    size_t n = sp_http_chunk_head(head, len);
-    if (sp_stream_write(g->out, head, n) < 0 || sp_stream_write(g->out, data, len) < 0 ||
-        sp_stream_write(g->out, SP_HTTP_CHUNK_TAIL, 2) < 0)
-        return -1;
-    return 0;
+    return sp_http_stream_write(g->out, g->framing, data, len);
 }
 
 static void stream_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_grip *g = owner;
-    struct sp_slice chunk = sp_msg_render(msg, SP_FMT_GRIP_STREAM);
-    int rc = 0;
+    enum sp_msg_format fmt =
+        g->framing == SP_HTTP_STREAM_CHUNKED ? SP_FMT_GRIP_STREAM : SP_FMT_GRIP_CONTENT;
 
-    if (chunk.len == 0)
+    if (sp_msg_render(msg, fmt).len == 0)
         return; /* no http-stream content for this transport */
-    if (g->chunked) {
-        rc = sp_push_send_msg(g->kind->base.push, g->out, msg, SP_FMT_GRIP_STREAM);
-    } else {
-        /* HTTP/1.0: the content without its chunk framing. */
-        const char *crlf = memchr(chunk.ptr, '\n', chunk.len);
-        rc = sp_stream_write(g->out, crlf + 1, chunk.len - (size_t)(crlf + 1 - chunk.ptr) - 2);
-    }
-    if (rc < 0) {
+    if (sp_push_send_msg(g->kind->base.push, g->out, msg, fmt) < 0) {
         sp_stream_close(g->out);
         grip_free(g);
     }
@@ -101,9 +84,7 @@ static void stream_deliver(void *owner, struct sp_msg *msg)
 static void stream_deleted(void *owner)
 {
     struct sp_grip *g = owner;
-    if (g->chunked)
-        sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
-    sp_stream_end(g->out);
+    sp_http_stream_end(g->out, g->framing);
     grip_free(g);
 }
 
@@ -136,7 +117,7 @@ static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_
         grip_free(g);
         return;
     }
-    g->chunked = framing == SP_HTTP_STREAM_CHUNKED;
+    g->framing = framing;
     g->retire_ms = sp_retire_at(sp_now_ms(), sp_push_config(push)->limits.max_connection_age_ms);
     g->out = sp_stream_new(sp_push_flusher(push), fd, initial,
                            sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, g);
@@ -288,10 +269,8 @@ void sp_grip_hold(void *state, struct sp_http_conn *conn, const struct sp_grip_h
 /* A held stream ends as the backend's own stream would: its last chunk. */
 static void end_stream_hold(struct sp_grip *g)
 {
-    if (g->out != NULL && g->chunked)
-        sp_stream_write(g->out, SP_HTTP_LAST_CHUNK, 5);
     if (g->out != NULL)
-        sp_stream_end(g->out);
+        sp_http_stream_end(g->out, g->framing);
     grip_free(g);
 }
 

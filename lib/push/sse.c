@@ -19,8 +19,8 @@ struct sp_sse {
     struct sp_subscription *subs;
     LIST_ENTRY(sp_sse) link;
     uint64_t keepalive_ms;
-    uint64_t retire_ms; /* limits.max_connection_age */
-    bool chunked;       /* HTTP/1.1: each event is one chunk; HTTP/1.0: ends with the connection */
+    uint64_t retire_ms;          /* limits.max_connection_age */
+    enum sp_http_stream framing; /* HTTP/1.1: each event one chunk; 1.0: until the close */
 };
 
 static void sse_free(struct sp_sse *s)
@@ -31,32 +31,26 @@ static void sse_free(struct sp_sse *s)
     free(s);
 }
 
-/* Writes raw SSE text (already one complete block), framed as a chunk when
- * the response is chunked. */
+/* Writes raw SSE text (already one complete block) as the stream is framed. */
 static int write_text(struct sp_sse *s, const char *text)
 {
-    size_t len = strlen(text);
-    char head[SP_HTTP_CHUNK_HEAD_MAX];
-
-    if (!s->chunked)
-        return sp_stream_write(s->stream, text, len);
-    size_t n = sp_http_chunk_head(head, len);
-    if (sp_stream_write(s->stream, head, n) < 0 || sp_stream_write(s->stream, text, len) < 0 ||
-        sp_stream_write(s->stream, SP_HTTP_CHUNK_TAIL, 2) < 0)
-        return -1;
-    return 0;
+    return sp_http_stream_write(s->stream, s->framing, text, strlen(text));
 }
 
 static void end_stream(struct sp_sse *s, bool gracefully)
 {
     if (gracefully) {
-        if (s->chunked)
-            sp_stream_write(s->stream, SP_HTTP_LAST_CHUNK, 5);
-        sp_stream_end(s->stream);
+        sp_http_stream_end(s->stream, s->framing);
     } else {
         sp_stream_close(s->stream);
     }
     sse_free(s);
+}
+
+/* Each event comes rendered once for all, chunk framing included. */
+static enum sp_msg_format format(const struct sp_sse *s)
+{
+    return s->framing == SP_HTTP_STREAM_CHUNKED ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE;
 }
 
 static void on_deliver(void *owner, struct sp_msg *msg)
@@ -65,7 +59,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 
     struct sp_push *push = s->kind->base.push;
 
-    if (sp_push_send_msg(push, s->stream, msg, s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE) < 0) {
+    if (sp_push_send_msg(push, s->stream, msg, format(s)) < 0) {
         /* Too far behind: close it; the browser reconnects with Last-Event-ID
          * and gets what it missed from history. */
         sp_log_info(sp_push_log(push), "slow_consumer",
@@ -150,8 +144,7 @@ static int send_start(struct sp_sse *s, const struct sp_route_config *route,
 {
     struct opening o = {s, route->subscribe.sse.retry_ms};
 
-    return sp_subscription_replay(s->subs, cur, s->stream,
-                                  s->chunked ? SP_FMT_SSE_CHUNKED : SP_FMT_SSE, sse_preamble, &o);
+    return sp_subscription_replay(s->subs, cur, s->stream, format(s), sse_preamble, &o);
 }
 
 static void sse_start(void *state, const struct sp_route_config *route, const char *spec,
@@ -202,7 +195,7 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
         return;
     }
     evbuffer_free(headers);
-    s->chunked = framing == SP_HTTP_STREAM_CHUNKED;
+    s->framing = framing;
     s->stream = sp_stream_new(sp_push_flusher(push), fd, initial,
                               sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, s);
     evbuffer_free(initial);

@@ -1,6 +1,7 @@
 """GRIP (Pushpin's protocol): a proxied backend answers with Grip-Hold and is
 published to in Pushpin's item format; the backend code is Pushpin's, unchanged."""
 import base64
+import socket
 import threading
 import time
 import uuid
@@ -35,6 +36,27 @@ def test_stream_hold_with_curl(sidepush):
         assert len(sse.raw) > before and sse.raw[before:].strip(b"\n") == b""
     finally:
         sse.close()
+
+
+def test_stream_hold_over_http_1_0_is_unframed(sidepush):
+    """An HTTP/1.0 client gets the held stream without chunks, ended by the close:
+    the content exactly as published, text and bytes alike."""
+    ch = "h" + uuid.uuid4().hex[:8]
+    with socket.create_connection(("127.0.0.1", sidepush.port), timeout=10) as s:
+        s.sendall(f"GET /grip/stream/{ch} HTTP/1.0\r\nHost: a\r\n\r\n".encode())
+        wait_subscribers(sidepush, ch, 1)
+        pushpin_publish(sidepush, [{"channel": ch, "formats": {
+            "http-stream": {"content": "data: one\n\n"}}}])
+        pushpin_publish(sidepush, [{"channel": ch, "formats": {
+            "http-stream": {"content-bin": base64.b64encode(b"data: \xff two\n\n").decode()}}}])
+        got = b""
+        while b"two" not in got:
+            chunk = s.recv(65536)
+            assert chunk, got
+            got += chunk
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.0 200") and b"chunked" not in head.lower()
+    assert body.endswith(b"data: one\n\ndata: \xff two\n\n"), body
 
 
 def test_response_hold_answered_by_publish(sidepush):

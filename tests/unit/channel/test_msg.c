@@ -61,6 +61,9 @@ static void test_envelope_and_grip(void)
     struct sp_slice g = sp_msg_render(m, SP_FMT_GRIP_STREAM);
     ok(g.len == 3 + 10 + 2 && memcmp(g.ptr, "a\r\nraw bytes\n\r\n", g.len) == 0,
        "GRIP http-stream content as one chunk");
+    struct sp_slice c = sp_msg_render(m, SP_FMT_GRIP_CONTENT);
+    ok(c.len == 10 && memcmp(c.ptr, "raw bytes\n", c.len) == 0,
+       "GRIP http-stream content unframed, for HTTP/1.0 streams");
     sp_msg_unref(m);
 
     char big[300];
