@@ -494,12 +494,6 @@ static bool serve_route(struct worker *w, struct sp_http_conn *conn,
     return false;
 }
 
-static void grip_hold(void *ctx, struct sp_http_conn *conn, const struct sp_grip_hold *hold)
-{
-    struct worker *w = ctx;
-    sp_push_grip_hold(w->push, conn, hold);
-}
-
 /* Is address in the blocks of list, or on loopback when the list is empty? */
 static bool peer_in(const struct sp_strlist *list, const char *address)
 {
@@ -690,11 +684,15 @@ static struct sp_http_limits http_limits(const struct sp_config *config)
     };
 }
 
+/* After w->push is made: GRIP holds go to it through the proxy's hook. */
 static struct sp_proxy_options proxy_options(struct worker *w, const struct sp_config *config)
 {
+    void *hook_ctx = NULL;
+    const struct sp_proxy_hook *hook = w->push ? sp_push_proxy_hook(w->push, &hook_ctx) : NULL;
+
     return (struct sp_proxy_options){
-        .grip = grip_hold,
-        .grip_ctx = w,
+        .hook = hook,
+        .hook_ctx = hook_ctx,
         .backend_url = config->backend.url,
         .connect_timeout_ms = config->backend.connect_timeout_ms,
         .response_timeout_ms = config->backend.timeout_ms,
@@ -798,14 +796,12 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
 {
     const struct sp_config *config = app->config;
     const struct sp_http_limits limits = http_limits(config);
-    const struct sp_proxy_options proxy = proxy_options(w, config);
 
     w->app = app;
     w->config = sp_config_hold(config);
     w->base = base;
     w->mailbox = sp_mailbox_new(base);
     w->curlm = sp_curlm_new(base);
-    w->proxy = w->curlm ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->flusher = sp_flusher_new(base, on_conn_gone, w);
     if (w->mailbox != NULL && w->curlm != NULL && w->flusher != NULL) {
         const struct sp_push_worker pw = {base,
@@ -817,6 +813,8 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
                                           w->index ? home(app)->push : NULL};
         w->push = sp_push_new(&pw, config, app->log);
     }
+    const struct sp_proxy_options proxy = proxy_options(w, config);
+    w->proxy = w->curlm && w->push ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
     w->auth = sp_auth_new(&w->backend, w->index ? home(app)->auth : NULL, app->log);
     w->clients = sp_http_server_new(base, &limits, handle_client, w, on_conn_gone, w, app->log);

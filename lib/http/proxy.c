@@ -14,7 +14,6 @@
 
 #define MAX_HEAD 65536
 #define MAX_HEADERS 256
-#define GRIP_BODY_MAX (1024 * 1024)
 
 struct sp_proxy {
     struct sp_proxy_stats stats;
@@ -49,13 +48,7 @@ struct xfer {
     int64_t content_length; /* for the client: -1 unknown */
     struct evbuffer *head_lines;
     uint64_t started_ms;
-    /* GRIP: the backend asked to hold the client (see sp_grip_hold) */
-    char *grip_hold;
-    char *grip_channel;
-    char *grip_keepalive;
-    uint64_t grip_timeout_ms;
-    struct evbuffer *grip_body;
-    bool grip_too_big;
+    void *hold; /* the hook holds the response (opts.hook) */
 };
 
 static void xfer_free(struct xfer *x)
@@ -67,17 +60,14 @@ static void xfer_free(struct xfer *x)
         evbuffer_free(x->request_head);
     if (x->head_lines)
         evbuffer_free(x->head_lines);
-    if (x->grip_body)
-        evbuffer_free(x->grip_body);
-    free(x->grip_hold);
-    free(x->grip_channel);
-    free(x->grip_keepalive);
+    if (x->hold)
+        x->proxy->opts.hook->cancel(x->hold);
     free(x);
 }
 
 static bool holding(const struct xfer *x)
 {
-    return x->grip_hold != NULL && x->proxy->opts.grip != NULL && x->status >= 200;
+    return x->hold != NULL;
 }
 
 bool sp_proxy_is_own_header(struct sp_slice name)
@@ -207,31 +197,6 @@ static void send_head(struct xfer *x)
                   x->content_length);
 }
 
-/* Grip-* headers are for sidepush, never for the client. */
-static void take_grip_header(struct xfer *x, const struct sp_http_header *h)
-{
-    char *value = strndup(h->value.ptr, h->value.len);
-    char **slot = sp_slice_caseeq(h->name, "Grip-Hold")         ? &x->grip_hold
-                  : sp_slice_caseeq(h->name, "Grip-Channel")    ? &x->grip_channel
-                  : sp_slice_caseeq(h->name, "Grip-Keep-Alive") ? &x->grip_keepalive
-                                                                : NULL;
-
-    if (sp_slice_caseeq(h->name, "Grip-Timeout") && value)
-        x->grip_timeout_ms = (uint64_t)strtoul(value, NULL, 10) * 1000;
-    if (slot != NULL && value != NULL && *slot == NULL) {
-        *slot = value;
-        value = NULL;
-    } else if (slot != NULL && value != NULL) {
-        /* Repeated Grip-Channel headers add channels. */
-        char *joined = NULL;
-        if (asprintf(&joined, "%s, %s", *slot, value) >= 0) {
-            free(*slot);
-            *slot = joined;
-        }
-    }
-    free(value);
-}
-
 /* The Connection headers of a head: what they name is hop-by-hop too
  * (RFC 9110 section 7.6.1). Found once per head, not once per header. */
 struct connection_list {
@@ -305,6 +270,15 @@ static int head_done(struct head_text *t)
     return rc;
 }
 
+/* A header for the hook (GRIP's Grip-*), never for the client. */
+static bool hooked(const struct xfer *x, struct sp_slice name)
+{
+    const struct sp_proxy_hook *hook = x->proxy->opts.hook;
+    size_t n = hook != NULL ? strlen(hook->header_prefix) : 0;
+
+    return n > 0 && name.len > n && strncasecmp(name.ptr, hook->header_prefix, n) == 0;
+}
+
 static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http_body_kind kind,
                     uint64_t length)
 {
@@ -329,10 +303,8 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
                 x->content_length = (int64_t)n;
             continue;
         }
-        if (h->name.len > 5 && strncasecmp(h->name.ptr, "Grip-", 5) == 0) {
-            take_grip_header(x, h);
+        if (hooked(x, h->name))
             continue;
-        }
         if (resp->status == 101 && sp_slice_caseeq(h->name, "Upgrade")) {
             /* The protocol switched to; Connection: Upgrade goes with it. */
             add_field(&lines, h->name, h->value);
@@ -347,6 +319,8 @@ static void on_head(void *ctx, const struct sp_http_response *resp, enum sp_http
     if (kind == SP_HTTP_BODY_CHUNKED || kind == SP_HTTP_BODY_CLOSE)
         x->content_length = -1; /* the client gets it in its own framing */
     (void)length;
+    if (resp->status != 101 && x->proxy->opts.hook != NULL)
+        x->hold = x->proxy->opts.hook->head(x->proxy->opts.hook_ctx, resp);
     if (resp->status != 101)
         send_head(x);
 }
@@ -356,15 +330,7 @@ static void on_body(void *ctx, struct evbuffer *data)
     struct xfer *x = ctx;
 
     if (holding(x)) {
-        /* The body of a hold is what the client gets first (stream) or on
-         * timeout (response): kept whole, bounded. */
-        if (x->grip_body == NULL)
-            x->grip_body = evbuffer_new();
-        if (x->grip_body == NULL ||
-            evbuffer_get_length(x->grip_body) + evbuffer_get_length(data) > GRIP_BODY_MAX)
-            x->grip_too_big = true;
-        else
-            evbuffer_add_buffer(x->grip_body, data);
+        x->proxy->opts.hook->body(x->hold, data);
         return;
     }
     sp_http_write_buffer(x->conn, data);
@@ -372,89 +338,6 @@ static void on_body(void *ctx, struct evbuffer *data)
         x->paused = true;
         sp_upstream_pause(x->up, true);
     }
-}
-
-/* Grip-Channel "a; prev-id=1, b" -> "a,b" (parameters are not supported). */
-static void grip_channels(const char *header, char *out, size_t size)
-{
-    size_t n = 0;
-    char *copy = strdup(header);
-
-    out[0] = '\0';
-    for (char *save, *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        char *semi = strchr(tok, ';');
-        if (semi)
-            *semi = '\0';
-        while (*tok == ' ' || *tok == '\t')
-            tok++;
-        size_t len = strlen(tok);
-        while (len > 0 && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
-            len--;
-        if (len == 0 || n + len + 2 > size)
-            continue;
-        if (n > 0)
-            out[n++] = ',';
-        memcpy(out + n, tok, len);
-        n += len;
-        out[n] = '\0';
-    }
-    free(copy);
-}
-
-/* Grip-Keep-Alive "data; format=cstring; timeout=30": decodes data in place. */
-static size_t grip_keepalive(char *header, uint64_t *timeout_ms)
-{
-    char *semi = strchr(header, ';');
-    const char *params = semi ? semi + 1 : "";
-    bool cstring = strstr(params, "format=cstring") != NULL;
-    const char *t = strstr(params, "timeout=");
-    size_t len, w = 0;
-
-    *timeout_ms = (t ? (uint64_t)strtoul(t + 8, NULL, 10) : 55) * 1000;
-    if (semi)
-        *semi = '\0';
-    len = strlen(header);
-    while (len > 0 && header[len - 1] == ' ')
-        len--;
-    for (size_t r = 0; r < len; r++) {
-        char c = header[r];
-        if (cstring && c == '\\' && r + 1 < len) {
-            char e = header[++r];
-            c = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e;
-        }
-        header[w++] = c;
-    }
-    return w;
-}
-
-static void hand_over(struct xfer *x)
-{
-    char channels[2048];
-    struct sp_grip_hold hold = {
-        .stream = strncasecmp(x->grip_hold, "stream", 6) == 0,
-        .channels = channels,
-        .status = x->status,
-        .reason = x->reason[0] ? x->reason : NULL,
-        .headers = x->head_lines,
-        .body = x->grip_body,
-        .timeout_ms = x->grip_timeout_ms ? x->grip_timeout_ms : 55000,
-    };
-    struct evbuffer *empty = NULL;
-
-    grip_channels(x->grip_channel ? x->grip_channel : "", channels, sizeof(channels));
-    if (x->grip_keepalive != NULL) {
-        hold.keepalive_len = grip_keepalive(x->grip_keepalive, &hold.keepalive_ms);
-        hold.keepalive = x->grip_keepalive;
-    }
-    if (hold.body == NULL)
-        hold.body = empty = evbuffer_new();
-    if (channels[0] == '\0' || hold.body == NULL)
-        sp_http_respond_error(x->conn, 502, "backend sent Grip-Hold without a usable Grip-Channel");
-    else
-        x->proxy->opts.grip(x->proxy->opts.grip_ctx, x->conn, &hold);
-    if (empty)
-        evbuffer_free(empty);
 }
 
 static void on_done(void *ctx)
@@ -465,12 +348,14 @@ static void on_done(void *ctx)
     x->up = NULL; /* the upstream exchange is over */
     sp_http_set_ops(conn, NULL, NULL);
     count(x, x->status);
-    if (holding(x) && x->grip_too_big)
-        sp_http_respond_error(conn, 502, "backend's Grip-Hold body is larger than 1 MiB");
-    else if (holding(x))
-        hand_over(x);
-    else
+    if (holding(x)) {
+        void *hold = x->hold;
+        x->hold = NULL;
+        x->proxy->opts.hook->done(hold, conn, x->status, x->reason[0] ? x->reason : NULL,
+                                  x->head_lines);
+    } else {
         sp_http_finish(conn);
+    }
     xfer_free(x);
 }
 

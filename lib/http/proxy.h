@@ -10,30 +10,32 @@
 #include <stdint.h>
 
 #include "core/log.h"
+#include "http/parser.h"
 #include "http/server.h"
 
-/* A proxied response that asks sidepush to hold the client (GRIP,
- * Pushpin's protocol): Grip-Hold, Grip-Channel, Grip-Timeout,
- * Grip-Keep-Alive. Valid during the handler call only. */
-struct sp_grip_hold {
-    bool stream;          /* Grip-Hold: stream; else response */
-    const char *channels; /* "a,b": Grip-Channel names (their parameters ignored) */
-    int status;
-    const char *reason;
-    struct evbuffer *headers; /* "Name: value\r\n" lines, without Grip-* and framing */
-    struct evbuffer *body;
-    uint64_t timeout_ms;   /* Grip-Timeout */
-    const char *keepalive; /* Grip-Keep-Alive data, decoded; NULL if none */
-    size_t keepalive_len;
-    uint64_t keepalive_ms;
+/* A hook on the backend's final response heads, for a protocol that takes
+ * a response over (GRIP: push/grip_head.c). Headers whose names start
+ * with header_prefix are the hook's, never the client's; head() says
+ * whether to hold the response, and a held response's body then goes to
+ * body() and, once complete, the client to done() instead of through. */
+struct sp_proxy_hook {
+    const char *header_prefix;
+    /* NULL: pass the response through. Else the hold (resp is valid during
+     * the call only). */
+    void *(*head)(void *ctx, const struct sp_http_response *resp);
+    /* Body bytes of a held response, moved out of data. */
+    void (*body)(void *hold, struct evbuffer *data);
+    /* The response is complete: the hook answers conn (lines: the client's
+     * header lines, without the hook's and the framing) and frees hold. */
+    void (*done)(void *hold, struct sp_http_conn *conn, int status, const char *reason,
+                 struct evbuffer *lines);
+    /* The exchange ended otherwise (an error, the client left): frees hold. */
+    void (*cancel)(void *hold);
 };
 
-typedef void (*sp_grip_handler)(void *ctx, struct sp_http_conn *conn,
-                                const struct sp_grip_hold *hold);
-
 struct sp_proxy_options {
-    sp_grip_handler grip; /* NULL: Grip-Hold responses pass through as they are */
-    void *grip_ctx;
+    const struct sp_proxy_hook *hook; /* or NULL: every response passes through */
+    void *hook_ctx;
     const char *backend_url; /* base; the request target is appended */
     uint64_t connect_timeout_ms;
     uint64_t response_timeout_ms; /* no response head by then: 504 */

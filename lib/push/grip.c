@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "core/base64.h"
-#include "http/proxy.h"
 #include "push/grip.h"
 
 struct sp_grip;

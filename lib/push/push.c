@@ -843,8 +843,8 @@ void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
         sp_occupancy_set_grace(push->occupancy, vacancy_grace(config));
 }
 
-void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
-                       const struct sp_grip_hold *hold)
+const struct sp_proxy_hook *sp_push_proxy_hook(struct sp_push *push, void **ctx)
 {
-    sp_grip_hold(push->kinds[SP_KIND_GRIP], conn, hold);
+    *ctx = push->kinds[SP_KIND_GRIP];
+    return &sp_grip_proxy_hook;
 }

@@ -123,10 +123,10 @@ void sp_push_stop_engine(struct sp_push *push);
 typedef void (*sp_push_watch)(void *ctx, const char *channel, size_t subscribers);
 void sp_push_set_watch(struct sp_push *push, sp_push_watch watch, void *ctx);
 
-/* A proxied response asked to hold its client (GRIP). */
-struct sp_grip_hold;
-void sp_push_grip_hold(struct sp_push *push, struct sp_http_conn *conn,
-                       const struct sp_grip_hold *hold);
+/* The proxy's response hook through which a backend's GRIP answer holds
+ * its client here (push/grip_head.c), and its ctx. */
+struct sp_proxy_hook;
+const struct sp_proxy_hook *sp_push_proxy_hook(struct sp_push *push, void **ctx);
 
 /* ---- forwarding WebSocket client messages (websocket.forward) -----------------------------
  *

@@ -101,3 +101,24 @@ def test_bad_grip_publish_is_400(sidepush):
     r = requests.post(f"http://127.0.0.1:{sidepush.publish_port}/publish/", timeout=5,
                       json={"items": [{"channel": "x", "formats": {"carrier-pigeon": {}}}]})
     assert r.status_code == 400 and "unsupported GRIP format" in r.json()["error"]
+
+
+def test_grip_answers_that_cannot_hold(make_sidepush):
+    """The backend's Grip-* headers never reach the client; a hold without a channel, or
+    with a body over 1 MiB, is a 502 with a JSON reason; Grip-* without Grip-Hold passes
+    the response through."""
+    from scripted import ScriptedBackend, ok
+    big = b"x" * (1024 * 1024 + 1)
+    backend = ScriptedBackend({
+        "/nochannel": [("send", ok(b"held?", b"Grip-Hold: response\r\n"))],
+        "/toobig": [("send", ok(big, b"Grip-Hold: stream\r\nGrip-Channel: c\r\n"))],
+        "/nohold": [("send", ok(b"plain", b"Grip-Channel: c\r\nGrip-Timeout: 5\r\n"))],
+    })
+    sp = make_sidepush(backend_url=backend.url)
+    r = requests.get(sp.url + "/nochannel", timeout=10)
+    assert r.status_code == 502 and "Grip-Channel" in r.json()["error"]
+    r = requests.get(sp.url + "/toobig", timeout=10)
+    assert r.status_code == 502 and "1 MiB" in r.json()["error"]
+    r = requests.get(sp.url + "/nohold", timeout=10)
+    assert r.status_code == 200 and r.content == b"plain"
+    assert not any(k.lower().startswith("grip-") for k in r.headers)
