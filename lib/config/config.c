@@ -7,285 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/keys-internal.h"
 #include "core/base64.h"
-
-/* ---- the directive table ---------------------------------------------------
- *
- * One line per key: where it may appear (section), its type, bounds, default
- * and what it means. The walker below rejects unknown keys, wrong types and
- * wrong places from this table alone; `sidepush --help-config` prints it.
- */
-
-enum type {
-    T_SECTION,     /* a nested map; offset (if any) is a bool "present" flag */
-    T_STRING,      /* char *, non-empty */
-    T_PATH,        /* char *, starts with '/' */
-    T_URL,         /* char *, http(s) URL checked by libcurl's URL parser */
-    T_BACKEND_URL, /* char *, an http:// URL or unix:/path of a socket */
-    T_BOOL,        /* bool: true or false */
-    T_UINT,        /* uint64_t within [min, max] */
-    T_DURATION,    /* uint64_t milliseconds within [min, max] */
-    T_SIZE,        /* uint64_t bytes within [min, max] */
-    T_ADDRESS,     /* struct sp_address */
-    T_LOG_LEVEL,   /* enum sp_log_level */
-    T_TRANSPORTS,  /* unsigned bits from a list of sse, websocket, longpoll */
-    T_START,       /* enum sp_start: newest or oldest */
-    T_OPT_STRING,  /* char *, may be empty */
-    T_STRING_LIST, /* struct sp_strlist from a list of strings */
-    T_CIDR_LIST,   /* struct sp_strlist of address blocks, each checked */
-    T_EVENT_LIST,  /* struct sp_strlist of webhook event names, each checked */
-    T_ROUTES,      /* the routes list, walked with route_keys[] */
-    T_WORKERS,     /* uint64_t: "auto" (0) or a count within [min, max] */
-};
-
-enum { F_REQUIRED = 1 };
-
-struct key {
-    const char *section; /* "" for the top level, "a.b" for nested maps */
-    const char *name;
-    enum type type;
-    size_t offset; /* into struct sp_config, or sp_route_config for route keys */
-    uint64_t min, max;
-    const char *def; /* default, written as it would be in YAML; NULL: none */
-    unsigned flags;
-    const char *doc;
-};
-
-#define C(field) offsetof(struct sp_config, field)
-#define R(field) offsetof(struct sp_route_config, field)
-#define NO_OFFSET ((size_t)-1)
-#define KiB 1024ULL
-#define MiB (1024ULL * 1024)
-#define GiB (1024ULL * 1024 * 1024)
-#define SEC 1000ULL
-#define HOUR (3600ULL * 1000)
-
-static const struct key config_keys[] = {
-    {"", "listen", T_ADDRESS, C(listen), 0, 0, "0.0.0.0:8080", 0,
-     "clients: subscriptions, health, and everything proxied to the backend"},
-    {"", "publish_listen", T_ADDRESS, C(publish_listen), 0, 0, "127.0.0.1:8081", 0,
-     "the backend's webhook publishes; loopback so only the pod can reach it"},
-    {"", "workers", T_WORKERS, C(workers), 1, 256, "auto", 0,
-     "event-loop threads: auto = the CPUs this process may use (affinity and cgroup quota)"},
-    {"", "shutdown_grace", T_DURATION, C(shutdown_grace_ms), 0, HOUR, "20s", 0,
-     "on SIGTERM, subscribers are sent away spread over this window, then sidepush exits"},
-    {"", "watch_config", T_BOOL, C(watch_config), 0, 0, "true", 0,
-     "reload when this file or a ${file:} it reads changes (a ConfigMap update), as on SIGHUP"},
-    {"", "backend", T_SECTION, NO_OFFSET, 0, 0, NULL, F_REQUIRED, "the legacy app"},
-    {"backend", "url", T_BACKEND_URL, C(backend.url), 0, 0, NULL, F_REQUIRED,
-     "the app: http://127.0.0.1:3000 (a path prefixes every target) or unix:/run/app.sock"},
-    {"backend", "connect_timeout", T_DURATION, C(backend.connect_timeout_ms), 1, HOUR, "2s", 0,
-     "unreachable after this: 502"},
-    {"backend", "timeout", T_DURATION, C(backend.timeout_ms), 1, 24 * HOUR, "30s", 0,
-     "no response head after this: 504"},
-    {"backend", "preserve_host", T_BOOL, C(backend.preserve_host), 0, 0, "true", 0,
-     "send the client's Host header to the backend (else the backend URL's host)"},
-    {"backend", "keepalive", T_UINT, C(backend.keepalive), 0, 10000, "64", 0,
-     "idle connections to the backend kept per worker (0: a new connection per request)"},
-    {"backend", "keepalive_timeout", T_DURATION, C(backend.keepalive_timeout_ms), 1, HOUR, "4s", 0,
-     "a kept connection idle this long is closed (keep it below the backend's own)"},
-    {"backend", "keepalive_requests", T_UINT, C(backend.keepalive_requests), 0, 100000000, "1000",
-     0, "requests per kept connection, then it is closed (0: no limit)"},
-    {"backend", "tunnel_idle_timeout", T_DURATION, C(backend.tunnel_idle_timeout_ms), 0, 24 * HOUR,
-     "1h", 0,
-     "an upgraded connection (a WebSocket to the app) idle this long is closed (0: never)"},
-    {"backend", "body_timeout", T_DURATION, C(backend.body_timeout_ms), 0, 24 * HOUR, "0s", 0,
-     "the backend's response body stalling this long between bytes: cut (0: never); a slow "
-     "client's pause does not count"},
-    {"backend", "request_buffer", T_SIZE, C(backend.request_buffer), 0, 64 * MiB, "64KiB", 0,
-     "request bodies up to this size are read whole before the backend is asked, so a slow "
-     "upload never holds one of its workers; larger ones stream (0: always stream)"},
-    {"backend", "trusted_proxies", T_CIDR_LIST, C(backend.trusted_proxies), 0, 0, "[]", 0,
-     "clients (an ingress) whose X-Forwarded-Proto is passed on; from others it is 'http'"},
-    {"", "publish", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "the publish API on publish_listen"},
-    {"publish", "max_body_size", T_SIZE, C(publish.max_body_size), 1 * KiB, 256 * MiB, "1MiB", 0,
-     "POST /publish (JSON, batches) bodies; larger: 413"},
-    {"publish", "max_connections", T_UINT, C(publish.max_connections), 1, 1000000, "1000", 0,
-     "publisher connections held at once (apart from limits.max_connections)"},
-    {"publish", "auth", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "optional publisher auth"},
-    {"publish.auth", "bearer_token", T_STRING, C(publish_auth.bearer_token), 0, 0, NULL, 0,
-     "require 'Authorization: Bearer <token>'; ${VAR} or ${file:PATH} keep it out of the file"},
-    {"publish.auth", "hmac_secret", T_STRING, C(publish_auth.hmac_secret), 0, 0, NULL, 0,
-     "require Standard Webhooks signatures with this secret (whsec_… base64)"},
-    {"publish.auth", "timestamp_tolerance", T_DURATION, C(publish_auth.timestamp_tolerance_ms),
-     1 * SEC, 24 * HOUR, "5m", 0, "reject signed webhooks older or newer than this"},
-    {"", "channels", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "channel history"},
-    {"channels", "history", T_UINT, C(channels.history), 0, 1000000, "100", 0,
-     "messages kept per channel for resume"},
-    {"channels", "history_ttl", T_DURATION, C(channels.history_ttl_ms), 1 * SEC, 30 * 24 * HOUR,
-     "5m", 0, "messages older than this leave the history"},
-    {"channels", "max_message_size", T_SIZE, C(channels.max_message_size), 1, 64 * MiB, "64KiB", 0,
-     "larger publishes are refused with 413"},
-    {"", "cors", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "cross-origin subscribers (browsers)"},
-    {"cors", "allow_origins", T_STRING_LIST, C(cors.allow_origins), 0, 0, "[]", 0,
-     "origins allowed to subscribe, or [\"*\"]; empty: same origin only"},
-    {"cors", "allow_credentials", T_BOOL, C(cors.allow_credentials), 0, 0, "false", 0,
-     "let cross-origin pages send cookies (EventSource withCredentials)"},
-    {"cors", "max_age", T_DURATION, C(cors.max_age_ms), 0, 24 * HOUR, "10m", 0,
-     "how long browsers may cache a preflight answer"},
-    {"", "health", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "probe endpoints on listen, never proxied"},
-    {"health", "liveness_path", T_PATH, C(health.liveness_path), 0, 0, "/healthz", 0,
-     "200 while the process runs"},
-    {"health", "readiness_path", T_PATH, C(health.readiness_path), 0, 0, "/readyz", 0,
-     "200 while listening and configured, 503 otherwise"},
-    {"", "metrics", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "Prometheus metrics on listen"},
-    {"metrics", "path", T_PATH, C(metrics.path), 0, 0, "/metrics", 0,
-     "Prometheus text format; never proxied"},
-    {"metrics", "listen", T_ADDRESS, C(metrics.listen), 0, 0, NULL, 0,
-     "a separate admin listener for metrics and health (default: on listen)"},
-    {"metrics", "max_connections", T_UINT, C(metrics.max_connections), 1, 100000, "100", 0,
-     "admin listener connections held at once (apart from limits.max_connections)"},
-    {"metrics", "allow_from", T_CIDR_LIST, C(metrics.allow_from), 0, 0, "[]", 0,
-     "without metrics.listen, /metrics on listen answers these address blocks only ([]: "
-     "loopback); others get 403"},
-    {"metrics", "drain_from", T_CIDR_LIST, C(metrics.drain_from), 0, 0, "[]", 0,
-     "address blocks POST /drain is taken from ([]: loopback only, the pod's own preStop hook)"},
-    {"metrics", "drain_token", T_STRING, C(metrics.drain_token), 0, 0, NULL, 0,
-     "POST /drain with 'Authorization: Bearer <token>' is taken from anywhere; ${file:PATH}"},
-    {"", "limits", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "protection against bad clients"},
-    {"limits", "max_connections", T_UINT, C(limits.max_connections), 1, 10000000, "10000", 0,
-     "connections on listen (streams included); past it new ones wait in the listen backlog"},
-    {"limits", "max_header_size", T_SIZE, C(limits.max_header_size), 1 * KiB, 1 * MiB, "16KiB", 0,
-     "request line plus headers; larger: 431"},
-    {"limits", "max_headers", T_UINT, C(limits.max_headers), 1, 1000, "100", 0,
-     "header fields per request; more: 431"},
-    {"limits", "max_body_size", T_SIZE, C(limits.max_body_size), 0, 1024 * GiB, "10MiB", 0,
-     "request body; larger: 413"},
-    {"limits", "header_timeout", T_DURATION, C(limits.header_timeout_ms), 100, HOUR, "10s", 0,
-     "a request head must arrive within this (slowloris): 408"},
-    {"limits", "body_timeout", T_DURATION, C(limits.body_timeout_ms), 100, HOUR, "60s", 0,
-     "a request body stalling this long between reads: 408 (nginx's client_body_timeout)"},
-    {"limits", "idle_timeout", T_DURATION, C(limits.idle_timeout_ms), 100, 24 * HOUR, "75s", 0,
-     "keep-alive connections idle this long are closed"},
-    {"limits", "proxy_buffer_size", T_SIZE, C(limits.proxy_buffer_size), 4 * KiB, 64 * MiB,
-     "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
-    {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB, 1 * GiB,
-     "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
-    {"limits", "max_connection_age", T_DURATION, C(limits.max_connection_age_ms), 0, 30 * 24 * HOUR,
-     "0s", 0,
-     "streams and keep-alive connections older than this (less up to a tenth) are ended as a "
-     "drain ends them, so load spreads to new pods (0: never)"},
-    {"limits", "max_channels_per_connection", T_UINT, C(limits.max_channels_per_connection), 1, 255,
-     "16", 0, "channels one subscription may name (comma-separated)"},
-    {"", "presence", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "who is subscribed (presence routes)"},
-    {"presence", "leave_grace", T_DURATION, C(presence.leave_grace_ms), 0, HOUR, "5s", 0,
-     "a member whose last connection closed leaves after this (a reconnect within it: no flap)"},
-    {"presence", "max_members", T_UINT, C(presence.max_members), 1, 10000000, "10000", 0,
-     "members listed per channel (beyond it, members are counted, not listed)"},
-    {"presence", "announce_limit", T_UINT, C(presence.announce_limit), 0, 10000000, "1000", 0,
-     "joins and leaves are told to subscribers while the channel has at most this many members"},
-    {"", "webhooks", T_SECTION, C(webhooks.enabled), 0, 0, NULL, 0,
-     "optional: tell the backend about occupancy and presence (Pusher-shaped, signed)"},
-    {"webhooks", "url", T_STRING, C(webhooks.url), 0, 0, NULL, F_REQUIRED,
-     "backend path (or absolute URL) events are POSTed to"},
-    {"webhooks", "secret", T_STRING, C(webhooks.secret), 0, 0, NULL, 0,
-     "Standard Webhooks signing secret (whsec_… base64); unset: unsigned"},
-    {"webhooks", "batch", T_DURATION, C(webhooks.batch_ms), 0, 60 * SEC, "250ms", 0,
-     "events within this window go in one POST"},
-    {"webhooks", "vacated_grace", T_DURATION, C(webhooks.vacated_grace_ms), 0, HOUR, "5s", 0,
-     "a channel's last subscriber leaving is told after this plus presence.leave_grace"},
-    {"webhooks", "max_queue", T_UINT, C(webhooks.max_queue), 1, 10000000, "10000", 0,
-     "events waiting for the backend; beyond it new ones are dropped and counted"},
-    {"webhooks", "max_backoff", T_DURATION, C(webhooks.max_backoff_ms), 100, HOUR, "30s", 0,
-     "ceiling of the retry backoff after a failed POST (starts at 500ms, doubles, jitter)"},
-    {"webhooks", "max_attempts", T_UINT, C(webhooks.max_attempts), 1, 1000, "12", 0,
-     "POSTs of one batch (each signed anew); then it is given up and counted"},
-    {"webhooks", "events", T_EVENT_LIST, C(webhooks.events), 0, 0, "[]", 0,
-     "events sent: channel_occupied, channel_vacated, member_added, member_removed ([]: all)"},
-    {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
-    {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
-    {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,
-     "one line per answered request (at info level)"},
-    {"", "redis", T_SECTION, C(redis.enabled), 0, 0, NULL, 0,
-     "optional: Redis as the shared engine of several replicas (fan-out, history, ids)"},
-    {"redis", "url", T_STRING, C(redis.url), 0, 0, "redis://127.0.0.1:6379", 0,
-     "host:port or redis://[[user]:password@]host[:port][/db]"},
-    {"redis", "username", T_STRING, C(redis.username), 0, 0, NULL, 0,
-     "ACL user for AUTH (Redis 6+); default: the URL's, else none"},
-    {"redis", "password", T_STRING, C(redis.password), 0, 0, NULL, 0,
-     "AUTH password; use ${VAR} to take it from the environment"},
-    {"redis", "database", T_UINT, C(redis.database), 0, 1000, "0", 0,
-     "SELECTed database (a /db in the URL wins)"},
-    {"redis", "key_prefix", T_STRING, C(redis.key_prefix), 0, 0, "sidepush:", 0,
-     "prefix of every key and pub/sub channel, so deployments can share a Redis"},
-    {"redis", "connect_timeout", T_DURATION, C(redis.connect_timeout_ms), 10, HOUR, "2s", 0,
-     "resolve, connect and authenticate within this, else retry"},
-    {"redis", "timeout", T_DURATION, C(redis.timeout_ms), 10, HOUR, "5s", 0,
-     "a command unanswered this long: the connection is dropped and remade"},
-    {"redis", "reconnect_max", T_DURATION, C(redis.reconnect_max_ms), 10, HOUR, "5s", 0,
-     "ceiling of the reconnect backoff (which starts at 100ms, doubles, with jitter)"},
-    {"redis", "subscribe_wait", T_DURATION, C(redis.subscribe_wait_ms), 10, HOUR, "10s", 0,
-     "a new subscriber waits this long for Redis, then gets 503 (SSE: a retry hint)"},
-    {"redis", "poll_lease", T_DURATION, C(redis.poll_lease_ms), 100, HOUR, "5s", 0,
-     "one replica polls a poll route's channel under a lease this long; takeover after it"},
-    {"redis", "replica_timeout", T_DURATION, C(redis.replica_timeout_ms), 300, HOUR, "10s", 0,
-     "a replica silent this long (killed) has its members and occupancy removed by another"},
-    {"redis", "required_for_ready", T_BOOL, C(redis.required_for_ready), 0, 0, "false", 0,
-     "report not ready (readiness_path 503) while Redis is unreachable"},
-    {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,
-     "endpoints sidepush answers itself; the first match wins, the rest is proxied"},
-};
-
-static const struct key route_keys[] = {
-    {"", "path", T_PATH, R(path), 0, 0, NULL, F_REQUIRED,
-     "path template, {name} captures one segment, e.g. /events/{channel}"},
-    {"", "subscribe", T_SECTION, R(has_subscribe), 0, 0, NULL, 0, "a subscription endpoint"},
-    {"subscribe", "transports", T_TRANSPORTS, R(subscribe.transports), 0, 0,
-     "[sse, websocket, longpoll]", 0, "which of sse, websocket, longpoll are offered"},
-    {"subscribe", "channel", T_STRING, R(subscribe.channel), 0, 0, "{channel}", 0,
-     "channel name(s) built from the path's captures; a,b subscribes to both"},
-    {"subscribe", "start", T_START, R(subscribe.start), 0, 0, "newest", 0,
-     "without a cursor: newest (only new messages) or oldest (history first)"},
-    {"subscribe", "sse", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "Server-Sent Events"},
-    {"subscribe.sse", "keepalive", T_DURATION, R(subscribe.sse.keepalive_ms), 1 * SEC, HOUR, "15s",
-     0, "a comment line after this much silence, so proxies keep the stream"},
-    {"subscribe.sse", "retry", T_DURATION, R(subscribe.sse.retry_ms), 0, HOUR, "3s", 0,
-     "reconnect delay sent to the browser (retry:)"},
-    {"subscribe", "longpoll", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "long-poll"},
-    {"subscribe.longpoll", "timeout", T_DURATION, R(subscribe.longpoll.timeout_ms), 1 * SEC, HOUR,
-     "55s", 0, "a held request is answered 204 after this"},
-    {"subscribe.longpoll", "max_messages", T_UINT, R(subscribe.longpoll.max_messages), 1, 10000,
-     "100", 0, "messages per response; the rest come with the next request"},
-    {"subscribe", "websocket", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "WebSocket"},
-    {"subscribe.websocket", "envelope", T_BOOL, R(subscribe.websocket.envelope), 0, 0, "false", 0,
-     "send {\"id\",\"channel\",\"event\",\"data\"} instead of the bare data"},
-    {"subscribe.websocket", "ping_interval", T_DURATION, R(subscribe.websocket.ping_interval_ms),
-     1 * SEC, HOUR, "25s", 0, "server pings; no pong by the next one closes the connection"},
-    {"subscribe.websocket", "heartbeat", T_OPT_STRING, R(subscribe.websocket.heartbeat), 0, 0,
-     "ping", 0, "a client text message answered with \"pong\" (browsers cannot ping); \"\" off"},
-    {"subscribe.websocket", "forward", T_STRING, R(subscribe.websocket.forward), 0, 0, NULL, 0,
-     "backend path template client messages are POSTed to; unset: not forwarded"},
-    {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size), 1,
-     64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
-    {"subscribe", "presence", T_BOOL, R(subscribe.presence), 0, 0, "false", 0,
-     "track members (user ids from authorize) and send sidepush-join/-leave/-members"},
-    {"", "authorize", T_SECTION, R(has_authorize), 0, 0, NULL, 0,
-     "ask the backend whether a client may subscribe"},
-    {"authorize", "url", T_STRING, R(authorize.url), 0, 0, NULL, F_REQUIRED,
-     "backend path template (or absolute URL) asked with GET; 2xx allows"},
-    {"authorize", "cache", T_DURATION, R(authorize.cache_ms), 0, 24 * HOUR, "30s", 0,
-     "answers (allow and deny) are reused this long per credentials and channels"},
-    {"", "poll", T_SECTION, R(has_poll), 0, 0, NULL, 0, "a backend-polling endpoint"},
-    {"poll", "url", T_STRING, R(poll.url), 0, 0, NULL, F_REQUIRED,
-     "backend path template (or absolute URL) polled for changes"},
-    {"poll", "interval", T_DURATION, R(poll.interval_ms), 100, 24 * HOUR, "2s", 0,
-     "time between polls"},
-    {"poll", "event", T_STRING, R(poll.event), 0, 0, "message", 0, "SSE event name of changes"},
-    {"poll", "linger", T_DURATION, R(poll.linger_ms), 0, HOUR, "30s", 0,
-     "keep polling this long after the last subscriber left"},
-    {"poll", "initial", T_BOOL, R(poll.initial), 0, 0, "true", 0,
-     "a new subscriber without a cursor gets the current state at once"},
-    {"poll", "diff", T_BOOL, R(poll.diff), 0, 0, "false", 0,
-     "send RFC 7396 merge patches between JSON bodies instead of whole bodies"},
-    {"poll", "error_event", T_OPT_STRING, R(poll.error_event), 0, 0, "", 0,
-     "event sent when the backend starts failing; \"\" sends none"},
-    {"poll", "max_backoff", T_DURATION, R(poll.max_backoff_ms), 1 * SEC, 24 * HOUR, "60s", 0,
-     "cap of the exponential backoff after errors"},
-    {"poll", "per_client", T_BOOL, R(poll.per_client), 0, 0, "false", 0,
-     "one poller per client credentials (forward_headers) instead of one shared"},
-    {"poll", "forward_headers", T_STRING_LIST, R(poll.forward_headers), 0, 0, "[]", 0,
-     "client headers sent with per-client polls, e.g. [Authorization, Cookie]"},
-};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -799,12 +522,12 @@ static void walk_routes(struct walker *w, const struct sp_ynode *seq)
     for (size_t i = 0; i < seq->count; i++) {
         const struct sp_ynode *item = seq->items[i];
         struct sp_route_config *r = &c->routes[i];
-        struct walker rw = {w->file, w->diags, route_keys, COUNT(route_keys), r, c};
+        struct walker rw = {w->file, w->diags, sp_route_keys, sp_route_nkeys, r, c};
 
         r->owner = c;
         r->line = item->line;
         r->col = item->col;
-        apply_defaults(route_keys, COUNT(route_keys), r);
+        apply_defaults(sp_route_keys, sp_route_nkeys, r);
         if (item->kind != SP_YNODE_MAP) {
             REPORT(w, item, "each route must be a mapping with 'path' and 'subscribe' or 'poll'");
             continue;
@@ -869,94 +592,6 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
     }
 }
 
-/* ---- Redis addresses -------------------------------------------------------- */
-
-static int parse_port(const char *text, unsigned *port)
-{
-    char *end;
-    unsigned long n = strtoul(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || n == 0 || n > 65535)
-        return -1;
-    *port = (unsigned)n;
-    return 0;
-}
-
-int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, char **user,
-                              char **password, long *db, char *err, size_t errlen)
-{
-    char *copy = strdup(text);
-    char *rest, *at, *slash, *colon;
-
-    *host = *user = *password = NULL;
-    *port = 6379;
-    *db = -1;
-    if (copy == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    rest = copy;
-    if (strncmp(rest, "redis://", 8) == 0) {
-        rest += 8;
-        slash = strchr(rest, '/');
-        if (slash != NULL) {
-            char *end;
-            *slash = '\0';
-            *db = slash[1] ? strtol(slash + 1, &end, 10) : -1;
-            if (slash[1] &&
-                (*end != '\0' || *db < 0 || *db > 1000 || slash[1] < '0' || slash[1] > '9'))
-                goto bad;
-        }
-        at = strrchr(rest, '@');
-        if (at != NULL) {
-            *at = '\0';
-            colon = strchr(rest, ':');
-            if (colon != NULL) {
-                *colon = '\0';
-                *password = strdup(colon + 1);
-            }
-            if (rest[0] != '\0')
-                *user = strdup(rest);
-            rest = at + 1;
-        }
-    } else if (strstr(rest, "://") != NULL) {
-        snprintf(err, errlen, "redis.url '%s': only redis:// URLs (TLS is not supported)", text);
-        goto fail;
-    }
-    if (rest[0] == '[') { /* [v6]:port */
-        char *close = strchr(rest, ']');
-        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
-            goto bad;
-        *close = '\0';
-        if (close[1] == ':' && parse_port(close + 2, port) < 0)
-            goto bad;
-        rest++;
-    } else if ((colon = strrchr(rest, ':')) != NULL) {
-        *colon = '\0';
-        if (parse_port(colon + 1, port) < 0)
-            goto bad;
-    }
-    if (rest[0] == '\0' || strpbrk(rest, " /@?#") != NULL)
-        goto bad;
-    *host = strdup(rest);
-    if (*host == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    free(copy);
-    return 0;
-bad:
-    snprintf(err, errlen,
-             "redis.url '%s' must be host[:port] or redis://[[user]:password@]host[:port][/db]",
-             text);
-fail:
-    free(*host);
-    free(*user);
-    free(*password);
-    *host = *user = *password = NULL;
-    free(copy);
-    return -1;
-}
-
 /* ---- public ---------------------------------------------------------------- */
 
 int sp_config_parse(const char *file, const char *text, size_t len, sp_env_lookup env,
@@ -972,9 +607,9 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
         sp_diags_add(diags, file, 1, 1, "out of memory");
         goto fail;
     }
-    apply_defaults(config_keys, COUNT(config_keys), c);
+    apply_defaults(sp_config_keys, sp_config_nkeys, c);
     sp_yaml_load(file, text, len, env, env_ctx, &root, diags, &c->sources);
-    struct walker w = {file, diags, config_keys, COUNT(config_keys), c, c};
+    struct walker w = {file, diags, sp_config_keys, sp_config_nkeys, c, c};
     if (root == NULL) {
         if (diags->count == before)
             sp_diags_add(diags, file, 1, 1, "configuration is empty; 'backend.url' is required");
@@ -1065,30 +700,13 @@ void sp_config_release(const struct sp_config *shared)
     if (config == NULL || atomic_fetch_sub_explicit(&config->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < config->nroutes; i++) {
-        free_strings(route_keys, COUNT(route_keys), &config->routes[i]);
+        free_strings(sp_route_keys, sp_route_nkeys, &config->routes[i]);
         sp_tmpl_free(config->routes[i].tmpl);
     }
     free(config->routes);
-    free_strings(config_keys, COUNT(config_keys), config);
+    free_strings(sp_config_keys, sp_config_nkeys, config);
     free(config->redis.host);
     free(config->file);
     sp_sources_clear(&config->sources);
     free(config);
-}
-
-static void print_keys(FILE *out, const struct key *keys, size_t n, const char *indent)
-{
-    for (size_t i = 0; i < n; i++) {
-        const struct key *k = &keys[i];
-        fprintf(out, "%s%s%s%s: %s%s  # %s\n", indent, k->section, k->section[0] ? "." : "",
-                k->name, k->def ? k->def : "", (k->flags & F_REQUIRED) ? "(required)" : "", k->doc);
-    }
-}
-
-void sp_config_print_reference(FILE *out)
-{
-    fprintf(out, "# top-level keys (section.key: default  # meaning)\n");
-    print_keys(out, config_keys, COUNT(config_keys), "");
-    fprintf(out, "# keys of each entry in routes:\n");
-    print_keys(out, route_keys, COUNT(route_keys), "  ");
 }
