@@ -22,67 +22,9 @@
 #include "net/stream.h"
 #include "push/push.h"
 
-/* One event loop on one thread, and everything it owns: its client
- * connections (its own listening socket), their streams, proxied
- * transfers, requests to the backend, timers. Worker 0 is the home: it
- * also runs on the caller's loop and holds what is process-wide. */
-struct worker {
-    struct sp_app *app;
-    unsigned index;
-    struct event_base *base;
-    bool own_base; /* made here (not the caller's) */
-    pthread_t thread;
-    bool started;
-    const struct sp_config *config; /* the one in force on this worker */
-    struct sp_mailbox *mailbox;
-    struct sp_curlm *curlm;
-    struct sp_proxy *proxy;
-    struct sp_flusher *flusher;
-    struct sp_push *push;
-    struct sp_backend backend; /* what this worker's backend modules share */
-    struct sp_auth *auth;
-    struct sp_http_server *clients;
-    struct sp_listener *client_listener;
-    atomic_size_t open; /* clients and streams, for the process-wide cap */
-    struct event *drain_check;
-    uint64_t drain_deadline;
-};
+#include "app/app-internal.h"
 
-struct sp_app {
-    const struct sp_config *config; /* the home's */
-    const struct sp_log *log;
-    unsigned nworkers;
-    struct worker *workers;
-    atomic_bool ready;
-    atomic_int paused;      /* client listeners paused at limits.max_connections */
-    atomic_ullong accepted; /* client connections, ever */
-    unsigned long long accepted_at_trim;
-    struct event *trimmer;
-    /* the home's own */
-    struct sp_polls *polls;
-    struct sp_webhooks *webhooks; /* webhooks section: occupancy and presence, home only */
-    struct sp_http_server *publishers;
-    struct sp_listener *publish_listener;
-    struct sp_listener *admin_listener; /* metrics.listen, optional */
-    struct sp_http_server *admins;
-    bool draining;
-    bool shedding; /* POST /drain: not ready, subscribers sent away, still serving */
-    /* When POST /drain came, while no SIGTERM followed it (0: none): past
-     * twice shutdown_grace, liveness fails so the kubelet restarts the
-     * container, the way back from a drain nobody followed with a stop. */
-    atomic_ullong shed_at_ms;
-    bool freeing; /* connections closing now change no caps */
-    unsigned workers_drained;
-    void (*drained)(void *ctx);
-    void *drained_ctx;
-};
-
-static struct worker *home(struct sp_app *app)
-{
-    return &app->workers[0];
-}
-
-static void mail_free(struct sp_mail *mail)
+void app_mail_free(struct sp_mail *mail)
 {
     free(mail);
 }
@@ -104,14 +46,14 @@ static void call_run(struct sp_mail *mail)
 
 /* Runs fn(w, arg) on w's loop: now when that is this one (home only
  * knows), else by mail. Returns 0 or -1 (out of memory). */
-static int call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
+int app_call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
 {
     struct call *c = malloc(sizeof(*c));
 
     if (c == NULL)
         return -1;
     *c = (struct call){.w = w, .fn = fn, .arg = arg};
-    sp_mailbox_post(w->mailbox, &c->mail, call_run, mail_free);
+    sp_mailbox_post(w->mailbox, &c->mail, call_run, app_mail_free);
     return 0;
 }
 
@@ -166,7 +108,7 @@ static void cap_clients(struct worker *w, bool tell_others)
                 (total < cfg->limits.max_connections && atomic_load(&app->paused) > 0);
     for (unsigned i = 0; tell_others && tell && i < app->nworkers; i++) {
         if (&app->workers[i] != w)
-            call_on(&app->workers[i], recheck, NULL);
+            app_call_on(&app->workers[i], recheck, NULL);
     }
 }
 
@@ -190,436 +132,6 @@ static void on_conn_gone(void *ctx)
 
     if (!w->app->freeing)
         update_accepting(w);
-}
-
-/* ---- health ------------------------------------------------------------------------- */
-
-static bool abandoned_drain(struct sp_app *app)
-{
-    unsigned long long at = atomic_load(&app->shed_at_ms);
-
-    return at != 0 && sp_now_ms() - at > 2 * app->config->shutdown_grace_ms;
-}
-
-static bool serve_health(struct worker *w, struct sp_http_conn *conn,
-                         const struct sp_http_request *req)
-{
-    bool live = sp_slice_eq(req->path, w->config->health.liveness_path);
-    bool ready = sp_slice_eq(req->path, w->config->health.readiness_path);
-
-    if (!live && !ready)
-        return false;
-    if (!sp_slice_eq(req->method, "GET") && !sp_slice_eq(req->method, "HEAD")) {
-        sp_http_respond_not_allowed(conn, "GET, HEAD", "health endpoints answer GET and HEAD");
-        return true;
-    }
-    if (live && abandoned_drain(w->app)) {
-        sp_http_respond_error(conn, 503,
-                              "drained by POST /drain and never stopped: restart the container");
-    } else if (live || (atomic_load(&w->app->ready) && sp_push_engine_ready(w->push))) {
-        static const char ok[] = "{\"status\":\"ok\"}\n";
-        sp_http_respond(conn, 200, "application/json", ok, sizeof(ok) - 1);
-    } else {
-        sp_http_respond_error(conn, 503, "not ready");
-    }
-    return true;
-}
-
-/* ---- metrics: every worker counts its own, the asker sums them ---------------------------
- *
- * A scrape mails every worker for its figures (each copies them on its own
- * thread, so nothing is read while it changes); the home also writes what
- * only it has. The last to answer mails the asking worker, which sums and
- * answers, if its client is still there. */
-
-struct figures {
-    size_t clients, streams;
-    struct sp_push_figures push;
-    struct sp_proxy_stats proxy;
-};
-
-struct gather;
-
-struct collect {
-    struct sp_mail mail;
-    struct gather *g;
-    unsigned index;
-};
-
-struct gather {
-    struct sp_mail answer; /* to the asker, once every collect has run */
-    struct worker *asker;
-    struct sp_http_conn *conn; /* NULL once the client has gone */
-    atomic_uint pending;
-    size_t publishers;
-    struct evbuffer *home_text; /* written by the home's collect */
-    struct figures *figures;    /* one per worker */
-    struct collect collects[];
-};
-
-static void gather_free(struct gather *g)
-{
-    if (g->home_text)
-        evbuffer_free(g->home_text);
-    free(g->figures);
-    free(g);
-}
-
-static void render_metrics(struct gather *g, struct evbuffer *out)
-{
-    struct sp_app *app = g->asker->app;
-    struct figures sum = {0};
-    static const char *const classes[] = {"failed", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    char labels[48];
-
-    for (unsigned i = 0; i < app->nworkers; i++) {
-        const struct figures *f = &g->figures[i];
-        sum.clients += f->clients;
-        sum.streams += f->streams;
-        sp_push_figures_add(&sum.push, &f->push);
-        for (int c = 0; c < 6; c++)
-            sum.proxy.by_class[c] += f->proxy.by_class[c];
-        sp_histogram_add(&sum.proxy.latency, &f->proxy.latency);
-        sum.proxy.upstream_connects += f->proxy.upstream_connects;
-        sum.proxy.upstream_reuses += f->proxy.upstream_reuses;
-        sum.proxy.upstream_retries += f->proxy.upstream_retries;
-        sum.proxy.upstream_bad += f->proxy.upstream_bad;
-        sum.proxy.upstream_stale += f->proxy.upstream_stale;
-        sum.proxy.upstream_unpooled += f->proxy.upstream_unpooled;
-        sum.proxy.tunnels_open += f->proxy.tunnels_open;
-        sum.proxy.tunnels_opened += f->proxy.tunnels_opened;
-        sum.proxy.tunnel_bytes_to_backend += f->proxy.tunnel_bytes_to_backend;
-        sum.proxy.tunnel_bytes_to_client += f->proxy.tunnel_bytes_to_client;
-    }
-    sp_metric_head(out, "sidepush_connections", "gauge",
-                   "Open connections, by listener (subscribers after their head: streams).");
-    sp_metric_value(out, "sidepush_connections", "listener=\"client\"", (double)sum.clients);
-    sp_metric_value(out, "sidepush_connections", "listener=\"publish\"", (double)g->publishers);
-    sp_metric_value(out, "sidepush_connections", "listener=\"stream\"", (double)sum.streams);
-    sp_metric_one(out, "sidepush_workers", "gauge", "Worker threads (event loops).",
-                  (double)app->nworkers);
-    sp_metric_head(out, "sidepush_worker_connections", "gauge",
-                   "Client connections and streams open on each worker.");
-    for (unsigned i = 0; i < app->nworkers; i++) {
-        snprintf(labels, sizeof(labels), "worker=\"%u\"", i);
-        sp_metric_value(out, "sidepush_worker_connections", labels,
-                        (double)(g->figures[i].clients + g->figures[i].streams));
-    }
-    sp_push_metrics(g->asker->push, &sum.push, out);
-    evbuffer_add_buffer(out, g->home_text);
-    sp_metric_head(out, "sidepush_proxy_requests_total", "counter",
-                   "Requests proxied to the backend, by status class.");
-    for (int i = 0; i < 6; i++) {
-        snprintf(labels, sizeof(labels), "code=\"%s\"", classes[i]);
-        sp_metric_value(out, "sidepush_proxy_requests_total", labels,
-                        (double)sum.proxy.by_class[i]);
-    }
-    sp_metric_histogram(out, "sidepush_proxy_request_duration_seconds",
-                        "Proxied requests, start to end of response.", &sum.proxy.latency);
-    sp_metric_head(out, "sidepush_proxy_upstream_total", "counter",
-                   "The proxy's backend connections: opened, requests on a kept one, retries after "
-                   "a kept one was found closed, answers refused as malformed or ambiguous, idle "
-                   "ones closed on a stray byte or the backend's close, answers after which reuse "
-                   "was not safe (request not fully sent, a bodiless answer announcing a body).");
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"connect\"",
-                    (double)sum.proxy.upstream_connects);
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"reuse\"",
-                    (double)sum.proxy.upstream_reuses);
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"retry\"",
-                    (double)sum.proxy.upstream_retries);
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"bad_response\"",
-                    (double)sum.proxy.upstream_bad);
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"stale\"",
-                    (double)sum.proxy.upstream_stale);
-    sp_metric_value(out, "sidepush_proxy_upstream_total", "event=\"unpooled\"",
-                    (double)sum.proxy.upstream_unpooled);
-    sp_metric_one(out, "sidepush_proxy_tunnels", "gauge",
-                  "Upgraded connections (WebSocket and others) tunnelled to the backend now.",
-                  (double)sum.proxy.tunnels_open);
-    sp_metric_one(out, "sidepush_proxy_tunnels_total", "counter",
-                  "Upgraded connections tunnelled to the backend.",
-                  (double)sum.proxy.tunnels_opened);
-    sp_metric_head(out, "sidepush_proxy_tunnel_bytes_total", "counter",
-                   "Bytes copied through tunnels, by direction.");
-    sp_metric_value(out, "sidepush_proxy_tunnel_bytes_total", "direction=\"to_backend\"",
-                    (double)sum.proxy.tunnel_bytes_to_backend);
-    sp_metric_value(out, "sidepush_proxy_tunnel_bytes_total", "direction=\"to_client\"",
-                    (double)sum.proxy.tunnel_bytes_to_client);
-    sp_metric_one(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.",
-                  (double)sp_process_open_fds());
-    sp_metric_one(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.",
-                  (double)sp_process_rss_bytes());
-    sp_metric_one(out, "sidepush_ready", "gauge", "1 while ready to serve.",
-                  atomic_load(&app->ready) ? 1 : 0);
-}
-
-static void gather_answer(struct sp_mail *mail)
-{
-    struct gather *g = (struct gather *)mail;
-    struct sp_http_conn *conn = g->conn;
-    struct evbuffer *out = evbuffer_new();
-    struct evbuffer *headers = evbuffer_new();
-
-    if (conn == NULL)
-        goto done;
-    sp_http_set_ops(conn, NULL, NULL);
-    if (out == NULL || headers == NULL) {
-        sp_http_respond_error(conn, 500, "out of memory");
-        goto done;
-    }
-    render_metrics(g, out);
-    evbuffer_add_printf(headers, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                                 "Cache-Control: no-store\r\n");
-    sp_http_begin(conn, 200, NULL, headers, (int64_t)evbuffer_get_length(out));
-    sp_http_write_buffer(conn, out);
-    sp_http_finish(conn);
-done:
-    if (out)
-        evbuffer_free(out);
-    if (headers)
-        evbuffer_free(headers);
-    gather_free(g);
-}
-
-static void gather_dropped(struct sp_mail *mail)
-{
-    gather_free((struct gather *)mail);
-}
-
-static void collected(struct gather *g, bool dropped)
-{
-    if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) != 1)
-        return;
-    if (dropped) /* shutting down: the asker's mailbox may be gone */
-        gather_free(g);
-    else
-        sp_mailbox_post(g->asker->mailbox, &g->answer, gather_answer, gather_dropped);
-}
-
-static void collect_run(struct sp_mail *mail)
-{
-    struct collect *c = (struct collect *)mail;
-    struct gather *g = c->g;
-    struct worker *w = &g->asker->app->workers[c->index];
-    struct figures *f = &g->figures[c->index];
-
-    f->clients = sp_http_server_connections(w->clients);
-    f->streams = sp_flusher_count(w->flusher);
-    sp_push_add_figures(w->push, &f->push);
-    sp_proxy_stats(w->proxy, &f->proxy);
-    if (c->index == 0) {
-        struct sp_app *app = w->app;
-        g->publishers = sp_http_server_connections(app->publishers);
-        sp_polls_metrics(app->polls, g->home_text);
-        sp_webhooks_metrics(app->webhooks, g->home_text);
-        sp_push_home_metrics(w->push, g->home_text);
-    }
-    collected(g, false);
-}
-
-static void collect_dropped(struct sp_mail *mail)
-{
-    collected(((struct collect *)mail)->g, true);
-}
-
-static void on_scraper_gone(void *ctx)
-{
-    ((struct gather *)ctx)->conn = NULL;
-}
-
-static const struct sp_http_ops scraper_ops = {NULL, NULL, on_scraper_gone, NULL};
-
-static void serve_metrics(struct worker *w, struct sp_http_conn *conn)
-{
-    struct sp_app *app = w->app;
-    struct gather *g = calloc(1, sizeof(*g) + app->nworkers * sizeof(struct collect));
-
-    if (g == NULL || (g->figures = calloc(app->nworkers, sizeof(*g->figures))) == NULL ||
-        (g->home_text = evbuffer_new()) == NULL) {
-        if (g)
-            gather_free(g);
-        sp_http_respond_error(conn, 500, "out of memory");
-        return;
-    }
-    g->asker = w;
-    g->conn = conn;
-    atomic_init(&g->pending, app->nworkers);
-    sp_http_set_ops(conn, &scraper_ops, g);
-    for (unsigned i = 0; i < app->nworkers; i++) {
-        g->collects[i] = (struct collect){.g = g, .index = i};
-        sp_mailbox_post(app->workers[i].mailbox, &g->collects[i].mail, collect_run,
-                        collect_dropped);
-    }
-}
-
-/* ---- request handlers ---------------------------------------------------------------- */
-
-/* A client allowed on a route (by forward-auth, or with none configured). */
-static void subscribe(void *ctx, const struct sp_route_config *route,
-                      const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
-                      struct sp_http_conn *conn, const struct sp_http_request *req,
-                      const struct sp_identity *who)
-{
-    struct worker *w = ctx;
-
-    if (route->has_poll)
-        sp_polls_subscribe(w->app->polls, &w->backend, route, caps, conn, req);
-    else
-        sp_push_subscribe(w->push, route, spec, conn, req, who);
-}
-
-static bool serve_route(struct worker *w, struct sp_http_conn *conn,
-                        const struct sp_http_request *req)
-{
-    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
-
-    for (size_t i = 0; i < w->config->nroutes; i++) {
-        const struct sp_route_config *r = &w->config->routes[i];
-        if (!sp_tmpl_match(r->tmpl, req->path.ptr, req->path.len, caps))
-            continue;
-        char channel[4096];
-        const char *spec = channel;
-        /* For a poll route, the backend is asked about the path it polls. */
-        const char *tmpl = r->has_poll ? r->poll.url : r->subscribe.channel;
-        if (sp_tmpl_expand(r->tmpl, tmpl, caps, channel, sizeof(channel)) < 0) {
-            sp_http_respond_error(conn, 400, "channel name too long");
-            return true;
-        }
-        if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
-            sp_auth_check(w->auth, r, caps, spec, conn, req, subscribe, w);
-        else
-            subscribe(w, r, caps, spec, conn, req, NULL);
-        return true;
-    }
-    return false;
-}
-
-/* Is address in the blocks of list, or on loopback when the list is empty? */
-static bool peer_in(const struct sp_strlist *list, const char *address)
-{
-    static const char *const loopback[] = {"127.0.0.0/8", "::1"};
-    const char *const *blocks = list->count ? (const char *const *)list->items : loopback;
-    size_t n = list->count ? list->count : 2;
-    char err[160];
-
-    for (size_t i = 0; i < n; i++) {
-        struct sp_cidr block;
-        if (sp_parse_cidr(blocks[i], &block, err, sizeof(err)) == 0 &&
-            sp_cidr_match(&block, 1, address))
-            return true;
-    }
-    return false;
-}
-
-static bool is_metrics(const struct worker *w, const struct sp_http_request *req)
-{
-    return sp_slice_eq(req->path, w->config->metrics.path) &&
-           (sp_slice_eq(req->method, "GET") || sp_slice_eq(req->method, "HEAD"));
-}
-
-static void handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
-{
-    struct worker *w = ctx;
-
-    if (!w->config->metrics.has_listen && is_metrics(w, req)) {
-        if (peer_in(&w->config->metrics.allow_from, sp_http_peer(conn)))
-            serve_metrics(w, conn);
-        else
-            sp_http_respond_error(conn, 403,
-                                  "metrics on the client listener are for metrics.allow_from "
-                                  "(loopback); set metrics.listen for a scraper");
-        return;
-    }
-    if (serve_health(w, conn, req) || serve_route(w, conn, req))
-        return;
-    sp_proxy_handle(w->proxy, conn, req);
-}
-
-static void shed_worker(struct worker *w, void *arg)
-{
-    (void)arg;
-    sp_push_drain(w->push, w->config->shutdown_grace_ms);
-}
-
-/* POST /drain, for a preStop hook: readiness turns false (the Service
- * stops sending new clients) and subscribers are sent away as a drain sends
- * them, spread over shutdown_grace, while sidepush goes on serving and
- * proxying until the pod's SIGTERM. A second call changes nothing. */
-static void shed(struct sp_app *app)
-{
-    if (app->shedding || app->draining)
-        return;
-    app->shedding = true;
-    atomic_store(&app->shed_at_ms, sp_now_ms());
-    atomic_store(&app->ready, false);
-    sp_log_info(app->log, "shedding",
-                "POST /drain: not ready; subscribers sent away over %llu ms, still serving",
-                (unsigned long long)app->config->shutdown_grace_ms);
-    for (unsigned i = 1; i < app->nworkers; i++)
-        call_on(&app->workers[i], shed_worker, NULL); /* out of memory: its drain at SIGTERM */
-    shed_worker(home(app), NULL);
-}
-
-/* Who may drain: a peer in metrics.drain_from (loopback when empty: the
- * pod's own preStop hook), or anyone with metrics.drain_token. Any pod that
- * reaches the admin port could otherwise take every replica out of its
- * Service. */
-static bool may_drain(struct worker *w, struct sp_http_conn *conn,
-                      const struct sp_http_request *req)
-{
-    const char *token = w->config->metrics.drain_token;
-
-    if (token != NULL && sp_http_bearer_is(req, token))
-        return true;
-    return peer_in(&w->config->metrics.drain_from, sp_http_peer(conn));
-}
-
-static void serve_drain(struct worker *w, struct sp_http_conn *conn,
-                        const struct sp_http_request *req)
-{
-    static const char answer[] = "{\"status\":\"draining\"}\n";
-
-    if (!may_drain(w, conn, req)) {
-        sp_log_warn(w->app->log, "drain_refused",
-                    "POST /drain from %s: not in metrics.drain_from "
-                    "and no metrics.drain_token",
-                    sp_http_peer(conn));
-        sp_http_respond_error(conn, 403,
-                              "POST /drain is allowed from metrics.drain_from (loopback) or "
-                              "with metrics.drain_token");
-        return;
-    }
-    shed(w->app);
-    sp_http_respond(conn, 202, "application/json", answer, sizeof(answer) - 1);
-}
-
-/* The admin listener (home): metrics, health, and the drain a preStop hook
- * asks for. */
-static void handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
-{
-    struct worker *w = ctx;
-
-    if (is_metrics(w, req)) {
-        serve_metrics(w, conn);
-        return;
-    }
-    if (sp_slice_eq(req->path, "/drain")) {
-        if (sp_slice_eq(req->method, "POST"))
-            serve_drain(w, conn, req);
-        else
-            sp_http_respond_not_allowed(conn, "POST", "POST /drain starts a drain");
-        return;
-    }
-    if (!serve_health(w, conn, req))
-        sp_http_respond_error(conn, 404,
-                              "the admin listener serves metrics, health and POST /drain only");
-}
-
-static void handle_publisher(void *ctx, struct sp_http_conn *conn,
-                             const struct sp_http_request *req)
-{
-    struct worker *w = ctx;
-    sp_push_publish_request(w->push, conn, req);
 }
 
 /* ---- listeners ------------------------------------------------------------------------ */
@@ -784,7 +296,7 @@ int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char 
         *r = (struct reconfig){.w = &app->workers[i], .config = sp_config_hold(config)};
         sp_mailbox_post(r->w->mailbox, &r->mail, reconfig_run, reconfig_drop);
     }
-    reconfigure_worker(home(app), sp_config_hold(config));
+    reconfigure_worker(app_home(app), sp_config_hold(config));
     sp_config_release(old);
     return 0;
 }
@@ -810,14 +322,14 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
                                           w->mailbox,
                                           w->index,
                                           app->nworkers,
-                                          w->index ? home(app)->push : NULL};
+                                          w->index ? app_home(app)->push : NULL};
         w->push = sp_push_new(&pw, config, app->log);
     }
     const struct sp_proxy_options proxy = proxy_options(w, config);
     w->proxy = w->curlm && w->push ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
-    w->auth = sp_auth_new(&w->backend, w->index ? home(app)->auth : NULL, app->log);
-    w->clients = sp_http_server_new(base, &limits, handle_client, w, on_conn_gone, w, app->log);
+    w->auth = sp_auth_new(&w->backend, w->index ? app_home(app)->auth : NULL, app->log);
+    w->clients = sp_http_server_new(base, &limits, app_handle_client, w, on_conn_gone, w, app->log);
     if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->clients == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -834,7 +346,7 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
 static int listen_clients(struct sp_app *app, char *err, size_t errlen)
 {
     struct sp_address addr = app->config->listen;
-    struct worker *h = home(app);
+    struct worker *h = app_home(app);
 
     if (app->nworkers == 1) {
         h->client_listener = sp_listener_new(h->base, &addr, on_accept, h, app->log, err, errlen);
@@ -860,13 +372,13 @@ static int listen_clients(struct sp_app *app, char *err, size_t errlen)
 
 static int home_new(struct sp_app *app, char *err, size_t errlen)
 {
-    struct worker *w = home(app);
+    struct worker *w = app_home(app);
     const struct sp_config *config = app->config;
     const struct sp_http_limits limits = http_limits(config);
 
     app->polls = sp_polls_new(&w->backend, w->mailbox);
     app->publishers =
-        sp_http_server_new(w->base, &limits, handle_publisher, w, on_conn_gone, w, app->log);
+        sp_http_server_new(w->base, &limits, app_handle_publisher, w, on_conn_gone, w, app->log);
     if (app->polls == NULL || app->publishers == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -885,7 +397,7 @@ static int home_new(struct sp_app *app, char *err, size_t errlen)
         return -1;
     if (config->metrics.has_listen) {
         app->admins =
-            sp_http_server_new(w->base, &limits, handle_admin, w, on_conn_gone, w, app->log);
+            sp_http_server_new(w->base, &limits, app_handle_admin, w, on_conn_gone, w, app->log);
         app->admin_listener = app->admins ? sp_listener_new(w->base, &config->metrics.listen,
                                                             on_accept, w, app->log, err, errlen)
                                           : NULL;
@@ -996,8 +508,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
         sp_log_warn(app->log, "drain_timeout",
                     "worker %u: %zu connections left at the end of shutdown_grace", w->index, open);
     event_del(w->drain_check);
-    if (w->index == 0 || call_on(home(app), worker_drained, NULL) < 0)
-        worker_drained(home(app), NULL);
+    if (w->index == 0 || app_call_on(app_home(app), worker_drained, NULL) < 0)
+        worker_drained(app_home(app), NULL);
 }
 
 static void drain_worker(struct worker *w, void *arg)
@@ -1033,10 +545,10 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
                 app->nworkers, (unsigned long long)app->config->shutdown_grace_ms);
     sp_http_server_drain(app->publishers);
     for (unsigned i = 1; i < app->nworkers; i++) {
-        if (call_on(&app->workers[i], drain_worker, NULL) < 0)
-            worker_drained(home(app), NULL); /* out of memory: it is cut at exit */
+        if (app_call_on(&app->workers[i], drain_worker, NULL) < 0)
+            worker_drained(app_home(app), NULL); /* out of memory: it is cut at exit */
     }
-    drain_worker(home(app), NULL);
+    drain_worker(app_home(app), NULL);
 }
 
 /* ---- freeing --------------------------------------------------------------------------------- */
@@ -1058,7 +570,7 @@ static void stop_threads(struct sp_app *app)
         struct worker *w = &app->workers[i];
         if (!w->started)
             continue;
-        if (call_on(w, stop_loop, NULL) < 0)
+        if (app_call_on(w, stop_loop, NULL) < 0)
             event_base_loopbreak(w->base); /* not thread-safe, but nothing else is left */
         pthread_join(w->thread, NULL);
         w->started = false;
@@ -1073,7 +585,7 @@ void sp_app_free(struct sp_app *app)
     app->freeing = true;
     if (app->trimmer)
         event_free(app->trimmer);
-    struct worker *h = home(app);
+    struct worker *h = app_home(app);
     for (unsigned i = 0; i < app->nworkers; i++)
         worker_free_connections(&app->workers[i]);
     sp_listener_free(app->publish_listener);
