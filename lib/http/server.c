@@ -15,86 +15,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
-enum conn_state {
-    ST_HEAD,    /* waiting for a request head */
-    ST_BODY,    /* request dispatched, body still arriving */
-    ST_HANDLED, /* request body complete, response under way */
-    ST_CLOSING, /* flushing a final response, then closing */
-};
-
-/* Bytes read per recv(); also what a connection's input may hold past a
- * head's worth before reading pauses. */
-#define READ_CHUNK 4096
-
-/* No bufferevent: a connection is a socket, one read event, two buffers and
- * a write event made only once its socket was full (the subscriber streams'
- * model). A held long-poll then costs no more than it must, and a read is
- * one recv(), without the FIONREAD ioctl evbuffer_read() adds to each. */
-struct sp_http_conn {
-    struct sp_http_server *server;
-    evutil_socket_t fd;
-    struct event io;        /* readable (EV_TIMEOUT when woken to reprocess input) */
-    struct event *write_ev; /* only while the socket is full */
-    struct evbuffer *in;
-    struct evbuffer *out;
-    bool eof;           /* the client half-closed: never read again */
-    uint64_t retire_ms; /* limits.max_age_ms: the answer after this closes the connection */
-    struct event timer; /* header deadline or keep-alive idle limit */
-    LIST_ENTRY(sp_http_conn) link;
-    TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
-    bool write_pending;
-    enum conn_state state;
-    bool dead; /* freed at the end of this loop turn */
-    bool response_begun;
-    bool response_chunked;
-    bool response_no_body; /* HEAD, 1xx, 204, 304 */
-    bool close_after;      /* no keep-alive after this response */
-    bool response_done;
-    bool body_paused; /* stopped reading while the handler catches up */
-    bool head_clock;  /* the header deadline is running for this head */
-
-    /* The current request: head bytes copied out of the input buffer, and the
-     * header array, live in one allocation freed when the exchange ends. */
-    char *head;
-    struct sp_http_request req;
-    enum sp_http_body_kind body_kind;
-    uint64_t body_length;
-    uint64_t body_left; /* Content-Length bytes still to come */
-    uint64_t body_seen;
-    bool body_done;
-    struct sp_chunked chunked;
-    struct evbuffer *body;
-
-    const struct sp_http_ops *ops;
-    void *ops_ctx;
-    char peer[INET6_ADDRSTRLEN];
-};
-
-LIST_HEAD(conn_list, sp_http_conn);
-
-struct sp_http_server {
-    struct event_base *base;
-    struct sp_http_limits limits;
-    sp_http_handler handler;
-    void *handler_ctx;
-    sp_http_conn_gone gone;
-    void *gone_ctx;
-    const struct sp_log *log;
-    const struct timeval *header_timeout; /* libevent common timeouts */
-    const struct timeval *body_timeout;
-    const struct timeval *idle_timeout;
-    struct conn_list live;
-    struct conn_list dead;
-    struct event *reaper;
-    size_t count;
-    bool draining;
-    /* Connections with new output: written at the end of the loop turn,
-     * directly, so a response that fits the socket costs one writev and no
-     * epoll registration; only what does not fit waits for writability
-     * (the subscriber streams' model). */
-    TAILQ_HEAD(, sp_http_conn) pending;
-    struct event *writer;
-};
+#include "http/server-internal.h"
 
 static void process_input(struct sp_http_conn *c);
 static const struct timeval *common_timeout(struct event_base *base, uint64_t ms);
@@ -135,7 +56,7 @@ static void reap(evutil_socket_t fd, short what, void *arg)
 
 /* Never frees inside a callback chain: the connection is parked and freed at
  * the end of the loop turn (redis's freeClientAsync). */
-static void conn_close(struct sp_http_conn *c)
+void http_conn_close(struct sp_http_conn *c)
 {
     if (c->dead)
         return;
@@ -198,7 +119,7 @@ static bool writing(const struct sp_http_conn *c)
     return c->write_ev != NULL && event_pending(c->write_ev, EV_WRITE, NULL);
 }
 
-static struct evbuffer *out(struct sp_http_conn *c)
+struct evbuffer *http_conn_out(struct sp_http_conn *c)
 {
     struct sp_http_server *s = c->server;
 
@@ -227,14 +148,14 @@ static bool write_some(struct sp_http_conn *c)
     while (n > 0 && evbuffer_get_length(c->out) > 0)
         n = evbuffer_write(c->out, c->fd);
     if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || n == 0) {
-        conn_close(c); /* the client is gone; the handler hears closed() */
+        http_conn_close(c); /* the client is gone; the handler hears closed() */
         return false;
     }
     bool rest = evbuffer_get_length(c->out) > 0;
     if (rest && c->write_ev == NULL)
         c->write_ev = event_new(c->server->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
     if (rest && !writing(c) && (c->write_ev == NULL || event_add(c->write_ev, NULL) < 0)) {
-        conn_close(c);
+        http_conn_close(c);
         return false;
     }
     if (!rest && writing(c))
@@ -284,7 +205,7 @@ static void fail_request(struct sp_http_conn *c, int status, const char *message
             ops->closed(c->ops_ctx);
     }
     if (c->response_begun) {
-        conn_close(c);
+        http_conn_close(c);
         return;
     }
     c->close_after = true;
@@ -298,11 +219,11 @@ static void flush_then_close(struct sp_http_conn *c)
     c->state = ST_CLOSING;
     event_del(&c->timer);
     update_reading(c);
-    if (evbuffer_get_length(out(c)) == 0)
-        conn_close(c);
+    if (evbuffer_get_length(http_conn_out(c)) == 0)
+        http_conn_close(c);
 }
 
-static void response_complete(struct sp_http_conn *c)
+void http_response_complete(struct sp_http_conn *c)
 {
     c->response_done = true;
     if (c->close_after || !c->body_done || c->server->draining) {
@@ -320,296 +241,6 @@ static void response_complete(struct sp_http_conn *c)
      * outside whatever callback chain finished this response. */
     if (evbuffer_get_length(c->in) > 0)
         reprocess_input(c);
-}
-
-int sp_http_add_header(struct evbuffer *lines, const char *name, const char *value,
-                       size_t value_len)
-{
-    size_t name_len = strlen(name);
-
-    if (!sp_http_token_valid((struct sp_slice){name, name_len}))
-        return -1;
-    for (size_t i = 0; i < value_len; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return -1;
-    }
-    struct evbuffer_iovec v[4] = {{(void *)name, name_len},
-                                  {(void *)": ", 2},
-                                  {(void *)value, value_len},
-                                  {(void *)"\r\n", 2}};
-    for (int i = 0; i < 4; i++) {
-        if (evbuffer_add(lines, v[i].iov_base, v[i].iov_len) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* Every response begins with these two; formatted by hand because printf's
- * machinery was a visible share of a proxied request's CPU. */
-static void add_status_line(struct evbuffer *o, int minor, int status, const char *reason)
-{
-    char line[13] = "HTTP/1.0 000 ";
-
-    if (status < 100 || status > 999) {
-        evbuffer_add_printf(o, "HTTP/1.%d %d %s\r\n", minor, status,
-                            reason ? reason : sp_http_reason(status));
-        return;
-    }
-    line[7] = (char)('0' + minor);
-    line[9] = (char)('0' + status / 100);
-    line[10] = (char)('0' + status / 10 % 10);
-    line[11] = (char)('0' + status % 10);
-    evbuffer_add(o, line, sizeof(line));
-    reason = reason ? reason : sp_http_reason(status);
-    evbuffer_add(o, reason, strlen(reason));
-    evbuffer_add(o, "\r\n", 2);
-}
-
-static void add_content_length(struct evbuffer *o, uint64_t n)
-{
-    char digits[20];
-    size_t at = sizeof(digits);
-
-    do {
-        digits[--at] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n > 0);
-    evbuffer_add(o, "Content-Length: ", 16);
-    evbuffer_add(o, digits + at, sizeof(digits) - at);
-    evbuffer_add(o, "\r\n", 2);
-}
-
-static bool wants_keepalive(const struct sp_http_conn *c)
-{
-    /* Every Connection field counts, not only the first. */
-    if (c->req.minor_version == 0)
-        return sp_http_request_has_token(&c->req, "Connection", "keep-alive");
-    return !sp_http_request_has_token(&c->req, "Connection", "close");
-}
-
-void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
-                   struct evbuffer *header_lines, int64_t content_length)
-{
-    struct evbuffer *o = out(c);
-    bool head_request = sp_slice_eq(c->req.method, "HEAD");
-
-    if (c->response_begun || c->dead)
-        return;
-    c->response_begun = true;
-    if (c->server->limits.access_log)
-        sp_log_info(c->server->log, "access", "%s \"%.*s %.*s\" %d", c->peer,
-                    (int)c->req.method.len, c->req.method.ptr ? c->req.method.ptr : "",
-                    (int)c->req.target.len, c->req.target.ptr ? c->req.target.ptr : "", status);
-    c->response_no_body = head_request || status < 200 || status == 204 || status == 304;
-    if (!wants_keepalive(c) || c->server->draining ||
-        (c->retire_ms != UINT64_MAX && sp_now_ms() >= c->retire_ms))
-        c->close_after = true;
-    add_status_line(o, c->req.minor_version ? 1 : 0, status, reason);
-    if (header_lines != NULL)
-        evbuffer_add_buffer(o, header_lines);
-    if (content_length >= 0) {
-        if (status != 204 && status != 304 && status >= 200)
-            add_content_length(o, (uint64_t)content_length);
-    } else if (!c->response_no_body) {
-        if (c->req.minor_version == 1) {
-            c->response_chunked = true;
-            evbuffer_add(o, "Transfer-Encoding: chunked\r\n", 28);
-        } else {
-            c->close_after = true; /* HTTP/1.0: the body ends with the connection */
-        }
-    }
-    if (c->close_after)
-        evbuffer_add(o, "Connection: close\r\n\r\n", 21);
-    else if (c->req.minor_version == 0)
-        evbuffer_add(o, "Connection: keep-alive\r\n\r\n", 26);
-    else
-        evbuffer_add(o, "\r\n", 2);
-}
-
-void sp_http_write(struct sp_http_conn *c, const void *data, size_t len)
-{
-    struct evbuffer *o = out(c);
-
-    if (c->dead || c->response_no_body || len == 0)
-        return;
-    if (c->response_chunked) {
-        evbuffer_add_printf(o, "%zx\r\n", len);
-        evbuffer_add(o, data, len);
-        evbuffer_add(o, "\r\n", 2);
-    } else {
-        evbuffer_add(o, data, len);
-    }
-}
-
-void sp_http_write_buffer(struct sp_http_conn *c, struct evbuffer *buf)
-{
-    size_t len = evbuffer_get_length(buf);
-
-    if (c->dead || c->response_no_body || len == 0) {
-        evbuffer_drain(buf, len);
-        return;
-    }
-    if (c->response_chunked)
-        evbuffer_add_printf(out(c), "%zx\r\n", len);
-    evbuffer_add_buffer(out(c), buf);
-    if (c->response_chunked)
-        evbuffer_add(out(c), "\r\n", 2);
-}
-
-void sp_http_finish(struct sp_http_conn *c)
-{
-    if (c->dead || c->response_done)
-        return;
-    if (c->response_chunked)
-        evbuffer_add(out(c), "0\r\n\r\n", 5);
-    c->ops = NULL;
-    response_complete(c);
-}
-
-void sp_http_abort(struct sp_http_conn *c)
-{
-    c->ops = NULL;
-    conn_close(c);
-}
-
-static void respond(struct sp_http_conn *c, int status, const char *allow, const char *content_type,
-                    const char *body, size_t len)
-{
-    struct evbuffer *headers = evbuffer_new();
-
-    if (headers == NULL) {
-        conn_close(c);
-        return;
-    }
-    if (allow)
-        evbuffer_add_printf(headers, "Allow: %s\r\n", allow);
-    if (content_type)
-        evbuffer_add_printf(headers, "Content-Type: %s\r\n", content_type);
-    evbuffer_add(headers, "Cache-Control: no-store\r\n", 25);
-    sp_http_begin(c, status, NULL, headers, (int64_t)len);
-    evbuffer_free(headers);
-    sp_http_write(c, body, len);
-    sp_http_finish(c);
-}
-
-void sp_http_respond(struct sp_http_conn *c, int status, const char *content_type, const char *body,
-                     size_t len)
-{
-    respond(c, status, NULL, content_type, body, len);
-}
-
-static void respond_error(struct sp_http_conn *c, int status, const char *allow,
-                          const char *message)
-{
-    json_t *obj = json_pack("{s:s, s:i}", "error", message, "status", status);
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
-    size_t len = text ? strlen(text) : 0;
-
-    char *grown = text ? realloc(text, len + 2) : NULL;
-    if (grown != NULL) {
-        text = grown;
-        text[len++] = '\n';
-    }
-    respond(c, status, allow, "application/json", text ? text : "", len);
-    free(text);
-    json_decref(obj);
-}
-
-void sp_http_respond_error(struct sp_http_conn *c, int status, const char *message)
-{
-    respond_error(c, status, NULL, message);
-}
-
-void sp_http_respond_not_allowed(struct sp_http_conn *c, const char *allow, const char *message)
-{
-    respond_error(c, 405, allow, message);
-}
-
-size_t sp_http_unsent(const struct sp_http_conn *c)
-{
-    return evbuffer_get_length(c->out);
-}
-
-bool sp_http_response_started(const struct sp_http_conn *c)
-{
-    return c->response_begun;
-}
-
-const struct sp_http_request *sp_http_request(const struct sp_http_conn *c)
-{
-    return &c->req;
-}
-
-int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out_rest,
-                   struct evbuffer *in_rest)
-{
-    if (c->dead || c->response_begun || sp_http_has_body(c))
-        return -1;
-    *fd = c->fd;
-    if (out_rest)
-        evbuffer_add_buffer(out_rest, c->out);
-    if (in_rest)
-        evbuffer_add_buffer(in_rest, c->in);
-    event_del(&c->io);
-    if (c->write_ev)
-        event_del(c->write_ev);
-    c->fd = -1; /* the stream owns the socket now */
-    c->ops = NULL;
-    conn_close(c);
-    return 0;
-}
-
-int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
-                         struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
-                         struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing)
-{
-    int minor = c->req.minor_version; /* read before the connection is released */
-    enum sp_http_stream how = upgrade      ? SP_HTTP_STREAM_UPGRADE
-                              : minor == 1 ? SP_HTTP_STREAM_CHUNKED
-                                           : SP_HTTP_STREAM_CLOSE;
-
-    /* Output still due (an earlier pipelined answer) goes first. */
-    if (sp_http_detach(c, fd, out, in) < 0)
-        return -1;
-    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor, status,
-                        reason ? reason : sp_http_reason(status));
-    if (headers != NULL)
-        evbuffer_add_buffer(out, headers);
-    evbuffer_add_printf(out, "%s\r\n",
-                        how == SP_HTTP_STREAM_CHUNKED ? "Transfer-Encoding: chunked\r\n"
-                        : how == SP_HTTP_STREAM_CLOSE ? "Connection: close\r\n"
-                                                      : "");
-    *framing = how;
-    return 0;
-}
-
-size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len)
-{
-    return (size_t)snprintf(buf, SP_HTTP_CHUNK_HEAD_MAX, "%zx\r\n", len);
-}
-
-int sp_http_stream_write(struct sp_stream *out, enum sp_http_stream framing, const void *data,
-                         size_t len)
-{
-    char head[SP_HTTP_CHUNK_HEAD_MAX];
-
-    if (framing != SP_HTTP_STREAM_CHUNKED)
-        return sp_stream_write(out, data, len);
-    if (len == 0)
-        return 0;
-    size_t n = sp_http_chunk_head(head, len);
-    if (sp_stream_write(out, head, n) < 0 || sp_stream_write(out, data, len) < 0 ||
-        sp_stream_write(out, SP_HTTP_CHUNK_TAIL, 2) < 0)
-        return -1;
-    return 0;
-}
-
-void sp_http_stream_end(struct sp_stream *out, enum sp_http_stream framing)
-{
-    if (framing == SP_HTTP_STREAM_CHUNKED)
-        sp_stream_write(out, "0\r\n\r\n", 5);
-    sp_stream_end(out);
 }
 
 /* ---- request bodies --------------------------------------------------------------- */
@@ -802,12 +433,12 @@ static void dispatch(struct sp_http_conn *c)
     if (!c->body_done) {
         c->body = evbuffer_new();
         if (c->body == NULL) {
-            conn_close(c);
+            http_conn_close(c);
             return;
         }
         const struct sp_http_header *expect = sp_http_find_header(&c->req, "Expect");
         if (expect && sp_slice_caseeq(expect->value, "100-continue") && c->req.minor_version)
-            evbuffer_add(out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+            evbuffer_add(http_conn_out(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     c->state = c->body_done ? ST_HANDLED : ST_BODY;
     body_clock(c);
@@ -870,7 +501,7 @@ static void process_input(struct sp_http_conn *c)
             if (c->body_done && c->state == ST_BODY)
                 c->state = ST_HANDLED;
             if (c->body_done && c->response_done)
-                response_complete(c);
+                http_response_complete(c);
             return;
         } else {
             return; /* pipelined bytes wait until the response is complete */
@@ -891,7 +522,7 @@ static void update_reading(struct sp_http_conn *c)
     if (want == (bool)event_pending(&c->io, EV_READ, NULL))
         return;
     if (want ? event_add(&c->io, NULL) : event_del(&c->io))
-        conn_close(c);
+        http_conn_close(c);
 }
 
 /* Serves input already buffered on a later loop turn, outside the callback
@@ -923,7 +554,7 @@ static void on_eof(struct sp_http_conn *c)
     /* EOF on a request without a body is a client that left (as nginx takes
      * it): a held long-poll or a proxied request is released now, not when
      * its answer is ready; a body cut short tells the handler the same. */
-    conn_close(c);
+    http_conn_close(c);
 }
 
 /* One recv() into the input. Returns false if the connection ended. */
@@ -935,7 +566,7 @@ static bool read_socket(struct sp_http_conn *c)
     if (n > 0) {
         if (evbuffer_add(c->in, buf, (size_t)n) == 0)
             return true;
-        conn_close(c);
+        http_conn_close(c);
         return false;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -943,7 +574,7 @@ static bool read_socket(struct sp_http_conn *c)
     if (n == 0)
         on_eof(c);
     else
-        conn_close(c);
+        http_conn_close(c);
     return !c->dead;
 }
 
@@ -966,7 +597,7 @@ static void output_drained(struct sp_http_conn *c)
 {
     if (c->state == ST_CLOSING) {
         if (evbuffer_get_length(c->out) == 0)
-            conn_close(c);
+            http_conn_close(c);
         return;
     }
     if (c->ops && c->ops->drain)
@@ -988,7 +619,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (evbuffer_get_length(c->in) == 0) {
-        conn_close(c); /* idle keep-alive: close quietly */
+        http_conn_close(c); /* idle keep-alive: close quietly */
         return;
     }
     fail_request(c, 408, "request head not received within limits.header_timeout");
@@ -1042,7 +673,7 @@ void sp_http_server_free(struct sp_http_server *s)
     if (s == NULL)
         return;
     while ((c = LIST_FIRST(&s->live)) != NULL)
-        conn_close(c);
+        http_conn_close(c);
     s->gone = NULL;
     if (s->reaper)
         reap(-1, 0, s);
@@ -1082,7 +713,7 @@ void sp_http_server_drain(struct sp_http_server *s)
          * written (a long-poll the drain has just answered) is not idle. */
         if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0 &&
             evbuffer_get_length(c->out) == 0)
-            conn_close(c);
+            http_conn_close(c);
         else
             c->close_after = true;
     }
