@@ -18,79 +18,7 @@
 #define DEDUP_MAX 100000
 #define SWEEP_MS 1000
 
-TAILQ_HEAD(sub_list, sp_sub);
-
-/* Small when idle: a channel of one subscriber that has carried nothing
- * costs this struct with its per-port counts and name inline, and its map
- * entry; the history ring grows with the messages it holds. Under the
- * hub's lock. */
-struct sp_channel {
-    /* History: a ring of the newest messages, oldest at head; len slots
-     * allocated, growing by doubling up to cap. */
-    struct sp_msg **ring;
-    struct sp_msg *snapshot;
-    /* Every message of this channel with seq <= floor that is not in the
-     * ring is gone: evicted, expired, or from before the channel existed. */
-    uint64_t floor;
-    uint64_t serial;  /* messages stored and deletions, counted */
-    const char *name; /* inline, after counts */
-    uint32_t nsubs;   /* over all ports */
-    uint32_t cap;     /* channels.history when the channel was made (a reload may change it) */
-    uint32_t len, head, count;
-    uint32_t counts[]; /* subscribers on each port */
-};
-
-/* A port's own entry for a channel it has subscribers on: only the port's
- * thread touches it. */
-struct sp_hub_local {
-    struct sub_list subs;
-    struct sp_channel *shared; /* alive while subs is not empty: they count in it */
-    uint32_t busy;             /* inside a fan-out: must not be freed under it */
-    char name[];
-};
-
-struct sp_hub_port {
-    struct sp_hub *hub;
-    unsigned index;
-    struct sp_mailbox *mailbox;
-    struct sp_hmap *locals; /* name -> struct sp_hub_local */
-};
-
-/* What the hub mails a port: a message, or (msg NULL) a deletion. */
-struct delivery {
-    struct sp_mail mail;
-    struct sp_hub_port *port;
-    struct sp_msg *msg;
-    uint64_t serial;
-    char channel[]; /* deletions */
-};
-
-struct sp_hub {
-    pthread_mutex_t lock; /* everything but the ports' locals */
-    unsigned nports;
-    struct sp_hub_port **ports;
-    struct sp_hub_options opts;
-    struct sp_hmap *channels;
-    /* "<channel>\n<SHA-256 of the dedup id>" -> the first message's id,
-     * for channels.history_ttl */
-    struct sp_cache *dedup;
-    struct event *sweeper;
-    sp_hub_watch watch;
-    void *watch_ctx;
-    uint64_t seq;
-    char epoch[16];
-};
-
-/* The hub's lock guards state, not the API's constness. */
-static void lock(const struct sp_hub *hub)
-{
-    pthread_mutex_lock((pthread_mutex_t *)&hub->lock);
-}
-
-static void unlock(const struct sp_hub *hub)
-{
-    pthread_mutex_unlock((pthread_mutex_t *)&hub->lock);
-}
+#include "channel/hub-internal.h"
 
 const char *sp_hub_error_text(int err)
 {
@@ -145,14 +73,14 @@ static void format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID
 
 void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX])
 {
-    lock(hub);
+    hub_lock(hub);
     format_id(hub, seq, out);
-    unlock(hub);
+    hub_unlock(hub);
 }
 
 /* ---- channels (under the lock) ---------------------------------------------------------- */
 
-static struct sp_msg *ring_at(const struct sp_channel *ch, size_t i)
+struct sp_msg *hub_ring_at(const struct sp_channel *ch, size_t i)
 {
     return ch->ring[(ch->head + i) % ch->len];
 }
@@ -176,7 +104,7 @@ static void channel_free(struct sp_channel *ch)
     free(ch);
 }
 
-static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool create)
+struct sp_channel *hub_channel_get(struct sp_hub *hub, const char *name, bool create)
 {
     struct sp_channel *ch = sp_hmap_get(hub->channels, name);
 
@@ -200,7 +128,7 @@ static struct sp_channel *channel_get(struct sp_hub *hub, const char *name, bool
     return ch;
 }
 
-static void channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
+void hub_channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
 {
     if (ch->nsubs == 0 && ch->count == 0) {
         sp_hmap_del(hub->channels, ch->name);
@@ -208,7 +136,7 @@ static void channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
     }
 }
 
-static void forget_history(struct sp_channel *ch)
+void hub_forget_history(struct sp_channel *ch)
 {
     while (ch->count > 0)
         drop_oldest(ch);
@@ -230,9 +158,10 @@ static void sweep_channel(const char *key, void *value, void *arg)
     struct sp_channel *ch = value;
 
     (void)key;
-    while (ch->count > 0 && sp_msg_created(ring_at(ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
+    while (ch->count > 0 &&
+           sp_msg_created(hub_ring_at(ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
         drop_oldest(ch);
-    channel_maybe_remove(s->hub, ch);
+    hub_channel_maybe_remove(s->hub, ch);
 }
 
 static void sweep(evutil_socket_t fd, short what, void *arg)
@@ -240,10 +169,10 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     struct sp_hub *hub = arg;
     struct sweep s = {hub, sp_now_ms()};
 
-    lock(hub);
+    hub_lock(hub);
     sp_hmap_each(hub->channels, sweep_channel, &s);
     sp_cache_expire(hub->dedup, s.now);
-    unlock(hub);
+    hub_unlock(hub);
 }
 
 /* ---- hub ----------------------------------------------------------------------------- */
@@ -298,9 +227,9 @@ void sp_hub_free(struct sp_hub *hub)
 
 size_t sp_hub_channel_count(const struct sp_hub *hub)
 {
-    lock(hub);
+    hub_lock(hub);
     size_t n = sp_hmap_count(hub->channels);
-    unlock(hub);
+    hub_unlock(hub);
     return n;
 }
 
@@ -315,9 +244,9 @@ struct sp_hub_port *sp_hub_port_new(struct sp_hub *hub, unsigned index, struct s
     *port = (struct sp_hub_port){hub, index, mailbox, sp_hmap_new()};
     if (port->locals == NULL)
         goto fail;
-    lock(hub);
+    hub_lock(hub);
     hub->ports[index] = port;
-    unlock(hub);
+    hub_unlock(hub);
     return port;
 fail:
     free(port);
@@ -328,9 +257,9 @@ void sp_hub_port_free(struct sp_hub_port *port)
 {
     if (port == NULL)
         return;
-    lock(port->hub);
+    hub_lock(port->hub);
     port->hub->ports[port->index] = NULL;
-    unlock(port->hub);
+    hub_unlock(port->hub);
     sp_hmap_free(port->locals); /* empty: every subscriber has unsubscribed */
     free(port);
 }
@@ -368,10 +297,10 @@ static void fan_out(struct sp_hub_local *l, struct sp_msg *m, uint64_t serial)
 
 static void watch_changed(struct sp_hub_port *port, const char *channel, size_t count)
 {
-    lock(port->hub);
+    hub_lock(port->hub);
     sp_hub_watch watch = port->hub->watch;
     void *ctx = port->hub->watch_ctx;
-    unlock(port->hub);
+    hub_unlock(port->hub);
     if (watch)
         watch(ctx, port->index, channel, count);
 }
@@ -396,13 +325,13 @@ static void end_subscribers(struct sp_hub_port *port, struct sp_hub_local *l, ui
     }
     if (n == 0)
         return;
-    lock(hub);
+    hub_lock(hub);
     struct sp_channel *ch = l->shared;
     ch->counts[port->index] -= n;
     ch->nsubs -= n;
     size_t left = ch->nsubs;
-    channel_maybe_remove(hub, ch);
-    unlock(hub);
+    hub_channel_maybe_remove(hub, ch);
+    hub_unlock(hub);
     if (left == 0)
         watch_changed(port, l->name, 0);
     local_maybe_remove(port, l);
@@ -429,7 +358,7 @@ static void delivery_run(struct sp_mail *mail)
 
 /* Under the lock, so that each port gets a channel's mail in serial order:
  * one more serial for ch, mailed to every port with subscribers on it. */
-static void mail_ports(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
+void hub_mail_ports(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
 {
     ch->serial++;
     for (unsigned i = 0; i < hub->nports; i++) {
@@ -491,7 +420,7 @@ static int ring_grow(struct sp_channel *ch)
     return 0;
 }
 
-static void store(struct sp_channel *ch, struct sp_msg *m)
+void hub_store(struct sp_channel *ch, struct sp_msg *m)
 {
     if (ch->cap == 0) {
         ch->floor = sp_msg_seq(m);
@@ -522,9 +451,9 @@ static int check(const struct sp_hub *hub, const struct sp_publish *p)
 
 int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p)
 {
-    lock(hub);
+    hub_lock(hub);
     int rc = check(hub, p);
-    unlock(hub);
+    hub_unlock(hub);
     return rc;
 }
 
@@ -545,37 +474,37 @@ static int publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
             return SP_HUB_OK;
         }
     }
-    struct sp_channel *ch = channel_get(hub, p->channel, true);
+    struct sp_channel *ch = hub_channel_get(hub, p->channel, true);
     if (ch == NULL)
         return SP_HUB_NO_MEMORY;
     format_id(hub, hub->seq + 1, id);
     struct sp_msg *m =
         sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, sp_now_ms());
     if (m == NULL) {
-        channel_maybe_remove(hub, ch);
+        hub_channel_maybe_remove(hub, ch);
         return SP_HUB_NO_MEMORY;
     }
     hub->seq++;
     if (p->grip != NULL)
         sp_msg_set_grip(m, p->grip);
-    store(ch, m);
+    hub_store(ch, m);
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
         dedup_remember(hub, key, id);
     memset(res, 0, sizeof(*res));
     snprintf(res->id, sizeof(res->id), "%s", id);
     res->seq = sp_msg_seq(m);
     res->subscribers = ch->nsubs;
-    mail_ports(hub, ch, m);
+    hub_mail_ports(hub, ch, m);
     sp_msg_unref(m);
-    channel_maybe_remove(hub, ch);
+    hub_channel_maybe_remove(hub, ch);
     return SP_HUB_OK;
 }
 
 int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res)
 {
-    lock(hub);
+    hub_lock(hub);
     int rc = publish(hub, p, res);
-    unlock(hub);
+    hub_unlock(hub);
     return rc;
 }
 
@@ -601,17 +530,17 @@ int sp_hub_subscribe(struct sp_hub_port *port, struct sp_sub *sub, const char *c
             return SP_HUB_NO_MEMORY;
         }
     }
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, true);
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, true);
     if (ch == NULL) {
-        unlock(hub);
+        hub_unlock(hub);
         local_maybe_remove(port, l);
         return SP_HUB_NO_MEMORY;
     }
     ch->counts[port->index]++;
     size_t total = ++ch->nsubs;
     sub->seen = ch->serial;
-    unlock(hub);
+    hub_unlock(hub);
     l->shared = ch;
     sub->local = l;
     sub->ops = ops;
@@ -631,12 +560,12 @@ void sp_hub_unsubscribe(struct sp_hub_port *port, struct sp_sub *sub)
         return;
     TAILQ_REMOVE(&l->subs, sub, link);
     sub->local = NULL;
-    lock(hub);
+    hub_lock(hub);
     struct sp_channel *ch = l->shared;
     ch->counts[port->index]--;
     size_t left = --ch->nsubs;
-    channel_maybe_remove(hub, ch);
-    unlock(hub);
+    hub_channel_maybe_remove(hub, ch);
+    hub_unlock(hub);
     snprintf(name, sizeof(name), "%s", l->name);
     local_maybe_remove(port, l);
     if (left == 0)
@@ -645,161 +574,37 @@ void sp_hub_unsubscribe(struct sp_hub_port *port, struct sp_sub *sub)
 
 size_t sp_hub_subscribers(struct sp_hub *hub, const char *channel)
 {
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, false);
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, false);
     size_t n = ch ? ch->nsubs : 0;
-    unlock(hub);
+    hub_unlock(hub);
     return n;
 }
 
 void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts)
 {
-    lock(hub);
+    hub_lock(hub);
     hub->opts = *opts;
-    unlock(hub);
+    hub_unlock(hub);
 }
 
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx)
 {
-    lock(hub);
+    hub_lock(hub);
     hub->watch = watch;
     hub->watch_ctx = ctx;
-    unlock(hub);
+    hub_unlock(hub);
 }
 
 void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg *msg)
 {
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, false);
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, false);
     if (ch != NULL) {
         sp_msg_unref(ch->snapshot);
         ch->snapshot = msg ? sp_msg_ref(msg) : NULL;
     }
-    unlock(hub);
-}
-
-/* ---- cursors and replay ------------------------------------------------------------------ */
-
-int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cursor *c)
-{
-    struct sp_cursor r = {0};
-
-    if (text == NULL || text[0] == '\0') {
-        *c = r;
-        return 0;
-    }
-    const char *dash = strrchr(text, '-');
-    if (dash == NULL || dash == text || dash[1] == '\0' || strlen(text) >= SP_MSG_ID_MAX)
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long seq = strtoull(dash + 1, &end, 10);
-    if (*end != '\0' || errno != 0 || dash[1] < '0' || dash[1] > '9')
-        return -1;
-    r.present = true;
-    lock(hub);
-    r.this_epoch = (size_t)(dash - text) == strlen(hub->epoch) &&
-                   memcmp(text, hub->epoch, (size_t)(dash - text)) == 0 && seq <= hub->seq;
-    unlock(hub);
-    r.seq = r.this_epoch ? seq : 0;
-    *c = r;
-    return 0;
-}
-
-struct sp_cursor sp_hub_now(const struct sp_hub *hub)
-{
-    lock(hub);
-    struct sp_cursor now = {.present = true, .this_epoch = true, .seq = hub->seq};
-    unlock(hub);
-    return now;
-}
-
-static int by_seq(const void *a, const void *b)
-{
-    uint64_t x = sp_msg_seq(*(struct sp_msg *const *)a);
-    uint64_t y = sp_msg_seq(*(struct sp_msg *const *)b);
-    return x < y ? -1 : x > y;
-}
-
-static struct sp_channel *sub_channel(struct sp_sub *sub)
-{
-    return sub->local ? sub->local->shared : NULL;
-}
-
-static int latest(struct sp_sub *const *subs, size_t nsubs, struct sp_msg **out, size_t max)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < nsubs && n < max; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
-        struct sp_msg *m = ch == NULL     ? NULL
-                           : ch->snapshot ? ch->snapshot
-                           : ch->count    ? ring_at(ch, ch->count - 1)
-                                          : NULL;
-        if (m != NULL)
-            out[n++] = sp_msg_ref(m);
-    }
-    if (n > 1)
-        qsort(out, n, sizeof(*out), by_seq);
-    return (int)n;
-}
-
-static int backlog(struct sp_sub *const *subs, size_t nsubs, const struct sp_cursor *cur,
-                   struct sp_msg **out, size_t max, bool *missed)
-{
-    size_t total = 0, n = 0;
-    struct sp_msg **all;
-
-    for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
-        if (ch == NULL)
-            continue;
-        total += ch->count;
-        if (cur->present && cur->seq < ch->floor)
-            *missed = true;
-    }
-    if (total == 0 || max == 0)
-        return 0;
-    all = malloc(total * sizeof(*all));
-    if (all == NULL)
-        return -1;
-    for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
-        for (size_t j = 0; ch != NULL && j < ch->count; j++) {
-            struct sp_msg *m = ring_at(ch, j);
-            if (!cur->present || sp_msg_seq(m) > cur->seq)
-                all[n++] = m;
-        }
-    }
-    if (nsubs > 1)
-        qsort(all, n, sizeof(*all), by_seq);
-    if (n > max)
-        n = max;
-    for (size_t i = 0; i < n; i++)
-        out[i] = sp_msg_ref(all[i]);
-    free(all);
-    return (int)n;
-}
-
-int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
-                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
-{
-    int n;
-
-    *missed = cur->present && !cur->this_epoch;
-    lock(hub);
-    if (cur->latest && !cur->present)
-        n = latest(subs, nsubs, out, max);
-    else
-        n = backlog(subs, nsubs, cur, out, max, missed);
-    /* Whatever the channel stored so far was the backlog's to give. */
-    for (size_t i = 0; n >= 0 && i < nsubs; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
-        if (ch != NULL)
-            subs[i]->seen = ch->serial;
-    }
-    unlock(hub);
-    return n;
+    hub_unlock(hub);
 }
 
 /* ---- channel administration ------------------------------------------------------------- */
@@ -808,8 +613,8 @@ int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_chann
 {
     int rc = SP_HUB_OK;
 
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, false);
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, false);
     if (ch == NULL) {
         rc = SP_HUB_NO_CHANNEL;
         goto done;
@@ -818,11 +623,12 @@ int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_chann
     info->subscribers = ch->nsubs;
     info->messages = ch->count;
     if (ch->count > 0) {
-        snprintf(info->first_id, sizeof(info->first_id), "%s", sp_msg_id(ring_at(ch, 0)));
-        snprintf(info->last_id, sizeof(info->last_id), "%s", sp_msg_id(ring_at(ch, ch->count - 1)));
+        snprintf(info->first_id, sizeof(info->first_id), "%s", sp_msg_id(hub_ring_at(ch, 0)));
+        snprintf(info->last_id, sizeof(info->last_id), "%s",
+                 sp_msg_id(hub_ring_at(ch, ch->count - 1)));
     }
 done:
-    unlock(hub);
+    hub_unlock(hub);
     return rc;
 }
 
@@ -830,110 +636,18 @@ int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
 {
     int closed;
 
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, false);
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, false);
     if (ch == NULL) {
-        unlock(hub);
+        hub_unlock(hub);
         return SP_HUB_NO_CHANNEL;
     }
     closed = (int)ch->nsubs;
-    forget_history(ch);
+    hub_forget_history(ch);
     /* Nothing from before the deletion can be had any more. */
     ch->floor = hub->seq;
-    mail_ports(hub, ch, NULL);
-    channel_maybe_remove(hub, ch);
-    unlock(hub);
+    hub_mail_ports(hub, ch, NULL);
+    hub_channel_maybe_remove(hub, ch);
+    hub_unlock(hub);
     return closed;
-}
-
-/* ---- engine-numbered messages --------------------------------------------------------- */
-
-const char *sp_hub_epoch(const struct sp_hub *hub)
-{
-    return hub->epoch;
-}
-
-static void forget_entry(const char *key, void *value, void *arg)
-{
-    (void)key;
-    (void)arg;
-    forget_history(value);
-}
-
-static void note_seq(struct sp_hub *hub, uint64_t seq)
-{
-    if (seq > hub->seq)
-        hub->seq = seq;
-}
-
-bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq)
-{
-    bool changed;
-
-    lock(hub);
-    changed = strcmp(hub->epoch, epoch) != 0;
-    if (changed) {
-        snprintf(hub->epoch, sizeof(hub->epoch), "%s", epoch);
-        hub->seq = seq;
-        sp_hmap_each(hub->channels, forget_entry, hub);
-    } else {
-        note_seq(hub, seq);
-    }
-    unlock(hub);
-    return changed;
-}
-
-void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq)
-{
-    lock(hub);
-    note_seq(hub, seq);
-    unlock(hub);
-}
-
-int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor)
-{
-    int rc = SP_HUB_OK;
-
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, true);
-    if (ch == NULL) {
-        rc = SP_HUB_NO_MEMORY;
-    } else {
-        forget_history(ch);
-        ch->floor = floor;
-    }
-    unlock(hub);
-    return rc;
-}
-
-void sp_hub_drop_history(struct sp_hub *hub, const char *channel)
-{
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, channel, false);
-    if (ch != NULL)
-        forget_history(ch);
-    unlock(hub);
-}
-
-int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
-{
-    size_t reached = 0;
-
-    lock(hub);
-    struct sp_channel *ch = channel_get(hub, sp_msg_channel(msg), true);
-    if (ch == NULL) {
-        unlock(hub);
-        return SP_HUB_NO_MEMORY;
-    }
-    note_seq(hub, sp_msg_seq(msg));
-    store(ch, msg);
-    if (deliver) {
-        reached = ch->nsubs;
-        mail_ports(hub, ch, msg);
-    } else {
-        ch->serial++; /* stored: a later backlog has it */
-    }
-    channel_maybe_remove(hub, ch);
-    unlock(hub);
-    return (int)(reached > INT32_MAX ? INT32_MAX : reached);
 }

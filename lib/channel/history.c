@@ -1,0 +1,226 @@
+/* The hub's history as clients and the engine see it: cursors parsed and
+ * issued, the backlog after a cursor (and whether history before it is
+ * gone), and the epoch, sequence and history the Redis engine numbers and
+ * resets. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel/hub-internal.h"
+
+/* ---- cursors and replay ------------------------------------------------------------------ */
+
+int sp_hub_parse_cursor(const struct sp_hub *hub, const char *text, struct sp_cursor *c)
+{
+    struct sp_cursor r = {0};
+
+    if (text == NULL || text[0] == '\0') {
+        *c = r;
+        return 0;
+    }
+    const char *dash = strrchr(text, '-');
+    if (dash == NULL || dash == text || dash[1] == '\0' || strlen(text) >= SP_MSG_ID_MAX)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long seq = strtoull(dash + 1, &end, 10);
+    if (*end != '\0' || errno != 0 || dash[1] < '0' || dash[1] > '9')
+        return -1;
+    r.present = true;
+    hub_lock(hub);
+    r.this_epoch = (size_t)(dash - text) == strlen(hub->epoch) &&
+                   memcmp(text, hub->epoch, (size_t)(dash - text)) == 0 && seq <= hub->seq;
+    hub_unlock(hub);
+    r.seq = r.this_epoch ? seq : 0;
+    *c = r;
+    return 0;
+}
+
+struct sp_cursor sp_hub_now(const struct sp_hub *hub)
+{
+    hub_lock(hub);
+    struct sp_cursor now = {.present = true, .this_epoch = true, .seq = hub->seq};
+    hub_unlock(hub);
+    return now;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = sp_msg_seq(*(struct sp_msg *const *)a);
+    uint64_t y = sp_msg_seq(*(struct sp_msg *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+static struct sp_channel *sub_channel(struct sp_sub *sub)
+{
+    return sub->local ? sub->local->shared : NULL;
+}
+
+static int latest(struct sp_sub *const *subs, size_t nsubs, struct sp_msg **out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < nsubs && n < max; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        struct sp_msg *m = ch == NULL     ? NULL
+                           : ch->snapshot ? ch->snapshot
+                           : ch->count    ? hub_ring_at(ch, ch->count - 1)
+                                          : NULL;
+        if (m != NULL)
+            out[n++] = sp_msg_ref(m);
+    }
+    if (n > 1)
+        qsort(out, n, sizeof(*out), by_seq);
+    return (int)n;
+}
+
+static int backlog(struct sp_sub *const *subs, size_t nsubs, const struct sp_cursor *cur,
+                   struct sp_msg **out, size_t max, bool *missed)
+{
+    size_t total = 0, n = 0;
+    struct sp_msg **all;
+
+    for (size_t i = 0; i < nsubs; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        if (ch == NULL)
+            continue;
+        total += ch->count;
+        if (cur->present && cur->seq < ch->floor)
+            *missed = true;
+    }
+    if (total == 0 || max == 0)
+        return 0;
+    all = malloc(total * sizeof(*all));
+    if (all == NULL)
+        return -1;
+    for (size_t i = 0; i < nsubs; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        for (size_t j = 0; ch != NULL && j < ch->count; j++) {
+            struct sp_msg *m = hub_ring_at(ch, j);
+            if (!cur->present || sp_msg_seq(m) > cur->seq)
+                all[n++] = m;
+        }
+    }
+    if (nsubs > 1)
+        qsort(all, n, sizeof(*all), by_seq);
+    if (n > max)
+        n = max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = sp_msg_ref(all[i]);
+    free(all);
+    return (int)n;
+}
+
+int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
+{
+    int n;
+
+    *missed = cur->present && !cur->this_epoch;
+    hub_lock(hub);
+    if (cur->latest && !cur->present)
+        n = latest(subs, nsubs, out, max);
+    else
+        n = backlog(subs, nsubs, cur, out, max, missed);
+    /* Whatever the channel stored so far was the backlog's to give. */
+    for (size_t i = 0; n >= 0 && i < nsubs; i++) {
+        const struct sp_channel *ch = sub_channel(subs[i]);
+        if (ch != NULL)
+            subs[i]->seen = ch->serial;
+    }
+    hub_unlock(hub);
+    return n;
+}
+
+/* ---- engine-numbered messages --------------------------------------------------------- */
+
+const char *sp_hub_epoch(const struct sp_hub *hub)
+{
+    return hub->epoch;
+}
+
+static void forget_entry(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    hub_forget_history(value);
+}
+
+static void note_seq(struct sp_hub *hub, uint64_t seq)
+{
+    if (seq > hub->seq)
+        hub->seq = seq;
+}
+
+bool sp_hub_set_epoch(struct sp_hub *hub, const char *epoch, uint64_t seq)
+{
+    bool changed;
+
+    hub_lock(hub);
+    changed = strcmp(hub->epoch, epoch) != 0;
+    if (changed) {
+        snprintf(hub->epoch, sizeof(hub->epoch), "%s", epoch);
+        hub->seq = seq;
+        sp_hmap_each(hub->channels, forget_entry, hub);
+    } else {
+        note_seq(hub, seq);
+    }
+    hub_unlock(hub);
+    return changed;
+}
+
+void sp_hub_note_seq(struct sp_hub *hub, uint64_t seq)
+{
+    hub_lock(hub);
+    note_seq(hub, seq);
+    hub_unlock(hub);
+}
+
+int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor)
+{
+    int rc = SP_HUB_OK;
+
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, true);
+    if (ch == NULL) {
+        rc = SP_HUB_NO_MEMORY;
+    } else {
+        hub_forget_history(ch);
+        ch->floor = floor;
+    }
+    hub_unlock(hub);
+    return rc;
+}
+
+void sp_hub_drop_history(struct sp_hub *hub, const char *channel)
+{
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, channel, false);
+    if (ch != NULL)
+        hub_forget_history(ch);
+    hub_unlock(hub);
+}
+
+int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
+{
+    size_t reached = 0;
+
+    hub_lock(hub);
+    struct sp_channel *ch = hub_channel_get(hub, sp_msg_channel(msg), true);
+    if (ch == NULL) {
+        hub_unlock(hub);
+        return SP_HUB_NO_MEMORY;
+    }
+    note_seq(hub, sp_msg_seq(msg));
+    hub_store(ch, msg);
+    if (deliver) {
+        reached = ch->nsubs;
+        hub_mail_ports(hub, ch, msg);
+    } else {
+        ch->serial++; /* stored: a later backlog has it */
+    }
+    hub_channel_maybe_remove(hub, ch);
+    hub_unlock(hub);
+    return (int)(reached > INT32_MAX ? INT32_MAX : reached);
+}
