@@ -13,10 +13,10 @@
 
 /* ---- metrics: every worker counts its own, the asker sums them ---------------------------
  *
- * A scrape mails every worker for its figures (each copies them on its own
+ * A scrape asks every worker for its figures (each copies them on its own
  * thread, so nothing is read while it changes); the home also writes what
- * only it has. The last to answer mails the asking worker, which sums and
- * answers, if its client is still there. */
+ * only it has. Each answer comes back to the asking worker (sp_ask); the
+ * last one in sums and answers, if its client is still there. */
 
 struct figures {
     size_t clients, streams;
@@ -27,16 +27,16 @@ struct figures {
 struct gather;
 
 struct collect {
-    struct sp_mail mail;
+    struct sp_ask ask; /* to worker index, and back to the asker */
     struct gather *g;
     unsigned index;
 };
 
 struct gather {
-    struct sp_mail answer; /* to the asker, once every collect has run */
     struct worker *asker;
     struct sp_http_conn *conn; /* NULL once the client has gone */
     atomic_uint pending;
+    atomic_bool dropped; /* a collect was dropped: shutting down, nobody answers */
     size_t publishers;
     struct evbuffer *home_text; /* written by the home's collect */
     struct figures *figures;    /* one per worker */
@@ -139,9 +139,9 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                   atomic_load(&app->ready) ? 1 : 0);
 }
 
-static void gather_answer(struct sp_mail *mail)
+/* On the asker's loop, once every worker's figures are in. */
+static void gather_answer(struct gather *g)
 {
-    struct gather *g = (struct gather *)mail;
     struct sp_http_conn *conn = g->conn;
     struct evbuffer *out = evbuffer_new();
     struct evbuffer *headers = evbuffer_new();
@@ -167,24 +167,28 @@ done:
     gather_free(g);
 }
 
-static void gather_dropped(struct sp_mail *mail)
-{
-    gather_free((struct gather *)mail);
-}
-
+/* The last collect back answers (on the asker's loop); if one was dropped
+ * (shutting down), the last frees. */
 static void collected(struct gather *g, bool dropped)
 {
+    if (dropped)
+        g->dropped = true;
     if (atomic_fetch_sub_explicit(&g->pending, 1, memory_order_acq_rel) != 1)
         return;
-    if (dropped) /* shutting down: the asker's mailbox may be gone */
+    if (g->dropped)
         gather_free(g);
     else
-        sp_mailbox_post(g->asker->mailbox, &g->answer, gather_answer, gather_dropped);
+        gather_answer(g);
 }
 
-static void collect_run(struct sp_mail *mail)
+static void collect_back(struct sp_ask *ask)
 {
-    struct collect *c = (struct collect *)mail;
+    collected(((struct collect *)ask)->g, false);
+}
+
+static void collect_run(struct sp_ask *ask)
+{
+    struct collect *c = (struct collect *)ask;
     struct gather *g = c->g;
     struct worker *w = &g->asker->app->workers[c->index];
     struct figures *f = &g->figures[c->index];
@@ -200,12 +204,12 @@ static void collect_run(struct sp_mail *mail)
         sp_webhooks_metrics(app->webhooks, g->home_text);
         sp_push_home_metrics(w->push, g->home_text);
     }
-    collected(g, false);
+    sp_ask_answer(ask);
 }
 
-static void collect_dropped(struct sp_mail *mail)
+static void collect_dropped(struct sp_ask *ask)
 {
-    collected(((struct collect *)mail)->g, true);
+    collected(((struct collect *)ask)->g, true);
 }
 
 static void on_scraper_gone(void *ctx)
@@ -233,7 +237,7 @@ void app_serve_metrics(struct worker *w, struct sp_http_conn *conn)
     sp_http_set_ops(conn, &scraper_ops, g);
     for (unsigned i = 0; i < app->nworkers; i++) {
         g->collects[i] = (struct collect){.g = g, .index = i};
-        sp_mailbox_post(app->workers[i].mailbox, &g->collects[i].mail, collect_run,
-                        collect_dropped);
+        sp_ask_post(&g->collects[i].ask, app->workers[i].mailbox, w->mailbox, collect_run,
+                    collect_back, collect_dropped);
     }
 }

@@ -119,6 +119,40 @@ void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run
     }
 }
 
+/* struct sp_ask begins with its mail. */
+static void ask_there(struct sp_mail *mail)
+{
+    struct sp_ask *ask = (struct sp_ask *)mail;
+    ask->there(ask);
+}
+
+static void ask_back(struct sp_mail *mail)
+{
+    struct sp_ask *ask = (struct sp_ask *)mail;
+    ask->back(ask);
+}
+
+static void ask_drop(struct sp_mail *mail)
+{
+    struct sp_ask *ask = (struct sp_ask *)mail;
+    ask->drop(ask);
+}
+
+void sp_ask_post(struct sp_ask *ask, struct sp_mailbox *to, struct sp_mailbox *asker,
+                 sp_ask_fn there, sp_ask_fn back, sp_ask_fn drop)
+{
+    ask->asker = asker;
+    ask->there = there;
+    ask->back = back;
+    ask->drop = drop;
+    sp_mailbox_post(to, &ask->mail, ask_there, ask_drop);
+}
+
+void sp_ask_answer(struct sp_ask *ask)
+{
+    sp_mailbox_post(ask->asker, &ask->mail, ask_back, ask_drop);
+}
+
 void sp_mailbox_run(struct sp_mailbox *mb)
 {
     while (run_one(mb))

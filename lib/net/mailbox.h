@@ -37,6 +37,31 @@ void sp_mailbox_free(struct sp_mailbox *mb);
 /* From any thread: mail->run(mail) runs on the mailbox's loop soon. */
 void sp_mailbox_post(struct sp_mailbox *mb, struct sp_mail *mail, sp_mail_fn run, sp_mail_fn drop);
 
+/* ---- a question to another loop, answered on the asker's -------------------------------
+ *
+ * The round trip threads need again and again: the question is mailed to
+ * the loop that owns the answer, worked out there (now, or when that
+ * loop's own work completes), and the answer mailed back to the asker's
+ * loop. One mail makes both trips. Whether the asker still wants it (its
+ * client may have left) only the asker's thread knows: it marks that in
+ * its own struct, which embeds this one first, and back() reads it. */
+struct sp_ask;
+typedef void (*sp_ask_fn)(struct sp_ask *ask);
+
+struct sp_ask {
+    struct sp_mail mail;
+    struct sp_mailbox *asker;
+    sp_ask_fn there; /* on the asked loop; ends in sp_ask_answer, now or later */
+    sp_ask_fn back;  /* on the asker's loop with the answer; owns ask from then on */
+    sp_ask_fn drop;  /* instead, when a mailbox is freed with ask in it: frees it */
+};
+
+/* From the asker's loop: ask->there(ask) runs on to's loop soon. */
+void sp_ask_post(struct sp_ask *ask, struct sp_mailbox *to, struct sp_mailbox *asker,
+                 sp_ask_fn there, sp_ask_fn back, sp_ask_fn drop);
+/* On the asked loop, once: ask->back(ask) runs on the asker's loop soon. */
+void sp_ask_answer(struct sp_ask *ask);
+
 /* Runs everything queued now, to the end (the loop itself runs one mail
  * and then what that made active; this is for tests and for callers with
  * no loop running). */

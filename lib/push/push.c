@@ -484,7 +484,7 @@ static void channel_wait_free(struct channel_wait *w)
 /* A wait asked of the home by another worker, mailed there and back. Only
  * the asking worker touches waiter; home only wait and ok. */
 struct remote_wait {
-    struct sp_mail mail;
+    struct sp_ask ask;
     struct sp_push *from;
     struct channel_wait *waiter; /* NULL once the client has gone */
     struct sp_engine_wait *wait;
@@ -536,9 +536,9 @@ static void on_channels_ready(void *arg, bool ok)
 }
 
 /* Back on the asking worker. */
-static void remote_answered(struct sp_mail *mail)
+static void remote_answered(struct sp_ask *ask)
 {
-    struct remote_wait *r = (struct remote_wait *)mail;
+    struct remote_wait *r = (struct remote_wait *)ask;
 
     if (r->waiter != NULL) {
         r->waiter->remote = NULL;
@@ -552,13 +552,18 @@ static void remote_reply(void *arg, bool ok)
     struct remote_wait *r = arg;
 
     r->ok = ok;
-    sp_mailbox_post(r->from->mailbox, &r->mail, remote_answered, mail_free);
+    sp_ask_answer(&r->ask);
+}
+
+static void remote_dropped(struct sp_ask *ask)
+{
+    free(ask);
 }
 
 /* On the home worker. */
-static void remote_asked(struct sp_mail *mail)
+static void remote_asked(struct sp_ask *ask)
 {
-    struct remote_wait *r = (struct remote_wait *)mail;
+    struct remote_wait *r = (struct remote_wait *)ask;
     struct sp_push *home = r->from->home;
     int rc = home->engine ? sp_engine_wait(home->engine, r->spec, remote_reply, r, &r->wait) : -1;
 
@@ -577,7 +582,8 @@ static int ask_home(struct sp_push *push, struct channel_wait *w)
     r->waiter = w;
     memcpy(r->spec, w->spec, len);
     w->remote = r;
-    sp_mailbox_post(push->home->mailbox, &r->mail, remote_asked, mail_free);
+    sp_ask_post(&r->ask, push->home->mailbox, push->mailbox, remote_asked, remote_answered,
+                remote_dropped);
     return 0;
 }
 

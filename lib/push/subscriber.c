@@ -34,7 +34,7 @@ struct sp_subscription {
  * worker (which has the engine), answered by mail. Only the asking worker
  * touches waiter, next, write and ctx; the home only json. */
 struct members_ask {
-    struct sp_mail mail;
+    struct sp_ask ask;
     struct sp_push *from;
     struct sp_subscription *waiter; /* NULL once the subscription closed */
     struct members_ask *next;
@@ -189,17 +189,17 @@ void sp_subscription_close(struct sp_subscription *s)
     free(s);
 }
 
-static void ask_free(struct sp_mail *mail)
+static void ask_free(struct sp_ask *ask)
 {
-    struct members_ask *a = (struct members_ask *)mail;
+    struct members_ask *a = (struct members_ask *)ask;
     free(a->json);
     free(a);
 }
 
 /* Back on the asking worker. */
-static void members_answered(struct sp_mail *mail)
+static void members_answered(struct sp_ask *ask)
 {
-    struct members_ask *a = (struct members_ask *)mail;
+    struct members_ask *a = (struct members_ask *)ask;
     struct sp_subscription *s = a->waiter;
 
     if (s != NULL) {
@@ -211,7 +211,7 @@ static void members_answered(struct sp_mail *mail)
         if (a->json != NULL)
             a->write(a->ctx, a->json);
     }
-    ask_free(mail);
+    ask_free(ask);
 }
 
 static void members_fetched(void *arg, const char *json)
@@ -219,7 +219,7 @@ static void members_fetched(void *arg, const char *json)
     struct members_ask *a = arg;
 
     a->json = json ? strdup(json) : NULL;
-    sp_mailbox_post(a->from->mailbox, &a->mail, members_answered, ask_free);
+    sp_ask_answer(&a->ask);
 }
 
 /* Every opening lists up to this many: beyond the announce limit, listing
@@ -231,9 +231,9 @@ static size_t opening_list_max(const struct sp_config *c)
 }
 
 /* On the home worker. */
-static void members_asked(struct sp_mail *mail)
+static void members_asked(struct sp_ask *ask)
 {
-    struct members_ask *a = (struct members_ask *)mail;
+    struct members_ask *a = (struct members_ask *)ask;
     struct sp_push *home = a->from->home;
 
     if (home->engine == NULL ||
@@ -257,7 +257,8 @@ static void ask_home(struct sp_subscription *s, const char *channel,
     memcpy(a->channel, channel, len);
     a->next = s->asks;
     s->asks = a;
-    sp_mailbox_post(s->push->home->mailbox, &a->mail, members_asked, ask_free);
+    sp_ask_post(&a->ask, s->push->home->mailbox, s->push->mailbox, members_asked, members_answered,
+                ask_free);
 }
 
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),

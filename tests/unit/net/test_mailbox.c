@@ -2,6 +2,7 @@
 
 #include <event2/event.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,10 +147,102 @@ static void test_free_drops(void)
     event_base_free(base);
 }
 
+/* ---- asks ------------------------------------------------------------------------------ */
+
+struct question {
+    struct sp_ask ask;
+    pthread_t asker_thread, there_thread, back_thread;
+    int n, answer;
+    bool dropped;
+    struct event_base *stop; /* the asker's loop, stopped once answered */
+};
+
+static void ask_there(struct sp_ask *ask)
+{
+    struct question *q = (struct question *)ask;
+    q->there_thread = pthread_self();
+    q->answer = q->n * 2;
+    sp_ask_answer(ask);
+}
+
+static void ask_back(struct sp_ask *ask)
+{
+    struct question *q = (struct question *)ask;
+    q->back_thread = pthread_self();
+    event_base_loopbreak(q->stop);
+}
+
+static void ask_dropped(struct sp_ask *ask)
+{
+    ((struct question *)ask)->dropped = true;
+}
+
+static void *run_loop(void *base)
+{
+    event_base_dispatch(base); /* the mailbox's event keeps it running */
+    return NULL;
+}
+
+struct stop_mail {
+    struct sp_mail mail;
+    struct event_base *base;
+};
+
+static void stop_run(struct sp_mail *mail)
+{
+    event_base_loopbreak(((struct stop_mail *)mail)->base); /* on that loop's own thread */
+}
+
+/* The question is worked out on the asked loop's thread, the answer comes
+ * back on the asker's, by one mail making both trips. */
+static void test_ask_round_trip(void)
+{
+    struct event_base *mine = event_base_new(), *theirs = event_base_new();
+    struct sp_mailbox *asker = sp_mailbox_new(mine), *asked = sp_mailbox_new(theirs);
+    struct question q = {.asker_thread = pthread_self(), .n = 21, .stop = mine};
+    struct stop_mail stop = {.base = theirs};
+    pthread_t t;
+
+    pthread_create(&t, NULL, run_loop, theirs);
+    sp_ask_post(&q.ask, asked, asker, ask_there, ask_back, ask_dropped);
+    event_base_dispatch(mine);
+    sp_mailbox_post(asked, &stop.mail, stop_run, NULL);
+    pthread_join(t, NULL);
+    ok(q.answer == 42 && !q.dropped, "the asked loop answered");
+    ok(pthread_equal(q.there_thread, t) && pthread_equal(q.back_thread, q.asker_thread),
+       "worked out on the asked thread, answered on the asker's");
+    sp_mailbox_free(asker);
+    sp_mailbox_free(asked);
+    event_base_free(mine);
+    event_base_free(theirs);
+}
+
+/* An ask in a mailbox freed at exit (either way) is dropped, not lost. */
+static void test_ask_dropped(void)
+{
+    struct event_base *base = event_base_new();
+    struct sp_mailbox *a = sp_mailbox_new(base), *b = sp_mailbox_new(base);
+    struct question q = {.n = 1, .stop = base};
+
+    sp_ask_post(&q.ask, b, a, ask_there, ask_back, ask_dropped);
+    sp_mailbox_free(b);
+    ok(q.dropped && q.answer == 0, "asked loop gone: dropped, never worked out");
+    q.dropped = false;
+    b = sp_mailbox_new(base);
+    sp_ask_post(&q.ask, b, a, ask_there, ask_back, ask_dropped);
+    sp_mailbox_run(b); /* answered: the answer waits in a */
+    sp_mailbox_free(a);
+    ok(q.dropped && q.answer == 2, "asker gone with the answer waiting: dropped");
+    sp_mailbox_free(b);
+    event_base_free(base);
+}
+
 int main(void)
 {
     test_order_across_threads();
     test_flush_between_mails();
     test_free_drops();
+    test_ask_round_trip();
+    test_ask_dropped();
     return tap_done();
 }
