@@ -31,14 +31,14 @@ struct sp_ws {
     struct sp_ws_reader *reader;
     LIST_ENTRY(sp_ws) link;
     bool envelope;
-    bool in_reader;      /* inside sp_ws_reader_feed: freeing must wait */
-    bool send_failed;    /* output over its limit: drop the connection */
+    bool in_reader;   /* inside sp_ws_reader_feed: freeing must wait */
+    bool send_failed; /* output over its limit: drop the connection */
+    bool awaiting_pong;
     unsigned want_close; /* close code to send once out of the reader */
     const char *want_reason;
     uint64_t ping_interval_ms;
     uint64_t last_ping;
-    uint64_t retire_ms; /* limits.max_connection_age */
-    bool awaiting_pong;
+    uint64_t retire_ms;             /* limits.max_connection_age */
     const char *heartbeat;          /* in config */
     const struct sp_config *config; /* held: the route's, whatever reloads came since */
     struct sp_forward *forward;     /* client messages to the backend, or NULL */
