@@ -56,9 +56,11 @@ struct sp_app {
     struct sp_polls *polls;
     struct sp_webhooks *webhooks; /* webhooks section: occupancy and presence, home only */
     struct sp_http_server *publishers;
+    struct sp_flusher *publish_streams; /* the publishers' sockets (caps, drain) */
     struct sp_listener *publish_listener;
     struct sp_listener *admin_listener; /* metrics.listen, optional */
     struct sp_http_server *admins;
+    struct sp_flusher *admin_streams;
     bool draining;
     bool shedding; /* POST /drain: not ready, subscribers sent away, still serving */
     /* When POST /drain came, while no SIGTERM followed it (0: none): past

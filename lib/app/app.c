@@ -59,10 +59,11 @@ int app_call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), void 
 
 /* ---- connection caps ---------------------------------------------------------------- */
 
+/* Every client socket of w: HTTP connections and the subscriber streams
+ * they became are the engine's, tunnels the proxy's. */
 static size_t worker_open(const struct worker *w)
 {
-    return sp_http_server_connections(w->clients) + sp_flusher_count(w->flusher) +
-           sp_proxy_tunnels(w->proxy);
+    return sp_flusher_count(w->flusher) + sp_proxy_tunnels(w->proxy);
 }
 
 static size_t process_open(struct sp_app *app)
@@ -118,10 +119,10 @@ static void update_accepting(struct worker *w)
 
     cap_clients(w, true);
     if (w->index == 0) {
-        sp_listener_cap(app->publish_listener, sp_http_server_connections(app->publishers),
+        sp_listener_cap(app->publish_listener, sp_flusher_count(app->publish_streams),
                         app->config->publish.max_connections, "publish.max_connections");
         if (app->admins != NULL)
-            sp_listener_cap(app->admin_listener, sp_http_server_connections(app->admins),
+            sp_listener_cap(app->admin_listener, sp_flusher_count(app->admin_streams),
                             app->config->metrics.max_connections, "metrics.max_connections");
     }
 }
@@ -316,20 +317,18 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
     w->curlm = sp_curlm_new(base);
     w->flusher = sp_flusher_new(base, on_conn_gone, w);
     if (w->mailbox != NULL && w->curlm != NULL && w->flusher != NULL) {
-        const struct sp_push_worker pw = {base,
-                                          w->curlm,
-                                          w->flusher,
-                                          w->mailbox,
-                                          w->index,
-                                          app->nworkers,
-                                          w->index ? app_home(app)->push : NULL};
+        const struct sp_push_worker pw = {base,          w->curlm,
+                                          w->mailbox,    w->index,
+                                          app->nworkers, w->index ? app_home(app)->push : NULL};
         w->push = sp_push_new(&pw, config, app->log);
     }
     const struct sp_proxy_options proxy = proxy_options(w, config);
     w->proxy = w->curlm && w->push ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
     w->auth = sp_auth_new(&w->backend, w->index ? app_home(app)->auth : NULL, app->log);
-    w->clients = sp_http_server_new(base, &limits, app_handle_client, w, on_conn_gone, w, app->log);
+    w->clients = w->flusher
+                     ? sp_http_server_new(base, w->flusher, &limits, app_handle_client, w, app->log)
+                     : NULL;
     if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->clients == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -377,8 +376,11 @@ static int home_new(struct sp_app *app, char *err, size_t errlen)
     const struct sp_http_limits limits = http_limits(config);
 
     app->polls = sp_polls_new(&w->backend, w->mailbox);
-    app->publishers =
-        sp_http_server_new(w->base, &limits, app_handle_publisher, w, on_conn_gone, w, app->log);
+    app->publish_streams = sp_flusher_new(w->base, on_conn_gone, w);
+    app->publishers = app->publish_streams
+                          ? sp_http_server_new(w->base, app->publish_streams, &limits,
+                                               app_handle_publisher, w, app->log)
+                          : NULL;
     if (app->polls == NULL || app->publishers == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -396,8 +398,10 @@ static int home_new(struct sp_app *app, char *err, size_t errlen)
     if (app->publish_listener == NULL)
         return -1;
     if (config->metrics.has_listen) {
-        app->admins =
-            sp_http_server_new(w->base, &limits, app_handle_admin, w, on_conn_gone, w, app->log);
+        app->admin_streams = sp_flusher_new(w->base, on_conn_gone, w);
+        app->admins = app->admin_streams ? sp_http_server_new(w->base, app->admin_streams, &limits,
+                                                              app_handle_admin, w, app->log)
+                                         : NULL;
         app->admin_listener = app->admins ? sp_listener_new(w->base, &config->metrics.listen,
                                                             on_accept, w, app->log, err, errlen)
                                           : NULL;
@@ -499,8 +503,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     struct sp_app *app = w->app;
-    size_t open =
-        worker_open(w) + (w->index == 0 ? sp_http_server_connections(app->publishers) : 0);
+    size_t open = worker_open(w) + (w->index == 0 ? sp_flusher_count(app->publish_streams) : 0);
 
     if (open > 0 && sp_now_ms() < w->drain_deadline)
         return;
@@ -612,6 +615,9 @@ void sp_app_free(struct sp_app *app)
             sp_http_server_free(app->publishers);
             sp_http_server_free(app->admins);
             app->publishers = app->admins = NULL;
+            sp_flusher_free(app->publish_streams);
+            sp_flusher_free(app->admin_streams);
+            app->publish_streams = app->admin_streams = NULL;
         }
     }
     for (unsigned i = app->nworkers; i-- > 0;) {

@@ -193,8 +193,10 @@ static void collect_run(struct sp_ask *ask)
     struct worker *w = &g->asker->app->workers[c->index];
     struct figures *f = &g->figures[c->index];
 
+    /* Every socket of the worker's engine is a connection still the HTTP
+     * server's or a stream it became (or one finishing its last answer). */
     f->clients = sp_http_server_connections(w->clients);
-    f->streams = sp_flusher_count(w->flusher);
+    f->streams = sp_flusher_count(w->flusher) - f->clients;
     sp_push_add_figures(w->push, &f->push);
     sp_proxy_stats(w->proxy, &f->proxy);
     if (c->index == 0) {

@@ -9,6 +9,7 @@
 
 #include "core/clock.h"
 #include "http/tunnel.h"
+#include "net/stream.h"
 #include "http/target.h"
 #include "http/upstream.h"
 
@@ -392,18 +393,20 @@ static void on_upgraded(void *ctx, struct bufferevent *backend)
     struct sp_http_conn *conn = x->conn;
     struct evbuffer *out = evbuffer_new(), *in = evbuffer_new();
     enum sp_http_stream framing;
-    evutil_socket_t fd;
+    struct sp_stream *stream = NULL;
 
     x->up = NULL;
     sp_http_set_ops(conn, NULL, NULL);
     count(x, 101);
-    if (out == NULL || in == NULL ||
-        sp_http_begin_stream(conn, 101, x->reason[0] ? x->reason : NULL, x->head_lines, true, &fd,
-                             out, in, &framing) < 0) {
+    if (out != NULL && in != NULL)
+        stream = sp_http_begin_stream(conn, 101, x->reason[0] ? x->reason : NULL, x->head_lines,
+                                      true, in, &framing);
+    if (stream == NULL) {
         bufferevent_free(backend);
         sp_http_respond_error(conn, 502, "cannot switch protocols");
     } else {
-        sp_tunnel_open(x->proxy->tunnels, fd, out, in, backend);
+        /* The tunnel's bufferevent takes the socket and what is queued. */
+        sp_tunnel_open(x->proxy->tunnels, sp_stream_take_socket(stream, out), out, in, backend);
     }
     if (out)
         evbuffer_free(out);

@@ -80,11 +80,11 @@ static bool wants_keepalive(const struct sp_http_conn *c)
 void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
                    struct evbuffer *header_lines, int64_t content_length)
 {
-    struct evbuffer *o = http_conn_out(c);
     bool head_request = sp_slice_eq(c->req.method, "HEAD");
 
     if (c->response_begun || c->dead)
         return;
+    struct evbuffer *o = http_conn_out(c);
     c->response_begun = true;
     if (c->server->limits.access_log)
         sp_log_info(c->server->log, "access", "%s \"%.*s %.*s\" %d", c->peer,
@@ -118,10 +118,9 @@ void sp_http_begin(struct sp_http_conn *c, int status, const char *reason,
 
 void sp_http_write(struct sp_http_conn *c, const void *data, size_t len)
 {
-    struct evbuffer *o = http_conn_out(c);
-
     if (c->dead || c->response_no_body || len == 0)
         return;
+    struct evbuffer *o = http_conn_out(c);
     if (c->response_chunked) {
         evbuffer_add_printf(o, "%zx\r\n", len);
         evbuffer_add(o, data, len);
@@ -217,7 +216,7 @@ void sp_http_respond_not_allowed(struct sp_http_conn *c, const char *allow, cons
 
 size_t sp_http_unsent(const struct sp_http_conn *c)
 {
-    return evbuffer_get_length(c->out);
+    return c->stream ? sp_stream_unsent(c->stream) : 0;
 }
 
 bool sp_http_response_started(const struct sp_http_conn *c)
@@ -230,39 +229,23 @@ const struct sp_http_request *sp_http_request(const struct sp_http_conn *c)
     return &c->req;
 }
 
-int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out_rest,
-                   struct evbuffer *in_rest)
-{
-    if (c->dead || c->response_begun || sp_http_has_body(c))
-        return -1;
-    *fd = c->fd;
-    if (out_rest)
-        evbuffer_add_buffer(out_rest, c->out);
-    if (in_rest)
-        evbuffer_add_buffer(in_rest, c->in);
-    event_del(&c->io);
-    if (c->write_ev)
-        event_del(c->write_ev);
-    c->fd = -1; /* the stream owns the socket now */
-    c->ops = NULL;
-    http_conn_close(c);
-    return 0;
-}
-
-int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
-                         struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
-                         struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing)
+struct sp_stream *sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
+                                       struct evbuffer *headers, bool upgrade, struct evbuffer *in,
+                                       enum sp_http_stream *framing)
 {
     int minor = c->req.minor_version; /* read before the connection is released */
     enum sp_http_stream how = upgrade      ? SP_HTTP_STREAM_UPGRADE
                               : minor == 1 ? SP_HTTP_STREAM_CHUNKED
                                            : SP_HTTP_STREAM_CLOSE;
 
-    /* Output still due (an earlier pipelined answer) goes first. */
-    if (sp_http_detach(c, fd, out, in) < 0)
-        return -1;
-    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\n", minor, status,
-                        reason ? reason : sp_http_reason(status));
+    if (c->dead || c->response_begun || sp_http_has_body(c))
+        return NULL;
+    struct evbuffer *out = http_conn_out(c);
+    if (out == NULL)
+        return NULL;
+    if (in != NULL)
+        evbuffer_add_buffer(in, c->in);
+    add_status_line(out, minor ? 1 : 0, status, reason);
     if (headers != NULL)
         evbuffer_add_buffer(out, headers);
     evbuffer_add_printf(out, "%s\r\n",
@@ -270,7 +253,7 @@ int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
                         : how == SP_HTTP_STREAM_CLOSE ? "Connection: close\r\n"
                                                       : "");
     *framing = how;
-    return 0;
+    return http_conn_release(c);
 }
 
 size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len)

@@ -1,7 +1,7 @@
-/* The HTTP server's connection, shared by its two files: server.c (the
- * connection engine: sockets, reading, request heads and bodies, the end
- * of the loop turn's writes, deferred free) and response.c (every form of
- * answer). http/ only. */
+/* The HTTP server's connection, shared by its two files: server.c (request
+ * heads and bodies, timers, keep-alive, deferred free) and response.c (every
+ * form of answer). The socket, its reading and its writes are the
+ * connection engine's (net/stream.h). http/ only. */
 #ifndef SP_HTTP_SERVER_INTERNAL_H
 #define SP_HTTP_SERVER_INTERNAL_H
 
@@ -15,30 +15,25 @@ enum conn_state {
     ST_HEAD,    /* waiting for a request head */
     ST_BODY,    /* request dispatched, body still arriving */
     ST_HANDLED, /* request body complete, response under way */
-    ST_CLOSING, /* flushing a final response, then closing */
 };
 
-/* Bytes read per recv(); also what a connection's input may hold past a
- * head's worth before reading pauses. */
+/* What a connection's input may hold past a head's worth before reading
+ * pauses. */
 #define READ_CHUNK 4096
 
-/* No bufferevent: a connection is a socket, one read event, two buffers and
- * a write event made only once its socket was full (the subscriber streams'
- * model). A held long-poll then costs no more than it must, and a read is
- * one recv(), without the FIONREAD ioctl evbuffer_read() adds to each. */
+/* No bufferevent: a connection is a stream of the worker's connection
+ * engine (the socket, one read event, the output and its end-of-turn
+ * write), the input and the request under way. A held long-poll then costs
+ * no more than it must, and a read is one recv(), without the FIONREAD
+ * ioctl evbuffer_read() adds to each. */
 struct sp_http_conn {
     struct sp_http_server *server;
-    evutil_socket_t fd;
-    struct event io;        /* readable (EV_TIMEOUT when woken to reprocess input) */
-    struct event *write_ev; /* only while the socket is full */
+    struct sp_stream *stream; /* NULL once closed or handed over */
     struct evbuffer *in;
-    struct evbuffer *out;
     bool eof;           /* the client half-closed: never read again */
     uint64_t retire_ms; /* limits.max_age_ms: the answer after this closes the connection */
     struct event timer; /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
-    TAILQ_ENTRY(sp_http_conn) pending_link; /* new output, not yet written */
-    bool write_pending;
     enum conn_state state;
     bool dead; /* freed at the end of this loop turn */
     bool response_begun;
@@ -71,10 +66,9 @@ LIST_HEAD(conn_list, sp_http_conn);
 struct sp_http_server {
     struct event_base *base;
     struct sp_http_limits limits;
+    struct sp_flusher *flusher; /* the worker's connection engine */
     sp_http_handler handler;
     void *handler_ctx;
-    sp_http_conn_gone gone;
-    void *gone_ctx;
     const struct sp_log *log;
     const struct timeval *header_timeout; /* libevent common timeouts */
     const struct timeval *body_timeout;
@@ -82,20 +76,16 @@ struct sp_http_server {
     struct conn_list live;
     struct conn_list dead;
     struct event *reaper;
-    size_t count;
+    size_t count; /* live: not closed, not handed over */
     bool draining;
-    /* Connections with new output: written at the end of the loop turn,
-     * directly, so a response that fits the socket costs one writev and no
-     * epoll registration; only what does not fit waits for writability
-     * (the subscriber streams' model). */
-    TAILQ_HEAD(, sp_http_conn) pending;
-    struct event *writer;
 };
 
-/* The output buffer, c joining the end-of-turn writes. */
+/* The output buffer, c's stream joining the end-of-turn writes. */
 struct evbuffer *http_conn_out(struct sp_http_conn *c);
 /* Closes now (the handler hears closed()); freed at the end of the turn. */
 void http_conn_close(struct sp_http_conn *c);
+/* Hands c's stream over (a subscription takes it) and retires c. */
+struct sp_stream *http_conn_release(struct sp_http_conn *c);
 /* The response's last byte is queued: keep-alive or close. */
 void http_response_complete(struct sp_http_conn *c);
 

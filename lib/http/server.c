@@ -4,7 +4,6 @@
 #include "core/clock.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event_struct.h>
 #include <jansson.h>
@@ -22,18 +21,15 @@ static const struct timeval *common_timeout(struct event_base *base, uint64_t ms
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
+/* The request's state only: the socket and its output are the stream's,
+ * closed (or handed over) before. */
 static void conn_free(struct sp_http_conn *c)
 {
     event_del(&c->timer);
-    event_del(&c->io);
-    if (c->write_ev)
-        event_free(c->write_ev);
+    if (c->stream)
+        sp_stream_close(c->stream);
     if (c->in)
         evbuffer_free(c->in);
-    if (c->out)
-        evbuffer_free(c->out); /* runs the cleanups of unsent references */
-    if (c->fd >= 0)
-        evutil_closesocket(c->fd);
     if (c->body)
         evbuffer_free(c->body);
     free(c->head);
@@ -48,34 +44,39 @@ static void reap(evutil_socket_t fd, short what, void *arg)
     while ((c = LIST_FIRST(&s->dead)) != NULL) {
         LIST_REMOVE(c, link);
         conn_free(c);
-        s->count--;
-        if (s->gone)
-            s->gone(s->gone_ctx);
     }
 }
 
 /* Never frees inside a callback chain: the connection is parked and freed at
- * the end of the loop turn (redis's freeClientAsync). */
+ * the end of the loop turn (redis's freeClientAsync); its stream, if it
+ * still has one, is closed now and freed by the engine likewise. */
 void http_conn_close(struct sp_http_conn *c)
 {
     if (c->dead)
         return;
     c->dead = true;
+    c->server->count--;
     const struct sp_http_ops *ops = c->ops;
     c->ops = NULL;
     if (ops && ops->closed)
         ops->closed(c->ops_ctx);
-    event_del(&c->io);
-    if (c->write_ev)
-        event_del(c->write_ev);
+    if (c->stream != NULL)
+        sp_stream_close(c->stream);
+    c->stream = NULL;
     event_del(&c->timer);
-    if (c->write_pending) {
-        TAILQ_REMOVE(&c->server->pending, c, pending_link);
-        c->write_pending = false;
-    }
     LIST_REMOVE(c, link);
     LIST_INSERT_HEAD(&c->server->dead, c, link);
     event_active(c->server->reaper, EV_TIMEOUT, 0);
+}
+
+struct sp_stream *http_conn_release(struct sp_http_conn *c)
+{
+    struct sp_stream *stream = c->stream;
+
+    c->stream = NULL;
+    c->ops = NULL;
+    http_conn_close(c);
+    return stream;
 }
 
 static void end_exchange(struct sp_http_conn *c)
@@ -110,88 +111,17 @@ void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms)
 
 /* ---- output --------------------------------------------------------------------- */
 
-/* The output buffer. What is added to it is written at the end of the loop
- * turn (write_pending); while the socket is full (writing) the write event
- * carries on by itself. */
-/* The socket was full and the write event waits for room. */
-static bool writing(const struct sp_http_conn *c)
-{
-    return c->write_ev != NULL && event_pending(c->write_ev, EV_WRITE, NULL);
-}
-
+/* The stream's output buffer: what is added to it is written at the end of
+ * the loop turn, one writev for the whole response (the engine's pending
+ * list), and only what the socket does not take waits for writability. */
 struct evbuffer *http_conn_out(struct sp_http_conn *c)
 {
-    struct sp_http_server *s = c->server;
-
-    if (!c->dead && !c->write_pending && !writing(c)) {
-        c->write_pending = true;
-        if (TAILQ_EMPTY(&s->pending))
-            event_active(s->writer, EV_TIMEOUT, 0);
-        TAILQ_INSERT_TAIL(&s->pending, c, pending_link);
-    }
-    return c->out;
+    return sp_stream_output(c->stream);
 }
 
-static void output_drained(struct sp_http_conn *c);
-static void body_clock(struct sp_http_conn *c);
 static void update_reading(struct sp_http_conn *c);
 static void reprocess_input(struct sp_http_conn *c);
-static void on_writable(evutil_socket_t fd, short what, void *arg);
-
-/* Writes what the socket takes now. Returns false if the connection is
- * gone (closed, the handler told); otherwise the rest, if any, waits for
- * writability. */
-static bool write_some(struct sp_http_conn *c)
-{
-    int n = 1;
-
-    while (n > 0 && evbuffer_get_length(c->out) > 0)
-        n = evbuffer_write(c->out, c->fd);
-    if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) || n == 0) {
-        http_conn_close(c); /* the client is gone; the handler hears closed() */
-        return false;
-    }
-    bool rest = evbuffer_get_length(c->out) > 0;
-    if (rest && c->write_ev == NULL)
-        c->write_ev = event_new(c->server->base, c->fd, EV_WRITE | EV_PERSIST, on_writable, c);
-    if (rest && !writing(c) && (c->write_ev == NULL || event_add(c->write_ev, NULL) < 0)) {
-        http_conn_close(c);
-        return false;
-    }
-    if (!rest && writing(c))
-        event_del(c->write_ev);
-    return true;
-}
-
-static void write_now(struct sp_http_conn *c)
-{
-    if (write_some(c) && evbuffer_get_length(c->out) == 0)
-        output_drained(c);
-}
-
-/* The socket took more: a producer waiting for room (a proxied download)
- * hears so once unsent output is under half the limit; a closing
- * connection once all of it is out. */
-static void on_writable(evutil_socket_t fd, short what, void *arg)
-{
-    struct sp_http_conn *c = arg;
-    size_t low = c->state == ST_CLOSING ? 0 : c->server->limits.output_buffer / 2;
-
-    if (write_some(c) && evbuffer_get_length(c->out) <= low)
-        output_drained(c);
-}
-
-static void write_pending(evutil_socket_t fd, short what, void *arg)
-{
-    struct sp_http_server *s = arg;
-    struct sp_http_conn *c;
-
-    while ((c = TAILQ_FIRST(&s->pending)) != NULL) {
-        TAILQ_REMOVE(&s->pending, c, pending_link);
-        c->write_pending = false;
-        write_now(c);
-    }
-}
+static void body_clock(struct sp_http_conn *c);
 
 /* Sends a final error answer and closes once it is flushed. */
 static void fail_request(struct sp_http_conn *c, int status, const char *message)
@@ -214,13 +144,13 @@ static void fail_request(struct sp_http_conn *c, int status, const char *message
     sp_http_respond_error(c, status, message);
 }
 
+/* The engine sends what is queued, then closes the socket; the request's
+ * state goes now. */
 static void flush_then_close(struct sp_http_conn *c)
 {
-    c->state = ST_CLOSING;
-    event_del(&c->timer);
-    update_reading(c);
-    if (evbuffer_get_length(http_conn_out(c)) == 0)
-        http_conn_close(c);
+    sp_stream_end(c->stream);
+    c->stream = NULL;
+    http_conn_close(c);
 }
 
 void http_response_complete(struct sp_http_conn *c)
@@ -509,7 +439,7 @@ static void process_input(struct sp_http_conn *c)
     }
 }
 
-/* ---- reading ---------------------------------------------------------------------- */
+/* ---- the stream's events ---------------------------------------------------------- */
 
 /* Input is read while it holds less than a head's worth past what is being
  * processed, so pipelined requests behind a slow response cannot pile up;
@@ -517,11 +447,9 @@ static void process_input(struct sp_http_conn *c)
 static void update_reading(struct sp_http_conn *c)
 {
     size_t cap = c->server->limits.max_header_size + READ_CHUNK;
-    bool want = !c->dead && !c->eof && c->state != ST_CLOSING && evbuffer_get_length(c->in) < cap;
+    bool want = !c->eof && evbuffer_get_length(c->in) < cap;
 
-    if (want == (bool)event_pending(&c->io, EV_READ, NULL))
-        return;
-    if (want ? event_add(&c->io, NULL) : event_del(&c->io))
+    if (!c->dead && sp_stream_set_reading(c->stream, want) < 0)
         http_conn_close(c);
 }
 
@@ -530,21 +458,22 @@ static void update_reading(struct sp_http_conn *c)
 static void reprocess_input(struct sp_http_conn *c)
 {
     if (!c->dead)
-        event_active(&c->io, EV_TIMEOUT, 0);
+        sp_stream_wake(c->stream);
 }
 
-/* The client closed its side. */
-static void on_eof(struct sp_http_conn *c)
+/* The client closed its side (the engine has stopped reading). */
+static void on_eof(void *ctx)
 {
+    struct sp_http_conn *c = ctx;
+
     if (c->state == ST_HANDLED && !c->response_done && sp_http_has_body(c)) {
         /* Half-close after sending a body (a publish, an upload): the
          * answer can still go out. */
         c->eof = true;
         c->close_after = true;
-        update_reading(c);
         return;
     }
-    if (c->state != ST_HANDLED && c->state != ST_CLOSING && evbuffer_get_length(c->out) > 0) {
+    if (c->state != ST_HANDLED && sp_stream_unsent(c->stream) > 0) {
         /* The answer to the last request is written but not yet sent (the
          * client half-closed as it arrived): it still goes out. */
         c->eof = true;
@@ -557,52 +486,40 @@ static void on_eof(struct sp_http_conn *c)
     http_conn_close(c);
 }
 
-/* One recv() into the input. Returns false if the connection ended. */
-static bool read_socket(struct sp_http_conn *c)
+static void on_readable(void *ctx, const uint8_t *data, size_t len)
 {
-    char buf[READ_CHUNK];
-    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+    struct sp_http_conn *c = ctx;
 
-    if (n > 0) {
-        if (evbuffer_add(c->in, buf, (size_t)n) == 0)
-            return true;
+    if (len > 0 && evbuffer_add(c->in, data, len) < 0) {
         http_conn_close(c);
-        return false;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return true;
-    if (n == 0)
-        on_eof(c);
-    else
-        http_conn_close(c);
-    return !c->dead;
-}
-
-static void on_io(evutil_socket_t fd, short what, void *arg)
-{
-    struct sp_http_conn *c = arg;
-
-    if ((what & EV_READ) && !read_socket(c))
         return;
-    if (c->state == ST_CLOSING)
-        evbuffer_drain(c->in, evbuffer_get_length(c->in));
-    else if (!c->body_paused)
+    }
+    if (!c->body_paused)
         process_input(c);
     if (!c->dead)
         update_reading(c);
 }
 
-/* Output fell under its low-water mark (all of it, once closing). */
-static void output_drained(struct sp_http_conn *c)
+static void on_closed(void *ctx, enum sp_stream_end why)
 {
-    if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(c->out) == 0)
-            http_conn_close(c);
-        return;
-    }
+    struct sp_http_conn *c = ctx;
+
+    (void)why;
+    c->stream = NULL; /* the engine frees it */
+    http_conn_close(c);
+}
+
+/* Unsent output fell under half the limit: a producer waiting for room
+ * (a proxied download) goes on. */
+static void on_drained(void *ctx)
+{
+    struct sp_http_conn *c = ctx;
+
     if (c->ops && c->ops->drain)
         c->ops->drain(c->ops_ctx);
 }
+
+static const struct sp_stream_ops stream_ops = {on_readable, on_closed, on_eof, on_drained};
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -633,10 +550,9 @@ static const struct timeval *common_timeout(struct event_base *base, uint64_t ms
     return event_base_init_common_timeout(base, &tv);
 }
 
-struct sp_http_server *sp_http_server_new(struct event_base *base,
+struct sp_http_server *sp_http_server_new(struct event_base *base, struct sp_flusher *flusher,
                                           const struct sp_http_limits *limits,
                                           sp_http_handler handler, void *handler_ctx,
-                                          sp_http_conn_gone gone, void *gone_ctx,
                                           const struct sp_log *log)
 {
     struct sp_http_server *s = calloc(1, sizeof(*s));
@@ -647,8 +563,7 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     s->limits = *limits;
     s->handler = handler;
     s->handler_ctx = handler_ctx;
-    s->gone = gone;
-    s->gone_ctx = gone_ctx;
+    s->flusher = flusher;
     s->log = log;
     s->header_timeout = common_timeout(base, limits->header_timeout_ms);
     s->body_timeout = common_timeout(base, limits->body_timeout_ms);
@@ -656,10 +571,8 @@ struct sp_http_server *sp_http_server_new(struct event_base *base,
     LIST_INIT(&s->live);
     LIST_INIT(&s->dead);
     s->reaper = event_new(base, -1, 0, reap, s);
-    TAILQ_INIT(&s->pending);
-    s->writer = event_new(base, -1, 0, write_pending, s);
-    if (s->reaper == NULL || s->writer == NULL || s->header_timeout == NULL ||
-        s->body_timeout == NULL || s->idle_timeout == NULL) {
+    if (s->reaper == NULL || s->header_timeout == NULL || s->body_timeout == NULL ||
+        s->idle_timeout == NULL) {
         sp_http_server_free(s);
         return NULL;
     }
@@ -674,12 +587,9 @@ void sp_http_server_free(struct sp_http_server *s)
         return;
     while ((c = LIST_FIRST(&s->live)) != NULL)
         http_conn_close(c);
-    s->gone = NULL;
     if (s->reaper)
         reap(-1, 0, s);
     event_free(s->reaper);
-    if (s->writer)
-        event_free(s->writer);
     free(s);
 }
 
@@ -712,7 +622,7 @@ void sp_http_server_drain(struct sp_http_server *s)
         /* Idle keep-alive: nothing to finish. A response still being
          * written (a long-poll the drain has just answered) is not idle. */
         if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0 &&
-            evbuffer_get_length(c->out) == 0)
+            sp_stream_unsent(c->stream) == 0)
             http_conn_close(c);
         else
             c->close_after = true;
@@ -731,13 +641,12 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     }
     c->server = s;
     c->retire_ms = sp_retire_at(sp_now_ms(), s->limits.max_age_ms);
-    c->fd = fd; /* owned by the connection from here on */
-    c->in = evbuffer_new();
-    c->out = evbuffer_new();
-    event_assign(&c->io, s->base, fd, EV_READ | EV_PERSIST, on_io, c);
     evtimer_assign(&c->timer, s->base, on_timer, c);
-    if (c->in == NULL || c->out == NULL || event_add(&c->io, NULL) < 0)
+    c->stream = sp_stream_new(s->flusher, fd, SIZE_MAX, &stream_ops, c); /* owns fd */
+    c->in = evbuffer_new();
+    if (c->stream == NULL || c->in == NULL || sp_stream_output(c->stream) == NULL)
         goto fail;
+    sp_stream_set_low_water(c->stream, s->limits.output_buffer / 2);
     if (peer->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, c->peer,
                   sizeof(c->peer));

@@ -51,13 +51,14 @@ struct sp_http_ops {
     void (*expired)(void *ctx); /* the deadline of sp_http_expire_after passed */
 };
 
-/* Called whenever a connection is freed (for connection caps). */
-typedef void (*sp_http_conn_gone)(void *ctx);
+struct sp_flusher;
 
-struct sp_http_server *sp_http_server_new(struct event_base *base,
+/* flusher is the connection engine the server's connections run on (the
+ * worker's, shared with the subscriptions it hands them to); it outlives
+ * the server, and its gone callback hears every freed socket. */
+struct sp_http_server *sp_http_server_new(struct event_base *base, struct sp_flusher *flusher,
                                           const struct sp_http_limits *limits,
                                           sp_http_handler handler, void *handler_ctx,
-                                          sp_http_conn_gone gone, void *gone_ctx,
                                           const struct sp_log *log);
 /* Closes every connection, then frees the server. Accepts NULL. */
 void sp_http_server_free(struct sp_http_server *s);
@@ -66,6 +67,7 @@ void sp_http_server_free(struct sp_http_server *s);
 int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const struct sockaddr *peer,
                          int peer_len);
 
+/* Connections still the server's: not closed, not handed to a stream. */
 size_t sp_http_server_connections(const struct sp_http_server *s);
 
 /* New limits (a reload), for every connection from now on. */
@@ -128,14 +130,6 @@ size_t sp_http_unsent(const struct sp_http_conn *c);
  * (idle while a request is handled), so holding costs no timer of its own. */
 void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms);
 
-/* Hands the socket over for a long-lived stream (SSE, WebSocket): the
- * connection is released (freed at the end of the loop turn), *fd is the
- * socket, and output not yet sent (an earlier pipelined answer) moves to
- * out, bytes read past the request head to in. Only for a request with no
- * body, from its handler, before a response began. Returns 0 or -1. */
-int sp_http_detach(struct sp_http_conn *c, evutil_socket_t *fd, struct evbuffer *out,
-                   struct evbuffer *in);
-
 /* How a stream's body is framed once its head is out. */
 enum sp_http_stream {
     SP_HTTP_STREAM_CHUNKED, /* HTTP/1.1: chunks (Transfer-Encoding: chunked) */
@@ -143,17 +137,24 @@ enum sp_http_stream {
     SP_HTTP_STREAM_UPGRADE, /* 101: another protocol follows */
 };
 
+struct sp_stream;
+
 /* Answers with the head of a response whose body outlives the HTTP
- * exchange (SSE, GRIP streams) or switches protocols (WebSocket), then
- * detaches as sp_http_detach does: the status line (reason NULL: the
- * standard one), headers (CRLF-ended lines, or NULL) and the framing
- * header the request's version allows go to out, ahead of nothing else.
- * upgrade: a 101 (headers carry Upgrade and Connection). *framing says
- * how the body must be framed from here on. Returns 0, or -1 with nothing
- * sent (the caller still answers on conn). */
-int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
-                         struct evbuffer *headers, bool upgrade, evutil_socket_t *fd,
-                         struct evbuffer *out, struct evbuffer *in, enum sp_http_stream *framing);
+ * exchange (SSE, GRIP streams) or switches protocols (WebSocket), and hands
+ * the connection's stream over: the status line (reason NULL: the standard
+ * one), headers (CRLF-ended lines, or NULL) and the framing header the
+ * request's version allows are queued on it, behind output still due (an
+ * earlier pipelined answer). Bytes read past the request head move to in
+ * (may be NULL). upgrade: a 101 (headers carry Upgrade and Connection).
+ * *framing says how the body must be framed from here on. Only for a
+ * request with no body, from its handler, before a response began.
+ *
+ * Returns the stream, which the caller owns from now on and must give its
+ * ops at once (sp_stream_set_ops) or end; c is gone. Returns NULL with
+ * nothing sent (the caller still answers on c). */
+struct sp_stream *sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
+                                       struct evbuffer *headers, bool upgrade, struct evbuffer *in,
+                                       enum sp_http_stream *framing);
 
 /* Framing of a chunked body, for renderings made once and shared by many
  * streams (channel/msg.c). */
@@ -162,7 +163,6 @@ int sp_http_begin_stream(struct sp_http_conn *c, int status, const char *reason,
 size_t sp_http_chunk_head(char buf[SP_HTTP_CHUNK_HEAD_MAX], size_t len);
 #define SP_HTTP_CHUNK_TAIL "\r\n"
 
-struct sp_stream;
 /* A piece of a stream's body, framed as sp_http_begin_stream said: one
  * chunk when chunked (nothing for an empty piece, which would end the
  * body), as it is otherwise. Returns 0, or -1 past the stream's limit. */

@@ -20,6 +20,7 @@ struct sp_stream {
     struct event *write_ev; /* only while the socket is full */
     struct evbuffer *out;   /* only once something was written */
     size_t max_unsent;
+    size_t low_water; /* drained() once a write leaves no more unsent */
     uint64_t last_write;
     const struct sp_stream_ops *ops;
     void *ctx;
@@ -82,7 +83,7 @@ static void end_by_itself(struct sp_stream *s, enum sp_stream_end why)
     if (s->dead)
         return;
     kill_stream(s);
-    if (!s->ending && s->ops->closed)
+    if (!s->ending && s->ops != NULL && s->ops->closed)
         s->ops->closed(s->ctx, why);
 }
 
@@ -95,28 +96,39 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     write_out(arg);
 }
 
-/* Writes as much as the socket takes; waits for writability if it is full. */
+static void wait_writable(struct sp_stream *s);
+
+/* Writes as much as the socket takes; waits for writability if it is full.
+ * The owner hears drained() once no more than its low-water mark is left. */
 static void write_out(struct sp_stream *s)
 {
     while (s->out && evbuffer_get_length(s->out) > 0) {
         int n = evbuffer_write(s->out, s->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (n <= 0) {
             end_by_itself(s, SP_STREAM_ERROR);
             return;
         }
     }
-    bool empty = s->out == NULL || evbuffer_get_length(s->out) == 0;
-    if (empty) {
+    size_t left = s->out ? evbuffer_get_length(s->out) : 0;
+    if (left == 0) {
         if (s->write_ev)
             event_del(s->write_ev);
         if (s->ending) {
             shutdown(s->fd, SHUT_WR);
             kill_stream(s);
+            return;
         }
-        return;
+    } else {
+        wait_writable(s);
     }
+    if (!s->dead && !s->ending && left <= s->low_water && s->ops != NULL && s->ops->drained)
+        s->ops->drained(s->ctx);
+}
+
+static void wait_writable(struct sp_stream *s)
+{
     if (s->write_ev == NULL) {
         s->write_ev = event_new(s->flusher->base, s->fd, EV_WRITE | EV_PERSIST, on_writable, s);
         if (s->write_ev == NULL) {
@@ -173,7 +185,6 @@ static void mark_pending(struct sp_stream *s)
 {
     struct sp_flusher *f = s->flusher;
 
-    s->last_write = sp_now_ms();
     if (s->pending)
         return;
     s->pending = true;
@@ -196,6 +207,7 @@ int sp_stream_write(struct sp_stream *s, const void *data, size_t len)
 {
     if (ensure_out(s, len) < 0 || evbuffer_add(s->out, data, len) < 0)
         return -1;
+    s->last_write = sp_now_ms();
     mark_pending(s);
     return 0;
 }
@@ -205,13 +217,28 @@ int sp_stream_write_ref(struct sp_stream *s, const void *data, size_t len,
 {
     if (ensure_out(s, len) < 0 || evbuffer_add_reference(s->out, data, len, cleanup, arg) < 0)
         return -1;
+    s->last_write = sp_now_ms();
     mark_pending(s);
     return 0;
+}
+
+struct evbuffer *sp_stream_output(struct sp_stream *s)
+{
+    if (s->out == NULL)
+        s->out = evbuffer_new(); /* NULL only out of memory: the caller fails */
+    if (!s->dead)
+        mark_pending(s);
+    return s->out;
 }
 
 size_t sp_stream_unsent(const struct sp_stream *s)
 {
     return s->out ? evbuffer_get_length(s->out) : 0;
+}
+
+void sp_stream_set_low_water(struct sp_stream *s, size_t low)
+{
+    s->low_water = low;
 }
 
 uint64_t sp_stream_last_write(const struct sp_stream *s)
@@ -236,26 +263,59 @@ void sp_stream_close(struct sp_stream *s)
 
 /* ---- reading ----------------------------------------------------------------------------- */
 
+static void on_eof(struct sp_stream *s)
+{
+    if (s->ops == NULL || s->ops->eof == NULL) {
+        end_by_itself(s, SP_STREAM_EOF);
+        return;
+    }
+    event_del(&s->read_ev);
+    s->ops->eof(s->ctx);
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct sp_stream *s = arg;
     uint8_t buf[READ_CHUNK];
 
+    if (!(what & EV_READ)) {
+        if (s->ops != NULL && s->ops->readable)
+            s->ops->readable(s->ctx, NULL, 0);
+        return;
+    }
     ssize_t n = recv(fd, buf, sizeof(buf), 0);
     if (n > 0) {
-        if (s->ops->readable)
+        if (s->ops != NULL && s->ops->readable)
             s->ops->readable(s->ctx, buf, (size_t)n);
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    end_by_itself(s, n == 0 ? SP_STREAM_EOF : SP_STREAM_ERROR);
+    if (n == 0)
+        on_eof(s);
+    else
+        end_by_itself(s, SP_STREAM_ERROR);
+}
+
+int sp_stream_set_reading(struct sp_stream *s, bool on)
+{
+    if (s->dead)
+        return -1;
+    if (on == (bool)event_pending(&s->read_ev, EV_READ, NULL))
+        return 0;
+    return on ? event_add(&s->read_ev, NULL) : event_del(&s->read_ev);
+}
+
+void sp_stream_wake(struct sp_stream *s)
+{
+    if (!s->dead)
+        event_active(&s->read_ev, EV_TIMEOUT, 0);
 }
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 
-struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, struct evbuffer *initial,
-                                size_t max_unsent, const struct sp_stream_ops *ops, void *ctx)
+struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, size_t max_unsent,
+                                const struct sp_stream_ops *ops, void *ctx)
 {
     struct sp_stream *s = calloc(1, sizeof(*s));
 
@@ -275,12 +335,28 @@ struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, struct
     }
     LIST_INSERT_HEAD(&f->live, s, link);
     f->count++;
-    if (initial != NULL && evbuffer_get_length(initial) > 0) {
-        if (ensure_out(s, 0) == 0)
-            evbuffer_add_buffer(s->out, initial);
-        mark_pending(s);
-    }
     return s;
+}
+
+void sp_stream_set_ops(struct sp_stream *s, size_t max_unsent, const struct sp_stream_ops *ops,
+                       void *ctx)
+{
+    s->max_unsent = max_unsent;
+    s->low_water = 0;
+    s->ops = ops;
+    s->ctx = ctx;
+    sp_stream_set_reading(s, true);
+}
+
+evutil_socket_t sp_stream_take_socket(struct sp_stream *s, struct evbuffer *unsent)
+{
+    evutil_socket_t fd = s->fd;
+
+    if (s->out != NULL && unsent != NULL)
+        evbuffer_add_buffer(unsent, s->out);
+    s->fd = -1;
+    sp_stream_close(s);
+    return fd;
 }
 
 struct sp_flusher *sp_flusher_new(struct event_base *base, sp_stream_gone gone, void *gone_ctx)

@@ -1,6 +1,11 @@
-/* Long-lived client connections (SSE, WebSocket) once their HTTP request is
- * done: a socket, a read event, and an output buffer that is written in one
- * go per loop turn.
+/* The connection engine: every client socket of a worker, from its first
+ * request head to its last subscription message. A stream is a socket, a
+ * read event, and an output buffer that is written in one go per loop turn.
+ * The HTTP server drives one per connection (sp_stream_new at accept) and
+ * hands it over whole when a request becomes a subscription (SSE, WebSocket,
+ * a GRIP stream): the kind sets its own ops with sp_stream_set_ops, and what
+ * the server had queued (the response head) goes out first, in the same
+ * writev as the first message.
  *
  * Writes do not touch the socket. A stream with new output joins its
  * flusher's pending list, and the flusher (redis's handleClientsWithPending
@@ -19,6 +24,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,17 +54,31 @@ enum sp_stream_end {
 };
 
 struct sp_stream_ops {
-    /* Bytes from the client (NULL: reading only watches for the close). */
+    /* Bytes from the client (NULL: reading only watches for the close).
+     * data NULL and len 0: woken by sp_stream_wake. */
     void (*readable)(void *ctx, const uint8_t *data, size_t len);
     /* The stream ended by itself; it is freed after this returns. */
     void (*closed)(void *ctx, enum sp_stream_end why);
+    /* Optional: the client half-closed. Reading has stopped and the stream
+     * stays open for what is still to be written. Without it, EOF ends the
+     * stream (closed(SP_STREAM_EOF)). */
+    void (*eof)(void *ctx);
+    /* Optional: a write left no more than the low-water mark unsent. */
+    void (*drained)(void *ctx);
 };
 
-/* Takes ownership of fd (non-blocking). initial, if not NULL, is output
- * already due (moved out, e.g. an earlier pipelined response). max_unsent
- * caps unsent bytes. Returns NULL (and closes fd) on failure. */
-struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, struct evbuffer *initial,
-                                size_t max_unsent, const struct sp_stream_ops *ops, void *ctx);
+/* Takes ownership of fd (non-blocking) and starts reading. max_unsent caps
+ * what sp_stream_write queues. Returns NULL (and closes fd) on failure. */
+struct sp_stream *sp_stream_new(struct sp_flusher *f, evutil_socket_t fd, size_t max_unsent,
+                                const struct sp_stream_ops *ops, void *ctx);
+/* A new owner: its ops and context from now on, and its cap on unsent
+ * bytes. Output already queued stays queued; reading resumes. */
+void sp_stream_set_ops(struct sp_stream *s, size_t max_unsent, const struct sp_stream_ops *ops,
+                       void *ctx);
+/* Ends the stream without closing its socket, which the caller owns from
+ * now on (a tunnel joins it to the backend). Unsent output is moved to
+ * unsent. No callbacks run afterwards. */
+evutil_socket_t sp_stream_take_socket(struct sp_stream *s, struct evbuffer *unsent);
 
 /* Queues a copy of len bytes. Returns 0, or -1 if that passes max_unsent
  * (nothing is queued; the caller decides how to end the stream). */
@@ -69,7 +89,20 @@ int sp_stream_write(struct sp_stream *s, const void *data, size_t len);
 int sp_stream_write_ref(struct sp_stream *s, const void *data, size_t len,
                         evbuffer_ref_cleanup_cb cleanup, void *arg);
 
+/* The output buffer itself, uncapped, for a producer that writes a response
+ * in pieces (the HTTP server); the stream is written at the end of the turn. */
+struct evbuffer *sp_stream_output(struct sp_stream *s);
+
 size_t sp_stream_unsent(const struct sp_stream *s);
+/* drained() is called after a write leaves at most low bytes unsent (0 by
+ * default). */
+void sp_stream_set_low_water(struct sp_stream *s, size_t low);
+/* Reading on or off (the HTTP server stops while a handler catches up).
+ * Returns 0, or -1 if the read event could not be changed. */
+int sp_stream_set_reading(struct sp_stream *s, bool on);
+/* readable(ctx, NULL, 0) on a later loop turn: input already buffered by
+ * the owner is served outside the callback chain that made room for it. */
+void sp_stream_wake(struct sp_stream *s);
 /* A new stream's opening goes out now rather than at the end of the loop
  * turn: in a storm of thousands of connections per turn, openings held
  * until the flush are thousands of buffers at once, and the holes they

@@ -92,14 +92,13 @@ static void stream_closed(void *ctx, enum sp_stream_end why)
     grip_free(ctx);
 }
 
-static const struct sp_stream_ops stream_ops = {NULL, stream_closed};
+static const struct sp_stream_ops stream_ops = {.closed = stream_closed};
 
 static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_conn *conn,
                         const struct sp_grip_hold *hold)
 {
-    struct evbuffer *initial = evbuffer_new();
     enum sp_http_stream framing;
-    evutil_socket_t fd;
+
     if (hold->keepalive != NULL && hold->keepalive_len > 0) {
         g->keepalive = malloc(hold->keepalive_len);
         if (g->keepalive) {
@@ -108,23 +107,16 @@ static void hold_stream(struct sp_push *push, struct sp_grip *g, struct sp_http_
             g->keepalive_ms = hold->keepalive_ms;
         }
     }
-    if (initial == NULL || sp_http_begin_stream(conn, hold->status, hold->reason, hold->headers,
-                                                false, &fd, initial, NULL, &framing) < 0) {
-        if (initial)
-            evbuffer_free(initial);
+    g->out = sp_http_begin_stream(conn, hold->status, hold->reason, hold->headers, false, NULL,
+                                  &framing);
+    if (g->out == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         grip_free(g);
         return;
     }
     g->framing = framing;
     g->retire_ms = sp_retire_at(sp_now_ms(), sp_push_config(push)->limits.max_connection_age_ms);
-    g->out = sp_stream_new(sp_push_flusher(push), fd, initial,
-                           sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, g);
-    evbuffer_free(initial);
-    if (g->out == NULL) {
-        grip_free(g);
-        return;
-    }
+    sp_stream_set_ops(g->out, sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, g);
     size_t len = evbuffer_get_length(hold->body);
     if (len > 0 && write_piece(g, evbuffer_pullup(hold->body, -1), len) < 0) {
         sp_stream_close(g->out);

@@ -29,7 +29,6 @@ struct sp_push {
     struct sp_engine *engine;   /* home only: Redis, or NULL: everything in memory */
     bool uses_engine;           /* the home has one (redis.enabled at start) */
     struct sp_curlm *curlm;
-    struct sp_flusher *flusher;
     struct event *ticker;         /* each kind's tick: keep-alives, pings, ages */
     void *kinds[SP_KIND_COUNT];   /* each kind's subscribers (push/transport.h) */
     struct sp_replays *replays;   /* signed webhook ids seen */

@@ -53,11 +53,6 @@ struct event_base *sp_push_base(const struct sp_push *push)
     return push->base;
 }
 
-struct sp_flusher *sp_push_flusher(const struct sp_push *push)
-{
-    return push->flusher;
-}
-
 struct sp_hub *sp_push_hub(const struct sp_push *push)
 {
     return push->hub;
@@ -333,7 +328,6 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
     push->config = config;
     push->log = log;
     push->curlm = w->curlm;
-    push->flusher = w->flusher;
     push->mailbox = w->mailbox;
     push->uses_engine = config->redis.enabled;
     if (w->home == NULL ? home_new(push, w->nworkers) < 0 : (push->home = w->home, 0))

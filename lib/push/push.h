@@ -52,7 +52,6 @@ struct sp_mailbox;
 struct sp_push_worker {
     struct event_base *base;
     struct sp_curlm *curlm;
-    struct sp_flusher *flusher;
     struct sp_mailbox *mailbox; /* the worker's: the hub's deliveries arrive there */
     unsigned index;             /* 0 is the home worker */
     unsigned nworkers;

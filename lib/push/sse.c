@@ -78,7 +78,7 @@ static void on_closed(void *ctx, enum sp_stream_end why)
     sse_free(ctx); /* the stream frees itself */
 }
 
-static const struct sp_stream_ops stream_ops = {NULL, on_closed};
+static const struct sp_stream_ops stream_ops = {.closed = on_closed};
 
 static struct evbuffer *response_headers(struct sp_push *push, const struct sp_http_request *req)
 {
@@ -155,8 +155,6 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
     struct sp_push *push = kind->base.push;
     struct sp_cursor cur;
     struct sp_sse *s = calloc(1, sizeof(*s));
-    struct evbuffer *initial = NULL;
-    evutil_socket_t fd;
 
     if (s == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
@@ -181,28 +179,20 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
         sse_free(s);
         return;
     }
-    initial = evbuffer_new();
     struct evbuffer *headers = response_headers(push, req);
     enum sp_http_stream framing;
-    if (initial == NULL || headers == NULL ||
-        sp_http_begin_stream(conn, 200, NULL, headers, false, &fd, initial, NULL, &framing) < 0) {
-        if (headers)
-            evbuffer_free(headers);
-        if (initial)
-            evbuffer_free(initial);
+    s->stream =
+        headers ? sp_http_begin_stream(conn, 200, NULL, headers, false, NULL, &framing) : NULL;
+    if (headers)
+        evbuffer_free(headers);
+    if (s->stream == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         sse_free(s);
         return;
     }
-    evbuffer_free(headers);
     s->framing = framing;
-    s->stream = sp_stream_new(sp_push_flusher(push), fd, initial,
-                              sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, s);
-    evbuffer_free(initial);
-    if (s->stream == NULL) {
-        sse_free(s);
-        return;
-    }
+    sp_stream_set_ops(s->stream, sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops,
+                      s);
     if (send_start(s, route, &cur) < 0)
         end_stream(s, false);
     else

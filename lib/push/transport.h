@@ -59,7 +59,6 @@ size_t sp_kind_state_count(const void *state);
 const struct sp_config *sp_push_config(const struct sp_push *push);
 const struct sp_log *sp_push_log(const struct sp_push *push);
 struct event_base *sp_push_base(const struct sp_push *push);
-struct sp_flusher *sp_push_flusher(const struct sp_push *push);
 struct sp_hub *sp_push_hub(const struct sp_push *push);
 /* The worker's counters, to add to (slow consumers, aged-out streams,
  * deliveries). */

@@ -219,7 +219,8 @@ static void on_stream_closed(void *ctx, enum sp_stream_end why)
     ws_free(ctx);
 }
 
-static const struct sp_stream_ops stream_ops = {on_readable, on_stream_closed};
+static const struct sp_stream_ops stream_ops = {.readable = on_readable,
+                                                .closed = on_stream_closed};
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
@@ -398,9 +399,8 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     struct sp_push *push = kind->base.push;
     char accept[29];
     struct sp_cursor cur;
-    evutil_socket_t fd;
     struct sp_ws *ws;
-    struct evbuffer *initial = NULL, *leftover = NULL, *headers = NULL;
+    struct evbuffer *leftover = NULL, *headers = NULL;
     enum sp_http_stream framing;
 
     if (!check_handshake(push, conn, req, accept))
@@ -442,7 +442,6 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
         ws_free(ws);
         return;
     }
-    initial = evbuffer_new();
     leftover = evbuffer_new();
     headers = evbuffer_new();
     if (headers != NULL) {
@@ -454,19 +453,15 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
         if (chosen_envelope)
             evbuffer_add_printf(headers, "Sec-WebSocket-Protocol: " ENVELOPE_PROTOCOL "\r\n");
     }
-    if (initial == NULL || leftover == NULL || headers == NULL ||
-        sp_http_begin_stream(conn, 101, NULL, headers, true, &fd, initial, leftover, &framing) <
-            0) {
+    if (leftover != NULL && headers != NULL)
+        ws->stream = sp_http_begin_stream(conn, 101, NULL, headers, true, leftover, &framing);
+    if (ws->stream == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");
         ws_free(ws);
         goto done;
     }
-    ws->stream = sp_stream_new(sp_push_flusher(push), fd, initial,
-                               sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops, ws);
-    if (ws->stream == NULL) {
-        ws_free(ws);
-        goto done;
-    }
+    sp_stream_set_ops(ws->stream, sp_push_config(push)->limits.subscriber_max_unsent, &stream_ops,
+                      ws);
     if (send_backlog(ws, &cur) < 0) {
         ws_abort(ws);
         goto done;
@@ -477,8 +472,6 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     if (n > 0)
         on_readable(ws, evbuffer_pullup(leftover, -1), n);
 done:
-    if (initial)
-        evbuffer_free(initial);
     if (leftover)
         evbuffer_free(leftover);
     if (headers)

@@ -4,6 +4,7 @@
  * head as the backend sees it, ambiguous and missing answers as 502, and
  * the response hook holding an answer. */
 #include "http/proxy.h"
+#include "net/stream.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -81,6 +82,7 @@ static void backend_stop(struct backend *b)
 struct rig {
     struct event_base *base;
     struct sp_proxy *proxy;
+    struct sp_flusher *flusher; /* the connection engine under the server */
     struct sp_http_server *server;
 };
 
@@ -108,7 +110,8 @@ static int rig_new(struct rig *r, const char *socket_path, const struct sp_proxy
                                           .keepalive = 0};
     r->base = event_base_new();
     r->proxy = sp_proxy_new(r->base, &opts, NULL);
-    r->server = sp_http_server_new(r->base, &limits, handle, r, NULL, NULL, NULL);
+    r->flusher = sp_flusher_new(r->base, NULL, NULL);
+    r->server = sp_http_server_new(r->base, r->flusher, &limits, handle, r, NULL);
     return r->proxy && r->server ? 0 : -1;
 }
 
@@ -116,6 +119,7 @@ static void rig_free(struct rig *r)
 {
     sp_http_server_free(r->server);
     sp_proxy_free(r->proxy);
+    sp_flusher_free(r->flusher);
     event_base_free(r->base);
 }
 

@@ -86,10 +86,10 @@ static inline int harness_init(struct harness *h, const char *yaml)
     h->mailbox = sp_mailbox_new(h->base);
     h->curlm = sp_curlm_new(h->base);
     h->flusher = sp_flusher_new(h->base, NULL, NULL);
-    const struct sp_push_worker w = {h->base, h->curlm, h->flusher, h->mailbox, 0, 1, NULL};
+    const struct sp_push_worker w = {h->base, h->curlm, h->mailbox, 0, 1, NULL};
     h->push = sp_push_new(&w, h->config, NULL);
-    h->clients = sp_http_server_new(h->base, &limits, harness_route, h, NULL, NULL, NULL);
-    h->publishers = sp_http_server_new(h->base, &limits, harness_publish_api, h, NULL, NULL, NULL);
+    h->clients = sp_http_server_new(h->base, h->flusher, &limits, harness_route, h, NULL);
+    h->publishers = sp_http_server_new(h->base, h->flusher, &limits, harness_publish_api, h, NULL);
     return h->push && h->clients && h->publishers ? 0 : -1;
 }
 
