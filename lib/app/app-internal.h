@@ -18,8 +18,9 @@
 
 /* One event loop on one thread, and everything it owns: its client
  * connections (its own listening socket), their streams, proxied
- * transfers, requests to the backend, timers. Worker 0 is the home: it
- * also runs on the caller's loop and holds what is process-wide. */
+ * transfers, requests to the backend, timers. Worker 0 runs on the
+ * caller's loop, the main loop, where what is process-wide (the app's)
+ * runs too. */
 struct worker {
     struct sp_app *app;
     unsigned index;
@@ -43,7 +44,7 @@ struct worker {
 };
 
 struct sp_app {
-    const struct sp_config *config; /* the home's */
+    const struct sp_config *config; /* the latest reload's */
     const struct sp_log *log;
     unsigned nworkers;
     struct worker *workers;
@@ -52,9 +53,10 @@ struct sp_app {
     atomic_ullong accepted; /* client connections, ever */
     unsigned long long accepted_at_trim;
     struct event *trimmer;
-    /* the home's own */
+    /* what is process-wide: made before the workers, freed after, on the main loop */
+    struct sp_push_shared *shared; /* the hub, presence, the engine */
     struct sp_polls *polls;
-    struct sp_webhooks *webhooks; /* webhooks section: occupancy and presence, home only */
+    struct sp_webhooks *webhooks; /* webhooks section: occupancy and presence */
     struct sp_http_server *publishers;
     struct sp_flusher *publish_streams; /* the publishers' sockets (caps, drain) */
     struct sp_listener *publish_listener;
@@ -73,7 +75,8 @@ struct sp_app {
     void *drained_ctx;
 };
 
-static inline struct worker *app_home(struct sp_app *app)
+/* The worker on the main loop. */
+static inline struct worker *app_main_worker(struct sp_app *app)
 {
     return &app->workers[0];
 }

@@ -44,8 +44,8 @@ static void call_run(struct sp_mail *mail)
     free(c);
 }
 
-/* Runs fn(w, arg) on w's loop: now when that is this one (home only
- * knows), else by mail. Returns 0 or -1 (out of memory). */
+/* Runs fn(w, arg) on w's loop: now when that is this one (the main
+ * loop only knows), else by mail. Returns 0 or -1 (out of memory). */
 int app_call_on(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
 {
     struct call *c = malloc(sizeof(*c));
@@ -158,7 +158,7 @@ static void on_accept(void *ctx, struct sp_listener *l, evutil_socket_t fd, stru
  * each worker's malloc arena with the freed requests and opening writes of
  * the storm between the small structs that stay, so RSS stays at the
  * storm's peak (measured: about 600 B more per subscriber with two workers
- * after 9,000 connections in a second). The home hands those pages back a
+ * after 9,000 connections in a second). The main loop hands those pages back a
  * second after such a storm. */
 
 #define TRIM_MS 1000
@@ -297,35 +297,64 @@ int sp_app_reconfigure(struct sp_app *app, const struct sp_config *config, char 
         *r = (struct reconfig){.w = &app->workers[i], .config = sp_config_hold(config)};
         sp_mailbox_post(r->w->mailbox, &r->mail, reconfig_run, reconfig_drop);
     }
-    reconfigure_worker(app_home(app), sp_config_hold(config));
+    reconfigure_worker(app_main_worker(app), sp_config_hold(config));
+    sp_push_shared_reconfigure(app->shared, config);
     sp_config_release(old);
     return 0;
 }
 
 /* ---- building ------------------------------------------------------------------------------ */
 
-static int worker_new(struct sp_app *app, struct worker *w, struct event_base *base, char *err,
-                      size_t errlen)
+/* Each worker's loop and mailbox, before anything that runs on them. */
+static int loops_new(struct sp_app *app, struct event_base *base, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct worker *w = &app->workers[i];
+        w->app = app;
+        w->index = i;
+        w->own_base = i > 0;
+        w->base = i == 0 ? base : sp_app_base_new();
+        w->mailbox = w->base ? sp_mailbox_new(w->base) : NULL;
+        if (w->mailbox == NULL) {
+            snprintf(err, errlen, "cannot make an event loop");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* What is process-wide in the push (the hub, presence, the engine), on the
+ * main loop: made before any worker's push, freed after the last. */
+static int shared_new(struct sp_app *app, char *err, size_t errlen)
+{
+    struct worker *m = app_main_worker(app);
+    const struct sp_push_shared_env env = {m->base, m->mailbox, app->nworkers, app->config,
+                                           app->log};
+
+    if ((app->shared = sp_push_shared_new(&env)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int worker_new(struct sp_app *app, struct worker *w, char *err, size_t errlen)
 {
     const struct sp_config *config = app->config;
     const struct sp_http_limits limits = http_limits(config);
+    struct event_base *base = w->base;
 
-    w->app = app;
     w->config = sp_config_hold(config);
-    w->base = base;
-    w->mailbox = sp_mailbox_new(base);
     w->curlm = sp_curlm_new(base);
     w->flusher = sp_flusher_new(base, on_conn_gone, w);
-    if (w->mailbox != NULL && w->curlm != NULL && w->flusher != NULL) {
-        const struct sp_push_worker pw = {base,          w->curlm,
-                                          w->mailbox,    w->index,
-                                          app->nworkers, w->index ? app_home(app)->push : NULL};
+    if (w->curlm != NULL && w->flusher != NULL) {
+        const struct sp_push_worker pw = {base, w->curlm, w->mailbox, w->index, app->shared};
         w->push = sp_push_new(&pw, config, app->log);
     }
     const struct sp_proxy_options proxy = proxy_options(w, config);
     w->proxy = w->curlm && w->push ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
-    w->auth = sp_auth_new(&w->backend, w->index ? app_home(app)->auth : NULL, app->log);
+    w->auth = sp_auth_new(&w->backend, w->index ? app_main_worker(app)->auth : NULL, app->log);
     w->clients = w->flusher
                      ? sp_http_server_new(base, w->flusher, &limits, app_handle_client, w, app->log)
                      : NULL;
@@ -345,7 +374,7 @@ static int worker_new(struct sp_app *app, struct worker *w, struct event_base *b
 static int listen_clients(struct sp_app *app, char *err, size_t errlen)
 {
     struct sp_address addr = app->config->listen;
-    struct worker *h = app_home(app);
+    struct worker *h = app_main_worker(app);
 
     if (app->nworkers == 1) {
         h->client_listener = sp_listener_new(h->base, &addr, on_accept, h, app->log, err, errlen);
@@ -369,9 +398,9 @@ static int listen_clients(struct sp_app *app, char *err, size_t errlen)
     return 0;
 }
 
-static int home_new(struct sp_app *app, char *err, size_t errlen)
+static int process_wide_new(struct sp_app *app, char *err, size_t errlen)
 {
-    struct worker *w = app_home(app);
+    struct worker *w = app_main_worker(app);
     const struct sp_config *config = app->config;
     const struct sp_http_limits limits = http_limits(config);
 
@@ -385,13 +414,13 @@ static int home_new(struct sp_app *app, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    sp_push_set_watch(w->push, sp_polls_watch, app->polls);
+    sp_push_shared_set_watch(app->shared, sp_polls_watch, app->polls);
     if (config->webhooks.enabled) {
         if ((app->webhooks = sp_webhooks_new(&w->backend)) == NULL) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        sp_push_set_events(w->push, sp_webhooks_event, app->webhooks);
+        sp_push_shared_set_events(app->shared, sp_webhooks_event, app->webhooks);
     }
     app->publish_listener =
         sp_listener_new(w->base, &config->publish_listen, on_accept, w, app->log, err, errlen);
@@ -430,19 +459,13 @@ struct sp_app *sp_app_new(struct event_base *base, const struct sp_config *confi
     app->config = sp_config_hold(config);
     app->log = log;
     app->nworkers = nworkers ? nworkers : 1;
+    if (loops_new(app, base, err, errlen) < 0 || shared_new(app, err, errlen) < 0)
+        goto fail;
     for (unsigned i = 0; i < app->nworkers; i++) {
-        struct worker *w = &app->workers[i];
-        w->index = i;
-        struct event_base *b = i == 0 ? base : sp_app_base_new();
-        w->own_base = i > 0;
-        if (b == NULL || worker_new(app, w, b, err, errlen) < 0) {
-            if (b == NULL)
-                snprintf(err, errlen, "cannot make an event loop");
-            w->base = b;
+        if (worker_new(app, &app->workers[i], err, errlen) < 0)
             goto fail;
-        }
     }
-    if (home_new(app, err, errlen) < 0 || listen_clients(app, err, errlen) < 0)
+    if (process_wide_new(app, err, errlen) < 0 || listen_clients(app, err, errlen) < 0)
         goto fail;
     struct timeval every = sp_timeval_ms(TRIM_MS);
     app->trimmer = event_new(base, -1, EV_PERSIST, trim, app);
@@ -511,8 +534,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
         sp_log_warn(app->log, "drain_timeout",
                     "worker %u: %zu connections left at the end of shutdown_grace", w->index, open);
     event_del(w->drain_check);
-    if (w->index == 0 || app_call_on(app_home(app), worker_drained, NULL) < 0)
-        worker_drained(app_home(app), NULL);
+    if (w->index == 0 || app_call_on(app_main_worker(app), worker_drained, NULL) < 0)
+        worker_drained(app_main_worker(app), NULL);
 }
 
 static void drain_worker(struct worker *w, void *arg)
@@ -549,9 +572,9 @@ void sp_app_drain(struct sp_app *app, void (*done)(void *ctx), void *ctx)
     sp_http_server_drain(app->publishers);
     for (unsigned i = 1; i < app->nworkers; i++) {
         if (app_call_on(&app->workers[i], drain_worker, NULL) < 0)
-            worker_drained(app_home(app), NULL); /* out of memory: it is cut at exit */
+            worker_drained(app_main_worker(app), NULL); /* out of memory: it is cut at exit */
     }
-    drain_worker(app_home(app), NULL);
+    drain_worker(app_main_worker(app), NULL);
 }
 
 /* ---- freeing --------------------------------------------------------------------------------- */
@@ -588,7 +611,6 @@ void sp_app_free(struct sp_app *app)
     app->freeing = true;
     if (app->trimmer)
         event_free(app->trimmer);
-    struct worker *h = app_home(app);
     for (unsigned i = 0; i < app->nworkers; i++)
         worker_free_connections(&app->workers[i]);
     sp_listener_free(app->publish_listener);
@@ -597,11 +619,11 @@ void sp_app_free(struct sp_app *app)
     /* The engine first (its operations in flight call back into the
      * pollers), then the pollers, subscriptions, connections (closing one
      * ends its proxied transfer or authorization check), then what they
-     * used; the home's push (the hub) after every other. */
-    if (h->push != NULL) {
-        sp_push_stop_engine(h->push);
-        sp_push_set_watch(h->push, NULL, NULL);
-        sp_push_set_events(h->push, NULL, NULL);
+     * used; the shared part (the hub) after every push. */
+    if (app->shared != NULL) {
+        sp_push_shared_stop_engine(app->shared);
+        sp_push_shared_set_watch(app->shared, NULL, NULL);
+        sp_push_shared_set_events(app->shared, NULL, NULL);
     }
     sp_polls_free(app->polls);
     sp_webhooks_free(app->webhooks);
@@ -627,6 +649,7 @@ void sp_app_free(struct sp_app *app)
         sp_proxy_free(w->proxy);
         sp_curlm_free(w->curlm);
     }
+    sp_push_shared_free(app->shared); /* after every push: the hub they held ports on */
     for (unsigned i = 0; i < app->nworkers; i++)
         sp_mailbox_free(app->workers[i].mailbox);
     for (unsigned i = 0; i < app->nworkers; i++) {

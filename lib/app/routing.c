@@ -148,7 +148,7 @@ static void shed(struct sp_app *app)
                 (unsigned long long)app->config->shutdown_grace_ms);
     for (unsigned i = 1; i < app->nworkers; i++)
         app_call_on(&app->workers[i], shed_worker, NULL); /* out of memory: its drain at SIGTERM */
-    shed_worker(app_home(app), NULL);
+    shed_worker(app_main_worker(app), NULL);
 }
 
 /* Who may drain: a peer in metrics.drain_from (loopback when empty: the
@@ -184,7 +184,7 @@ static void serve_drain(struct worker *w, struct sp_http_conn *conn,
     sp_http_respond(conn, 202, "application/json", answer, sizeof(answer) - 1);
 }
 
-/* The admin listener (home): metrics, health, and the drain a preStop hook
+/* The admin listener (main loop): metrics, health, and the drain a preStop hook
  * asks for. */
 void app_handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {

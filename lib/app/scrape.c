@@ -14,8 +14,8 @@
 /* ---- metrics: every worker counts its own, the asker sums them ---------------------------
  *
  * A scrape asks every worker for its figures (each copies them on its own
- * thread, so nothing is read while it changes); the home also writes what
- * only it has. Each answer comes back to the asking worker (sp_ask); the
+ * thread, so nothing is read while it changes); the main loop's also writes
+ * what is process-wide. Each answer comes back to the asking worker (sp_ask); the
  * last one in sums and answers, if its client is still there. */
 
 struct figures {
@@ -38,15 +38,15 @@ struct gather {
     atomic_uint pending;
     atomic_bool dropped; /* a collect was dropped: shutting down, nobody answers */
     size_t publishers;
-    struct evbuffer *home_text; /* written by the home's collect */
+    struct evbuffer *main_text; /* written by the main loop's collect */
     struct figures *figures;    /* one per worker */
     struct collect collects[];
 };
 
 static void gather_free(struct gather *g)
 {
-    if (g->home_text)
-        evbuffer_free(g->home_text);
+    if (g->main_text)
+        evbuffer_free(g->main_text);
     free(g->figures);
     free(g);
 }
@@ -92,7 +92,7 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                         (double)(g->figures[i].clients + g->figures[i].streams));
     }
     sp_push_metrics(g->asker->push, &sum.push, out);
-    evbuffer_add_buffer(out, g->home_text);
+    evbuffer_add_buffer(out, g->main_text);
     sp_metric_head(out, "sidepush_proxy_requests_total", "counter",
                    "Requests proxied to the backend, by status class.");
     for (int i = 0; i < 6; i++) {
@@ -202,9 +202,10 @@ static void collect_run(struct sp_ask *ask)
     if (c->index == 0) {
         struct sp_app *app = w->app;
         g->publishers = sp_http_server_connections(app->publishers);
-        sp_polls_metrics(app->polls, g->home_text);
-        sp_webhooks_metrics(app->webhooks, g->home_text);
-        sp_push_home_metrics(w->push, g->home_text);
+        sp_polls_metrics(app->polls, g->main_text);
+        sp_webhooks_metrics(app->webhooks, g->main_text);
+        sp_push_shared_metrics(app->shared, g->main_text);
+        sp_push_shared_add_figures(app->shared, &f->push);
     }
     sp_ask_answer(ask);
 }
@@ -227,7 +228,7 @@ void app_serve_metrics(struct worker *w, struct sp_http_conn *conn)
     struct gather *g = calloc(1, sizeof(*g) + app->nworkers * sizeof(struct collect));
 
     if (g == NULL || (g->figures = calloc(app->nworkers, sizeof(*g->figures))) == NULL ||
-        (g->home_text = evbuffer_new()) == NULL) {
+        (g->main_text = evbuffer_new()) == NULL) {
         if (g)
             gather_free(g);
         sp_http_respond_error(conn, 500, "out of memory");

@@ -53,8 +53,8 @@ struct sp_poll_stats {
 };
 
 struct sp_polls {
-    const struct sp_backend *backend; /* the home worker's: pollers run there */
-    struct sp_mailbox *home;          /* its mailbox, for other workers' subscribers */
+    const struct sp_backend *backend; /* the main loop's: pollers run there */
+    struct sp_mailbox *main;          /* its mailbox, for other workers' subscribers */
     struct sp_hmap *by_channel;
     struct sp_poll_stats stats;
 };
@@ -583,7 +583,7 @@ static struct curl_slist *client_headers(const struct sp_route_config *route,
     return list;
 }
 
-/* A poll to make sure of, mailed home by another worker. */
+/* A poll to make sure of, mailed to the main loop by another worker. */
 struct ensure {
     struct sp_mail mail;
     struct sp_polls *polls;
@@ -601,7 +601,7 @@ static void ensure_free(struct sp_mail *mail)
     free(e);
 }
 
-/* On the home worker. The subscriber may already be counted (its worker
+/* On the main loop. The subscriber may already be counted (its worker
  * subscribed meanwhile) or not yet: the poller follows the count as it is. */
 static void ensure_run(struct sp_mail *mail)
 {
@@ -618,7 +618,7 @@ static void ensure_run(struct sp_mail *mail)
     ensure_free(mail);
 }
 
-static int ensure_at_home(struct sp_polls *polls, const struct sp_route_config *route,
+static int ensure_on_main(struct sp_polls *polls, const struct sp_route_config *route,
                           const char *channel, const char *url, struct curl_slist *headers)
 {
     size_t len = strlen(url) + 1;
@@ -632,7 +632,7 @@ static int ensure_at_home(struct sp_polls *polls, const struct sp_route_config *
     e->headers = headers;
     snprintf(e->channel, sizeof(e->channel), "%s", channel);
     memcpy(e->url, url, len);
-    sp_mailbox_post(polls->home, &e->mail, ensure_run, ensure_free);
+    sp_mailbox_post(polls->main, &e->mail, ensure_run, ensure_free);
     return 0;
 }
 
@@ -652,8 +652,8 @@ void sp_polls_subscribe(struct sp_polls *polls, const struct sp_backend *b,
     }
     poll_channel(url, headers, channel);
     if (b != polls->backend) {
-        /* The poller is the home's; the subscriber stays on its own worker. */
-        if (ensure_at_home(polls, route, channel, url, headers) < 0) {
+        /* The poller is the main loop's; the subscriber stays on its own worker. */
+        if (ensure_on_main(polls, route, channel, url, headers) < 0) {
             curl_slist_free_all(headers);
             sp_http_respond_error(conn, 503, "out of memory");
         } else {
@@ -691,14 +691,14 @@ void sp_polls_metrics(const struct sp_polls *polls, struct evbuffer *out)
                       (double)poll->leases);
 }
 
-struct sp_polls *sp_polls_new(const struct sp_backend *backend, struct sp_mailbox *home)
+struct sp_polls *sp_polls_new(const struct sp_backend *backend, struct sp_mailbox *main_mailbox)
 {
     struct sp_polls *polls = calloc(1, sizeof(*polls));
 
     if (polls == NULL)
         return NULL;
     polls->backend = backend;
-    polls->home = home;
+    polls->main = main_mailbox;
     polls->by_channel = sp_hmap_new();
     if (polls->by_channel == NULL) {
         free(polls);

@@ -16,17 +16,17 @@ struct sp_polls;
 
 struct sp_mailbox;
 
-/* The process's pollers, on the home worker: b is the home's and home its
+/* The process's pollers, on the main loop: b is the main loop worker's and main_mailbox its
  * mailbox (both must outlive the returned object). NULL on allocation
  * failure. */
-struct sp_polls *sp_polls_new(const struct sp_backend *b, struct sp_mailbox *home);
+struct sp_polls *sp_polls_new(const struct sp_backend *b, struct sp_mailbox *main_mailbox);
 /* Accepts NULL. The push must not call sp_polls_watch any more, and its
  * engine must be stopped (publishes in flight call back here). */
 void sp_polls_free(struct sp_polls *polls);
 
 /* A request on a poll route (caps are the path's captures), on the worker
- * whose backend is b: makes sure its channel has a poller (on the home
- * worker), then subscribes the client to it (on its own). */
+ * whose backend is b: makes sure its channel has a poller (on the main
+ * loop), then subscribes the client to it (on its own). */
 void sp_polls_subscribe(struct sp_polls *polls, const struct sp_backend *b,
                         const struct sp_route_config *route,
                         const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], struct sp_http_conn *conn,

@@ -16,7 +16,7 @@
  * (channel/occupancy.h, channel/presence.h): events come here when they are to be told. Events are
  * lost when the process ends.
  *
- * On the home worker's loop only.
+ * On the loop it was made on only.
  */
 #ifndef SP_BACKEND_WEBHOOKS_H
 #define SP_BACKEND_WEBHOOKS_H

@@ -8,7 +8,7 @@
  * a client that reconnects to another replica does not flap the
  * deployment's occupancy either.
  *
- * On the home worker's loop only.
+ * On the loop it was made on only.
  */
 #ifndef SP_CHANNEL_OCCUPANCY_H
 #define SP_CHANNEL_OCCUPANCY_H

@@ -25,7 +25,7 @@ struct room {
 };
 
 struct sp_presence {
-    pthread_mutex_t lock; /* rooms and counts; changes come from the home loop only */
+    pthread_mutex_t lock; /* rooms and counts; changes come from its loop only */
     struct sp_hmap *rooms;
     size_t total;
     struct sp_delay *leaving; /* members without connections, until their grace ends */
@@ -78,7 +78,7 @@ static void left(void *ctx, struct sp_delay_entry *e)
     member_free(m);
 }
 
-struct sp_presence *sp_presence_new(struct event_base *home, uint64_t leave_grace_ms,
+struct sp_presence *sp_presence_new(struct event_base *base, uint64_t leave_grace_ms,
                                     sp_presence_changed changed, void *ctx)
 {
     struct sp_presence *p = calloc(1, sizeof(*p));
@@ -89,7 +89,7 @@ struct sp_presence *sp_presence_new(struct event_base *home, uint64_t leave_grac
     p->changed = changed;
     p->ctx = ctx;
     p->rooms = sp_hmap_new();
-    p->leaving = sp_delay_new(home, left, p);
+    p->leaving = sp_delay_new(base, left, p);
     if (p->rooms == NULL || p->leaving == NULL || pthread_mutex_init(&p->lock, NULL) != 0) {
         sp_delay_free(p->leaving);
         sp_hmap_free(p->rooms);
@@ -202,7 +202,7 @@ void sp_presence_leave(struct sp_presence *p, const char *channel, const char *u
 bool sp_presence_lookup(struct sp_presence *p, const char *channel, const char *user_id,
                         unsigned *connections, const char **info)
 {
-    struct room *r = sp_hmap_get(p->rooms, channel); /* home only changes them */
+    struct room *r = sp_hmap_get(p->rooms, channel); /* changed on this loop only */
     struct member *m = r ? sp_hmap_get(r->members, user_id) : NULL;
 
     if (m == NULL)

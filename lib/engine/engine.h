@@ -17,7 +17,7 @@
  * When Redis is lost, nothing is published (503), subscribers stay
  * connected, and on reconnection each channel reads what it missed from its
  * stream and delivers it. Two connections: one for commands, one for
- * pub/sub (hiredis on the home worker's loop, through net/redis).
+ * pub/sub (hiredis on the loop it is given: the main loop, through net/redis).
  */
 #ifndef SP_ENGINE_ENGINE_H
 #define SP_ENGINE_ENGINE_H

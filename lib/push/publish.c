@@ -150,7 +150,7 @@ static json_t *result_json(struct sp_push *push, const char *channel,
      * counts the replicas that had any. */
     json_t *obj =
         json_pack("{s:s, s:s, s:I}", "id", res->id, "channel", channel,
-                  push->engine ? "replicas" : "subscribers", (json_int_t)res->subscribers);
+                  push->shared->engine ? "replicas" : "subscribers", (json_int_t)res->subscribers);
     if (obj && res->duplicate)
         json_object_set_new(obj, "duplicate", json_true());
     return obj;
@@ -549,8 +549,8 @@ static void engine_channel(struct sp_push *push, struct sp_http_conn *conn, cons
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    rc = delete ? sp_engine_channel_delete(push->engine, channel, on_engine_delete, a)
-                : sp_engine_channel_info(push->engine, channel, on_engine_info, a);
+    rc = delete ? sp_engine_channel_delete(push->shared->engine, channel, on_engine_delete, a)
+                : sp_engine_channel_info(push->shared->engine, channel, on_engine_info, a);
     if (rc < 0) {
         char name[SP_CHANNEL_MAX + 1];
         admin_finish(a, NULL, name); /* answers 503 */
@@ -561,7 +561,7 @@ static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const 
 {
     struct sp_channel_info info;
 
-    if (push->engine != NULL) {
+    if (push->shared->engine != NULL) {
         engine_channel(push, conn, channel, false);
         return;
     }
@@ -580,7 +580,7 @@ static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const 
 
 static void channel_delete(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
-    if (push->engine != NULL) {
+    if (push->shared->engine != NULL) {
         engine_channel(push, conn, channel, true);
         return;
     }
@@ -614,14 +614,14 @@ static void on_engine_members(void *arg, const char *json)
 /* The members: this process's, or with Redis the deployment's. */
 static void channel_presence(struct sp_push *push, struct sp_http_conn *conn, const char *channel)
 {
-    if (push->engine != NULL) {
+    if (push->shared->engine != NULL) {
         struct admin *a = admin_new(push, conn, channel);
         char name[SP_CHANNEL_MAX + 1];
 
         if (a == NULL)
             sp_http_respond_error(conn, 503, "out of memory");
-        else if (sp_engine_members(push->engine, channel, push->config->presence.max_members,
-                                   on_engine_members, a) < 0)
+        else if (sp_engine_members(push->shared->engine, channel,
+                                   push->config->presence.max_members, on_engine_members, a) < 0)
             admin_finish(a, NULL, name); /* answers 503 */
         return;
     }
@@ -806,5 +806,5 @@ static void claim_start(struct sp_push *push, struct sp_http_conn *conn, struct 
     if (channel != NULL)
         snprintf(c->channel, sizeof(c->channel), "%s", channel);
     sp_http_set_ops(conn, &claim_ops, c);
-    sp_replay_claim(push->replays, webhook_id, fingerprint, on_verdict, c);
+    sp_replay_claim(push->shared->replays, webhook_id, fingerprint, on_verdict, c);
 }

@@ -1,5 +1,5 @@
-/* The facade's own files only: push.c, subscriber.c, publish.c and
- * replay.c share struct sp_push. The kinds of subscriber (sse.c,
+/* The facade's own files only: push.c, subscriber.c, publish.c, replay.c
+ * and shared.c share struct sp_push and struct sp_push_shared. The kinds of subscriber (sse.c,
  * websocket.c, longpoll.c, grip.c) see push/transport.h instead. */
 #ifndef SP_PUSH_INTERNAL_H
 #define SP_PUSH_INTERNAL_H
@@ -15,31 +15,48 @@
 #include "push/replay.h"
 #include "push/transport.h"
 
-/* One per worker thread. The home worker's also holds what is
- * process-wide (the hub, the engine, the replay store, the app's watcher);
- * the others reach those through its mailbox. */
+/* What is process-wide (shared.c). The hub and the presence table take
+ * calls from any thread (their locks); everything else only on the shared
+ * loop (base), where the engine's connections, the grace timers and the
+ * app's hooks run, and where the workers mail what they ask of it. */
+struct sp_push_shared {
+    struct event_base *base;
+    struct sp_mailbox *mailbox;     /* of the shared loop */
+    const struct sp_config *config; /* held: the latest reload's */
+    const struct sp_log *log;
+    struct sp_hub *hub;
+    struct sp_presence *presence;   /* members of presence channels */
+    struct sp_occupancy *occupancy; /* with events: channels with subscribers */
+    struct sp_replays *replays;     /* signed webhook ids seen */
+    struct sp_engine *engine;       /* Redis, or NULL: everything in memory */
+    bool uses_engine;               /* redis.enabled at start (read from any thread) */
+    /* what the app plugged in: the pollers' watch, the backend's webhooks */
+    sp_push_watch watch;
+    void *watch_ctx;
+    sp_push_events events;
+    void *events_ctx;
+    struct sp_push_stats stats; /* its own publishes: presence joins and leaves */
+};
+
+/* Publishes through the engine when there is one, else in the hub, counted
+ * in stats (see sp_push_publish). On the shared loop. */
+int sp_push_shared_publish(struct sp_push_shared *sh, struct sp_push_stats *stats,
+                           const struct sp_engine_publish *p, sp_push_published cb, void *arg);
+
+/* One per worker thread. */
 struct sp_push {
     struct event_base *base;
     const struct sp_config *config;
     const struct sp_log *log;
-    struct sp_push *home;       /* itself on the home worker */
+    struct sp_push_shared *shared;
     struct sp_mailbox *mailbox; /* this worker's */
-    struct sp_hub *hub;         /* the home's, shared */
+    struct sp_hub *hub;         /* the shared one */
     struct sp_hub_port *port;   /* this worker's subscribers */
-    struct sp_engine *engine;   /* home only: Redis, or NULL: everything in memory */
-    bool uses_engine;           /* the home has one (redis.enabled at start) */
     struct sp_curlm *curlm;
-    struct event *ticker;         /* each kind's tick: keep-alives, pings, ages */
-    void *kinds[SP_KIND_COUNT];   /* each kind's subscribers (push/transport.h) */
-    struct sp_replays *replays;   /* signed webhook ids seen */
-    struct sp_presence *presence; /* the home's: members of presence channels */
-    sp_push_events events;        /* home only: occupancy and presence, for webhooks */
-    void *events_ctx;
-    struct sp_occupancy *occupancy; /* home, with events: channels with subscribers */
+    struct event *ticker;       /* each kind's tick: keep-alives, pings, ages */
+    void *kinds[SP_KIND_COUNT]; /* each kind's subscribers (push/transport.h) */
     struct sp_push_stats stats;
-    /* what the app plugged in (the backend's pollers and forwarder) */
-    sp_push_watch watch;
-    void *watch_ctx;
+    /* what the app plugged in: the backend's forwarder */
     const struct sp_forwarder_ops *forwarder;
     void *forwarder_ctx;
     /* draining */
@@ -49,14 +66,5 @@ struct sp_push {
     uint64_t drain_started, drain_window_ms;
     size_t drained;
 };
-
-/* ---- presence and occupancy, on the home worker --------------------------------------- */
-
-/* A member came or went for everyone (the process, or with Redis the
- * deployment), leaving the channel with members: the join/leave message
- * (while within presence.announce_limit) and the events hook. */
-void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
-                         const char *user_id, const char *info, size_t members);
-void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel);
 
 #endif

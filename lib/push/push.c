@@ -85,167 +85,15 @@ static void tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* ---- what only the home worker does ------------------------------------------------------ */
-
-/* A channel's occupancy changed (after the vacancy grace): the backend is
- * told, or with Redis the deployment's count, which tells it once for all
- * replicas. */
-static void occupancy_changed(void *ctx, const char *channel, bool occupied)
-{
-    struct sp_push *home = ctx;
-
-    if (home->engine != NULL)
-        sp_engine_share_occupancy(home->engine, channel);
-    else
-        sp_push_tell_occupancy(home, occupied, channel);
-}
-
-static uint64_t vacancy_grace(const struct sp_config *c)
-{
-    return c->webhooks.vacated_grace_ms + c->presence.leave_grace_ms;
-}
-
-static void ignore_published(void *arg, int rc, const struct sp_publish_result *res)
-{
-    (void)arg;
-    (void)rc;
-    (void)res;
-}
-
-/* A member came or went for everyone (this process, or with Redis the
- * deployment): a message of the channel for its subscribers
- * (sidepush-join / sidepush-leave, data {"user_id":..,"user_info":..}), and
- * the events hook for the backend. */
-void sp_push_tell_member(struct sp_push *home, bool joined, const char *channel,
-                         const char *user_id, const char *info, size_t members)
-{
-    /* Every join told to every subscriber is N^2 deliveries as N arrive;
-     * beyond the limit only the list and the webhooks tell. */
-    bool announce = (joined ? members : members + 1) <= home->config->presence.announce_limit;
-    json_t *info_doc = announce && info ? json_loads(info, 0, NULL) : NULL;
-    json_t *doc = announce ? json_pack("{s:s, s:o}", "user_id", user_id, "user_info",
-                                       info_doc ? info_doc : json_null())
-                           : NULL;
-    char *data = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-
-    json_decref(doc);
-    if (data != NULL) {
-        struct sp_engine_publish p = {
-            .pub = {.channel = channel,
-                    .event = joined ? "sidepush-join" : "sidepush-leave",
-                    .data = data,
-                    .len = strlen(data)},
-        };
-        if (sp_push_publish(home, &p, ignore_published, NULL) < 0)
-            sp_log_warn(home->log, "presence_publish_failed", "%s: %s not told", channel,
-                        joined ? "a join" : "a leave");
-    }
-    free(data);
-    if (home->events != NULL)
-        home->events(home->events_ctx, joined ? SP_EVENT_MEMBER_ADDED : SP_EVENT_MEMBER_REMOVED,
-                     channel, user_id);
-}
-
-void sp_push_tell_occupancy(struct sp_push *home, bool occupied, const char *channel)
-{
-    if (home->events != NULL)
-        home->events(home->events_ctx, occupied ? SP_EVENT_OCCUPIED : SP_EVENT_VACATED, channel,
-                     NULL);
-}
-
-/* This process's members changed. With Redis the replica's share is
- * updated, and Redis says whether the deployment's changed. */
-static void presence_changed(void *ctx, enum sp_presence_change change, const char *channel,
-                             const char *user_id, const char *info)
-{
-    struct sp_push *home = ctx;
-
-    if (home->engine != NULL)
-        sp_engine_share_member(home->engine, channel, user_id);
-    else if (change != SP_PRESENCE_COUNTED)
-        sp_push_tell_member(home, change == SP_PRESENCE_JOINED, channel, user_id, info,
-                            sp_presence_count(home->presence, channel));
-}
-
-void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx)
-{
-    push->events = events;
-    push->events_ctx = ctx;
-    if (events != NULL && push->occupancy == NULL) {
-        push->occupancy =
-            sp_occupancy_new(push->base, vacancy_grace(push->config), occupancy_changed, push);
-        if (push->engine != NULL && push->occupancy != NULL)
-            sp_engine_share_occupancies(push->engine, push->occupancy);
-    }
-}
-
 void sp_push_presence_json(struct sp_push *push, const char *channel, struct evbuffer *out)
 {
-    sp_presence_write_json(push->home->presence, channel, push->config->presence.max_members, out);
+    sp_presence_write_json(push->shared->presence, channel, push->config->presence.max_members,
+                           out);
 }
 
 size_t sp_push_presence_count(struct sp_push *push, const char *channel)
 {
-    return sp_presence_count(push->home->presence, channel);
-}
-
-/* A channel gained its first subscriber or lost its last: the engine's
- * subscriptions in Redis and the app's watcher (the pollers) follow the
- * count as it is now. */
-static void watch_now(struct sp_push *home, const char *channel)
-{
-    size_t count = sp_hub_subscribers(home->hub, channel);
-
-    if (home->watch != NULL)
-        home->watch(home->watch_ctx, channel, count);
-    if (home->engine != NULL)
-        sp_engine_watch(home->engine, channel, count);
-    if (home->occupancy != NULL)
-        sp_occupancy_count(home->occupancy, channel, count);
-}
-
-struct watch_mail {
-    struct sp_mail mail;
-    struct sp_push *home;
-    char channel[];
-};
-
-static void watch_mail_run(struct sp_mail *mail)
-{
-    struct watch_mail *w = (struct watch_mail *)mail;
-    watch_now(w->home, w->channel);
-    free(w);
-}
-
-static void mail_free(struct sp_mail *mail)
-{
-    free(mail);
-}
-
-/* The hub's watch, on the thread of the worker whose subscriber came or
- * went: the home acts on it now, any other worker mails it home. */
-static void watch(void *arg, unsigned port, const char *channel, size_t count)
-{
-    struct sp_push *home = arg;
-    size_t len = strlen(channel) + 1;
-
-    (void)count;
-    if (port == 0) {
-        watch_now(home, channel);
-        return;
-    }
-    struct watch_mail *w = malloc(sizeof(*w) + len);
-    if (w == NULL)
-        return; /* out of memory: the pollers and Redis follow at the next change */
-    w->home = home;
-    memcpy(w->channel, channel, len);
-    sp_mailbox_post(home->mailbox, &w->mail, watch_mail_run, mail_free);
-}
-
-void sp_push_set_watch(struct sp_push *push, sp_push_watch fn, void *ctx)
-{
-    push->watch = fn;
-    push->watch_ctx = ctx;
+    return sp_presence_count(push->shared->presence, channel);
 }
 
 void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *ops, void *ctx)
@@ -256,64 +104,7 @@ void sp_push_set_forwarder(struct sp_push *push, const struct sp_forwarder_ops *
 
 struct sp_engine *sp_push_engine(const struct sp_push *push)
 {
-    return push->engine;
-}
-
-void sp_push_stop_engine(struct sp_push *push)
-{
-    sp_engine_free(push->engine);
-    push->engine = NULL;
-}
-
-static struct sp_hub_options hub_options(const struct sp_config *config)
-{
-    return (struct sp_hub_options){
-        .history = config->channels.history,
-        .history_ttl_ms = config->channels.history_ttl_ms,
-        .max_message_size = config->channels.max_message_size,
-    };
-}
-
-static void engine_told_member(void *ctx, bool joined, const char *channel, const char *user_id,
-                               const char *info, size_t members)
-{
-    sp_push_tell_member(ctx, joined, channel, user_id, info, members);
-}
-
-static void engine_told_occupancy(void *ctx, bool occupied, const char *channel)
-{
-    sp_push_tell_occupancy(ctx, occupied, channel);
-}
-
-static struct sp_engine *engine_new(struct sp_push *home)
-{
-    const struct sp_engine_env env = {
-        .base = home->base,
-        .log = home->log,
-        .config = home->config,
-        .hub = home->hub,
-        .presence = home->presence,
-        .events = {engine_told_member, engine_told_occupancy, home},
-    };
-    return sp_engine_new(&env);
-}
-
-/* The process-wide part, on the home worker. */
-static int home_new(struct sp_push *push, unsigned nworkers)
-{
-    const struct sp_hub_options hub = hub_options(push->config);
-
-    push->home = push;
-    push->hub = sp_hub_new(push->base, &hub, nworkers);
-    push->replays = sp_replays_new(push);
-    push->presence =
-        sp_presence_new(push->base, push->config->presence.leave_grace_ms, presence_changed, push);
-    if (push->hub == NULL || push->replays == NULL || push->presence == NULL)
-        return -1;
-    if (push->config->redis.enabled && (push->engine = engine_new(push)) == NULL)
-        return -1;
-    sp_hub_set_watch(push->hub, watch, push);
-    return 0;
+    return push->shared->engine;
 }
 
 struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_config *config,
@@ -329,11 +120,8 @@ struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_conf
     push->log = log;
     push->curlm = w->curlm;
     push->mailbox = w->mailbox;
-    push->uses_engine = config->redis.enabled;
-    if (w->home == NULL ? home_new(push, w->nworkers) < 0 : (push->home = w->home, 0))
-        goto fail;
-    push->presence = push->home->presence;
-    push->hub = push->home->hub;
+    push->shared = w->shared;
+    push->hub = w->shared->hub;
     push->port = sp_hub_port_new(push->hub, w->index, w->mailbox);
     push->ticker = event_new(w->base, -1, EV_PERSIST, tick, push);
     for (int k = 0; k < SP_KIND_COUNT; k++) {
@@ -361,15 +149,6 @@ void sp_push_free(struct sp_push *push)
     if (push->drainer)
         event_free(push->drainer);
     sp_hub_port_free(push->port);
-    if (push->home == push) {
-        if (push->hub)
-            sp_hub_set_watch(push->hub, NULL, NULL);
-        sp_push_stop_engine(push);
-        sp_replays_free(push->replays);
-        sp_presence_free(push->presence);
-        sp_occupancy_free(push->occupancy);
-        sp_hub_free(push->hub);
-    }
     free(push);
 }
 
@@ -380,7 +159,7 @@ size_t sp_push_channel_subscribers(const struct sp_push *push, const char *chann
 
 bool sp_push_engine_ready(const struct sp_push *push)
 {
-    return push->home->engine == NULL || sp_engine_ready_for_traffic(push->home->engine);
+    return sp_push_shared_ready(push->shared);
 }
 
 /* ---- choosing a transport ---------------------------------------------------------------- */
@@ -461,9 +240,8 @@ struct channel_wait {
     struct sp_push *push;
     const struct sp_route_config *route; /* its configuration held */
     struct sp_http_conn *conn;
-    struct sp_engine_wait *wait; /* on the home worker */
-    struct remote_wait *remote;  /* on any other: the request mailed home */
-    char *user_id, *user_info;   /* copies of the identity, or NULL */
+    struct remote_wait *remote; /* the request mailed to the shared loop */
+    char *user_id, *user_info;  /* copies of the identity, or NULL */
     char spec[];
 };
 
@@ -475,8 +253,9 @@ static void channel_wait_free(struct channel_wait *w)
     free(w);
 }
 
-/* A wait asked of the home by another worker, mailed there and back. Only
- * the asking worker touches waiter; home only wait and ok. */
+/* A wait asked of the engine, on the shared loop, by mail there and back
+ * (from every worker alike). Only the asking worker touches waiter; the
+ * shared loop only wait and ok. */
 struct remote_wait {
     struct sp_ask ask;
     struct sp_push *from;
@@ -490,9 +269,8 @@ static void on_waiter_gone(void *ctx)
 {
     struct channel_wait *w = ctx;
 
-    sp_engine_wait_cancel(w->wait);
     if (w->remote != NULL)
-        w->remote->waiter = NULL;
+        w->remote->waiter = NULL; /* the answer, when it comes, is dropped */
     channel_wait_free(w);
 }
 
@@ -554,18 +332,18 @@ static void remote_dropped(struct sp_ask *ask)
     free(ask);
 }
 
-/* On the home worker. */
+/* On the shared loop. */
 static void remote_asked(struct sp_ask *ask)
 {
     struct remote_wait *r = (struct remote_wait *)ask;
-    struct sp_push *home = r->from->home;
-    int rc = home->engine ? sp_engine_wait(home->engine, r->spec, remote_reply, r, &r->wait) : -1;
+    struct sp_engine *engine = r->from->shared->engine;
+    int rc = engine ? sp_engine_wait(engine, r->spec, remote_reply, r, &r->wait) : -1;
 
     if (rc != 0)
         remote_reply(r, rc > 0);
 }
 
-static int ask_home(struct sp_push *push, struct channel_wait *w)
+static int ask_engine(struct sp_push *push, struct channel_wait *w)
 {
     size_t len = strlen(w->spec) + 1;
     struct remote_wait *r = calloc(1, sizeof(*r) + len);
@@ -576,7 +354,7 @@ static int ask_home(struct sp_push *push, struct channel_wait *w)
     r->waiter = w;
     memcpy(r->spec, w->spec, len);
     w->remote = r;
-    sp_ask_post(&r->ask, push->home->mailbox, push->mailbox, remote_asked, remote_answered,
+    sp_ask_post(&r->ask, push->shared->mailbox, push->mailbox, remote_asked, remote_answered,
                 remote_dropped);
     return 0;
 }
@@ -593,7 +371,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_not_allowed(conn, "GET, OPTIONS", "subscribe with GET");
         return;
     }
-    if (!push->uses_engine) {
+    if (!push->shared->uses_engine) {
         start_transport(push, route, spec, conn, req, who);
         return;
     }
@@ -604,7 +382,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL, NULL};
+    *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL};
     sp_config_hold(route->owner);
     strcpy(w->spec, spec);
     if (who != NULL && who->user_id != NULL &&
@@ -614,19 +392,12 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    int rc = push->home != push ? ask_home(push, w)
-             : push->engine != NULL
-                 ? sp_engine_wait(push->engine, spec, on_channels_ready, w, &w->wait)
-                 : 1;
-    if (rc == 0) {
+    if (ask_engine(push, w) == 0) {
         sp_http_set_ops(conn, &waiter_ops, w);
         return;
     }
     channel_wait_free(w);
-    if (rc > 0)
-        start_transport(push, route, spec, conn, req, who);
-    else
-        sp_http_respond_error(conn, 503, "out of memory");
+    sp_http_respond_error(conn, 503, "out of memory");
 }
 
 /* ---- draining ---------------------------------------------------------------------------- */
@@ -695,45 +466,10 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
 
 /* ---- publishing and metrics -------------------------------------------------------------- */
 
-static void set_snapshot(struct sp_push *push, const struct sp_engine_publish *p,
-                         const struct sp_publish_result *res)
-{
-    const void *data = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.data : p->snapshot_data;
-    size_t len = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.len : p->snapshot_len;
-
-    if (p->snapshot == SP_SNAPSHOT_NONE || res->duplicate)
-        return;
-    /* New subscribers get the whole current state under the id of the last
-     * change, so resuming from it afterwards is exact. */
-    struct sp_msg *snap =
-        sp_msg_new(p->pub.channel, res->seq, res->id, p->pub.event, data, len, sp_now_ms());
-    if (snap != NULL) {
-        sp_hub_set_snapshot(push->hub, p->pub.channel, snap);
-        sp_msg_unref(snap);
-    }
-}
-
 int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
                     void *arg)
 {
-    struct sp_publish_result res;
-    struct timespec a, b;
-
-    if (push->engine != NULL)
-        return sp_engine_publish(push->engine, p, cb, arg);
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    int rc = sp_hub_publish(push->hub, &p->pub, &res);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    if (rc != SP_HUB_OK)
-        return rc;
-    if (!res.duplicate) {
-        push->stats.published++;
-        sp_histogram_observe(&push->stats.fanout,
-                             (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
-    }
-    set_snapshot(push, p, &res);
-    cb(arg, SP_HUB_OK, &res);
-    return 0;
+    return sp_push_shared_publish(push->shared, &push->stats, p, cb, arg);
 }
 
 void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figures *f)
@@ -758,22 +494,9 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
 {
     struct sp_push_figures mine = {.stats = push->stats};
 
-    if (push->engine != NULL)
-        sp_engine_add_figures(push->engine, &mine.stats.published, &mine.stats.fanout);
     for (int k = 0; k < SP_KIND_COUNT; k++)
         mine.subscribers[k] = transports[k]->count(push->kinds[k]);
     sp_push_figures_add(sum, &mine);
-}
-
-void sp_push_home_metrics(const struct sp_push *home, struct evbuffer *out)
-{
-    sp_metric_one(out, "sidepush_presence_members", "gauge",
-                  "Members of presence channels (distinct users per channel), summed.",
-                  (double)sp_presence_total(home->presence));
-    sp_metric_one(out, "sidepush_presence_channels", "gauge", "Presence channels with members.",
-                  (double)sp_presence_rooms(home->presence));
-    if (home->engine != NULL)
-        sp_engine_metrics(home->engine, out);
 }
 
 void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *sum,
@@ -821,26 +544,7 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
 
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)
 {
-    const struct sp_hub_options hub = hub_options(config);
-    const struct sp_config *old = push->config;
-
     push->config = config;
-    if (push->home != push)
-        return;
-    if (old->redis.enabled != config->redis.enabled ||
-        (config->redis.enabled && (strcmp(old->redis.url, config->redis.url) != 0 ||
-                                   strcmp(old->redis.key_prefix, config->redis.key_prefix) != 0)))
-        sp_log_warn(push->log, "reload",
-                    "changes to the redis section take effect after a restart");
-    if (old->webhooks.enabled != config->webhooks.enabled)
-        sp_log_warn(push->log, "reload",
-                    "adding or removing the webhooks section takes effect after a restart");
-    sp_hub_set_options(push->hub, &hub);
-    if (push->engine != NULL)
-        sp_engine_reconfigure(push->engine, config);
-    sp_presence_set_grace(push->presence, config->presence.leave_grace_ms);
-    if (push->occupancy != NULL)
-        sp_occupancy_set_grace(push->occupancy, vacancy_grace(config));
 }
 
 const struct sp_proxy_hook *sp_push_proxy_hook(struct sp_push *push, void **ctx)

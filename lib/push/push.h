@@ -43,25 +43,57 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
  * over every worker, and the hub's channel count. */
 void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *sum,
                      struct evbuffer *out);
-/* On the home thread: what only the home has (the engine's families). */
-void sp_push_home_metrics(const struct sp_push *home, struct evbuffer *out);
-
 struct sp_mailbox;
+
+/* ---- what is process-wide ---------------------------------------------------------------------
+ *
+ * One per process, made by the app before any worker's push and freed after
+ * the last: the hub (one copy of every channel's history for every worker),
+ * presence, occupancy, the replay store of signed webhook ids, the engine
+ * (Redis) when configured, and the hooks the app plugs in. It runs on one
+ * loop, given here: its timers, the engine's connections and the hooks run
+ * there, and every worker's push, that loop's own included, reaches it by
+ * mail. Functions below are for that loop unless they say otherwise. */
+struct sp_push_shared;
+
+struct sp_push_shared_env {
+    struct event_base *base;
+    struct sp_mailbox *mailbox;     /* the loop's */
+    unsigned nworkers;              /* a hub port for each */
+    const struct sp_config *config; /* held until the next reconfigure */
+    const struct sp_log *log;
+};
+/* NULL on failure. */
+struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env);
+/* After every worker's push. Accepts NULL. */
+void sp_push_shared_free(struct sp_push_shared *sh);
+/* A reload: channel options, presence and vacancy graces; the redis and
+ * webhooks sections take a restart (logged). */
+void sp_push_shared_reconfigure(struct sp_push_shared *sh, const struct sp_config *config);
+/* What the shared part counted (its own publishes, the engine's), added
+ * to sum; and its own families (presence, the engine's), Prometheus text. */
+void sp_push_shared_add_figures(const struct sp_push_shared *sh, struct sp_push_figures *sum);
+void sp_push_shared_metrics(const struct sp_push_shared *sh, struct evbuffer *out);
+/* Redis, or NULL when everything is in memory (or the engine was stopped). */
+struct sp_engine *sp_push_shared_engine(const struct sp_push_shared *sh);
+/* Frees the engine now: its operations in flight complete (unavailable)
+ * while what they call back into still exists. sp_push_shared_free does it
+ * too. */
+void sp_push_shared_stop_engine(struct sp_push_shared *sh);
+/* From any thread: no engine, or the engine is ready for traffic. */
+bool sp_push_shared_ready(const struct sp_push_shared *sh);
 
 /* Where a worker's push lives: its loop and what it shares the loop with. */
 struct sp_push_worker {
     struct event_base *base;
     struct sp_curlm *curlm;
     struct sp_mailbox *mailbox; /* the worker's: the hub's deliveries arrive there */
-    unsigned index;             /* 0 is the home worker */
-    unsigned nworkers;
-    struct sp_push *home; /* NULL when making the home itself */
+    unsigned index;             /* its hub port */
+    struct sp_push_shared *shared;
 };
 
-/* The home worker's push (w->home NULL) also makes what is process-wide:
- * the hub with a port for each of w->nworkers, the engine (Redis) when
- * configured, the replay store. Every other worker's push shares them and
- * must be freed before the home's. NULL on failure. */
+/* A worker's push: its subscribers, on its hub port, over the shared part
+ * (which must outlive it). NULL on failure. */
 struct sp_push *sp_push_new(const struct sp_push_worker *w, const struct sp_config *config,
                             const struct sp_log *log);
 /* On the push's own thread (or once every loop has stopped): ends every
@@ -83,7 +115,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
                        const char *channel_spec, struct sp_http_conn *conn,
                        const struct sp_http_request *req, const struct sp_identity *who);
 
-/* On the home loop: a member joined or left a channel (presence), or a
+/* On the shared loop: a member joined or left a channel (presence), or a
  * channel got its first subscriber or lost its last (occupied true or
  * false, user_id NULL). For the backend's webhooks; one hook, NULL removes. */
 enum sp_presence_event {
@@ -94,7 +126,7 @@ enum sp_presence_event {
 };
 typedef void (*sp_push_events)(void *ctx, enum sp_presence_event event, const char *channel,
                                const char *user_id);
-void sp_push_set_events(struct sp_push *push, sp_push_events events, void *ctx);
+void sp_push_shared_set_events(struct sp_push_shared *sh, sp_push_events events, void *ctx);
 
 /* From any thread: a channel's presence as JSON (see sp_presence_write_json),
  * and its member count. */
@@ -111,16 +143,13 @@ typedef void (*sp_push_published)(void *arg, int rc, const struct sp_publish_res
 int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
                     void *arg);
 
-/* Redis, or NULL when everything is in memory (or the engine was stopped). */
+/* On the shared loop: the shared part's engine (sp_push_shared_engine). */
 struct sp_engine *sp_push_engine(const struct sp_push *push);
-/* Frees the engine now: its operations in flight complete (unavailable)
- * while what they call back into still exists. sp_push_free does it too. */
-void sp_push_stop_engine(struct sp_push *push);
 
 /* Called with a channel's local subscriber count whenever it changes (the
  * pollers start and stop by it). One watcher; NULL removes it. */
 typedef void (*sp_push_watch)(void *ctx, const char *channel, size_t subscribers);
-void sp_push_set_watch(struct sp_push *push, sp_push_watch watch, void *ctx);
+void sp_push_shared_set_watch(struct sp_push_shared *sh, sp_push_watch watch, void *ctx);
 
 /* The proxy's response hook through which a backend's GRIP answer holds
  * its client here (push/grip_head.c), and its ctx. */

@@ -13,8 +13,8 @@
 #define REPLAYS_MAX 1000000
 
 struct sp_replays {
-    struct sp_push *push;
-    struct sp_cache *ids; /* digest of the webhook-id -> fingerprint */
+    struct sp_push_shared *shared; /* whose engine, if any, keeps the ids */
+    struct sp_cache *ids;          /* digest of the webhook-id -> fingerprint */
 };
 
 struct claim {
@@ -23,13 +23,13 @@ struct claim {
     void *arg;
 };
 
-struct sp_replays *sp_replays_new(struct sp_push *push)
+struct sp_replays *sp_replays_new(struct sp_push_shared *shared)
 {
     struct sp_replays *r = calloc(1, sizeof(*r));
 
     if (r == NULL)
         return NULL;
-    r->push = push;
+    r->shared = shared;
     if ((r->ids = sp_cache_new(REPLAYS_MAX)) == NULL) {
         free(r);
         return NULL;
@@ -76,7 +76,7 @@ static void on_claimed(void *arg, int rc, const char *prior)
 
 static uint64_t lifetime_ms(const struct sp_replays *r)
 {
-    uint64_t tolerance = r->push->config->publish_auth.timestamp_tolerance_ms;
+    uint64_t tolerance = r->shared->config->publish_auth.timestamp_tolerance_ms;
     return 2 * (tolerance > 0 ? tolerance : 1000);
 }
 
@@ -87,7 +87,7 @@ void sp_replay_claim(struct sp_replays *r, const char *webhook_id,
     uint64_t now = sp_now_ms();
 
     sp_sha256_hex(webhook_id, strlen(webhook_id), key);
-    if (r->push->engine != NULL) {
+    if (r->shared->engine != NULL) {
         struct claim *c = malloc(sizeof(*c));
         if (c == NULL) {
             cb(arg, SP_REPLAY_UNAVAILABLE);
@@ -96,7 +96,7 @@ void sp_replay_claim(struct sp_replays *r, const char *webhook_id,
         memcpy(c->fingerprint, fingerprint, SP_SHA256_HEX);
         c->cb = cb;
         c->arg = arg;
-        if (sp_engine_claim(r->push->engine, key, fingerprint, lifetime_ms(r), on_claimed, c) < 0)
+        if (sp_engine_claim(r->shared->engine, key, fingerprint, lifetime_ms(r), on_claimed, c) < 0)
             on_claimed(c, SP_HUB_UNAVAILABLE, NULL);
         return;
     }

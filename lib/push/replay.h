@@ -12,7 +12,7 @@
 #include "core/digest.h"
 #include "http/parser.h"
 
-struct sp_push;
+struct sp_push_shared;
 struct sp_replays;
 
 enum sp_replay_verdict {
@@ -22,9 +22,9 @@ enum sp_replay_verdict {
     SP_REPLAY_UNAVAILABLE, /* Redis unreachable, or the store is full: retry later */
 };
 
-/* The store lives in memory unless the push has an engine. NULL on
+/* The store lives in memory unless the shared part has an engine. NULL on
  * allocation failure. */
-struct sp_replays *sp_replays_new(struct sp_push *push);
+struct sp_replays *sp_replays_new(struct sp_push_shared *shared);
 /* Claims in flight with Redis still call back (UNAVAILABLE). Accepts NULL. */
 void sp_replays_free(struct sp_replays *r);
 

@@ -25,14 +25,14 @@ struct sp_subscription {
     void *owner;
     char *member;             /* the user id on a presence route, else NULL */
     char **channels;          /* with member: the channels' names (a deleted one's too) */
-    struct members_ask *asks; /* with Redis: member lists asked of the home */
+    struct members_ask *asks; /* with Redis: member lists asked of the engine */
     size_t count;
     struct entry entries[];
 };
 
-/* With Redis, a member list is the deployment's: asked of the home
- * worker (which has the engine), answered by mail. Only the asking worker
- * touches waiter, next, write and ctx; the home only json. */
+/* With Redis, a member list is the deployment's: asked of the engine on
+ * the shared loop, answered by mail. Only the asking worker touches waiter,
+ * next, write and ctx; the shared loop only json. */
 struct members_ask {
     struct sp_ask ask;
     struct sp_push *from;
@@ -44,11 +44,11 @@ struct members_ask {
     char channel[];
 };
 
-/* ---- presence: joins and leaves, on the home loop ------------------------------------------ */
+/* ---- presence: joins and leaves, on the shared loop ------------------------------------------ */
 
 struct presence_mail {
     struct sp_mail mail;
-    struct sp_push *home;
+    struct sp_push_shared *shared;
     bool join;
     char *info;    /* points into text, or NULL */
     char *user_id; /* points into text */
@@ -60,9 +60,9 @@ static void presence_run(struct sp_mail *mail)
     struct presence_mail *m = (struct presence_mail *)mail;
 
     if (m->join)
-        sp_presence_join(m->home->presence, m->text, m->user_id, m->info);
+        sp_presence_join(m->shared->presence, m->text, m->user_id, m->info);
     else
-        sp_presence_leave(m->home->presence, m->text, m->user_id);
+        sp_presence_leave(m->shared->presence, m->text, m->user_id);
     free(m);
 }
 
@@ -71,8 +71,8 @@ static void presence_drop(struct sp_mail *mail)
     free(mail);
 }
 
-/* Mailed even on the home worker itself, so that joins and leaves keep
- * their order with the other workers' (and never run inside a delivery). */
+/* Mailed from every worker alike, the shared loop's own included, so that
+ * joins and leaves keep their order (and never run inside a delivery). */
 static void presence_post(struct sp_push *push, bool join, const char *channel, const char *user_id,
                           const char *info)
 {
@@ -81,12 +81,12 @@ static void presence_post(struct sp_push *push, bool join, const char *channel, 
 
     if (m == NULL)
         return; /* out of memory: this connection is not counted */
-    m->home = push->home;
+    m->shared = push->shared;
     m->join = join;
     memcpy(m->text, channel, c);
     m->user_id = memcpy(m->text + c, user_id, u);
     m->info = info ? memcpy(m->text + c + u, info, i) : NULL;
-    sp_mailbox_post(push->home->mailbox, &m->mail, presence_run, presence_drop);
+    sp_mailbox_post(push->shared->mailbox, &m->mail, presence_run, presence_drop);
 }
 
 static void on_deliver(struct sp_sub *sub, struct sp_msg *msg)
@@ -230,20 +230,20 @@ static size_t opening_list_max(const struct sp_config *c)
     return (size_t)(announce > 0 && announce < max ? announce : max);
 }
 
-/* On the home worker. */
+/* On the shared loop. */
 static void members_asked(struct sp_ask *ask)
 {
     struct members_ask *a = (struct members_ask *)ask;
-    struct sp_push *home = a->from->home;
+    struct sp_push_shared *sh = a->from->shared;
 
-    if (home->engine == NULL ||
-        sp_engine_members(home->engine, a->channel, opening_list_max(home->config), members_fetched,
+    if (sh->engine == NULL ||
+        sp_engine_members(sh->engine, a->channel, opening_list_max(sh->config), members_fetched,
                           a) < 0)
         members_fetched(a, NULL);
 }
 
-static void ask_home(struct sp_subscription *s, const char *channel,
-                     void (*write)(void *ctx, const char *json), void *ctx)
+static void ask_engine(struct sp_subscription *s, const char *channel,
+                       void (*write)(void *ctx, const char *json), void *ctx)
 {
     size_t len = strlen(channel) + 1;
     struct members_ask *a = calloc(1, sizeof(*a) + len);
@@ -257,8 +257,8 @@ static void ask_home(struct sp_subscription *s, const char *channel,
     memcpy(a->channel, channel, len);
     a->next = s->asks;
     s->asks = a;
-    sp_ask_post(&a->ask, s->push->home->mailbox, s->push->mailbox, members_asked, members_answered,
-                ask_free);
+    sp_ask_post(&a->ask, s->push->shared->mailbox, s->push->mailbox, members_asked,
+                members_answered, ask_free);
 }
 
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
@@ -266,10 +266,10 @@ void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx,
 {
     if (s->member == NULL)
         return;
-    if (s->push->uses_engine) {
+    if (s->push->shared->uses_engine) {
         for (size_t i = 0; i < s->count; i++)
             if (s->channels[i] != NULL)
-                ask_home(s, s->channels[i], write, ctx);
+                ask_engine(s, s->channels[i], write, ctx);
         return;
     }
     struct evbuffer *buf = evbuffer_new();
@@ -278,7 +278,7 @@ void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx,
         if (s->channels[i] == NULL)
             continue;
         evbuffer_drain(buf, evbuffer_get_length(buf));
-        sp_presence_write_json(s->push->home->presence, s->channels[i],
+        sp_presence_write_json(s->push->shared->presence, s->channels[i],
                                opening_list_max(s->push->config), buf);
         evbuffer_add(buf, "", 1);
         write(ctx, (const char *)evbuffer_pullup(buf, -1));

@@ -83,7 +83,7 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
                          const struct sp_identity *member, struct sp_subscription **out);
 /* The member list of each presence channel of s, for its stream's opening;
  * write is called once per channel with the JSON text: now, or with Redis
- * (the deployment's list, asked of the home) later, while s is open. */
+ * (the deployment's list, asked of the engine) later, while s is open. */
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx);
 void sp_subscription_close(struct sp_subscription *s);

@@ -27,6 +27,7 @@ struct harness {
     struct sp_mailbox *mailbox;
     struct sp_curlm *curlm;
     struct sp_flusher *flusher;
+    struct sp_push_shared *shared;
     struct sp_push *push;
     struct sp_http_server *clients, *publishers;
 };
@@ -86,8 +87,10 @@ static inline int harness_init(struct harness *h, const char *yaml)
     h->mailbox = sp_mailbox_new(h->base);
     h->curlm = sp_curlm_new(h->base);
     h->flusher = sp_flusher_new(h->base, NULL, NULL);
-    const struct sp_push_worker w = {h->base, h->curlm, h->mailbox, 0, 1, NULL};
-    h->push = sp_push_new(&w, h->config, NULL);
+    const struct sp_push_shared_env env = {h->base, h->mailbox, 1, h->config, NULL};
+    h->shared = sp_push_shared_new(&env);
+    const struct sp_push_worker w = {h->base, h->curlm, h->mailbox, 0, h->shared};
+    h->push = h->shared ? sp_push_new(&w, h->config, NULL) : NULL;
     h->clients = sp_http_server_new(h->base, h->flusher, &limits, harness_route, h, NULL);
     h->publishers = sp_http_server_new(h->base, h->flusher, &limits, harness_publish_api, h, NULL);
     return h->push && h->clients && h->publishers ? 0 : -1;
@@ -96,6 +99,7 @@ static inline int harness_init(struct harness *h, const char *yaml)
 static inline void harness_free(struct harness *h)
 {
     sp_push_free(h->push); /* its subscribers first: held requests are the servers' */
+    sp_push_shared_free(h->shared);
     sp_http_server_free(h->clients);
     sp_http_server_free(h->publishers);
     sp_flusher_free(h->flusher);

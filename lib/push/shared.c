@@ -1,0 +1,343 @@
+/* What is process-wide in the push: the hub, presence, occupancy, the
+ * replay store, the engine, and the hooks the app plugs in. Made by the app
+ * before any worker's push, freed after the last; it runs on the loop it is
+ * given, and the workers reach it by mail (never by being that loop). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "net/mailbox.h"
+#include "push/push-internal.h"
+
+/* ---- telling the backend and the subscribers ----------------------------------------------- */
+
+static void ignore_published(void *arg, int rc, const struct sp_publish_result *res)
+{
+    (void)arg;
+    (void)rc;
+    (void)res;
+}
+
+/* A member came or went for everyone (this process, or with Redis the
+ * deployment): a message of the channel for its subscribers
+ * (sidepush-join / sidepush-leave, data {"user_id":..,"user_info":..}), and
+ * the events hook for the backend. */
+static void tell_member(struct sp_push_shared *sh, bool joined, const char *channel,
+                        const char *user_id, const char *info, size_t members)
+{
+    /* Every join told to every subscriber is N^2 deliveries as N arrive;
+     * beyond the limit only the list and the webhooks tell. */
+    bool announce = (joined ? members : members + 1) <= sh->config->presence.announce_limit;
+    json_t *info_doc = announce && info ? json_loads(info, 0, NULL) : NULL;
+    json_t *doc = announce ? json_pack("{s:s, s:o}", "user_id", user_id, "user_info",
+                                       info_doc ? info_doc : json_null())
+                           : NULL;
+    char *data = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+    json_decref(doc);
+    if (data != NULL) {
+        struct sp_engine_publish p = {
+            .pub = {.channel = channel,
+                    .event = joined ? "sidepush-join" : "sidepush-leave",
+                    .data = data,
+                    .len = strlen(data)},
+        };
+        if (sp_push_shared_publish(sh, &sh->stats, &p, ignore_published, NULL) < 0)
+            sp_log_warn(sh->log, "presence_publish_failed", "%s: %s not told", channel,
+                        joined ? "a join" : "a leave");
+    }
+    free(data);
+    if (sh->events != NULL)
+        sh->events(sh->events_ctx, joined ? SP_EVENT_MEMBER_ADDED : SP_EVENT_MEMBER_REMOVED,
+                   channel, user_id);
+}
+
+static void tell_occupancy(struct sp_push_shared *sh, bool occupied, const char *channel)
+{
+    if (sh->events != NULL)
+        sh->events(sh->events_ctx, occupied ? SP_EVENT_OCCUPIED : SP_EVENT_VACATED, channel, NULL);
+}
+
+/* A channel's occupancy changed (after the vacancy grace): the backend is
+ * told, or with Redis the deployment's count, which tells it once for all
+ * replicas. */
+static void occupancy_changed(void *ctx, const char *channel, bool occupied)
+{
+    struct sp_push_shared *sh = ctx;
+
+    if (sh->engine != NULL)
+        sp_engine_share_occupancy(sh->engine, channel);
+    else
+        tell_occupancy(sh, occupied, channel);
+}
+
+/* This process's members changed. With Redis the replica's share is
+ * updated, and Redis says whether the deployment's changed. */
+static void presence_changed(void *ctx, enum sp_presence_change change, const char *channel,
+                             const char *user_id, const char *info)
+{
+    struct sp_push_shared *sh = ctx;
+
+    if (sh->engine != NULL)
+        sp_engine_share_member(sh->engine, channel, user_id);
+    else if (change != SP_PRESENCE_COUNTED)
+        tell_member(sh, change == SP_PRESENCE_JOINED, channel, user_id, info,
+                    sp_presence_count(sh->presence, channel));
+}
+
+static void engine_told_member(void *ctx, bool joined, const char *channel, const char *user_id,
+                               const char *info, size_t members)
+{
+    tell_member(ctx, joined, channel, user_id, info, members);
+}
+
+static void engine_told_occupancy(void *ctx, bool occupied, const char *channel)
+{
+    tell_occupancy(ctx, occupied, channel);
+}
+
+static uint64_t vacancy_grace(const struct sp_config *c)
+{
+    return c->webhooks.vacated_grace_ms + c->presence.leave_grace_ms;
+}
+
+void sp_push_shared_set_events(struct sp_push_shared *sh, sp_push_events events, void *ctx)
+{
+    sh->events = events;
+    sh->events_ctx = ctx;
+    if (events != NULL && sh->occupancy == NULL) {
+        sh->occupancy =
+            sp_occupancy_new(sh->base, vacancy_grace(sh->config), occupancy_changed, sh);
+        if (sh->engine != NULL && sh->occupancy != NULL)
+            sp_engine_share_occupancies(sh->engine, sh->occupancy);
+    }
+}
+
+/* ---- following subscriber counts ------------------------------------------------------------ */
+
+/* A channel gained its first subscriber or lost its last: the engine's
+ * subscriptions in Redis and the app's watcher (the pollers) follow the
+ * count as it is now. */
+static void watch_now(struct sp_push_shared *sh, const char *channel)
+{
+    size_t count = sp_hub_subscribers(sh->hub, channel);
+
+    if (sh->watch != NULL)
+        sh->watch(sh->watch_ctx, channel, count);
+    if (sh->engine != NULL)
+        sp_engine_watch(sh->engine, channel, count);
+    if (sh->occupancy != NULL)
+        sp_occupancy_count(sh->occupancy, channel, count);
+}
+
+struct watch_mail {
+    struct sp_mail mail;
+    struct sp_push_shared *sh;
+    char channel[];
+};
+
+static void watch_mail_run(struct sp_mail *mail)
+{
+    struct watch_mail *w = (struct watch_mail *)mail;
+    watch_now(w->sh, w->channel);
+    free(w);
+}
+
+static void mail_free(struct sp_mail *mail)
+{
+    free(mail);
+}
+
+/* The hub's watch, on the thread of the worker whose subscriber came or
+ * went: mailed to the shared loop from every worker alike, so that counts
+ * are followed in the order they changed (and never inside a delivery). */
+static void watch(void *arg, unsigned port, const char *channel, size_t count)
+{
+    struct sp_push_shared *sh = arg;
+    size_t len = strlen(channel) + 1;
+    struct watch_mail *w = malloc(sizeof(*w) + len);
+
+    (void)port;
+    (void)count;
+    if (w == NULL)
+        return; /* out of memory: the pollers and Redis follow at the next change */
+    w->sh = sh;
+    memcpy(w->channel, channel, len);
+    sp_mailbox_post(sh->mailbox, &w->mail, watch_mail_run, mail_free);
+}
+
+void sp_push_shared_set_watch(struct sp_push_shared *sh, sp_push_watch fn, void *ctx)
+{
+    sh->watch = fn;
+    sh->watch_ctx = ctx;
+}
+
+/* ---- publishing ----------------------------------------------------------------------------- */
+
+static void set_snapshot(struct sp_push_shared *sh, const struct sp_engine_publish *p,
+                         const struct sp_publish_result *res)
+{
+    const void *data = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.data : p->snapshot_data;
+    size_t len = p->snapshot == SP_SNAPSHOT_SELF ? p->pub.len : p->snapshot_len;
+
+    if (p->snapshot == SP_SNAPSHOT_NONE || res->duplicate)
+        return;
+    /* New subscribers get the whole current state under the id of the last
+     * change, so resuming from it afterwards is exact. */
+    struct sp_msg *snap =
+        sp_msg_new(p->pub.channel, res->seq, res->id, p->pub.event, data, len, sp_now_ms());
+    if (snap != NULL) {
+        sp_hub_set_snapshot(sh->hub, p->pub.channel, snap);
+        sp_msg_unref(snap);
+    }
+}
+
+int sp_push_shared_publish(struct sp_push_shared *sh, struct sp_push_stats *stats,
+                           const struct sp_engine_publish *p, sp_push_published cb, void *arg)
+{
+    struct sp_publish_result res;
+    struct timespec a, b;
+
+    if (sh->engine != NULL)
+        return sp_engine_publish(sh->engine, p, cb, arg);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = sp_hub_publish(sh->hub, &p->pub, &res);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rc != SP_HUB_OK)
+        return rc;
+    if (!res.duplicate) {
+        stats->published++;
+        sp_histogram_observe(&stats->fanout,
+                             (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9);
+    }
+    set_snapshot(sh, p, &res);
+    cb(arg, SP_HUB_OK, &res);
+    return 0;
+}
+
+/* ---- figures --------------------------------------------------------------------------------- */
+
+void sp_push_shared_add_figures(const struct sp_push_shared *sh, struct sp_push_figures *sum)
+{
+    struct sp_push_figures mine = {.stats = sh->stats};
+
+    if (sh->engine != NULL)
+        sp_engine_add_figures(sh->engine, &mine.stats.published, &mine.stats.fanout);
+    sp_push_figures_add(sum, &mine);
+}
+
+void sp_push_shared_metrics(const struct sp_push_shared *sh, struct evbuffer *out)
+{
+    sp_metric_one(out, "sidepush_presence_members", "gauge",
+                  "Members of presence channels (distinct users per channel), summed.",
+                  (double)sp_presence_total(sh->presence));
+    sp_metric_one(out, "sidepush_presence_channels", "gauge", "Presence channels with members.",
+                  (double)sp_presence_rooms(sh->presence));
+    if (sh->engine != NULL)
+        sp_engine_metrics(sh->engine, out);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+static struct sp_hub_options hub_options(const struct sp_config *config)
+{
+    return (struct sp_hub_options){
+        .history = config->channels.history,
+        .history_ttl_ms = config->channels.history_ttl_ms,
+        .max_message_size = config->channels.max_message_size,
+    };
+}
+
+static struct sp_engine *engine_new(struct sp_push_shared *sh)
+{
+    const struct sp_engine_env env = {
+        .base = sh->base,
+        .log = sh->log,
+        .config = sh->config,
+        .hub = sh->hub,
+        .presence = sh->presence,
+        .events = {engine_told_member, engine_told_occupancy, sh},
+    };
+    return sp_engine_new(&env);
+}
+
+struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env)
+{
+    struct sp_push_shared *sh = calloc(1, sizeof(*sh));
+    const struct sp_hub_options hub = hub_options(env->config);
+
+    if (sh == NULL)
+        return NULL;
+    sh->base = env->base;
+    sh->mailbox = env->mailbox;
+    sh->config = sp_config_hold(env->config);
+    sh->log = env->log;
+    sh->uses_engine = env->config->redis.enabled;
+    sh->hub = sp_hub_new(env->base, &hub, env->nworkers);
+    sh->presence =
+        sp_presence_new(env->base, env->config->presence.leave_grace_ms, presence_changed, sh);
+    if (sh->hub == NULL || sh->presence == NULL || (sh->replays = sp_replays_new(sh)) == NULL)
+        goto fail;
+    if (sh->uses_engine && (sh->engine = engine_new(sh)) == NULL)
+        goto fail;
+    sp_hub_set_watch(sh->hub, watch, sh);
+    return sh;
+fail:
+    sp_push_shared_free(sh);
+    return NULL;
+}
+
+void sp_push_shared_stop_engine(struct sp_push_shared *sh)
+{
+    sp_engine_free(sh->engine);
+    sh->engine = NULL;
+}
+
+void sp_push_shared_free(struct sp_push_shared *sh)
+{
+    if (sh == NULL)
+        return;
+    if (sh->hub)
+        sp_hub_set_watch(sh->hub, NULL, NULL);
+    sp_push_shared_stop_engine(sh);
+    sp_replays_free(sh->replays);
+    sp_presence_free(sh->presence);
+    sp_occupancy_free(sh->occupancy);
+    sp_hub_free(sh->hub);
+    sp_config_release(sh->config);
+    free(sh);
+}
+
+void sp_push_shared_reconfigure(struct sp_push_shared *sh, const struct sp_config *config)
+{
+    const struct sp_hub_options hub = hub_options(config);
+    const struct sp_config *old = sh->config;
+
+    if (old->redis.enabled != config->redis.enabled ||
+        (config->redis.enabled && (strcmp(old->redis.url, config->redis.url) != 0 ||
+                                   strcmp(old->redis.key_prefix, config->redis.key_prefix) != 0)))
+        sp_log_warn(sh->log, "reload", "changes to the redis section take effect after a restart");
+    if (old->webhooks.enabled != config->webhooks.enabled)
+        sp_log_warn(sh->log, "reload",
+                    "adding or removing the webhooks section takes effect after a restart");
+    sh->config = sp_config_hold(config);
+    sp_hub_set_options(sh->hub, &hub);
+    if (sh->engine != NULL)
+        sp_engine_reconfigure(sh->engine, config);
+    sp_presence_set_grace(sh->presence, config->presence.leave_grace_ms);
+    if (sh->occupancy != NULL)
+        sp_occupancy_set_grace(sh->occupancy, vacancy_grace(config));
+    sp_config_release(old);
+}
+
+struct sp_engine *sp_push_shared_engine(const struct sp_push_shared *sh)
+{
+    return sh->engine;
+}
+
+bool sp_push_shared_ready(const struct sp_push_shared *sh)
+{
+    return sh->engine == NULL || sp_engine_ready_for_traffic(sh->engine);
+}
