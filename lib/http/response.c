@@ -243,7 +243,7 @@ struct sp_stream *sp_http_begin_stream(struct sp_http_conn *c, int status, const
     struct evbuffer *out = http_conn_out(c);
     if (out == NULL)
         return NULL;
-    if (in != NULL)
+    if (in != NULL && c->in != NULL)
         evbuffer_add_buffer(in, c->in);
     add_status_line(out, minor ? 1 : 0, status, reason);
     if (headers != NULL)

@@ -5,6 +5,7 @@
 #ifndef SP_HTTP_SERVER_INTERNAL_H
 #define SP_HTTP_SERVER_INTERNAL_H
 
+#include <event2/buffer.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <sys/queue.h>
@@ -29,10 +30,10 @@ enum conn_state {
 struct sp_http_conn {
     struct sp_http_server *server;
     struct sp_stream *stream; /* NULL once closed or handed over */
-    struct evbuffer *in;
-    bool eof;           /* the client half-closed: never read again */
-    uint64_t retire_ms; /* limits.max_age_ms: the answer after this closes the connection */
-    struct event timer; /* header deadline or keep-alive idle limit */
+    struct evbuffer *in;      /* only while it holds bytes */
+    bool eof;                 /* the client half-closed: never read again */
+    uint64_t retire_ms;       /* limits.max_age_ms: the answer after this closes the connection */
+    struct event timer;       /* header deadline or keep-alive idle limit */
     LIST_ENTRY(sp_http_conn) link;
     enum conn_state state;
     bool dead; /* freed at the end of this loop turn */
@@ -79,6 +80,11 @@ struct sp_http_server {
     size_t count; /* live: not closed, not handed over */
     bool draining;
 };
+
+static inline size_t input_length(const struct sp_http_conn *c)
+{
+    return c->in ? evbuffer_get_length(c->in) : 0;
+}
 
 /* The output buffer, c's stream joining the end-of-turn writes. */
 struct evbuffer *http_conn_out(struct sp_http_conn *c);

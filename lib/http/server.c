@@ -165,11 +165,11 @@ void http_response_complete(struct sp_http_conn *c)
     end_exchange(c);
     c->state = ST_HEAD;
     update_reading(c);
-    c->head_clock = evbuffer_get_length(c->in) > 0;
+    c->head_clock = input_length(c) > 0;
     arm_timer(c, c->head_clock ? c->server->header_timeout : c->server->idle_timeout);
     /* Pipelined requests already buffered are served on the next loop turn,
      * outside whatever callback chain finished this response. */
-    if (evbuffer_get_length(c->in) > 0)
+    if (input_length(c) > 0)
         reprocess_input(c);
 }
 
@@ -447,7 +447,7 @@ static void process_input(struct sp_http_conn *c)
 static void update_reading(struct sp_http_conn *c)
 {
     size_t cap = c->server->limits.max_header_size + READ_CHUNK;
-    bool want = !c->eof && evbuffer_get_length(c->in) < cap;
+    bool want = !c->eof && input_length(c) < cap;
 
     if (!c->dead && sp_stream_set_reading(c->stream, want) < 0)
         http_conn_close(c);
@@ -486,18 +486,29 @@ static void on_eof(void *ctx)
     http_conn_close(c);
 }
 
+/* The input buffer exists only while it holds bytes: a held long-poll or an
+ * idle keep-alive connection keeps none (an evbuffer is about 150 bytes). */
 static void on_readable(void *ctx, const uint8_t *data, size_t len)
 {
     struct sp_http_conn *c = ctx;
 
+    if (c->in == NULL && (c->in = evbuffer_new()) == NULL) {
+        http_conn_close(c);
+        return;
+    }
     if (len > 0 && evbuffer_add(c->in, data, len) < 0) {
         http_conn_close(c);
         return;
     }
     if (!c->body_paused)
         process_input(c);
-    if (!c->dead)
-        update_reading(c);
+    if (c->dead)
+        return;
+    if (evbuffer_get_length(c->in) == 0) {
+        evbuffer_free(c->in);
+        c->in = NULL;
+    }
+    update_reading(c);
 }
 
 static void on_closed(void *ctx, enum sp_stream_end why)
@@ -535,7 +546,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             ops->expired(c->ops_ctx);
         return;
     }
-    if (evbuffer_get_length(c->in) == 0) {
+    if (input_length(c) == 0) {
         http_conn_close(c); /* idle keep-alive: close quietly */
         return;
     }
@@ -621,8 +632,7 @@ void sp_http_server_drain(struct sp_http_server *s)
         next = LIST_NEXT(c, link);
         /* Idle keep-alive: nothing to finish. A response still being
          * written (a long-poll the drain has just answered) is not idle. */
-        if (c->state == ST_HEAD && evbuffer_get_length(c->in) == 0 &&
-            sp_stream_unsent(c->stream) == 0)
+        if (c->state == ST_HEAD && input_length(c) == 0 && sp_stream_unsent(c->stream) == 0)
             http_conn_close(c);
         else
             c->close_after = true;
@@ -643,8 +653,7 @@ int sp_http_server_adopt(struct sp_http_server *s, evutil_socket_t fd, const str
     c->retire_ms = sp_retire_at(sp_now_ms(), s->limits.max_age_ms);
     evtimer_assign(&c->timer, s->base, on_timer, c);
     c->stream = sp_stream_new(s->flusher, fd, SIZE_MAX, &stream_ops, c); /* owns fd */
-    c->in = evbuffer_new();
-    if (c->stream == NULL || c->in == NULL || sp_stream_output(c->stream) == NULL)
+    if (c->stream == NULL || sp_stream_output(c->stream) == NULL)
         goto fail;
     sp_stream_set_low_water(c->stream, s->limits.output_buffer / 2);
     if (peer->sa_family == AF_INET6)
