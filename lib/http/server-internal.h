@@ -30,7 +30,7 @@ enum conn_state {
 struct sp_http_conn {
     struct sp_http_server *server;
     struct sp_stream *stream; /* NULL once closed or handed over */
-    struct evbuffer *in;      /* only while it holds bytes */
+    struct evbuffer *in;      /* from the first bytes; NULL while a request is held */
     bool eof;                 /* the client half-closed: never read again */
     uint64_t retire_ms;       /* limits.max_age_ms: the answer after this closes the connection */
     struct event timer;       /* header deadline or keep-alive idle limit */

@@ -101,12 +101,19 @@ static void arm_timer(struct sp_http_conn *c, const struct timeval *tv)
     event_add(&c->timer, tv);
 }
 
+/* A held request (a long-poll) may wait a minute among thousands: its
+ * empty input buffer (about 150 bytes) goes until bytes come again. */
 void sp_http_expire_after(struct sp_http_conn *c, uint64_t ms)
 {
     struct timeval tv = sp_timeval_ms(ms);
 
-    if (!c->dead)
-        event_add(&c->timer, &tv);
+    if (c->dead)
+        return;
+    event_add(&c->timer, &tv);
+    if (c->in != NULL && evbuffer_get_length(c->in) == 0) {
+        evbuffer_free(c->in);
+        c->in = NULL;
+    }
 }
 
 /* ---- output --------------------------------------------------------------------- */
@@ -486,8 +493,9 @@ static void on_eof(void *ctx)
     http_conn_close(c);
 }
 
-/* The input buffer exists only while it holds bytes: a held long-poll or an
- * idle keep-alive connection keeps none (an evbuffer is about 150 bytes). */
+/* The input buffer is made when bytes first come, and kept while the
+ * connection serves requests (one allocation per connection, not per
+ * request); a held request drops it while empty (sp_http_expire_after). */
 static void on_readable(void *ctx, const uint8_t *data, size_t len)
 {
     struct sp_http_conn *c = ctx;
@@ -502,13 +510,8 @@ static void on_readable(void *ctx, const uint8_t *data, size_t len)
     }
     if (!c->body_paused)
         process_input(c);
-    if (c->dead)
-        return;
-    if (evbuffer_get_length(c->in) == 0) {
-        evbuffer_free(c->in);
-        c->in = NULL;
-    }
-    update_reading(c);
+    if (!c->dead)
+        update_reading(c);
 }
 
 static void on_closed(void *ctx, enum sp_stream_end why)
