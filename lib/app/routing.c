@@ -59,6 +59,21 @@ static void subscribe(void *ctx, const struct sp_route_config *route,
         sp_push_subscribe(w->push, route, spec, conn, req, who);
 }
 
+/* /app/{key} with a WebSocket upgrade is a Pusher client; anything else
+ * under /app/ (the app's own pages) is the backend's. */
+static bool serve_pusher(struct worker *w, struct sp_http_conn *conn,
+                         const struct sp_http_request *req)
+{
+    struct sp_slice path = req->path;
+
+    if (!w->config->pusher.enabled || path.len <= 5 || memcmp(path.ptr, "/app/", 5) != 0 ||
+        memchr(path.ptr + 5, '/', path.len - 5) != NULL ||
+        !sp_http_request_has_token(req, "Upgrade", "websocket"))
+        return false;
+    sp_push_pusher_connect(w->push, conn, req);
+    return true;
+}
+
 static bool serve_route(struct worker *w, struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
@@ -121,7 +136,7 @@ void app_handle_client(void *ctx, struct sp_http_conn *conn, const struct sp_htt
                                   "(loopback); set metrics.listen for a scraper");
         return;
     }
-    if (serve_health(w, conn, req) || serve_route(w, conn, req))
+    if (serve_health(w, conn, req) || serve_pusher(w, conn, req) || serve_route(w, conn, req))
         return;
     sp_proxy_handle(w->proxy, conn, req);
 }
@@ -209,5 +224,9 @@ void app_handle_admin(void *ctx, struct sp_http_conn *conn, const struct sp_http
 void app_handle_publisher(void *ctx, struct sp_http_conn *conn, const struct sp_http_request *req)
 {
     struct worker *w = ctx;
-    sp_push_publish_request(w->push, conn, req);
+
+    if (w->config->pusher.enabled && req->path.len > 6 && memcmp(req->path.ptr, "/apps/", 6) == 0)
+        sp_push_pusher_api(w->push, conn, req);
+    else
+        sp_push_publish_request(w->push, conn, req);
 }

@@ -480,6 +480,10 @@ static int publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     format_id(hub, hub->seq + 1, id);
     struct sp_msg *m =
         sp_msg_new(p->channel, hub->seq + 1, id, p->event, p->data, p->len, sp_now_ms());
+    if (m != NULL && sp_msg_set_origin(m, p->origin) < 0) {
+        sp_msg_unref(m);
+        m = NULL;
+    }
     if (m == NULL) {
         hub_channel_maybe_remove(hub, ch);
         return SP_HUB_NO_MEMORY;

@@ -97,6 +97,7 @@ struct sp_publish {
     size_t len;
     const char *dedup_id; /* may be NULL */
     void *grip;           /* GRIP formats (json_t *) to attach, or NULL */
+    const char *origin;   /* a Pusher socket_id not to deliver to, or NULL */
 };
 
 struct sp_publish_result {

@@ -26,6 +26,7 @@ struct sp_msg {
     _Atomic(char *) rendered[SP_FMT_COUNT];
     atomic_size_t rendered_len[SP_FMT_COUNT];
     json_t *grip;
+    char *origin; /* a Pusher socket_id the message is not for, or NULL */
 };
 
 struct sp_msg *sp_msg_new(const char *channel, uint64_t seq, const char *id, const char *event,
@@ -65,6 +66,7 @@ void sp_msg_unref(struct sp_msg *m)
     for (int i = 0; i < SP_FMT_COUNT; i++)
         free(atomic_load_explicit(&m->rendered[i], memory_order_acquire));
     json_decref(m->grip);
+    free(m->origin);
     free(m->channel);
     free(m->event);
     free(m->data);
@@ -75,6 +77,18 @@ void sp_msg_set_grip(struct sp_msg *m, void *formats)
 {
     json_decref(m->grip);
     m->grip = formats ? json_incref(formats) : NULL;
+}
+
+int sp_msg_set_origin(struct sp_msg *m, const char *origin)
+{
+    free(m->origin);
+    m->origin = origin ? strdup(origin) : NULL;
+    return origin && m->origin == NULL ? -1 : 0;
+}
+
+const char *sp_msg_origin(const struct sp_msg *m)
+{
+    return m->origin;
 }
 
 void *sp_msg_grip(const struct sp_msg *m)
@@ -204,6 +218,44 @@ static char *json_item(struct sp_msg *m)
     return text;
 }
 
+/* A Pusher channel event (protocol 7): data is a JSON string (the message's
+ * bytes as they are, or base64 when they are not UTF-8), the event name the
+ * message's ("message" when it has none), and "id" the position a client
+ * resumes from (pusher-js passes fields it does not know along). On a
+ * presence- channel, sidepush's own join and leave messages are Pusher's
+ * member_added and member_removed. */
+static const char *pusher_event(const struct sp_msg *m)
+{
+    if (strncmp(m->channel, "presence-", 9) == 0 && m->event != NULL) {
+        if (strcmp(m->event, "sidepush-join") == 0)
+            return "pusher_internal:member_added";
+        if (strcmp(m->event, "sidepush-leave") == 0)
+            return "pusher_internal:member_removed";
+    }
+    return m->event ? m->event : "message";
+}
+
+static char *pusher_frame_text(struct sp_msg *m)
+{
+    json_t *obj;
+
+    if (is_utf8(m)) {
+        obj = json_pack("{s:s, s:s, s:s%, s:s}", "event", pusher_event(m), "channel", m->channel,
+                        "data", m->data, m->len, "id", m->id);
+    } else {
+        char *b64 = malloc(SP_BASE64_LEN(m->len));
+        if (b64 == NULL)
+            return NULL;
+        sp_base64_encode(m->data, m->len, b64);
+        obj = json_pack("{s:s, s:s, s:s, s:s}", "event", pusher_event(m), "channel", m->channel,
+                        "data", b64, "id", m->id);
+        free(b64);
+    }
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(obj);
+    return text;
+}
+
 /* GRIP's http-stream content, text or base64-decoded bytes. */
 static bool render_grip_content(struct sp_msg *m, struct out *o)
 {
@@ -261,6 +313,15 @@ static bool render(struct sp_msg *m, enum sp_msg_format fmt, struct out *o)
                   put(o, head, sp_http_chunk_head(head, content.len)) &&
                   put(o, content.buf, content.len) && put(o, SP_HTTP_CHUNK_TAIL, 2);
         free(content.buf);
+        return ok;
+    }
+    case SP_FMT_PUSHER: {
+        char *text = pusher_frame_text(m);
+        uint8_t head[SP_WS_MAX_HEADER];
+        size_t len = text ? strlen(text) : 0;
+        bool ok = text && put(o, head, sp_ws_frame_header(head, SP_WS_OP_TEXT, true, len)) &&
+                  put(o, text, len);
+        free(text);
         return ok;
     }
     case SP_FMT_JSON: {

@@ -22,6 +22,7 @@ enum sp_msg_format {
     SP_FMT_JSON,         /* {"id","channel","event","data"} for long-poll bodies */
     SP_FMT_GRIP_CONTENT, /* GRIP http-stream content (empty if none), for HTTP/1.0 streams */
     SP_FMT_GRIP_STREAM,  /* the same as one HTTP chunk */
+    SP_FMT_PUSHER,       /* a text frame with Pusher's {"event","channel","data":"…","id"} */
     SP_FMT_COUNT,
 };
 
@@ -47,6 +48,12 @@ struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt);
  * message takes a reference. */
 void sp_msg_set_grip(struct sp_msg *m, void *formats);
 void *sp_msg_grip(const struct sp_msg *m);
+
+/* The connection that published the message and must not get it back (a
+ * Pusher socket_id: Laravel's toOthers()), or NULL. Set before the message
+ * is shared. Returns 0, or -1 out of memory. */
+int sp_msg_set_origin(struct sp_msg *m, const char *origin);
+const char *sp_msg_origin(const struct sp_msg *m);
 
 /* For evbuffer_add_reference(): releases the reference taken for it. */
 void sp_msg_unref_cb(const void *data, size_t len, void *msg);

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stddef.h>
@@ -552,6 +553,34 @@ static bool webhook_secret_valid(const char *secret)
     return len > 0;
 }
 
+/* Names that go into paths as they are: letters, digits, '-', '_', '.'. */
+static bool path_safe(const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        return false;
+    for (; *s; s++) {
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+            return false;
+    }
+    return true;
+}
+
+static void check_pusher(struct walker *w, const struct sp_ynode *root)
+{
+    const struct sp_config *c = w->config;
+
+    if (!c->pusher.enabled)
+        return;
+    if (c->pusher.app_id != NULL && !path_safe(c->pusher.app_id))
+        REPORT(w, root, "pusher.app_id may hold only letters, digits, '-', '_' and '.'");
+    if (c->pusher.key != NULL && !path_safe(c->pusher.key))
+        REPORT(w, root, "pusher.key may hold only letters, digits, '-', '_' and '.'");
+    if (c->pusher.secret != NULL && c->pusher.secret[0] == '\0')
+        REPORT(w, root, "pusher.secret must not be empty");
+    if (c->pusher.max_event_size > c->channels.max_message_size)
+        REPORT(w, root, "pusher.max_event_size must not exceed channels.max_message_size");
+}
+
 static void check_config(struct walker *w, const struct sp_ynode *root)
 {
     struct sp_config *c = w->config;
@@ -563,6 +592,7 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
     if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))
         REPORT(w, root, "webhooks.secret must be base64 (optionally after whsec_)");
+    check_pusher(w, root);
 
     if (c->backend.url != NULL && strncasecmp(c->backend.url, "http://", 7) != 0 &&
         strncmp(c->backend.url, "unix:", 5) != 0)

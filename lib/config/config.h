@@ -184,6 +184,18 @@ struct sp_config {
         uint64_t replica_timeout_ms;
         bool required_for_ready;
     } redis;
+    struct {
+        bool enabled; /* the section is present: the Pusher Channels protocol is spoken */
+        char *app_id;
+        char *key;
+        char *secret;
+        uint64_t activity_timeout_ms;
+        uint64_t pong_timeout_ms;
+        uint64_t max_event_size;
+        uint64_t max_channels_per_event;
+        uint64_t max_batch_events;
+        uint64_t timestamp_tolerance_ms;
+    } pusher;
     struct sp_route_config *routes;
     size_t nroutes;
 };

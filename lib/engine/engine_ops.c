@@ -79,16 +79,24 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
     if (p->snapshot == SP_SNAPSHOT_DATA && p->snapshot_len)
         memcpy(snap + 1, p->snapshot_data, p->snapshot_len);
     const char *event = p->pub.event ? p->pub.event : "";
-    const char *args[9] = {
-        chan, event,   p->pub.data ? p->pub.data : "", history, ttl, fresh, grip ? grip : "",
-        snap, meta_ttl};
-    size_t lens[9] = {
-        strlen(chan),  strlen(event),           p->pub.len, strlen(history), strlen(ttl),
-        strlen(fresh), grip ? strlen(grip) : 0, snap_len,   strlen(meta_ttl)};
+    const char *origin = p->pub.origin ? p->pub.origin : "";
+    const char *args[10] = {chan,
+                            event,
+                            p->pub.data ? p->pub.data : "",
+                            history,
+                            ttl,
+                            fresh,
+                            grip ? grip : "",
+                            snap,
+                            meta_ttl,
+                            origin};
+    size_t lens[10] = {
+        strlen(chan),  strlen(event),           p->pub.len, strlen(history),  strlen(ttl),
+        strlen(fresh), grip ? strlen(grip) : 0, snap_len,   strlen(meta_ttl), strlen(origin)};
     op->e = e;
     op->cb.published = cb;
     op->arg = arg;
-    if (engine_eval(e, S_PUBLISH, on_published, op, dedup ? 5 : 4, keys, 9, args, lens) < 0) {
+    if (engine_eval(e, S_PUBLISH, on_published, op, dedup ? 5 : 4, keys, 10, args, lens) < 0) {
         e->stats.publish_failures++;
         rc = SP_HUB_UNAVAILABLE;
         goto done;

@@ -317,13 +317,34 @@ void engine_load_channel(struct sp_engine *e, struct echan *c)
 
 /* ---- pub/sub ------------------------------------------------------------------------------- */
 
-/* "M <epoch> <seq> <t> <elen> <dlen> <glen> <slen>\n" then the four fields. */
+/* "M <epoch> <seq> <t> <elen> <dlen> <glen> <slen>[ <olen>]\n" then the
+ * fields: the origin (a Pusher socket_id the message is not for) only when
+ * there is one, so a replica of before it reads every other message. */
+static int read_head(const char *p, const char *nl, char epoch[16], unsigned long long *seq,
+                     size_t l[5])
+{
+    unsigned long long t;
+    int used = 0;
+
+    l[4] = 0;
+    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu %zu%n", epoch, seq, &t, &l[0], &l[1], &l[2],
+               &l[3], &l[4], &used) == 8 &&
+        p + used == nl)
+        return 0;
+    used = 0;
+    l[4] = 0;
+    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, seq, &t, &l[0], &l[1], &l[2], &l[3],
+               &used) == 7 &&
+        p + used == nl)
+        return 0;
+    return -1;
+}
+
 static void on_message(struct sp_engine *e, struct echan *c, const char *p, size_t len)
 {
-    char epoch[16];
-    unsigned long long seq, t;
-    size_t el, dl, gl, sl;
-    int used = 0;
+    char epoch[16], origin[48];
+    unsigned long long seq;
+    size_t l[5];
     const char *nl = memchr(p, '\n', len);
 
     if (len == 1 && p[0] == 'D') {
@@ -331,13 +352,12 @@ static void on_message(struct sp_engine *e, struct echan *c, const char *p, size
         sp_hub_channel_delete(e->env.hub, c->name);
         return;
     }
-    if (nl == NULL ||
-        sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, &seq, &t, &el, &dl, &gl, &sl,
-               &used) != 7 ||
-        p + used != nl || el + dl + gl + sl != len - (size_t)(nl + 1 - p)) {
+    if (nl == NULL || read_head(p, nl, epoch, &seq, l) < 0 ||
+        l[0] + l[1] + l[2] + l[3] + l[4] != len - (size_t)(nl + 1 - p) || l[4] >= sizeof(origin)) {
         sp_log_warn(e->env.log, "redis_message", "unreadable message on channel %s", c->name);
         return;
     }
+    size_t el = l[0], dl = l[1], gl = l[2], sl = l[3];
     const char *f = nl + 1;
     if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0)
         engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
@@ -346,6 +366,12 @@ static void on_message(struct sp_engine *e, struct echan *c, const char *p, size
     if (m == NULL)
         return;
     const char *snap = f + el + dl + gl;
+    memcpy(origin, snap + sl, l[4]);
+    origin[l[4]] = '\0';
+    if (l[4] > 0 && sp_msg_set_origin(m, origin) < 0) {
+        sp_msg_unref(m);
+        return;
+    }
     if (c->state == C_LOADING) {
         struct buffered *b = calloc(1, sizeof(*b));
         if (b != NULL && (sl == 0 || (b->snapshot = malloc(sl)) != NULL)) {

@@ -577,6 +577,30 @@ static int decode_component(const char *p, size_t len, char *out, size_t size)
     return (int)n;
 }
 
+int sp_http_query_decode(struct sp_slice in, char *out, size_t size)
+{
+    return decode_component(in.ptr, in.len, out, size);
+}
+
+bool sp_http_query_next(struct sp_slice *rest, struct sp_slice *name, struct sp_slice *value)
+{
+    const char *p = rest->ptr, *end = rest->ptr + rest->len;
+
+    while (p < end && *p == '&')
+        p++; /* empty pairs ("a=1&&b=2") are nothing */
+    if (p >= end) {
+        *rest = (struct sp_slice){end, 0};
+        return false;
+    }
+    const char *amp = memchr(p, '&', (size_t)(end - p));
+    const char *stop = amp ? amp : end;
+    const char *eq = memchr(p, '=', (size_t)(stop - p));
+    *name = (struct sp_slice){p, (size_t)((eq ? eq : stop) - p)};
+    *value = eq ? (struct sp_slice){eq + 1, (size_t)(stop - eq - 1)} : (struct sp_slice){stop, 0};
+    *rest = (struct sp_slice){stop, (size_t)(end - stop)};
+    return true;
+}
+
 int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size)
 {
     size_t name_len = strlen(name);

@@ -144,6 +144,11 @@ int sp_chunked_next(struct sp_chunked *d, const char *in, size_t len, size_t *da
 #define SP_HTTP_QUERY_ABSENT (-1)
 #define SP_HTTP_QUERY_BAD (-2)
 int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size);
+/* Percent-decodes one name or value as sp_http_query_get does. */
+int sp_http_query_decode(struct sp_slice in, char *out, size_t size);
+/* The next pair of a query string, name and value still encoded (value
+ * empty when there is no '='); rest moves past it. False at the end. */
+bool sp_http_query_next(struct sp_slice *rest, struct sp_slice *name, struct sp_slice *value);
 
 /* Reason phrase for a status code ("Not Found"); "Unknown" if none. */
 const char *sp_http_reason(int status);

@@ -285,7 +285,7 @@ static void publish_raw(struct pending *p, const struct sp_http_request *req, co
 
     if (event == NULL)
         event = header_text(req, "X-EventSource-Event"); /* Nchan's name for it */
-    struct sp_publish pub = {p->channel, event, body, len, dedup, NULL};
+    struct sp_publish pub = {p->channel, event, body, len, dedup, NULL, NULL};
     struct job *job = job_new(p->push, p->conn, 1, true);
     if (job == NULL) {
         fail(p->push, p->conn, 503, "out of memory");
@@ -312,7 +312,7 @@ static void publish_batch(struct pending *p, const char *body, size_t len, const
     for (size_t i = 0; i < batch.count; i++) {
         const struct sp_publish_item *it = &batch.items[i];
         /* Event names are reported in place, item by item. */
-        struct sp_publish pub = {it->channel, NULL, it->data, it->len, NULL, NULL};
+        struct sp_publish pub = {it->channel, NULL, it->data, it->len, NULL, NULL, NULL};
         int rc = sp_hub_check(p->push->hub, &pub);
         if (rc < 0) {
             snprintf(err, sizeof(err), "items[%zu]: %s", i, sp_hub_error_text(rc));
@@ -335,7 +335,8 @@ static void publish_batch(struct pending *p, const char *body, size_t len, const
                           : asprintf(&derived, "%s#%zu", signed_id, i) < 0))
             derived = NULL;
         struct sp_publish pub = {
-            it->channel, it->event, it->data, it->len, it->id ? it->id : derived, it->formats};
+            it->channel, it->event, it->data, it->len, it->id ? it->id : derived,
+            it->formats, NULL};
         job_publish(job, i, &pub);
         free(derived);
     }

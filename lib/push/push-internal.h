@@ -1,6 +1,7 @@
-/* The facade's own files only: push.c, subscriber.c, publish.c, replay.c
- * and shared.c share struct sp_push and struct sp_push_shared. The kinds of subscriber (sse.c,
- * websocket.c, longpoll.c, grip.c) see push/transport.h instead. */
+/* The facade's own files only: push.c, subscriber.c, publish.c,
+ * pusher_api.c (the publish APIs), replay.c and shared.c share struct
+ * sp_push and struct sp_push_shared. The kinds of subscriber (sse.c,
+ * websocket.c, longpoll.c, grip.c, pusher.c) see push/transport.h instead. */
 #ifndef SP_PUSH_INTERNAL_H
 #define SP_PUSH_INTERNAL_H
 

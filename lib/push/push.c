@@ -8,6 +8,7 @@
 #include "net/mailbox.h"
 #include "push/grip.h"
 #include "push/longpoll.h"
+#include "push/pusher.h"
 #include "push/push-internal.h"
 #include "push/sse.h"
 #include "push/websocket.h"
@@ -16,7 +17,8 @@
 
 /* Indexed by enum sp_kind. */
 static const struct sp_transport_ops *const transports[SP_KIND_COUNT] = {
-    &sp_sse_transport, &sp_ws_transport, &sp_longpoll_transport, &sp_grip_transport};
+    &sp_sse_transport, &sp_ws_transport, &sp_longpoll_transport, &sp_grip_transport,
+    &sp_pusher_transport};
 
 _Static_assert(SP_KIND_COUNT == sizeof(((struct sp_push_figures *)0)->subscribers) /
                                     sizeof(((struct sp_push_figures *)0)->subscribers[0]),
@@ -233,6 +235,12 @@ static void start_transport(struct sp_push *push, const struct sp_route_config *
                                     "Accept: text/event-stream"
                                   : "this route offers WebSocket only");
     }
+}
+
+void sp_push_pusher_connect(struct sp_push *push, struct sp_http_conn *conn,
+                            const struct sp_http_request *req)
+{
+    start_kind(push, SP_KIND_PUSHER, NULL, NULL, conn, req, NULL);
 }
 
 /* A subscriber waiting for its channels to be synced with Redis. */

@@ -32,7 +32,7 @@ struct sp_push_stats {
 /* What one worker's push has counted, to be summed over the workers. */
 struct sp_push_figures {
     struct sp_push_stats stats;
-    size_t subscribers[4]; /* SSE, WebSocket, long-poll, GRIP */
+    size_t subscribers[5]; /* SSE, WebSocket, long-poll, GRIP, Pusher */
 };
 
 /* sum += f */
@@ -114,6 +114,16 @@ struct sp_identity {
 void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route,
                        const char *channel_spec, struct sp_http_conn *conn,
                        const struct sp_http_request *req, const struct sp_identity *who);
+
+/* A Pusher client's WebSocket handshake on /app/{key} (the pusher
+ * section): the Pusher Channels protocol from then on (push/pusher.c). */
+void sp_push_pusher_connect(struct sp_push *push, struct sp_http_conn *conn,
+                            const struct sp_http_request *req);
+
+/* A request under /apps/ on publish_listen (the pusher section): the Pusher
+ * HTTP API (push/pusher_api.c). */
+void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
+                        const struct sp_http_request *req);
 
 /* On the shared loop: a member joined or left a channel (presence), or a
  * channel got its first subscriber or lost its last (occupied true or

@@ -18,7 +18,14 @@
 #include "push/push.h"
 
 /* The kinds, in the order of the metrics' transport label. */
-enum sp_kind { SP_KIND_SSE, SP_KIND_WS, SP_KIND_LONGPOLL, SP_KIND_GRIP, SP_KIND_COUNT };
+enum sp_kind {
+    SP_KIND_SSE,
+    SP_KIND_WS,
+    SP_KIND_LONGPOLL,
+    SP_KIND_GRIP,
+    SP_KIND_PUSHER,
+    SP_KIND_COUNT
+};
 
 struct sp_transport_ops {
     const char *label; /* transport="..." in the metrics */

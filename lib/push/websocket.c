@@ -55,20 +55,17 @@ static const struct sp_forwarder_ops *forwarder(const struct sp_ws *ws)
 
 /* ---- sending ------------------------------------------------------------------------ */
 
-static int send_frame(struct sp_ws *ws, enum sp_ws_opcode op, const void *data, size_t len)
+int sp_ws_send(struct sp_stream *stream, enum sp_ws_opcode op, const void *data, size_t len)
 {
     uint8_t head[SP_WS_MAX_HEADER];
     size_t n = sp_ws_frame_header(head, op, true, len);
 
-    if (sp_stream_write(ws->stream, head, n) < 0 ||
-        (len > 0 && sp_stream_write(ws->stream, data, len) < 0))
+    if (sp_stream_write(stream, head, n) < 0 || (len > 0 && sp_stream_write(stream, data, len) < 0))
         return -1;
     return 0;
 }
 
-/* Sends a close frame (code and reason) and ends the connection once it is
- * out; the server closes TCP first, as RFC 6455 §7.1.1 asks. */
-static void close_with(struct sp_ws *ws, unsigned code, const char *reason)
+void sp_ws_send_close(struct sp_stream *stream, unsigned code, const char *reason)
 {
     uint8_t payload[125];
     size_t len = strlen(reason);
@@ -78,8 +75,20 @@ static void close_with(struct sp_ws *ws, unsigned code, const char *reason)
     payload[0] = (uint8_t)(code >> 8);
     payload[1] = (uint8_t)code;
     memcpy(payload + 2, reason, len);
-    send_frame(ws, SP_WS_OP_CLOSE, payload, len + 2);
-    sp_stream_end(ws->stream);
+    sp_ws_send(stream, SP_WS_OP_CLOSE, payload, len + 2);
+    sp_stream_end(stream);
+}
+
+static int send_frame(struct sp_ws *ws, enum sp_ws_opcode op, const void *data, size_t len)
+{
+    return sp_ws_send(ws->stream, op, data, len);
+}
+
+/* Sends a close frame (code and reason) and ends the connection once it is
+ * out; the server closes TCP first, as RFC 6455 §7.1.1 asks. */
+static void close_with(struct sp_ws *ws, unsigned code, const char *reason)
+{
+    sp_ws_send_close(ws->stream, code, reason);
     ws_free(ws);
 }
 
@@ -298,10 +307,8 @@ static int accept_key(struct sp_slice key, char out[29])
     return 0;
 }
 
-/* Checks the handshake; answers the client itself and returns false when
- * it is not acceptable. */
-static bool check_handshake(struct sp_push *push, struct sp_http_conn *conn,
-                            const struct sp_http_request *req, char accept[29])
+bool sp_ws_handshake_check(struct sp_push *push, struct sp_http_conn *conn,
+                           const struct sp_http_request *req, char accept[29])
 {
     const struct sp_http_header *version = sp_http_find_header(req, "Sec-WebSocket-Version");
     const struct sp_http_header *key = sp_http_find_header(req, "Sec-WebSocket-Key");
@@ -403,7 +410,7 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     struct evbuffer *leftover = NULL, *headers = NULL;
     enum sp_http_stream framing;
 
-    if (!check_handshake(push, conn, req, accept))
+    if (!sp_ws_handshake_check(push, conn, req, accept))
         return;
     if (sp_push_request_cursor(push, req, &cur) < 0)
         cur = (struct sp_cursor){.present = true}; /* replay what there is, flag the gap */

@@ -1,5 +1,6 @@
 -- KEYS: seq epoch stream meta [dedup]. ARGV: pub/sub channel, event, data,
--- history, ttl ms, fresh epoch, grip, snapshot, meta ttl ms.
+-- history, ttl ms, fresh epoch, grip, snapshot, meta ttl ms, origin (a Pusher
+-- socket_id the live message is not for; "" for none: not stored, only sent).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('GET', KEYS[2])
@@ -35,6 +36,9 @@ redis.call('HSET', KEYS[4], 'last', seq)
 redis.call('PEXPIRE', KEYS[4], ARGV[9])
 if #KEYS > 4 then redis.call('SET', KEYS[5], id, 'PX', ttl) end
 local head = 'M ' .. epoch .. ' ' .. seq .. ' ' .. now .. ' ' .. #ARGV[2] .. ' ' ..
-  #ARGV[3] .. ' ' .. #ARGV[7] .. ' ' .. #ARGV[8] .. '\n'
-local n = redis.call('PUBLISH', ARGV[1], head .. ARGV[2] .. ARGV[3] .. ARGV[7] .. ARGV[8])
+  #ARGV[3] .. ' ' .. #ARGV[7] .. ' ' .. #ARGV[8]
+local origin = ARGV[10] or ''
+if #origin > 0 then head = head .. ' ' .. #origin end
+local n = redis.call('PUBLISH', ARGV[1], head .. '\n' .. ARGV[2] .. ARGV[3] .. ARGV[7] .. ARGV[8] ..
+  origin)
 return {epoch, id, 0, n, seq}

@@ -63,7 +63,7 @@ static void drop(struct fake_sub *f)
 static int publish(struct sp_hub *hub, const char *channel, const char *data, const char *event,
                    const char *dedup, struct sp_publish_result *res)
 {
-    struct sp_publish p = {channel, event, data, strlen(data), dedup, NULL};
+    struct sp_publish p = {channel, event, data, strlen(data), dedup, NULL, NULL};
     int rc = sp_hub_publish(hub, &p, res);
     sp_mailbox_run(mailbox);
     return rc;
@@ -375,7 +375,7 @@ static void *race_publisher(void *arg)
     struct sp_publish_result res;
 
     for (int i = 0; i < RACE_MESSAGES; i++) {
-        struct sp_publish p = {"race", NULL, "m", 1, NULL, NULL};
+        struct sp_publish p = {"race", NULL, "m", 1, NULL, NULL, NULL};
         sp_hub_publish(r->hub, &p, &res);
     }
     return NULL;

@@ -45,6 +45,50 @@ static void test_render(void)
     sp_msg_unref(m);
 }
 
+/* A Pusher text frame: the payload after a 2-byte header (short frames). */
+static bool pusher_is(struct sp_msg *m, const char *want)
+{
+    struct sp_slice w = sp_msg_render(m, SP_FMT_PUSHER);
+    bool same = w.len == strlen(want) + 2 && (uint8_t)w.ptr[0] == 0x81 &&
+                memcmp(w.ptr + 2, want, strlen(want)) == 0;
+    if (!same)
+        printf("# got %.*s\n", (int)(w.len > 2 ? w.len - 2 : 0), w.ptr + 2);
+    return same;
+}
+
+static void test_pusher(void)
+{
+    struct sp_msg *m = sp_msg_new("orders", 4, "e-4", "shipped", "{\"id\":42}", 9, 0);
+    ok(pusher_is(m, "{\"event\":\"shipped\",\"channel\":\"orders\","
+                    "\"data\":\"{\\\"id\\\":42}\",\"id\":\"e-4\"}"),
+       "Pusher: the data as a JSON string, the id beside it");
+    sp_msg_unref(m);
+    m = sp_msg_new("orders", 5, "e-5", NULL, "x", 1, 0);
+    ok(pusher_is(m, "{\"event\":\"message\",\"channel\":\"orders\",\"data\":\"x\","
+                    "\"id\":\"e-5\"}"),
+       "Pusher: a message without a name is a 'message' event");
+    sp_msg_unref(m);
+    m = sp_msg_new("orders", 6, "e-6", "bin", "\xff\x00", 2, 0);
+    ok(pusher_is(m, "{\"event\":\"bin\",\"channel\":\"orders\",\"data\":\"/wA=\","
+                    "\"id\":\"e-6\"}"),
+       "Pusher: data that is not UTF-8 goes as base64");
+    sp_msg_unref(m);
+    m = sp_msg_new("presence-room", 7, "e-7", "sidepush-join", "{\"user_id\":\"a\"}", 15, 0);
+    ok(pusher_is(m, "{\"event\":\"pusher_internal:member_added\",\"channel\":"
+                    "\"presence-room\",\"data\":\"{\\\"user_id\\\":\\\"a\\\"}\","
+                    "\"id\":\"e-7\"}"),
+       "Pusher: a join on a presence- channel is member_added");
+    ok(sp_msg_origin(m) == NULL && sp_msg_set_origin(m, "1.2") == 0 &&
+           strcmp(sp_msg_origin(m), "1.2") == 0,
+       "a message keeps the socket it is not for");
+    sp_msg_unref(m);
+    m = sp_msg_new("room", 8, "e-8", "sidepush-join", "{}", 2, 0);
+    ok(pusher_is(m, "{\"event\":\"sidepush-join\",\"channel\":\"room\",\"data\":\"{}\","
+                    "\"id\":\"e-8\"}"),
+       "Pusher: outside presence- channels the name stays");
+    sp_msg_unref(m);
+}
+
 static void test_envelope_and_grip(void)
 {
     struct sp_msg *m = sp_msg_new("c", 3, "e-3", "upd", "hi \"you\"", 8, 0);
@@ -109,6 +153,7 @@ int main(void)
 {
     test_render();
     test_envelope_and_grip();
+    test_pusher();
     test_longpoll_body();
     return tap_done();
 }

@@ -1,0 +1,719 @@
+/* Pusher Channels clients (protocol 7) over the WebSocket code: the
+ * handshake on /app/{key}, pusher:connection_established with a socket_id,
+ * pings both ways, and subscriptions to public, private and presence
+ * channels, each one a subscription of the hub like any native subscriber's.
+ * Messages go out in the SP_FMT_PUSHER rendering, made once per message. */
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/parser.h"
+#include "http/wsframe.h"
+#include "push/pusher.h"
+#include "push/pusher_sign.h"
+#include "push/websocket.h"
+
+/* Pusher's close codes (pusher-js getCloseAction: 4000-4099 do not come
+ * back unchanged, 4100-4199 back off, 4200-4299 reconnect at once). */
+enum {
+    CLOSE_UNKNOWN_APP = 4001,
+    CLOSE_BAD_VERSION = 4006,
+    CLOSE_UNSUPPORTED_PROTOCOL = 4007,
+    CLOSE_NO_PROTOCOL = 4008,
+    CLOSE_UNAUTHORIZED = 4009,
+    CLOSE_OVER_CAPACITY = 4100,
+    CLOSE_RECONNECT = 4200,
+    CLOSE_PONG_TIMEOUT = 4201,
+};
+
+#define PUSHER_CHANNEL_MAX 164
+#define USER_ID_MAX 128
+
+struct sp_pusher;
+
+/* One subscribed channel of a connection. */
+struct pchan {
+    struct pchan *next;
+    struct sp_pusher *conn;
+    struct sp_subscription *subs;
+    char *user_id;   /* on a presence channel: this connection's member */
+    char *user_info; /* and its info (JSON text, or NULL) */
+    bool presence;
+    char name[];
+};
+
+/* A worker's Pusher connections. socket_ids are "<prefix>.<n>": the prefix
+ * random per worker, so ids differ across workers and replicas. */
+struct pusher_kind {
+    struct sp_kind_state base;
+    LIST_HEAD(, sp_pusher) all;
+    uint32_t prefix;
+    uint32_t next;
+};
+
+struct sp_pusher {
+    struct pusher_kind *kind;
+    struct sp_stream *stream;
+    struct sp_ws_reader *reader;
+    LIST_ENTRY(sp_pusher) link;
+    struct pchan *channels;
+    unsigned nchannels;
+    uint64_t last_heard; /* ms: the last frame from the client */
+    uint64_t ping_sent;  /* ms: a pusher:ping waits for its pong (0: none) */
+    uint64_t retire_ms;  /* limits.max_connection_age */
+    bool in_reader;      /* inside sp_ws_reader_feed: freeing must wait */
+    bool send_failed;
+    unsigned want_close;
+    const char *want_reason;
+    char socket_id[24];
+};
+
+static void conn_free(struct sp_pusher *p);
+
+static struct sp_push *push_of(const struct sp_pusher *p)
+{
+    return p->kind->base.push;
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+static int send_text(struct sp_pusher *p, const char *text, size_t len)
+{
+    return sp_ws_send(p->stream, SP_WS_OP_TEXT, text, len);
+}
+
+/* Sends {"event":event,"channel":channel,"data":data} (channel may be
+ * NULL); data is sent as a JSON string (protocol 7 double-encodes it) when
+ * string_data, else as it is. Takes data. */
+static int send_event(struct sp_pusher *p, const char *event, const char *channel, json_t *data,
+                      bool string_data)
+{
+    char *inner = string_data ? json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_t *obj = json_pack("{s:s}", "event", event);
+    int rc = -1;
+
+    if (obj != NULL && channel != NULL)
+        json_object_set_new(obj, "channel", json_string(channel));
+    if (obj != NULL && (string_data ? inner != NULL : true))
+        json_object_set_new(obj, "data", string_data ? json_string(inner) : json_incref(data));
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text != NULL)
+        rc = send_text(p, text, strlen(text));
+    free(text);
+    free(inner);
+    json_decref(obj);
+    json_decref(data);
+    return rc;
+}
+
+/* pusher:error; code 0 sends null (an error that closes nothing). */
+static int send_error(struct sp_pusher *p, unsigned code, const char *message)
+{
+    json_t *data = json_pack("{s:s}", "message", message);
+
+    if (data != NULL)
+        json_object_set_new(data, "code", code ? json_integer(code) : json_null());
+    return send_event(p, "pusher:error", NULL, data, false);
+}
+
+/* A close frame with a Pusher code, after a pusher:error saying why; the
+ * stream ends once both are out. */
+static void close_with(struct sp_pusher *p, unsigned code, const char *reason)
+{
+    if (code >= 4000)
+        send_error(p, code, reason);
+    sp_ws_send_close(p->stream, code, reason);
+    conn_free(p);
+}
+
+static void conn_abort(struct sp_pusher *p)
+{
+    if (p->in_reader) {
+        p->send_failed = true;
+        return;
+    }
+    sp_stream_close(p->stream);
+    conn_free(p);
+}
+
+static void conn_close(struct sp_pusher *p, unsigned code, const char *reason)
+{
+    if (p->in_reader) {
+        if (p->want_close == 0) {
+            p->want_close = code;
+            p->want_reason = reason;
+        }
+        return;
+    }
+    close_with(p, code, reason);
+}
+
+/* ---- channels ------------------------------------------------------------------------------- */
+
+static void pchan_free(struct pchan *c)
+{
+    sp_subscription_close(c->subs);
+    free(c->user_id);
+    free(c->user_info);
+    free(c);
+}
+
+static struct pchan **find_channel(struct sp_pusher *p, const char *name)
+{
+    struct pchan **at = &p->channels;
+
+    while (*at != NULL && strcmp((*at)->name, name) != 0)
+        at = &(*at)->next;
+    return at;
+}
+
+/* A member's own join and leave are not told back to it (Pusher tells the
+ * others). */
+static bool own_presence_event(const struct pchan *c, struct sp_msg *msg)
+{
+    const char *event = sp_msg_event(msg);
+    struct sp_slice data = sp_msg_data(msg);
+
+    if (!c->presence || c->user_id == NULL || event == NULL ||
+        (strcmp(event, "sidepush-join") != 0 && strcmp(event, "sidepush-leave") != 0))
+        return false;
+    json_t *doc = json_loadb(data.ptr, data.len, 0, NULL);
+    const char *who = json_string_value(json_object_get(doc, "user_id"));
+    bool own = who != NULL && strcmp(who, c->user_id) == 0;
+    json_decref(doc);
+    return own;
+}
+
+static void on_deliver(void *owner, struct sp_msg *msg)
+{
+    struct pchan *c = owner;
+    struct sp_pusher *p = c->conn;
+    const char *origin = sp_msg_origin(msg);
+
+    if ((origin != NULL && strcmp(origin, p->socket_id) == 0) || own_presence_event(c, msg))
+        return;
+    if (sp_push_send_msg(push_of(p), p->stream, msg, SP_FMT_PUSHER) < 0) {
+        sp_log_info(sp_push_log(push_of(p)), "slow_consumer",
+                    "Pusher client over limits.subscriber_max_unsent");
+        conn_abort(p);
+    }
+}
+
+/* DELETE /channels/{c}: the channel is gone for its subscribers; the
+ * connection stays, told by a pusher:error naming it. */
+static void on_deleted(void *owner)
+{
+    struct pchan *c = owner;
+    struct sp_pusher *p = c->conn;
+    char message[PUSHER_CHANNEL_MAX + 32];
+
+    snprintf(message, sizeof(message), "channel %s was deleted", c->name);
+    *find_channel(p, c->name) = c->next;
+    p->nchannels--;
+    pchan_free(c);
+    if (send_error(p, 0, message) < 0)
+        conn_abort(p);
+}
+
+/* Pusher's names: at most 164 of [-a-zA-Z0-9_=@,.;], which the hub must
+ * also take (it refuses ',' and ';', which separate channels in its own
+ * routes). */
+static bool channel_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0 || len > PUSHER_CHANNEL_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("-_=@,.;", c) != NULL;
+        if (!ok || c == '\0')
+            return false;
+    }
+    return sp_hub_channel_name_valid(name, len);
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* The member a presence channel's channel_data names: user_id (a string,
+ * or a number as Laravel sends it) and user_info, as JSON text. */
+static int read_member(const char *channel_data, char **user_id, char **user_info)
+{
+    json_t *doc = json_loads(channel_data, 0, NULL);
+    json_t *id = json_object_get(doc, "user_id"), *info = json_object_get(doc, "user_info");
+    char number[32];
+    const char *text = json_string_value(id);
+
+    *user_id = *user_info = NULL;
+    if (json_is_integer(id)) {
+        snprintf(number, sizeof(number), "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+        text = number;
+    }
+    if (text != NULL && text[0] != '\0' && strlen(text) <= USER_ID_MAX) {
+        *user_id = strdup(text);
+        *user_info = info != NULL ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    }
+    json_decref(doc);
+    return *user_id != NULL ? 0 : -1;
+}
+
+/* {"channel","count","members":[{"user_id","user_info"},..]} (the
+ * presence table's list) becomes Pusher's {"presence":{"ids","hash","count"}},
+ * with this connection's own member in it even if its join has not been
+ * counted yet (it is mailed to the shared loop). */
+static json_t *presence_data(const char *json, const struct pchan *c)
+{
+    json_t *doc = json ? json_loads(json, 0, NULL) : NULL;
+    json_t *ids = json_array(), *hash = json_object();
+    json_t *members = json_object_get(doc, "members");
+    size_t i, count = (size_t)json_integer_value(json_object_get(doc, "count"));
+    json_t *m;
+
+    json_array_foreach(members, i, m)
+    {
+        const char *id = json_string_value(json_object_get(m, "user_id"));
+        json_t *info = json_object_get(m, "user_info");
+        if (id == NULL)
+            continue;
+        json_array_append_new(ids, json_string(id));
+        json_object_set(hash, id, info ? info : json_null());
+    }
+    if (json_object_get(hash, c->user_id) == NULL) {
+        json_t *info = c->user_info ? json_loads(c->user_info, JSON_DECODE_ANY, NULL) : NULL;
+        json_array_append_new(ids, json_string(c->user_id));
+        json_object_set_new(hash, c->user_id, info ? info : json_null());
+        count++;
+    }
+    json_decref(doc);
+    return json_pack("{s:{s:o, s:o, s:I}}", "presence", "ids", ids, "hash", hash, "count",
+                     (json_int_t)count);
+}
+
+static void send_succeeded(struct pchan *c, json_t *data)
+{
+    struct sp_pusher *p = c->conn;
+
+    if (send_event(p, "pusher_internal:subscription_succeeded", c->name,
+                   data ? data : json_object(), true) < 0)
+        conn_abort(p);
+}
+
+/* The presence list arrived (now, or from Redis later while c is open). */
+static void on_members(void *ctx, const char *json)
+{
+    struct pchan *c = ctx;
+    send_succeeded(c, presence_data(json, c));
+}
+
+static const char *auth_error(const char *channel)
+{
+    return has_prefix(channel, "presence-")
+               ? "Invalid signature: Expected HMAC SHA256 hex digest of socket_id:channel:"
+                 "channel_data"
+               : "Invalid signature: Expected HMAC SHA256 hex digest of socket_id:channel";
+}
+
+static void subscribe(struct sp_pusher *p, json_t *data)
+{
+    struct sp_push *push = push_of(p);
+    const struct sp_config *config = sp_push_config(push);
+    const char *name = json_string_value(json_object_get(data, "channel"));
+    const char *auth = json_string_value(json_object_get(data, "auth"));
+    const char *channel_data = json_string_value(json_object_get(data, "channel_data"));
+    bool presence = name && has_prefix(name, "presence-");
+    bool private = name && (has_prefix(name, "private-") || presence);
+    char *user_id = NULL, *user_info = NULL;
+
+    if (name == NULL || !channel_name_valid(name)) {
+        send_error(p, 0, "Invalid channel name: at most 164 of a-z A-Z 0-9 - _ = @ . ;");
+        return;
+    }
+    if (*find_channel(p, name) != NULL)
+        return; /* subscribed already: Pusher ignores it */
+    if (private &&
+        !sp_pusher_channel_auth_valid(config->pusher.key, config->pusher.secret, p->socket_id, name,
+                                      presence ? (channel_data ? channel_data : "") : NULL, auth)) {
+        send_error(p, CLOSE_UNAUTHORIZED, auth_error(name));
+        return;
+    }
+    if (presence && (channel_data == NULL || read_member(channel_data, &user_id, &user_info) < 0)) {
+        send_error(p, 0, "presence channel_data must name a user_id of 1-128 characters");
+        return;
+    }
+    if (p->nchannels >= config->limits.max_channels_per_connection) {
+        send_error(p, 0,
+                   "too many channels on this connection "
+                   "(limits.max_channels_per_connection)");
+        free(user_id);
+        free(user_info);
+        return;
+    }
+    size_t len = strlen(name) + 1;
+    struct pchan *c = calloc(1, sizeof(*c) + len);
+    if (c == NULL) {
+        free(user_id);
+        free(user_info);
+        conn_abort(p);
+        return;
+    }
+    memcpy(c->name, name, len);
+    c->conn = p;
+    c->presence = presence;
+    c->user_id = user_id;
+    c->user_info = user_info;
+    const struct sp_identity who = {user_id, user_info};
+    int rc = sp_subscription_open(push, name, on_deliver, on_deleted, c, presence ? &who : NULL,
+                                  &c->subs);
+    if (rc < 0) {
+        pchan_free(c);
+        send_error(p, 0, sp_hub_error_text(rc));
+        return;
+    }
+    c->next = p->channels;
+    p->channels = c;
+    p->nchannels++;
+    if (presence)
+        sp_subscription_members(c->subs, on_members, c);
+    else
+        send_succeeded(c, NULL);
+}
+
+static void unsubscribe(struct sp_pusher *p, json_t *data)
+{
+    const char *name = json_string_value(json_object_get(data, "channel"));
+    struct pchan **at = name ? find_channel(p, name) : NULL;
+
+    if (at == NULL || *at == NULL)
+        return;
+    struct pchan *c = *at;
+    *at = c->next;
+    p->nchannels--;
+    pchan_free(c);
+}
+
+/* ---- frames from the client ----------------------------------------------------------------- */
+
+/* data of a pusher: event: an object, or (some clients) the same as a
+ * JSON string. */
+static json_t *event_data(json_t *msg)
+{
+    json_t *data = json_object_get(msg, "data");
+
+    if (json_is_string(data))
+        return json_loads(json_string_value(data), 0, NULL);
+    return json_incref(data);
+}
+
+static void on_event(struct sp_pusher *p, json_t *msg)
+{
+    const char *event = json_string_value(json_object_get(msg, "event"));
+    json_t *data;
+
+    if (event == NULL) {
+        send_error(p, 0, "a message needs an event");
+        return;
+    }
+    if (strcmp(event, "pusher:ping") == 0) {
+        if (send_event(p, "pusher:pong", NULL, json_object(), false) < 0)
+            conn_abort(p);
+    } else if (strcmp(event, "pusher:pong") == 0) {
+        p->ping_sent = 0;
+    } else if (strcmp(event, "pusher:subscribe") == 0) {
+        data = event_data(msg);
+        subscribe(p, data);
+        json_decref(data);
+    } else if (strcmp(event, "pusher:unsubscribe") == 0) {
+        data = event_data(msg);
+        unsubscribe(p, data);
+        json_decref(data);
+    } else if (has_prefix(event, "client-")) {
+        send_error(p, 0, "client events are not enabled on this server");
+    }
+    /* Other pusher: events (signin, watchlist) and unknown ones: ignored,
+     * as Pusher ignores what it does not know. */
+}
+
+static void on_message(void *ctx, bool text, const uint8_t *data, size_t len)
+{
+    struct sp_pusher *p = ctx;
+
+    if (!text) {
+        conn_close(p, SP_WS_CLOSE_UNSUPPORTED, "binary frames are not part of the protocol");
+        return;
+    }
+    json_t *msg = json_loadb((const char *)data, len, 0, NULL);
+    if (!json_is_object(msg))
+        send_error(p, 0, "a message must be a JSON object");
+    else
+        on_event(p, msg);
+    json_decref(msg);
+}
+
+static void on_ping(void *ctx, const uint8_t *data, size_t len)
+{
+    struct sp_pusher *p = ctx;
+
+    if (sp_ws_send(p->stream, SP_WS_OP_PONG, data, len) < 0)
+        conn_abort(p);
+}
+
+static void on_pong(void *ctx, const uint8_t *data, size_t len)
+{
+    (void)data;
+    (void)len;
+    ((struct sp_pusher *)ctx)->ping_sent = 0;
+}
+
+static void on_close(void *ctx, unsigned code, const char *reason, size_t len)
+{
+    (void)reason;
+    (void)len;
+    conn_close(ctx, code == 1005 ? SP_WS_CLOSE_NORMAL : code, "");
+}
+
+static const struct sp_ws_reader_events reader_events = {on_message, on_ping, on_pong, on_close};
+
+static void on_readable(void *ctx, const uint8_t *data, size_t len)
+{
+    struct sp_pusher *p = ctx;
+
+    p->last_heard = sp_now_ms();
+    p->ping_sent = 0; /* any frame shows the client is there */
+    p->in_reader = true;
+    int rc = sp_ws_reader_feed(p->reader, data, len);
+    p->in_reader = false;
+    if (p->send_failed) {
+        conn_abort(p);
+    } else if (rc != 0) {
+        close_with(p, (unsigned)rc,
+                   rc == SP_WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
+                   : rc == SP_WS_CLOSE_TOO_BIG ? "message too big (pusher.max_event_size)"
+                                               : "protocol error");
+    } else if (p->want_close) {
+        close_with(p, p->want_close, p->want_reason);
+    }
+}
+
+static void on_stream_closed(void *ctx, enum sp_stream_end why)
+{
+    (void)why;
+    conn_free(ctx);
+}
+
+static const struct sp_stream_ops stream_ops = {.readable = on_readable,
+                                                .closed = on_stream_closed};
+
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
+
+static void conn_free(struct sp_pusher *p)
+{
+    struct pchan *c;
+
+    while ((c = p->channels) != NULL) {
+        p->channels = c->next;
+        pchan_free(c);
+    }
+    LIST_REMOVE(p, link);
+    p->kind->base.count--;
+    sp_ws_reader_free(p->reader);
+    free(p);
+}
+
+/* Once a second: a silent client is pinged after pusher.activity_timeout
+ * and closed (4201) pusher.pong_timeout after that; an aged connection is
+ * sent to reconnect (4200). */
+static void pusher_tick(void *state, uint64_t now)
+{
+    struct pusher_kind *kind = state;
+    const struct sp_config *config = sp_push_config(kind->base.push);
+    struct sp_pusher *p, *next;
+
+    for (p = LIST_FIRST(&kind->all); p != NULL; p = next) {
+        next = LIST_NEXT(p, link);
+        if (now >= p->retire_ms) {
+            sp_push_stats(kind->base.push)->aged_out++;
+            close_with(p, CLOSE_RECONNECT, "connection age limit: reconnect");
+        } else if (p->ping_sent != 0 && now - p->ping_sent >= config->pusher.pong_timeout_ms) {
+            close_with(p, CLOSE_PONG_TIMEOUT, "Pong reply not received");
+        } else if (p->ping_sent == 0 && now - p->last_heard >= config->pusher.activity_timeout_ms) {
+            p->ping_sent = now;
+            if (send_event(p, "pusher:ping", NULL, json_object(), false) < 0)
+                conn_abort(p);
+        }
+    }
+}
+
+static void *pusher_open(struct sp_push *push)
+{
+    struct pusher_kind *kind = sp_kind_state_new(push, sizeof(struct pusher_kind));
+
+    if (kind != NULL && RAND_bytes((unsigned char *)&kind->prefix, sizeof(kind->prefix)) != 1) {
+        free(kind);
+        return NULL;
+    }
+    if (kind != NULL)
+        kind->prefix &= 0x7fffffff;
+    return kind;
+}
+
+static void pusher_close_all(void *state)
+{
+    struct pusher_kind *kind = state;
+    struct sp_pusher *p;
+
+    while ((p = LIST_FIRST(&kind->all)) != NULL) {
+        sp_stream_close(p->stream);
+        conn_free(p);
+    }
+    free(kind);
+}
+
+static bool pusher_drain_one(void *state)
+{
+    struct pusher_kind *kind = state;
+    struct sp_pusher *p = LIST_FIRST(&kind->all);
+
+    if (p == NULL)
+        return false;
+    close_with(p, CLOSE_RECONNECT, "server shutting down: reconnect");
+    return true;
+}
+
+/* ---- the handshake ----------------------------------------------------------------------------
+ */
+
+/* What is wrong with a request for /app/{key}?protocol=N, as a close code
+ * (0: nothing). */
+static unsigned app_error(const struct sp_config *config, const struct sp_http_request *req,
+                          const char **why)
+{
+    struct sp_slice key = {req->path.ptr + 5, req->path.len - 5}; /* after "/app/" */
+    char protocol[16];
+    int n = sp_http_query_get(req->query, "protocol", protocol, sizeof(protocol));
+
+    if (!sp_slice_eq(key, config->pusher.key)) {
+        *why = "App key not in this cluster (pusher.key)";
+        return CLOSE_UNKNOWN_APP;
+    }
+    if (n == SP_HTTP_QUERY_ABSENT) {
+        *why = "No protocol version supplied";
+        return CLOSE_NO_PROTOCOL;
+    }
+    char *end;
+    long version = strtol(protocol, &end, 10);
+    if (n <= 0 || *end != '\0') {
+        *why = "Invalid version string format";
+        return CLOSE_BAD_VERSION;
+    }
+    if (version < 5 || version > 7) {
+        *why = "Unsupported protocol version (this server speaks 5-7)";
+        return CLOSE_UNSUPPORTED_PROTOCOL;
+    }
+    return 0;
+}
+
+static int send_established(struct sp_pusher *p, const struct sp_config *config)
+{
+    json_t *data = json_pack("{s:s, s:I}", "socket_id", p->socket_id, "activity_timeout",
+                             (json_int_t)(config->pusher.activity_timeout_ms / 1000));
+    return send_event(p, "pusher:connection_established", NULL, data, true);
+}
+
+static struct sp_pusher *conn_new(struct pusher_kind *kind, const struct sp_config *config)
+{
+    struct sp_pusher *p = calloc(1, sizeof(*p));
+
+    if (p == NULL)
+        return NULL;
+    p->kind = kind;
+    LIST_INSERT_HEAD(&kind->all, p, link);
+    kind->base.count++;
+    p->last_heard = sp_now_ms();
+    p->retire_ms = sp_retire_at(p->last_heard, config->limits.max_connection_age_ms);
+    snprintf(p->socket_id, sizeof(p->socket_id), "%u.%u", (unsigned)kind->prefix,
+             (unsigned)++kind->next);
+    /* A client's frames carry one event each; channel_data and the event's
+     * own fields come on top of its data. */
+    p->reader = sp_ws_reader_new(config->pusher.max_event_size + 4096, &reader_events, p);
+    if (p->reader == NULL) {
+        conn_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pusher_start(void *state, const struct sp_route_config *route, const char *spec,
+                         struct sp_http_conn *conn, const struct sp_http_request *req,
+                         const struct sp_identity *who)
+{
+    struct pusher_kind *kind = state;
+    struct sp_push *push = kind->base.push;
+    const struct sp_config *config = sp_push_config(push);
+    struct evbuffer *leftover = evbuffer_new(), *headers = evbuffer_new();
+    enum sp_http_stream framing;
+    const char *why = NULL;
+    unsigned refuse = app_error(config, req, &why);
+    char accept[29];
+    struct sp_pusher *p;
+
+    (void)route;
+    (void)spec;
+    (void)who;
+    if (leftover == NULL || headers == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        goto done;
+    }
+    if (!sp_ws_handshake_check(push, conn, req, accept))
+        goto done;
+    if ((p = conn_new(kind, config)) == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        goto done;
+    }
+    evbuffer_add_printf(headers,
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: %s\r\n",
+                        accept);
+    p->stream = sp_http_begin_stream(conn, 101, NULL, headers, true, leftover, &framing);
+    if (p->stream == NULL) {
+        sp_http_respond_error(conn, 500, "out of memory");
+        conn_free(p);
+        goto done;
+    }
+    sp_stream_set_ops(p->stream, config->limits.subscriber_max_unsent, &stream_ops, p);
+    /* A wrong key or protocol is told over the WebSocket, as Pusher does:
+     * pusher-js acts on the close code, not on an HTTP status. */
+    if (refuse != 0) {
+        close_with(p, refuse, why);
+        goto done;
+    }
+    if (send_established(p, config) < 0) {
+        conn_abort(p);
+        goto done;
+    }
+    sp_stream_write_now(p->stream);
+    size_t n = evbuffer_get_length(leftover);
+    if (n > 0)
+        on_readable(p, evbuffer_pullup(leftover, -1), n);
+done:
+    if (leftover)
+        evbuffer_free(leftover);
+    if (headers)
+        evbuffer_free(headers);
+}
+
+const struct sp_transport_ops sp_pusher_transport = {
+    .label = "pusher",
+    .open = pusher_open,
+    .close = pusher_close_all,
+    .start = pusher_start,
+    .tick = pusher_tick,
+    .drain_one = pusher_drain_one,
+    .count = sp_kind_state_count,
+};

@@ -1,0 +1,355 @@
+"""The Pusher Channels protocol (issue 24, first part) with the clients apps use:
+pusher-js 8 in Node and the `pusher` server SDK (tests/browser/pusher-node.mjs,
+pusher-trigger.mjs); Python's websockets for what a well-behaved client never
+sends and for each close code sidepush sends; hand-made API requests for every
+way a signature can be wrong."""
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import websockets
+
+from conftest import ROOT
+from pushutil import publish_ok
+
+APP_ID, KEY, SECRET = "123", "app-key", "app-secret"
+CONFIG = (f"pusher: {{ app_id: '{APP_ID}', key: {KEY}, secret: {SECRET}, activity_timeout: 2s,"
+          " pong_timeout: 1s }\n"
+          "presence: { leave_grace: 300ms }\n"
+          "routes:\n  - path: /events/{channel}\n    subscribe: { transports: [sse] }\n")
+BROWSER_DIR = ROOT / "tests" / "browser"
+
+
+@pytest.fixture
+def sp(make_sidepush):
+    return make_sidepush(CONFIG)
+
+
+def node(script, sp, *args, env_extra=None):
+    """Runs a tests/browser Node script against sp; returns its JSON result."""
+    assert (BROWSER_DIR / "node_modules" / "pusher-js").exists(), \
+        "run `npm ci` in tests/browser (.ci/deps test does)"
+    env = dict(os.environ, SIDEPUSH_PORT=str(sp.port), SIDEPUSH_PUBLISH_PORT=str(sp.publish_port),
+               PUSHER_APP_ID=APP_ID, PUSHER_KEY=KEY, PUSHER_SECRET=SECRET, **(env_extra or {}))
+    out = subprocess.run([shutil.which("node"), script, *args], cwd=BROWSER_DIR, env=env,
+                         capture_output=True, text=True, timeout=60)
+    print(out.stderr)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(json.dumps(result))
+    return result
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+def app_url(sp, query="protocol=7&client=js&version=8.6.0", key=KEY):
+    return f"ws://127.0.0.1:{sp.port}/app/{key}?{query}"
+
+
+async def recv_event(ws):
+    msg = json.loads(await ws.recv())
+    data = msg.get("data")
+    if isinstance(data, str):
+        try:
+            msg["data"] = json.loads(data)
+        except ValueError:
+            pass
+    return msg
+
+
+async def connect(sp):
+    ws = await websockets.connect(app_url(sp))
+    hello = await recv_event(ws)
+    assert hello["event"] == "pusher:connection_established"
+    return ws, hello["data"]["socket_id"]
+
+
+def channel_auth(socket_id, channel, channel_data=None):
+    text = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
+    return KEY + ":" + hmac.new(SECRET.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+# ---- real clients -------------------------------------------------------------------------
+
+
+def test_pusher_js_and_the_server_sdk(sp):
+    """Public, private and presence channels authorized by the SDK, trigger and
+    triggerBatch, toOthers() by socket_id, a native publish on the same channel."""
+    result = node("pusher-node.mjs", sp)
+    assert result["ok"], result
+
+
+def test_pusher_js_across_two_replicas_with_redis(make_sidepush, redis_server):
+    """Alice on one replica, Bob on another: presence, toOthers() and every event
+    cross replicas through a real redis-server."""
+    a = make_sidepush(CONFIG + redis_server.config())
+    b = make_sidepush(CONFIG + redis_server.config())
+    result = node("pusher-node.mjs", a, env_extra={"SIDEPUSH_PORT_B": str(b.port)})
+    assert result["ok"], result
+
+
+def test_a_native_sse_subscriber_and_a_pusher_client_share_a_channel(sp):
+    async def main():
+        ws, _ = await connect(sp)
+        await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+        with requests.get(f"{sp.url}/events/news", stream=True, timeout=10,
+                          headers={"Accept": "text/event-stream"}) as sse:
+            lines = sse.iter_lines(decode_unicode=True)
+            assert sse.status_code == 200
+            result = await asyncio.to_thread(node, "pusher-trigger.mjs", sp, "news", "shipped",
+                                             '{"order":7}')
+            assert result["ok"] and result["status"] == 200, result
+            event = await recv_event(ws)
+            assert (event["event"], event["channel"], event["data"]) == \
+                ("shipped", "news", {"order": 7})
+            assert re.match(r"^\w+-\d+$", event["id"]), event  # the position to resume from
+            seen = []
+            for line in lines:
+                seen.append(line)
+                if line.startswith("data:"):
+                    break
+            assert "event: shipped" in seen and 'data: {"order":7}' in seen, seen
+        publish_ok(sp, "news", "plain text", event="note")
+        event = await recv_event(ws)
+        assert (event["event"], event["data"]) == ("note", "plain text")
+        publish_ok(sp, "news", "no name")
+        assert (await recv_event(ws))["event"] == "message"  # a native message without a name
+        await ws.close()
+    run(main())
+
+
+# ---- the connection --------------------------------------------------------------------------
+
+
+def test_connection_established_names_a_socket_and_the_activity_timeout(sp):
+    async def main():
+        async with websockets.connect(app_url(sp)) as ws:
+            hello = json.loads(await ws.recv())
+            assert isinstance(hello["data"], str)  # protocol 7 sends data as a JSON string
+            data = json.loads(hello["data"])
+            assert re.match(r"^\d+\.\d+$", data["socket_id"]) and data["activity_timeout"] == 2
+            await ws.send('{"event":"pusher:ping","data":{}}')
+            assert (await recv_event(ws))["event"] == "pusher:pong"
+    run(main())
+
+
+@pytest.mark.parametrize("query,key,code", [
+    ("protocol=7", "wrong-key", 4001),
+    ("client=js", KEY, 4008),
+    ("protocol=4", KEY, 4007),
+    ("protocol=seven", KEY, 4006),
+])
+def test_a_wrong_key_or_protocol_closes_with_pushers_code(sp, query, key, code):
+    async def main():
+        async with websockets.connect(app_url(sp, query, key)) as ws:
+            error = await recv_event(ws)
+            assert error["event"] == "pusher:error" and error["data"]["code"] == code
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == code
+    run(main())
+
+
+def test_a_silent_client_is_pinged_then_closed_4201(sp):
+    async def main():
+        async with websockets.connect(app_url(sp), ping_interval=None) as ws:
+            await recv_event(ws)
+            ping = await asyncio.wait_for(recv_event(ws), 5)
+            assert ping["event"] == "pusher:ping"
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4201
+    run(main())
+
+
+def test_a_client_that_answers_the_ping_stays(sp):
+    async def main():
+        async with websockets.connect(app_url(sp), ping_interval=None) as ws:
+            await recv_event(ws)
+            assert (await asyncio.wait_for(recv_event(ws), 5))["event"] == "pusher:ping"
+            await ws.send('{"event":"pusher:pong","data":{}}')
+            await asyncio.sleep(1.5)  # past pong_timeout
+            await ws.send('{"event":"pusher:ping","data":{}}')
+            assert (await recv_event(ws))["event"] == "pusher:pong"
+    run(main())
+
+
+def test_binary_frames_close_1003(sp):
+    async def main():
+        async with websockets.connect(app_url(sp)) as ws:
+            await recv_event(ws)
+            await ws.send(b"\x00\x01")
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1003
+    run(main())
+
+
+def test_drain_closes_4200_so_clients_reconnect_at_once(sp):
+    async def main():
+        ws, _ = await connect(sp)
+        sp.proc.send_signal(15)
+        error = await asyncio.wait_for(recv_event(ws), 10)
+        assert error["event"] == "pusher:error" and error["data"]["code"] == 4200
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4200
+    run(main())
+
+
+# ---- subscriptions -------------------------------------------------------------------------------
+
+
+def test_private_channels_need_the_apps_signature_for_this_socket(sp):
+    async def main():
+        ws, sid = await connect(sp)
+        other, other_sid = await connect(sp)
+        bad = [channel_auth(other_sid, "private-x"),  # signed for another socket: replayed
+               channel_auth(sid, "private-y"),  # for another channel
+               KEY + ":" + "0" * 64, "other-key:" + channel_auth(sid, "private-x").split(":")[1],
+               None]
+        for auth in bad:
+            data = {"channel": "private-x"} | ({"auth": auth} if auth else {})
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
+            error = await recv_event(ws)
+            assert error["event"] == "pusher:error" and error["data"]["code"] == 4009, (auth, error)
+        await ws.send(json.dumps({"event": "pusher:subscribe",
+                                  "data": {"channel": "private-x",
+                                           "auth": channel_auth(sid, "private-x")}}))
+        ok = await recv_event(ws)
+        assert ok["event"] == "pusher_internal:subscription_succeeded" and ok["channel"] == "private-x"
+        publish_ok(sp, "private-x", "secret")
+        assert (await recv_event(ws))["data"] == "secret"
+        await ws.close()
+        await other.close()
+    run(main())
+
+
+def test_presence_channels_list_members_and_tell_joins(sp):
+    async def main():
+        a, sid_a = await connect(sp)
+        b, sid_b = await connect(sp)
+        for ws, sid, user in ((a, sid_a, 1), (b, sid_b, "bee")):
+            data = json.dumps({"user_id": user, "user_info": {"n": str(user)}})
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+                "channel": "presence-room", "auth": channel_auth(sid, "presence-room", data),
+                "channel_data": data}}))
+            ok = await recv_event(ws)
+            assert ok["event"] == "pusher_internal:subscription_succeeded", ok
+            if user == 1:
+                assert ok["data"]["presence"] == {"ids": ["1"], "hash": {"1": {"n": "1"}},
+                                                  "count": 1}
+        added = await recv_event(a)
+        assert added["event"] == "pusher_internal:member_added"
+        assert added["data"] == {"user_id": "bee", "user_info": {"n": "bee"}}
+        # channel_data that is not the signed one is refused
+        forged = json.dumps({"user_id": "admin"})
+        await a.send(json.dumps({"event": "pusher:subscribe", "data": {
+            "channel": "presence-other", "auth": channel_auth(sid_a, "presence-other", "{}"),
+            "channel_data": forged}}))
+        assert (await recv_event(a))["data"]["code"] == 4009
+        await b.close()
+        removed = await asyncio.wait_for(recv_event(a), 5)
+        assert removed["event"] == "pusher_internal:member_removed"
+        assert removed["data"]["user_id"] == "bee"
+        await a.close()
+    run(main())
+
+
+def test_bad_subscriptions_are_told_and_the_connection_stays(sp):
+    async def main():
+        ws, _ = await connect(sp)
+        for data in ({"channel": "bad channel"}, {"channel": "x" * 165}, {"nochannel": 1}):
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
+            error = await recv_event(ws)
+            assert error["event"] == "pusher:error", error
+        await ws.send('{"event":"client-typing","channel":"news","data":"{}"}')
+        error = await recv_event(ws)
+        assert error["event"] == "pusher:error" and "client events" in error["data"]["message"]
+        await ws.send("not json")
+        assert (await recv_event(ws))["event"] == "pusher:error"
+        await ws.send('{"event":"pusher:subscribe","data":{"channel":"fine"}}')
+        assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+        await ws.send('{"event":"pusher:unsubscribe","data":{"channel":"fine"}}')
+        await ws.send('{"event":"pusher:ping","data":{}}')
+        assert (await recv_event(ws))["event"] == "pusher:pong"
+        publish_ok(sp, "fine", "after unsubscribing")
+        await ws.send('{"event":"pusher:ping","data":{}}')
+        assert (await recv_event(ws))["event"] == "pusher:pong"  # and nothing before it
+        await ws.close()
+    run(main())
+
+
+# ---- the HTTP API ---------------------------------------------------------------------------------
+
+
+def signed(sp, path, body, method="POST", timestamp=None, secret=SECRET, key=KEY, md5=None,
+           extra=""):
+    params = {"auth_key": key, "auth_timestamp": str(timestamp or int(time.time())),
+              "auth_version": "1.0"}
+    if body:
+        params["body_md5"] = md5 or hashlib.md5(body.encode()).hexdigest()
+    query = "&".join(f"{k}={v}" for k, v in sorted(params.items())) + extra
+    sig = hmac.new(secret.encode(), f"{method}\n{path}\n{query}".encode(),
+                   hashlib.sha256).hexdigest()
+    return requests.request(method, f"http://127.0.0.1:{sp.publish_port}{path}?{query}"
+                            f"&auth_signature={sig}", data=body, timeout=5)
+
+
+def event(**kw):
+    return json.dumps({"name": "e", "data": "{}", "channel": "c"} | kw)
+
+
+@pytest.mark.parametrize("kw,status", [
+    ({}, 200),
+    ({"secret": "wrong"}, 401),
+    ({"key": "other"}, 401),
+    ({"timestamp": int(time.time()) - 700}, 401),
+    ({"timestamp": int(time.time()) + 700}, 401),
+    ({"md5": "0" * 32}, 401),
+    ({"extra": "&auth_key=again"}, 400),
+])
+def test_api_requests_are_signed_as_pusher_signs_them(sp, kw, status):
+    r = signed(sp, f"/apps/{APP_ID}/events", event(), **kw)
+    assert r.status_code == status, r.text
+    if status == 200:
+        assert r.json() == {}
+
+
+def test_api_refuses_what_pusher_refuses(sp):
+    path = f"/apps/{APP_ID}/events"
+    assert signed(sp, path, event(data="x" * 10241)).status_code == 413
+    assert signed(sp, path, event(channel=None, channels=[f"c{i}" for i in range(101)])) \
+        .status_code == 400
+    assert signed(sp, path, event(data={"not": "a string"})).status_code == 400
+    assert signed(sp, path, event(name="")).status_code == 400
+    assert signed(sp, path, event(channel="bad channel")).status_code == 400
+    assert signed(sp, path, event(socket_id="abc")).status_code == 400
+    assert signed(sp, path, event(channel=None, channels=["private-encrypted-a", "b"])) \
+        .status_code == 400
+    assert signed(sp, path, "not json").status_code == 400
+    batch = json.dumps({"batch": [{"name": "e", "data": "1", "channel": "c"}] * 11})
+    assert signed(sp, f"/apps/{APP_ID}/batch_events", batch).status_code == 400
+    assert signed(sp, "/apps/999/events", event()).status_code == 404
+    assert signed(sp, f"/apps/{APP_ID}/events", "", method="GET").status_code == 405
+    unsigned = requests.post(f"http://127.0.0.1:{sp.publish_port}{path}", data=event(), timeout=5)
+    assert unsigned.status_code == 401
+    # none of those published anything: the channel does not even exist
+    r = requests.get(f"http://127.0.0.1:{sp.publish_port}/channels/c", timeout=5)
+    assert r.status_code == 404, r.text
+
+
+def test_the_native_publish_api_is_still_there_beside_it(sp):
+    assert publish_ok(sp, "c", "native")["id"]
