@@ -18,7 +18,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 from pushutil import publish_ok
 
 APP_ID, KEY, SECRET = "123", "app-key", "app-secret"
@@ -95,6 +95,16 @@ def test_pusher_js_across_two_replicas_with_redis(make_sidepush, redis_server):
     a = make_sidepush(CONFIG + redis_server.config())
     b = make_sidepush(CONFIG + redis_server.config())
     result = node("pusher-node.mjs", a, env_extra={"SIDEPUSH_PORT_B": str(b.port)})
+    assert result["ok"], result
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_laravel_echo_and_pusher_js_in_chromium(make_sidepush):
+    """Echo with broadcaster 'pusher' and 'reverb' in one page, the page and its
+    /broadcasting/auth from a stand-in app behind sidepush's proxy."""
+    app_port = free_port()
+    sp = make_sidepush(CONFIG, backend_url=f"http://127.0.0.1:{app_port}")
+    result = node("pusher-echo.mjs", sp, env_extra={"APP_PORT": str(app_port)})
     assert result["ok"], result
 
 
