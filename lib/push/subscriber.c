@@ -25,13 +25,13 @@ struct sp_subscription {
     void *owner;
     char *member;             /* the user id on a presence route, else NULL */
     char **channels;          /* with member: the channels' names (a deleted one's too) */
-    struct members_ask *asks; /* with Redis: member lists asked of the engine */
+    struct members_ask *asks; /* member lists asked of the shared loop */
     size_t count;
     struct entry entries[];
 };
 
-/* With Redis, a member list is the deployment's: asked of the engine on
- * the shared loop, answered by mail. Only the asking worker touches waiter,
+/* A member list is asked of the shared loop (with Redis, of the engine
+ * there: the deployment's list) and answered by mail. Only the asking worker touches waiter,
  * next, write and ctx; the shared loop only json. */
 struct members_ask {
     struct sp_ask ask;
@@ -230,19 +230,39 @@ static size_t opening_list_max(const struct sp_config *c)
     return (size_t)(announce > 0 && announce < max ? announce : max);
 }
 
+/* The process's own list, on the shared loop: after every join and leave
+ * mailed before the question (one mailbox, in order), the asker's own
+ * included. */
+static void local_members(struct members_ask *a, struct sp_push_shared *sh)
+{
+    struct evbuffer *buf = evbuffer_new();
+
+    if (buf != NULL) {
+        sp_presence_write_json(sh->presence, a->channel, opening_list_max(sh->config), buf);
+        evbuffer_add(buf, "", 1);
+    }
+    members_fetched(a, buf ? (const char *)evbuffer_pullup(buf, -1) : NULL);
+    if (buf)
+        evbuffer_free(buf);
+}
+
 /* On the shared loop. */
 static void members_asked(struct sp_ask *ask)
 {
     struct members_ask *a = (struct members_ask *)ask;
     struct sp_push_shared *sh = a->from->shared;
 
+    if (!sh->uses_engine) {
+        local_members(a, sh);
+        return;
+    }
     if (sh->engine == NULL ||
         sp_engine_members(sh->engine, a->channel, opening_list_max(sh->config), members_fetched,
                           a) < 0)
         members_fetched(a, NULL);
 }
 
-static void ask_engine(struct sp_subscription *s, const char *channel,
+static void ask_members(struct sp_subscription *s, const char *channel,
                        void (*write)(void *ctx, const char *json), void *ctx)
 {
     size_t len = strlen(channel) + 1;
@@ -266,25 +286,12 @@ void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx,
 {
     if (s->member == NULL)
         return;
-    if (s->push->shared->uses_engine) {
-        for (size_t i = 0; i < s->count; i++)
-            if (s->channels[i] != NULL)
-                ask_engine(s, s->channels[i], write, ctx);
-        return;
-    }
-    struct evbuffer *buf = evbuffer_new();
-
-    for (size_t i = 0; buf != NULL && i < s->count; i++) {
-        if (s->channels[i] == NULL)
-            continue;
-        evbuffer_drain(buf, evbuffer_get_length(buf));
-        sp_presence_write_json(s->push->shared->presence, s->channels[i],
-                               opening_list_max(s->push->config), buf);
-        evbuffer_add(buf, "", 1);
-        write(ctx, (const char *)evbuffer_pullup(buf, -1));
-    }
-    if (buf)
-        evbuffer_free(buf);
+    /* Asked of the shared loop even in memory: the list is made there after
+     * this subscriber's own join (mailed at open), so it holds everyone
+     * whose list came before it. */
+    for (size_t i = 0; i < s->count; i++)
+        if (s->channels[i] != NULL)
+            ask_members(s, s->channels[i], write, ctx);
 }
 
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,

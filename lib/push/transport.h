@@ -89,8 +89,9 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
                          sp_subscription_deleted deleted, void *owner,
                          const struct sp_identity *member, struct sp_subscription **out);
 /* The member list of each presence channel of s, for its stream's opening;
- * write is called once per channel with the JSON text: now, or with Redis
- * (the deployment's list, asked of the engine) later, while s is open. */
+ * write is called once per channel with the JSON text, later (by mail from
+ * the shared loop, where the list is made after s's own join; with Redis it
+ * is the deployment's), while s is open. */
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx);
 void sp_subscription_close(struct sp_subscription *s);
