@@ -194,6 +194,7 @@ struct sp_config {
         uint64_t max_event_size;
         uint64_t max_channels_per_event;
         uint64_t max_batch_events;
+        uint64_t max_channels_per_connection;
         uint64_t timestamp_tolerance_ms;
     } pusher;
     struct sp_route_config *routes;

@@ -190,6 +190,8 @@ const struct key sp_config_keys[] = {
      0, "channels one POST /apps/{id}/events may name; more: 400"},
     {"pusher", "max_batch_events", T_UINT, C(pusher.max_batch_events), 1, 10000, "10", 0,
      "events in one POST /apps/{id}/batch_events; more: 400"},
+    {"pusher", "max_channels_per_connection", T_UINT, C(pusher.max_channels_per_connection), 1,
+     100000, "100", 0, "channels one Pusher client may be subscribed to; more: pusher:error"},
     {"pusher", "timestamp_tolerance", T_DURATION, C(pusher.timestamp_tolerance_ms), 1 * SEC,
      24 * HOUR, "600s", 0, "API requests signed further from now than this: 401"},
     {"", "routes", T_ROUTES, NO_OFFSET, 0, 0, NULL, 0,

@@ -330,6 +330,8 @@ static void subscribe(struct sp_pusher *p, json_t *data)
     bool private = name && (has_prefix(name, "private-") || presence);
     char *user_id = NULL, *user_info = NULL;
 
+    if (!config->pusher.enabled) /* removed by a reload: the tick closes p */
+        return;
     if (name == NULL || !channel_name_valid(name)) {
         send_error(p, 0, "Invalid channel name: at most 164 of a-z A-Z 0-9 - _ = @ . ;");
         return;
@@ -346,10 +348,10 @@ static void subscribe(struct sp_pusher *p, json_t *data)
         send_error(p, 0, "presence channel_data must name a user_id of 1-128 characters");
         return;
     }
-    if (p->nchannels >= config->limits.max_channels_per_connection) {
+    if (p->nchannels >= config->pusher.max_channels_per_connection) {
         send_error(p, 0,
                    "too many channels on this connection "
-                   "(limits.max_channels_per_connection)");
+                   "(pusher.max_channels_per_connection)");
         free(user_id);
         free(user_info);
         return;
@@ -528,7 +530,8 @@ static void conn_free(struct sp_pusher *p)
 
 /* Once a second: a silent client is pinged after pusher.activity_timeout
  * and closed (4201) pusher.pong_timeout after that; an aged connection is
- * sent to reconnect (4200). */
+ * sent to reconnect (4200); after a reload that removed the pusher section,
+ * every client is closed as an unknown app's (4001). */
 static void pusher_tick(void *state, uint64_t now)
 {
     struct pusher_kind *kind = state;
@@ -537,7 +540,11 @@ static void pusher_tick(void *state, uint64_t now)
 
     for (p = LIST_FIRST(&kind->all); p != NULL; p = next) {
         next = LIST_NEXT(p, link);
-        if (now >= p->retire_ms) {
+        if (!config->pusher.enabled) {
+            close_with(p, CLOSE_UNKNOWN_APP,
+                       "the pusher section was removed from the "
+                       "configuration");
+        } else if (now >= p->retire_ms) {
             sp_push_stats(kind->base.push)->aged_out++;
             close_with(p, CLOSE_RECONNECT, "connection age limit: reconnect");
         } else if (p->ping_sent != 0 && now - p->ping_sent >= config->pusher.pong_timeout_ms) {

@@ -262,6 +262,11 @@ static void body_complete(struct api_request *r)
     const char *why;
 
     sp_http_set_ops(r->conn, NULL, NULL);
+    if (!c->pusher.enabled) { /* a reload removed the section while the body came */
+        refuse(r->push, r->conn, 404, "no such app (the pusher section was removed)");
+        request_free(r);
+        return;
+    }
     int rc = sp_pusher_request_check(c->pusher.key, c->pusher.secret, req->method, req->path,
                                      req->query, body, len, (uint64_t)time(NULL),
                                      c->pusher.timestamp_tolerance_ms / 1000, &why);

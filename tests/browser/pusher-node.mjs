@@ -69,6 +69,10 @@ async function main() {
   // Across replicas, Alice's membership reaches Redis a round trip after her
   // subscription succeeded.
   if (env.SIDEPUSH_PORT_B) await sleep(300);
+  // Alice listens before Bob comes: his join may reach her before his own
+  // subscriptions succeed.
+  presA.bind('pusher:member_added', (m) => got.members.push(['added', m.id, m.info]));
+  presA.bind('pusher:member_removed', (m) => got.members.push(['removed', m.id]));
   const [pubB, , presB] = await Promise.all([
     subscribed(bob, 'orders'), subscribed(bob, 'private-orders'), subscribed(bob, 'presence-room')]);
   for (const [who, ch] of [['alice', pubA], ['alice', privA], ['bob', pubB]])
@@ -76,8 +80,6 @@ async function main() {
   bob.channel('private-orders').bind_global((event, data) => {
     if (!event.startsWith('pusher:')) got.bob.push({ channel: 'private-orders', event, data });
   });
-  presA.bind('pusher:member_added', (m) => got.members.push(['added', m.id, m.info]));
-  presA.bind('pusher:member_removed', (m) => got.members.push(['removed', m.id]));
 
   // Bob came after Alice: he sees both members; she is told he came.
   const bobSees = Object.keys(presB.members.members).sort();

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -216,6 +217,29 @@ def test_drain_closes_4200_so_clients_reconnect_at_once(sp):
         with pytest.raises(websockets.ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4200
+    run(main())
+
+
+def test_a_reload_that_removes_the_section_closes_pusher_clients_4001(sp):
+    async def main():
+        ws, sid = await connect(sp)
+        text = sp.config.read_text()
+        sp.config.write_text(text.replace(text[text.index("pusher:"):text.index("presence:")], ""))
+        sp.proc.send_signal(signal.SIGHUP)
+        # Until the next tick closes it, what it asks of a section that is gone is ignored.
+        await ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+            "channel": "private-x", "auth": channel_auth(sid, "private-x")}}))
+        while True:
+            msg = await asyncio.wait_for(recv_event(ws), 5)
+            if msg["event"] == "pusher:error":
+                break
+            assert msg["event"] == "pusher_internal:subscription_succeeded"  # before the reload
+        assert msg["data"]["code"] == 4001
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4001
+        r = signed(sp, f"/apps/{APP_ID}/events", event())
+        assert r.status_code != 200  # the API went with the section: the native API answers
     run(main())
 
 
