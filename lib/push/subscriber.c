@@ -263,7 +263,7 @@ static void members_asked(struct sp_ask *ask)
 }
 
 static void ask_members(struct sp_subscription *s, const char *channel,
-                       void (*write)(void *ctx, const char *json), void *ctx)
+                        void (*write)(void *ctx, const char *json), void *ctx)
 {
     size_t len = strlen(channel) + 1;
     struct members_ask *a = calloc(1, sizeof(*a) + len);
