@@ -603,19 +603,11 @@ bool sp_http_query_next(struct sp_slice *rest, struct sp_slice *name, struct sp_
 
 int sp_http_query_get(struct sp_slice query, const char *name, char *out, size_t size)
 {
-    size_t name_len = strlen(name);
-    const char *p = query.ptr, *end = query.ptr + query.len;
+    struct sp_slice rest = query, key, value;
 
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        const char *key_end = eq ? eq : stop;
-        if ((size_t)(key_end - p) == name_len && memcmp(p, name, name_len) == 0) {
-            const char *v = eq ? eq + 1 : stop;
-            return decode_component(v, (size_t)(stop - v), out, size);
-        }
-        p = stop + 1;
+    while (sp_http_query_next(&rest, &key, &value)) {
+        if (sp_slice_eq(key, name))
+            return decode_component(value.ptr, value.len, out, size);
     }
     return SP_HTTP_QUERY_ABSENT;
 }

@@ -51,22 +51,6 @@ static void respond_json(struct sp_http_conn *conn, int status, json_t *obj)
     json_decref(obj);
 }
 
-static void count_error(struct sp_push *push, int status)
-{
-    static const int statuses[] = {400, 401, 404, 405, 413};
-    size_t i = 0;
-    while (i < 5 && statuses[i] != status)
-        i++;
-    push->stats.publish_errors_by_status[i]++;
-    push->stats.publish_errors++;
-}
-
-static void fail(struct sp_push *push, struct sp_http_conn *conn, int status, const char *why)
-{
-    count_error(push, status);
-    sp_http_respond_error(conn, status, why);
-}
-
 /* ---- auth ---------------------------------------------------------------------------------- */
 
 static char *header_text(const struct sp_http_request *req, const char *name)
@@ -212,7 +196,7 @@ static void item_failed(struct job *job, size_t index, const char *channel, int 
 {
     int status = publish_status(rc);
 
-    count_error(job->push, status);
+    sp_push_count_publish_error(job->push, status);
     /* A batch answers 202 with each item's outcome in place, unless Redis
      * refused some: 503 then tells the publisher to retry (items with an id
      * are stored once however often they are sent). */
@@ -288,7 +272,7 @@ static void publish_raw(struct pending *p, const struct sp_http_request *req, co
     struct sp_publish pub = {p->channel, event, body, len, dedup, NULL, NULL};
     struct job *job = job_new(p->push, p->conn, 1, true);
     if (job == NULL) {
-        fail(p->push, p->conn, 503, "out of memory");
+        sp_push_publish_refuse(p->push, p->conn, 503, "out of memory");
     } else {
         job_publish(job, 0, &pub);
         job_release(job); /* the guard reference: answers now if nothing is in flight */
@@ -306,7 +290,7 @@ static void publish_batch(struct pending *p, const char *body, size_t len, const
     char err[256];
 
     if (sp_publish_parse_json(body, len, &batch, err, sizeof(err)) < 0) {
-        fail(p->push, p->conn, 400, err);
+        sp_push_publish_refuse(p->push, p->conn, 400, err);
         return;
     }
     for (size_t i = 0; i < batch.count; i++) {
@@ -316,14 +300,15 @@ static void publish_batch(struct pending *p, const char *body, size_t len, const
         int rc = sp_hub_check(p->push->hub, &pub);
         if (rc < 0) {
             snprintf(err, sizeof(err), "items[%zu]: %s", i, sp_hub_error_text(rc));
-            fail(p->push, p->conn, publish_status(rc), batch.single ? sp_hub_error_text(rc) : err);
+            sp_push_publish_refuse(p->push, p->conn, publish_status(rc),
+                                   batch.single ? sp_hub_error_text(rc) : err);
             sp_publish_batch_clear(&batch);
             return;
         }
     }
     struct job *job = job_new(p->push, p->conn, batch.count, batch.single);
     if (job == NULL) {
-        fail(p->push, p->conn, 503, "out of memory");
+        sp_push_publish_refuse(p->push, p->conn, 503, "out of memory");
         sp_publish_batch_clear(&batch);
         return;
     }
@@ -382,7 +367,7 @@ static void body_complete(struct pending *p)
         body = "";
     rc = signature_check(p->push, req, body, len, &signed_id);
     if (rc != 0) {
-        count_error(p->push, 401);
+        sp_push_count_publish_error(p->push, 401);
         respond_unauthorized(p->conn, sp_webhook_error_text(rc));
     } else if (signed_id != NULL) {
         claim_start(p->push, p->conn, p, A_NONE, NULL, signed_id, body, len);
@@ -401,9 +386,10 @@ static void on_body(void *ctx)
     if (in != NULL) {
         if (evbuffer_get_length(p->body) + evbuffer_get_length(in) > p->limit) {
             sp_http_set_ops(p->conn, NULL, NULL);
-            fail(p->push, p->conn, 413,
-                 p->target == T_CHANNEL_PUBLISH ? "message is larger than channels.max_message_size"
-                                                : "body is larger than publish.max_body_size");
+            sp_push_publish_refuse(p->push, p->conn, 413,
+                                   p->target == T_CHANNEL_PUBLISH
+                                       ? "message is larger than channels.max_message_size"
+                                       : "body is larger than publish.max_body_size");
             pending_free(p);
             return;
         }
@@ -430,14 +416,15 @@ static void start_publish(struct sp_push *push, struct sp_http_conn *conn, enum 
 
     if (sp_http_body_kind(conn) == SP_HTTP_BODY_LENGTH && sp_http_body_length(conn) > limit) {
         free(p);
-        fail(push, conn, 413,
-             target == T_CHANNEL_PUBLISH ? "message is larger than channels.max_message_size"
-                                         : "body is larger than publish.max_body_size");
+        sp_push_publish_refuse(push, conn, 413,
+                               target == T_CHANNEL_PUBLISH
+                                   ? "message is larger than channels.max_message_size"
+                                   : "body is larger than publish.max_body_size");
         return;
     }
     if (p == NULL || (p->body = evbuffer_new()) == NULL) {
         free(p);
-        fail(push, conn, 503, "out of memory");
+        sp_push_publish_refuse(push, conn, 503, "out of memory");
         return;
     }
     p->push = push;
@@ -666,7 +653,7 @@ static void method_not_allowed(struct sp_push *push, struct sp_http_conn *conn, 
     char message[128];
 
     snprintf(message, sizeof(message), "use %s", allow);
-    count_error(push, 405);
+    sp_push_count_publish_error(push, 405);
     sp_http_respond_not_allowed(conn, allow, message);
 }
 
@@ -679,14 +666,14 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
     bool is_channel = channel_path(req->path, "/channels/", &channel) || is_channel_publish;
 
     if (!is_publish && !is_channel) {
-        count_error(push, 404);
+        sp_push_count_publish_error(push, 404);
         sp_http_respond_error(conn, 404,
                               "no such endpoint: POST /publish, POST /publish/{channel}, "
                               "GET or DELETE /channels/{channel}");
         return;
     }
     if (!bearer_ok(push, req)) {
-        count_error(push, 401);
+        sp_push_count_publish_error(push, 401);
         respond_unauthorized(conn, "missing or wrong bearer token");
         return;
     }
@@ -695,7 +682,7 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
     if (presence)
         channel.len -= 9;
     if (is_channel && !sp_hub_channel_name_valid(channel.ptr, channel.len)) {
-        fail(push, conn, 400, sp_hub_error_text(SP_HUB_BAD_CHANNEL));
+        sp_push_publish_refuse(push, conn, 400, sp_hub_error_text(SP_HUB_BAD_CHANNEL));
         return;
     }
     if (is_publish || is_channel_publish) {
@@ -714,7 +701,7 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
     char *signed_id;
     int rc = signature_check(push, req, "", 0, &signed_id);
     if (rc != 0) {
-        count_error(push, 401);
+        sp_push_count_publish_error(push, 401);
         respond_unauthorized(conn, sp_webhook_error_text(rc));
         return;
     }
@@ -775,11 +762,14 @@ static void on_verdict(void *arg, enum sp_replay_verdict verdict)
      * goes on: a publish is then a duplicate of the first (its webhook-id is
      * its de-duplication id). Anything else under a used id is a replay. */
     if (verdict == SP_REPLAY_UNAVAILABLE)
-        fail(c->push, conn, 503, "the store of used webhook-ids is unavailable; retry later");
+        sp_push_publish_refuse(c->push, conn, 503,
+                               "the store of used webhook-ids is unavailable; retry later");
     else if (verdict == SP_REPLAY_REUSED)
-        fail(c->push, conn, 409, "webhook-id was already used for another request");
+        sp_push_publish_refuse(c->push, conn, 409,
+                               "webhook-id was already used for another request");
     else if (verdict == SP_REPLAY_RETRY && c->op == A_DELETE)
-        fail(c->push, conn, 409, "webhook-id was already used (a DELETE is not repeated)");
+        sp_push_publish_refuse(c->push, conn, 409,
+                               "webhook-id was already used (a DELETE is not repeated)");
     else if (c->p != NULL)
         publish_body(c->p, c->webhook_id);
     else
@@ -800,7 +790,7 @@ static void claim_start(struct sp_push *push, struct sp_http_conn *conn, struct 
         free(webhook_id);
         if (p != NULL)
             pending_free(p);
-        fail(push, conn, 503, "out of memory");
+        sp_push_publish_refuse(push, conn, 503, "out of memory");
         return;
     }
     *c = (struct claim){push, conn, p, op, webhook_id, ""};

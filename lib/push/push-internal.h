@@ -44,6 +44,12 @@ struct sp_push_shared {
 int sp_push_shared_publish(struct sp_push_shared *sh, struct sp_push_stats *stats,
                            const struct sp_engine_publish *p, sp_push_published cb, void *arg);
 
+/* A refused publish API request (either API): counted by status (400,
+ * 401, 404, 405, 413, the rest as other), then answered with a JSON reason. */
+void sp_push_count_publish_error(struct sp_push *push, int status);
+void sp_push_publish_refuse(struct sp_push *push, struct sp_http_conn *conn, int status,
+                            const char *why);
+
 /* One per worker thread. */
 struct sp_push {
     struct event_base *base;

@@ -474,6 +474,24 @@ void sp_push_drain(struct sp_push *push, uint64_t window_ms)
 
 /* ---- publishing and metrics -------------------------------------------------------------- */
 
+void sp_push_count_publish_error(struct sp_push *push, int status)
+{
+    static const int statuses[] = {400, 401, 404, 405, 413};
+    size_t i = 0;
+
+    while (i < 5 && statuses[i] != status)
+        i++;
+    push->stats.publish_errors_by_status[i]++;
+    push->stats.publish_errors++;
+}
+
+void sp_push_publish_refuse(struct sp_push *push, struct sp_http_conn *conn, int status,
+                            const char *why)
+{
+    sp_push_count_publish_error(push, status);
+    sp_http_respond_error(conn, status, why);
+}
+
 int sp_push_publish(struct sp_push *push, const struct sp_engine_publish *p, sp_push_published cb,
                     void *arg)
 {

@@ -230,7 +230,7 @@ static bool channel_name_valid(const char *name)
         char c = name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   strchr("-_=@,.;", c) != NULL;
-        if (!ok || c == '\0')
+        if (!ok)
             return false;
     }
     return sp_hub_channel_name_valid(name, len);

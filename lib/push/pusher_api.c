@@ -38,19 +38,6 @@ static void answer_json(struct sp_http_conn *conn, int status, const char *json)
     sp_http_respond(conn, status, "application/json", json, strlen(json));
 }
 
-static void refuse(struct sp_push *push, struct sp_http_conn *conn, int status, const char *why)
-{
-    struct sp_push_stats *st = &push->stats;
-    static const int statuses[] = {400, 401, 404, 405, 413};
-    size_t i = 0;
-
-    while (i < 5 && statuses[i] != status)
-        i++;
-    st->publish_errors_by_status[i]++;
-    st->publish_errors++;
-    sp_http_respond_error(conn, status, why);
-}
-
 static void on_job_client_gone(void *ctx)
 {
     ((struct api_job *)ctx)->conn = NULL;
@@ -225,7 +212,7 @@ static void handle_events(struct sp_push *push, struct sp_http_conn *conn, bool 
         status = 503;
     }
     if (status != 0) {
-        refuse(push, conn, status, why);
+        sp_push_publish_refuse(push, conn, status, why);
         json_decref(doc);
         return;
     }
@@ -263,7 +250,8 @@ static void body_complete(struct api_request *r)
 
     sp_http_set_ops(r->conn, NULL, NULL);
     if (!c->pusher.enabled) { /* a reload removed the section while the body came */
-        refuse(r->push, r->conn, 404, "no such app (the pusher section was removed)");
+        sp_push_publish_refuse(r->push, r->conn, 404,
+                               "no such app (the pusher section was removed)");
         request_free(r);
         return;
     }
@@ -271,7 +259,8 @@ static void body_complete(struct api_request *r)
                                      req->query, body, len, (uint64_t)time(NULL),
                                      c->pusher.timestamp_tolerance_ms / 1000, &why);
     if (rc != SP_PUSHER_REQUEST_OK)
-        refuse(r->push, r->conn, rc == SP_PUSHER_REQUEST_BAD_QUERY ? 400 : 401, why);
+        sp_push_publish_refuse(r->push, r->conn, rc == SP_PUSHER_REQUEST_BAD_QUERY ? 400 : 401,
+                               why);
     else
         handle_events(r->push, r->conn, r->batch, body, len);
     request_free(r);
@@ -286,7 +275,8 @@ static void on_body(void *ctx)
         if (evbuffer_get_length(r->body) + evbuffer_get_length(in) >
             r->push->config->publish.max_body_size) {
             sp_http_set_ops(r->conn, NULL, NULL);
-            refuse(r->push, r->conn, 413, "body is larger than publish.max_body_size");
+            sp_push_publish_refuse(r->push, r->conn, 413,
+                                   "body is larger than publish.max_body_size");
             request_free(r);
             return;
         }
@@ -323,22 +313,22 @@ void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
     struct sp_slice what;
 
     if (!app_path(c, req->path, &what)) {
-        refuse(push, conn, 404, "no such app (pusher.app_id)");
+        sp_push_publish_refuse(push, conn, 404, "no such app (pusher.app_id)");
         return;
     }
     bool events = sp_slice_eq(what, "events"), batch = sp_slice_eq(what, "batch_events");
     if (!events && !batch) {
-        refuse(push, conn, 404,
-               "no such endpoint: POST /apps/{id}/events or /apps/{id}/batch_events");
+        sp_push_publish_refuse(
+            push, conn, 404, "no such endpoint: POST /apps/{id}/events or /apps/{id}/batch_events");
         return;
     }
     if (!sp_slice_eq(req->method, "POST")) {
-        refuse(push, conn, 405, "use POST");
+        sp_push_publish_refuse(push, conn, 405, "use POST");
         return;
     }
     if (sp_http_body_kind(conn) == SP_HTTP_BODY_LENGTH &&
         sp_http_body_length(conn) > c->publish.max_body_size) {
-        refuse(push, conn, 413, "body is larger than publish.max_body_size");
+        sp_push_publish_refuse(push, conn, 413, "body is larger than publish.max_body_size");
         return;
     }
     struct api_request *r = calloc(1, sizeof(*r));

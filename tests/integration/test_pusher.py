@@ -302,6 +302,27 @@ def test_presence_channels_list_members_and_tell_joins(sp):
     run(main())
 
 
+def test_a_connection_subscribes_to_at_most_max_channels_per_connection(make_sidepush):
+    sp = make_sidepush(CONFIG.replace("pong_timeout: 1s", "pong_timeout: 1s,"
+                                      " max_channels_per_connection: 2"))
+
+    async def main():
+        ws, _ = await connect(sp)
+        for name in ("one", "two", "three"):
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": name}}))
+            reply = await recv_event(ws)
+            if name == "three":
+                assert reply["event"] == "pusher:error", reply
+                assert "max_channels_per_connection" in reply["data"]["message"]
+            else:
+                assert reply["event"] == "pusher_internal:subscription_succeeded", reply
+        await ws.send('{"event":"pusher:unsubscribe","data":{"channel":"one"}}')
+        await ws.send('{"event":"pusher:subscribe","data":{"channel":"three"}}')
+        assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+        await ws.close()
+    run(main())
+
+
 def test_bad_subscriptions_are_told_and_the_connection_stays(sp):
     async def main():
         ws, _ = await connect(sp)
