@@ -7,6 +7,7 @@
 
 #include "backend/poller.h"
 #include "core/clock.h"
+#include "push/pusher_sign.h"
 
 #include "app/app-internal.h"
 
@@ -89,6 +90,15 @@ static bool serve_route(struct worker *w, struct sp_http_conn *conn,
         const char *tmpl = r->has_poll ? r->poll.url : r->subscribe.channel;
         if (sp_tmpl_expand(r->tmpl, tmpl, caps, channel, sizeof(channel)) < 0) {
             sp_http_respond_error(conn, 400, "channel name too long");
+            return true;
+        }
+        /* Pusher clients reach these only with the app's signature: a native
+         * route without its own authorization must not be a way around it. */
+        if (w->config->pusher.enabled && !r->has_poll && !r->has_authorize &&
+            sp_pusher_spec_protected(spec)) {
+            sp_http_respond_error(conn, 403,
+                                  "private- and presence- channels are Pusher's signed ones: "
+                                  "this route has no authorize section");
             return true;
         }
         if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))

@@ -196,6 +196,11 @@ struct sp_config {
         uint64_t max_batch_events;
         uint64_t max_channels_per_connection;
         uint64_t timestamp_tolerance_ms;
+        uint64_t max_presence_members;
+        uint64_t max_user_info;
+        uint64_t max_connections;
+        bool client_events;
+        uint64_t client_event_rate;
     } pusher;
     struct sp_route_config *routes;
     size_t nroutes;

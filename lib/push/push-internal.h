@@ -6,6 +6,7 @@
 #define SP_PUSH_INTERNAL_H
 
 #include <event2/buffer.h>
+#include <stdatomic.h>
 #include <sys/queue.h>
 
 #include "engine/engine.h"
@@ -36,7 +37,8 @@ struct sp_push_shared {
     void *watch_ctx;
     sp_push_events events;
     void *events_ctx;
-    struct sp_push_stats stats; /* its own publishes: presence joins and leaves */
+    struct sp_push_stats stats;   /* its own publishes: presence joins and leaves */
+    atomic_size_t pusher_clients; /* of every worker, for pusher.max_connections */
 };
 
 /* Publishes through the engine when there is one, else in the hub, counted

@@ -40,6 +40,13 @@ size_t sp_kind_state_count(const void *state)
     return ((const struct sp_kind_state *)state)->count;
 }
 
+size_t sp_push_pusher_clients(struct sp_push *push, int delta)
+{
+    if (delta >= 0)
+        return atomic_fetch_add(&push->shared->pusher_clients, (size_t)delta) + (size_t)delta;
+    return atomic_fetch_sub(&push->shared->pusher_clients, (size_t)-delta) - (size_t)-delta;
+}
+
 const struct sp_config *sp_push_config(const struct sp_push *push)
 {
     return push->config;

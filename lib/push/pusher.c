@@ -26,6 +26,7 @@ enum {
     CLOSE_OVER_CAPACITY = 4100,
     CLOSE_RECONNECT = 4200,
     CLOSE_PONG_TIMEOUT = 4201,
+    ERROR_CLIENT_EVENT_RATE = 4301, /* a pusher:error; the connection stays */
 };
 
 #define PUSHER_CHANNEL_MAX 164
@@ -41,6 +42,7 @@ struct pchan {
     char *user_id;   /* on a presence channel: this connection's member */
     char *user_info; /* and its info (JSON text, or NULL) */
     bool presence;
+    bool ready; /* subscription_succeeded sent: client events may come */
     char name[];
 };
 
@@ -60,10 +62,12 @@ struct sp_pusher {
     LIST_ENTRY(sp_pusher) link;
     struct pchan *channels;
     unsigned nchannels;
-    uint64_t last_heard; /* ms: the last frame from the client */
-    uint64_t ping_sent;  /* ms: a pusher:ping waits for its pong (0: none) */
-    uint64_t retire_ms;  /* limits.max_connection_age */
-    bool in_reader;      /* inside sp_ws_reader_feed: freeing must wait */
+    uint64_t last_heard;  /* ms: the last frame from the client */
+    uint64_t ping_sent;   /* ms: a pusher:ping waits for its pong (0: none) */
+    uint64_t retire_ms;   /* limits.max_connection_age */
+    uint64_t rate_second; /* the second (ms / 1000) client events are counted in */
+    unsigned rate_used;
+    bool in_reader; /* inside sp_ws_reader_feed: freeing must wait */
     bool send_failed;
     unsigned want_close;
     const char *want_reason;
@@ -169,6 +173,13 @@ static struct pchan **find_channel(struct sp_pusher *p, const char *name)
     return at;
 }
 
+static void drop_channel(struct sp_pusher *p, struct pchan *c)
+{
+    *find_channel(p, c->name) = c->next;
+    p->nchannels--;
+    pchan_free(c);
+}
+
 /* A member's own join and leave are not told back to it (Pusher tells the
  * others). */
 static bool own_presence_event(const struct pchan *c, struct sp_msg *msg)
@@ -210,9 +221,7 @@ static void on_deleted(void *owner)
     char message[PUSHER_CHANNEL_MAX + 32];
 
     snprintf(message, sizeof(message), "channel %s was deleted", c->name);
-    *find_channel(p, c->name) = c->next;
-    p->nchannels--;
-    pchan_free(c);
+    drop_channel(p, c);
     if (send_error(p, 0, message) < 0)
         conn_abort(p);
 }
@@ -243,7 +252,7 @@ static bool has_prefix(const char *s, const char *prefix)
 
 /* The member a presence channel's channel_data names: user_id (a string,
  * or a number as Laravel sends it) and user_info, as JSON text. */
-static int read_member(const char *channel_data, char **user_id, char **user_info)
+static int read_member(const char *channel_data, size_t max_info, char **user_id, char **user_info)
 {
     json_t *doc = json_loads(channel_data, 0, NULL);
     json_t *id = json_object_get(doc, "user_id"), *info = json_object_get(doc, "user_info");
@@ -260,6 +269,11 @@ static int read_member(const char *channel_data, char **user_id, char **user_inf
         *user_info = info != NULL ? json_dumps(info, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     }
     json_decref(doc);
+    if (*user_info != NULL && strlen(*user_info) > max_info) {
+        free(*user_id);
+        free(*user_info);
+        *user_id = *user_info = NULL;
+    }
     return *user_id != NULL ? 0 : -1;
 }
 
@@ -267,9 +281,8 @@ static int read_member(const char *channel_data, char **user_id, char **user_inf
  * presence table's list) becomes Pusher's {"presence":{"ids","hash","count"}},
  * with this connection's own member in it even if its join has not been
  * counted yet (it is mailed to the shared loop). */
-static json_t *presence_data(const char *json, const struct pchan *c)
+static json_t *presence_data(json_t *doc, const struct pchan *c)
 {
-    json_t *doc = json ? json_loads(json, 0, NULL) : NULL;
     json_t *ids = json_array(), *hash = json_object();
     json_t *members = json_object_get(doc, "members");
     size_t i, count = (size_t)json_integer_value(json_object_get(doc, "count"));
@@ -290,7 +303,6 @@ static json_t *presence_data(const char *json, const struct pchan *c)
         json_object_set_new(hash, c->user_id, info ? info : json_null());
         count++;
     }
-    json_decref(doc);
     return json_pack("{s:{s:o, s:o, s:I}}", "presence", "ids", ids, "hash", hash, "count",
                      (json_int_t)count);
 }
@@ -299,16 +311,52 @@ static void send_succeeded(struct pchan *c, json_t *data)
 {
     struct sp_pusher *p = c->conn;
 
+    c->ready = true;
     if (send_event(p, "pusher_internal:subscription_succeeded", c->name,
                    data ? data : json_object(), true) < 0)
         conn_abort(p);
 }
 
-/* The presence list arrived (now, or from Redis later while c is open). */
+/* Pusher's subscription_error on the channel: pusher-js and Echo hand it
+ * to the channel's error callback. */
+static int send_subscription_error(struct sp_pusher *p, const char *channel, int status,
+                                   const char *type, const char *error)
+{
+    json_t *data = json_pack("{s:s, s:s, s:i}", "type", type, "error", error, "status", status);
+    return send_event(p, "pusher:subscription_error", channel, data, true);
+}
+
+/* The presence list arrived (by mail from the shared loop, or from Redis
+ * later, while c is open), made after c's own join: a member that makes it
+ * more than pusher.max_presence_members is sent away, and the others see it
+ * come and go as after a short visit. */
 static void on_members(void *ctx, const char *json)
 {
     struct pchan *c = ctx;
-    send_succeeded(c, presence_data(json, c));
+    struct sp_pusher *p = c->conn;
+    json_t *doc = json ? json_loads(json, 0, NULL) : NULL;
+    size_t count = (size_t)json_integer_value(json_object_get(doc, "count"));
+    bool listed = false;
+    size_t i;
+    json_t *m;
+
+    json_array_foreach(json_object_get(doc, "members"), i, m)
+    {
+        const char *id = json_string_value(json_object_get(m, "user_id"));
+        listed = listed || (id != NULL && strcmp(id, c->user_id) == 0);
+    }
+    if (count + !listed > sp_push_config(push_of(p))->pusher.max_presence_members) {
+        char channel[PUSHER_CHANNEL_MAX + 1];
+        snprintf(channel, sizeof(channel), "%s", c->name);
+        drop_channel(p, c);
+        if (send_subscription_error(p, channel, 403, "LimitReached",
+                                    "the presence channel is full (pusher.max_presence_members)") <
+            0)
+            conn_abort(p);
+    } else {
+        send_succeeded(c, presence_data(doc, c));
+    }
+    json_decref(doc);
 }
 
 static const char *auth_error(const char *channel)
@@ -344,8 +392,11 @@ static void subscribe(struct sp_pusher *p, json_t *data)
         send_error(p, CLOSE_UNAUTHORIZED, auth_error(name));
         return;
     }
-    if (presence && (channel_data == NULL || read_member(channel_data, &user_id, &user_info) < 0)) {
-        send_error(p, 0, "presence channel_data must name a user_id of 1-128 characters");
+    if (presence && (channel_data == NULL || read_member(channel_data, config->pusher.max_user_info,
+                                                         &user_id, &user_info) < 0)) {
+        send_error(p, 0,
+                   "presence channel_data must name a user_id of 1-128 characters and a "
+                   "user_info of at most pusher.max_user_info");
         return;
     }
     if (p->nchannels >= config->pusher.max_channels_per_connection) {
@@ -393,10 +444,84 @@ static void unsubscribe(struct sp_pusher *p, json_t *data)
 
     if (at == NULL || *at == NULL)
         return;
-    struct pchan *c = *at;
-    *at = c->next;
-    p->nchannels--;
-    pchan_free(c);
+    drop_channel(p, *at);
+}
+
+/* ---- client events -----------------------------------------------------------------------------
+ */
+
+/* Why a client event may not go out, or NULL. Pusher's rules: enabled for
+ * the app, on a private- or presence- channel (not an encrypted one: the
+ * server cannot see what it relays) this connection has been told it is
+ * subscribed to. */
+static const char *client_event_refusal(struct sp_pusher *p, const struct sp_config *config,
+                                        const char *channel, struct pchan **out)
+{
+    struct pchan *c = channel ? *find_channel(p, channel) : NULL;
+
+    if (!config->pusher.client_events)
+        return "client events are not enabled on this server (pusher.client_events)";
+    if (channel == NULL || (!has_prefix(channel, "private-") && !has_prefix(channel, "presence-")))
+        return "client events go on private- and presence- channels only";
+    if (has_prefix(channel, "private-encrypted-"))
+        return "client events are not accepted on encrypted channels";
+    if (c == NULL || !c->ready)
+        return "client event on a channel this connection is not subscribed to";
+    *out = c;
+    return NULL;
+}
+
+/* At most pusher.client_event_rate a second; more are dropped with 4301. */
+static bool client_event_allowed(struct sp_pusher *p, const struct sp_config *config)
+{
+    uint64_t second = sp_now_ms() / 1000;
+
+    if (second != p->rate_second) {
+        p->rate_second = second;
+        p->rate_used = 0;
+    }
+    return ++p->rate_used <= config->pusher.client_event_rate;
+}
+
+/* Relayed as a publish to the channel from this socket: every other
+ * subscriber, native ones and those of other workers and replicas, gets
+ * it; the sender does not (its socket_id is the message's origin). data
+ * goes as the client gave it: a string's text, or other JSON as its text. */
+static void client_event(struct sp_pusher *p, const char *event, json_t *msg)
+{
+    const struct sp_config *config = sp_push_config(push_of(p));
+    const char *channel = json_string_value(json_object_get(msg, "channel"));
+    json_t *data = json_object_get(msg, "data");
+    struct pchan *c = NULL;
+    const char *why = client_event_refusal(p, config, channel, &c);
+
+    if (why != NULL) {
+        send_error(p, 0, why);
+        return;
+    }
+    if (!client_event_allowed(p, config)) {
+        send_error(p, ERROR_CLIENT_EVENT_RATE,
+                   "Client event rejected due to rate limit (pusher.client_event_rate)");
+        return;
+    }
+    char *text = json_is_string(data)
+                     ? NULL
+                     : json_dumps(data ? data : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+    const struct sp_publish pub = {
+        .channel = c->name,
+        .event = event,
+        .data = text ? text : json_string_value(data),
+        .len = text ? strlen(text) : json_string_length(data),
+        .origin = p->socket_id,
+    };
+    int rc = pub.data == NULL ? SP_HUB_NO_MEMORY : sp_hub_check(sp_push_hub(push_of(p)), &pub);
+    if (rc == SP_HUB_OK && pub.len > config->pusher.max_event_size)
+        rc = SP_HUB_TOO_BIG;
+    if (rc != SP_HUB_OK)
+        send_error(p, 0, sp_hub_error_text(rc));
+    else if (sp_push_publish_later(push_of(p), &pub) < 0)
+        send_error(p, 0, "out of memory: the event was not sent");
+    free(text);
 }
 
 /* ---- frames from the client ----------------------------------------------------------------- */
@@ -435,7 +560,7 @@ static void on_event(struct sp_pusher *p, json_t *msg)
         unsubscribe(p, data);
         json_decref(data);
     } else if (has_prefix(event, "client-")) {
-        send_error(p, 0, "client events are not enabled on this server");
+        client_event(p, event, msg);
     }
     /* Other pusher: events (signin, watchlist) and unknown ones: ignored,
      * as Pusher ignores what it does not know. */
@@ -524,6 +649,7 @@ static void conn_free(struct sp_pusher *p)
     }
     LIST_REMOVE(p, link);
     p->kind->base.count--;
+    sp_push_pusher_clients(push_of(p), -1);
     sp_ws_reader_free(p->reader);
     free(p);
 }
@@ -642,6 +768,7 @@ static struct sp_pusher *conn_new(struct pusher_kind *kind, const struct sp_conf
     p->kind = kind;
     LIST_INSERT_HEAD(&kind->all, p, link);
     kind->base.count++;
+    sp_push_pusher_clients(kind->base.push, +1);
     p->last_heard = sp_now_ms();
     p->retire_ms = sp_retire_at(p->last_heard, config->limits.max_connection_age_ms);
     snprintf(p->socket_id, sizeof(p->socket_id), "%u.%u", (unsigned)kind->prefix,
@@ -696,6 +823,11 @@ static void pusher_start(void *state, const struct sp_route_config *route, const
     sp_stream_set_ops(p->stream, config->limits.subscriber_max_unsent, &stream_ops, p);
     /* A wrong key or protocol is told over the WebSocket, as Pusher does:
      * pusher-js acts on the close code, not on an HTTP status. */
+    if (refuse == 0 && config->pusher.max_connections != 0 &&
+        sp_push_pusher_clients(push, 0) > config->pusher.max_connections) {
+        refuse = CLOSE_OVER_CAPACITY;
+        why = "Over capacity (pusher.max_connections): try again later";
+    }
     if (refuse != 0) {
         close_with(p, refuse, why);
         goto done;

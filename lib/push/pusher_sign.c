@@ -203,3 +203,26 @@ int sp_pusher_request_check(const char *key, const char *secret, struct sp_slice
     free(ps);
     return rc;
 }
+
+static bool protected_name(const char *name, size_t len)
+{
+    static const char *const prefixes[] = {"private-", "presence-", "#"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (len >= n && memcmp(name, prefixes[i], n) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sp_pusher_spec_protected(const char *spec)
+{
+    while (*spec != '\0') {
+        size_t len = strcspn(spec, ",");
+        if (protected_name(spec, len))
+            return true;
+        spec += len + (spec[len] == ',');
+    }
+    return false;
+}

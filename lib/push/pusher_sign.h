@@ -23,6 +23,12 @@ bool sp_pusher_channel_auth_valid(const char *key, const char *secret, const cha
 bool sp_pusher_user_auth_valid(const char *key, const char *secret, const char *socket_id,
                                const char *user_data, const char *auth);
 
+/* Does spec ("a" or "a,b,c") name a channel that Pusher clients reach
+ * only with a signature (private-, presence-: the prefixes
+ * private-encrypted- and the cache ones start with)? A native route must
+ * not hand such a channel to anyone unauthorized. */
+bool sp_pusher_spec_protected(const char *spec);
+
 /* Why an API request is refused; each maps to Pusher's status (401, or 400
  * for a query that cannot be read). */
 enum sp_pusher_request_error {

@@ -217,6 +217,65 @@ int sp_push_shared_publish(struct sp_push_shared *sh, struct sp_push_stats *stat
     return 0;
 }
 
+/* ---- publishing from a worker ------------------------------------------------------------ */
+
+struct publish_mail {
+    struct sp_mail mail;
+    struct sp_push_shared *shared;
+    struct sp_publish pub; /* pointing into text */
+    char text[];
+};
+
+static void published_quietly(void *arg, int rc, const struct sp_publish_result *res)
+{
+    (void)arg;
+    (void)rc;
+    (void)res;
+}
+
+static void publish_run(struct sp_mail *mail)
+{
+    struct publish_mail *m = (struct publish_mail *)mail;
+    const struct sp_engine_publish p = {.pub = m->pub};
+
+    sp_push_shared_publish(m->shared, &m->shared->stats, &p, published_quietly, NULL);
+    free(m);
+}
+
+static void publish_drop(struct sp_mail *mail)
+{
+    free(mail);
+}
+
+static char *copy_into(char **at, const char *s, size_t len)
+{
+    char *start = *at;
+
+    memcpy(start, s, len);
+    start[len] = '\0';
+    *at += len + 1;
+    return start;
+}
+
+int sp_push_publish_later(struct sp_push *push, const struct sp_publish *pub)
+{
+    size_t c = strlen(pub->channel), e = pub->event ? strlen(pub->event) : 0;
+    size_t o = pub->origin ? strlen(pub->origin) : 0;
+    struct publish_mail *m = malloc(sizeof(*m) + c + e + o + pub->len + 4);
+
+    if (m == NULL)
+        return -1;
+    char *at = m->text;
+    m->shared = push->shared;
+    m->pub = (struct sp_publish){.len = pub->len};
+    m->pub.channel = copy_into(&at, pub->channel, c);
+    m->pub.event = pub->event ? copy_into(&at, pub->event, e) : NULL;
+    m->pub.origin = pub->origin ? copy_into(&at, pub->origin, o) : NULL;
+    m->pub.data = copy_into(&at, pub->data, pub->len);
+    sp_mailbox_post(push->shared->mailbox, &m->mail, publish_run, publish_drop);
+    return 0;
+}
+
 /* ---- figures --------------------------------------------------------------------------------- */
 
 void sp_push_shared_add_figures(const struct sp_push_shared *sh, struct sp_push_figures *sum)

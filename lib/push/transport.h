@@ -72,6 +72,12 @@ struct sp_hub *sp_push_hub(const struct sp_push *push);
 struct sp_push_stats *sp_push_stats(struct sp_push *push);
 /* SIGTERM came: answers tell clients to come back (elsewhere). */
 bool sp_push_draining(const struct sp_push *push);
+/* Publishes pub from a worker on the shared loop, where publishes are made
+ * (a client's event: its sender hears nothing back). Checked already
+ * (sp_hub_check). Returns 0, or -1 out of memory. */
+int sp_push_publish_later(struct sp_push *push, const struct sp_publish *pub);
+/* The process's Pusher clients, after delta (+1: one came, -1: one went). */
+size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */
 const struct sp_forwarder_ops *sp_push_forwarder(const struct sp_push *push, void **ctx);
 

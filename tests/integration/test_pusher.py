@@ -347,6 +347,121 @@ def test_bad_subscriptions_are_told_and_the_connection_stays(sp):
     run(main())
 
 
+def with_options(options):
+    return CONFIG.replace("pong_timeout: 1s", "pong_timeout: 1s, " + options)
+
+
+async def join_presence(ws, sid, channel, user, info=None):
+    data = json.dumps({"user_id": user, "user_info": info or {}})
+    await ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+        "channel": channel, "auth": channel_auth(sid, channel, data), "channel_data": data}}))
+    return await recv_event(ws)
+
+
+def test_a_presence_channel_holds_at_most_max_presence_members_users(make_sidepush):
+    sp = make_sidepush(with_options("max_presence_members: 2, max_user_info: 64"))
+
+    async def main():
+        a, sid_a = await connect(sp)
+        b, sid_b = await connect(sp)
+        c, sid_c = await connect(sp)
+        assert (await join_presence(a, sid_a, "presence-full", "u1"))["event"] == \
+            "pusher_internal:subscription_succeeded"
+        assert (await join_presence(b, sid_b, "presence-full", "u2"))["event"] == \
+            "pusher_internal:subscription_succeeded"
+        assert (await recv_event(a))["event"] == "pusher_internal:member_added"
+        # A third user is refused on the channel (pusher-js and Echo hand this to
+        # the channel's error callback); a second connection of u1 is not a new user.
+        refused = await join_presence(c, sid_c, "presence-full", "u3")
+        assert refused["event"] == "pusher:subscription_error", refused
+        assert refused["channel"] == "presence-full" and refused["data"]["status"] == 403
+        # a sees u3 come and go (its join was counted before the list said full;
+        # it leaves after presence.leave_grace, like any member)
+        seen = [(await asyncio.wait_for(recv_event(a), 5))["event"] for _ in range(2)]
+        assert seen == ["pusher_internal:member_added", "pusher_internal:member_removed"]
+        again = await join_presence(c, sid_c, "presence-full", "u1")
+        assert again["event"] == "pusher_internal:subscription_succeeded", again
+        assert again["data"]["presence"]["count"] == 2
+        # user_info over pusher.max_user_info is refused before anyone hears of it
+        big = await join_presence(c, sid_c, "presence-big", "u4", {"bio": "x" * 100})
+        assert big["event"] == "pusher:error" and "max_user_info" in big["data"]["message"]
+        for ws in (a, b, c):
+            await ws.close()
+    run(main())
+
+
+def test_past_max_connections_a_client_is_closed_4100_to_back_off(make_sidepush):
+    sp = make_sidepush(with_options("max_connections: 2"))
+
+    async def main():
+        a, _ = await connect(sp)
+        b, _ = await connect(sp)
+        async with websockets.connect(app_url(sp)) as c:
+            error = await recv_event(c)
+            assert error["event"] == "pusher:error" and error["data"]["code"] == 4100
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                await c.recv()
+            assert closed.value.rcvd.code == 4100
+        await a.close()
+        await asyncio.sleep(0.2)
+        c, _ = await connect(sp)  # room again
+        await c.close()
+        await b.close()
+    run(main())
+
+
+async def subscribe_private(ws, sid, channel):
+    await ws.send(json.dumps({"event": "pusher:subscribe", "data": {
+        "channel": channel, "auth": channel_auth(sid, channel)}}))
+    ok = await recv_event(ws)
+    assert ok["event"] == "pusher_internal:subscription_succeeded", ok
+
+
+def test_client_events_reach_the_others_not_the_sender(make_sidepush):
+    sp = make_sidepush(with_options("client_events: true, client_event_rate: 5"))
+
+    async def main():
+        a, sid_a = await connect(sp)
+        b, sid_b = await connect(sp)
+        await subscribe_private(a, sid_a, "private-chat")
+        await subscribe_private(b, sid_b, "private-chat")
+        with requests.get(f"{sp.url}/events/private-chat", stream=True, timeout=10) as refused:
+            # a native route without authorize must not be a way around the signature
+            assert refused.status_code == 403 and "authorize" in refused.json()["error"]
+        await a.send(json.dumps({"event": "client-typing", "channel": "private-chat",
+                                 "data": {"who": "a"}}))
+        got = await recv_event(b)
+        assert got == {"event": "client-typing", "channel": "private-chat",
+                       "data": {"who": "a"}, "id": got["id"]}
+        # the sender hears nothing of its own event: its next frame is the pong
+        await a.send('{"event":"pusher:ping","data":{}}')
+        assert (await recv_event(a))["event"] == "pusher:pong"
+        # public channels, channels not subscribed, encrypted ones: refused
+        await a.send('{"event":"pusher:subscribe","data":{"channel":"public"}}')
+        assert (await recv_event(a))["event"] == "pusher_internal:subscription_succeeded"
+        for channel in ("public", "private-other", "private-encrypted-x"):
+            await a.send(json.dumps({"event": "client-x", "channel": channel, "data": "{}"}))
+            error = await recv_event(a)
+            assert error["event"] == "pusher:error" and error["data"]["code"] is None, error
+        # over client_event_rate a second: 4301, the connection stays
+        for i in range(8):
+            await a.send(json.dumps({"event": "client-n", "channel": "private-chat",
+                                     "data": str(i)}))
+        await a.send('{"event":"pusher:ping","data":{}}')
+        replies = []
+        while not replies or replies[-1]["event"] != "pusher:pong":
+            replies.append(await recv_event(a))
+        codes = [r["data"]["code"] for r in replies if r["event"] == "pusher:error"]
+        assert 1 <= len(codes) <= 4 and set(codes) == {4301}, replies  # 5 a second pass
+        got = []
+        while len(got) < 8 - len(codes):
+            got.append((await recv_event(b))["data"])
+        assert [str(g) for g in got] == [str(i) for i in range(len(got))]
+        for ws in (a, b):
+            await ws.close()
+    run(main())
+
+
 # ---- the HTTP API ---------------------------------------------------------------------------------
 
 
