@@ -46,8 +46,10 @@ bool sp_hub_channel_name_valid(const char *name, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = name[i];
+        /* A leading '#': Pusher's reserved names (#server-to-user-{id}),
+         * which no URL path can carry. */
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  (c != '\0' && strchr("_.:@~=+-", c) != NULL);
+                  (c != '\0' && strchr("_.:@~=+-", c) != NULL) || (c == '#' && i == 0);
         if (!ok)
             return false;
     }
@@ -223,6 +225,31 @@ void sp_hub_free(struct sp_hub *hub)
     free(hub->ports);
     pthread_mutex_destroy(&hub->lock);
     free(hub);
+}
+
+struct each_occupied {
+    const char *prefix;
+    size_t prefix_len;
+    sp_hub_each_fn fn;
+    void *ctx;
+};
+
+static void each_occupied(const char *key, void *value, void *arg)
+{
+    struct each_occupied *e = arg;
+    const struct sp_channel *ch = value;
+
+    if (ch->nsubs > 0 && strncmp(key, e->prefix, e->prefix_len) == 0)
+        e->fn(e->ctx, key, ch->nsubs);
+}
+
+void sp_hub_each_occupied(struct sp_hub *hub, const char *prefix, sp_hub_each_fn fn, void *ctx)
+{
+    struct each_occupied e = {prefix, strlen(prefix), fn, ctx};
+
+    hub_lock(hub);
+    sp_hmap_each(hub->channels, each_occupied, &e);
+    hub_unlock(hub);
 }
 
 size_t sp_hub_channel_count(const struct sp_hub *hub)

@@ -165,6 +165,10 @@ int sp_hub_channel_info(struct sp_hub *hub, const char *channel, struct sp_chann
 int sp_hub_channel_delete(struct sp_hub *hub, const char *channel);
 
 size_t sp_hub_channel_count(const struct sp_hub *hub);
+/* fn for every channel with subscribers (on any port) whose name starts
+ * with prefix, under the hub's lock: fn must not call the hub. */
+typedef void (*sp_hub_each_fn)(void *ctx, const char *channel, size_t subscribers);
+void sp_hub_each_occupied(struct sp_hub *hub, const char *prefix, sp_hub_each_fn fn, void *ctx);
 
 /* The channel's current state for new subscribers asking for "latest" (a
  * poll route's whole body when it publishes patches). Takes a reference;

@@ -52,6 +52,16 @@ void sp_push_count_publish_error(struct sp_push *push, int status);
 void sp_push_publish_refuse(struct sp_push *push, struct sp_http_conn *conn, int status,
                             const char *why);
 
+/* The Pusher API's questions (pusher_query.c), once the request's
+ * signature is checked: GET /apps/{id}/channels, /channels/{name},
+ * /channels/{name}/users; POST /users/{id}/terminate_connections. */
+void sp_pusher_query_channels(struct sp_push *push, struct sp_http_conn *conn,
+                              struct sp_slice query);
+void sp_pusher_query_channel(struct sp_push *push, struct sp_http_conn *conn, const char *channel,
+                             struct sp_slice query);
+void sp_pusher_query_users(struct sp_push *push, struct sp_http_conn *conn, const char *channel);
+void sp_pusher_terminate(struct sp_push *push, struct sp_http_conn *conn, const char *user_id);
+
 /* One per worker thread. */
 struct sp_push {
     struct event_base *base;

@@ -42,7 +42,8 @@ struct pchan {
     char *user_id;   /* on a presence channel: this connection's member */
     char *user_info; /* and its info (JSON text, or NULL) */
     bool presence;
-    bool ready; /* subscription_succeeded sent: client events may come */
+    bool ready;  /* subscription_succeeded sent: client events may come */
+    bool hidden; /* the signed-in user's channel, not (or no longer) asked for */
     char name[];
 };
 
@@ -67,6 +68,7 @@ struct sp_pusher {
     uint64_t retire_ms;   /* limits.max_connection_age */
     uint64_t rate_second; /* the second (ms / 1000) client events are counted in */
     unsigned rate_used;
+    char *user_id;  /* signed in (pusher:signin) as this user, or NULL */
     bool in_reader; /* inside sp_ws_reader_feed: freeing must wait */
     bool send_failed;
     unsigned want_close;
@@ -203,7 +205,13 @@ static void on_deliver(void *owner, struct sp_msg *msg)
     struct sp_pusher *p = c->conn;
     const char *origin = sp_msg_origin(msg);
 
-    if ((origin != NULL && strcmp(origin, p->socket_id) == 0) || own_presence_event(c, msg))
+    if (c->name[0] == '#' && sp_msg_event(msg) != NULL &&
+        strcmp(sp_msg_event(msg), SP_PUSHER_TERMINATE_EVENT) == 0) {
+        conn_close(p, CLOSE_UNAUTHORIZED, "the app terminated this user's connections");
+        return;
+    }
+    if ((origin != NULL && strcmp(origin, p->socket_id) == 0) || own_presence_event(c, msg) ||
+        c->hidden)
         return;
     if (sp_push_send_msg(push_of(p), p->stream, msg, SP_FMT_PUSHER) < 0) {
         sp_log_info(sp_push_log(push_of(p)), "slow_consumer",
@@ -367,10 +375,56 @@ static const char *auth_error(const char *channel)
                : "Invalid signature: Expected HMAC SHA256 hex digest of socket_id:channel";
 }
 
+/* Opens a subscription of name for p; takes user_id and user_info (a
+ * presence member, or NULL). Returns it, or NULL after telling p why. */
+static struct pchan *open_channel(struct sp_pusher *p, const char *name, bool presence,
+                                  char *user_id, char *user_info)
+{
+    size_t len = strlen(name) + 1;
+    struct pchan *c = calloc(1, sizeof(*c) + len);
+
+    if (c == NULL) {
+        free(user_id);
+        free(user_info);
+        conn_abort(p);
+        return NULL;
+    }
+    memcpy(c->name, name, len);
+    c->conn = p;
+    c->presence = presence;
+    c->user_id = user_id;
+    c->user_info = user_info;
+    const struct sp_identity who = {user_id, user_info};
+    int rc = sp_subscription_open(push_of(p), name, on_deliver, on_deleted, c,
+                                  presence ? &who : NULL, &c->subs);
+    if (rc < 0) {
+        pchan_free(c);
+        send_error(p, 0, sp_hub_error_text(rc));
+        return NULL;
+    }
+    c->next = p->channels;
+    p->channels = c;
+    p->nchannels++;
+    return c;
+}
+
+/* #server-to-user-{id}: only the user signed in on this connection's, which
+ * sign-in opened already (hidden until asked for). */
+static void subscribe_user_channel(struct sp_pusher *p, const char *name)
+{
+    struct pchan *c = *find_channel(p, name);
+
+    if (c == NULL) {
+        send_error(p, CLOSE_UNAUTHORIZED, "sign in (pusher:signin) as this user first");
+        return;
+    }
+    c->hidden = false;
+    send_succeeded(c, NULL);
+}
+
 static void subscribe(struct sp_pusher *p, json_t *data)
 {
-    struct sp_push *push = push_of(p);
-    const struct sp_config *config = sp_push_config(push);
+    const struct sp_config *config = sp_push_config(push_of(p));
     const char *name = json_string_value(json_object_get(data, "channel"));
     const char *auth = json_string_value(json_object_get(data, "auth"));
     const char *channel_data = json_string_value(json_object_get(data, "channel_data"));
@@ -380,6 +434,10 @@ static void subscribe(struct sp_pusher *p, json_t *data)
 
     if (!config->pusher.enabled) /* removed by a reload: the tick closes p */
         return;
+    if (name != NULL && has_prefix(name, SP_PUSHER_USER_CHANNEL)) {
+        subscribe_user_channel(p, name);
+        return;
+    }
     if (name == NULL || !channel_name_valid(name)) {
         send_error(p, 0, "Invalid channel name: at most 164 of a-z A-Z 0-9 - _ = @ . ;");
         return;
@@ -407,34 +465,58 @@ static void subscribe(struct sp_pusher *p, json_t *data)
         free(user_info);
         return;
     }
-    size_t len = strlen(name) + 1;
-    struct pchan *c = calloc(1, sizeof(*c) + len);
-    if (c == NULL) {
-        free(user_id);
-        free(user_info);
-        conn_abort(p);
-        return;
-    }
-    memcpy(c->name, name, len);
-    c->conn = p;
-    c->presence = presence;
-    c->user_id = user_id;
-    c->user_info = user_info;
-    const struct sp_identity who = {user_id, user_info};
-    int rc = sp_subscription_open(push, name, on_deliver, on_deleted, c, presence ? &who : NULL,
-                                  &c->subs);
-    if (rc < 0) {
-        pchan_free(c);
-        send_error(p, 0, sp_hub_error_text(rc));
-        return;
-    }
-    c->next = p->channels;
-    p->channels = c;
-    p->nchannels++;
-    if (presence)
+    struct pchan *c = open_channel(p, name, presence, user_id, user_info);
+    if (c != NULL && presence)
         sp_subscription_members(c->subs, on_members, c);
-    else
+    else if (c != NULL)
         send_succeeded(c, NULL);
+}
+
+/* pusher:signin: user_data signed by the app's user-auth route for this
+ * socket. The connection then belongs to the user: it hears what
+ * sendToUser() sends once it subscribes to #server-to-user-{id}, and
+ * terminate_connections ends it. */
+static void signin(struct sp_pusher *p, json_t *data)
+{
+    const struct sp_config *config = sp_push_config(push_of(p));
+    const char *auth = json_string_value(json_object_get(data, "auth"));
+    const char *user_data = json_string_value(json_object_get(data, "user_data"));
+    char channel[sizeof(SP_PUSHER_USER_CHANNEL) + USER_ID_MAX];
+
+    if (user_data == NULL || auth == NULL ||
+        !sp_pusher_user_auth_valid(config->pusher.key, config->pusher.secret, p->socket_id,
+                                   user_data, auth)) {
+        send_error(p, CLOSE_UNAUTHORIZED,
+                   "Invalid signature: Expected HMAC SHA256 hex digest of socket_id::user::"
+                   "user_data");
+        return;
+    }
+    json_t *doc = json_loads(user_data, 0, NULL);
+    const char *id = json_string_value(json_object_get(doc, "id"));
+    char *info = json_dumps(json_object_get(doc, "user_info"), JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len = id ? strlen(id) : 0;
+    const char *why = NULL;
+
+    snprintf(channel, sizeof(channel), SP_PUSHER_USER_CHANNEL "%s", id ? id : "");
+    if (len == 0 || len > USER_ID_MAX || !sp_hub_channel_name_valid(channel, strlen(channel)))
+        why = "user_data needs an id: 1-128 of a-z A-Z 0-9 _ . : @ ~ = + -";
+    else if (info != NULL && strlen(info) > config->pusher.max_user_info)
+        why = "user_info is larger than pusher.max_user_info";
+    else if (p->user_id != NULL && strcmp(p->user_id, id) != 0)
+        why = "this connection is signed in as another user already";
+    if (why != NULL) {
+        send_error(p, 0, why);
+    } else if (p->user_id == NULL && (p->user_id = strdup(id)) != NULL) {
+        struct pchan *c = open_channel(p, channel, false, NULL, NULL);
+        if (c != NULL)
+            c->hidden = true;
+    }
+    if (why == NULL && p->user_id != NULL &&
+        send_event(p, "pusher:signin_success", NULL, json_pack("{s:s}", "user_data", user_data),
+                   true) < 0)
+        conn_abort(p);
+    free(info);
+    json_decref(doc);
 }
 
 static void unsubscribe(struct sp_pusher *p, json_t *data)
@@ -444,7 +526,10 @@ static void unsubscribe(struct sp_pusher *p, json_t *data)
 
     if (at == NULL || *at == NULL)
         return;
-    drop_channel(p, *at);
+    if ((*at)->name[0] == '#')
+        (*at)->hidden = true; /* the user's channel stays while signed in */
+    else
+        drop_channel(p, *at);
 }
 
 /* ---- client events -----------------------------------------------------------------------------
@@ -559,6 +644,10 @@ static void on_event(struct sp_pusher *p, json_t *msg)
         data = event_data(msg);
         unsubscribe(p, data);
         json_decref(data);
+    } else if (strcmp(event, "pusher:signin") == 0) {
+        data = event_data(msg);
+        signin(p, data);
+        json_decref(data);
     } else if (has_prefix(event, "client-")) {
         client_event(p, event, msg);
     }
@@ -647,6 +736,7 @@ static void conn_free(struct sp_pusher *p)
         p->channels = c->next;
         pchan_free(c);
     }
+    free(p->user_id);
     LIST_REMOVE(p, link);
     p->kind->base.count--;
     sp_push_pusher_clients(push_of(p), -1);

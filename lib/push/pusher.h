@@ -7,4 +7,10 @@
 
 extern const struct sp_transport_ops sp_pusher_transport;
 
+/* A signed-in user's channel: #server-to-user-{id}. */
+#define SP_PUSHER_USER_CHANNEL "#server-to-user-"
+/* Published on a user's channel by POST /apps/{id}/users/{id}/terminate_connections:
+ * that user's connections close (4009). */
+#define SP_PUSHER_TERMINATE_EVENT "sidepush-terminate"
+
 #endif

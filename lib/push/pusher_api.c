@@ -1,8 +1,9 @@
 /* The Pusher HTTP API on publish_listen (the pusher section), as the
  * server SDKs call it: POST /apps/{id}/events and /apps/{id}/batch_events,
- * every request signed (auth_key, auth_timestamp, body_md5, auth_signature).
- * An event is published into the channel like any other publish: native
- * subscribers get it too, and it goes into the channel's history. */
+ * the questions and the terminate of pusher_query.c, every request signed
+ * (auth_key, auth_timestamp, body_md5, auth_signature). An event is
+ * published into the channel like any other publish: native subscribers
+ * get it too, and it goes into the channel's history. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,12 +15,15 @@
 
 #define EVENT_NAME_MAX 200
 
+enum api_op { OP_EVENTS, OP_BATCH, OP_CHANNELS, OP_CHANNEL, OP_USERS, OP_TERMINATE };
+
 /* A request whose body is still arriving. */
 struct api_request {
     struct sp_push *push;
     struct sp_http_conn *conn;
-    bool batch;
+    enum api_op op;
     struct evbuffer *body;
+    char name[SP_CHANNEL_MAX + 1]; /* the channel or user the path names */
 };
 
 /* Every publish of one request, answered once the last is done. */
@@ -261,8 +265,16 @@ static void body_complete(struct api_request *r)
     if (rc != SP_PUSHER_REQUEST_OK)
         sp_push_publish_refuse(r->push, r->conn, rc == SP_PUSHER_REQUEST_BAD_QUERY ? 400 : 401,
                                why);
+    else if (r->op == OP_EVENTS || r->op == OP_BATCH)
+        handle_events(r->push, r->conn, r->op == OP_BATCH, body, len);
+    else if (r->op == OP_CHANNELS)
+        sp_pusher_query_channels(r->push, r->conn, req->query);
+    else if (r->op == OP_CHANNEL)
+        sp_pusher_query_channel(r->push, r->conn, r->name, req->query);
+    else if (r->op == OP_USERS)
+        sp_pusher_query_users(r->push, r->conn, r->name);
     else
-        handle_events(r->push, r->conn, r->batch, body, len);
+        sp_pusher_terminate(r->push, r->conn, r->name);
     request_free(r);
 }
 
@@ -306,24 +318,78 @@ static bool app_path(const struct sp_config *c, struct sp_slice path, struct sp_
     return true;
 }
 
+/* Takes prefix off the front of *s; false (s unchanged) when it is not there. */
+static bool take(struct sp_slice *s, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (s->len < n || memcmp(s->ptr, prefix, n) != 0)
+        return false;
+    s->ptr += n;
+    s->len -= n;
+    return true;
+}
+
+/* The operation what names, with the channel or user it names decoded into
+ * name; -1 when it names none. */
+static int api_op(struct sp_slice what, char name[SP_CHANNEL_MAX + 1])
+{
+    struct sp_slice rest = what;
+    const char *slash;
+    int op = -1;
+
+    name[0] = '\0';
+    if (sp_slice_eq(what, "events"))
+        return OP_EVENTS;
+    if (sp_slice_eq(what, "batch_events"))
+        return OP_BATCH;
+    if (sp_slice_eq(what, "channels"))
+        return OP_CHANNELS;
+    if (take(&rest, "channels/")) {
+        op = OP_CHANNEL;
+        slash = memchr(rest.ptr, '/', rest.len);
+        if (slash != NULL) {
+            struct sp_slice tail = {slash, rest.len - (size_t)(slash - rest.ptr)};
+            if (!sp_slice_eq(tail, "/users"))
+                return -1;
+            op = OP_USERS;
+            rest.len = (size_t)(slash - rest.ptr);
+        }
+    } else if (take(&rest, "users/")) {
+        slash = memchr(rest.ptr, '/', rest.len);
+        struct sp_slice tail = {slash, slash ? rest.len - (size_t)(slash - rest.ptr) : 0};
+        if (slash == NULL || !sp_slice_eq(tail, "/terminate_connections"))
+            return -1;
+        op = OP_TERMINATE;
+        rest.len = (size_t)(slash - rest.ptr);
+    }
+    if (op < 0 || rest.len == 0 || sp_http_query_decode(rest, name, SP_CHANNEL_MAX + 1) <= 0)
+        return -1;
+    return op;
+}
+
 void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
                         const struct sp_http_request *req)
 {
     const struct sp_config *c = push->config;
+    char name[SP_CHANNEL_MAX + 1];
     struct sp_slice what;
+    int op;
 
     if (!app_path(c, req->path, &what)) {
         sp_push_publish_refuse(push, conn, 404, "no such app (pusher.app_id)");
         return;
     }
-    bool events = sp_slice_eq(what, "events"), batch = sp_slice_eq(what, "batch_events");
-    if (!events && !batch) {
-        sp_push_publish_refuse(
-            push, conn, 404, "no such endpoint: POST /apps/{id}/events or /apps/{id}/batch_events");
+    if ((op = api_op(what, name)) < 0) {
+        sp_push_publish_refuse(push, conn, 404,
+                               "no such endpoint: /apps/{id}/events, batch_events, channels, "
+                               "channels/{name}, channels/{name}/users, "
+                               "users/{id}/terminate_connections");
         return;
     }
-    if (!sp_slice_eq(req->method, "POST")) {
-        sp_push_publish_refuse(push, conn, 405, "use POST");
+    bool post = op == OP_EVENTS || op == OP_BATCH || op == OP_TERMINATE;
+    if (!sp_slice_eq(req->method, post ? "POST" : "GET")) {
+        sp_push_publish_refuse(push, conn, 405, post ? "use POST" : "use GET");
         return;
     }
     if (sp_http_body_kind(conn) == SP_HTTP_BODY_LENGTH &&
@@ -337,7 +403,10 @@ void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    *r = (struct api_request){push, conn, batch, r->body};
+    r->push = push;
+    r->conn = conn;
+    r->op = (enum api_op)op;
+    memcpy(r->name, name, sizeof(name));
     if (sp_http_body_complete(conn)) {
         on_body(r);
         return;

@@ -7,39 +7,10 @@
 // SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT, PUSHER_APP_ID, PUSHER_KEY,
 // PUSHER_SECRET name the server (SIDEPUSH_PORT_B: bob's, another replica);
 // prints {ok, ...} as its last line.
-import { createRequire } from 'node:module';
 import { sleep, waitFor } from './common.mjs';
-
-const require = createRequire(import.meta.url);
-const PusherClient = require('pusher-js');
-const PusherServer = require('pusher');
+import { client, reportMain, server, subscribed } from './pusher-common.mjs';
 
 const env = process.env;
-const server = new PusherServer({
-  appId: env.PUSHER_APP_ID, key: env.PUSHER_KEY, secret: env.PUSHER_SECRET,
-  host: '127.0.0.1', port: env.SIDEPUSH_PUBLISH_PORT, useTLS: false,
-});
-
-// What an app's /broadcasting/auth answers, signed by the server SDK.
-function client(user, port = env.SIDEPUSH_PORT) {
-  const authorize = (params, callback) => {
-    const data = params.channelName.startsWith('presence-')
-      ? { user_id: user.id, user_info: { name: user.name } } : undefined;
-    callback(null, server.authorizeChannel(params.socketId, params.channelName, data));
-  };
-  return new PusherClient(env.PUSHER_KEY, {
-    cluster: 'sidecar', wsHost: '127.0.0.1', wsPort: Number(port), forceTLS: false,
-    enabledTransports: ['ws'], disableStats: true, channelAuthorization: { customHandler: authorize },
-  });
-}
-
-function subscribed(pusher, name) {
-  const channel = pusher.subscribe(name);
-  return new Promise((resolve, reject) => {
-    channel.bind('pusher:subscription_succeeded', () => resolve(channel));
-    channel.bind('pusher:subscription_error', (e) => reject(new Error(`${name}: ${JSON.stringify(e)}`)));
-  });
-}
 
 function connected(pusher) {
   return new Promise((resolve, reject) => {
@@ -117,11 +88,4 @@ async function main() {
   return result;
 }
 
-let outcome;
-try {
-  outcome = await main();
-} catch (e) {
-  outcome = { ok: false, error: String(e && e.stack || e) };
-}
-console.log(JSON.stringify(outcome));
-process.exit(outcome.ok ? 0 : 1);
+await reportMain(main);

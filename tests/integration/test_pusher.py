@@ -527,3 +527,71 @@ def test_api_refuses_what_pusher_refuses(sp):
 
 def test_the_native_publish_api_is_still_there_beside_it(sp):
     assert publish_ok(sp, "c", "native")["id"]
+
+
+def test_users_sign_in_hear_send_to_user_and_are_terminated(sp):
+    """pusher-js signin() and the SDK's sendToUser, get of channels and users, and
+    terminateUserConnections (tests/browser/pusher-users.mjs)."""
+    result = node("pusher-users.mjs", sp)
+    assert result["ok"], result
+
+
+def test_users_across_two_replicas_with_redis(make_sidepush, redis_server):
+    """The user's second connection on another replica hears sendToUser and is
+    terminated too; the users of a presence channel are the deployment's."""
+    a = make_sidepush(CONFIG + redis_server.config())
+    b = make_sidepush(CONFIG + redis_server.config())
+    result = node("pusher-users.mjs", a, env_extra={"SIDEPUSH_PORT_B": str(b.port)})
+    assert result["ok"], result
+
+
+def test_a_users_channel_is_only_for_that_signed_in_user(sp):
+    async def main():
+        ws, sid = await connect(sp)
+        await ws.send('{"event":"pusher:subscribe","data":{"channel":"#server-to-user-bob"}}')
+        error = await recv_event(ws)
+        assert error["event"] == "pusher:error" and error["data"]["code"] == 4009
+        user_data = json.dumps({"id": "alice"})
+        sig = hmac.new(SECRET.encode(), f"{sid}::user::{user_data}".encode(),
+                       hashlib.sha256).hexdigest()
+        for auth in (f"{KEY}:{'0' * 64}", f"{KEY}:{sig}"[:-1] + "0"):
+            await ws.send(json.dumps({"event": "pusher:signin",
+                                      "data": {"auth": auth, "user_data": user_data}}))
+            assert (await recv_event(ws))["data"]["code"] == 4009
+        await ws.send(json.dumps({"event": "pusher:signin",
+                                  "data": {"auth": f"{KEY}:{sig}", "user_data": user_data}}))
+        ok = await recv_event(ws)
+        assert ok["event"] == "pusher:signin_success", ok
+        await ws.send('{"event":"pusher:subscribe","data":{"channel":"#server-to-user-bob"}}')
+        assert (await recv_event(ws))["data"]["code"] == 4009  # signed in, as someone else
+        await ws.send('{"event":"pusher:subscribe","data":{"channel":"#server-to-user-alice"}}')
+        assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+        # a native route cannot reach a user's channel either
+        r = requests.get(f"{sp.url}/events/%23server-to-user-alice", timeout=5,
+                         headers={"Accept": "text/event-stream"})
+        assert r.status_code in (400, 403), r.text
+        r = signed(sp, f"/apps/{APP_ID}/users/alice/terminate_connections", "{}")
+        assert r.status_code == 200 and r.json() == {}
+        error = await recv_event(ws)
+        assert error["event"] == "pusher:error" and error["data"]["code"] == 4009
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4009
+    run(main())
+
+
+def test_api_queries_are_signed_and_refused_as_pusher_refuses(sp):
+    base = f"/apps/{APP_ID}"
+    assert signed(sp, f"{base}/channels", "", method="GET").json() == {"channels": {}}
+    r = signed(sp, f"{base}/channels", "", method="GET", extra="&info=user_count")
+    assert r.status_code == 400 and "presence-" in r.json()["error"]
+    r = signed(sp, f"{base}/channels/news", "", method="GET")
+    assert r.status_code == 200 and r.json() == {"occupied": False}
+    assert signed(sp, f"{base}/channels/news/users", "", method="GET").status_code == 400
+    assert signed(sp, f"{base}/channels/news/other", "", method="GET").status_code == 404
+    assert signed(sp, f"{base}/channels", "", method="POST").status_code == 405
+    assert signed(sp, f"{base}/users/alice/terminate_connections", "",
+                  method="GET").status_code == 405
+    assert signed(sp, f"{base}/users/a%20b/terminate_connections", "{}").status_code == 400
+    r = requests.get(f"http://127.0.0.1:{sp.publish_port}{base}/channels", timeout=5)
+    assert r.status_code == 401
