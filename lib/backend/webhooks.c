@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/hmap.h"
 #include "metrics/metrics.h"
 #include "push/webhook_sig.h"
@@ -21,7 +22,8 @@ struct item {
     const char *name; /* static */
     bool member;      /* member_added/removed: a budget of its own */
     char *channel;
-    char *user_id; /* NULL for occupancy */
+    char *user_id;  /* NULL for occupancy */
+    json_t *client; /* a client_event's event, data, socket_id; else NULL */
 };
 
 TAILQ_HEAD(item_queue, item);
@@ -53,8 +55,10 @@ static const char *event_name(enum sp_presence_event e)
         return "channel_vacated";
     case SP_EVENT_MEMBER_ADDED:
         return "member_added";
-    default:
+    case SP_EVENT_MEMBER_REMOVED:
         return "member_removed";
+    default:
+        return "client_event";
     }
 }
 
@@ -62,6 +66,7 @@ static void item_free(struct item *it)
 {
     free(it->channel);
     free(it->user_id);
+    json_decref(it->client);
     free(it);
 }
 
@@ -103,9 +108,11 @@ static int batch_build(struct sp_webhooks *w)
     TAILQ_FOREACH (it, &w->queue, link) {
         if (n == BATCH_MAX)
             break;
-        json_t *e = it->user_id ? json_pack("{s:s, s:s, s:s}", "name", it->name, "channel",
-                                            it->channel, "user_id", it->user_id)
-                                : json_pack("{s:s, s:s}", "name", it->name, "channel", it->channel);
+        json_t *e = json_pack("{s:s, s:s}", "name", it->name, "channel", it->channel);
+        if (it->user_id != NULL)
+            json_object_set_new(e, "user_id", json_string(it->user_id));
+        if (it->client != NULL)
+            json_object_update(e, it->client);
         json_array_append_new(events, e);
         n++;
     }
@@ -144,6 +151,14 @@ static int sign_attempt(struct sp_webhooks *w)
         (sp_webhook_sign(c->webhooks.secret, w->webhook_id, ts, w->body, strlen(w->body), sig,
                          sizeof(sig)) < 0 ||
          sp_backend_add_header(&w->headers, "webhook-signature", strlen(sig), sig) < 0))
+        return -1;
+    /* As Pusher signs: the app's Pusher SDK (webhook().isValid()) checks it. */
+    const struct sp_hmac_part body = {w->body, strlen(w->body)};
+    if (c->webhooks.pusher_signature && c->pusher.enabled &&
+        (sp_hmac_sha256_hex(c->pusher.secret, strlen(c->pusher.secret), &body, 1, sig) < 0 ||
+         sp_backend_add_header(&w->headers, "X-Pusher-Key", strlen(c->pusher.key), c->pusher.key) <
+             0 ||
+         sp_backend_add_header(&w->headers, "X-Pusher-Signature", strlen(sig), sig) < 0))
         return -1;
     return 0;
 }
@@ -242,7 +257,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- queueing -------------------------------------------------------------------------------- */
 
-/* Is this event one webhooks.events asks for? */
+/* Is this event one webhooks.events asks for? The default ("[]") is every
+ * event but client_event, which is sent only when named: every client's
+ * every keystroke would otherwise become a POST. */
 static bool wanted(const struct sp_config *c, const char *name)
 {
     const struct sp_strlist *events = &c->webhooks.events;
@@ -251,17 +268,17 @@ static bool wanted(const struct sp_config *c, const char *name)
         if (strcmp(events->items[i], name) == 0)
             return true;
     }
-    return events->count == 0; /* the default, "[]": every event */
+    return events->count == 0 && strcmp(name, "client_event") != 0;
 }
 
 /* Occupancy and members have a budget of webhooks.max_queue each: any
  * client can make occupancy churn (subscribing to channels nobody uses),
  * and that must never crowd out a real user's member_added. */
-static void enqueue(struct sp_webhooks *w, const char *name, const char *channel,
-                    const char *user_id)
+static void enqueue(struct sp_webhooks *w, const char *name, const struct sp_push_event *e)
 {
     const struct sp_config *c = w->backend->config;
-    bool member = user_id != NULL;
+    const char *channel = e->channel, *user_id = e->user_id;
+    bool member = e->kind == SP_EVENT_MEMBER_ADDED || e->kind == SP_EVENT_MEMBER_REMOVED;
     size_t used = member ? w->queued_members : w->stats.queued - w->queued_members;
     struct item *it;
 
@@ -281,7 +298,10 @@ static void enqueue(struct sp_webhooks *w, const char *name, const char *channel
     }
     it = calloc(1, sizeof(*it));
     if (it == NULL || (it->channel = strdup(channel)) == NULL ||
-        (user_id != NULL && (it->user_id = strdup(user_id)) == NULL)) {
+        (user_id != NULL && (it->user_id = strdup(user_id)) == NULL) ||
+        (e->kind == SP_EVENT_CLIENT &&
+         (it->client = json_pack("{s:s, s:s, s:s}", "event", e->event, "data", e->data, "socket_id",
+                                 e->socket_id)) == NULL)) {
         if (it)
             item_free(it);
         w->stats.events_dropped++;
@@ -295,10 +315,9 @@ static void enqueue(struct sp_webhooks *w, const char *name, const char *channel
     kick(w);
 }
 
-void sp_webhooks_event(void *arg, enum sp_presence_event event, const char *channel,
-                       const char *user_id)
+void sp_webhooks_event(void *arg, const struct sp_push_event *e)
 {
-    enqueue(arg, event_name(event), channel, user_id);
+    enqueue(arg, event_name(e->kind), e);
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */

@@ -41,8 +41,7 @@ struct sp_webhooks *sp_webhooks_new(const struct sp_backend *b);
 void sp_webhooks_free(struct sp_webhooks *w);
 
 /* The push's events hook (sp_push_set_events). */
-void sp_webhooks_event(void *w, enum sp_presence_event event, const char *channel,
-                       const char *user_id);
+void sp_webhooks_event(void *w, const struct sp_push_event *e);
 
 const struct sp_webhooks_stats *sp_webhooks_stats(const struct sp_webhooks *w);
 /* Its families in Prometheus text. Accepts NULL (webhooks off: nothing). */

@@ -292,7 +292,7 @@ static void walk_transports(struct walker *w, const struct key *k, const struct 
 static bool webhook_event_known(const char *name)
 {
     static const char *const known[] = {"channel_occupied", "channel_vacated", "member_added",
-                                        "member_removed"};
+                                        "member_removed", "client_event"};
 
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         if (strcmp(name, known[i]) == 0)
@@ -326,8 +326,8 @@ static void walk_string_list(struct walker *w, const struct key *k, const struct
         }
         if (k->type == T_EVENT_LIST && !webhook_event_known(item->value)) {
             REPORT(w, item,
-                   "'%s' is not channel_occupied, channel_vacated, member_added or "
-                   "member_removed",
+                   "'%s' is not channel_occupied, channel_vacated, member_added, "
+                   "member_removed or client_event",
                    item->value);
             continue;
         }
@@ -569,6 +569,9 @@ static void check_pusher(struct walker *w, const struct sp_ynode *root)
 {
     const struct sp_config *c = w->config;
 
+    if (c->webhooks.pusher_signature && !c->pusher.enabled)
+        REPORT(w, root,
+               "webhooks.pusher_signature signs with pusher.secret: add the pusher section");
     if (!c->pusher.enabled)
         return;
     if (c->pusher.app_id != NULL && !path_safe(c->pusher.app_id))

@@ -139,7 +139,8 @@ struct sp_config {
         uint64_t max_queue;
         uint64_t max_backoff_ms;
         uint64_t max_attempts;    /* per batch, then given up */
-        struct sp_strlist events; /* names sent; empty: all */
+        struct sp_strlist events; /* names sent; empty: all but client_event */
+        bool pusher_signature;    /* X-Pusher-Key and X-Pusher-Signature too */
     } webhooks;
     struct {
         char *path;

@@ -140,7 +140,10 @@ const struct key sp_config_keys[] = {
     {"webhooks", "max_attempts", T_UINT, C(webhooks.max_attempts), 1, 1000, "12", 0,
      "POSTs of one batch (each signed anew); then it is given up and counted"},
     {"webhooks", "events", T_EVENT_LIST, C(webhooks.events), 0, 0, "[]", 0,
-     "events sent: channel_occupied, channel_vacated, member_added, member_removed ([]: all)"},
+     "events sent: channel_occupied, channel_vacated, member_added, member_removed, client_event "
+     "([]: all but client_event)"},
+    {"webhooks", "pusher_signature", T_BOOL, C(webhooks.pusher_signature), 0, 0, "false", 0,
+     "also sign as Pusher does (X-Pusher-Key, X-Pusher-Signature; needs the pusher section)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
     {"log", "level", T_LOG_LEVEL, C(log.level), 0, 0, "info", 0, "error, warn, info or debug"},
     {"log", "access", T_BOOL, C(log.access), 0, 0, "false", 0,

@@ -125,17 +125,25 @@ void sp_push_pusher_connect(struct sp_push *push, struct sp_http_conn *conn,
 void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
                         const struct sp_http_request *req);
 
-/* On the shared loop: a member joined or left a channel (presence), or a
- * channel got its first subscriber or lost its last (occupied true or
- * false, user_id NULL). For the backend's webhooks; one hook, NULL removes. */
+/* On the shared loop: a member joined or left a channel (presence), a
+ * channel got its first subscriber or lost its last, or a Pusher client
+ * sent a client event (on the replica it is connected to). For the
+ * backend's webhooks; one hook, NULL removes. */
 enum sp_presence_event {
     SP_EVENT_OCCUPIED,
     SP_EVENT_VACATED,
     SP_EVENT_MEMBER_ADDED,
-    SP_EVENT_MEMBER_REMOVED
+    SP_EVENT_MEMBER_REMOVED,
+    SP_EVENT_CLIENT
 };
-typedef void (*sp_push_events)(void *ctx, enum sp_presence_event event, const char *channel,
-                               const char *user_id);
+struct sp_push_event {
+    enum sp_presence_event kind;
+    const char *channel;
+    const char *user_id; /* the member; a client event's sender if known; else NULL */
+    /* SP_EVENT_CLIENT: the event's name, its data (text) and the sender */
+    const char *event, *data, *socket_id;
+};
+typedef void (*sp_push_events)(void *ctx, const struct sp_push_event *e);
 void sp_push_shared_set_events(struct sp_push_shared *sh, sp_push_events events, void *ctx);
 
 /* From any thread: a channel's presence as JSON (see sp_presence_write_json),

@@ -604,7 +604,7 @@ static void client_event(struct sp_pusher *p, const char *event, json_t *msg)
         rc = SP_HUB_TOO_BIG;
     if (rc != SP_HUB_OK)
         send_error(p, 0, sp_hub_error_text(rc));
-    else if (sp_push_publish_later(push_of(p), &pub) < 0)
+    else if (sp_push_client_event(push_of(p), &pub, c->user_id ? c->user_id : p->user_id) < 0)
         send_error(p, 0, "out of memory: the event was not sent");
     free(text);
 }

@@ -49,15 +49,22 @@ static void tell_member(struct sp_push_shared *sh, bool joined, const char *chan
                         joined ? "a join" : "a leave");
     }
     free(data);
-    if (sh->events != NULL)
-        sh->events(sh->events_ctx, joined ? SP_EVENT_MEMBER_ADDED : SP_EVENT_MEMBER_REMOVED,
-                   channel, user_id);
+    if (sh->events != NULL) {
+        const struct sp_push_event e = {.kind = joined ? SP_EVENT_MEMBER_ADDED
+                                                       : SP_EVENT_MEMBER_REMOVED,
+                                        .channel = channel,
+                                        .user_id = user_id};
+        sh->events(sh->events_ctx, &e);
+    }
 }
 
 static void tell_occupancy(struct sp_push_shared *sh, bool occupied, const char *channel)
 {
+    const struct sp_push_event e = {.kind = occupied ? SP_EVENT_OCCUPIED : SP_EVENT_VACATED,
+                                    .channel = channel};
+
     if (sh->events != NULL)
-        sh->events(sh->events_ctx, occupied ? SP_EVENT_OCCUPIED : SP_EVENT_VACATED, channel, NULL);
+        sh->events(sh->events_ctx, &e);
 }
 
 /* A channel's occupancy changed (after the vacancy grace): the backend is
@@ -223,22 +230,23 @@ struct publish_mail {
     struct sp_mail mail;
     struct sp_push_shared *shared;
     struct sp_publish pub; /* pointing into text */
+    const char *user_id;   /* in text too, or NULL */
     char text[];
 };
 
-static void published_quietly(void *arg, int rc, const struct sp_publish_result *res)
-{
-    (void)arg;
-    (void)rc;
-    (void)res;
-}
-
+/* Published, and told to the backend (the client_event webhook) once: by
+ * the replica the sender is connected to. */
 static void publish_run(struct sp_mail *mail)
 {
     struct publish_mail *m = (struct publish_mail *)mail;
+    struct sp_push_shared *sh = m->shared;
     const struct sp_engine_publish p = {.pub = m->pub};
+    const struct sp_push_event e = {SP_EVENT_CLIENT, m->pub.channel, m->user_id,
+                                    m->pub.event,    m->pub.data,    m->pub.origin};
 
-    sp_push_shared_publish(m->shared, &m->shared->stats, &p, published_quietly, NULL);
+    if (sp_push_shared_publish(sh, &sh->stats, &p, ignore_published, NULL) == 0 &&
+        sh->events != NULL)
+        sh->events(sh->events_ctx, &e);
     free(m);
 }
 
@@ -257,11 +265,11 @@ static char *copy_into(char **at, const char *s, size_t len)
     return start;
 }
 
-int sp_push_publish_later(struct sp_push *push, const struct sp_publish *pub)
+int sp_push_client_event(struct sp_push *push, const struct sp_publish *pub, const char *user_id)
 {
     size_t c = strlen(pub->channel), e = pub->event ? strlen(pub->event) : 0;
-    size_t o = pub->origin ? strlen(pub->origin) : 0;
-    struct publish_mail *m = malloc(sizeof(*m) + c + e + o + pub->len + 4);
+    size_t o = pub->origin ? strlen(pub->origin) : 0, u = user_id ? strlen(user_id) : 0;
+    struct publish_mail *m = malloc(sizeof(*m) + c + e + o + u + pub->len + 5);
 
     if (m == NULL)
         return -1;
@@ -272,6 +280,7 @@ int sp_push_publish_later(struct sp_push *push, const struct sp_publish *pub)
     m->pub.event = pub->event ? copy_into(&at, pub->event, e) : NULL;
     m->pub.origin = pub->origin ? copy_into(&at, pub->origin, o) : NULL;
     m->pub.data = copy_into(&at, pub->data, pub->len);
+    m->user_id = user_id ? copy_into(&at, user_id, u) : NULL;
     sp_mailbox_post(push->shared->mailbox, &m->mail, publish_run, publish_drop);
     return 0;
 }

@@ -72,10 +72,11 @@ struct sp_hub *sp_push_hub(const struct sp_push *push);
 struct sp_push_stats *sp_push_stats(struct sp_push *push);
 /* SIGTERM came: answers tell clients to come back (elsewhere). */
 bool sp_push_draining(const struct sp_push *push);
-/* Publishes pub from a worker on the shared loop, where publishes are made
- * (a client's event: its sender hears nothing back). Checked already
- * (sp_hub_check). Returns 0, or -1 out of memory. */
-int sp_push_publish_later(struct sp_push *push, const struct sp_publish *pub);
+/* A client's event, checked already (sp_hub_check): published from the
+ * shared loop, where publishes are made (its sender hears nothing back),
+ * and told to the backend's webhooks with the sender's user_id (or NULL).
+ * Returns 0, or -1 out of memory. */
+int sp_push_client_event(struct sp_push *push, const struct sp_publish *pub, const char *user_id);
 /* The process's Pusher clients, after delta (+1: one came, -1: one went). */
 size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */

@@ -19,7 +19,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import ROOT, free_port
+from conftest import ROOT, SIDEPUSH, free_port
 from pushutil import publish_ok
 
 APP_ID, KEY, SECRET = "123", "app-key", "app-secret"
@@ -595,3 +595,27 @@ def test_api_queries_are_signed_and_refused_as_pusher_refuses(sp):
     assert signed(sp, f"{base}/users/a%20b/terminate_connections", "{}").status_code == 400
     r = requests.get(f"http://127.0.0.1:{sp.publish_port}{base}/channels", timeout=5)
     assert r.status_code == 401
+
+
+def test_webhooks_signed_as_pusher_signs_them(make_sidepush):
+    """The app checks every webhook with the SDK's webhook().isValid(); a client
+    event (pusher-js trigger, Echo's whisper) comes as client_event with its
+    sender's socket_id and user_id."""
+    app_port = free_port()
+    sp = make_sidepush(
+        with_options("client_events: true")
+        + "webhooks: { url: /hooks, pusher_signature: true, batch: 50ms, vacated_grace: 100ms,"
+          " events: [channel_occupied, channel_vacated, member_added, member_removed,"
+          " client_event] }\n",
+        backend_url=f"http://127.0.0.1:{app_port}")
+    result = node("pusher-webhooks.mjs", sp, env_extra={"APP_PORT": str(app_port)})
+    assert result["ok"], result
+
+
+def test_pusher_signature_needs_the_pusher_section(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("backend: { url: 'http://127.0.0.1:9' }\n"
+                    "webhooks: { url: /hooks, pusher_signature: true }\n")
+    out = subprocess.run([SIDEPUSH, "--check-config", str(path)],
+                         capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0 and "pusher_signature" in out.stderr, out.stderr
