@@ -250,13 +250,89 @@ void sp_push_pusher_connect(struct sp_push *push, struct sp_http_conn *conn,
     start_kind(push, SP_KIND_PUSHER, NULL, NULL, conn, req, NULL);
 }
 
+/* ---- waiting for channels to be synced with Redis --------------------------------------- */
+
+/* A wait asked of the engine, on the shared loop, by mail there and back
+ * (from every worker alike). Only the asking worker touches done and ctx;
+ * the shared loop only wait and ok. */
+struct sp_sync {
+    struct sp_ask ask;
+    struct sp_push *from;
+    sp_sync_done done; /* NULL once cancelled: the answer, when it comes, is dropped */
+    void *ctx;
+    struct sp_engine_wait *wait;
+    bool ok;
+    char spec[];
+};
+
+/* Back on the asking worker. */
+static void sync_answered(struct sp_ask *ask)
+{
+    struct sp_sync *s = (struct sp_sync *)ask;
+
+    if (s->done != NULL)
+        s->done(s->ctx, s->ok);
+    free(s);
+}
+
+static void sync_reply(void *arg, bool ok)
+{
+    struct sp_sync *s = arg;
+
+    s->ok = ok;
+    sp_ask_answer(&s->ask);
+}
+
+static void sync_dropped(struct sp_ask *ask)
+{
+    free(ask);
+}
+
+/* On the shared loop. */
+static void sync_asked(struct sp_ask *ask)
+{
+    struct sp_sync *s = (struct sp_sync *)ask;
+    struct sp_engine *engine = s->from->shared->engine;
+    int rc = engine ? sp_engine_wait(engine, s->spec, sync_reply, s, &s->wait) : -1;
+
+    if (rc != 0)
+        sync_reply(s, rc > 0);
+}
+
+bool sp_push_uses_engine(const struct sp_push *push)
+{
+    return push->shared->uses_engine;
+}
+
+struct sp_sync *sp_push_sync(struct sp_push *push, const char *spec, sp_sync_done done, void *ctx)
+{
+    size_t len = strlen(spec) + 1;
+    struct sp_sync *s = calloc(1, sizeof(*s) + len);
+
+    if (s == NULL)
+        return NULL;
+    s->from = push;
+    s->done = done;
+    s->ctx = ctx;
+    memcpy(s->spec, spec, len);
+    sp_ask_post(&s->ask, push->shared->mailbox, push->mailbox, sync_asked, sync_answered,
+                sync_dropped);
+    return s;
+}
+
+void sp_push_sync_cancel(struct sp_sync *s)
+{
+    if (s != NULL)
+        s->done = NULL;
+}
+
 /* A subscriber waiting for its channels to be synced with Redis. */
 struct channel_wait {
     struct sp_push *push;
     const struct sp_route_config *route; /* its configuration held */
     struct sp_http_conn *conn;
-    struct remote_wait *remote; /* the request mailed to the shared loop */
-    char *user_id, *user_info;  /* copies of the identity, or NULL */
+    struct sp_sync *sync;
+    char *user_id, *user_info; /* copies of the identity, or NULL */
     char spec[];
 };
 
@@ -268,24 +344,11 @@ static void channel_wait_free(struct channel_wait *w)
     free(w);
 }
 
-/* A wait asked of the engine, on the shared loop, by mail there and back
- * (from every worker alike). Only the asking worker touches waiter; the
- * shared loop only wait and ok. */
-struct remote_wait {
-    struct sp_ask ask;
-    struct sp_push *from;
-    struct channel_wait *waiter; /* NULL once the client has gone */
-    struct sp_engine_wait *wait;
-    bool ok;
-    char spec[];
-};
-
 static void on_waiter_gone(void *ctx)
 {
     struct channel_wait *w = ctx;
 
-    if (w->remote != NULL)
-        w->remote->waiter = NULL; /* the answer, when it comes, is dropped */
+    sp_push_sync_cancel(w->sync);
     channel_wait_free(w);
 }
 
@@ -322,58 +385,6 @@ static void on_channels_ready(void *arg, bool ok)
     channel_wait_free(w);
 }
 
-/* Back on the asking worker. */
-static void remote_answered(struct sp_ask *ask)
-{
-    struct remote_wait *r = (struct remote_wait *)ask;
-
-    if (r->waiter != NULL) {
-        r->waiter->remote = NULL;
-        on_channels_ready(r->waiter, r->ok);
-    }
-    free(r);
-}
-
-static void remote_reply(void *arg, bool ok)
-{
-    struct remote_wait *r = arg;
-
-    r->ok = ok;
-    sp_ask_answer(&r->ask);
-}
-
-static void remote_dropped(struct sp_ask *ask)
-{
-    free(ask);
-}
-
-/* On the shared loop. */
-static void remote_asked(struct sp_ask *ask)
-{
-    struct remote_wait *r = (struct remote_wait *)ask;
-    struct sp_engine *engine = r->from->shared->engine;
-    int rc = engine ? sp_engine_wait(engine, r->spec, remote_reply, r, &r->wait) : -1;
-
-    if (rc != 0)
-        remote_reply(r, rc > 0);
-}
-
-static int ask_engine(struct sp_push *push, struct channel_wait *w)
-{
-    size_t len = strlen(w->spec) + 1;
-    struct remote_wait *r = calloc(1, sizeof(*r) + len);
-
-    if (r == NULL)
-        return -1;
-    r->from = push;
-    r->waiter = w;
-    memcpy(r->spec, w->spec, len);
-    w->remote = r;
-    sp_ask_post(&r->ask, push->shared->mailbox, push->mailbox, remote_asked, remote_answered,
-                remote_dropped);
-    return 0;
-}
-
 void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route, const char *spec,
                        struct sp_http_conn *conn, const struct sp_http_request *req,
                        const struct sp_identity *who)
@@ -407,7 +418,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    if (ask_engine(push, w) == 0) {
+    if ((w->sync = sp_push_sync(push, spec, on_channels_ready, w)) != NULL) {
         sp_http_set_ops(conn, &waiter_ops, w);
         return;
     }

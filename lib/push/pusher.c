@@ -38,7 +38,8 @@ struct sp_pusher;
 struct pchan {
     struct pchan *next;
     struct sp_pusher *conn;
-    struct sp_subscription *subs;
+    struct sp_subscription *subs; /* NULL while sync waits */
+    struct sp_sync *sync;         /* with Redis: waiting for the channel to be synced */
     char *user_id;   /* on a presence channel: this connection's member */
     char *user_info; /* and its info (JSON text, or NULL) */
     bool presence;
@@ -160,6 +161,7 @@ static void conn_close(struct sp_pusher *p, unsigned code, const char *reason)
 
 static void pchan_free(struct pchan *c)
 {
+    sp_push_sync_cancel(c->sync);
     sp_subscription_close(c->subs);
     free(c->user_id);
     free(c->user_info);
@@ -375,10 +377,52 @@ static const char *auth_error(const char *channel)
                : "Invalid signature: Expected HMAC SHA256 hex digest of socket_id:channel";
 }
 
-/* Opens a subscription of name for p; takes user_id and user_info (a
- * presence member, or NULL). Returns it, or NULL after telling p why. */
-static struct pchan *open_channel(struct sp_pusher *p, const char *name, bool presence,
-                                  char *user_id, char *user_info)
+/* The subscription opens (the channel synced with Redis, when there is
+ * Redis): the channel's deliveries start and the client is told. */
+static void activate(struct pchan *c)
+{
+    struct sp_pusher *p = c->conn;
+    const struct sp_identity who = {c->user_id, c->user_info};
+    int rc = sp_subscription_open(push_of(p), c->name, on_deliver, on_deleted, c,
+                                  c->presence ? &who : NULL, &c->subs);
+
+    if (rc < 0) {
+        char channel[PUSHER_CHANNEL_MAX + sizeof(SP_PUSHER_USER_CHANNEL)];
+        snprintf(channel, sizeof(channel), "%s", c->name);
+        drop_channel(p, c);
+        if (send_subscription_error(p, channel, 503, "SubscriptionFailed",
+                                    sp_hub_error_text(rc)) < 0)
+            conn_abort(p);
+    } else if (c->presence) {
+        sp_subscription_members(c->subs, on_members, c);
+    } else if (!c->hidden) {
+        send_succeeded(c, NULL);
+    }
+}
+
+static void on_synced(void *ctx, bool ok)
+{
+    struct pchan *c = ctx;
+
+    c->sync = NULL;
+    if (ok) {
+        activate(c);
+        return;
+    }
+    struct sp_pusher *p = c->conn;
+    char channel[PUSHER_CHANNEL_MAX + sizeof(SP_PUSHER_USER_CHANNEL)];
+    snprintf(channel, sizeof(channel), "%s", c->name);
+    drop_channel(p, c);
+    if (send_subscription_error(p, channel, 503, "SubscriptionFailed",
+                                sp_hub_error_text(SP_HUB_UNAVAILABLE)) < 0)
+        conn_abort(p);
+}
+
+/* A channel of p, opened at once or (with Redis) once it is synced, so
+ * that nothing published after the client is told is missed. Takes
+ * user_id and user_info (a presence member, or NULL). */
+static void open_channel(struct sp_pusher *p, const char *name, bool presence, bool hidden,
+                         char *user_id, char *user_info)
 {
     size_t len = strlen(name) + 1;
     struct pchan *c = calloc(1, sizeof(*c) + len);
@@ -387,25 +431,21 @@ static struct pchan *open_channel(struct sp_pusher *p, const char *name, bool pr
         free(user_id);
         free(user_info);
         conn_abort(p);
-        return NULL;
+        return;
     }
     memcpy(c->name, name, len);
     c->conn = p;
     c->presence = presence;
+    c->hidden = hidden;
     c->user_id = user_id;
     c->user_info = user_info;
-    const struct sp_identity who = {user_id, user_info};
-    int rc = sp_subscription_open(push_of(p), name, on_deliver, on_deleted, c,
-                                  presence ? &who : NULL, &c->subs);
-    if (rc < 0) {
-        pchan_free(c);
-        send_error(p, 0, sp_hub_error_text(rc));
-        return NULL;
-    }
     c->next = p->channels;
     p->channels = c;
     p->nchannels++;
-    return c;
+    if (!sp_push_uses_engine(push_of(p)))
+        activate(c);
+    else if ((c->sync = sp_push_sync(push_of(p), name, on_synced, c)) == NULL)
+        conn_abort(p);
 }
 
 /* #server-to-user-{id}: only the user signed in on this connection's, which
@@ -419,7 +459,8 @@ static void subscribe_user_channel(struct sp_pusher *p, const char *name)
         return;
     }
     c->hidden = false;
-    send_succeeded(c, NULL);
+    if (c->subs != NULL) /* else once it is synced */
+        send_succeeded(c, NULL);
 }
 
 static void subscribe(struct sp_pusher *p, json_t *data)
@@ -465,11 +506,7 @@ static void subscribe(struct sp_pusher *p, json_t *data)
         free(user_info);
         return;
     }
-    struct pchan *c = open_channel(p, name, presence, user_id, user_info);
-    if (c != NULL && presence)
-        sp_subscription_members(c->subs, on_members, c);
-    else if (c != NULL)
-        send_succeeded(c, NULL);
+    open_channel(p, name, presence, false, user_id, user_info);
 }
 
 /* pusher:signin: user_data signed by the app's user-auth route for this
@@ -507,9 +544,7 @@ static void signin(struct sp_pusher *p, json_t *data)
     if (why != NULL) {
         send_error(p, 0, why);
     } else if (p->user_id == NULL && (p->user_id = strdup(id)) != NULL) {
-        struct pchan *c = open_channel(p, channel, false, NULL, NULL);
-        if (c != NULL)
-            c->hidden = true;
+        open_channel(p, channel, false, true, NULL, NULL);
     }
     if (why == NULL && p->user_id != NULL &&
         send_event(p, "pusher:signin_success", NULL, json_pack("{s:s}", "user_data", user_data),

@@ -77,6 +77,18 @@ bool sp_push_draining(const struct sp_push *push);
  * and told to the backend's webhooks with the sender's user_id (or NULL).
  * Returns 0, or -1 out of memory. */
 int sp_push_client_event(struct sp_push *push, const struct sp_publish *pub, const char *user_id);
+/* Waiting for channels to be synced with Redis: subscribed there and their
+ * history read, so that nothing published from then on is missed and a
+ * backlog is worked out from the shared history. done(ctx, ok) runs later
+ * on this worker (ok false: not within redis.subscribe_wait), unless
+ * cancelled first; the wait is gone once done runs. NULL: out of memory.
+ * Only with Redis (sp_push_uses_engine). */
+struct sp_sync;
+typedef void (*sp_sync_done)(void *ctx, bool ok);
+bool sp_push_uses_engine(const struct sp_push *push);
+struct sp_sync *sp_push_sync(struct sp_push *push, const char *spec, sp_sync_done done, void *ctx);
+/* Accepts NULL. */
+void sp_push_sync_cancel(struct sp_sync *s);
 /* The process's Pusher clients, after delta (+1: one came, -1: one went). */
 size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */
