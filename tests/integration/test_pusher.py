@@ -620,3 +620,24 @@ def test_pusher_signature_needs_the_pusher_section(tmp_path):
     out = subprocess.run([SIDEPUSH, "--check-config", str(path)],
                          capture_output=True, text=True, timeout=10)
     assert out.returncode != 0 and "pusher_signature" in out.stderr, out.stderr
+
+
+def test_with_redis_nothing_published_after_subscription_succeeded_is_missed(make_sidepush,
+                                                                             redis_server):
+    """subscription_succeeded comes once the channel is subscribed in Redis: an
+    event published through another replica right after it arrives, every time."""
+    a = make_sidepush(CONFIG + redis_server.config())
+    b = make_sidepush(CONFIG + redis_server.config())
+
+    async def main():
+        ws, _ = await connect(b)
+        for i in range(20):
+            channel = f"fresh-{i}"
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel}}))
+            assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+            r = signed(a, f"/apps/{APP_ID}/events", event(channel=channel, data=str(i)))
+            assert r.status_code == 200, r.text
+            got = await asyncio.wait_for(recv_event(ws), 5)
+            assert got["channel"] == channel and str(got["data"]) == str(i), got
+        await ws.close()
+    run(main())
