@@ -57,6 +57,8 @@ static const char *event_name(enum sp_presence_event e)
         return "member_added";
     case SP_EVENT_MEMBER_REMOVED:
         return "member_removed";
+    case SP_EVENT_CACHE_MISS:
+        return "cache_miss";
     default:
         return "client_event";
     }

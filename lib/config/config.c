@@ -292,7 +292,7 @@ static void walk_transports(struct walker *w, const struct key *k, const struct 
 static bool webhook_event_known(const char *name)
 {
     static const char *const known[] = {"channel_occupied", "channel_vacated", "member_added",
-                                        "member_removed", "client_event"};
+                                        "member_removed",   "client_event",    "cache_miss"};
 
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
         if (strcmp(name, known[i]) == 0)
@@ -327,7 +327,7 @@ static void walk_string_list(struct walker *w, const struct key *k, const struct
         if (k->type == T_EVENT_LIST && !webhook_event_known(item->value)) {
             REPORT(w, item,
                    "'%s' is not channel_occupied, channel_vacated, member_added, "
-                   "member_removed or client_event",
+                   "member_removed, client_event or cache_miss",
                    item->value);
             continue;
         }

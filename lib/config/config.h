@@ -200,7 +200,9 @@ struct sp_config {
         uint64_t max_presence_members;
         uint64_t max_user_info;
         uint64_t max_connections;
+        uint64_t cache_ttl_ms;
         bool client_events;
+        bool subscription_count;
         uint64_t client_event_rate;
     } pusher;
     struct sp_route_config *routes;

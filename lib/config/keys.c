@@ -140,8 +140,8 @@ const struct key sp_config_keys[] = {
     {"webhooks", "max_attempts", T_UINT, C(webhooks.max_attempts), 1, 1000, "12", 0,
      "POSTs of one batch (each signed anew); then it is given up and counted"},
     {"webhooks", "events", T_EVENT_LIST, C(webhooks.events), 0, 0, "[]", 0,
-     "events sent: channel_occupied, channel_vacated, member_added, member_removed, client_event "
-     "([]: all but client_event)"},
+     "events sent: channel_occupied, channel_vacated, member_added, member_removed, cache_miss, "
+     "client_event ([]: all but client_event)"},
     {"webhooks", "pusher_signature", T_BOOL, C(webhooks.pusher_signature), 0, 0, "false", 0,
      "also sign as Pusher does (X-Pusher-Key, X-Pusher-Signature; needs the pusher section)"},
     {"", "log", T_SECTION, NO_OFFSET, 0, 0, NULL, 0, "JSON lines on stdout"},
@@ -203,6 +203,10 @@ const struct key sp_config_keys[] = {
      "a presence member's or signed-in user's user_info; larger: refused"},
     {"pusher", "max_connections", T_UINT, C(pusher.max_connections), 0, 100000000, "0", 0,
      "Pusher clients of the process (0: limits.max_connections alone); more: closed 4100"},
+    {"pusher", "cache_ttl", T_DURATION, C(pusher.cache_ttl_ms), 1 * SEC, 24 * HOUR, "30m", 0,
+     "a cache- channel's last event is given to new subscribers this long"},
+    {"pusher", "subscription_count", T_BOOL, C(pusher.subscription_count), 0, 0, "false", 0,
+     "tell clients of public and private channels their subscribers (as they change)"},
     {"pusher", "client_events", T_BOOL, C(pusher.client_events), 0, 0, "false", 0,
      "relay client-* events between members of private- and presence- channels"},
     {"pusher", "client_event_rate", T_UINT, C(pusher.client_event_rate), 1, 100000, "10", 0,

@@ -39,6 +39,7 @@ struct sp_push_shared {
     void *events_ctx;
     struct sp_push_stats stats;   /* its own publishes: presence joins and leaves */
     atomic_size_t pusher_clients; /* of every worker, for pusher.max_connections */
+    struct sp_cache *told_misses; /* cache- channels whose cache_miss was told lately */
 };
 
 /* Publishes through the engine when there is one, else in the hub, counted

@@ -126,15 +126,17 @@ void sp_push_pusher_api(struct sp_push *push, struct sp_http_conn *conn,
                         const struct sp_http_request *req);
 
 /* On the shared loop: a member joined or left a channel (presence), a
- * channel got its first subscriber or lost its last, or a Pusher client
- * sent a client event (on the replica it is connected to). For the
+ * channel got its first subscriber or lost its last, a Pusher client sent
+ * a client event (on the replica it is connected to) or found a cache-
+ * channel empty (once a minute per channel and replica). For the
  * backend's webhooks; one hook, NULL removes. */
 enum sp_presence_event {
     SP_EVENT_OCCUPIED,
     SP_EVENT_VACATED,
     SP_EVENT_MEMBER_ADDED,
     SP_EVENT_MEMBER_REMOVED,
-    SP_EVENT_CLIENT
+    SP_EVENT_CLIENT,
+    SP_EVENT_CACHE_MISS /* a Pusher client found a cache- channel empty */
 };
 struct sp_push_event {
     enum sp_presence_event kind;

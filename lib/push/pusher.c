@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hmap.h"
 #include "http/parser.h"
 #include "http/wsframe.h"
 #include "push/pusher.h"
@@ -30,6 +31,7 @@ enum {
 };
 
 #define PUSHER_CHANNEL_MAX 164
+#define BACKLOG_MAX 1024 /* messages a resuming client is given at most */
 #define USER_ID_MAX 128
 
 struct sp_pusher;
@@ -40,8 +42,9 @@ struct pchan {
     struct sp_pusher *conn;
     struct sp_subscription *subs; /* NULL while sync waits */
     struct sp_sync *sync;         /* with Redis: waiting for the channel to be synced */
-    char *user_id;   /* on a presence channel: this connection's member */
-    char *user_info; /* and its info (JSON text, or NULL) */
+    char *user_id;                /* on a presence channel: this connection's member */
+    char *user_info;              /* and its info (JSON text, or NULL) */
+    char *since;                  /* the message id a resuming client has seen last, or NULL */
     bool presence;
     bool ready;  /* subscription_succeeded sent: client events may come */
     bool hidden; /* the signed-in user's channel, not (or no longer) asked for */
@@ -55,6 +58,15 @@ struct pusher_kind {
     LIST_HEAD(, sp_pusher) all;
     uint32_t prefix;
     uint32_t next;
+    struct sp_hmap *counts; /* pusher.subscription_count: channel -> struct count */
+    uint64_t ticks;
+};
+
+/* A channel's subscriber count as last told to this worker's clients. */
+struct count {
+    size_t told, now;
+    uint64_t tick; /* when now was read: the channel is still held */
+    char channel[];
 };
 
 struct sp_pusher {
@@ -103,7 +115,7 @@ static int send_event(struct sp_pusher *p, const char *event, const char *channe
 
     if (obj != NULL && channel != NULL)
         json_object_set_new(obj, "channel", json_string(channel));
-    if (obj != NULL && (string_data ? inner != NULL : true))
+    if (obj != NULL && data != NULL && (string_data ? inner != NULL : true))
         json_object_set_new(obj, "data", string_data ? json_string(inner) : json_incref(data));
     char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text != NULL)
@@ -165,6 +177,7 @@ static void pchan_free(struct pchan *c)
     sp_subscription_close(c->subs);
     free(c->user_id);
     free(c->user_info);
+    free(c->since);
     free(c);
 }
 
@@ -317,13 +330,63 @@ static json_t *presence_data(json_t *doc, const struct pchan *c)
                      (json_int_t)count);
 }
 
+static bool is_cache_channel(const char *name)
+{
+    static const char *const prefixes[] = {"cache-", "private-cache-", "private-encrypted-cache-",
+                                           "presence-cache-"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (has_prefix(name, prefixes[i]))
+            return true;
+    return false;
+}
+
+/* What follows subscription_succeeded: for a client resuming ("since"),
+ * what the channel's history holds after that id (and "sidepush-missed"
+ * when some of it is gone); on a cache- channel, its last event if it is
+ * younger than pusher.cache_ttl, else pusher:cache_miss. */
+static int send_opening(struct pchan *c)
+{
+    struct sp_pusher *p = c->conn;
+    struct sp_push *push = push_of(p);
+    struct sp_cursor cur = {.latest = true};
+    struct sp_msg *backlog[BACKLOG_MAX];
+    bool missed = false;
+    int rc = 0;
+
+    if (c->since == NULL && !is_cache_channel(c->name))
+        return 0;
+    if (c->since != NULL && sp_hub_parse_cursor(sp_push_hub(push), c->since, &cur) < 0)
+        cur = (struct sp_cursor){.present = true}; /* not an id: all there is, and missed */
+    int n = sp_subscription_backlog(c->subs, &cur, backlog, BACKLOG_MAX, &missed);
+    if (n < 0)
+        return -1;
+    if (c->since != NULL && missed) {
+        json_t *data = json_pack("{s:s}", "first", n > 0 ? sp_msg_id(backlog[0]) : "");
+        rc = send_event(p, "sidepush-missed", c->name, data, true);
+    }
+    bool fresh = n > 0 && sp_now_ms() - sp_msg_created(backlog[n - 1]) <
+                              sp_push_config(push)->pusher.cache_ttl_ms;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && (c->since != NULL || fresh))
+            rc = sp_push_send_msg(push, p->stream, backlog[i], SP_FMT_PUSHER);
+        sp_msg_unref(backlog[i]);
+    }
+    if (rc == 0 && c->since == NULL && !fresh) {
+        rc = send_event(p, "pusher:cache_miss", c->name, NULL, false);
+        sp_push_cache_miss(push, c->name);
+    }
+    return rc;
+}
+
 static void send_succeeded(struct pchan *c, json_t *data)
 {
     struct sp_pusher *p = c->conn;
 
     c->ready = true;
     if (send_event(p, "pusher_internal:subscription_succeeded", c->name,
-                   data ? data : json_object(), true) < 0)
+                   data ? data : json_object(), true) < 0 ||
+        send_opening(c) < 0)
         conn_abort(p);
 }
 
@@ -390,8 +453,8 @@ static void activate(struct pchan *c)
         char channel[PUSHER_CHANNEL_MAX + sizeof(SP_PUSHER_USER_CHANNEL)];
         snprintf(channel, sizeof(channel), "%s", c->name);
         drop_channel(p, c);
-        if (send_subscription_error(p, channel, 503, "SubscriptionFailed",
-                                    sp_hub_error_text(rc)) < 0)
+        if (send_subscription_error(p, channel, 503, "SubscriptionFailed", sp_hub_error_text(rc)) <
+            0)
             conn_abort(p);
     } else if (c->presence) {
         sp_subscription_members(c->subs, on_members, c);
@@ -419,14 +482,19 @@ static void on_synced(void *ctx, bool ok)
 }
 
 /* A channel of p, opened at once or (with Redis) once it is synced, so
- * that nothing published after the client is told is missed. Takes
- * user_id and user_info (a presence member, or NULL). */
+ * that nothing published after the client is told is missed and a resume
+ * (since: an id, or NULL) reads the shared history. Takes user_id and
+ * user_info (a presence member, or NULL). */
 static void open_channel(struct sp_pusher *p, const char *name, bool presence, bool hidden,
-                         char *user_id, char *user_info)
+                         char *user_id, char *user_info, const char *since)
 {
     size_t len = strlen(name) + 1;
     struct pchan *c = calloc(1, sizeof(*c) + len);
 
+    if (c != NULL && since != NULL && (c->since = strdup(since)) == NULL) {
+        free(c);
+        c = NULL;
+    }
     if (c == NULL) {
         free(user_id);
         free(user_info);
@@ -469,6 +537,7 @@ static void subscribe(struct sp_pusher *p, json_t *data)
     const char *name = json_string_value(json_object_get(data, "channel"));
     const char *auth = json_string_value(json_object_get(data, "auth"));
     const char *channel_data = json_string_value(json_object_get(data, "channel_data"));
+    const char *since = json_string_value(json_object_get(data, "since"));
     bool presence = name && has_prefix(name, "presence-");
     bool private = name && (has_prefix(name, "private-") || presence);
     char *user_id = NULL, *user_info = NULL;
@@ -506,7 +575,7 @@ static void subscribe(struct sp_pusher *p, json_t *data)
         free(user_info);
         return;
     }
-    open_channel(p, name, presence, false, user_id, user_info);
+    open_channel(p, name, presence, false, user_id, user_info, since);
 }
 
 /* pusher:signin: user_data signed by the app's user-auth route for this
@@ -544,7 +613,7 @@ static void signin(struct sp_pusher *p, json_t *data)
     if (why != NULL) {
         send_error(p, 0, why);
     } else if (p->user_id == NULL && (p->user_id = strdup(id)) != NULL) {
-        open_channel(p, channel, false, true, NULL, NULL);
+        open_channel(p, channel, false, true, NULL, NULL, NULL);
     }
     if (why == NULL && p->user_id != NULL &&
         send_event(p, "pusher:signin_success", NULL, json_pack("{s:s}", "user_data", user_data),
@@ -783,12 +852,82 @@ static void conn_free(struct sp_pusher *p)
  * and closed (4201) pusher.pong_timeout after that; an aged connection is
  * sent to reconnect (4200); after a reload that removed the pusher section,
  * every client is closed as an unknown app's (4001). */
+/* ---- subscription_count ------------------------------------------------------------------- */
+
+static bool counted(const struct pchan *c)
+{
+    return c->ready && !c->presence && c->name[0] != '#';
+}
+
+/* The count of c's channel, read once a tick. */
+static struct count *count_of(struct pusher_kind *kind, const struct pchan *c)
+{
+    struct count *n = sp_hmap_get(kind->counts, c->name);
+    size_t len = strlen(c->name) + 1;
+
+    if (n == NULL) {
+        n = calloc(1, sizeof(*n) + len);
+        if (n == NULL)
+            return NULL;
+        memcpy(n->channel, c->name, len);
+        if (sp_hmap_put(kind->counts, n->channel, n) < 0) {
+            free(n);
+            return NULL;
+        }
+    }
+    if (n->tick != kind->ticks) {
+        n->tick = kind->ticks;
+        n->now = sp_hub_subscribers(sp_push_hub(kind->base.push), c->name);
+    }
+    return n;
+}
+
+static void settle_count(const char *key, void *value, void *ctx)
+{
+    struct pusher_kind *kind = ctx;
+    struct count *n = value;
+
+    if (n->tick != kind->ticks) { /* no client here holds it any more */
+        sp_hmap_del(kind->counts, key);
+        free(n);
+    } else {
+        n->told = n->now;
+    }
+}
+
+/* Pusher's subscription_count (when the app enables it): each client of a
+ * channel hears the channel's subscribers when their number has changed,
+ * read once a tick. */
+static void tell_counts(struct pusher_kind *kind)
+{
+    struct sp_pusher *p, *next;
+    struct pchan *c;
+
+    kind->ticks++;
+    for (p = LIST_FIRST(&kind->all); p != NULL; p = next) {
+        next = LIST_NEXT(p, link);
+        for (c = p->channels; c != NULL; c = c->next) {
+            struct count *n = counted(c) ? count_of(kind, c) : NULL;
+            if (n == NULL || n->now == n->told)
+                continue;
+            json_t *data = json_pack("{s:I}", "subscription_count", (json_int_t)n->now);
+            if (send_event(p, "pusher_internal:subscription_count", c->name, data, true) < 0) {
+                conn_abort(p);
+                break;
+            }
+        }
+    }
+    sp_hmap_each(kind->counts, settle_count, kind);
+}
+
 static void pusher_tick(void *state, uint64_t now)
 {
     struct pusher_kind *kind = state;
     const struct sp_config *config = sp_push_config(kind->base.push);
     struct sp_pusher *p, *next;
 
+    if (config->pusher.enabled && config->pusher.subscription_count)
+        tell_counts(kind);
     for (p = LIST_FIRST(&kind->all); p != NULL; p = next) {
         next = LIST_NEXT(p, link);
         if (!config->pusher.enabled) {
@@ -812,7 +951,9 @@ static void *pusher_open(struct sp_push *push)
 {
     struct pusher_kind *kind = sp_kind_state_new(push, sizeof(struct pusher_kind));
 
-    if (kind != NULL && RAND_bytes((unsigned char *)&kind->prefix, sizeof(kind->prefix)) != 1) {
+    if (kind != NULL && ((kind->counts = sp_hmap_new()) == NULL ||
+                         RAND_bytes((unsigned char *)&kind->prefix, sizeof(kind->prefix)) != 1)) {
+        sp_hmap_free(kind->counts);
         free(kind);
         return NULL;
     }
@@ -830,6 +971,9 @@ static void pusher_close_all(void *state)
         sp_stream_close(p->stream);
         conn_free(p);
     }
+    kind->ticks++; /* every count is stale: settle_count frees them */
+    sp_hmap_each(kind->counts, settle_count, kind);
+    sp_hmap_free(kind->counts);
     free(kind);
 }
 

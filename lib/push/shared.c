@@ -6,10 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cache.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "net/mailbox.h"
 #include "push/push-internal.h"
+
+#define TOLD_MISSES_MAX 10000
+#define MISS_TOLD_EVERY_MS 60000
 
 /* ---- telling the backend and the subscribers ----------------------------------------------- */
 
@@ -250,7 +254,7 @@ static void publish_run(struct sp_mail *mail)
     free(m);
 }
 
-static void publish_drop(struct sp_mail *mail)
+static void drop_mail(struct sp_mail *mail)
 {
     free(mail);
 }
@@ -281,8 +285,45 @@ int sp_push_client_event(struct sp_push *push, const struct sp_publish *pub, con
     m->pub.origin = pub->origin ? copy_into(&at, pub->origin, o) : NULL;
     m->pub.data = copy_into(&at, pub->data, pub->len);
     m->user_id = user_id ? copy_into(&at, user_id, u) : NULL;
-    sp_mailbox_post(push->shared->mailbox, &m->mail, publish_run, publish_drop);
+    sp_mailbox_post(push->shared->mailbox, &m->mail, publish_run, drop_mail);
     return 0;
+}
+
+/* ---- cache misses --------------------------------------------------------------------------- */
+
+struct miss_mail {
+    struct sp_mail mail;
+    struct sp_push_shared *shared;
+    char channel[];
+};
+
+/* Pusher de-duplicates cache_miss webhooks: a channel many clients find
+ * empty at once is told once a minute. */
+static void miss_run(struct sp_mail *mail)
+{
+    struct miss_mail *m = (struct miss_mail *)mail;
+    struct sp_push_shared *sh = m->shared;
+    const struct sp_push_event e = {.kind = SP_EVENT_CACHE_MISS, .channel = m->channel};
+    uint64_t now = sp_now_ms();
+
+    if (sp_cache_get(sh->told_misses, m->channel, now, NULL) == NULL &&
+        sp_cache_put(sh->told_misses, m->channel, "", 1, now + MISS_TOLD_EVERY_MS, now, true) ==
+            0 &&
+        sh->events != NULL)
+        sh->events(sh->events_ctx, &e);
+    free(m);
+}
+
+void sp_push_cache_miss(struct sp_push *push, const char *channel)
+{
+    size_t len = strlen(channel) + 1;
+    struct miss_mail *m = malloc(sizeof(*m) + len);
+
+    if (m == NULL)
+        return; /* out of memory: the backend is not told */
+    m->shared = push->shared;
+    memcpy(m->channel, channel, len);
+    sp_mailbox_post(push->shared->mailbox, &m->mail, miss_run, drop_mail);
 }
 
 /* ---- figures --------------------------------------------------------------------------------- */
@@ -346,7 +387,9 @@ struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env)
     sh->hub = sp_hub_new(env->base, &hub, env->nworkers);
     sh->presence =
         sp_presence_new(env->base, env->config->presence.leave_grace_ms, presence_changed, sh);
-    if (sh->hub == NULL || sh->presence == NULL || (sh->replays = sp_replays_new(sh)) == NULL)
+    sh->told_misses = sp_cache_new(TOLD_MISSES_MAX);
+    if (sh->hub == NULL || sh->presence == NULL || sh->told_misses == NULL ||
+        (sh->replays = sp_replays_new(sh)) == NULL)
         goto fail;
     if (sh->uses_engine && (sh->engine = engine_new(sh)) == NULL)
         goto fail;
@@ -371,6 +414,7 @@ void sp_push_shared_free(struct sp_push_shared *sh)
         sp_hub_set_watch(sh->hub, NULL, NULL);
     sp_push_shared_stop_engine(sh);
     sp_replays_free(sh->replays);
+    sp_cache_free(sh->told_misses);
     sp_presence_free(sh->presence);
     sp_occupancy_free(sh->occupancy);
     sp_hub_free(sh->hub);

@@ -89,6 +89,9 @@ bool sp_push_uses_engine(const struct sp_push *push);
 struct sp_sync *sp_push_sync(struct sp_push *push, const char *spec, sp_sync_done done, void *ctx);
 /* Accepts NULL. */
 void sp_push_sync_cancel(struct sp_sync *s);
+/* A Pusher client found the cache- channel empty: the backend's cache_miss
+ * webhook, once a minute per channel. */
+void sp_push_cache_miss(struct sp_push *push, const char *channel);
 /* The process's Pusher clients, after delta (+1: one came, -1: one went). */
 size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */

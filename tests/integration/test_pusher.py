@@ -641,3 +641,121 @@ def test_with_redis_nothing_published_after_subscription_succeeded_is_missed(mak
             assert got["channel"] == channel and str(got["data"]) == str(i), got
         await ws.close()
     run(main())
+
+
+def test_resume_from_history_with_stock_pusher_js(sp):
+    """The "since" field on pusher:subscribe, added by lib/push/pusher.md's
+    snippet around stock pusher-js (tests/browser/pusher-resume.mjs)."""
+    result = node("pusher-resume.mjs", sp)
+    assert result["ok"], result
+
+
+async def subscribe(ws, channel, **extra):
+    await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": channel} | extra}))
+    ok = await recv_event(ws)
+    assert ok["event"] == "pusher_internal:subscription_succeeded", ok
+
+
+def test_resume_across_replicas_and_a_cursor_too_old(make_sidepush, redis_server):
+    cfg = CONFIG + "channels: { history: 3 }\n" + redis_server.config()
+    a, b = make_sidepush(cfg), make_sidepush(cfg)
+
+    async def main():
+        ws, _ = await connect(a)
+        await subscribe(ws, "log")
+        first = signed(b, f"/apps/{APP_ID}/events", event(channel="log", name="line", data="1"))
+        assert first.status_code == 200
+        seen = await recv_event(ws)
+        await ws.close()
+        for n in (2, 3):
+            signed(b, f"/apps/{APP_ID}/events", event(channel="log", name="line", data=str(n)))
+        again, _ = await connect(b)  # the other replica, from the shared history
+        await subscribe(again, "log", since=seen["id"])
+        assert [str((await recv_event(again))["data"]) for _ in range(2)] == ["2", "3"]
+        for n in (4, 5, 6):
+            signed(a, f"/apps/{APP_ID}/events", event(channel="log", name="line", data=str(n)))
+        await asyncio.sleep(0.3)
+        late, _ = await connect(a)
+        await subscribe(late, "log", since=seen["id"])  # 2 is gone: history holds 3
+        missed = await recv_event(late)
+        assert missed["event"] == "sidepush-missed" and missed["channel"] == "log", missed
+        assert [str((await recv_event(late))["data"]) for _ in range(3)] == ["4", "5", "6"]
+        for ws_ in (again, late):
+            await ws_.close()
+    run(main())
+
+
+def test_cache_channels_give_the_last_event_or_a_cache_miss(make_sidepush):
+    app = free_port()
+    sp = make_sidepush(with_options("cache_ttl: 1s")
+                       + "webhooks: { url: /hooks, batch: 50ms, events: [cache_miss] }\n",
+                       backend_url=f"http://127.0.0.1:{app}")
+    hooks = []
+
+    import http.server
+    import threading
+
+    class Hooks(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hooks.extend(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["events"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", app), Hooks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def main():
+        for n in (1, 2):
+            signed(sp, f"/apps/{APP_ID}/events", event(channel="cache-price", name="p", data=str(n)))
+        ws, _ = await connect(sp)
+        await subscribe(ws, "cache-price")
+        got = await recv_event(ws)
+        assert got["event"] == "p" and str(got["data"]) == "2", got  # the last one only
+        for name in ("cache-empty", "cache-empty2"):
+            other, _ = await connect(sp)
+            await subscribe(other, name)
+            miss = await recv_event(other)
+            assert miss == {"event": "pusher:cache_miss", "channel": name}, miss
+            await other.close()
+        again, _ = await connect(sp)  # a second miss of the same channel: told once
+        await subscribe(again, "cache-empty")
+        assert (await recv_event(again))["event"] == "pusher:cache_miss"
+        await asyncio.sleep(1.2)  # past pusher.cache_ttl
+        late, _ = await connect(sp)
+        await subscribe(late, "cache-price")
+        assert (await recv_event(late))["event"] == "pusher:cache_miss"
+        await asyncio.sleep(0.5)
+        for w in (ws, again, late):
+            await w.close()
+    try:
+        run(main())
+    finally:
+        server.shutdown()
+    assert sorted(h["channel"] for h in hooks) == ["cache-empty", "cache-empty2", "cache-price"]
+    assert all(h["name"] == "cache_miss" for h in hooks)
+
+
+def test_subscription_count_is_told_as_it_changes(make_sidepush):
+    sp = make_sidepush(with_options("subscription_count: true"))
+
+    async def next_count(ws):
+        while True:
+            m = await asyncio.wait_for(recv_event(ws), 5)
+            if m["event"] == "pusher_internal:subscription_count":
+                return m["channel"], m["data"]["subscription_count"]
+
+    async def main():
+        a, _ = await connect(sp)
+        b, _ = await connect(sp)
+        await subscribe(a, "room")
+        assert await next_count(a) == ("room", 1)
+        await subscribe(b, "room")
+        assert await next_count(a) == ("room", 2)
+        assert await next_count(b) == ("room", 2)
+        await b.close()
+        assert await next_count(a) == ("room", 1)
+        await a.close()
+    run(main())
