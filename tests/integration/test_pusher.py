@@ -759,3 +759,9 @@ def test_subscription_count_is_told_as_it_changes(make_sidepush):
         assert await next_count(a) == ("room", 1)
         await a.close()
     run(main())
+
+
+def test_encrypted_channels_are_relayed_for_the_sdks_to_decrypt(sp):
+    """tests/browser/pusher-encrypted.mjs: the SDK encrypts, pusher-js decrypts."""
+    result = node("pusher-encrypted.mjs", sp)
+    assert result["ok"], result
