@@ -526,6 +526,11 @@ void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figur
     b->slow_consumers += a->slow_consumers;
     b->aged_out += a->aged_out;
     b->missed_history += a->missed_history;
+    b->pusher.subscriptions += a->pusher.subscriptions;
+    b->pusher.signins += a->pusher.signins;
+    b->pusher.auth_failures += a->pusher.auth_failures;
+    for (int i = 0; i < 3; i++)
+        b->pusher.client_events[i] += a->pusher.client_events[i];
     b->publish_errors += a->publish_errors;
     for (int i = 0; i < 6; i++)
         b->publish_errors_by_status[i] += a->publish_errors_by_status[i];
@@ -541,6 +546,30 @@ void sp_push_add_figures(const struct sp_push *push, struct sp_push_figures *sum
     for (int k = 0; k < SP_KIND_COUNT; k++)
         mine.subscribers[k] = transports[k]->count(push->kinds[k]);
     sp_push_figures_add(sum, &mine);
+}
+
+static void pusher_metrics(const struct sp_push_figures *sum, struct evbuffer *out)
+{
+    static const char *const results[] = {"relayed", "rate_limited", "refused"};
+    char labels[32];
+
+    sp_metric_one(out, "sidepush_pusher_connections", "gauge", "Pusher protocol clients connected.",
+                  (double)sum->subscribers[SP_KIND_PUSHER]);
+    sp_metric_one(out, "sidepush_pusher_subscriptions", "gauge",
+                  "Channels Pusher clients are subscribed to, summed over the clients.",
+                  (double)sum->stats.pusher.subscriptions);
+    sp_metric_one(out, "sidepush_pusher_signins_total", "counter", "Pusher clients signed in.",
+                  (double)sum->stats.pusher.signins);
+    sp_metric_one(out, "sidepush_pusher_auth_failures_total", "counter",
+                  "Pusher channel authorizations and sign-ins refused for their signature.",
+                  (double)sum->stats.pusher.auth_failures);
+    sp_metric_head(out, "sidepush_pusher_client_events_total", "counter",
+                   "Pusher client events, by what became of them.");
+    for (int i = 0; i < 3; i++) {
+        snprintf(labels, sizeof(labels), "result=\"%s\"", results[i]);
+        sp_metric_value(out, "sidepush_pusher_client_events_total", labels,
+                        (double)sum->stats.pusher.client_events[i]);
+    }
 }
 
 void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *sum,
@@ -584,6 +613,8 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
     sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
                         "Time to store a publish and mail it to every worker with subscribers.",
                         &st->fanout);
+    if (push->config->pusher.enabled)
+        pusher_metrics(sum, out);
 }
 
 void sp_push_reconfigure(struct sp_push *push, const struct sp_config *config)

@@ -27,6 +27,12 @@ struct sp_push_stats {
     uint64_t publish_errors;
     uint64_t publish_errors_by_status[6]; /* 400, 401, 404, 405, 413, other */
     struct sp_histogram fanout;           /* one publish handed to every subscriber */
+    struct {
+        uint64_t subscriptions; /* held now (each worker counts its own up and down) */
+        uint64_t signins;
+        uint64_t auth_failures;    /* channel and sign-in signatures refused */
+        uint64_t client_events[3]; /* relayed, rate_limited, refused */
+    } pusher;
 };
 
 /* What one worker's push has counted, to be summed over the workers. */

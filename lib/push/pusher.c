@@ -174,6 +174,8 @@ static void conn_close(struct sp_pusher *p, unsigned code, const char *reason)
 static void pchan_free(struct pchan *c)
 {
     sp_push_sync_cancel(c->sync);
+    if (c->subs != NULL)
+        sp_push_stats(c->conn->kind->base.push)->pusher.subscriptions--;
     sp_subscription_close(c->subs);
     free(c->user_id);
     free(c->user_info);
@@ -456,7 +458,10 @@ static void activate(struct pchan *c)
         if (send_subscription_error(p, channel, 503, "SubscriptionFailed", sp_hub_error_text(rc)) <
             0)
             conn_abort(p);
-    } else if (c->presence) {
+        return;
+    }
+    sp_push_stats(push_of(p))->pusher.subscriptions++;
+    if (c->presence) {
         sp_subscription_members(c->subs, on_members, c);
     } else if (!c->hidden) {
         send_succeeded(c, NULL);
@@ -557,6 +562,7 @@ static void subscribe(struct sp_pusher *p, json_t *data)
     if (private &&
         !sp_pusher_channel_auth_valid(config->pusher.key, config->pusher.secret, p->socket_id, name,
                                       presence ? (channel_data ? channel_data : "") : NULL, auth)) {
+        sp_push_stats(push_of(p))->pusher.auth_failures++;
         send_error(p, CLOSE_UNAUTHORIZED, auth_error(name));
         return;
     }
@@ -592,6 +598,7 @@ static void signin(struct sp_pusher *p, json_t *data)
     if (user_data == NULL || auth == NULL ||
         !sp_pusher_user_auth_valid(config->pusher.key, config->pusher.secret, p->socket_id,
                                    user_data, auth)) {
+        sp_push_stats(push_of(p))->pusher.auth_failures++;
         send_error(p, CLOSE_UNAUTHORIZED,
                    "Invalid signature: Expected HMAC SHA256 hex digest of socket_id::user::"
                    "user_data");
@@ -613,6 +620,7 @@ static void signin(struct sp_pusher *p, json_t *data)
     if (why != NULL) {
         send_error(p, 0, why);
     } else if (p->user_id == NULL && (p->user_id = strdup(id)) != NULL) {
+        sp_push_stats(push_of(p))->pusher.signins++;
         open_channel(p, channel, false, true, NULL, NULL, NULL);
     }
     if (why == NULL && p->user_id != NULL &&
@@ -660,6 +668,9 @@ static const char *client_event_refusal(struct sp_pusher *p, const struct sp_con
     return NULL;
 }
 
+/* sp_push_stats' pusher.client_events[] */
+enum { CLIENT_EVENT_RELAYED, CLIENT_EVENT_LIMITED, CLIENT_EVENT_REFUSED };
+
 /* At most pusher.client_event_rate a second; more are dropped with 4301. */
 static bool client_event_allowed(struct sp_pusher *p, const struct sp_config *config)
 {
@@ -684,11 +695,15 @@ static void client_event(struct sp_pusher *p, const char *event, json_t *msg)
     struct pchan *c = NULL;
     const char *why = client_event_refusal(p, config, channel, &c);
 
+    struct sp_push_stats *stats = sp_push_stats(push_of(p));
+
     if (why != NULL) {
+        stats->pusher.client_events[CLIENT_EVENT_REFUSED]++;
         send_error(p, 0, why);
         return;
     }
     if (!client_event_allowed(p, config)) {
+        stats->pusher.client_events[CLIENT_EVENT_LIMITED]++;
         send_error(p, ERROR_CLIENT_EVENT_RATE,
                    "Client event rejected due to rate limit (pusher.client_event_rate)");
         return;
@@ -706,10 +721,12 @@ static void client_event(struct sp_pusher *p, const char *event, json_t *msg)
     int rc = pub.data == NULL ? SP_HUB_NO_MEMORY : sp_hub_check(sp_push_hub(push_of(p)), &pub);
     if (rc == SP_HUB_OK && pub.len > config->pusher.max_event_size)
         rc = SP_HUB_TOO_BIG;
+    if (rc == SP_HUB_OK &&
+        sp_push_client_event(push_of(p), &pub, c->user_id ? c->user_id : p->user_id) < 0)
+        rc = SP_HUB_NO_MEMORY;
+    stats->pusher.client_events[rc == SP_HUB_OK ? CLIENT_EVENT_RELAYED : CLIENT_EVENT_REFUSED]++;
     if (rc != SP_HUB_OK)
         send_error(p, 0, sp_hub_error_text(rc));
-    else if (sp_push_client_event(push_of(p), &pub, c->user_id ? c->user_id : p->user_id) < 0)
-        send_error(p, 0, "out of memory: the event was not sent");
     free(text);
 }
 

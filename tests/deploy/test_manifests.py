@@ -348,7 +348,8 @@ def test_dashboard_queries_only_metrics_sidepush_exports(tmp_path):
     dash = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
     panels = [p for p in dash["panels"] if p["type"] != "row"]
     wanted = {"subscribers", "delivered", "fanout", "slow_consumer", "proxy_request_duration",
-              "proxy_requests", "poll_results"}  # what the issue asks the dashboard to show
+              "proxy_requests", "poll_results", "pusher_connections",
+              "pusher_subscriptions"}  # what the issues ask the dashboard to show
     queried = {m for p in panels for t in p["targets"] for m in re.findall(r"sidepush_\w+", t["expr"])}
     assert all(any(w in m for m in queried) for w in wanted), wanted
     import socket
@@ -368,6 +369,7 @@ def test_dashboard_queries_only_metrics_sidepush_exports(tmp_path):
     config.write_text(f"listen: 127.0.0.1:{listen}\npublish_listen: 127.0.0.1:{publish}\n"
                       f"metrics: {{ listen: '127.0.0.1:{admin}' }}\nbackend: {{ url: 'http://127.0.0.1:1' }}\n"
                       f"redis: {{ url: 'redis://127.0.0.1:{redis_port}' }}\n"
+                      "pusher: { app_id: '1', key: k, secret: s }\n"
                       "routes:\n  - path: /orders/{id}\n    subscribe: {}\n"
                       "    poll: { url: '/api/orders/{id}', interval: 1s }\n")
     sp = subprocess.Popen([SIDEPUSH, "--config", str(config)], stdout=subprocess.DEVNULL)

@@ -20,7 +20,7 @@ import requests
 import websockets
 
 from conftest import ROOT, SIDEPUSH, free_port
-from pushutil import publish_ok
+from pushutil import metric, publish_ok, wait_metric
 
 APP_ID, KEY, SECRET = "123", "app-key", "app-secret"
 CONFIG = (f"pusher: {{ app_id: '{APP_ID}', key: {KEY}, secret: {SECRET}, activity_timeout: 2s,"
@@ -269,6 +269,7 @@ def test_private_channels_need_the_apps_signature_for_this_socket(sp):
         await ws.close()
         await other.close()
     run(main())
+    assert metric(sp.url, "sidepush_pusher_auth_failures_total") == 5
 
 
 def test_presence_channels_list_members_and_tell_joins(sp):
@@ -457,9 +458,16 @@ def test_client_events_reach_the_others_not_the_sender(make_sidepush):
         while len(got) < 8 - len(codes):
             got.append((await recv_event(b))["data"])
         assert [str(g) for g in got] == [str(i) for i in range(len(got))]
+        # what /metrics counts (summed over the workers)
+        assert metric(sp.url, "sidepush_pusher_connections") == 2
+        assert metric(sp.url, "sidepush_pusher_subscriptions") == 3
+        events = {r: metric(sp.url, "sidepush_pusher_client_events_total", f'{{result="{r}"}}')
+                  for r in ("relayed", "rate_limited", "refused")}
+        assert events == {"relayed": 9 - len(codes), "rate_limited": len(codes), "refused": 3}
         for ws in (a, b):
             await ws.close()
     run(main())
+    wait_metric(sp.url, "sidepush_pusher_subscriptions", 0)
 
 
 # ---- the HTTP API ---------------------------------------------------------------------------------
@@ -563,6 +571,8 @@ def test_a_users_channel_is_only_for_that_signed_in_user(sp):
                                   "data": {"auth": f"{KEY}:{sig}", "user_data": user_data}}))
         ok = await recv_event(ws)
         assert ok["event"] == "pusher:signin_success", ok
+        assert metric(sp.url, "sidepush_pusher_signins_total") == 1
+        assert metric(sp.url, "sidepush_pusher_auth_failures_total") == 2
         await ws.send('{"event":"pusher:subscribe","data":{"channel":"#server-to-user-bob"}}')
         assert (await recv_event(ws))["data"]["code"] == 4009  # signed in, as someone else
         await ws.send('{"event":"pusher:subscribe","data":{"channel":"#server-to-user-alice"}}')
