@@ -45,6 +45,7 @@ struct pchan {
     char *user_id;                /* on a presence channel: this connection's member */
     char *user_info;              /* and its info (JSON text, or NULL) */
     char *since;                  /* the message id a resuming client has seen last, or NULL */
+    char *origin; /* on a presence channel: of its member's joins (sp_push_member_origin) */
     bool presence;
     bool ready;  /* subscription_succeeded sent: client events may come */
     bool hidden; /* the signed-in user's channel, not (or no longer) asked for */
@@ -180,6 +181,7 @@ static void pchan_free(struct pchan *c)
     free(c->user_id);
     free(c->user_info);
     free(c->since);
+    free(c->origin);
     free(c);
 }
 
@@ -199,23 +201,6 @@ static void drop_channel(struct sp_pusher *p, struct pchan *c)
     pchan_free(c);
 }
 
-/* A member's own join and leave are not told back to it (Pusher tells the
- * others). */
-static bool own_presence_event(const struct pchan *c, struct sp_msg *msg)
-{
-    const char *event = sp_msg_event(msg);
-    struct sp_slice data = sp_msg_data(msg);
-
-    if (!c->presence || c->user_id == NULL || event == NULL ||
-        (strcmp(event, "sidepush-join") != 0 && strcmp(event, "sidepush-leave") != 0))
-        return false;
-    json_t *doc = json_loadb(data.ptr, data.len, 0, NULL);
-    const char *who = json_string_value(json_object_get(doc, "user_id"));
-    bool own = who != NULL && strcmp(who, c->user_id) == 0;
-    json_decref(doc);
-    return own;
-}
-
 static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct pchan *c = owner;
@@ -227,8 +212,11 @@ static void on_deliver(void *owner, struct sp_msg *msg)
         conn_close(p, CLOSE_UNAUTHORIZED, "the app terminated this user's connections");
         return;
     }
-    if ((origin != NULL && strcmp(origin, p->socket_id) == 0) || own_presence_event(c, msg) ||
-        c->hidden)
+    /* Not its own events, nor (Pusher tells the others) its own join and leave. */
+    if (origin != NULL && (strcmp(origin, p->socket_id) == 0 ||
+                           (c->origin != NULL && strcmp(origin, c->origin) == 0)))
+        return;
+    if (c->hidden)
         return;
     if (sp_push_send_msg(push_of(p), p->stream, msg, SP_FMT_PUSHER) < 0) {
         sp_log_info(sp_push_log(push_of(p)), "slow_consumer",
@@ -512,6 +500,11 @@ static void open_channel(struct sp_pusher *p, const char *name, bool presence, b
     c->hidden = hidden;
     c->user_id = user_id;
     c->user_info = user_info;
+    if (presence && user_id != NULL) {
+        char origin[SP_MEMBER_ORIGIN];
+        sp_push_member_origin(user_id, origin);
+        c->origin = strdup(origin); /* out of memory: it hears its own join */
+    }
     c->next = p->channels;
     p->channels = c;
     p->nchannels++;

@@ -8,6 +8,7 @@
 
 #include "core/cache.h"
 #include "core/clock.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "net/mailbox.h"
 #include "push/push-internal.h"
@@ -22,6 +23,14 @@ static void ignore_published(void *arg, int rc, const struct sp_publish_result *
     (void)arg;
     (void)rc;
     (void)res;
+}
+
+void sp_push_member_origin(const char *user_id, char out[SP_MEMBER_ORIGIN])
+{
+    char hex[SP_SHA256_HEX];
+
+    sp_sha256_hex(user_id, strlen(user_id), hex);
+    snprintf(out, SP_MEMBER_ORIGIN, "u:%.32s", hex);
 }
 
 /* A member came or went for everyone (this process, or with Redis the
@@ -40,13 +49,17 @@ static void tell_member(struct sp_push_shared *sh, bool joined, const char *chan
                            : NULL;
     char *data = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 
+    char origin[SP_MEMBER_ORIGIN];
+
     json_decref(doc);
+    sp_push_member_origin(user_id, origin);
     if (data != NULL) {
         struct sp_engine_publish p = {
             .pub = {.channel = channel,
                     .event = joined ? "sidepush-join" : "sidepush-leave",
                     .data = data,
-                    .len = strlen(data)},
+                    .len = strlen(data),
+                    .origin = origin},
         };
         if (sp_push_shared_publish(sh, &sh->stats, &p, ignore_published, NULL) < 0)
             sp_log_warn(sh->log, "presence_publish_failed", "%s: %s not told", channel,

@@ -92,6 +92,11 @@ void sp_push_sync_cancel(struct sp_sync *s);
 /* A Pusher client found the cache- channel empty: the backend's cache_miss
  * webhook, once a minute per channel. */
 void sp_push_cache_miss(struct sp_push *push, const char *channel);
+/* The origin of a member's own join and leave messages ("u:" and the start
+ * of its id's SHA-256: short enough for the Redis head, never a socket_id),
+ * by which a Pusher client knows them for its own without reading them. */
+#define SP_MEMBER_ORIGIN (2 + 32 + 1)
+void sp_push_member_origin(const char *user_id, char out[SP_MEMBER_ORIGIN]);
 /* The process's Pusher clients, after delta (+1: one came, -1: one went). */
 size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */
