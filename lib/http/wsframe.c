@@ -209,6 +209,11 @@ static int finish_frame(struct sp_ws_reader *r)
     if (r->ev->message)
         r->ev->message(r->ctx, r->message_text, r->message ? r->message : (const uint8_t *)"",
                        r->message_len);
+    /* Clients send rarely (a subscribe, a ping a minute): an idle one keeps
+     * no buffer, which would otherwise be most of what it costs. */
+    free(r->message);
+    r->message = NULL;
+    r->message_cap = 0;
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* fanout: a fan-out load tool for sidepush and Nchan.
  *
- * Opens N subscribers (SSE, WebSocket or long-poll) to one channel, publishes
+ * Opens N subscribers (SSE, WebSocket, long-poll, or Pusher protocol clients
+ * over WebSocket: --mode pusher --pusher-channel C) to one channel, publishes
  * M messages (at a steady rate, as a burst over K connections, or serially:
  * one POST at a time, the next as soon as the previous is answered, as one
  * backend worker publishes), and reports connect time,
@@ -36,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum mode { SSE, WS, LONGPOLL, POLL };
+enum mode { SSE, WS, LONGPOLL, POLL, PUSHER };
 enum server { SIDEPUSH, NCHAN };
 
 struct opts {
@@ -60,14 +61,16 @@ struct opts {
     int npids;
     int ports[8]; /* --port given more than once: subscribers take them in turn (replicas) */
     int nports;
+    const char *pusher_channel; /* --mode pusher: what each client subscribes to */
 };
 
 struct sub {
     struct bench *b;
     int idx;
     struct bufferevent *bev;
-    bool streaming; /* response head seen (SSE/WS) */
-    uint8_t *seen;  /* bitmap of received sequence numbers */
+    bool streaming;  /* response head seen (SSE/WS) */
+    bool subscribed; /* --mode pusher: subscription_succeeded seen */
+    uint8_t *seen;   /* bitmap of received sequence numbers */
     int received;
     /* long-poll */
     char cursor[128];
@@ -223,7 +226,7 @@ static void send_subscribe(struct sub *s)
     evbuffer_add_printf(out, " HTTP/1.1\r\nHost: %s:%d\r\n", b->o.host, sub_port(s));
     if (b->o.mode == SSE)
         evbuffer_add_printf(out, "Accept: text/event-stream\r\n");
-    if (b->o.mode == WS)
+    if (b->o.mode == WS || b->o.mode == PUSHER)
         evbuffer_add_printf(out, "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                                  "Sec-WebSocket-Version: 13\r\n"
                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
@@ -271,6 +274,42 @@ static void on_stream(struct sub *s, struct evbuffer *in)
     evbuffer_drain(in, used);
 }
 
+/* A client's text frame, masked with a zero key (the payload as it is). */
+static void ws_send_text(struct sub *s, const char *text)
+{
+    size_t len = strlen(text);
+    uint8_t head[8] = {0x81, (uint8_t)(0x80 | (len < 126 ? len : 126))};
+    size_t hlen = 2;
+
+    if (len >= 126) {
+        head[2] = (uint8_t)(len >> 8);
+        head[3] = (uint8_t)len;
+        hlen = 4;
+    }
+    memset(head + hlen, 0, 4);
+    bufferevent_write(s->bev, head, hlen + 4);
+    bufferevent_write(s->bev, text, len);
+}
+
+/* --mode pusher: subscribe once the connection is established, count the
+ * subscriber once it is, answer pings. */
+static void pusher_frame(struct sub *s, const char *p, size_t len)
+{
+    char text[512];
+
+    if (!s->subscribed && memmem(p, len, "pusher:connection_established", 29) != NULL) {
+        snprintf(text, sizeof(text),
+                 "{\"event\":\"pusher:subscribe\",\"data\":{\"channel\":\"%s\"}}",
+                 s->b->o.pusher_channel);
+        ws_send_text(s, text);
+    } else if (!s->subscribed && memmem(p, len, "subscription_succeeded", 22) != NULL) {
+        s->subscribed = true;
+        s->b->connected++;
+    } else if (memmem(p, len, "\"pusher:ping\"", 13) != NULL) {
+        ws_send_text(s, "{\"event\":\"pusher:pong\",\"data\":{}}");
+    }
+}
+
 static void ws_frames(struct sub *s, struct evbuffer *in)
 {
     for (;;) {
@@ -302,6 +341,8 @@ static void ws_frames(struct sub *s, struct evbuffer *in)
             memcpy(pong + 6, frame + hlen, plen);
             bufferevent_write(s->bev, pong, 6 + plen);
         } else if (op == 0x1 || op == 0x2) {
+            if (s->b->o.mode == PUSHER)
+                pusher_frame(s, (const char *)frame + hlen, plen);
             scan_markers(s, (const char *)frame + hlen, plen);
         }
         evbuffer_drain(in, hlen + plen);
@@ -380,9 +421,10 @@ static void on_sub_read(struct bufferevent *bev, void *arg)
             return;
         }
         s->streaming = true;
-        s->b->connected++;
+        if (s->b->o.mode != PUSHER) /* a Pusher client counts once subscribed */
+            s->b->connected++;
     }
-    if (s->b->o.mode == WS)
+    if (s->b->o.mode == WS || s->b->o.mode == PUSHER)
         ws_frames(s, in);
     else
         on_stream(s, in);
@@ -576,7 +618,7 @@ static void report(struct bench *b)
 {
     double cpu = proc_cpu_s(&b->o) - cpu0;
     double span = (double)(b->t_last_delivery - b->t_first_publish) / 1e9;
-    static const char *const modes[] = {"sse", "websocket", "longpoll", "poll"};
+    static const char *const modes[] = {"sse", "websocket", "longpoll", "poll", "pusher"};
 
     qsort(b->lat_us, (size_t)b->nlat, sizeof(uint32_t), cmp_u32);
     uint32_t p50 = b->nlat ? b->lat_us[b->nlat / 2] : 0;
@@ -624,11 +666,13 @@ static bool publishers_ready(struct bench *b)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fanout --port P --path /sub --publish-port P --publish-path /pub\n"
-                    "  [--mode sse|ws|longpoll] [--server sidepush|nchan] [--subscribers N]\n"
-                    "  [--messages M] [--rate R (0 = burst, -1 = serial)] [--size BYTES]\n"
-                    "  [--sources K]\n"
-                    "  [--publishers K] [--timeout S] [--pid PID ...]\n");
+    fprintf(stderr,
+            "usage: fanout --port P --path /sub --publish-port P --publish-path /pub\n"
+            "  [--mode sse|ws|longpoll|pusher --pusher-channel C] [--server sidepush|nchan]\n"
+            "  [--subscribers N]\n"
+            "  [--messages M] [--rate R (0 = burst, -1 = serial)] [--size BYTES]\n"
+            "  [--sources K]\n"
+            "  [--publishers K] [--timeout S] [--pid PID ...]\n");
     exit(2);
 }
 
@@ -636,18 +680,31 @@ int main(int argc, char **argv)
 {
     static struct bench b;
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},         {"path", 1, 0, 'a'},
-        {"publish-port", 1, 0, 'P'}, {"publish-path", 1, 0, 'A'}, {"mode", 1, 0, 'm'},
-        {"server", 1, 0, 's'},       {"subscribers", 1, 0, 'n'},  {"messages", 1, 0, 'M'},
-        {"rate", 1, 0, 'r'},         {"size", 1, 0, 'z'},         {"sources", 1, 0, 'S'},
-        {"publishers", 1, 0, 'k'},   {"timeout", 1, 0, 't'},      {"pid", 1, 0, 'i'},
-        {"interval-ms", 1, 0, 'I'},  {"external", 0, 0, 'E'},     {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},
+        {"port", 1, 0, 'p'},
+        {"path", 1, 0, 'a'},
+        {"publish-port", 1, 0, 'P'},
+        {"publish-path", 1, 0, 'A'},
+        {"mode", 1, 0, 'm'},
+        {"server", 1, 0, 's'},
+        {"subscribers", 1, 0, 'n'},
+        {"messages", 1, 0, 'M'},
+        {"rate", 1, 0, 'r'},
+        {"size", 1, 0, 'z'},
+        {"sources", 1, 0, 'S'},
+        {"publishers", 1, 0, 'k'},
+        {"timeout", 1, 0, 't'},
+        {"pid", 1, 0, 'i'},
+        {"interval-ms", 1, 0, 'I'},
+        {"external", 0, 0, 'E'},
+        {"pusher-channel", 1, 0, 'C'},
+        {0, 0, 0, 0},
     };
     struct opts *o = &b.o;
     int c;
 
-    *o = (struct opts){"127.0.0.1", 0, NULL, 0,  NULL, SSE,   SIDEPUSH, 1000, 100, 50,
-                       128,         4, 8,    60, 2000, false, {0},      0,    {0}, 0};
+    *o = (struct opts){"127.0.0.1", 0, NULL, 0,    NULL,  SSE, SIDEPUSH, 1000, 100, 50,  128,
+                       4,           8, 60,   2000, false, {0}, 0,        {0},  0,   NULL};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -669,12 +726,16 @@ int main(int argc, char **argv)
             break;
         case 'm':
             o->mode = strcmp(optarg, "ws") == 0         ? WS
+                      : strcmp(optarg, "pusher") == 0   ? PUSHER
                       : strcmp(optarg, "longpoll") == 0 ? LONGPOLL
                       : strcmp(optarg, "poll") == 0     ? POLL
                                                         : SSE;
             break;
         case 'I':
             o->interval_ms = atoi(optarg);
+            break;
+        case 'C':
+            o->pusher_channel = optarg;
             break;
         case 'E':
             o->external = true;
@@ -711,7 +772,7 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (!o->port || !o->path || o->size > 60000 ||
+    if (!o->port || !o->path || o->size > 60000 || (o->mode == PUSHER && !o->pusher_channel) ||
         (!o->external && (!o->publish_port || !o->publish_path)))
         usage();
     struct rlimit rl;

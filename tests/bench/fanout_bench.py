@@ -150,8 +150,8 @@ def start_nchan(tmp, history, redis_port=None, name="", workers=1):
             "publish_port": port, "publish_path": "/pub"}
 
 
-def run_fanout(server, mode, subscribers, messages, rate, size, timeout):
-    args = [str(FANOUT), "--path", server["path"],
+def run_fanout(server, mode, subscribers, messages, rate, size, timeout, extra=()):
+    args = [str(FANOUT), "--path", server["path"], *extra,
             "--publish-port", str(server["publish_port"]),
             "--publish-path", server["publish_path"], "--mode", mode,
             "--server", server["kind"], "--subscribers", str(subscribers),
