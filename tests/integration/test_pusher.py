@@ -775,3 +775,29 @@ def test_encrypted_channels_are_relayed_for_the_sdks_to_decrypt(sp):
     """tests/browser/pusher-encrypted.mjs: the SDK encrypts, pusher-js decrypts."""
     result = node("pusher-encrypted.mjs", sp)
     assert result["ok"], result
+
+
+def test_client_events_and_cache_channels_across_replicas(make_sidepush, redis_server):
+    cfg = with_options("client_events: true") + redis_server.config()
+    a, b = make_sidepush(cfg), make_sidepush(cfg)
+
+    async def main():
+        alice, sid_a = await connect(a)
+        bob, sid_b = await connect(b)
+        await subscribe_private(alice, sid_a, "private-room")
+        await subscribe_private(bob, sid_b, "private-room")
+        await alice.send(json.dumps({"event": "client-hello", "channel": "private-room",
+                                     "data": {"from": "a"}}))
+        got = await asyncio.wait_for(recv_event(bob), 5)
+        assert got["event"] == "client-hello" and got["data"] == {"from": "a"}, got
+        await alice.send('{"event":"pusher:ping","data":{}}')
+        assert (await recv_event(alice))["event"] == "pusher:pong"  # not its own event
+        # a cache channel's last event, published through one replica, from the other
+        r = signed(a, f"/apps/{APP_ID}/events", event(channel="cache-rate", name="r", data="7"))
+        assert r.status_code == 200
+        await subscribe(bob, "cache-rate")
+        cached = await asyncio.wait_for(recv_event(bob), 5)
+        assert cached["event"] == "r" and str(cached["data"]) == "7", cached
+        for ws in (alice, bob):
+            await ws.close()
+    run(main())
