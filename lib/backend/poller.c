@@ -249,7 +249,10 @@ static void on_body_complete(struct poller *p)
     char *patch = p->route->poll.diff && p->last_body ? sp_merge_patch(p->last_body, body) : NULL;
     /* The whole body becomes the channel's snapshot, for new subscribers. */
     struct sp_engine_publish ep = {
-        .pub = {p->channel, event, patch ? patch : body, patch ? strlen(patch) : len, NULL, NULL},
+        .pub = {.channel = p->channel,
+                .event = event,
+                .data = patch ? patch : body,
+                .len = patch ? strlen(patch) : len},
         .snapshot = patch ? SP_SNAPSHOT_DATA : SP_SNAPSHOT_SELF,
         .snapshot_data = body,
         .snapshot_len = len,
@@ -279,8 +282,10 @@ static void on_error(struct poller *p, long status, const char *why)
     p->polls->stats.errors++;
     if (p->errors++ == 0 && r->poll.error_event[0] != '\0') {
         int n = snprintf(data, sizeof(data), "{\"status\":%ld,\"error\":\"%s\"}", status, why);
-        struct sp_engine_publish ep = {
-            .pub = {p->channel, r->poll.error_event, data, (size_t)n, NULL, NULL}};
+        struct sp_engine_publish ep = {.pub = {.channel = p->channel,
+                                               .event = r->poll.error_event,
+                                               .data = data,
+                                               .len = (size_t)n}};
         publish_event(p, &ep, false);
     }
     sp_log_warn(p->polls->backend->log, "poll_error", "%s: %s (status %ld)", p->url, why, status);
