@@ -11,6 +11,7 @@
 #include "app/app.h"
 #include "backend/authorize.h"
 #include "backend/request.h"
+#include "backend/token.h"
 #include "http/proxy.h"
 #include "http/server.h"
 #include "net/mailbox.h"
@@ -36,6 +37,7 @@ struct worker {
     struct sp_push *push;
     struct sp_backend backend; /* what this worker's backend modules share */
     struct sp_auth *auth;
+    struct sp_tokens *tokens;
     struct sp_http_server *clients;
     struct sp_listener *client_listener;
     atomic_size_t open; /* clients and streams, for the process-wide cap */

@@ -355,10 +355,12 @@ static int worker_new(struct sp_app *app, struct worker *w, char *err, size_t er
     w->proxy = w->curlm && w->push ? sp_proxy_new(base, &proxy, app->log) : NULL;
     w->backend = (struct sp_backend){base, w->curlm, app->log, config, w->push};
     w->auth = sp_auth_new(&w->backend, w->index ? app_main_worker(app)->auth : NULL, app->log);
+    w->tokens = sp_tokens_new(&w->backend, app->log);
     w->clients = w->flusher
                      ? sp_http_server_new(base, w->flusher, &limits, app_handle_client, w, app->log)
                      : NULL;
-    if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->clients == NULL) {
+    if (w->proxy == NULL || w->push == NULL || w->auth == NULL || w->tokens == NULL ||
+        w->clients == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -645,6 +647,7 @@ void sp_app_free(struct sp_app *app)
     for (unsigned i = app->nworkers; i-- > 0;) {
         struct worker *w = &app->workers[i];
         sp_auth_free(w->auth);
+        sp_tokens_free(w->tokens);
         sp_flusher_free(w->flusher);
         sp_proxy_free(w->proxy);
         sp_curlm_free(w->curlm);

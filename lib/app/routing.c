@@ -94,15 +94,24 @@ static bool serve_route(struct worker *w, struct sp_http_conn *conn,
         }
         /* Pusher clients reach these only with the app's signature: a native
          * route without its own authorization must not be a way around it. */
-        if (w->config->pusher.enabled && !r->has_poll && !r->has_authorize &&
+        bool token = r->has_subscribe && r->subscribe.token.enabled;
+        if (w->config->pusher.enabled && !r->has_poll && !r->has_authorize && !token &&
             sp_pusher_spec_protected(spec)) {
             sp_http_respond_error(conn, 403,
                                   "private- and presence- channels are Pusher's signed ones: "
                                   "this route has no authorize section");
             return true;
         }
-        if (r->has_authorize && !sp_slice_eq(req->method, "OPTIONS"))
+        bool preflight = sp_slice_eq(req->method, "OPTIONS");
+        /* A token decides when there is one; without, the backend (if the
+         * route asks it), else the client is refused. */
+        if (token && !preflight &&
+            sp_token_check(w->tokens, r, caps, spec, conn, req, subscribe, w))
+            return true;
+        if (r->has_authorize && !preflight)
             sp_auth_check(w->auth, r, caps, spec, conn, req, subscribe, w);
+        else if (token && !preflight)
+            sp_http_respond_error(conn, 401, "a token is required");
         else
             subscribe(w, r, caps, spec, conn, req, NULL);
         return true;

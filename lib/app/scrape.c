@@ -22,6 +22,7 @@ struct figures {
     size_t clients, streams;
     struct sp_push_figures push;
     struct sp_proxy_stats proxy;
+    struct sp_token_stats tokens;
 };
 
 struct gather;
@@ -51,6 +52,26 @@ static void gather_free(struct gather *g)
     free(g);
 }
 
+static void token_metrics(const struct sp_token_stats *t, struct evbuffer *out)
+{
+    char labels[48];
+
+    sp_metric_one(out, "sidepush_tokens_accepted_total", "counter",
+                  "Subscriber tokens (subscribe.token) accepted.", (double)t->accepted);
+    sp_metric_head(out, "sidepush_tokens_refused_total", "counter",
+                   "Subscriber tokens refused (401, or 403 for channels), by reason.");
+    for (int r = 0; r < 9; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", sp_token_reasons[r]);
+        sp_metric_value(out, "sidepush_tokens_refused_total", labels, (double)t->refused[r]);
+    }
+    sp_metric_head(out, "sidepush_jwks_fetches_total", "counter",
+                   "JWK Set fetches (subscribe.token.jwks_url), by result.");
+    sp_metric_value(out, "sidepush_jwks_fetches_total", "result=\"ok\"",
+                    (double)(t->jwks_fetches - t->jwks_failures));
+    sp_metric_value(out, "sidepush_jwks_fetches_total", "result=\"failed\"",
+                    (double)t->jwks_failures);
+}
+
 static void render_metrics(struct gather *g, struct evbuffer *out)
 {
     struct sp_app *app = g->asker->app;
@@ -76,6 +97,11 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
         sum.proxy.tunnels_opened += f->proxy.tunnels_opened;
         sum.proxy.tunnel_bytes_to_backend += f->proxy.tunnel_bytes_to_backend;
         sum.proxy.tunnel_bytes_to_client += f->proxy.tunnel_bytes_to_client;
+        sum.tokens.accepted += f->tokens.accepted;
+        for (int r = 0; r < 9; r++)
+            sum.tokens.refused[r] += f->tokens.refused[r];
+        sum.tokens.jwks_fetches += f->tokens.jwks_fetches;
+        sum.tokens.jwks_failures += f->tokens.jwks_failures;
     }
     sp_metric_head(out, "sidepush_connections", "gauge",
                    "Open connections, by listener (subscribers after their head: streams).");
@@ -131,6 +157,7 @@ static void render_metrics(struct gather *g, struct evbuffer *out)
                     (double)sum.proxy.tunnel_bytes_to_backend);
     sp_metric_value(out, "sidepush_proxy_tunnel_bytes_total", "direction=\"to_client\"",
                     (double)sum.proxy.tunnel_bytes_to_client);
+    token_metrics(&sum.tokens, out);
     sp_metric_one(out, "sidepush_process_open_fds", "gauge", "Open file descriptors.",
                   (double)sp_process_open_fds());
     sp_metric_one(out, "sidepush_process_resident_memory_bytes", "gauge", "Resident memory.",
@@ -199,6 +226,7 @@ static void collect_run(struct sp_ask *ask)
     f->streams = sp_flusher_count(w->flusher) - f->clients;
     sp_push_add_figures(w->push, &f->push);
     sp_proxy_stats(w->proxy, &f->proxy);
+    f->tokens = *sp_tokens_stats(w->tokens);
     if (c->index == 0) {
         struct sp_app *app = w->app;
         g->publishers = sp_http_server_connections(app->publishers);

@@ -153,7 +153,7 @@ static void proceed(const struct verdict *v, const struct sp_route_config *route
                     const struct sp_slice caps[SP_TMPL_MAX_CAPTURES], const char *spec,
                     struct sp_http_conn *conn, sp_auth_allowed allowed, void *ctx)
 {
-    struct sp_identity who = {v->user_id, v->user_info[0] ? v->user_info : NULL};
+    struct sp_identity who = {v->user_id, v->user_info[0] ? v->user_info : NULL, 0};
 
     if (v->status == 401 || v->status == 403)
         sp_http_respond_error(conn, v->status, "the backend did not authorize this subscription");

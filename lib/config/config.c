@@ -466,6 +466,32 @@ static void walk_map(struct walker *w, const struct sp_ynode *map, const char *s
     }
 }
 
+/* subscribe.token: at least one source of keys, each readable now (the
+ * secret and PEM keys become r's key set; the JWK Set is fetched later). */
+static void check_token(struct walker *w, struct sp_route_config *r, const struct sp_ynode *node)
+{
+    struct sp_token_config *t = &r->subscribe.token;
+    const char *why = NULL;
+
+    if (t->secret == NULL && t->public_keys == NULL && t->jwks_url == NULL) {
+        REPORT(w, node, "subscribe.token needs secret, public_keys or jwks_url");
+        return;
+    }
+    if ((t->keys = sp_jwt_keys_new()) == NULL) {
+        REPORT(w, node, "out of memory");
+        return;
+    }
+    if (t->secret != NULL && strlen(t->secret) < 32)
+        REPORT(w, node, "subscribe.token.secret must be at least 32 bytes (HS256 wants 256 bits)");
+    else if (t->secret != NULL && sp_jwt_keys_add_secret(t->keys, t->secret, strlen(t->secret)) < 0)
+        REPORT(w, node, "out of memory");
+    if (t->public_keys != NULL && sp_jwt_keys_add_pem(t->keys, t->public_keys, &why) < 0)
+        REPORT(w, node, "subscribe.token.public_keys: %s", why);
+    if (t->jwks_url != NULL && t->jwks_url[0] != '/' &&
+        strncasecmp(t->jwks_url, "http://", 7) != 0 && strncasecmp(t->jwks_url, "https://", 8) != 0)
+        REPORT(w, node, "subscribe.token.jwks_url must be an http(s):// URL or a backend path");
+}
+
 static void check_route(struct walker *w, struct sp_route_config *r, const struct sp_ynode *node)
 {
     char err[256];
@@ -495,9 +521,13 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
     if (r->has_subscribe && r->subscribe.websocket.forward != NULL &&
         r->subscribe.websocket.forward[0] != '/')
         REPORT(w, node, "subscribe.websocket.forward must be a backend path starting with '/'");
-    if (r->has_subscribe && r->subscribe.presence && !r->has_authorize)
+    if (r->has_subscribe && r->subscribe.presence && !r->has_authorize &&
+        !r->subscribe.token.enabled)
         REPORT(w, node,
-               "subscribe.presence needs authorize: members are the user ids its answers name");
+               "subscribe.presence needs authorize or subscribe.token: members are the user ids "
+               "they name");
+    if (r->has_subscribe && r->subscribe.token.enabled)
+        check_token(w, r, node);
     if (r->has_authorize && r->authorize.url != NULL &&
         sp_tmpl_check_refs(r->tmpl, r->authorize.url, err, sizeof(err)) < 0)
         REPORT(w, node, "authorize.url: %s", err);
@@ -734,6 +764,7 @@ void sp_config_release(const struct sp_config *shared)
         return;
     for (size_t i = 0; i < config->nroutes; i++) {
         free_strings(sp_route_keys, sp_route_nkeys, &config->routes[i]);
+        sp_jwt_keys_free(config->routes[i].subscribe.token.keys);
         sp_tmpl_free(config->routes[i].tmpl);
     }
     free(config->routes);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "config/yaml_tree.h"
+#include "core/jwt.h"
 #include "core/log.h"
 #include "core/template.h"
 #include "core/units.h"
@@ -33,6 +34,20 @@ struct sp_strlist {
     size_t count;
 };
 
+/* A route's subscribe.token. */
+struct sp_token_config {
+    bool enabled;
+    char *secret;      /* HS256, or NULL */
+    char *public_keys; /* PEM text, or NULL */
+    char *jwks_url;    /* or NULL */
+    uint64_t jwks_refresh_ms;
+    char *issuer, *audience; /* or NULL: not checked */
+    uint64_t leeway_ms;
+    char *query, *cookie; /* "" off */
+    char *channels_claim, *info_claim;
+    struct sp_jwt_keys *keys; /* from secret and public_keys, made at load */
+};
+
 struct sp_route_config {
     const struct sp_config *owner; /* what to hold while keeping this route */
     char *path;
@@ -50,6 +65,7 @@ struct sp_route_config {
         char *channel;
         enum sp_start start;
         bool presence;
+        struct sp_token_config token;
         struct {
             uint64_t keepalive_ms;
             uint64_t retry_ms;

@@ -328,7 +328,8 @@ static bool hs256_valid(const struct key *k, const char *input, size_t len,
 static unsigned char *es256_der(const unsigned char *sig, size_t sig_len, int *der_len)
 {
     ECDSA_SIG *es = sig_len == 64 ? ECDSA_SIG_new() : NULL;
-    BIGNUM *r = es ? BN_bin2bn(sig, 32, NULL) : NULL, *s = es ? BN_bin2bn(sig + 32, 32, NULL) : NULL;
+    BIGNUM *r = es ? BN_bin2bn(sig, 32, NULL) : NULL,
+           *s = es ? BN_bin2bn(sig + 32, 32, NULL) : NULL;
     unsigned char *der = NULL;
 
     if (r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1) {
@@ -366,19 +367,21 @@ done:
     return ok;
 }
 
-/* Tries the keys of alg (and of kid, when the token names one and some
- * key has it). */
+/* Tries the keys of alg: of the token's kid when it names one. */
 static int signature_check(const struct sp_jwt_keys *keys, enum alg alg, const char *kid,
-                           const char *input, size_t len, const unsigned char *sig,
-                           size_t sig_len)
+                           const char *input, size_t len, const unsigned char *sig, size_t sig_len)
 {
     bool kid_known = false, tried = false;
 
     for (size_t i = 0; kid != NULL && i < keys->count; i++)
-        kid_known = kid_known || (keys->items[i].alg == alg && strcmp(keys->items[i].kid, kid) == 0);
+        kid_known =
+            kid_known || (keys->items[i].alg == alg && strcmp(keys->items[i].kid, kid) == 0);
     for (size_t i = 0; i < keys->count; i++) {
         const struct key *k = &keys->items[i];
-        if (k->alg != alg || (kid_known && strcmp(k->kid, kid) != 0))
+        /* A kid this set lacks is for a key it does not hold (one rotated
+         * in at the issuer): only keys without a kid are tried then. */
+        if (k->alg != alg || (kid_known && strcmp(k->kid, kid) != 0) ||
+            (kid != NULL && !kid_known && k->kid[0] != '\0'))
             continue;
         tried = true;
         if (alg == HS256 ? hs256_valid(k, input, len, sig, sig_len)

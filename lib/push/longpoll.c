@@ -38,6 +38,8 @@ struct sp_longpoll {
     bool ready; /* a message came: answer at the next slice */
     struct sp_cursor cursor;
     uint64_t max_messages;
+    uint64_t expires_ms; /* the token's exp (monotonic ms), or UINT64_MAX */
+    bool until_expiry;   /* held until then, not for the route's timeout */
 };
 
 /* Held requests answered per slice; the loop polls between slices. */
@@ -324,7 +326,10 @@ static void on_timeout(void *arg)
     struct sp_longpoll *lp = arg;
 
     sp_http_set_ops(lp->conn, NULL, NULL);
-    answer_empty(lp, 204);
+    if (lp->until_expiry)
+        sp_http_respond_error(lp->conn, 401, "token expired");
+    else
+        answer_empty(lp, 204);
     longpoll_free(lp);
 }
 
@@ -399,7 +404,12 @@ static void longpoll_start(void *state, const struct sp_route_config *route, con
     }
     if (n == 0 && (missed || lp->cursor.latest))
         lp->cursor = sp_hub_now(sp_push_hub(push)); /* nothing to give yet: resume from now */
-    uint64_t hold = hold_ms(req, route->subscribe.longpoll.timeout_ms);
+    uint64_t hold = hold_ms(req, route->subscribe.longpoll.timeout_ms), now = sp_now_ms();
+    lp->expires_ms = sp_identity_expiry(who);
+    if (lp->expires_ms != UINT64_MAX && (lp->expires_ms <= now || lp->expires_ms - now < hold)) {
+        hold = lp->expires_ms > now ? lp->expires_ms - now : 1; /* answered 401 then */
+        lp->until_expiry = true;
+    }
     if (n > 0 || missed) {
         answer_messages(lp, backlog, (size_t)n, missed);
         longpoll_free(lp);

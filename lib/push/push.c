@@ -333,6 +333,7 @@ struct channel_wait {
     struct sp_http_conn *conn;
     struct sp_sync *sync;
     char *user_id, *user_info; /* copies of the identity, or NULL */
+    uint64_t expires_ms;
     char spec[];
 };
 
@@ -375,7 +376,7 @@ static void on_channels_ready(void *arg, bool ok)
     struct channel_wait *w = arg;
     const struct sp_http_request *req = sp_http_request(w->conn);
 
-    struct sp_identity who = {w->user_id, w->user_info};
+    struct sp_identity who = {w->user_id, w->user_info, w->expires_ms};
 
     sp_http_set_ops(w->conn, NULL, NULL);
     if (ok)
@@ -408,7 +409,7 @@ void sp_push_subscribe(struct sp_push *push, const struct sp_route_config *route
         sp_http_respond_error(conn, 503, "out of memory");
         return;
     }
-    *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL};
+    *w = (struct channel_wait){push, route, conn, NULL, NULL, NULL, who ? who->expires_ms : 0};
     sp_config_hold(route->owner);
     strcpy(w->spec, spec);
     if (who != NULL && who->user_id != NULL &&

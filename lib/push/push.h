@@ -112,6 +112,7 @@ void sp_push_free(struct sp_push *push);
 struct sp_identity {
     const char *user_id;
     const char *user_info;
+    uint64_t expires_ms; /* a token's exp (ms since the epoch): the stream ends then; 0: never */
 };
 
 /* A request on a subscribe route; channel_spec is the expanded channel

@@ -435,7 +435,7 @@ static const char *auth_error(const char *channel)
 static void activate(struct pchan *c)
 {
     struct sp_pusher *p = c->conn;
-    const struct sp_identity who = {c->user_id, c->user_info};
+    const struct sp_identity who = {c->user_id, c->user_info, 0};
     int rc = sp_subscription_open(push_of(p), c->name, on_deliver, on_deleted, c,
                                   c->presence ? &who : NULL, &c->subs);
 

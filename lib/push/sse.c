@@ -20,6 +20,7 @@ struct sp_sse {
     LIST_ENTRY(sp_sse) link;
     uint64_t keepalive_ms;
     uint64_t retire_ms;          /* limits.max_connection_age */
+    uint64_t expires_ms;         /* the token's exp (monotonic ms), or UINT64_MAX */
     enum sp_http_stream framing; /* HTTP/1.1: each event one chunk; 1.0: until the close */
 };
 
@@ -165,6 +166,7 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
     s->kind = kind;
     s->keepalive_ms = route->subscribe.sse.keepalive_ms;
     s->retire_ms = sp_retire_at(sp_now_ms(), sp_push_config(push)->limits.max_connection_age_ms);
+    s->expires_ms = sp_identity_expiry(who);
     /* A browser's EventSource never gives up on a network error but does on
      * any other status, so an unreadable id replays from the start with the
      * missed signal instead of failing the request. */
@@ -208,6 +210,13 @@ static void sse_tick(void *state, uint64_t now)
 
     for (s = LIST_FIRST(&kind->all); s != NULL; s = next) {
         next = LIST_NEXT(s, link);
+        if (s->stream != NULL && now >= s->expires_ms) {
+            /* EventSource would come back with the same URL and get 401:
+             * the page is told first, to fetch a new token and resume. */
+            write_text(s, "event: sidepush-token-expired\ndata: {\"error\":\"token expired\"}\n\n");
+            end_stream(s, true);
+            continue;
+        }
         if (s->stream != NULL && now >= s->retire_ms) {
             sp_push_stats(kind->base.push)->aged_out++;
             send_away(s);

@@ -4,6 +4,7 @@
  * the one path by which a message reaches its stream. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "net/mailbox.h"
 #include "push/push-internal.h"
@@ -336,6 +337,18 @@ void sp_subscription_position(struct sp_subscription *s, struct sp_msg *const *b
 }
 
 /* ---- requests: cursors, start, CORS -------------------------------------------------- */
+
+uint64_t sp_identity_expiry(const struct sp_identity *who)
+{
+    struct timespec wall;
+
+    if (who == NULL || who->expires_ms == 0)
+        return UINT64_MAX;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    uint64_t now_wall = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+    uint64_t now = sp_now_ms();
+    return who->expires_ms > now_wall ? now + (who->expires_ms - now_wall) : now;
+}
 
 int sp_push_request_cursor(struct sp_push *push, const struct sp_http_request *req,
                            struct sp_cursor *cur)

@@ -102,6 +102,10 @@ size_t sp_push_pusher_clients(struct sp_push *push, int delta);
 /* The app's WebSocket forwarder and its ctx, or NULL (see push.h). */
 const struct sp_forwarder_ops *sp_push_forwarder(const struct sp_push *push, void **ctx);
 
+/* When who's token expires, in sp_now_ms() terms; UINT64_MAX when who
+ * (NULL, or named by the backend) has no expiry. */
+uint64_t sp_identity_expiry(const struct sp_identity *who);
+
 /* ---- subscriptions: one client, one or more channels -------------------------------- */
 
 struct sp_subscription;

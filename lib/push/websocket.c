@@ -39,10 +39,15 @@ struct sp_ws {
     uint64_t ping_interval_ms;
     uint64_t last_ping;
     uint64_t retire_ms;             /* limits.max_connection_age */
+    uint64_t expires_ms;            /* the token's exp (monotonic ms), or UINT64_MAX */
     const char *heartbeat;          /* in config */
     const struct sp_config *config; /* held: the route's, whatever reloads came since */
     struct sp_forward *forward;     /* client messages to the backend, or NULL */
 };
+
+/* A token's end: the page fetches a new one and reconnects (4000-4999 are
+ * the application's; 4401 reads as HTTP's 401). */
+#define CLOSE_TOKEN_EXPIRED 4401
 
 static void ws_free(struct sp_ws *ws);
 
@@ -252,6 +257,10 @@ static void ws_tick(void *state, uint64_t now)
 
     for (ws = LIST_FIRST(&kind->all); ws != NULL; ws = next) {
         next = LIST_NEXT(ws, link);
+        if (ws->stream != NULL && now >= ws->expires_ms) {
+            close_with(ws, CLOSE_TOKEN_EXPIRED, "token expired");
+            continue;
+        }
         if (ws->stream != NULL && now >= ws->retire_ms) {
             sp_push_stats(kind->base.push)->aged_out++;
             close_with(ws, SP_WS_CLOSE_RESTART, "connection age limit: reconnect");
@@ -429,6 +438,7 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
     ws->retire_ms = sp_retire_at(ws->last_ping, sp_push_config(push)->limits.max_connection_age_ms);
+    ws->expires_ms = sp_identity_expiry(who);
     ws->config = sp_config_hold(route->owner);
     ws->heartbeat = route->subscribe.websocket.heartbeat;
     void *fw_ctx;

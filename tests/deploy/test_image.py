@@ -117,6 +117,7 @@ def test_every_example_configuration_is_accepted(image, config, tmp_path):
                           "-v", f"{secrets}:/etc/sidepush-redis:ro",
                           "-e", "SIDEPUSH_PUBLISH_TOKEN=t", "-e", "SIDEPUSH_WEBHOOK_SECRET=whsec_dGVzdA==",
                           "-e", "PUSHER_APP_SECRET=stand-in",
+                          "-e", "SUBSCRIBE_TOKEN_SECRET=a-stand-in-secret-of-32-bytes-or-more",
                           image, "--check-config", "/etc/sidepush/sidepush.yaml"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr

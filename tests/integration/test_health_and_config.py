@@ -47,7 +47,8 @@ def test_routes_claim_their_paths(make_sidepush, backend):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
 def test_example_configs_are_valid(path):
     env = dict(os.environ, SIDEPUSH_PUBLISH_TOKEN="test-token",
-               SIDEPUSH_WEBHOOK_SECRET="whsec_dGVzdA==", PUSHER_APP_SECRET="test-secret")
+               SIDEPUSH_WEBHOOK_SECRET="whsec_dGVzdA==", PUSHER_APP_SECRET="test-secret",
+               SUBSCRIBE_TOKEN_SECRET="a-test-secret-of-at-least-32-bytes!")
     out = subprocess.run([SIDEPUSH, "--check-config", str(path)], env=env,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -102,10 +102,10 @@ static void test_rfc7515_hs256(void)
 {
     /* RFC 7515 A.1: the key's bytes, the token, valid before its exp (1300819380). */
     static const unsigned char key[] = {
-        3,   35,  53,  75,  43,  15,  165, 188, 131, 126, 6,   101, 119, 123, 166, 143,
-        90,  179, 40,  230, 240, 84,  201, 40,  169, 15,  132, 178, 210, 80,  46,  191,
-        211, 251, 90,  146, 210, 6,   71,  239, 150, 138, 180, 195, 119, 98,  61,  34,
-        61,  46,  33,  114, 5,   46,  79,  8,   192, 205, 154, 245, 103, 208, 128, 163};
+        3,   35,  53, 75,  43,  15, 165, 188, 131, 126, 6,   101, 119, 123, 166, 143,
+        90,  179, 40, 230, 240, 84, 201, 40,  169, 15,  132, 178, 210, 80,  46,  191,
+        211, 251, 90, 146, 210, 6,  71,  239, 150, 138, 180, 195, 119, 98,  61,  34,
+        61,  46,  33, 114, 5,   46, 79,  8,   192, 205, 154, 245, 103, 208, 128, 163};
     const char *token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
                         "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNv"
                         "bS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -252,14 +252,16 @@ static void test_jwks(void)
     EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_E, &bn_e);
     b64url(raw, (size_t)BN_bn2bin(bn_n, raw), n);
     b64url(raw, (size_t)BN_bn2bin(bn_e, raw), e);
-    snprintf(jwks, sizeof(jwks),
-             "{\"keys\":[%s,%s,{\"kty\":\"RSA\",\"kid\":\"r1\",\"alg\":\"RS256\",\"n\":\"%s\","
-             "\"e\":\"%s\"},{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"},{\"kty\":\"EC\",\"use\":\"enc\"}]}",
-             a, b, n, e);
+    snprintf(
+        jwks, sizeof(jwks),
+        "{\"keys\":[%s,%s,{\"kty\":\"RSA\",\"kid\":\"r1\",\"alg\":\"RS256\",\"n\":\"%s\","
+        "\"e\":\"%s\"},{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"},{\"kty\":\"EC\",\"use\":\"enc\"}]}",
+        a, b, n, e);
     struct sp_jwt_keys *keys = sp_jwt_keys_new();
     is_int(sp_jwt_keys_add_jwks(keys, jwks, strlen(jwks), &why), 3,
            "a JWK Set's two P-256 keys and its RSA key are added; oct and enc keys are not");
-    is_int(sp_jwt_keys_add_jwks(keys, "[]", 2, &why), -1, "a document that is not a set is refused");
+    is_int(sp_jwt_keys_add_jwks(keys, "[]", 2, &why), -1,
+           "a document that is not a set is refused");
     snprintf(payload, sizeof(payload), "{\"exp\":%llu}", NOW + 60);
     char *t = mint("{\"alg\":\"ES256\",\"kid\":\"k2\"}", payload, NULL, two);
     is_int(verify(keys, t, &check_now), SP_JWT_OK, "a token with kid k2 verifies with k2");
