@@ -13,8 +13,9 @@
 
 #define TOKEN_MAX 8192
 #define JWKS_MAX (256 * 1024)
-#define JWKS_RETRY_MS 10000 /* a fetch for an unknown kid, or after a failure, at most this often  \
-                             */
+#define JWKS_RETRY_MS                                                                              \
+    10000 /* a fetch for an unknown kid, or after a failure, at most this often                    \
+           */
 #define USER_ID_MAX 128
 #define INFO_MAX 4096
 

@@ -71,6 +71,7 @@ enum sp_hub_error {
     SP_HUB_NO_MEMORY = -4,
     SP_HUB_NO_CHANNEL = -5,
     SP_HUB_UNAVAILABLE = -6, /* the shared engine (Redis) cannot take it now */
+    SP_HUB_USER_FULL = -7,   /* the user has limits.max_connections_per_user subscribers */
 };
 
 /* base runs the expiry sweep (any one loop); nports is the number of

@@ -178,7 +178,8 @@ struct sp_config {
         uint64_t proxy_buffer_size;
         uint64_t subscriber_max_unsent;
         uint64_t max_channels_per_connection;
-        uint64_t max_connection_age_ms; /* 0: none */
+        uint64_t max_connection_age_ms;    /* 0: none */
+        uint64_t max_connections_per_user; /* 0: no cap */
     } limits;
     struct {
         enum sp_log_level level;

@@ -110,6 +110,9 @@ const struct key sp_config_keys[] = {
      "256KiB", 0, "unsent bytes per proxied transfer before the other side is paused"},
     {"limits", "subscriber_max_unsent", T_SIZE, C(limits.subscriber_max_unsent), 4 * KiB, 1 * GiB,
      "1MiB", 0, "a subscriber this far behind is disconnected (it resumes by id)"},
+    {"limits", "max_connections_per_user", T_UINT, C(limits.max_connections_per_user), 0, 10000000,
+     "0", 0,
+     "subscribers one user (a token's sub, the backend's Sidepush-User) may hold; more: 429"},
     {"limits", "max_connection_age", T_DURATION, C(limits.max_connection_age_ms), 0, 30 * 24 * HOUR,
      "0s", 0,
      "streams and keep-alive connections older than this (less up to a tenth) are ended as a "

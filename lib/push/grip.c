@@ -243,9 +243,9 @@ void sp_grip_hold(void *state, struct sp_http_conn *conn, const struct sp_grip_h
     g->stream = hold->stream;
     LIST_INSERT_HEAD(&kind->all, g, link);
     kind->base.count++;
-    int rc =
-        sp_subscription_open(push, hold->channels, g->stream ? stream_deliver : response_deliver,
-                             g->stream ? stream_deleted : response_deleted, g, NULL, &g->subs);
+    int rc = sp_subscription_open(
+        push, hold->channels, g->stream ? stream_deliver : response_deliver,
+        g->stream ? stream_deleted : response_deleted, g, NULL, NULL, &g->subs);
     if (rc < 0) {
         sp_http_respond_error(conn, 502, "backend sent an invalid Grip-Channel");
         grip_free(g);

@@ -389,9 +389,10 @@ static void longpoll_start(void *state, const struct sp_route_config *route, con
     if (!lp->cursor.present)
         lp->cursor = sp_push_start(push, route);
     int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, lp,
-                                  route->subscribe.presence ? who : NULL, &lp->subs);
+                                  route->subscribe.presence ? who : NULL, who ? who->user_id : NULL,
+                                  &lp->subs);
     if (rc < 0) {
-        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
+        sp_http_respond_error(conn, sp_subscription_error_status(rc), sp_hub_error_text(rc));
         longpoll_free(lp);
         return;
     }

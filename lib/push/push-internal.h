@@ -6,6 +6,7 @@
 #define SP_PUSH_INTERNAL_H
 
 #include <event2/buffer.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <sys/queue.h>
 
@@ -40,6 +41,14 @@ struct sp_push_shared {
     struct sp_push_stats stats;   /* its own publishes: presence joins and leaves */
     atomic_size_t pusher_clients; /* of every worker, for pusher.max_connections */
     struct sp_cache *told_misses; /* cache- channels whose cache_miss was told lately */
+    /* limits.max_connections_per_user: user id -> struct user_count, from any worker */
+    pthread_mutex_t users_lock;
+    struct sp_hmap *users;
+};
+
+struct user_count {
+    size_t count;
+    char id[];
 };
 
 /* Publishes through the engine when there is one, else in the hub, counted

@@ -527,6 +527,7 @@ void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figur
     b->slow_consumers += a->slow_consumers;
     b->aged_out += a->aged_out;
     b->missed_history += a->missed_history;
+    b->users_refused += a->users_refused;
     b->pusher.subscriptions += a->pusher.subscriptions;
     b->pusher.signins += a->pusher.signins;
     b->pusher.auth_failures += a->pusher.auth_failures;
@@ -601,6 +602,9 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
     sp_metric_one(out, "sidepush_slow_consumer_disconnects_total", "counter",
                   "Subscribers disconnected for passing limits.subscriber_max_unsent.",
                   (double)st->slow_consumers);
+    sp_metric_one(out, "sidepush_user_connections_refused_total", "counter",
+                  "Subscribers refused (429) at limits.max_connections_per_user.",
+                  (double)st->users_refused);
     sp_metric_one(out, "sidepush_streams_aged_out_total", "counter",
                   "Streams ended (to reconnect, maybe elsewhere) at limits.max_connection_age.",
                   (double)st->aged_out);

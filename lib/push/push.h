@@ -33,6 +33,7 @@ struct sp_push_stats {
         uint64_t auth_failures;    /* channel and sign-in signatures refused */
         uint64_t client_events[3]; /* relayed, rate_limited, refused */
     } pusher;
+    uint64_t users_refused; /* subscribers over limits.max_connections_per_user */
 };
 
 /* What one worker's push has counted, to be summed over the workers. */

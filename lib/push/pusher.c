@@ -437,7 +437,7 @@ static void activate(struct pchan *c)
     struct sp_pusher *p = c->conn;
     const struct sp_identity who = {c->user_id, c->user_info, 0};
     int rc = sp_subscription_open(push_of(p), c->name, on_deliver, on_deleted, c,
-                                  c->presence ? &who : NULL, &c->subs);
+                                  c->presence ? &who : NULL, NULL, &c->subs);
 
     if (rc < 0) {
         char channel[PUSHER_CHANNEL_MAX + sizeof(SP_PUSHER_USER_CHANNEL)];

@@ -8,6 +8,7 @@
 
 #include "core/cache.h"
 #include "core/clock.h"
+#include "core/hmap.h"
 #include "core/digest.h"
 #include "core/log.h"
 #include "net/mailbox.h"
@@ -401,7 +402,9 @@ struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env)
     sh->presence =
         sp_presence_new(env->base, env->config->presence.leave_grace_ms, presence_changed, sh);
     sh->told_misses = sp_cache_new(TOLD_MISSES_MAX);
-    if (sh->hub == NULL || sh->presence == NULL || sh->told_misses == NULL ||
+    sh->users = sp_hmap_new();
+    pthread_mutex_init(&sh->users_lock, NULL);
+    if (sh->hub == NULL || sh->presence == NULL || sh->told_misses == NULL || sh->users == NULL ||
         (sh->replays = sp_replays_new(sh)) == NULL)
         goto fail;
     if (sh->uses_engine && (sh->engine = engine_new(sh)) == NULL)
@@ -419,6 +422,13 @@ void sp_push_shared_stop_engine(struct sp_push_shared *sh)
     sh->engine = NULL;
 }
 
+static void free_user_count(const char *key, void *value, void *ctx)
+{
+    (void)key;
+    (void)ctx;
+    free(value);
+}
+
 void sp_push_shared_free(struct sp_push_shared *sh)
 {
     if (sh == NULL)
@@ -428,6 +438,10 @@ void sp_push_shared_free(struct sp_push_shared *sh)
     sp_push_shared_stop_engine(sh);
     sp_replays_free(sh->replays);
     sp_cache_free(sh->told_misses);
+    if (sh->users != NULL)
+        sp_hmap_each(sh->users, free_user_count, NULL);
+    sp_hmap_free(sh->users);
+    pthread_mutex_destroy(&sh->users_lock);
     sp_presence_free(sh->presence);
     sp_occupancy_free(sh->occupancy);
     sp_hub_free(sh->hub);

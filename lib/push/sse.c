@@ -175,9 +175,10 @@ static void sse_start(void *state, const struct sp_route_config *route, const ch
     else if (!cur.present)
         cur = sp_push_start(push, route);
     int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, s,
-                                  route->subscribe.presence ? who : NULL, &s->subs);
+                                  route->subscribe.presence ? who : NULL, who ? who->user_id : NULL,
+                                  &s->subs);
     if (rc < 0) {
-        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500, sp_hub_error_text(rc));
+        sp_http_respond_error(conn, sp_subscription_error_status(rc), sp_hub_error_text(rc));
         sse_free(s);
         return;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hmap.h"
 #include "net/mailbox.h"
 #include "push/push-internal.h"
 
@@ -25,6 +26,7 @@ struct sp_subscription {
     sp_subscription_deleted deleted;
     void *owner;
     char *member;             /* the user id on a presence route, else NULL */
+    char *user;               /* counted for limits.max_connections_per_user, or NULL */
     char **channels;          /* with member: the channels' names (a deleted one's too) */
     struct members_ask *asks; /* member lists asked of the shared loop */
     size_t count;
@@ -125,9 +127,60 @@ static int split_channels(char *copy, char **names, size_t max, size_t *count)
     return 0;
 }
 
+int sp_subscription_error_status(int rc)
+{
+    return rc == SP_HUB_BAD_CHANNEL ? 400 : rc == SP_HUB_USER_FULL ? 429 : 500;
+}
+
+/* s is user_id's: counted against limits.max_connections_per_user, for
+ * the process, until s closes. Returns 0 or SP_HUB_USER_FULL. */
+static int claim_user(struct sp_subscription *s, const char *user_id)
+{
+    struct sp_push_shared *sh = s->push->shared;
+    uint64_t max = s->push->config->limits.max_connections_per_user;
+    int rc = 0;
+
+    if (user_id == NULL || max == 0 || s->user != NULL)
+        return 0;
+    pthread_mutex_lock(&sh->users_lock);
+    struct user_count *u = sp_hmap_get(sh->users, user_id);
+    if (u == NULL && (u = calloc(1, sizeof(*u) + strlen(user_id) + 1)) != NULL) {
+        strcpy(u->id, user_id);
+        if (sp_hmap_put(sh->users, u->id, u) < 0) {
+            free(u);
+            u = NULL;
+        }
+    }
+    if (u != NULL && u->count >= max) {
+        s->push->stats.users_refused++; /* the worker's own: counted on its thread */
+        rc = SP_HUB_USER_FULL;
+    } else if (u != NULL && (s->user = strdup(user_id)) != NULL) {
+        u->count++;
+    }
+    pthread_mutex_unlock(&sh->users_lock);
+    return rc;
+}
+
+static void release_user(struct sp_subscription *s)
+{
+    struct sp_push_shared *sh = s->push->shared;
+
+    if (s->user == NULL)
+        return;
+    pthread_mutex_lock(&sh->users_lock);
+    struct user_count *u = sp_hmap_get(sh->users, s->user);
+    if (u != NULL && --u->count == 0) {
+        sp_hmap_del(sh->users, u->id);
+        free(u);
+    }
+    pthread_mutex_unlock(&sh->users_lock);
+    free(s->user);
+}
+
 int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
                          sp_subscription_deleted deleted, void *owner,
-                         const struct sp_identity *member, struct sp_subscription **out)
+                         const struct sp_identity *member, const char *user,
+                         struct sp_subscription **out)
 {
     size_t max = push->config->limits.max_channels_per_connection;
     char *names[256];
@@ -145,11 +198,18 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
         rc = SP_HUB_NO_MEMORY;
         goto done;
     }
-    *s = (struct sp_subscription){push, deliver, deleted, owner, NULL, NULL, NULL, 0};
+    *s = (struct sp_subscription){
+        .push = push, .deliver = deliver, .deleted = deleted, .owner = owner};
+    /* Before any join: a user refused here was never a member. */
+    if ((rc = claim_user(s, user)) < 0) {
+        free(s);
+        goto done;
+    }
     if (member != NULL && member->user_id != NULL &&
         ((s->member = strdup(member->user_id)) == NULL ||
          (s->channels = calloc(count, sizeof(*s->channels))) == NULL)) {
         free(s->member);
+        release_user(s);
         free(s);
         rc = SP_HUB_NO_MEMORY;
         goto done;
@@ -176,6 +236,7 @@ void sp_subscription_close(struct sp_subscription *s)
 {
     if (s == NULL)
         return;
+    release_user(s);
     for (struct members_ask *a = s->asks; a != NULL; a = a->next)
         a->waiter = NULL; /* its answer is dropped */
     for (size_t i = 0; i < s->count; i++) {

@@ -118,7 +118,8 @@ typedef void (*sp_subscription_deleted)(void *owner);
  * for too many channels). */
 int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription_deliver deliver,
                          sp_subscription_deleted deleted, void *owner,
-                         const struct sp_identity *member, struct sp_subscription **out);
+                         const struct sp_identity *member, const char *user,
+                         struct sp_subscription **out);
 /* The member list of each presence channel of s, for its stream's opening;
  * write is called once per channel with the JSON text, later (by mail from
  * the shared loop, where the list is made after s's own join; with Redis it
@@ -126,6 +127,8 @@ int sp_subscription_open(struct sp_push *push, const char *spec, sp_subscription
 void sp_subscription_members(struct sp_subscription *s, void (*write)(void *ctx, const char *json),
                              void *ctx);
 void sp_subscription_close(struct sp_subscription *s);
+/* The HTTP status for an sp_subscription_open or _claim_user error. */
+int sp_subscription_error_status(int rc);
 /* See sp_hub_backlog(). */
 int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *cur,
                             struct sp_msg **out, size_t max, bool *missed);

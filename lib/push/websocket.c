@@ -452,9 +452,10 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     }
     ws->reader = sp_ws_reader_new(route->subscribe.websocket.max_message_size, &reader_events, ws);
     int rc = sp_subscription_open(push, spec, on_deliver, on_deleted, ws,
-                                  route->subscribe.presence ? who : NULL, &ws->subs);
+                                  route->subscribe.presence ? who : NULL, who ? who->user_id : NULL,
+                                  &ws->subs);
     if (rc < 0 || ws->reader == NULL) {
-        sp_http_respond_error(conn, rc == SP_HUB_BAD_CHANNEL ? 400 : 500,
+        sp_http_respond_error(conn, rc < 0 ? sp_subscription_error_status(rc) : 500,
                               rc < 0 ? sp_hub_error_text(rc) : "out of memory");
         ws_free(ws);
         return;

@@ -15,6 +15,7 @@ import time
 import pytest
 import requests
 import websockets
+import websockets.exceptions
 
 from conftest import ROOT, free_port
 from pushutil import CurlSSE, metric, publish_ok, wait_subscribers
@@ -194,3 +195,31 @@ def test_an_eventsource_page_renews_its_token_and_misses_nothing(make_sidepush, 
     print(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ok"], result
+
+
+def test_a_user_holds_at_most_max_connections_per_user(make_sidepush, issuer):
+    sp = make_sidepush("limits: { max_connections_per_user: 2 }\n"
+                       + route(f"secret: '{issuer.keys['secret']}'"))
+    alice = issuer.mint("hs", channels=["*"], sub="alice")
+    held = [CurlSSE(f"{sp.url}/events/c{i}?token={alice}") for i in range(2)]
+    try:
+        wait_subscribers(sp, "c1", 1)
+        assert sse_status(sp, "c2", alice) == (429, {
+            "error": "too many connections for this user (limits.max_connections_per_user)",
+            "status": 429})
+        async def ws_refused():
+            with pytest.raises(websockets.exceptions.InvalidStatusCode) as refused:
+                await websockets.connect(f"ws://127.0.0.1:{sp.port}/events/c3?token={alice}")
+            return refused.value.status_code
+        assert asyncio.run(ws_refused()) == 429
+        assert sse_status(sp, "c2", issuer.mint("hs", channels=["*"], sub="bob"))[0] == 200
+        assert sse_status(sp, "c2", issuer.mint("hs", channels=["*"]))[0] == 200  # nobody's
+        held.pop().close()
+        deadline = time.monotonic() + 5
+        while sse_status(sp, "c2", alice)[0] != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert metric(sp.url, "sidepush_user_connections_refused_total") >= 2
+    finally:
+        for c in held:
+            c.close()
