@@ -92,6 +92,13 @@ static bool serve_route(struct worker *w, struct sp_http_conn *conn,
             sp_http_respond_error(conn, 400, "channel name too long");
             return true;
         }
+        /* A backend that authorizes channels may never have seen a pattern:
+         * a route takes them only when it says so. */
+        if (strchr(spec, '*') != NULL && !(r->has_subscribe && r->subscribe.patterns)) {
+            sp_http_respond_error(conn, 400,
+                                  "this route takes no channel patterns (subscribe.patterns)");
+            return true;
+        }
         /* Pusher clients reach these only with the app's signature: a native
          * route without its own authorization must not be a way around it. */
         bool token = r->has_subscribe && r->subscribe.token.enabled;

@@ -75,34 +75,79 @@ static int latest(struct sp_sub *const *subs, size_t nsubs, struct sp_msg **out,
     return (int)n;
 }
 
-static int backlog(struct sp_sub *const *subs, size_t nsubs, const struct sp_cursor *cur,
-                   struct sp_msg **out, size_t max, bool *missed)
+static int by_address(const void *a, const void *b)
 {
-    size_t total = 0, n = 0;
-    struct sp_msg **all;
+    uintptr_t x = (uintptr_t) * (struct sp_channel *const *)a;
+    uintptr_t y = (uintptr_t) * (struct sp_channel *const *)b;
+    return x < y ? -1 : x > y;
+}
 
+/* The channels whose history the subs read, each once: a sub's channel, or
+ * every channel its pattern matches. Sets *missed as the cursor finds them:
+ * a channel met through a pattern counts as missed only for what it lost,
+ * not for having been made after cur. Returns the count, or -1. */
+static int gather(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                  const struct sp_cursor *cur, struct sp_channel ***out, bool *missed)
+{
+    size_t n = 0, cap = 0, k = 0;
+
+    *out = NULL;
     for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
+        struct sp_channel *ch = sub_channel(subs[i]);
         if (ch == NULL)
             continue;
-        total += ch->count;
-        if (cur->present && cur->seq < ch->floor)
-            *missed = true;
+        size_t first = n;
+        int rc = (ch->flags & CH_PATTERN) ? hub_pattern_channels(hub, ch, out, &n, &cap)
+                                          : hub_pattern_channels_add(out, &n, &cap, ch);
+        if (rc < 0)
+            return -1;
+        for (size_t j = first; cur->present && j < n; j++) {
+            const struct sp_channel *c = (*out)[j];
+            bool lost = (ch->flags & CH_PATTERN) == 0 || (c->flags & CH_BIRTH_FLOOR) == 0;
+            *missed = *missed || (cur->seq < c->floor && lost);
+        }
     }
-    if (total == 0 || max == 0)
-        return 0;
-    all = malloc(total * sizeof(*all));
-    if (all == NULL)
+    if (n > 1)
+        qsort(*out, n, sizeof(**out), by_address);
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || (*out)[k - 1] != (*out)[i])
+            (*out)[k++] = (*out)[i];
+    return (int)k;
+}
+
+static int backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
+                   const struct sp_cursor *cur, struct sp_msg **out, size_t max, bool *missed)
+{
+    size_t total = 0, n = 0;
+    struct sp_channel **chans;
+    struct sp_msg **all;
+    int nchans = gather(hub, subs, nsubs, cur, &chans, missed);
+
+    if (nchans < 0) {
+        free(chans);
         return -1;
-    for (size_t i = 0; i < nsubs; i++) {
-        const struct sp_channel *ch = sub_channel(subs[i]);
-        for (size_t j = 0; ch != NULL && j < ch->count; j++) {
+    }
+    for (int i = 0; i < nchans; i++)
+        total += chans[i]->count;
+    if (total == 0 || max == 0) {
+        free(chans);
+        return 0;
+    }
+    all = malloc(total * sizeof(*all));
+    if (all == NULL) {
+        free(chans);
+        return -1;
+    }
+    for (int i = 0; i < nchans; i++) {
+        const struct sp_channel *ch = chans[i];
+        for (size_t j = 0; j < ch->count; j++) {
             struct sp_msg *m = hub_ring_at(ch, j);
             if (!cur->present || sp_msg_seq(m) > cur->seq)
                 all[n++] = m;
         }
     }
-    if (nsubs > 1)
+    free(chans);
+    if (nchans > 1)
         qsort(all, n, sizeof(*all), by_seq);
     if (n > max)
         n = max;
@@ -122,7 +167,7 @@ int sp_hub_backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     if (cur->latest && !cur->present)
         n = latest(subs, nsubs, out, max);
     else
-        n = backlog(subs, nsubs, cur, out, max, missed);
+        n = backlog(hub, subs, nsubs, cur, out, max, missed);
     /* Whatever the channel stored so far was the backlog's to give. */
     for (size_t i = 0; n >= 0 && i < nsubs; i++) {
         const struct sp_channel *ch = sub_channel(subs[i]);
@@ -188,6 +233,7 @@ int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor
     } else {
         hub_forget_history(ch);
         ch->floor = floor;
+        ch->flags &= ~CH_BIRTH_FLOOR;
     }
     hub_unlock(hub);
     return rc;
@@ -217,6 +263,7 @@ int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
     if (deliver) {
         reached = ch->nsubs;
         hub_mail_ports(hub, ch, msg);
+        reached += hub_mail_patterns(hub, msg);
     } else {
         ch->serial++; /* stored: a later backlog has it */
     }

@@ -30,10 +30,16 @@ struct sp_channel {
     uint64_t serial;  /* messages stored and deletions, counted */
     const char *name; /* inline, after counts */
     uint32_t nsubs;   /* over all ports */
+    uint32_t flags;   /* CH_* */
     uint32_t cap;     /* channels.history when the channel was made (a reload may change it) */
     uint32_t len, head, count;
     uint32_t counts[]; /* subscribers on each port */
 };
+
+/* A pattern subscription's entry: subscribers, never history. */
+#define CH_PATTERN 1u
+/* The floor is when the channel was made: nothing after it is known gone. */
+#define CH_BIRTH_FLOOR 2u
 
 /* A port's own entry for a channel it has subscribers on: only the port's
  * thread touches it. */
@@ -57,7 +63,8 @@ struct delivery {
     struct sp_hub_port *port;
     struct sp_msg *msg;
     uint64_t serial;
-    char channel[]; /* deletions */
+    bool named;
+    char channel[]; /* deletions and patterns' mail: the entry it is for */
 };
 
 struct sp_hub {
@@ -66,6 +73,9 @@ struct sp_hub {
     struct sp_hub_port **ports;
     struct sp_hub_options opts;
     struct sp_hmap *channels;
+    /* The patterns' segment trie, each node keyed by its whole path ("a.",
+     * "a.b."): path -> struct pattern_node. */
+    struct sp_hmap *patterns;
     /* "<channel>\n<SHA-256 of the dedup id>" -> the first message's id,
      * for channels.history_ttl */
     struct sp_cache *dedup;
@@ -77,7 +87,7 @@ struct sp_hub {
 };
 
 /* The hub's lock guards state, not the API's constness. */
-static void hub_lock(const struct sp_hub *hub)
+static inline void hub_lock(const struct sp_hub *hub)
 {
     pthread_mutex_lock((pthread_mutex_t *)&hub->lock);
 }
@@ -104,5 +114,23 @@ struct sp_msg *hub_ring_at(const struct sp_channel *ch, size_t i);
 /* Appends m to ch's history (taking a reference), the oldest giving way
  * past the channel's cap; with no history kept, only the floor moves. */
 void hub_store(struct sp_channel *ch, struct sp_msg *m);
+
+/* ---- pattern.c: each under the hub's lock ------------------------------------------------ */
+
+/* Puts the pattern ch into the trie. Returns 0, or -1 on allocation failure. */
+int hub_pattern_add(struct sp_hub *hub, struct sp_channel *ch);
+/* Takes ch out of the trie; harmless if it is not there. */
+void hub_pattern_remove(struct sp_hub *hub, struct sp_channel *ch);
+/* Mails m to the subscribers of every pattern its channel matches. Returns
+ * how many they are. */
+size_t hub_mail_patterns(struct sp_hub *hub, struct sp_msg *m);
+/* Adds to *out (growing it) every channel with history that the pattern
+ * matches. Returns 0, or -1 on allocation failure. */
+int hub_pattern_channels(struct sp_hub *hub, const struct sp_channel *pattern,
+                         struct sp_channel ***out, size_t *n, size_t *cap);
+/* Appends ch to *out (growing it). Returns 0, or -1. */
+int hub_pattern_channels_add(struct sp_channel ***out, size_t *n, size_t *cap,
+                             struct sp_channel *ch);
+void hub_patterns_free(struct sp_hub *hub);
 
 #endif

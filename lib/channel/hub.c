@@ -93,6 +93,7 @@ static void drop_oldest(struct sp_channel *ch)
 {
     struct sp_msg *m = ch->ring[ch->head];
     ch->floor = sp_msg_seq(m);
+    ch->flags &= ~CH_BIRTH_FLOOR;
     sp_msg_unref(m);
     ch->ring[ch->head] = NULL;
     ch->head = (ch->head + 1) % ch->len;
@@ -125,7 +126,16 @@ struct sp_channel *hub_channel_get(struct sp_hub *hub, const char *name, bool cr
     ch->cap = (uint32_t)hub->opts.history;
     /* Nothing is known of what this channel carried before it existed. */
     ch->floor = hub->seq;
+    ch->flags = CH_BIRTH_FLOOR;
+    if (name_len > 0 && name[name_len - 1] == '*') {
+        ch->cap = 0;
+        if (hub_pattern_add(hub, ch) < 0) {
+            channel_free(ch);
+            return NULL;
+        }
+    }
     if (sp_hmap_put(hub->channels, ch->name, ch) < 0) {
+        hub_pattern_remove(hub, ch);
         channel_free(ch);
         return NULL;
     }
@@ -136,6 +146,7 @@ void hub_channel_maybe_remove(struct sp_hub *hub, struct sp_channel *ch)
 {
     if (ch->nsubs == 0 && ch->count == 0) {
         sp_hmap_del(hub->channels, ch->name);
+        hub_pattern_remove(hub, ch);
         channel_free(ch);
     }
 }
@@ -197,11 +208,12 @@ struct sp_hub *sp_hub_new(struct event_base *base, const struct sp_hub_options *
     sp_random_base36(hub->epoch, 8);
     hub->ports = calloc(hub->nports, sizeof(*hub->ports));
     hub->channels = sp_hmap_new();
+    hub->patterns = sp_hmap_new();
     hub->dedup = sp_cache_new(DEDUP_MAX);
     hub->sweeper = event_new(base, -1, EV_PERSIST, sweep, hub);
     struct timeval tv = sp_timeval_ms(SWEEP_MS);
-    if (hub->ports == NULL || hub->channels == NULL || hub->dedup == NULL || hub->sweeper == NULL ||
-        event_add(hub->sweeper, &tv) < 0) {
+    if (hub->ports == NULL || hub->channels == NULL || hub->patterns == NULL ||
+        hub->dedup == NULL || hub->sweeper == NULL || event_add(hub->sweeper, &tv) < 0) {
         sp_hub_free(hub);
         return NULL;
     }
@@ -223,6 +235,7 @@ void sp_hub_free(struct sp_hub *hub)
     if (hub->channels)
         sp_hmap_each(hub->channels, free_channel_entry, hub);
     sp_hmap_free(hub->channels);
+    hub_patterns_free(hub);
     sp_cache_free(hub->dedup);
     free(hub->ports);
     pthread_mutex_destroy(&hub->lock);
@@ -241,7 +254,8 @@ static void each_occupied(const char *key, void *value, void *arg)
     struct each_occupied *e = arg;
     const struct sp_channel *ch = value;
 
-    if (ch->nsubs > 0 && strncmp(key, e->prefix, e->prefix_len) == 0)
+    if (ch->nsubs > 0 && (ch->flags & CH_PATTERN) == 0 &&
+        strncmp(key, e->prefix, e->prefix_len) == 0)
         e->fn(e->ctx, key, ch->nsubs);
 }
 
@@ -373,7 +387,7 @@ static void end_subscribers(struct sp_hub_port *port, struct sp_hub_local *l, ui
 static void delivery_run(struct sp_mail *mail)
 {
     struct delivery *d = (struct delivery *)mail;
-    const char *channel = d->msg ? sp_msg_channel(d->msg) : d->channel;
+    const char *channel = d->named ? d->channel : sp_msg_channel(d->msg);
     struct sp_hub_local *l = sp_hmap_get(d->port->locals, channel);
 
     if (l != NULL && d->msg != NULL) {
@@ -389,17 +403,23 @@ static void delivery_run(struct sp_mail *mail)
  * one more serial for ch, mailed to every port with subscribers on it. */
 void hub_mail_ports(struct sp_hub *hub, struct sp_channel *ch, struct sp_msg *m)
 {
+    /* A deletion, or a message for a pattern's subscribers, names the
+     * entry it is for. */
+    bool named = m == NULL || (ch->flags & CH_PATTERN);
+
     ch->serial++;
     for (unsigned i = 0; i < hub->nports; i++) {
         if (ch->counts[i] == 0 || hub->ports[i] == NULL)
             continue;
-        size_t extra = m == NULL ? strlen(ch->name) + 1 : 0;
+        size_t extra = named ? strlen(ch->name) + 1 : 0;
         struct delivery *d = malloc(sizeof(*d) + extra);
         if (d == NULL)
             continue; /* out of memory: that worker's subscribers resume from history */
-        *d = (struct delivery){
-            .port = hub->ports[i], .msg = m ? sp_msg_ref(m) : NULL, .serial = ch->serial};
-        if (m == NULL)
+        *d = (struct delivery){.port = hub->ports[i],
+                               .msg = m ? sp_msg_ref(m) : NULL,
+                               .serial = ch->serial,
+                               .named = named};
+        if (named)
             memcpy(d->channel, ch->name, extra);
         sp_mailbox_post(hub->ports[i]->mailbox, &d->mail, delivery_run, delivery_drop);
     }
@@ -453,6 +473,7 @@ void hub_store(struct sp_channel *ch, struct sp_msg *m)
 {
     if (ch->cap == 0) {
         ch->floor = sp_msg_seq(m);
+        ch->flags &= ~CH_BIRTH_FLOOR;
         return;
     }
     /* Out of memory to grow: the oldest message makes room (history is
@@ -461,6 +482,7 @@ void hub_store(struct sp_channel *ch, struct sp_msg *m)
         drop_oldest(ch);
     if (ch->len == 0) {
         ch->floor = sp_msg_seq(m);
+        ch->flags &= ~CH_BIRTH_FLOOR;
         return;
     }
     ch->ring[(ch->head + ch->count) % ch->len] = sp_msg_ref(m);
@@ -528,6 +550,7 @@ static int publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
     res->seq = sp_msg_seq(m);
     res->subscribers = ch->nsubs;
     hub_mail_ports(hub, ch, m);
+    res->subscribers += hub_mail_patterns(hub, m);
     sp_msg_unref(m);
     hub_channel_maybe_remove(hub, ch);
     return SP_HUB_OK;
@@ -549,7 +572,7 @@ int sp_hub_subscribe(struct sp_hub_port *port, struct sp_sub *sub, const char *c
     struct sp_hub *hub = port->hub;
     struct sp_hub_local *l = sp_hmap_get(port->locals, channel);
 
-    if (!sp_hub_channel_name_valid(channel, strlen(channel)))
+    if (!sp_hub_subscription_name_valid(channel, strlen(channel)))
         return SP_HUB_BAD_CHANNEL;
     if (l == NULL) {
         size_t len = strlen(channel);
@@ -679,6 +702,7 @@ int sp_hub_channel_delete(struct sp_hub *hub, const char *channel)
     hub_forget_history(ch);
     /* Nothing from before the deletion can be had any more. */
     ch->floor = hub->seq;
+    ch->flags &= ~CH_BIRTH_FLOOR;
     hub_mail_ports(hub, ch, NULL);
     hub_channel_maybe_remove(hub, ch);
     hub_unlock(hub);

@@ -89,6 +89,13 @@ struct sp_hub_port *sp_hub_port_new(struct sp_hub *hub, unsigned index, struct s
 void sp_hub_port_free(struct sp_hub_port *port);
 
 bool sp_hub_channel_name_valid(const char *name, size_t len);
+/* A pattern: a channel name's beginning up to a separator ('.', ':' or
+ * '-'), then '*'. It names every channel that begins so and goes on:
+ * "orders.42.*" covers "orders.42.paid" and "orders.42.items.7", not
+ * "orders.42" itself. Subscriptions may name one; publishes may not. */
+bool sp_hub_pattern_valid(const char *name, size_t len);
+/* A channel's name or a pattern: what a subscription may name. */
+bool sp_hub_subscription_name_valid(const char *name, size_t len);
 const char *sp_hub_error_text(int err);
 
 struct sp_publish {
@@ -116,8 +123,10 @@ int sp_hub_check(const struct sp_hub *hub, const struct sp_publish *p);
  * subscriber of the channel. Returns SP_HUB_OK and fills *res, or an error. */
 int sp_hub_publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_publish_result *res);
 
-/* On the port's thread: links sub into the channel (created if need be);
- * messages stored from now on reach it. ops must outlive sub. */
+/* On the port's thread: links sub into the channel (created if need be),
+ * or the pattern; messages stored from now on reach it. ops must outlive
+ * sub. A message reaches a subscriber of a pattern through the pattern,
+ * and again through its channel if the same owner subscribed to both. */
 int sp_hub_subscribe(struct sp_hub_port *port, struct sp_sub *sub, const char *channel,
                      const struct sp_sub_ops *ops);
 /* On the port's thread: unlinks sub; harmless if it is not subscribed. */
@@ -143,7 +152,11 @@ struct sp_cursor sp_hub_now(const struct sp_hub *hub);
 void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID_MAX]);
 
 /* Messages after cur in the subscribed channels, oldest first, at most max,
- * (with cur->latest: each channel's snapshot, else its newest message),
+ * (with cur->latest: each channel's snapshot, else its newest message; a
+ * pattern has neither). A pattern's backlog is that of every channel it
+ * matches that the hub holds: *missed there means a message after cur was
+ * evicted or expired from one (a channel forgotten whole, its history all
+ * expired, is not known any more),
  * each with a reference the caller drops. *missed is set when some messages
  * after cur can no longer be had (expired, evicted, or another epoch).
  * Every sub is marked as having what its channel stored so far (those

@@ -526,6 +526,11 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
         REPORT(w, node,
                "subscribe.presence needs authorize or subscribe.token: members are the user ids "
                "they name");
+    if (r->has_subscribe && r->subscribe.patterns && (r->subscribe.presence || r->has_poll))
+        REPORT(w, node,
+               "subscribe.patterns cannot go with %s: a pattern is no channel to be a member of, "
+               "or to poll",
+               r->has_poll ? "poll" : "subscribe.presence");
     if (r->has_subscribe && r->subscribe.token.enabled)
         check_token(w, r, node);
     if (r->has_authorize && r->authorize.url != NULL &&

@@ -64,6 +64,7 @@ struct sp_route_config {
         unsigned transports; /* enum sp_transport bits */
         char *channel;
         enum sp_start start;
+        bool patterns; /* names ending in .* :* -* subscribe to every channel under them */
         bool presence;
         struct sp_token_config token;
         struct {

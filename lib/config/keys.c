@@ -249,6 +249,8 @@ const struct key sp_route_keys[] = {
      "backend path template client messages are POSTed to; unset: not forwarded"},
     {"subscribe.websocket", "max_message_size", T_SIZE, R(subscribe.websocket.max_message_size), 1,
      64 * MiB, "64KiB", 0, "larger client messages close with 1009"},
+    {"subscribe", "patterns", T_BOOL, R(subscribe.patterns), 0, 0, "false", 0,
+     "let a subscription name a pattern: orders.42.* is every channel under orders.42."},
     {"subscribe", "presence", T_BOOL, R(subscribe.presence), 0, 0, "false", 0,
      "track members (user ids from authorize or the token) and send sidepush-join/-leave/-members"},
     {"subscribe", "token", T_SECTION, R(subscribe.token.enabled), 0, 0, NULL, 0,

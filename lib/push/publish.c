@@ -549,7 +549,8 @@ static void channel_info(struct sp_push *push, struct sp_http_conn *conn, const 
 {
     struct sp_channel_info info;
 
-    if (push->shared->engine != NULL) {
+    /* A pattern is not in Redis: its subscribers are this replica's. */
+    if (push->shared->engine != NULL && strchr(channel, '*') == NULL) {
         engine_channel(push, conn, channel, false);
         return;
     }
@@ -681,7 +682,10 @@ void sp_push_publish_request(struct sp_push *push, struct sp_http_conn *conn,
                     memcmp(channel.ptr + channel.len - 9, "/presence", 9) == 0;
     if (presence)
         channel.len -= 9;
-    if (is_channel && !sp_hub_channel_name_valid(channel.ptr, channel.len)) {
+    /* A pattern's subscribers can be counted; nothing else is done to one. */
+    bool pattern_info = !is_channel_publish && !presence && sp_slice_eq(req->method, "GET") &&
+                        sp_hub_pattern_valid(channel.ptr, channel.len);
+    if (is_channel && !pattern_info && !sp_hub_channel_name_valid(channel.ptr, channel.len)) {
         sp_push_publish_refuse(push, conn, 400, sp_hub_error_text(SP_HUB_BAD_CHANNEL));
         return;
     }

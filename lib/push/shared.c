@@ -153,7 +153,8 @@ static void watch_now(struct sp_push_shared *sh, const char *channel)
         sh->watch(sh->watch_ctx, channel, count);
     if (sh->engine != NULL)
         sp_engine_watch(sh->engine, channel, count);
-    if (sh->occupancy != NULL)
+    /* A pattern is no channel to be occupied. */
+    if (sh->occupancy != NULL && strchr(channel, '*') == NULL)
         sp_occupancy_count(sh->occupancy, channel, count);
 }
 

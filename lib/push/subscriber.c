@@ -29,6 +29,9 @@ struct sp_subscription {
     char *user;               /* counted for limits.max_connections_per_user, or NULL */
     char **channels;          /* with member: the channels' names (a deleted one's too) */
     struct members_ask *asks; /* member lists asked of the shared loop */
+    /* The last message handed on: one reaching the owner through a pattern
+     * and its channel (or two patterns) comes that many times in a row. */
+    uint64_t last_seq;
     size_t count;
     struct entry entries[];
 };
@@ -95,6 +98,11 @@ static void presence_post(struct sp_push *push, bool join, const char *channel, 
 static void on_deliver(struct sp_sub *sub, struct sp_msg *msg)
 {
     struct sp_subscription *s = ((struct entry *)sub)->parent;
+    uint64_t seq = sp_msg_seq(msg);
+
+    if (seq != 0 && seq == s->last_seq)
+        return;
+    s->last_seq = seq;
     s->deliver(s->owner, msg);
 }
 
@@ -117,7 +125,7 @@ static int split_channels(char *copy, char **names, size_t max, size_t *count)
             seen = strcmp(names[i], tok) == 0;
         if (seen)
             continue;
-        if (n == max || !sp_hub_channel_name_valid(tok, strlen(tok)))
+        if (n == max || !sp_hub_subscription_name_valid(tok, strlen(tok)))
             return SP_HUB_BAD_CHANNEL;
         names[n++] = tok;
     }

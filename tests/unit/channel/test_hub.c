@@ -435,6 +435,104 @@ static void test_subscribe_racing_publishes(struct event_base *base, int subscri
     sp_hub_free(hub);
 }
 
+static void unref_all(struct sp_msg **out, int n)
+{
+    for (int i = 0; i < n; i++)
+        sp_msg_unref(out[i]);
+}
+
+static void test_pattern_names(void)
+{
+    ok(sp_hub_pattern_valid("orders.42.*", 11), "a segment wildcard is a pattern");
+    ok(sp_hub_pattern_valid("chat:*", 6) && sp_hub_pattern_valid("user-7-*", 8),
+       "after ':' and '-' too");
+    ok(!sp_hub_pattern_valid("orders*", 7), "a '*' must follow a separator");
+    ok(!sp_hub_pattern_valid("*", 1) && !sp_hub_pattern_valid(".*", 0), "no bare wildcard");
+    ok(!sp_hub_pattern_valid("a.*.b", 5) && !sp_hub_pattern_valid("a.**", 4),
+       "only one '*', at the end");
+    ok(!sp_hub_pattern_valid("#server-to-user-*", 17), "not over Pusher's reserved names");
+    ok(!sp_hub_channel_name_valid("orders.*", 8), "a pattern is not a channel (no publishing)");
+    ok(sp_hub_subscription_name_valid("orders.*", 8) && sp_hub_subscription_name_valid("orders", 6),
+       "a subscription names either");
+}
+
+static void test_patterns(struct event_base *base)
+{
+    struct sp_hub_options opts = {2, 60000, 1024};
+    struct sp_hub *hub = open_hub(base, &opts);
+    struct fake_sub a = {.port = port}, b = {.port = port}, c = {.port = port};
+    struct sp_publish_result res;
+    struct sp_msg *out[8];
+    struct sp_cursor cur;
+    bool missed;
+
+    is_int(sp_hub_subscribe(port, &a.sub, "orders.42.*", &ops), SP_HUB_OK, "subscribe a pattern");
+    is_int(sp_hub_subscribe(port, &b.sub, "orders.*", &ops), SP_HUB_OK, "and a wider one");
+    is_int(sp_hub_subscribe(port, &c.sub, "orders-*", &ops), SP_HUB_OK, "and a sibling");
+    publish(hub, "orders.42.paid", "1", NULL, NULL, &res);
+    ok(a.ngot == 1 && b.ngot == 1 && c.ngot == 0 && res.subscribers == 2,
+       "a channel that did not exist reaches both patterns over it, counted");
+    is_str(sp_msg_channel(a.got[0]), "orders.42.paid", "with its own channel's name");
+    publish(hub, "orders.42", "2", NULL, NULL, &res);
+    ok(a.ngot == 1 && b.ngot == 2, "the prefix itself is not under its pattern");
+    publish(hub, "orders.4", "3", NULL, NULL, &res);
+    publish(hub, "prices.1", "4", NULL, NULL, &res);
+    publish(hub, "orders", "5", NULL, NULL, &res);
+    ok(a.ngot == 1 && b.ngot == 3 && c.ngot == 0 && res.subscribers == 0,
+       "unrelated channels reach no pattern");
+    publish(hub, "orders-9", "6", NULL, NULL, &res);
+    ok(c.ngot == 1 && b.ngot == 3, "'-' separates as '.' does");
+    is_int((int)sp_hub_subscribers(hub, "orders.*"), 1, "a pattern's subscribers are counted");
+
+    /* Resume: ids order across channels, so one cursor serves a pattern. */
+    publish(hub, "orders.42.shipped", "7", NULL, NULL, &res); /* 7 */
+    publish(hub, "orders.42.paid", "8", NULL, NULL, &res);    /* 8 */
+    sp_hub_parse_cursor(hub, "", &cur);
+    char id1[SP_MSG_ID_MAX];
+    sp_hub_format_id(hub, 1, id1);
+    sp_hub_parse_cursor(hub, id1, &cur);
+    struct sp_sub *only_a[] = {&a.sub};
+    int n = sp_hub_backlog(hub, only_a, 1, &cur, out, 8, &missed);
+    ok(n == 2 && !missed && sp_msg_seq(out[0]) == 7 && sp_msg_seq(out[1]) == 8,
+       "a pattern's backlog: every matching channel after the cursor, in id order");
+    unref_all(out, n);
+    ok(!missed, "a channel made after the cursor is not missed history");
+    publish(hub, "orders.42.paid", "9", NULL, NULL, &res); /* 9: evicts 1 (history 2) */
+    n = sp_hub_backlog(hub, only_a, 1, &cur, out, 8, &missed);
+    ok(n == 3 && !missed, "1 was evicted, but the cursor had it");
+    unref_all(out, n);
+    sp_hub_format_id(hub, 0, id1);
+    sp_hub_parse_cursor(hub, id1, &cur);
+    n = sp_hub_backlog(hub, only_a, 1, &cur, out, 8, &missed);
+    ok(n == 3 && missed, "from before it: missed");
+    unref_all(out, n);
+
+    /* The same message through a pattern and its channel, to one owner. */
+    struct fake_sub d = {.port = port};
+    sp_hub_subscribe(port, &d.sub, "orders.42.paid", &ops);
+    struct sp_sub *both[] = {&a.sub, &d.sub};
+    sp_hub_format_id(hub, 8, id1);
+    sp_hub_parse_cursor(hub, id1, &cur);
+    n = sp_hub_backlog(hub, both, 2, &cur, out, 8, &missed);
+    ok(n == 1 && sp_msg_seq(out[0]) == 9, "a channel reached twice gives its backlog once");
+    unref_all(out, n);
+    sp_hub_unsubscribe(port, &d.sub);
+    drop(&d);
+
+    /* The trie lets go of what no pattern needs. */
+    sp_hub_unsubscribe(port, &a.sub);
+    publish(hub, "orders.42.paid", "10", NULL, NULL, &res);
+    ok(a.ngot == 4 && b.ngot == 7, "an unsubscribed pattern gets nothing more");
+    sp_hub_unsubscribe(port, &b.sub);
+    sp_hub_unsubscribe(port, &c.sub);
+    publish(hub, "orders.42.paid", "11", NULL, NULL, &res);
+    ok(res.subscribers == 0 && b.ngot == 7, "no pattern left");
+    drop(&a);
+    drop(&b);
+    drop(&c);
+    close_hub(hub);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -445,6 +543,8 @@ int main(void)
     test_ring_growth(base);
     test_cursor_parsing(base);
     test_engine_numbered(base);
+    test_pattern_names();
+    test_patterns(base);
     for (int at = 0; at < RACE_MESSAGES; at += 700)
         test_subscribe_racing_publishes(base, at);
     event_base_free(base);
