@@ -263,11 +263,64 @@ int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver)
     if (deliver) {
         reached = ch->nsubs;
         hub_mail_ports(hub, ch, msg);
-        reached += hub_mail_patterns(hub, msg);
     } else {
         ch->serial++; /* stored: a later backlog has it */
     }
     hub_channel_maybe_remove(hub, ch);
     hub_unlock(hub);
     return (int)(reached > INT32_MAX ? INT32_MAX : reached);
+}
+
+int sp_hub_inject_pattern(struct sp_hub *hub, const char *pattern, struct sp_msg *msg, bool store)
+{
+    size_t reached = 0;
+
+    hub_lock(hub);
+    struct sp_channel *ch = store ? hub_channel_get(hub, sp_msg_channel(msg), true) : NULL;
+    if (ch != NULL) {
+        note_seq(hub, sp_msg_seq(msg));
+        /* Two patterns over one channel each bring its message. */
+        if (ch->count == 0 || sp_msg_seq(hub_ring_at(ch, ch->count - 1)) < sp_msg_seq(msg)) {
+            hub_store(ch, msg);
+            ch->serial++;
+        }
+        hub_channel_maybe_remove(hub, ch);
+    }
+    struct sp_channel *p = hub_channel_get(hub, pattern, false);
+    if (p != NULL && (p->flags & CH_PATTERN) && p->nsubs > 0) {
+        reached = p->nsubs;
+        hub_mail_ports(hub, p, msg);
+    }
+    hub_unlock(hub);
+    return (int)(reached > INT32_MAX ? INT32_MAX : reached);
+}
+
+struct drop_under {
+    struct sp_hub *hub;
+    const char *prefix;
+    size_t prefix_len;
+    bool (*keep)(void *ctx, const char *channel);
+    void *ctx;
+};
+
+static void drop_under(const char *name, void *value, void *arg)
+{
+    struct drop_under *d = arg;
+    struct sp_channel *ch = value;
+
+    if ((ch->flags & CH_PATTERN) || strncmp(name, d->prefix, d->prefix_len) != 0 ||
+        name[d->prefix_len] == '\0' || d->keep(d->ctx, name))
+        return;
+    hub_forget_history(ch);
+    hub_channel_maybe_remove(d->hub, ch);
+}
+
+void sp_hub_drop_histories(struct sp_hub *hub, const char *pattern,
+                           bool (*keep)(void *ctx, const char *channel), void *ctx)
+{
+    struct drop_under d = {hub, pattern, strlen(pattern) - 1, keep, ctx};
+
+    hub_lock(hub);
+    sp_hmap_each(hub->channels, drop_under, &d);
+    hub_unlock(hub);
 }

@@ -222,8 +222,18 @@ int sp_hub_reset_channel(struct sp_hub *hub, const char *channel, uint64_t floor
  * following it. */
 void sp_hub_drop_history(struct sp_hub *hub, const char *channel);
 /* Stores msg (numbered by the engine) in its channel's history and, with
- * deliver, hands it to the channel's subscribers. Returns how many were
+ * deliver, hands it to the channel's subscribers (not to patterns': the
+ * engine follows those itself). Returns how many were
  * reached, or SP_HUB_NO_MEMORY. */
 int sp_hub_inject(struct sp_hub *hub, struct sp_msg *msg, bool deliver);
+/* A message the engine got through a pattern it follows: with store, kept
+ * in its channel's history (unless held already), and handed to that
+ * pattern's subscribers only (a channel's own come through sp_hub_inject,
+ * whose deliveries reach no pattern). Returns how many were reached. */
+int sp_hub_inject_pattern(struct sp_hub *hub, const char *pattern, struct sp_msg *msg, bool store);
+/* Drops the history of every channel under pattern that keep (called
+ * under the hub's lock: it must not call the hub) does not keep. */
+void sp_hub_drop_histories(struct sp_hub *hub, const char *pattern,
+                           bool (*keep)(void *ctx, const char *channel), void *ctx);
 
 #endif

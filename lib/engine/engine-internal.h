@@ -46,6 +46,7 @@ enum script {
     S_RELEASE,
     S_SHARE,
     S_MEMBERS,
+    S_PATTERN_LOAD,
     S_COUNT
 };
 
@@ -64,8 +65,12 @@ struct buffered {
     size_t snapshot_len;
 };
 
+/* A channel followed, or a pattern (PSUBSCRIBE): a pattern's state is
+ * the same, its load reads every channel under it, and its messages are
+ * kept in the hub for channels no one follows by name. */
 struct echan {
     char *name;
+    bool pattern;
     enum chan_state state;
     size_t subs;    /* local subscribers (the hub's count) */
     size_t pins;    /* waiters */
@@ -109,6 +114,7 @@ struct sp_engine {
     bool epoch_known;            /* adopted Redis's epoch once */
     bool cmd_was_up, sub_was_up; /* for logging a loss once, then retries at debug */
     char *prefix;
+    char *glob_prefix; /* the prefix with glob characters escaped (PSUBSCRIBE, SCAN) */
     char replica[24];
     /* From the configuration at start: the redis section needs a restart. */
     uint64_t subscribe_wait_ms, poll_lease_ms;
@@ -155,11 +161,44 @@ void engine_each_chan(struct sp_engine *e, void (*fn)(const char *, void *, void
 
 extern const struct sp_redis_ops engine_sub_ops;
 void engine_load_channel(struct sp_engine *e, struct echan *c);
+/* A load's answer r (an array of elements, the epoch first and an array
+ * last): the channel or pattern it was for, when it can be applied now;
+ * else NULL (gone or unsubscribed meanwhile, the connection lost, a script
+ * error, or Redis's data lost, and then it loads again). Frees op. */
+struct echan *engine_load_answered(struct op *op, const redisReply *r, size_t elements);
 void engine_check_waits(struct sp_engine *e);
 bool engine_synced(struct sp_engine *e, const char *name);
 struct sp_slice engine_field(const redisReply *fields, const char *name);
 void engine_buffered_clear(struct echan *c);
 void engine_wait_finish(struct sp_engine_wait *w, bool ok);
+/* A pub/sub message's text as a message of channel; its "s" field in
+ * *snap, *snap_len. NULL when unreadable or out of memory. */
+struct sp_msg *engine_read_message(struct sp_engine *e, const char *channel, const char *p,
+                                   size_t len, const char **snap, size_t *snap_len);
+/* A load's stream entries as the hub's messages: calls fn with each that
+ * is not past channels.history_ttl, and returns the floor they leave (an
+ * entry past it raises floor). */
+uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redisReply *entries,
+                           uint64_t redis_now, uint64_t floor,
+                           void (*fn)(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap,
+                                      void *ctx),
+                           void *ctx);
+
+/* ---- engine_pattern.c --------------------------------------------------------------------- */
+/* The most channels one pattern's load reads into the hub. */
+#define PATTERN_LOAD_MAX 10000
+/* The answer to a pattern's load (engine_load_channel). */
+void engine_pattern_loaded(redisAsyncContext *ac, void *reply, void *arg);
+/* A pmessage of the pattern c, for channel. */
+void engine_pattern_message(struct sp_engine *e, struct echan *c, const char *channel,
+                            const char *p, size_t len);
+/* Is channel under a pattern this replica follows (so its history in the
+ * hub stays in step)? */
+bool engine_pattern_covers(struct sp_engine *e, const char *channel);
+/* The pattern c is no longer followed: the histories only it kept go. */
+void engine_pattern_dropped(struct sp_engine *e, struct echan *c);
+/* Does the channel's own subscription keep its history (loading or synced)? */
+bool engine_channel_owned(struct sp_engine *e, const char *channel);
 
 /* ---- engine_share.c ----------------------------------------------------------------------- */
 

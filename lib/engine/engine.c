@@ -23,9 +23,9 @@
 #include "engine/lua/engine_scripts.h"
 
 static const char *const scripts[S_COUNT] = {
-    engine_script_hello,   engine_script_publish, engine_script_load,
-    engine_script_delete,  engine_script_info,    engine_script_lease,
-    engine_script_release, engine_script_share,   engine_script_members};
+    engine_script_hello,   engine_script_publish,     engine_script_load,    engine_script_delete,
+    engine_script_info,    engine_script_lease,       engine_script_release, engine_script_share,
+    engine_script_members, engine_script_pattern_load};
 
 /* ---- keys and small helpers -------------------------------------------------------------- */
 
@@ -34,6 +34,21 @@ int engine_key(const struct sp_engine *e, char *out, size_t size, const char *ki
 {
     int n = snprintf(out, size, "%s%s%s", e->prefix, kind, channel ? channel : "");
     return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+/* text with Redis's glob characters escaped, for PSUBSCRIBE and SCAN. */
+static char *glob_escape(const char *text)
+{
+    char *out = malloc(2 * strlen(text) + 1), *o = out;
+
+    for (const char *t = text; out != NULL && *t != '\0'; t++) {
+        if (strchr("*?[]\\", *t) != NULL)
+            *o++ = '\\';
+        *o++ = *t;
+    }
+    if (out != NULL)
+        *o = '\0';
+    return out;
 }
 
 void engine_fresh_epoch(char out[9])
@@ -290,6 +305,7 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
     LIST_INIT(&e->waits);
     snprintf(e->replica, sizeof(e->replica), "%08x%08x", sp_random(), sp_random());
     e->prefix = strdup(cfg->redis.key_prefix);
+    e->glob_prefix = glob_escape(cfg->redis.key_prefix);
     e->subscribe_wait_ms = cfg->redis.subscribe_wait_ms;
     e->poll_lease_ms = cfg->redis.poll_lease_ms;
     e->required_for_ready = cfg->redis.required_for_ready;
@@ -299,8 +315,8 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
     if (e->dns == NULL) /* no resolv.conf: numeric addresses and /etc/hosts still work */
         e->dns = evdns_base_new(env->base, 0);
     e->share = engine_share_new(e);
-    if (e->prefix == NULL || e->chans == NULL || e->lingering == NULL || e->dns == NULL ||
-        e->share == NULL)
+    if (e->prefix == NULL || e->glob_prefix == NULL || e->chans == NULL || e->lingering == NULL ||
+        e->dns == NULL || e->share == NULL)
         goto fail;
     opts.ping = true; /* notices a Redis that stopped answering */
     e->cmd = sp_redis_new(env->base, e->dns, &opts, &cmd_ops, e);
@@ -343,6 +359,7 @@ void sp_engine_free(struct sp_engine *e)
     if (e->dns)
         evdns_base_free(e->dns, 1);
     free(e->prefix);
+    free(e->glob_prefix);
     free(e);
 }
 

@@ -16,12 +16,19 @@
 
 static void on_subscription(redisAsyncContext *ac, void *reply, void *arg);
 
+/* verb: SUBSCRIBE or UNSUBSCRIBE; a pattern's P-verb. */
 static int send_subscription(struct sp_engine *e, struct echan *c, const char *verb)
 {
     char chan[KEY_MAX];
     const char *argv[2] = {verb, chan};
 
-    engine_key(e, chan, sizeof(chan), "c:", c->name);
+    if (c->pattern) {
+        argv[0] = verb[0] == 'S' ? "PSUBSCRIBE" : "PUNSUBSCRIBE";
+        if (snprintf(chan, sizeof(chan), "%sc:%s", e->glob_prefix, c->name) >= (int)sizeof(chan))
+            return -1;
+    } else {
+        engine_key(e, chan, sizeof(chan), "c:", c->name);
+    }
     return sp_redis_command(e->sub, on_subscription, e, 2, argv, NULL);
 }
 
@@ -81,7 +88,10 @@ static void settle(struct sp_engine *e, struct echan *c)
         /* Its history in the hub would go stale from here: dropped; the next
          * subscriber reads the stream again. */
         c->resync = false;
-        sp_hub_drop_history(e->env.hub, c->name);
+        if (c->pattern)
+            engine_pattern_dropped(e, c);
+        else if (!engine_pattern_covers(e, c->name))
+            sp_hub_drop_history(e->env.hub, c->name);
         if (sp_redis_is_up(e->sub) && send_subscription(e, c, "UNSUBSCRIBE") == 0) {
             c->state = C_UNSUBSCRIBING;
             return;
@@ -107,7 +117,14 @@ static struct echan *echan_get(struct sp_engine *e, const char *name, bool creat
     }
     c->tail = &c->head;
     c->e = e;
+    c->pattern = name[strlen(name) - 1] == '*';
     return c;
+}
+
+bool engine_channel_owned(struct sp_engine *e, const char *channel)
+{
+    const struct echan *c = sp_hmap_get(e->chans, channel);
+    return c != NULL && !c->pattern && (c->state == C_LOADING || c->state == C_SYNCED);
 }
 
 void engine_lingered(void *ctx, struct sp_delay_entry *entry)
@@ -205,11 +222,11 @@ static uint64_t entry_created(const redisReply *en)
     return t.len ? strtoull(t.ptr, NULL, 10) : 0;
 }
 
-/* Puts a load's entries into the hub: a first load replaces the channel's
- * history (entries past channels.history_ttl raise its floor); a resync
- * delivers the entries it missed. */
-static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply *entries,
-                          uint64_t redis_now, uint64_t floor, bool deliver)
+uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redisReply *entries,
+                           uint64_t redis_now, uint64_t floor,
+                           void (*fn)(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap,
+                                      void *ctx),
+                           void *ctx)
 {
     uint64_t ttl = e->env.config->channels.history_ttl_ms;
     uint64_t now = sp_now_ms();
@@ -219,58 +236,85 @@ static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply
         if (entry_valid(en) && entry_created(en) + ttl <= redis_now)
             floor = strtoull(en->element[0]->str, NULL, 10);
     }
-    if (!deliver)
-        sp_hub_reset_channel(e->env.hub, c->name, floor);
-    for (size_t i = 0; i < entries->elements; i++) {
+    for (size_t i = 0; fn != NULL && i < entries->elements; i++) {
         const redisReply *en = entries->element[i];
         if (!entry_valid(en) || entry_created(en) + ttl <= redis_now)
             continue;
         const redisReply *f = en->element[1];
         uint64_t age = redis_now > entry_created(en) ? redis_now - entry_created(en) : 0;
         struct sp_msg *m =
-            make_msg(e, c->name, strtoull(en->element[0]->str, NULL, 10), now > age ? now - age : 0,
+            make_msg(e, channel, strtoull(en->element[0]->str, NULL, 10), now > age ? now - age : 0,
                      engine_field(f, "e"), engine_field(f, "d"), engine_field(f, "g"));
         if (m == NULL)
             continue;
-        struct sp_slice s = engine_field(f, "s");
-        inject(e, m, deliver, s.ptr, s.len);
+        fn(e, m, engine_field(f, "s"), ctx);
         sp_msg_unref(m);
     }
+    return floor;
 }
 
-static void on_load(redisAsyncContext *ac, void *reply, void *arg)
+static void inject_entry(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap, void *deliver)
 {
-    struct op *op = arg;
+    inject(e, m, *(bool *)deliver, snap.ptr, snap.len);
+}
+
+/* Puts a load's entries into the hub: a first load replaces the channel's
+ * history (entries past channels.history_ttl raise its floor); a resync
+ * delivers the entries it missed. */
+static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply *entries,
+                          uint64_t redis_now, uint64_t floor, bool deliver)
+{
+    if (!deliver) {
+        bool none = false;
+        floor = engine_each_entry(e, c->name, entries, redis_now, floor, NULL, &none);
+        sp_hub_reset_channel(e->env.hub, c->name, floor);
+    }
+    engine_each_entry(e, c->name, entries, redis_now, floor, inject_entry, &deliver);
+}
+
+struct echan *engine_load_answered(struct op *op, const redisReply *r, size_t elements)
+{
     struct sp_engine *e = op->e;
-    redisReply *r = reply;
     struct echan *c = e->freeing ? NULL : echan_get(e, op->channel, false);
 
     free(op);
     if (c == NULL)
-        return;
+        return NULL;
     c->loading = false;
     if (c->state != C_LOADING) {
         settle(e, c); /* unsubscribed meanwhile */
-        return;
+        return NULL;
     }
     if (r == NULL)
-        return; /* the command connection was lost: loads again when it is back */
-    if (!engine_reply_is(r, REDIS_REPLY_ARRAY, 5) || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[4]->type != REDIS_REPLY_ARRAY) {
+        return NULL; /* the command connection was lost: loads again when it is back */
+    if (!engine_reply_is(r, REDIS_REPLY_ARRAY, elements) ||
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[elements - 1]->type != REDIS_REPLY_ARRAY) {
         engine_script_failed(e, r);
-        return;
+        return NULL;
     }
     const char *epoch = r->element[0]->str;
-    uint64_t seq = engine_reply_u64(r->element[1]), floor = engine_reply_u64(r->element[2]);
     if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0) {
         /* Redis lost its data since this load was asked for: read it all. */
-        engine_epoch_changed(e, epoch, seq);
+        engine_epoch_changed(e, epoch, engine_reply_u64(r->element[1]));
         c->after = 0;
         engine_load_channel(e, c);
-        return;
+        return NULL;
     }
     e->stats.loads++;
     e->stats.resyncs += c->resync;
+    return c;
+}
+
+static void on_load(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct sp_engine *e = ((struct op *)arg)->e;
+    redisReply *r = reply;
+    struct echan *c = engine_load_answered(arg, r, 5);
+
+    if (c == NULL)
+        return;
+    uint64_t seq = engine_reply_u64(r->element[1]), floor = engine_reply_u64(r->element[2]);
     apply_entries(e, c, r->element[4], engine_reply_u64(r->element[3]), floor, c->resync);
     sp_hub_note_seq(e->env.hub, seq);
     /* Pub/sub messages that came during the load: those it did not cover. */
@@ -289,11 +333,13 @@ static void on_load(redisAsyncContext *ac, void *reply, void *arg)
 
 void engine_load_channel(struct sp_engine *e, struct echan *c)
 {
-    char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX];
-    char fresh[9], after[24];
+    char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX], glob[2 * KEY_MAX];
+    char fresh[9], after[24], max[16];
     const char *keys[4] = {seqk, epochk, streamk, metak};
-    const char *args[2] = {fresh, after};
+    /* A pattern's load reads every channel under it (engine_pattern.c). */
+    const char *args[4] = {fresh, c->pattern ? glob : after, e->prefix, max};
     struct op *op;
+    int rc;
 
     if (c->loading || e->scripts_loaded != S_COUNT || !e->hello_done)
         return; /* started when the command connection is ready */
@@ -304,11 +350,19 @@ void engine_load_channel(struct sp_engine *e, struct echan *c)
     snprintf(op->channel, sizeof(op->channel), "%s", c->name);
     engine_key(e, seqk, sizeof(seqk), "seq", NULL);
     engine_key(e, epochk, sizeof(epochk), "epoch", NULL);
-    engine_key(e, streamk, sizeof(streamk), "s:", c->name);
-    engine_key(e, metak, sizeof(metak), "m:", c->name);
     engine_fresh_epoch(fresh);
-    snprintf(after, sizeof(after), "%" PRIu64, c->resync ? c->after : 0);
-    if (engine_eval(e, S_LOAD, on_load, op, 4, keys, 2, args, NULL) < 0) {
+    if (c->pattern) {
+        /* The pattern's own '*' ends the glob of its channels' meta keys. */
+        snprintf(glob, sizeof(glob), "%sm:%s", e->glob_prefix, c->name);
+        snprintf(max, sizeof(max), "%d", PATTERN_LOAD_MAX);
+        rc = engine_eval(e, S_PATTERN_LOAD, engine_pattern_loaded, op, 2, keys, 4, args, NULL);
+    } else {
+        engine_key(e, streamk, sizeof(streamk), "s:", c->name);
+        engine_key(e, metak, sizeof(metak), "m:", c->name);
+        snprintf(after, sizeof(after), "%" PRIu64, c->resync ? c->after : 0);
+        rc = engine_eval(e, S_LOAD, on_load, op, 4, keys, 2, args, NULL);
+    }
+    if (rc < 0) {
         free(op);
         return;
     }
@@ -340,38 +394,52 @@ static int read_head(const char *p, const char *nl, char epoch[16], unsigned lon
     return -1;
 }
 
-static void on_message(struct sp_engine *e, struct echan *c, const char *p, size_t len)
+struct sp_msg *engine_read_message(struct sp_engine *e, const char *channel, const char *p,
+                                   size_t len, const char **snap, size_t *snap_len)
 {
     char epoch[16], origin[48];
     unsigned long long seq;
     size_t l[5];
     const char *nl = memchr(p, '\n', len);
 
+    if (nl == NULL || read_head(p, nl, epoch, &seq, l) < 0 ||
+        l[0] + l[1] + l[2] + l[3] + l[4] != len - (size_t)(nl + 1 - p) || l[4] >= sizeof(origin)) {
+        sp_log_warn(e->env.log, "redis_message", "unreadable message on channel %s", channel);
+        return NULL;
+    }
+    size_t el = l[0], dl = l[1], gl = l[2];
+    const char *f = nl + 1;
+    if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0)
+        engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
+    struct sp_msg *m = make_msg(e, channel, seq, sp_now_ms(), (struct sp_slice){f, el},
+                                (struct sp_slice){f + el, dl}, (struct sp_slice){f + el + dl, gl});
+    if (m == NULL)
+        return NULL;
+    *snap = f + el + dl + gl;
+    *snap_len = l[3];
+    memcpy(origin, *snap + l[3], l[4]);
+    origin[l[4]] = '\0';
+    if (l[4] > 0 && sp_msg_set_origin(m, origin) < 0) {
+        sp_msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void on_message(struct sp_engine *e, struct echan *c, const char *p, size_t len)
+{
+    const char *snap;
+    size_t sl;
+
     if (len == 1 && p[0] == 'D') {
         c->resync = false;
         sp_hub_channel_delete(e->env.hub, c->name);
         return;
     }
-    if (nl == NULL || read_head(p, nl, epoch, &seq, l) < 0 ||
-        l[0] + l[1] + l[2] + l[3] + l[4] != len - (size_t)(nl + 1 - p) || l[4] >= sizeof(origin)) {
-        sp_log_warn(e->env.log, "redis_message", "unreadable message on channel %s", c->name);
-        return;
-    }
-    size_t el = l[0], dl = l[1], gl = l[2], sl = l[3];
-    const char *f = nl + 1;
-    if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0)
-        engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
-    struct sp_msg *m = make_msg(e, c->name, seq, sp_now_ms(), (struct sp_slice){f, el},
-                                (struct sp_slice){f + el, dl}, (struct sp_slice){f + el + dl, gl});
+    struct sp_msg *m = engine_read_message(e, c->name, p, len, &snap, &sl);
     if (m == NULL)
         return;
-    const char *snap = f + el + dl + gl;
-    memcpy(origin, snap + sl, l[4]);
-    origin[l[4]] = '\0';
-    if (l[4] > 0 && sp_msg_set_origin(m, origin) < 0) {
-        sp_msg_unref(m);
-        return;
-    }
+    uint64_t seq = sp_msg_seq(m);
     if (c->state == C_LOADING) {
         struct buffered *b = calloc(1, sizeof(*b));
         if (b != NULL && (sl == 0 || (b->snapshot = malloc(sl)) != NULL)) {
@@ -395,18 +463,28 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct sp_engine *e = arg;
     redisReply *r = reply;
-    size_t plen = strlen(e->prefix) + 2;
 
     if (r == NULL || e->freeing || !engine_reply_is(r, REDIS_REPLY_ARRAY, 3) ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
-        r->element[1]->len <= plen)
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
         return;
+    /* A pattern's replies name it as it was sent: after the escaped prefix. */
     const char *kind = r->element[0]->str;
-    struct echan *c = echan_get(e, r->element[1]->str + plen, false);
-    if (c == NULL)
+    bool pattern = kind[0] == 'p';
+    size_t plen = strlen(pattern ? e->glob_prefix : e->prefix) + 2;
+    size_t clen = strlen(e->prefix) + 2; /* a pmessage's channel: the plain prefix */
+    if (r->element[1]->len <= plen)
         return;
-    if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+    struct echan *c = echan_get(e, r->element[1]->str + plen, false);
+    if (c == NULL || c->pattern != pattern)
+        return;
+    kind += pattern;
+    if (strcmp(kind, "message") == 0 && !pattern && r->element[2]->type == REDIS_REPLY_STRING) {
         on_message(e, c, r->element[2]->str, r->element[2]->len);
+    } else if (strcmp(kind, "message") == 0 && r->elements == 4 &&
+               r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len > clen &&
+               r->element[3]->type == REDIS_REPLY_STRING) {
+        engine_pattern_message(e, c, r->element[2]->str + clen, r->element[3]->str,
+                               r->element[3]->len);
     } else if (strcmp(kind, "subscribe") == 0 && c->state == C_SUBSCRIBING) {
         c->state = C_LOADING;
         engine_load_channel(e, c);
@@ -531,7 +609,7 @@ int sp_engine_wait(struct sp_engine *e, const char *spec, sp_engine_synced cb, v
         return -1;
     for (char *save, *tok = strtok_r(copy, ",", &save); tok && n < 256;
          tok = strtok_r(NULL, ",", &save)) {
-        if (!sp_hub_channel_name_valid(tok, strlen(tok)))
+        if (!sp_hub_subscription_name_valid(tok, strlen(tok)))
             continue; /* the subscription reports it */
         names[n++] = tok;
         all = all && engine_synced(e, tok);

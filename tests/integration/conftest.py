@@ -154,6 +154,13 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
 
+    def kill_pubsub(self, times=3, pause=0.3):
+        """Drops every subscribed connection (CLIENT KILL TYPE pubsub) times, pause apart."""
+        for _ in range(times):
+            time.sleep(pause)
+            subprocess.run(["redis-cli", "-p", str(self.port), "CLIENT", "KILL", "TYPE", "pubsub"],
+                           check=True, capture_output=True)
+
     def config(self, **extra) -> str:
         """A redis section for sidepush (extra keys as YAML text values)."""
         fields = {"url": f"'redis://127.0.0.1:{self.port}'", "key_prefix": "'test:'"}

@@ -188,3 +188,93 @@ def test_the_backend_authorizes_the_pattern_string(make_sidepush, backend):
         assert datas(s.events(1)) == ["yes"]
     finally:
         s.close()
+
+
+# ---- across replicas, through a real redis-server ---------------------------------------------
+
+def redis_replicas(make_sidepush, redis, n, extra=""):
+    from pushutil import wait_metric
+    sps = [make_sidepush(ROUTES + redis.config(reconnect_max="200ms") + "workers: 2\n"
+                         "channels: { history: 50 }\n" + extra) for _ in range(n)]
+    for sp in sps:
+        wait_metric(sp.url, "sidepush_redis_up", 1)
+    return sps
+
+
+def test_patterns_across_two_replicas_and_two_workers(make_sidepush, redis_server):
+    a, b = redis_replicas(make_sidepush, redis_server, 2)
+    p = prefix()
+    publish_ok(a, f"{p}.old", "before")  # a channel that exists before the subscription
+    streams = [CurlSSE(f"{sp.url}/events/{p}.*") for sp in (a, b) for _ in range(3)]
+    # One replica also follows one channel by name: each message still arrives once.
+    named = CurlSSE(f"{b.url}/events/{p}.x,{p}.*")
+    try:
+        wait_subscribers(a, f"{p}.*", 3)
+        wait_subscribers(b, f"{p}.*", 4)
+        wait_subscribers(b, f"{p}.x", 1)
+        sent = []
+        for i in range(12):
+            sp = (a, b)[i % 2]
+            channel = [f"{p}.x", f"{p}.new{i % 3}", f"{p}.old", f"{p}x.no"][i % 4]
+            body = publish_ok(sp, channel, f"m{i}")
+            if channel != f"{p}x.no":
+                sent.append((body["id"], f"m{i}"))
+        for s in streams + [named]:
+            events = s.events(len(sent))
+            assert [(e["id"], e["data"]) for e in events] == sent
+    finally:
+        for s in streams + [named]:
+            s.close()
+
+
+def test_a_pattern_resumes_on_another_replica_from_every_channel(make_sidepush, redis_server):
+    a, b, c = redis_replicas(make_sidepush, redis_server, 3)
+    p = prefix()
+    first = CurlSSE(f"{b.url}/events/{p}.*")
+    try:
+        wait_subscribers(b, f"{p}.*", 1)
+        publish_ok(a, f"{p}.1", "a0")
+        seen = first.events(1)
+    finally:
+        first.close()
+    # Published while the client is away, through every replica, to old and new channels.
+    ids = [publish_ok(sp, ch, d)["id"] for sp, ch, d in
+           [(a, f"{p}.1", "a1"), (b, f"{p}.2", "b0"), (c, f"{p}.3.deep", "c0"),
+            (a, f"{p}x.1", "not under it"), (b, f"{p}.1", "a2")]]
+    again = CurlSSE(f"{c.url}/events/{p}.*", headers=[f"Last-Event-ID: {seen[0]['id']}"])
+    try:
+        events = again.events(4)
+        assert [e["data"] for e in events] == ["a1", "b0", "c0", "a2"]
+        assert [e["id"] for e in events] == ids[:3] + ids[4:]
+        assert "sidepush-missed" not in again.raw.decode()
+        # And live from here, from a channel made after the resume.
+        wait_subscribers(c, f"{p}.*", 1)
+        publish_ok(a, f"{p}.4", "live")
+        assert [e["data"] for e in again.events(5)][4] == "live"
+    finally:
+        again.close()
+
+
+def test_a_lost_pubsub_connection_resyncs_a_pattern(make_sidepush, redis_server):
+    import threading
+    import time
+    a, b = redis_replicas(make_sidepush, redis_server, 2)
+    p = prefix()
+    stream = CurlSSE(f"{b.url}/events/{p}.*")
+    try:
+        wait_subscribers(b, f"{p}.*", 1)
+        acked = []
+
+        def publisher():
+            for n in range(120):
+                acked.append(publish_ok(a, f"{p}.{n % 5}", f"n{n}")["id"])
+                time.sleep(0.01)
+        t = threading.Thread(target=publisher)
+        t.start()
+        redis_server.kill_pubsub()
+        t.join()
+        events = stream.events(120, timeout=15)
+        assert [e["data"] for e in events] == [f"n{n}" for n in range(120)]
+        assert [e["id"] for e in events] == acked
+    finally:
+        stream.close()
