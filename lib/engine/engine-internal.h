@@ -65,7 +65,7 @@ struct buffered {
     size_t snapshot_len;
 };
 
-/* A channel followed, or a pattern (PSUBSCRIBE): a pattern's state is
+/* A channel followed, or a pattern ("under:<prefix>"): a pattern's state is
  * the same, its load reads every channel under it, and its messages are
  * kept in the hub for channels no one follows by name. */
 struct echan {
@@ -114,7 +114,7 @@ struct sp_engine {
     bool epoch_known;            /* adopted Redis's epoch once */
     bool cmd_was_up, sub_was_up; /* for logging a loss once, then retries at debug */
     char *prefix;
-    char *glob_prefix; /* the prefix with glob characters escaped (PSUBSCRIBE, SCAN) */
+    char *glob_prefix; /* the prefix with glob characters escaped (SCAN) */
     char replica[24];
     /* From the configuration at start: the redis section needs a restart. */
     uint64_t subscribe_wait_ms, poll_lease_ms;
@@ -189,7 +189,7 @@ uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redis
 #define PATTERN_LOAD_MAX 10000
 /* The answer to a pattern's load (engine_load_channel). */
 void engine_pattern_loaded(redisAsyncContext *ac, void *reply, void *arg);
-/* A pmessage of the pattern c, for channel. */
+/* A message of channel that came through the pattern c. */
 void engine_pattern_message(struct sp_engine *e, struct echan *c, const char *channel,
                             const char *p, size_t len);
 /* Is channel under a pattern this replica follows (so its history in the

@@ -36,7 +36,7 @@ int engine_key(const struct sp_engine *e, char *out, size_t size, const char *ki
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-/* text with Redis's glob characters escaped, for PSUBSCRIBE and SCAN. */
+/* text with Redis's glob characters escaped, for SCAN's MATCH. */
 static char *glob_escape(const char *text)
 {
     char *out = malloc(2 * strlen(text) + 1), *o = out;

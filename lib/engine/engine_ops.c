@@ -40,7 +40,7 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
                       sp_engine_published cb, void *arg)
 {
     char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX], dedupk[KEY_MAX * 2];
-    char chan[KEY_MAX], history[24], ttl[24], meta_ttl[24], fresh[9];
+    char chan[KEY_MAX], under[KEY_MAX], history[24], ttl[24], meta_ttl[24], fresh[9];
     const char *keys[5] = {seqk, epochk, streamk, metak, dedupk};
     const struct sp_config *cfg = e->env.config;
     char *grip = NULL, *snap = NULL;
@@ -58,6 +58,7 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
     engine_key(e, streamk, sizeof(streamk), "s:", p->pub.channel);
     engine_key(e, metak, sizeof(metak), "m:", p->pub.channel);
     engine_key(e, chan, sizeof(chan), "c:", p->pub.channel);
+    engine_key(e, under, sizeof(under), "under:", NULL);
     if (dedup) {
         char digest[SP_SHA256_HEX];
         sp_sha256_hex(p->pub.dedup_id, strlen(p->pub.dedup_id), digest);
@@ -80,7 +81,7 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
         memcpy(snap + 1, p->snapshot_data, p->snapshot_len);
     const char *event = p->pub.event ? p->pub.event : "";
     const char *origin = p->pub.origin ? p->pub.origin : "";
-    const char *args[10] = {chan,
+    const char *args[12] = {chan,
                             event,
                             p->pub.data ? p->pub.data : "",
                             history,
@@ -89,14 +90,17 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
                             grip ? grip : "",
                             snap,
                             meta_ttl,
-                            origin};
-    size_t lens[10] = {
+                            origin,
+                            under,
+                            p->pub.channel};
+    size_t lens[12] = {
         strlen(chan),  strlen(event),           p->pub.len, strlen(history),  strlen(ttl),
-        strlen(fresh), grip ? strlen(grip) : 0, snap_len,   strlen(meta_ttl), strlen(origin)};
+        strlen(fresh), grip ? strlen(grip) : 0, snap_len,   strlen(meta_ttl), strlen(origin),
+        strlen(under), strlen(p->pub.channel)};
     op->e = e;
     op->cb.published = cb;
     op->arg = arg;
-    if (engine_eval(e, S_PUBLISH, on_published, op, dedup ? 5 : 4, keys, 10, args, lens) < 0) {
+    if (engine_eval(e, S_PUBLISH, on_published, op, dedup ? 5 : 4, keys, 12, args, lens) < 0) {
         e->stats.publish_failures++;
         rc = SP_HUB_UNAVAILABLE;
         goto done;
@@ -158,8 +162,9 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
                       sp_engine_channel_done cb, void *arg)
 {
     char streamk[KEY_MAX], second[KEY_MAX], presence[KEY_MAX], chan[KEY_MAX], meta_ttl[24];
+    char under[KEY_MAX];
     const char *keys[3] = {streamk, second, presence};
-    const char *args[2] = {chan, meta_ttl};
+    const char *args[4] = {chan, meta_ttl, under, channel};
     struct op *op = calloc(1, sizeof(*op));
 
     if (op == NULL)
@@ -169,6 +174,7 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
     engine_key(e, streamk, sizeof(streamk), "s:", channel);
     engine_key(e, chan, sizeof(chan), "c:", channel);
     engine_key(e, presence, sizeof(presence), "p:", channel);
+    engine_key(e, under, sizeof(under), "under:", NULL);
     if (s == S_INFO)
         engine_key(e, second, sizeof(second), "epoch", NULL);
     else
@@ -176,7 +182,7 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
     snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64,
              e->env.config->channels.history_ttl_ms + META_EXTRA_MS);
     if (engine_eval(e, s, s == S_INFO ? on_info : on_deleted, op, s == S_INFO ? 3 : 2, keys,
-                    s == S_INFO ? 0 : 2, args, NULL) < 0) {
+                    s == S_INFO ? 0 : 4, args, NULL) < 0) {
         free(op);
         return SP_HUB_UNAVAILABLE;
     }

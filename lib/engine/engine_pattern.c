@@ -1,6 +1,9 @@
-/* Following patterns in Redis: PSUBSCRIBE while a pattern has local
- * subscribers, read the streams of every channel under it into the hub,
- * and hand pmessages to the pattern's subscribers in order.
+/* Following patterns in Redis: while a pattern has local subscribers,
+ * SUBSCRIBE to "under:<its prefix>" (where publish.lua sends every message
+ * of a channel under it, so Redis, which matches PSUBSCRIBE patterns one by
+ * one for every PUBLISH, matches none), read the streams of every channel
+ * under it into the hub, and hand its messages to the pattern's subscribers
+ * in order.
  *
  * A channel's own subscription (SUBSCRIBE, engine_sync.c) and a pattern
  * over it each get every message of the channel, once each: the channel's
@@ -151,7 +154,7 @@ void engine_pattern_loaded(redisAsyncContext *ac, void *reply, void *arg)
     }
     free(news.msgs);
     c->after = seq;
-    /* pmessages that came during the load: those it did not cover. */
+    /* Messages that came during the load: those it did not cover. */
     for (struct buffered *b = c->head; b != NULL; b = b->next)
         if (sp_msg_seq(b->msg) > c->after)
             pattern_message(e, c, b->msg);
@@ -161,7 +164,8 @@ void engine_pattern_loaded(redisAsyncContext *ac, void *reply, void *arg)
     engine_check_waits(e);
 }
 
-/* ---- pmessages ------------------------------------------------------------------------------- */
+/* ---- messages ---------------------------------------------------------------------------------
+ */
 
 void engine_pattern_message(struct sp_engine *e, struct echan *c, const char *channel,
                             const char *p, size_t len)

@@ -16,19 +16,18 @@
 
 static void on_subscription(redisAsyncContext *ac, void *reply, void *arg);
 
-/* verb: SUBSCRIBE or UNSUBSCRIBE; a pattern's P-verb. */
+/* A channel's messages come on "c:<name>"; a pattern's, on "under:<its
+ * prefix>" (publish.lua), so that Redis matches no patterns. */
 static int send_subscription(struct sp_engine *e, struct echan *c, const char *verb)
 {
     char chan[KEY_MAX];
     const char *argv[2] = {verb, chan};
+    int n = c->pattern ? snprintf(chan, sizeof(chan), "%sunder:%.*s", e->prefix,
+                                  (int)strlen(c->name) - 1, c->name)
+                       : snprintf(chan, sizeof(chan), "%sc:%s", e->prefix, c->name);
 
-    if (c->pattern) {
-        argv[0] = verb[0] == 'S' ? "PSUBSCRIBE" : "PUNSUBSCRIBE";
-        if (snprintf(chan, sizeof(chan), "%sc:%s", e->glob_prefix, c->name) >= (int)sizeof(chan))
-            return -1;
-    } else {
-        engine_key(e, chan, sizeof(chan), "c:", c->name);
-    }
+    if (n < 0 || (size_t)n >= sizeof(chan))
+        return -1;
     return sp_redis_command(e->sub, on_subscription, e, 2, argv, NULL);
 }
 
@@ -459,6 +458,24 @@ static void on_message(struct sp_engine *e, struct echan *c, const char *p, size
     sp_msg_unref(m);
 }
 
+/* The channel or pattern a subscription's key names: "c:<channel>", or
+ * "under:<prefix>" for the pattern "<prefix>*". */
+static struct echan *echan_of_key(struct sp_engine *e, const redisReply *key)
+{
+    char name[SP_CHANNEL_MAX + 2];
+    size_t plen = strlen(e->prefix);
+    const char *k = key->str + plen;
+
+    if (key->len <= plen + 2)
+        return NULL;
+    if (strncmp(k, "c:", 2) == 0)
+        return echan_get(e, k + 2, false);
+    if (strncmp(k, "under:", 6) != 0 || key->len - plen - 6 > SP_CHANNEL_MAX)
+        return NULL;
+    snprintf(name, sizeof(name), "%s*", k + 6);
+    return echan_get(e, name, false);
+}
+
 static void on_subscription(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct sp_engine *e = arg;
@@ -467,24 +484,21 @@ static void on_subscription(redisAsyncContext *ac, void *reply, void *arg)
     if (r == NULL || e->freeing || !engine_reply_is(r, REDIS_REPLY_ARRAY, 3) ||
         r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
         return;
-    /* A pattern's replies name it as it was sent: after the escaped prefix. */
     const char *kind = r->element[0]->str;
-    bool pattern = kind[0] == 'p';
-    size_t plen = strlen(pattern ? e->glob_prefix : e->prefix) + 2;
-    size_t clen = strlen(e->prefix) + 2; /* a pmessage's channel: the plain prefix */
-    if (r->element[1]->len <= plen)
+    const redisReply *body = r->element[2];
+    struct echan *c = echan_of_key(e, r->element[1]);
+    if (c == NULL)
         return;
-    struct echan *c = echan_get(e, r->element[1]->str + plen, false);
-    if (c == NULL || c->pattern != pattern)
-        return;
-    kind += pattern;
-    if (strcmp(kind, "message") == 0 && !pattern && r->element[2]->type == REDIS_REPLY_STRING) {
-        on_message(e, c, r->element[2]->str, r->element[2]->len);
-    } else if (strcmp(kind, "message") == 0 && r->elements == 4 &&
-               r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len > clen &&
-               r->element[3]->type == REDIS_REPLY_STRING) {
-        engine_pattern_message(e, c, r->element[2]->str + clen, r->element[3]->str,
-                               r->element[3]->len);
+    if (strcmp(kind, "message") == 0 && body->type == REDIS_REPLY_STRING) {
+        /* A pattern's: "<channel>\n" first. */
+        const char *nl = c->pattern ? memchr(body->str, '\n', body->len) : NULL;
+        char channel[SP_CHANNEL_MAX + 1];
+        if (!c->pattern)
+            on_message(e, c, body->str, body->len);
+        else if (nl != NULL && (size_t)(nl - body->str) <= SP_CHANNEL_MAX) {
+            snprintf(channel, sizeof(channel), "%.*s", (int)(nl - body->str), body->str);
+            engine_pattern_message(e, c, channel, nl + 1, body->len - (size_t)(nl + 1 - body->str));
+        }
     } else if (strcmp(kind, "subscribe") == 0 && c->state == C_SUBSCRIBING) {
         c->state = C_LOADING;
         engine_load_channel(e, c);

@@ -122,10 +122,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *arg)
 static int send_argv(struct sp_redis *r, redisCallbackFn *fn, void *privdata, int argc,
                      const char **argv, const size_t *argvlen)
 {
-    bool subscription =
-        argc > 0 &&
-        (strcasecmp(argv[0], "SUBSCRIBE") == 0 || strcasecmp(argv[0], "UNSUBSCRIBE") == 0 ||
-         strcasecmp(argv[0], "PSUBSCRIBE") == 0 || strcasecmp(argv[0], "PUNSUBSCRIBE") == 0);
+    bool subscription = argc > 0 && (strcasecmp(argv[0], "SUBSCRIBE") == 0 ||
+                                     strcasecmp(argv[0], "UNSUBSCRIBE") == 0);
 
     if (subscription) {
         /* hiredis keeps these callbacks per channel and calls them for every

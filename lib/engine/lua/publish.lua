@@ -1,6 +1,10 @@
 -- KEYS: seq epoch stream meta [dedup]. ARGV: pub/sub channel, event, data,
 -- history, ttl ms, fresh epoch, grip, snapshot, meta ttl ms, origin (a Pusher
--- socket_id the live message is not for; "" for none: not stored, only sent).
+-- socket_id the live message is not for; "" for none: not stored, only sent),
+-- the pattern channels' prefix, the channel's name.
+-- The message also goes to "<prefix>under:<p>" for each p of the name's
+-- beginnings that ends in a separator, "<name>\n" first: a replica follows a
+-- pattern by subscribing to one of those, so Redis matches no patterns.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('GET', KEYS[2])
@@ -39,6 +43,13 @@ local head = 'M ' .. epoch .. ' ' .. seq .. ' ' .. now .. ' ' .. #ARGV[2] .. ' '
   #ARGV[3] .. ' ' .. #ARGV[7] .. ' ' .. #ARGV[8]
 local origin = ARGV[10] or ''
 if #origin > 0 then head = head .. ' ' .. #origin end
-local n = redis.call('PUBLISH', ARGV[1], head .. '\n' .. ARGV[2] .. ARGV[3] .. ARGV[7] .. ARGV[8] ..
-  origin)
+local message = head .. '\n' .. ARGV[2] .. ARGV[3] .. ARGV[7] .. ARGV[8] .. origin
+local n = redis.call('PUBLISH', ARGV[1], message)
+local name = ARGV[12]
+for i = 1, #name - 1 do
+  local c = string.byte(name, i)
+  if c == 46 or c == 58 or c == 45 then -- . : -
+    redis.call('PUBLISH', ARGV[11] .. string.sub(name, 1, i), name .. '\n' .. message)
+  end
+end
 return {epoch, id, 0, n, seq}
