@@ -24,6 +24,11 @@ static void usage(FILE *out)
                  "       sidepush --version | --help\n");
 }
 
+static void warn_at(void *path, const char *text)
+{
+    fprintf(stderr, "%s:%s\n", (const char *)path, text);
+}
+
 static int load(const char *path, struct sp_config **config)
 {
     struct sp_diags diags = {0};
@@ -32,6 +37,8 @@ static int load(const char *path, struct sp_config **config)
     for (size_t i = 0; i < diags.count; i++)
         fprintf(stderr, "%s\n", diags.lines[i]);
     sp_diags_clear(&diags);
+    if (rc == 0)
+        sp_config_channel_overlaps(*config, warn_at, (void *)path);
     return rc;
 }
 

@@ -103,7 +103,9 @@ static int gather(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
             return -1;
         for (size_t j = first; cur->present && j < n; j++) {
             const struct sp_channel *c = (*out)[j];
-            bool lost = (ch->flags & CH_PATTERN) == 0 || (c->flags & CH_BIRTH_FLOOR) == 0;
+            /* A last value replaces what came before: nothing is missed. */
+            bool lost = ((ch->flags & CH_PATTERN) == 0 || (c->flags & CH_BIRTH_FLOOR) == 0) &&
+                        !hub_options_of(hub, c)->last_value;
             *missed = *missed || (cur->seq < c->floor && lost);
         }
     }
@@ -140,9 +142,10 @@ static int backlog(struct sp_hub *hub, struct sp_sub *const *subs, size_t nsubs,
     }
     for (int i = 0; i < nchans; i++) {
         const struct sp_channel *ch = chans[i];
+        bool value = cur->values && hub_options_of(hub, ch)->last_value;
         for (size_t j = 0; j < ch->count; j++) {
             struct sp_msg *m = hub_ring_at(ch, j);
-            if (!cur->present || sp_msg_seq(m) > cur->seq)
+            if (!cur->present || sp_msg_seq(m) > cur->seq || (value && j == ch->count - 1))
                 all[n++] = m;
         }
     }

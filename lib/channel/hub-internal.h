@@ -11,6 +11,7 @@
 #include "channel/hub.h"
 #include "core/cache.h"
 #include "core/hmap.h"
+#include "core/template.h"
 #include "net/mailbox.h"
 
 TAILQ_HEAD(sub_list, sp_sub);
@@ -40,6 +41,13 @@ struct sp_channel {
 #define CH_PATTERN 1u
 /* The floor is when the channel was made: nothing after it is known gone. */
 #define CH_BIRTH_FLOOR 2u
+/* The upper half of flags: the channel's class, 0 for the hub's options. */
+#define CH_CLASS_SHIFT 16
+
+struct hub_class {
+    struct sp_tmpl *names;
+    struct sp_hub_options opts;
+};
 
 /* A port's own entry for a channel it has subscribers on: only the port's
  * thread touches it. */
@@ -72,6 +80,8 @@ struct sp_hub {
     unsigned nports;
     struct sp_hub_port **ports;
     struct sp_hub_options opts;
+    struct hub_class *classes;
+    size_t nclasses;
     struct sp_hmap *channels;
     /* The patterns' segment trie, each node keyed by its whole path ("a.",
      * "a.b."): path -> struct pattern_node. */
@@ -98,6 +108,9 @@ static inline void hub_unlock(const struct sp_hub *hub)
 }
 
 /* ---- hub.c: each under the hub's lock ------------------------------------------------- */
+
+/* The options of ch: its class's, or the hub's. */
+const struct sp_hub_options *hub_options_of(const struct sp_hub *hub, const struct sp_channel *ch);
 
 /* The channel named name; made (create) when it is not there. NULL when it
  * is not there, or on allocation failure. */

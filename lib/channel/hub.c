@@ -26,7 +26,8 @@ const char *sp_hub_error_text(int err)
     case SP_HUB_BAD_CHANNEL:
         return "invalid channel name (1-256 of A-Z a-z 0-9 _ . : @ ~ = + -)";
     case SP_HUB_TOO_BIG:
-        return "message is larger than channels.max_message_size";
+        return "message is larger than the channel's max_message_size (channels, or the route's "
+               "subscribe.channels)";
     case SP_HUB_BAD_EVENT:
         return "invalid event name (1-128 printable ASCII characters, no ':')";
     case SP_HUB_NO_MEMORY:
@@ -84,6 +85,35 @@ void sp_hub_format_id(const struct sp_hub *hub, uint64_t seq, char out[SP_MSG_ID
 
 /* ---- channels (under the lock) ---------------------------------------------------------- */
 
+/* 1 + the first class whose names make name, or 0 for none. */
+static unsigned class_of(const struct sp_hub *hub, const char *name)
+{
+    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
+    size_t len = strlen(name);
+
+    for (size_t i = 0; i < hub->nclasses; i++)
+        if (hub->classes[i].names != NULL && sp_tmpl_match(hub->classes[i].names, name, len, caps))
+            return (unsigned)i + 1;
+    return 0;
+}
+
+static const struct sp_hub_options *class_options(const struct sp_hub *hub, unsigned c)
+{
+    return c > 0 ? &hub->classes[c - 1].opts : &hub->opts;
+}
+
+const struct sp_hub_options *hub_options_of(const struct sp_hub *hub, const struct sp_channel *ch)
+{
+    return class_options(hub, ch->flags >> CH_CLASS_SHIFT);
+}
+
+/* The options a channel named name has, whether it exists or not. */
+static const struct sp_hub_options *options_for(const struct sp_hub *hub, const char *name)
+{
+    const struct sp_channel *ch = sp_hmap_get(hub->channels, name);
+    return ch ? hub_options_of(hub, ch) : class_options(hub, class_of(hub, name));
+}
+
 struct sp_msg *hub_ring_at(const struct sp_channel *ch, size_t i)
 {
     return ch->ring[(ch->head + i) % ch->len];
@@ -123,10 +153,12 @@ struct sp_channel *hub_channel_get(struct sp_hub *hub, const char *name, bool cr
     char *stored = (char *)ch->counts + counts;
     memcpy(stored, name, name_len + 1);
     ch->name = stored;
-    ch->cap = (uint32_t)hub->opts.history;
+    unsigned cls = class_of(hub, name);
+    const struct sp_hub_options *o = class_options(hub, cls);
+    ch->cap = o->last_value ? 1 : (uint32_t)o->history;
     /* Nothing is known of what this channel carried before it existed. */
     ch->floor = hub->seq;
-    ch->flags = CH_BIRTH_FLOOR;
+    ch->flags = CH_BIRTH_FLOOR | cls << CH_CLASS_SHIFT;
     if (name_len > 0 && name[name_len - 1] == '*') {
         ch->cap = 0;
         if (hub_pattern_add(hub, ch) < 0) {
@@ -173,8 +205,9 @@ static void sweep_channel(const char *key, void *value, void *arg)
     struct sp_channel *ch = value;
 
     (void)key;
-    while (ch->count > 0 &&
-           sp_msg_created(hub_ring_at(ch, 0)) + s->hub->opts.history_ttl_ms <= s->now)
+    uint64_t ttl = hub_options_of(s->hub, ch)->history_ttl_ms;
+
+    while (ch->count > 0 && sp_msg_created(hub_ring_at(ch, 0)) + ttl <= s->now)
         drop_oldest(ch);
     hub_channel_maybe_remove(s->hub, ch);
 }
@@ -236,6 +269,9 @@ void sp_hub_free(struct sp_hub *hub)
         sp_hmap_each(hub->channels, free_channel_entry, hub);
     sp_hmap_free(hub->channels);
     hub_patterns_free(hub);
+    for (size_t i = 0; i < hub->nclasses; i++)
+        sp_tmpl_free(hub->classes[i].names);
+    free(hub->classes);
     sp_cache_free(hub->dedup);
     free(hub->ports);
     pthread_mutex_destroy(&hub->lock);
@@ -442,12 +478,13 @@ static const char *dedup_find(struct sp_hub *hub, const char *channel, const cha
 
 /* Out of memory: only de-duplication is lost. Past DEDUP_MAX the oldest
  * id is forgotten. */
-static void dedup_remember(struct sp_hub *hub, const char *key, const char *msg_id)
+static void dedup_remember(struct sp_hub *hub, const struct sp_channel *ch, const char *key,
+                           const char *msg_id)
 {
     uint64_t now = sp_now_ms();
 
-    sp_cache_put(hub->dedup, key, msg_id, strlen(msg_id) + 1, now + hub->opts.history_ttl_ms, now,
-                 true);
+    sp_cache_put(hub->dedup, key, msg_id, strlen(msg_id) + 1,
+                 now + hub_options_of(hub, ch)->history_ttl_ms, now, true);
 }
 
 /* Doubles the ring (4 slots first, at most cap), oldest first at 0. */
@@ -493,7 +530,7 @@ static int check(const struct sp_hub *hub, const struct sp_publish *p)
 {
     if (!sp_hub_channel_name_valid(p->channel, strlen(p->channel)))
         return SP_HUB_BAD_CHANNEL;
-    if (p->len > hub->opts.max_message_size)
+    if (p->len > options_for(hub, p->channel)->max_message_size)
         return SP_HUB_TOO_BIG;
     if (p->event != NULL && p->event[0] != '\0' && !event_name_valid(p->event))
         return SP_HUB_BAD_EVENT;
@@ -544,7 +581,7 @@ static int publish(struct sp_hub *hub, const struct sp_publish *p, struct sp_pub
         sp_msg_set_grip(m, p->grip);
     hub_store(ch, m);
     if (p->dedup_id != NULL && p->dedup_id[0] != '\0')
-        dedup_remember(hub, key, id);
+        dedup_remember(hub, ch, key, id);
     memset(res, 0, sizeof(*res));
     snprintf(res->id, sizeof(res->id), "%s", id);
     res->seq = sp_msg_seq(m);
@@ -642,6 +679,52 @@ void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts)
     hub_lock(hub);
     hub->opts = *opts;
     hub_unlock(hub);
+}
+
+static void reclass(const char *name, void *value, void *arg)
+{
+    struct sp_channel *ch = value;
+
+    if ((ch->flags & CH_PATTERN) == 0)
+        ch->flags = (ch->flags & ((1u << CH_CLASS_SHIFT) - 1)) | class_of(arg, name)
+                                                                     << CH_CLASS_SHIFT;
+}
+
+int sp_hub_set_classes(struct sp_hub *hub, const struct sp_hub_class *classes, size_t n)
+{
+    struct hub_class *made = n ? calloc(n, sizeof(*made)) : NULL, *old;
+    char err[256];
+    size_t i, nold;
+
+    if (n > 0xffff || (n > 0 && made == NULL)) {
+        free(made);
+        return -1;
+    }
+    /* A template that does not compile makes no names. */
+    for (i = 0; i < n; i++) {
+        made[i].opts = classes[i].opts;
+        if (sp_tmpl_compile(classes[i].names, &made[i].names, err, sizeof(err)) < 0)
+            made[i].names = NULL;
+    }
+    hub_lock(hub);
+    old = hub->classes;
+    nold = hub->nclasses;
+    hub->classes = made;
+    hub->nclasses = n;
+    sp_hmap_each(hub->channels, reclass, hub);
+    hub_unlock(hub);
+    for (i = 0; i < nold; i++)
+        sp_tmpl_free(old[i].names);
+    free(old);
+    return 0;
+}
+
+struct sp_hub_options sp_hub_channel_options(const struct sp_hub *hub, const char *channel)
+{
+    hub_lock(hub);
+    struct sp_hub_options o = *options_for(hub, channel);
+    hub_unlock(hub);
+    return o;
 }
 
 void sp_hub_set_watch(struct sp_hub *hub, sp_hub_watch watch, void *ctx)

@@ -61,6 +61,16 @@ struct sp_hub_options {
     uint64_t history;        /* messages kept per channel */
     uint64_t history_ttl_ms; /* and for how long */
     uint64_t max_message_size;
+    /* Only the newest message is kept; a subscriber starting from now gets
+     * it first, and a resume is never told of missed history. */
+    bool last_value;
+};
+
+/* A kind of channel: the names a template makes ("price.{symbol}": each
+ * capture any run of name characters) and their options. */
+struct sp_hub_class {
+    const char *names;
+    struct sp_hub_options opts;
 };
 
 enum sp_hub_error {
@@ -137,6 +147,7 @@ size_t sp_hub_subscribers(struct sp_hub *hub, const char *channel);
 /* A resume position. */
 struct sp_cursor {
     bool latest;     /* no cursor, and the client wants the current state */
+    bool values;     /* from now on, but last-value channels' values first */
     bool present;    /* the client gave one */
     bool this_epoch; /* issued by this hub (since its start) */
     uint64_t seq;    /* last message the client has */
@@ -192,6 +203,14 @@ void sp_hub_set_snapshot(struct sp_hub *hub, const char *channel, struct sp_msg 
 /* New options (a reload): the history size applies to channels made from
  * now on; the age and size limits to everything from now on. */
 void sp_hub_set_options(struct sp_hub *hub, const struct sp_hub_options *opts);
+/* The kinds of channel, in order (a reload replaces them): a channel has the
+ * options of the first class whose names make it, else the hub's. As with
+ * sp_hub_set_options, a history size applies to channels made from now on.
+ * A template that does not compile makes no names. Returns 0, or -1 on
+ * allocation failure (nothing changed). */
+int sp_hub_set_classes(struct sp_hub *hub, const struct sp_hub_class *classes, size_t n);
+/* The options a channel of that name has (for the engine's publishes). */
+struct sp_hub_options sp_hub_channel_options(const struct sp_hub *hub, const char *channel);
 
 /* Called, on the thread of the port that made the change and outside the
  * hub's lock, when a channel gains its first subscriber (over all ports) or

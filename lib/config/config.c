@@ -171,6 +171,13 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
         *(unsigned *)slot = bits;
         return 0;
     }
+    case T_MODE:
+        if (strcmp(text, "history") != 0 && strcmp(text, "last_value") != 0) {
+            snprintf(err, errlen, "'%s' must be history or last_value, not '%s'", k->name, text);
+            return -1;
+        }
+        *(bool *)slot = text[0] == 'l';
+        return 0;
     case T_START:
         if (strcmp(text, "newest") != 0 && strcmp(text, "oldest") != 0) {
             snprintf(err, errlen, "'%s' must be newest or oldest, not '%s'", k->name, text);
@@ -526,6 +533,10 @@ static void check_route(struct walker *w, struct sp_route_config *r, const struc
         REPORT(w, node,
                "subscribe.presence needs authorize or subscribe.token: members are the user ids "
                "they name");
+    if (r->has_poll && r->subscribe.channels.set)
+        REPORT(w, node,
+               "subscribe.channels is for subscribe routes: a poll route's channel is "
+               "what it polls, with the channels section's options");
     if (r->has_subscribe && r->subscribe.patterns && (r->subscribe.presence || r->has_poll))
         REPORT(w, node,
                "subscribe.patterns cannot go with %s: a pattern is no channel to be a member of, "
@@ -564,6 +575,10 @@ static void walk_routes(struct walker *w, const struct sp_ynode *seq)
         r->line = item->line;
         r->col = item->col;
         apply_defaults(sp_route_keys, sp_route_nkeys, r);
+        /* Unset: the channels section's (sp_route_channels). */
+        r->subscribe.channels.history = SP_UNSET;
+        r->subscribe.channels.history_ttl_ms = SP_UNSET;
+        r->subscribe.channels.max_message_size = SP_UNSET;
         if (item->kind != SP_YNODE_MAP) {
             REPORT(w, item, "each route must be a mapping with 'path' and 'subscribe' or 'poll'");
             continue;
@@ -778,4 +793,93 @@ void sp_config_release(const struct sp_config *shared)
     free(config->file);
     sp_sources_clear(&config->sources);
     free(config);
+}
+
+/* ---- channel options per route ------------------------------------------------------------ */
+
+struct sp_channel_options sp_route_channels(const struct sp_config *c,
+                                            const struct sp_route_config *r)
+{
+    struct sp_channel_options o = {c->channels.history, c->channels.history_ttl_ms,
+                                   c->channels.max_message_size, false};
+
+    if (r->has_poll || !r->subscribe.channels.set)
+        return o;
+    if (r->subscribe.channels.history != SP_UNSET)
+        o.history = r->subscribe.channels.history;
+    if (r->subscribe.channels.history_ttl_ms != SP_UNSET)
+        o.history_ttl_ms = r->subscribe.channels.history_ttl_ms;
+    if (r->subscribe.channels.max_message_size != SP_UNSET)
+        o.max_message_size = r->subscribe.channels.max_message_size;
+    o.last_value = r->subscribe.channels.last_value;
+    return o;
+}
+
+/* A name template makes: its captures as "x". */
+static void sample_name(const char *tmpl, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (const char *t = tmpl; *t != '\0' && n + 2 < size; t++) {
+        if (*t == '{' && strchr(t, '}') != NULL) {
+            t = strchr(t, '}');
+            out[n++] = 'x';
+        } else {
+            out[n++] = *t;
+        }
+    }
+    out[n] = '\0';
+}
+
+static bool makes(const char *tmpl, const char *name)
+{
+    struct sp_tmpl *t;
+    struct sp_slice caps[SP_TMPL_MAX_CAPTURES];
+    char err[256];
+
+    if (sp_tmpl_compile(tmpl, &t, err, sizeof(err)) < 0)
+        return false;
+    bool yes = sp_tmpl_match(t, name, strlen(name), caps);
+    sp_tmpl_free(t);
+    return yes;
+}
+
+static bool options_differ(struct sp_channel_options a, struct sp_channel_options b)
+{
+    return a.history != b.history || a.history_ttl_ms != b.history_ttl_ms ||
+           a.max_message_size != b.max_message_size || a.last_value != b.last_value;
+}
+
+size_t sp_config_channel_overlaps(const struct sp_config *c,
+                                  void (*warn)(void *ctx, const char *text), void *ctx)
+{
+    char a[512], b[512], text[1024];
+    size_t count = 0;
+
+    for (size_t j = 0; j < c->nroutes; j++) {
+        const struct sp_route_config *later = &c->routes[j];
+        if (!later->has_subscribe || later->has_poll)
+            continue;
+        for (size_t i = 0; i < j; i++) {
+            const struct sp_route_config *first = &c->routes[i];
+            if (!first->has_subscribe || first->has_poll ||
+                !options_differ(sp_route_channels(c, first), sp_route_channels(c, later)))
+                continue;
+            sample_name(first->subscribe.channel, a, sizeof(a));
+            sample_name(later->subscribe.channel, b, sizeof(b));
+            if (!makes(first->subscribe.channel, b) && !makes(later->subscribe.channel, a))
+                continue;
+            snprintf(text, sizeof(text),
+                     "%u:%u: warning: the channels of route %s (subscribe.channel '%s') can also "
+                     "be made by "
+                     "the earlier route %s at line %u ('%s'), whose channel options differ: a name "
+                     "belongs to the first route that makes it, so the earlier one's apply",
+                     later->line, later->col, later->path, later->subscribe.channel, first->path,
+                     first->line, first->subscribe.channel);
+            warn(ctx, text);
+            count++;
+            break;
+        }
+    }
+    return count;
 }

@@ -48,6 +48,18 @@ struct sp_token_config {
     struct sp_jwt_keys *keys; /* from secret and public_keys, made at load */
 };
 
+/* A route's subscribe.channels value that was not given. */
+#define SP_UNSET UINT64_MAX
+
+/* What a channel keeps and takes: the channels section, or a route's
+ * subscribe.channels over it. */
+struct sp_channel_options {
+    uint64_t history;
+    uint64_t history_ttl_ms;
+    uint64_t max_message_size;
+    bool last_value; /* keeps its newest message only, which a new subscriber gets first */
+};
+
 struct sp_route_config {
     const struct sp_config *owner; /* what to hold while keeping this route */
     char *path;
@@ -65,6 +77,12 @@ struct sp_route_config {
         char *channel;
         enum sp_start start;
         bool patterns; /* names ending in .* :* -* subscribe to every channel under them */
+        struct {
+            bool set;
+            uint64_t history, history_ttl_ms,
+                max_message_size; /* SP_UNSET: the channels section's */
+            bool last_value;      /* mode: last_value */
+        } channels;
         bool presence;
         struct sp_token_config token;
         struct {
@@ -237,6 +255,18 @@ int sp_config_parse(const char *file, const char *text, size_t len, sp_env_looku
 
 /* Reads path and calls sp_config_parse(). */
 int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *diags);
+
+/* The options of the channels route r owns (its subscribe.channels over the
+ * channels section; a poll route's: the section's). */
+struct sp_channel_options sp_route_channels(const struct sp_config *c,
+                                            const struct sp_route_config *r);
+/* Calls warn with a message (and the position of the later route) for
+ * each pair of subscribe routes whose channel templates can make one
+ * name, where the later one's subscribe.channels would never apply to it:
+ * a name belongs to the first route whose template makes it. Returns the
+ * count. */
+size_t sp_config_channel_overlaps(const struct sp_config *c,
+                                  void (*warn)(void *ctx, const char *text), void *ctx);
 
 /* A configuration is shared by reference, across threads: whatever keeps
  * a pointer into one past the loop turn it got it in (a worker, a poller, a

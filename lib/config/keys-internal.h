@@ -26,6 +26,7 @@ enum type {
     T_LOG_LEVEL,   /* enum sp_log_level */
     T_TRANSPORTS,  /* unsigned bits from a list of sse, websocket, longpoll */
     T_START,       /* enum sp_start: newest or oldest */
+    T_MODE,        /* bool last_value: history or last_value */
     T_OPT_STRING,  /* char *, may be empty */
     T_STRING_LIST, /* struct sp_strlist from a list of strings */
     T_CIDR_LIST,   /* struct sp_strlist of address blocks, each checked */

@@ -42,7 +42,6 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
     char seqk[KEY_MAX], epochk[KEY_MAX], streamk[KEY_MAX], metak[KEY_MAX], dedupk[KEY_MAX * 2];
     char chan[KEY_MAX], under[KEY_MAX], history[24], ttl[24], meta_ttl[24], fresh[9];
     const char *keys[5] = {seqk, epochk, streamk, metak, dedupk};
-    const struct sp_config *cfg = e->env.config;
     char *grip = NULL, *snap = NULL;
     int rc = sp_hub_check(e->env.hub, &p->pub);
 
@@ -64,9 +63,11 @@ int sp_engine_publish(struct sp_engine *e, const struct sp_engine_publish *p,
         sp_sha256_hex(p->pub.dedup_id, strlen(p->pub.dedup_id), digest);
         snprintf(dedupk, sizeof(dedupk), "%sd:%s:%s", e->prefix, p->pub.channel, digest);
     }
-    snprintf(history, sizeof(history), "%" PRIu64, cfg->channels.history);
-    snprintf(ttl, sizeof(ttl), "%" PRIu64, cfg->channels.history_ttl_ms);
-    snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64, cfg->channels.history_ttl_ms + META_EXTRA_MS);
+    /* The channel's own options: trimmed and expired in Redis as in the hub. */
+    const struct sp_hub_options o = sp_hub_channel_options(e->env.hub, p->pub.channel);
+    snprintf(history, sizeof(history), "%" PRIu64, o.last_value ? 1 : o.history);
+    snprintf(ttl, sizeof(ttl), "%" PRIu64, o.history_ttl_ms);
+    snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64, o.history_ttl_ms + META_EXTRA_MS);
     engine_fresh_epoch(fresh);
     if (p->pub.grip != NULL)
         grip = json_dumps(p->pub.grip, JSON_COMPACT);
@@ -180,7 +181,7 @@ static int channel_op(struct sp_engine *e, enum script s, const char *channel,
     else
         engine_key(e, second, sizeof(second), "m:", channel);
     snprintf(meta_ttl, sizeof(meta_ttl), "%" PRIu64,
-             e->env.config->channels.history_ttl_ms + META_EXTRA_MS);
+             sp_hub_channel_options(e->env.hub, channel).history_ttl_ms + META_EXTRA_MS);
     if (engine_eval(e, s, s == S_INFO ? on_info : on_deleted, op, s == S_INFO ? 3 : 2, keys,
                     s == S_INFO ? 0 : 4, args, NULL) < 0) {
         free(op);

@@ -227,7 +227,7 @@ uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redis
                                       void *ctx),
                            void *ctx)
 {
-    uint64_t ttl = e->env.config->channels.history_ttl_ms;
+    uint64_t ttl = sp_hub_channel_options(e->env.hub, channel).history_ttl_ms;
     uint64_t now = sp_now_ms();
 
     for (size_t i = 0; i < entries->elements; i++) {

@@ -169,8 +169,9 @@ static bool is_cache_channel(const char *name)
 
 /* What follows subscription_succeeded: for a client resuming ("since"),
  * what the channel's history holds after that id (and "sidepush-missed"
- * when some of it is gone); on a cache- channel, its last event if it is
- * younger than pusher.cache_ttl, else pusher:cache_miss. */
+ * when some of it is gone); on a cache- channel (a last-value channel, see
+ * shared.c), its value if it is younger than pusher.cache_ttl, else
+ * pusher:cache_miss. */
 static int send_opening(struct pchan *c)
 {
     struct sp_pusher *p = c->conn;
@@ -191,8 +192,10 @@ static int send_opening(struct pchan *c)
         json_t *data = json_pack("{s:s}", "first", n > 0 ? sp_msg_id(backlog[0]) : "");
         rc = sp_pusher_send_event(p, "sidepush-missed", c->name, data, true);
     }
+    /* A cache- channel is a last-value channel kept for pusher.cache_ttl
+     * (its class): its value may wait a sweep past that. */
     bool fresh = n > 0 && sp_now_ms() - sp_msg_created(backlog[n - 1]) <
-                              sp_push_config(push)->pusher.cache_ttl_ms;
+                              sp_hub_channel_options(sp_push_hub(push), c->name).history_ttl_ms;
     for (int i = 0; i < n; i++) {
         if (rc == 0 && (c->since != NULL || fresh))
             rc = sp_push_send_msg(push, p->stream, backlog[i], SP_FMT_PUSHER);

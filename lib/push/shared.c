@@ -387,6 +387,41 @@ static struct sp_engine *engine_new(struct sp_push_shared *sh)
     return sp_engine_new(&env);
 }
 
+/* The kinds of channel, first match wins: Pusher's cache channels (last
+ * value, for pusher.cache_ttl), then each subscribe route's channels in file
+ * order, up to the last route with subscribe.channels (past it, every name
+ * has the channels section's options anyway, and a publish matches no
+ * template). */
+static void set_classes(struct sp_push_shared *sh, const struct sp_config *c)
+{
+    static const char *const cache[] = {"cache-{name}", "private-cache-{name}",
+                                        "private-encrypted-cache-{name}", "presence-cache-{name}"};
+    struct sp_hub_class *classes = calloc(c->nroutes + 4, sizeof(*classes));
+    size_t n = 0, last = 0;
+
+    if (classes == NULL) {
+        sp_log_error(sh->log, "channels", "out of memory: route channel options not applied");
+        return;
+    }
+    for (size_t i = 0; c->pusher.enabled && i < 4; i++)
+        classes[n++] = (struct sp_hub_class){
+            cache[i], {1, c->pusher.cache_ttl_ms, c->channels.max_message_size, true}};
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i].subscribe.channels.set && !c->routes[i].has_poll)
+            last = i + 1;
+    for (size_t i = 0; i < last; i++) {
+        const struct sp_route_config *r = &c->routes[i];
+        struct sp_channel_options o = sp_route_channels(c, r);
+        if (r->has_subscribe && !r->has_poll)
+            classes[n++] = (struct sp_hub_class){
+                r->subscribe.channel,
+                {o.history, o.history_ttl_ms, o.max_message_size, o.last_value}};
+    }
+    if (sp_hub_set_classes(sh->hub, classes, n) < 0)
+        sp_log_error(sh->log, "channels", "out of memory: route channel options not applied");
+    free(classes);
+}
+
 struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env)
 {
     struct sp_push_shared *sh = calloc(1, sizeof(*sh));
@@ -408,6 +443,7 @@ struct sp_push_shared *sp_push_shared_new(const struct sp_push_shared_env *env)
     if (sh->hub == NULL || sh->presence == NULL || sh->told_misses == NULL || sh->users == NULL ||
         (sh->replays = sp_replays_new(sh)) == NULL)
         goto fail;
+    set_classes(sh, env->config);
     if (sh->uses_engine && (sh->engine = engine_new(sh)) == NULL)
         goto fail;
     sp_hub_set_watch(sh->hub, watch, sh);
@@ -464,6 +500,7 @@ void sp_push_shared_reconfigure(struct sp_push_shared *sh, const struct sp_confi
                     "adding or removing the webhooks section takes effect after a restart");
     sh->config = sp_config_hold(config);
     sp_hub_set_options(sh->hub, &hub);
+    set_classes(sh, config);
     if (sh->engine != NULL)
         sp_engine_reconfigure(sh->engine, config);
     sp_presence_set_grace(sh->presence, config->presence.leave_grace_ms);

@@ -453,7 +453,9 @@ struct sp_cursor sp_push_start(struct sp_push *push, const struct sp_route_confi
         return (struct sp_cursor){.latest = true}; /* the current state first */
     if (route->subscribe.start == SP_START_OLDEST)
         return (struct sp_cursor){0}; /* no cursor: the whole history */
-    return sp_hub_now(push->hub);
+    struct sp_cursor now = sp_hub_now(push->hub);
+    now.values = true; /* a last-value channel's value is its current state */
+    return now;
 }
 
 /* The request's Origin, if it names a host other than the one requested. */

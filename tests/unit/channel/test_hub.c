@@ -71,7 +71,7 @@ static int publish(struct sp_hub *hub, const char *channel, const char *data, co
 
 static void test_publish_and_fanout(struct event_base *base)
 {
-    struct sp_hub_options opts = {3, 60000, 16};
+    struct sp_hub_options opts = {3, 60000, 16, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port}, b = {.port = port}, c = {.port = port};
     struct sp_publish_result res;
@@ -130,7 +130,7 @@ static void test_publish_and_fanout(struct event_base *base)
 
 static void test_history_and_cursors(struct event_base *base)
 {
-    struct sp_hub_options opts = {3, 60000, 1024};
+    struct sp_hub_options opts = {3, 60000, 1024, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port}, b = {.port = port};
     struct sp_publish_result res;
@@ -207,7 +207,7 @@ static void test_history_and_cursors(struct event_base *base)
 
 static void test_new_channel_floor(struct event_base *base)
 {
-    struct sp_hub_options opts = {10, 60000, 1024};
+    struct sp_hub_options opts = {10, 60000, 1024, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port};
     struct sp_publish_result res;
@@ -231,7 +231,7 @@ static void test_new_channel_floor(struct event_base *base)
 
 static void test_zero_history(struct event_base *base)
 {
-    struct sp_hub_options opts = {0, 60000, 1024};
+    struct sp_hub_options opts = {0, 60000, 1024, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port, .leave_on_deliver = true};
     struct sp_publish_result res;
@@ -247,7 +247,7 @@ static void test_zero_history(struct event_base *base)
 /* Messages numbered by a shared engine (Redis) and handed to the hub. */
 static void test_engine_numbered(struct event_base *base)
 {
-    struct sp_hub_options opts = {3, 60000, 64};
+    struct sp_hub_options opts = {3, 60000, 64, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port};
     struct sp_cursor cur;
@@ -294,7 +294,7 @@ static void test_engine_numbered(struct event_base *base)
  * order across growth while wrapped, and evicts at the limit. */
 static void test_ring_growth(struct event_base *base)
 {
-    struct sp_hub_options opts = {10, 60000, 64};
+    struct sp_hub_options opts = {10, 60000, 64, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port};
     struct sp_publish_result res;
@@ -330,7 +330,7 @@ static void test_ring_growth(struct event_base *base)
 
 static void test_cursor_parsing(struct event_base *base)
 {
-    struct sp_hub_options opts = {3, 60000, 64};
+    struct sp_hub_options opts = {3, 60000, 64, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct sp_publish_result res;
     struct sp_cursor c;
@@ -403,7 +403,7 @@ static const struct sp_sub_ops collect_ops = {collect, deleted};
  * order. */
 static void test_subscribe_racing_publishes(struct event_base *base, int subscribe_at)
 {
-    struct sp_hub_options opts = {RACE_MESSAGES, 600000, 64};
+    struct sp_hub_options opts = {RACE_MESSAGES, 600000, 64, false};
     struct sp_hub *hub = sp_hub_new(base, &opts, 2);
     struct sp_mailbox *mb = sp_mailbox_new(base);
     struct sp_hub_port *p = sp_hub_port_new(hub, 1, mb);
@@ -458,7 +458,7 @@ static void test_pattern_names(void)
 
 static void test_patterns(struct event_base *base)
 {
-    struct sp_hub_options opts = {2, 60000, 1024};
+    struct sp_hub_options opts = {2, 60000, 1024, false};
     struct sp_hub *hub = open_hub(base, &opts);
     struct fake_sub a = {.port = port}, b = {.port = port}, c = {.port = port};
     struct sp_publish_result res;
