@@ -858,7 +858,8 @@ size_t sp_config_channel_overlaps(const struct sp_config *c,
 
     for (size_t j = 0; j < c->nroutes; j++) {
         const struct sp_route_config *later = &c->routes[j];
-        if (!later->has_subscribe || later->has_poll)
+        /* Only a route's own options can be silently not applied. */
+        if (!later->has_subscribe || later->has_poll || !later->subscribe.channels.set)
             continue;
         for (size_t i = 0; i < j; i++) {
             const struct sp_route_config *first = &c->routes[i];

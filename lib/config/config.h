@@ -261,10 +261,10 @@ int sp_config_load(const char *path, struct sp_config **out, struct sp_diags *di
 struct sp_channel_options sp_route_channels(const struct sp_config *c,
                                             const struct sp_route_config *r);
 /* Calls warn with a message (and the position of the later route) for
- * each pair of subscribe routes whose channel templates can make one
- * name, where the later one's subscribe.channels would never apply to it:
- * a name belongs to the first route whose template makes it. Returns the
- * count. */
+ * each subscribe route with its own subscribe.channels whose channel
+ * template can make a name an earlier route's (with other options) makes
+ * too: a name belongs to the first route whose template makes it, so those
+ * options would not apply to it. Returns the count. */
 size_t sp_config_channel_overlaps(const struct sp_config *c,
                                   void (*warn)(void *ctx, const char *text), void *ctx);
 

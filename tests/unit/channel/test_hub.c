@@ -533,6 +533,54 @@ static void test_patterns(struct event_base *base)
     close_hub(hub);
 }
 
+static void test_classes(struct event_base *base)
+{
+    struct sp_hub_options opts = {5, 60000, 1024, false};
+    struct sp_hub *hub = open_hub(base, &opts);
+    const struct sp_hub_class classes[] = {
+        {"price.{sym}", {50, 60000, 1024, true}},
+        {"small.{x}", {2, 60000, 10, false}},
+        {"broken{a}{b}", {1, 1, 1, true}},
+    };
+    struct sp_publish_result res;
+    struct sp_msg *out[8];
+    bool missed;
+
+    is_int(sp_hub_set_classes(hub, classes, 3), 0, "classes set (one that does not compile)");
+    ok(sp_hub_channel_options(hub, "price.btc").last_value, "a name takes its class's options");
+    ok(!sp_hub_channel_options(hub, "prices").last_value &&
+           sp_hub_channel_options(hub, "prices").history == 5,
+       "a name no class makes takes the hub's");
+    for (int i = 0; i < 3; i++)
+        publish(hub, "price.btc", "v", NULL, NULL, &res);
+    struct fake_sub a = {.port = port};
+    sp_hub_subscribe(port, &a.sub, "price.btc", &ops);
+    struct sp_cursor from_now = sp_hub_now(hub);
+    from_now.values = true;
+    struct sp_sub *subs[] = {&a.sub};
+    int n = sp_hub_backlog(hub, subs, 1, &from_now, out, 8, &missed);
+    ok(n == 1 && sp_msg_seq(out[0]) == 3 && !missed, "from now, a last value gives its value");
+    unref_all(out, n);
+    struct sp_cursor old = {.present = true, .this_epoch = true, .seq = 0};
+    n = sp_hub_backlog(hub, subs, 1, &old, out, 8, &missed);
+    ok(n == 1 && !missed, "an old cursor: the value alone, nothing missed");
+    unref_all(out, n);
+    sp_hub_unsubscribe(port, &a.sub);
+    is_int(publish(hub, "small.x", "01234567890", NULL, NULL, &res), SP_HUB_TOO_BIG,
+           "a class's message size limit");
+    is_int(publish(hub, "other", "01234567890", NULL, NULL, &res), SP_HUB_OK, "not elsewhere");
+    struct sp_channel_info info;
+    for (int i = 0; i < 4; i++)
+        publish(hub, "small.x", "s", NULL, NULL, &res);
+    sp_hub_channel_info(hub, "small.x", &info);
+    is_int((int)info.messages, 2, "a class's history size");
+    ok(!sp_hub_channel_options(hub, "broken-x").last_value, "a broken template makes nothing");
+    is_int(sp_hub_set_classes(hub, NULL, 0), 0, "classes removed");
+    ok(!sp_hub_channel_options(hub, "price.btc").last_value, "existing channels sorted again");
+    drop(&a);
+    close_hub(hub);
+}
+
 int main(void)
 {
     struct event_base *base = event_base_new();
@@ -545,6 +593,7 @@ int main(void)
     test_engine_numbered(base);
     test_pattern_names();
     test_patterns(base);
+    test_classes(base);
     for (int at = 0; at < RACE_MESSAGES; at += 700)
         test_subscribe_racing_publishes(base, at);
     event_base_free(base);
