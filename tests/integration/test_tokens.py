@@ -1,8 +1,10 @@
 """Signed subscriber tokens (subscribe.token, issue 25): tokens minted by npm
 `jose` (tests/browser/token-issuer.mjs: HS256, RS256, ES256, and a JWK Set
 it serves, with a key rotated in mid-test) brought by curl in a header, by
-websockets in the query and a cookie, and by Chromium's EventSource, which
-renews its token when the stream tells it expired (tests/browser/token-expiry.mjs).
+websockets in the query and a cookie, by Chromium's WebSocket in the query
+and a cookie (tests/browser/token-websocket.mjs), and by Chromium's
+EventSource, which renews its token when the stream tells it expired
+(tests/browser/token-expiry.mjs).
 Every refusal: expired, not yet valid, wrong audience and issuer, a foreign
 key, alg none, HS/RS confusion, a channel outside the claim."""
 import asyncio
@@ -196,6 +198,18 @@ def test_an_eventsource_page_renews_its_token_and_misses_nothing(make_sidepush, 
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ok"], result
 
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_chromium_websockets_bring_a_token_in_the_query_and_in_a_cookie(make_sidepush, issuer):
+    sp = make_sidepush(route(f"secret: '{issuer.keys['secret']}', cookie: sp_token"),
+                       backend_url=issuer.url)
+    out = subprocess.run([shutil.which("node"), "token-websocket.mjs"], cwd=BROWSER_DIR,
+                         env=dict(os.environ, SIDEPUSH_PORT=str(sp.port),
+                                  SIDEPUSH_PUBLISH_PORT=str(sp.publish_port)),
+                         capture_output=True, text=True, timeout=120)
+    print(out.stderr)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ok"], result
 
 def test_a_user_holds_at_most_max_connections_per_user(make_sidepush, issuer):
     sp = make_sidepush("limits: { max_connections_per_user: 2 }\n"
