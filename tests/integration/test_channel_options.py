@@ -18,7 +18,8 @@ from pushutil import CurlSSE, publish, publish_ok, wait_metric, wait_subscribers
 
 ROUTES = """routes:
   - path: /prices/{sym}
-    subscribe: { channel: 'price.{sym}', channels: { mode: last_value, history_ttl: 2s } }
+    subscribe: { channel: 'price.{sym}', patterns: true,
+                 channels: { mode: last_value, history_ttl: 2s } }
   - path: /short/{c}
     subscribe: { channel: 'short.{c}', start: oldest, channels: { history: 2, max_message_size: 100 } }
   - path: /events/{channel}
@@ -64,6 +65,22 @@ def test_a_late_subscriber_gets_the_newest_value_once(make_sidepush):
         assert [e["data"] for e in s.events(1)] == ["v3"]
         time.sleep(0.3)
         assert "sidepush-missed" not in s.raw.decode()
+    finally:
+        s.close()
+
+
+def test_a_pattern_starts_with_the_values_under_it(make_sidepush):
+    sp = make_sidepush(ROUTES)
+    p = name()
+    for sym, values in (("a", ["a0", "a1"]), ("b", ["b0"]), ("c.deep", ["c0", "c1", "c2"])):
+        for v in values:
+            publish_ok(sp, f"price.{p}.{sym}", v)
+    s = CurlSSE(f"{sp.url}/prices/{p}.*")
+    try:
+        assert [e["data"] for e in s.events(3)] == ["a1", "b0", "c2"]  # in id order
+        wait_subscribers(sp, f"price.{p}.*", 1)
+        publish_ok(sp, f"price.{p}.b", "b1")
+        assert [e["data"] for e in s.events(4)][3] == "b1"
     finally:
         s.close()
 
