@@ -158,7 +158,7 @@ const struct key sp_config_keys[] = {
     {"redis", "username", T_STRING, C(redis.username), 0, 0, NULL, 0,
      "ACL user for AUTH (Redis 6+); default: the URL's, else none"},
     {"redis", "password", T_STRING, C(redis.password), 0, 0, NULL, 0,
-     "AUTH password; use ${VAR} to take it from the environment"},
+     "AUTH password; ${VAR}, or ${file:PATH}: a rotated Secret is used from the next connection"},
     {"redis", "database", T_UINT, C(redis.database), 0, 1000, "0", 0,
      "SELECTed database (a /db in the URL wins)"},
     {"redis", "key_prefix", T_STRING, C(redis.key_prefix), 0, 0, "sidepush:", 0,

@@ -372,9 +372,28 @@ static void count_subscribed(const char *name, void *value, void *arg)
     *(size_t *)arg += c->state == C_SYNCED;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 void sp_engine_reconfigure(struct sp_engine *e, const struct sp_config *config)
 {
+    const struct sp_config *old = e->env.config;
+
     e->env.config = config;
+    /* A rotated password (a Secret read with ${file:}) takes effect at the
+     * next connection; the ones up stay, as Redis keeps them authenticated. */
+    if (same_text(old->redis.username, config->redis.username) &&
+        same_text(old->redis.password, config->redis.password))
+        return;
+    if (sp_redis_set_auth(e->cmd, config->redis.username, config->redis.password) < 0 ||
+        sp_redis_set_auth(e->sub, config->redis.username, config->redis.password) < 0)
+        sp_log_error(e->env.log, "redis_auth",
+                     "out of memory: the new Redis credentials are not used");
+    else
+        sp_log_info(e->env.log, "redis_auth",
+                    "new Redis credentials: used from the next connection");
 }
 
 void sp_engine_share_occupancies(struct sp_engine *e, struct sp_occupancy *occupancy)

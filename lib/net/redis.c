@@ -357,6 +357,22 @@ void sp_redis_free(struct sp_redis *r)
     free(r);
 }
 
+int sp_redis_set_auth(struct sp_redis *r, const char *username, const char *password)
+{
+    char *user = username ? strdup(username) : NULL, *pass = password ? strdup(password) : NULL;
+
+    if ((username && user == NULL) || (password && pass == NULL)) {
+        free(user);
+        free(pass);
+        return -1;
+    }
+    free((char *)r->opts.username);
+    free((char *)r->opts.password);
+    r->opts.username = user;
+    r->opts.password = pass;
+    return 0;
+}
+
 bool sp_redis_is_up(const struct sp_redis *r)
 {
     return r != NULL && r->state == S_UP;

@@ -50,6 +50,10 @@ void sp_redis_free(struct sp_redis *r);
 
 bool sp_redis_is_up(const struct sp_redis *r);
 
+/* New credentials for the next AUTH (a rotated password): the connection
+ * up now stays. Returns 0, or -1 on allocation failure (nothing changed). */
+int sp_redis_set_auth(struct sp_redis *r, const char *username, const char *password);
+
 /* A command as argv (binary-safe). fn gets the reply, or NULL when the
  * connection was lost first. Returns 0, or -1 when not up (fn not called). */
 int sp_redis_command(struct sp_redis *r, redisCallbackFn *fn, void *privdata, int argc,

@@ -444,6 +444,42 @@ def test_auth_and_database_from_the_url_and_a_wrong_password(make_sidepush, tmp_
         redis.stop()
 
 
+def test_an_acl_user_kept_to_its_keys_and_a_rotated_password(make_sidepush, redis_server,
+                                                            tmp_path):
+    """An ACL user allowed only keys and channels under sidepush's prefix, its password
+    read with ${file:}: the password rotated in Redis and in the file (as a Kubernetes
+    Secret is) is used when the connections are next made, without a restart; the same
+    user with another key prefix is refused."""
+    def cli(*args):
+        return subprocess.run(["redis-cli", "-p", str(redis_server.port), *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    cli("ACL", "SETUSER", "sp", "on", ">first-password", "~test:*", "&test:*", "+@all")
+    secret = tmp_path / "redis-password"
+    secret.write_text("first-password")
+    keys = {"username": "sp", "password": f"'${{file:{secret}}}'", "reconnect_max": "200ms"}
+    sp = make_sidepush(ROUTES + redis_server.config(**keys))
+    wait_redis_up(sp)
+    stream = sse(sp, "acl")
+    wait_subscribers(sp, "acl", 1)
+    publish_ok(sp, "acl", "one")
+    assert [e["data"] for e in stream.events(1)] == ["one"]
+    cli("ACL", "SETUSER", "sp", "resetpass", ">second-password")
+    secret.write_text("second-password")
+    time.sleep(1.5)  # watch_config reloads the file it reads
+    cli("CLIENT", "KILL", "USER", "sp")
+    deadline = time.monotonic() + 10
+    while metric(sp, "sidepush_redis_up") != 1 or publish(sp, "acl", "two").status_code != 202:
+        assert time.monotonic() < deadline, "never back with the new password"
+        time.sleep(0.1)
+    assert [e["data"] for e in stream.events(2)][1] == "two"
+    stream.close()
+    # The user may not reach keys outside test:*: another prefix never gets ready.
+    other = make_sidepush(ROUTES + redis_server.config(
+        key_prefix="'other:'", username="sp", password="second-password"))
+    time.sleep(1)
+    assert metric(other, "sidepush_redis_up") == 0
+    assert publish(other, "acl", "x").status_code == 503
+
 def test_signed_webhook_ids_are_used_once_across_replicas(make_sidepush, redis_server):
     """The replay store is shared through Redis: a signed request captured on
     one replica cannot be replayed on another."""
