@@ -209,6 +209,9 @@ static int run(const char *path)
     runner.path = path;
     runner.log = &log;
     runner.config = config;
+    /* Before the listeners open: a change made once clients can connect
+     * is one the watcher has seen happen. */
+    watch_files(&runner);
     sigterm = evsignal_new(base, SIGTERM, on_stop_signal, &runner);
     sigint = evsignal_new(base, SIGINT, on_stop_signal, &runner);
     sighup = evsignal_new(base, SIGHUP, on_reload_signal, &runner);
@@ -229,7 +232,6 @@ static int run(const char *path)
                 (unsigned long long)config->shutdown_grace_ms);
     sp_log_info(&log, "started", "sidepush %s listening on %s (publish %s), backend %s", SP_VERSION,
                 listen, publish, config->backend.url);
-    watch_files(&runner);
     event_base_dispatch(base);
     sp_log_info(&log, "stopped", "shutting down");
     rc = 0;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config/keys-internal.h"
 #include "core/base64.h"
@@ -349,8 +350,9 @@ static int redis_url_check(const char *url, char *err, size_t errlen)
     char *host, *user, *password;
     unsigned port;
     long db;
+    bool tls;
 
-    if (sp_config_parse_redis_url(url, &host, &port, &user, &password, &db, err, errlen) < 0)
+    if (sp_config_parse_redis_url(url, &host, &port, &user, &password, &db, &tls, err, errlen) < 0)
         return -1;
     free(host);
     free(user);
@@ -366,8 +368,8 @@ static int redis_url_apply(struct sp_config *c, char *err, size_t errlen)
     unsigned port;
     long db;
 
-    if (sp_config_parse_redis_url(c->redis.url, &host, &port, &user, &password, &db, err, errlen) <
-        0)
+    if (sp_config_parse_redis_url(c->redis.url, &host, &port, &user, &password, &db, &c->redis.tls,
+                                  err, errlen) < 0)
         return -1;
     free(c->redis.host);
     c->redis.host = host;
@@ -634,6 +636,25 @@ static void check_pusher(struct walker *w, const struct sp_ynode *root)
         REPORT(w, root, "pusher.max_event_size must not exceed channels.max_message_size");
 }
 
+/* redis.tls goes with a rediss:// url, a client certificate with its key,
+ * and every file named is readable now (it is read at the start). */
+static void check_redis_tls(struct walker *w, const struct sp_ynode *root)
+{
+    const struct sp_config *c = w->config;
+    const char *files[3][2] = {{"ca_file", c->redis.tls_files.ca_file},
+                               {"cert_file", c->redis.tls_files.cert_file},
+                               {"key_file", c->redis.tls_files.key_file}};
+
+    if (c->redis.tls_files.set && !c->redis.tls)
+        REPORT(w, root, "redis.tls needs a rediss:// redis.url (TLS)");
+    if ((c->redis.tls_files.cert_file == NULL) != (c->redis.tls_files.key_file == NULL))
+        REPORT(w, root, "redis.tls.cert_file and key_file go together (a client certificate)");
+    for (size_t i = 0; i < 3; i++)
+        if (files[i][1] != NULL && access(files[i][1], R_OK) != 0)
+            REPORT(w, root, "redis.tls.%s: cannot read '%s': %s", files[i][0], files[i][1],
+                   strerror(errno));
+}
+
 static void check_config(struct walker *w, const struct sp_ynode *root)
 {
     struct sp_config *c = w->config;
@@ -641,6 +662,8 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
     char err[256];
     if (c->redis.enabled && redis_url_apply(c, err, sizeof(err)) < 0)
         REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
+    if (c->redis.enabled)
+        check_redis_tls(w, root);
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
     if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))

@@ -220,6 +220,12 @@ struct sp_config {
         uint64_t poll_lease_ms;
         uint64_t replica_timeout_ms;
         bool required_for_ready;
+        bool tls; /* a rediss:// url */
+        struct {
+            bool set; /* the redis.tls section */
+            char *ca_file, *cert_file, *key_file, *server_name;
+            bool verify_hostname;
+        } tls_files;
     } redis;
     struct {
         bool enabled; /* the section is present: the Pusher Channels protocol is spoken */
@@ -278,11 +284,12 @@ const struct sp_config *sp_config_hold(const struct sp_config *config);
 void sp_config_release(const struct sp_config *config);
 
 /* Parses a Redis address: "host", "host:port", "[v6]:port" or
- * "redis://[[user]:password@]host[:port][/db]". Fills the malloc'd
- * *host (and *user, *password when given, else NULL), *port (default 6379)
- * and *db (-1 when the URL names none). Returns 0, or -1 with err. */
+ * "redis[s]://[[user]:password@]host[:port][/db]". Fills the malloc'd
+ * *host (and *user, *password when given, else NULL), *port (default 6379),
+ * *db (-1 when the URL names none) and *tls (rediss://). Returns 0, or -1
+ * with err. */
 int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, char **user,
-                              char **password, long *db, char *err, size_t errlen);
+                              char **password, long *db, bool *tls, char *err, size_t errlen);
 
 /* Writes every key with its type and default, as YAML comments (--help-config). */
 void sp_config_print_reference(FILE *out);

@@ -16,7 +16,7 @@ static int parse_port(const char *text, unsigned *port)
 }
 
 int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, char **user,
-                              char **password, long *db, char *err, size_t errlen)
+                              char **password, long *db, bool *tls, char *err, size_t errlen)
 {
     char *copy = strdup(text);
     char *rest, *at, *slash, *colon;
@@ -29,8 +29,9 @@ int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, cha
         return -1;
     }
     rest = copy;
-    if (strncmp(rest, "redis://", 8) == 0) {
-        rest += 8;
+    *tls = strncmp(rest, "rediss://", 9) == 0;
+    if (strncmp(rest, "redis://", 8) == 0 || *tls) {
+        rest += *tls ? 9 : 8;
         slash = strchr(rest, '/');
         if (slash != NULL) {
             char *end;
@@ -53,7 +54,7 @@ int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, cha
             rest = at + 1;
         }
     } else if (strstr(rest, "://") != NULL) {
-        snprintf(err, errlen, "redis.url '%s': only redis:// URLs (TLS is not supported)", text);
+        snprintf(err, errlen, "redis.url '%s': only redis:// and rediss:// (TLS) URLs", text);
         goto fail;
     }
     if (rest[0] == '[') { /* [v6]:port */
@@ -80,7 +81,7 @@ int sp_config_parse_redis_url(const char *text, char **host, unsigned *port, cha
     return 0;
 bad:
     snprintf(err, errlen,
-             "redis.url '%s' must be host[:port] or redis://[[user]:password@]host[:port][/db]",
+             "redis.url '%s' must be host[:port] or redis[s]://[[user]:password@]host[:port][/db]",
              text);
 fail:
     free(*host);

@@ -296,6 +296,12 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
         .connect_timeout_ms = cfg->redis.connect_timeout_ms,
         .timeout_ms = cfg->redis.timeout_ms,
         .reconnect_max_ms = cfg->redis.reconnect_max_ms,
+        .tls = cfg->redis.tls,
+        .tls_ca_file = cfg->redis.tls_files.ca_file,
+        .tls_cert_file = cfg->redis.tls_files.cert_file,
+        .tls_key_file = cfg->redis.tls_files.key_file,
+        .tls_server_name = cfg->redis.tls_files.server_name,
+        .tls_verify_hostname = cfg->redis.tls_files.verify_hostname,
     };
 
     if (e == NULL)

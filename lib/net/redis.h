@@ -1,18 +1,21 @@
-/* One Redis connection on a libevent loop (hiredis's async API and its
- * libevent adapter) that keeps itself connected: the host name is resolved
- * with evdns (never a blocking getaddrinfo on the loop), AUTH and SELECT run
- * before it reports up, a connect or a command that takes longer than its
- * timeout counts as a lost connection, and every loss is followed by a
- * reconnect after an exponential backoff with full jitter.
+/* One Redis connection on a libevent loop that keeps itself connected: the
+ * host name is resolved with evdns (never a blocking getaddrinfo on the
+ * loop), AUTH and SELECT run before it reports up, a connect or a command
+ * that takes longer than its timeout counts as a lost connection, and every
+ * loss is followed by a reconnect after an exponential backoff with full
+ * jitter.
  *
- * hiredis 0.14 (Debian 12) has no timeouts of its own in the async API;
- * this module adds them.
+ * The bytes go over a bufferevent, plain or OpenSSL's (TLS with the
+ * server's certificate and name verified, optionally a client
+ * certificate), and hiredis speaks RESP: its command formatter writes the
+ * commands and its reader parses the replies. hiredis 0.14 (Debian 12) has
+ * neither TLS nor timeouts in its async API.
  */
 #ifndef SP_NET_REDIS_H
 #define SP_NET_REDIS_H
 
 #include <event2/event.h>
-#include <hiredis/async.h>
+#include <hiredis/async.h> /* redisCallbackFn: its first argument is always NULL here */
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +33,12 @@ struct sp_redis_options {
     uint64_t timeout_ms;         /* a command without an answer for this long */
     uint64_t reconnect_max_ms;   /* backoff ceiling */
     bool ping;                   /* PING when idle, so a silent server is noticed */
+    bool tls;
+    const char *tls_ca_file;   /* PEM; NULL: the system's CAs */
+    const char *tls_cert_file; /* a client certificate chain (mTLS), with tls_key_file */
+    const char *tls_key_file;
+    const char *tls_server_name; /* sent (SNI) and checked; NULL: host */
+    bool tls_verify_hostname;    /* the certificate must name it (else only its chain is checked) */
 };
 
 struct sp_redis_ops {
@@ -40,7 +49,8 @@ struct sp_redis_ops {
     void (*down)(void *ctx, const char *why, uint64_t retry_ms);
 };
 
-/* Starts connecting at once. opts' strings are copied. */
+/* Starts connecting at once. opts' strings are copied; the TLS files are
+ * read now. NULL on allocation failure or TLS files that do not load. */
 struct sp_redis *sp_redis_new(struct event_base *base, struct evdns_base *dns,
                               const struct sp_redis_options *opts, const struct sp_redis_ops *ops,
                               void *ctx);

@@ -30,6 +30,14 @@ CONFIG = (f"pusher: {{ app_id: '{APP_ID}', key: {KEY}, secret: {SECRET}, activit
 BROWSER_DIR = ROOT / "tests" / "browser"
 
 
+def redis_pair(make_sidepush, cfg):
+    """Two replicas sharing Redis, each connected (a publish at once could be a 503)."""
+    pair = make_sidepush(cfg), make_sidepush(cfg)
+    for sp in pair:
+        wait_metric(sp.url, "sidepush_redis_up", 1)
+    return pair
+
+
 @pytest.fixture
 def sp(make_sidepush):
     return make_sidepush(CONFIG)
@@ -93,8 +101,7 @@ def test_pusher_js_and_the_server_sdk(sp):
 def test_pusher_js_across_two_replicas_with_redis(make_sidepush, redis_server):
     """Alice on one replica, Bob on another: presence, toOthers() and every event
     cross replicas through a real redis-server."""
-    a = make_sidepush(CONFIG + redis_server.config())
-    b = make_sidepush(CONFIG + redis_server.config())
+    a, b = redis_pair(make_sidepush, CONFIG + redis_server.config())
     result = node("pusher-node.mjs", a, env_extra={"SIDEPUSH_PORT_B": str(b.port)})
     assert result["ok"], result
 
@@ -547,8 +554,7 @@ def test_users_sign_in_hear_send_to_user_and_are_terminated(sp):
 def test_users_across_two_replicas_with_redis(make_sidepush, redis_server):
     """The user's second connection on another replica hears sendToUser and is
     terminated too; the users of a presence channel are the deployment's."""
-    a = make_sidepush(CONFIG + redis_server.config())
-    b = make_sidepush(CONFIG + redis_server.config())
+    a, b = redis_pair(make_sidepush, CONFIG + redis_server.config())
     result = node("pusher-users.mjs", a, env_extra={"SIDEPUSH_PORT_B": str(b.port)})
     assert result["ok"], result
 
@@ -636,8 +642,7 @@ def test_with_redis_nothing_published_after_subscription_succeeded_is_missed(mak
                                                                              redis_server):
     """subscription_succeeded comes once the channel is subscribed in Redis: an
     event published through another replica right after it arrives, every time."""
-    a = make_sidepush(CONFIG + redis_server.config())
-    b = make_sidepush(CONFIG + redis_server.config())
+    a, b = redis_pair(make_sidepush, CONFIG + redis_server.config())
 
     async def main():
         ws, _ = await connect(b)
@@ -668,7 +673,7 @@ async def subscribe(ws, channel, **extra):
 
 def test_resume_across_replicas_and_a_cursor_too_old(make_sidepush, redis_server):
     cfg = CONFIG + "channels: { history: 3 }\n" + redis_server.config()
-    a, b = make_sidepush(cfg), make_sidepush(cfg)
+    a, b = redis_pair(make_sidepush, cfg)
 
     async def main():
         ws, _ = await connect(a)
@@ -779,7 +784,7 @@ def test_encrypted_channels_are_relayed_for_the_sdks_to_decrypt(sp):
 
 def test_client_events_and_cache_channels_across_replicas(make_sidepush, redis_server):
     cfg = with_options("client_events: true") + redis_server.config()
-    a, b = make_sidepush(cfg), make_sidepush(cfg)
+    a, b = redis_pair(make_sidepush, cfg)
 
     async def main():
         alice, sid_a = await connect(a)

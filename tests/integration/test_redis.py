@@ -327,7 +327,7 @@ def test_bad_redis_urls_are_config_errors(tmp_path):
                    "redis:\n  url: 'http://example.com'\n  database: 99999\n")
     out = subprocess.run([SIDEPUSH, "--check-config", str(bad)], capture_output=True, text=True)
     assert out.returncode != 0
-    assert f"{bad}:3:8: redis.url 'http://example.com': only redis:// URLs" in out.stderr
+    assert f"{bad}:3:8: redis.url 'http://example.com': only redis:// and rediss:// (TLS) URLs" in out.stderr
     assert f"{bad}:4:13:" in out.stderr
 
 

@@ -315,7 +315,15 @@ static void test_redis(void)
            c->redis.database == 2,
        "[v6]:port and database");
     sp_config_release(c);
-    static const char *const bad[] = {"'redis://h:0'", "'h:99999'",       "'rediss://h'",
+    c = parse("backend: {url: http://x}\nredis: {url: 'rediss://cache.svc:6380'}\n", &d);
+    ok(c != NULL && c->redis.tls && strcmp(c->redis.host, "cache.svc") == 0 &&
+           c->redis.tls_files.verify_hostname,
+       "rediss:// is TLS, the host name verified by default");
+    sp_config_release(c);
+    c = parse("backend: {url: http://x}\nredis: {url: 'redis://h', tls: {server_name: h}}\n", &d);
+    ok(c == NULL && has_diag(&d, "redis.tls needs a rediss://"), "redis.tls without rediss://");
+    sp_config_release(c);
+    static const char *const bad[] = {"'redis://h:0'", "'h:99999'",       "'redisx://h'",
                                       "'h/x'",         "'redis://h/abc'", "':6379'"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char text[256];
