@@ -36,6 +36,9 @@ const char *sp_hub_error_text(int err)
         return "no such channel";
     case SP_HUB_UNAVAILABLE:
         return "the push engine (Redis) is unavailable; nothing was published, retry later";
+    case SP_HUB_NOT_REPLICATED:
+        return "stored by the Redis primary, but not by redis.wait_replicas replicas in time: a "
+               "failover now could lose it; retry with the same id";
     case SP_HUB_USER_FULL:
         return "too many connections for this user (limits.max_connections_per_user)";
     default:

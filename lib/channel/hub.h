@@ -80,8 +80,9 @@ enum sp_hub_error {
     SP_HUB_BAD_EVENT = -3, /* event names: printable ASCII, no ':', at most 128 */
     SP_HUB_NO_MEMORY = -4,
     SP_HUB_NO_CHANNEL = -5,
-    SP_HUB_UNAVAILABLE = -6, /* the shared engine (Redis) cannot take it now */
-    SP_HUB_USER_FULL = -7,   /* the user has limits.max_connections_per_user subscribers */
+    SP_HUB_UNAVAILABLE = -6,    /* the shared engine (Redis) cannot take it now */
+    SP_HUB_USER_FULL = -7,      /* the user has limits.max_connections_per_user subscribers */
+    SP_HUB_NOT_REPLICATED = -8, /* stored by the Redis primary, not confirmed by its replicas */
 };
 
 /* base runs the expiry sweep (any one loop); nports is the number of

@@ -655,6 +655,32 @@ static void check_redis_tls(struct walker *w, const struct sp_ynode *root)
                    strerror(errno));
 }
 
+/* Each sentinel a host[:port]; a master name with them. */
+static void check_sentinels(struct walker *w, const struct sp_ynode *root)
+{
+    const struct sp_config *c = w->config;
+    char err[256];
+
+    if (c->redis.sentinels.count > 0 && c->redis.sentinel_master == NULL)
+        REPORT(w, root, "redis.sentinels needs redis.sentinel_master (the name they monitor)");
+    for (size_t i = 0; i < c->redis.sentinels.count; i++) {
+        const char *s = c->redis.sentinels.items[i];
+        char *host, *user, *password;
+        unsigned port;
+        long db;
+        bool tls;
+        if (strstr(s, "://") != NULL ||
+            sp_config_parse_redis_url(s, &host, &port, &user, &password, &db, &tls, err,
+                                      sizeof(err)) < 0) {
+            REPORT(w, root, "redis.sentinels: '%s' must be host[:port]", s);
+            continue;
+        }
+        free(host);
+        free(user);
+        free(password);
+    }
+}
+
 static void check_config(struct walker *w, const struct sp_ynode *root)
 {
     struct sp_config *c = w->config;
@@ -662,8 +688,10 @@ static void check_config(struct walker *w, const struct sp_ynode *root)
     char err[256];
     if (c->redis.enabled && redis_url_apply(c, err, sizeof(err)) < 0)
         REPORT(w, root, "%s", err); /* the default URL; a bad given one was reported already */
-    if (c->redis.enabled)
+    if (c->redis.enabled) {
         check_redis_tls(w, root);
+        check_sentinels(w, root);
+    }
     if (c->publish_auth.hmac_secret != NULL && !webhook_secret_valid(c->publish_auth.hmac_secret))
         REPORT(w, root, "publish.auth.hmac_secret must be base64 (optionally after whsec_)");
     if (c->webhooks.secret != NULL && !webhook_secret_valid(c->webhooks.secret))

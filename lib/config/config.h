@@ -220,7 +220,12 @@ struct sp_config {
         uint64_t poll_lease_ms;
         uint64_t replica_timeout_ms;
         bool required_for_ready;
-        bool tls; /* a rediss:// url */
+        bool tls;                    /* a rediss:// url */
+        struct sp_strlist sentinels; /* host[:port] of each; empty: url names the server */
+        char *sentinel_master;
+        char *sentinel_password;
+        uint64_t wait_replicas; /* WAIT for this many replicas before a publish's 202 */
+        uint64_t wait_timeout_ms;
         struct {
             bool set; /* the redis.tls section */
             char *ca_file, *cert_file, *key_file, *server_name;

@@ -99,6 +99,8 @@ struct engine_stats {
     uint64_t up_transitions, down_transitions;
     uint64_t publish_failures;
     uint64_t loads, resyncs, epoch_changes;
+    uint64_t primary_changes; /* Sentinel named another primary */
+    uint64_t not_replicated;  /* publishes redis.wait_replicas did not confirm */
 };
 
 struct sp_engine {
@@ -123,6 +125,7 @@ struct sp_engine {
     LIST_HEAD(, sp_engine_wait) waits;
     struct engine_stats stats;
     struct engine_share *share;
+    struct engine_sentinel *sentinel; /* NULL without redis.sentinels */
 };
 
 /* One command in flight. */
@@ -137,6 +140,7 @@ struct op {
     void *arg;
     enum script script; /* SCRIPT LOAD */
     char channel[SP_CHANNEL_MAX + 1];
+    struct sp_publish_result res; /* a publish waiting for WAIT */
 };
 
 /* ---- engine.c ---------------------------------------------------------------------------- */
@@ -183,6 +187,14 @@ uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redis
                            void (*fn)(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap,
                                       void *ctx),
                            void *ctx);
+
+/* ---- engine_sentinel.c -------------------------------------------------------------------- */
+struct engine_sentinel *engine_sentinel_new(struct sp_engine *e);
+void engine_sentinel_free(struct engine_sentinel *s);
+/* Asks the sentinel which server is the primary now (accepts NULL). */
+void engine_sentinel_ask(struct engine_sentinel *s);
+/* "host:port" of the primary, "" before the first answer. */
+const char *engine_sentinel_primary(const struct engine_sentinel *s);
 
 /* ---- engine_pattern.c --------------------------------------------------------------------- */
 /* The most channels one pattern's load reads into the hub. */

@@ -262,6 +262,7 @@ static void cmd_down(void *arg, const char *why, uint64_t retry_ms)
                  "commands: %s; reconnecting in %llu ms", why, (unsigned long long)retry_ms);
     e->cmd_was_up = false;
     engine_update_up(e, why);
+    engine_sentinel_ask(e->sentinel); /* a failover, or a primary turned replica */
 }
 
 static const struct sp_redis_ops cmd_ops = {cmd_up, cmd_down};
@@ -302,7 +303,11 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
         .tls_key_file = cfg->redis.tls_files.key_file,
         .tls_server_name = cfg->redis.tls_files.server_name,
         .tls_verify_hostname = cfg->redis.tls_files.verify_hostname,
+        /* With Sentinel, the server is whichever it names the primary. */
+        .require_primary = cfg->redis.sentinels.count > 0,
     };
+    if (cfg->redis.sentinels.count > 0)
+        opts.host = NULL;
 
     if (e == NULL)
         return NULL;
@@ -330,6 +335,8 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
     e->sub = sp_redis_new(env->base, e->dns, &opts, &engine_sub_ops, e);
     if (e->cmd == NULL || e->sub == NULL)
         goto fail;
+    if (cfg->redis.sentinels.count > 0 && (e->sentinel = engine_sentinel_new(e)) == NULL)
+        goto fail;
     return e;
 fail:
     sp_engine_free(e);
@@ -353,6 +360,8 @@ void sp_engine_free(struct sp_engine *e)
     while (!LIST_EMPTY(&e->waits))
         engine_wait_finish(LIST_FIRST(&e->waits), false);
     /* Callbacks in flight run now with no reply, while e is whole. */
+    engine_sentinel_free(e->sentinel);
+    e->sentinel = NULL;
     sp_redis_free(e->cmd);
     sp_redis_free(e->sub);
     e->cmd = e->sub = NULL;
@@ -447,6 +456,12 @@ void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
                     (double)(st->loads - st->resyncs));
     sp_metric_value(out, "sidepush_redis_channel_loads_total", "reason=\"resync\"",
                     (double)st->resyncs);
+    sp_metric_one(out, "sidepush_redis_primary_changes_total", "counter",
+                  "Times Sentinel named another primary (a failover).",
+                  (double)st->primary_changes);
+    sp_metric_one(out, "sidepush_redis_not_replicated_total", "counter",
+                  "Publishes answered 503 because redis.wait_replicas did not confirm them.",
+                  (double)st->not_replicated);
     sp_metric_one(out, "sidepush_redis_epoch_changes_total", "counter",
                   "Times Redis was found to have lost its data (a new epoch).",
                   (double)st->epoch_changes);

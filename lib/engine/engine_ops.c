@@ -13,6 +13,37 @@
 
 /* ---- publishing -------------------------------------------------------------------------- */
 
+/* WAIT's answer: how many replicas have everything written so far. */
+static void on_waited(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct op *op = arg;
+    struct sp_engine *e = op->e;
+    redisReply *r = reply;
+
+    (void)ac;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER &&
+        (uint64_t)r->integer >= e->env.config->redis.wait_replicas) {
+        op->cb.published(op->arg, SP_HUB_OK, &op->res);
+    } else {
+        e->stats.not_replicated++;
+        op->cb.published(op->arg, SP_HUB_NOT_REPLICATED, NULL);
+    }
+    free(op);
+}
+
+/* A new message waits until redis.wait_replicas replicas have it. Returns
+ * 0 when WAIT was sent. */
+static int wait_replicas(struct sp_engine *e, struct op *op, const struct sp_publish_result *res)
+{
+    char count[24], ms[24];
+    const char *argv[3] = {"WAIT", count, ms};
+
+    op->res = *res;
+    snprintf(count, sizeof(count), "%" PRIu64, e->env.config->redis.wait_replicas);
+    snprintf(ms, sizeof(ms), "%" PRIu64, e->env.config->redis.wait_timeout_ms);
+    return sp_redis_command(e->cmd, on_waited, op, 3, argv, NULL);
+}
+
 static void on_published(redisAsyncContext *ac, void *reply, void *arg)
 {
     struct op *op = arg;
@@ -32,6 +63,15 @@ static void on_published(redisAsyncContext *ac, void *reply, void *arg)
     res.subscribers = (size_t)engine_reply_u64(r->element[3]); /* replicas */
     res.seq = engine_reply_u64(r->element[4]);
     e->stats.published += !res.duplicate;
+    /* A duplicate was confirmed the first time. */
+    if (e->env.config->redis.wait_replicas > 0 && !res.duplicate) {
+        if (wait_replicas(e, op, &res) == 0)
+            return;
+        e->stats.not_replicated++;
+        op->cb.published(op->arg, SP_HUB_NOT_REPLICATED, NULL);
+        free(op);
+        return;
+    }
     op->cb.published(op->arg, SP_HUB_OK, &res);
     free(op);
 }

@@ -290,6 +290,32 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *arg)
         became_up(r);
 }
 
+/* ROLE's answer: a primary says "master"; a replica (a primary that came
+ * back after a failover as one) is never written to. */
+static void on_role(redisAsyncContext *ac, void *reply, void *arg)
+{
+    struct sp_redis *r = arg;
+    redisReply *rep = reply;
+    char why[160];
+
+    (void)ac;
+    if (rep == NULL)
+        return;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(rep->element[0]->str, "master") != 0) {
+        snprintf(why, sizeof(why), "not a primary (ROLE: %s)",
+                 rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                         rep->element[0]->type == REDIS_REPLY_STRING
+                     ? rep->element[0]->str
+                     : "unreadable");
+        lost(r, why);
+        return;
+    }
+    if (--r->handshake == 0)
+        became_up(r);
+}
+
 static void handshake(struct sp_redis *r)
 {
     char db[24];
@@ -310,6 +336,12 @@ static void handshake(struct sp_redis *r)
     }
     if (r->opts.database != 0) {
         if (send_argv(r, on_handshake, r, 2, select, NULL) < 0)
+            goto fail;
+        r->handshake++;
+    }
+    if (r->opts.require_primary) {
+        const char *role[1] = {"ROLE"};
+        if (send_argv(r, on_role, r, 1, role, NULL) < 0)
             goto fail;
         r->handshake++;
     }
@@ -455,6 +487,10 @@ static void connect_now(struct sp_redis *r)
 {
     struct evutil_addrinfo hints = {0};
 
+    if (r->opts.host == NULL) {
+        r->state = S_WAITING; /* until sp_redis_set_target */
+        return;
+    }
     r->deadline_ms = sp_now_ms() + r->opts.connect_timeout_ms;
     r->state = S_RESOLVING;
     hints.ai_family = AF_UNSPEC;
@@ -547,7 +583,7 @@ struct sp_redis *sp_redis_new(struct event_base *base, struct evdns_base *dns,
     r->opts.tls_ca_file = r->opts.tls_cert_file = r->opts.tls_key_file = NULL; /* read now */
     r->retry = evtimer_new(base, on_retry, r);
     r->watch = event_new(base, -1, EV_PERSIST, on_watch, r);
-    if (!copied || r->opts.host == NULL || r->retry == NULL || r->watch == NULL ||
+    if (!copied || r->retry == NULL || r->watch == NULL ||
         (opts->tls && (r->tls = tls_context(opts)) == NULL) || event_add(r->watch, &tv) < 0) {
         sp_redis_free(r);
         return NULL;
@@ -580,6 +616,28 @@ void sp_redis_free(struct sp_redis *r)
     free((char *)r->opts.password);
     free((char *)r->opts.tls_server_name);
     free(r);
+}
+
+int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port)
+{
+    char why[300];
+
+    if (r->opts.host != NULL && strcmp(r->opts.host, host) == 0 && r->opts.port == port)
+        return 0;
+    char *copy = strdup(host);
+    if (copy == NULL)
+        return -1;
+    free((char *)r->opts.host);
+    r->opts.host = copy;
+    r->opts.port = port;
+    r->backoff_ms = BACKOFF_FIRST_MS;
+    if (r->state != S_WAITING) {
+        snprintf(why, sizeof(why), "the server is now %s:%u", host, port);
+        lost(r, why);
+    } else if (!evtimer_pending(r->retry, NULL)) {
+        connect_now(r); /* had none yet */
+    }
+    return 0;
 }
 
 int sp_redis_set_auth(struct sp_redis *r, const char *username, const char *password)

@@ -24,7 +24,7 @@ struct evdns_base;
 struct sp_redis;
 
 struct sp_redis_options {
-    const char *host;
+    const char *host; /* NULL: no server yet (sp_redis_set_target) */
     unsigned port;
     const char *username; /* NULL: AUTH with the password only */
     const char *password; /* NULL: no AUTH */
@@ -39,6 +39,7 @@ struct sp_redis_options {
     const char *tls_key_file;
     const char *tls_server_name; /* sent (SNI) and checked; NULL: host */
     bool tls_verify_hostname;    /* the certificate must name it (else only its chain is checked) */
+    bool require_primary;        /* ROLE must say master (Sentinel: never write to a replica) */
 };
 
 struct sp_redis_ops {
@@ -59,6 +60,11 @@ struct sp_redis *sp_redis_new(struct event_base *base, struct evdns_base *dns,
 void sp_redis_free(struct sp_redis *r);
 
 bool sp_redis_is_up(const struct sp_redis *r);
+
+/* Another server (Sentinel named a new primary): a connection to the old
+ * one is dropped, and the next goes to host:port. Same target: nothing
+ * happens. Returns 0, or -1 on allocation failure. */
+int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port);
 
 /* New credentials for the next AUTH (a rotated password): the connection
  * up now stays. Returns 0, or -1 on allocation failure (nothing changed). */

@@ -121,6 +121,7 @@ static int publish_status(int rc)
         return 413;
     case SP_HUB_NO_MEMORY:
     case SP_HUB_UNAVAILABLE:
+    case SP_HUB_NOT_REPLICATED:
         return 503;
     default:
         return 400;

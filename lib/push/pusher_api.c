@@ -83,7 +83,7 @@ static void on_published(void *arg, int rc, const struct sp_publish_result *res)
 
     (void)res;
     if (rc != SP_HUB_OK && job->status == 200)
-        job->status = rc == SP_HUB_UNAVAILABLE ? 503 : 400;
+        job->status = rc == SP_HUB_UNAVAILABLE || rc == SP_HUB_NOT_REPLICATED ? 503 : 400;
     job_release(job);
 }
 

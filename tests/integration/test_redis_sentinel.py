@@ -1,0 +1,144 @@
+"""Redis Sentinel (issue 26): real redis-server processes, a primary, two
+replicas and three sentinels on loopback. Two sidepush replicas learn the
+primary from the sentinels, with subscribers on both and a steady publisher
+(one POST at a time, alternating between them) while the primary is killed
+with SIGKILL: publishes answer 503 during the switch, never 202 for what
+was not stored (redis.wait_replicas: 1), both follow the new primary, and
+every acknowledged message reaches both subscribers once, in order."""
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, wait_port
+from pushutil import CurlSSE, metric, publish, wait_metric, wait_subscribers
+
+MASTER = "mymaster"
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True,
+                          text=True, timeout=10).stdout.strip()
+
+
+def start(args, port, what):
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc, what)
+    return proc
+
+
+@pytest.fixture
+def sentinel_set(tmp_path):
+    procs = []
+    primary = free_port()
+    common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    d = tmp_path / f"redis-{primary}"
+    d.mkdir()
+    procs.append(start(["redis-server", "--port", str(primary), "--dir", str(d), *common],
+                       primary, "primary"))
+    replicas = []
+    for _ in range(2):
+        port = free_port()
+        d = tmp_path / f"redis-{port}"
+        d.mkdir()
+        procs.append(start(["redis-server", "--port", str(port), "--dir", str(d),
+                            "--replicaof", "127.0.0.1", str(primary), *common], port, "replica"))
+        replicas.append(port)
+    sentinels = []
+    for _ in range(3):
+        port = free_port()
+        conf = tmp_path / f"sentinel-{port}.conf"
+        conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                        f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n"
+                        f"sentinel down-after-milliseconds {MASTER} 1000\n"
+                        f"sentinel failover-timeout {MASTER} 4000\n"
+                        f"sentinel parallel-syncs {MASTER} 1\n")
+        procs.append(start(["redis-server", str(conf), "--sentinel"], port, "sentinel"))
+        sentinels.append(port)
+    deadline = time.monotonic() + 20
+    while not all(cli(r, "INFO", "replication").count("master_link_status:up") for r in replicas):
+        assert time.monotonic() < deadline, "the replicas never synced"
+        time.sleep(0.1)
+    while not all(cli(s, "SENTINEL", "replicas", MASTER).count("127.0.0.1") >= 2
+                  for s in sentinels):
+        assert time.monotonic() < deadline, "the sentinels never saw both replicas"
+        time.sleep(0.2)
+
+    class Set:
+        pass
+    st = Set()
+    st.primary, st.primary_proc, st.sentinels = primary, procs[0], sentinels
+    yield st
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
+
+
+def config(st, extra=""):
+    sentinels = ", ".join(f"'127.0.0.1:{p}'" for p in st.sentinels)
+    return ("routes:\n  - path: /events/{channel}\n    subscribe: {}\n"
+            "channels: { history: 1000 }\n"
+            f"redis: {{ url: 'redis://unused:6379', key_prefix: 'test:', sentinels: [{sentinels}], "
+            f"sentinel_master: {MASTER}, wait_replicas: 1, wait_timeout: 500ms, "
+            "reconnect_max: 200ms }\n" + extra)
+
+
+def test_a_failover_under_load_loses_no_acknowledged_message(make_sidepush, sentinel_set):
+    a, b = (make_sidepush(config(sentinel_set)) for _ in range(2))
+    for sp in (a, b):
+        wait_metric(sp.url, "sidepush_redis_up", 1)
+    streams = [CurlSSE(f"{sp.url}/events/f") for sp in (a, b)]
+    try:
+        for sp in (a, b):
+            wait_subscribers(sp, "f", 1)
+        acked, statuses, killed_at = [], [], []
+
+        def publisher():
+            n = 0
+            end = time.monotonic() + 12
+            while time.monotonic() < end:
+                sp = (a, b)[n % 2]
+                r = publish(sp, "f", f"n{n}")
+                statuses.append((time.monotonic(), r.status_code))
+                if r.status_code == 202:
+                    acked.append((r.json()["id"], f"n{n}"))
+                else:
+                    assert r.status_code == 503, r.text
+                n += 1
+                time.sleep(0.02)
+        t = threading.Thread(target=publisher)
+        t.start()
+        time.sleep(2)
+        sentinel_set.primary_proc.send_signal(signal.SIGKILL)
+        killed_at.append(time.monotonic())
+        t.join()
+        assert any(code == 503 for _, code in statuses), "the switch was never seen"
+        after = [code for at, code in statuses if at > killed_at[0] + 6]
+        assert after and all(code == 202 for code in after[-10:]), "not back on the new primary"
+        for s in streams:
+            events = s.events(len(acked), timeout=20)
+            got = [(e["id"], e["data"]) for e in events]
+            ids = [int(i.rsplit("-", 1)[1]) for i, _ in got]
+            assert ids == sorted(set(ids)), "out of order or repeated"
+            missing = [m for m in acked if m not in got]
+            assert not missing, f"{len(missing)} acknowledged messages lost: {missing[:5]}"
+        for sp in (a, b):
+            assert metric(sp.url, "sidepush_redis_primary_changes_total") >= 1
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_sentinel_settings_are_checked(tmp_path):
+    from conftest import SIDEPUSH
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("backend: { url: 'http://127.0.0.1:9' }\n"
+                   "redis: { sentinels: ['127.0.0.1:26379', 'http://x'] }\n")
+    r = subprocess.run([SIDEPUSH, "--check-config", str(cfg)], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 1
+    assert "redis.sentinels needs redis.sentinel_master" in r.stderr
+    assert "'http://x' must be host[:port]" in r.stderr
