@@ -186,30 +186,30 @@ def test_at_expiry_each_transport_ends_as_its_client_can_act_on(make_sidepush, i
     assert r.status_code == 401 and r.json()["error"] == "token expired"
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
-def test_an_eventsource_page_renews_its_token_and_misses_nothing(make_sidepush, issuer):
-    sp = make_sidepush(route(f"secret: '{issuer.keys['secret']}', leeway: 0s"),
-                       backend_url=issuer.url)
-    out = subprocess.run([shutil.which("node"), "token-expiry.mjs"], cwd=BROWSER_DIR,
+def browser(sp, script):
+    """Runs a Chromium script of tests/browser against sp; it must end {ok: true}."""
+    out = subprocess.run([shutil.which("node"), script], cwd=BROWSER_DIR,
                          env=dict(os.environ, SIDEPUSH_PORT=str(sp.port),
                                   SIDEPUSH_PUBLISH_PORT=str(sp.publish_port)),
                          capture_output=True, text=True, timeout=120)
     print(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ok"], result
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_an_eventsource_page_renews_its_token_and_misses_nothing(make_sidepush, issuer):
+    sp = make_sidepush(route(f"secret: '{issuer.keys['secret']}', leeway: 0s"),
+                       backend_url=issuer.url)
+    browser(sp, "token-expiry.mjs")
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
 def test_chromium_websockets_bring_a_token_in_the_query_and_in_a_cookie(make_sidepush, issuer):
     sp = make_sidepush(route(f"secret: '{issuer.keys['secret']}', cookie: sp_token"),
                        backend_url=issuer.url)
-    out = subprocess.run([shutil.which("node"), "token-websocket.mjs"], cwd=BROWSER_DIR,
-                         env=dict(os.environ, SIDEPUSH_PORT=str(sp.port),
-                                  SIDEPUSH_PUBLISH_PORT=str(sp.publish_port)),
-                         capture_output=True, text=True, timeout=120)
-    print(out.stderr)
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["ok"], result
+    browser(sp, "token-websocket.mjs")
+
 
 def test_a_user_holds_at_most_max_connections_per_user(make_sidepush, issuer):
     sp = make_sidepush("limits: { max_connections_per_user: 2 }\n"
