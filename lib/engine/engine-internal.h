@@ -96,6 +96,8 @@ struct sp_engine_wait {
 struct engine_stats {
     uint64_t published;         /* not counting duplicates */
     struct sp_histogram fanout; /* a pub/sub message to the hub's hand-off */
+    struct sp_histogram lag;    /* Redis's clock at publish to this replica's at receipt */
+    uint64_t gaps, backfilled;  /* resyncs that found messages missed, and those messages */
     uint64_t up_transitions, down_transitions;
     uint64_t publish_failures;
     uint64_t loads, resyncs, epoch_changes;
@@ -174,6 +176,8 @@ void engine_check_waits(struct sp_engine *e);
 bool engine_synced(struct sp_engine *e, const char *name);
 struct sp_slice engine_field(const redisReply *fields, const char *name);
 void engine_buffered_clear(struct echan *c);
+/* A resync delivered missed messages (a pub/sub gap filled from history). */
+void engine_count_gap(struct sp_engine *e, size_t missed);
 void engine_wait_finish(struct sp_engine_wait *w, bool ok);
 /* A pub/sub message's text as a message of channel; its "s" field in
  * *snap, *snap_len. NULL when unreadable or out of memory. */

@@ -423,6 +423,21 @@ void sp_engine_add_figures(const struct sp_engine *e, uint64_t *published,
     sp_histogram_add(fanout, &e->stats.fanout);
 }
 
+/* The server written to, as a label: Sentinel's primary changes. */
+static void server_info(const struct sp_engine *e, struct evbuffer *out)
+{
+    char target[300], labels[400];
+
+    sp_redis_target(e->cmd, target, sizeof(target));
+    if (strpbrk(target, "\"\\\n") != NULL)
+        snprintf(target, sizeof(target), "unprintable");
+    snprintf(labels, sizeof(labels), "mode=\"%s\",address=\"%s\"",
+             e->sentinel ? "sentinel" : "single", target);
+    sp_metric_head(out, "sidepush_redis_primary_info", "gauge",
+                   "The Redis primary written to now (1), by how it was found and its address.");
+    sp_metric_value(out, "sidepush_redis_primary_info", labels, 1);
+}
+
 void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
 {
     const struct engine_stats *st = &e->stats;
@@ -462,6 +477,18 @@ void sp_engine_metrics(const struct sp_engine *e, struct evbuffer *out)
     sp_metric_one(out, "sidepush_redis_not_replicated_total", "counter",
                   "Publishes answered 503 because redis.wait_replicas did not confirm them.",
                   (double)st->not_replicated);
+    sp_metric_histogram(out, "sidepush_redis_pubsub_lag_seconds",
+                        "From the publish in Redis (its clock) to this replica's receipt of "
+                        "the pub/sub message (this host's clock).",
+                        &st->lag);
+    sp_metric_one(out, "sidepush_redis_gaps_filled_total", "counter",
+                  "Pub/sub gaps (a lost subscription connection, a failover) after which "
+                  "the channel's stream held messages this replica had not received.",
+                  (double)st->gaps);
+    sp_metric_one(out, "sidepush_redis_backfilled_messages_total", "counter",
+                  "Messages delivered from a channel's stream to fill a pub/sub gap.",
+                  (double)st->backfilled);
+    server_info(e, out);
     sp_metric_one(out, "sidepush_redis_epoch_changes_total", "counter",
                   "Times Redis was found to have lost its data (a new epoch).",
                   (double)st->epoch_changes);

@@ -146,6 +146,8 @@ void engine_pattern_loaded(redisAsyncContext *ac, void *reply, void *arg)
     for (size_t i = 0; i < r->element[3]->elements; i++)
         apply_channel(e, c, r->element[3]->element[i], engine_reply_u64(r->element[2]), &news);
     sp_hub_note_seq(e->env.hub, seq);
+    if (c->resync)
+        engine_count_gap(e, news.n);
     if (news.n > 1)
         qsort(news.msgs, news.n, sizeof(*news.msgs), by_seq);
     for (size_t i = 0; i < news.n; i++) {

@@ -252,9 +252,23 @@ uint64_t engine_each_entry(struct sp_engine *e, const char *channel, const redis
     return floor;
 }
 
-static void inject_entry(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap, void *deliver)
+struct injecting {
+    bool deliver;
+    size_t count;
+};
+
+static void inject_entry(struct sp_engine *e, struct sp_msg *m, struct sp_slice snap, void *arg)
 {
-    inject(e, m, *(bool *)deliver, snap.ptr, snap.len);
+    struct injecting *in = arg;
+
+    inject(e, m, in->deliver, snap.ptr, snap.len);
+    in->count++;
+}
+
+void engine_count_gap(struct sp_engine *e, size_t missed)
+{
+    e->stats.gaps += missed > 0;
+    e->stats.backfilled += missed;
 }
 
 /* Puts a load's entries into the hub: a first load replaces the channel's
@@ -268,7 +282,10 @@ static void apply_entries(struct sp_engine *e, struct echan *c, const redisReply
         floor = engine_each_entry(e, c->name, entries, redis_now, floor, NULL, &none);
         sp_hub_reset_channel(e->env.hub, c->name, floor);
     }
-    engine_each_entry(e, c->name, entries, redis_now, floor, inject_entry, &deliver);
+    struct injecting in = {deliver, 0};
+    engine_each_entry(e, c->name, entries, redis_now, floor, inject_entry, &in);
+    if (deliver)
+        engine_count_gap(e, in.count);
 }
 
 struct echan *engine_load_answered(struct op *op, const redisReply *r, size_t elements)
@@ -374,40 +391,52 @@ void engine_load_channel(struct sp_engine *e, struct echan *c)
  * fields: the origin (a Pusher socket_id the message is not for) only when
  * there is one, so a replica of before it reads every other message. */
 static int read_head(const char *p, const char *nl, char epoch[16], unsigned long long *seq,
-                     size_t l[5])
+                     unsigned long long *t, size_t l[5])
 {
-    unsigned long long t;
     int used = 0;
 
     l[4] = 0;
-    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu %zu%n", epoch, seq, &t, &l[0], &l[1], &l[2],
+    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu %zu%n", epoch, seq, t, &l[0], &l[1], &l[2],
                &l[3], &l[4], &used) == 8 &&
         p + used == nl)
         return 0;
     used = 0;
     l[4] = 0;
-    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, seq, &t, &l[0], &l[1], &l[2], &l[3],
+    if (sscanf(p, "M %15s %llu %llu %zu %zu %zu %zu%n", epoch, seq, t, &l[0], &l[1], &l[2], &l[3],
                &used) == 7 &&
         p + used == nl)
         return 0;
     return -1;
 }
 
+/* Wall clocks, Redis's and ours: a skew between the hosts shows in the
+ * figure (a negative lag counts as none). */
+static void observe_lag(struct sp_engine *e, uint64_t published_ms)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    sp_histogram_observe(&e->stats.lag,
+                         now_ms > published_ms ? (double)(now_ms - published_ms) / 1e3 : 0);
+}
+
 struct sp_msg *engine_read_message(struct sp_engine *e, const char *channel, const char *p,
                                    size_t len, const char **snap, size_t *snap_len)
 {
     char epoch[16], origin[48];
-    unsigned long long seq;
+    unsigned long long seq, published_at;
     size_t l[5];
     const char *nl = memchr(p, '\n', len);
 
-    if (nl == NULL || read_head(p, nl, epoch, &seq, l) < 0 ||
+    if (nl == NULL || read_head(p, nl, epoch, &seq, &published_at, l) < 0 ||
         l[0] + l[1] + l[2] + l[3] + l[4] != len - (size_t)(nl + 1 - p) || l[4] >= sizeof(origin)) {
         sp_log_warn(e->env.log, "redis_message", "unreadable message on channel %s", channel);
         return NULL;
     }
     size_t el = l[0], dl = l[1], gl = l[2];
     const char *f = nl + 1;
+    observe_lag(e, published_at);
     if (strcmp(epoch, sp_hub_epoch(e->env.hub)) != 0)
         engine_epoch_changed(e, epoch, seq - 1); /* the channel now reloads: this one is buffered */
     struct sp_msg *m = make_msg(e, channel, seq, sp_now_ms(), (struct sp_slice){f, el},

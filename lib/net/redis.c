@@ -640,6 +640,14 @@ int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port)
     return 0;
 }
 
+void sp_redis_target(const struct sp_redis *r, char *out, size_t size)
+{
+    bool v6 = r->opts.host != NULL && strchr(r->opts.host, ':') != NULL;
+
+    snprintf(out, size, "%s%s%s:%u", v6 ? "[" : "", r->opts.host ? r->opts.host : "", v6 ? "]" : "",
+             r->opts.port);
+}
+
 int sp_redis_set_auth(struct sp_redis *r, const char *username, const char *password)
 {
     char *user = username ? strdup(username) : NULL, *pass = password ? strdup(password) : NULL;

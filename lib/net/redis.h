@@ -79,6 +79,9 @@ int sp_redis_command(struct sp_redis *r, redisCallbackFn *fn, void *privdata, in
  * error noticed by the caller). */
 void sp_redis_reset(struct sp_redis *r, const char *why);
 
+/* "host:port" of the server connected to, or to be connected to next. */
+void sp_redis_target(const struct sp_redis *r, char *out, size_t size);
+
 /* Connections made and lost since the start. */
 uint64_t sp_redis_connects(const struct sp_redis *r);
 uint64_t sp_redis_losses(const struct sp_redis *r);

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 HERE = Path(__file__).resolve().parent
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
-OVERLAYS = ["single", "classic", "replicas"]
+OVERLAYS = ["single", "classic", "replicas", "managed-redis"]
 # Where the overlays mount their Secrets; the test stands in files for them.
 SECRET_MOUNTS = {"/etc/sidepush-secret/": "token", "/etc/sidepush-redis/": "password"}
 
@@ -340,6 +340,24 @@ def test_replicas_share_the_app_state():
     assert any(path.startswith(m["mountPath"] + "/") for m in app["volumeMounts"])
 
 
+def test_managed_redis_replaces_the_in_cluster_one_with_tls():
+    """deploy/managed-redis: no Redis of its own, sidepush and the app both over
+    TLS as the same user, the password a mounted Secret, the CA Secret optional."""
+    cfg = yaml.safe_load(sidepush_config("managed-redis"))
+    assert not [d for d in render("managed-redis") if "redis" in d["metadata"]["name"]]
+    assert cfg["redis"]["url"].startswith("rediss://")
+    host_port = cfg["redis"]["url"].split("//", 1)[1]
+    pod = orders("managed-redis")["spec"]["template"]["spec"]
+    (app,) = [c for c in pod["containers"] if c["name"] == "app"]
+    cmd = app["command"]
+    assert cmd[cmd.index("--redis") + 1] == host_port and "--redis-tls" in cmd
+    assert cmd[cmd.index("--redis-user") + 1] == cfg["redis"]["username"]
+    assert cfg["redis"]["password"] == "${file:" + cmd[cmd.index("--redis-password-file") + 1] + "}"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["redis-ca"]["secret"]["optional"] is True
+    assert volumes["redis-password"]["secret"]["secretName"] == "sidepush-redis"
+
+
 # ---- the Grafana dashboard ---------------------------------------------------------------------
 
 def test_dashboard_queries_only_metrics_sidepush_exports(tmp_path):
@@ -349,7 +367,8 @@ def test_dashboard_queries_only_metrics_sidepush_exports(tmp_path):
     panels = [p for p in dash["panels"] if p["type"] != "row"]
     wanted = {"subscribers", "delivered", "fanout", "slow_consumer", "proxy_request_duration",
               "proxy_requests", "poll_results", "pusher_connections",
-              "pusher_subscriptions"}  # what the issues ask the dashboard to show
+              "pusher_subscriptions", "redis_pubsub_lag", "redis_gaps_filled",
+              "redis_primary_info"}  # what the issues ask the dashboard to show
     queried = {m for p in panels for t in p["targets"] for m in re.findall(r"sidepush_\w+", t["expr"])}
     assert all(any(w in m for m in queried) for w in wanted), wanted
     import socket

@@ -80,6 +80,34 @@ def test_replicas_of_the_app_share_one_board(tmp_path):
         redis.stop()
 
 
+def test_the_app_reaches_a_managed_redis_over_tls_as_an_acl_user(tmp_path):
+    """deploy/managed-redis: the demo app's own store speaks TLS (the server's
+    certificate checked against a CA and its name) and AUTHs as an ACL user."""
+    from test_redis_tls import TlsRedis, make_ca, make_cert
+    make_ca(tmp_path, "ca")
+    make_cert(tmp_path, "server", "ca", "IP:127.0.0.1,DNS:localhost")
+    redis = TlsRedis(tmp_path, tmp_path)
+    subprocess.run(["redis-cli", "--tls", "--cacert", str(tmp_path / "ca.crt"), "-p",
+                    str(redis.port), "ACL", "SETUSER", "board", "on", ">pw", "~orders*", "+@all"],
+                   check=True, capture_output=True)
+    (tmp_path / "password").write_text("pw\n")
+    common = ["--redis", f"localhost:{redis.port}", "--redis-user", "board",
+              "--redis-password-file", str(tmp_path / "password")]
+    apps = [start_app(*common, "--redis-ca", str(tmp_path / "ca.crt")) for _ in range(2)]
+    untrusted, untrusted_url = start_app(*common, "--redis-tls")  # the system's CAs only
+    try:
+        (_, a), (_, b) = apps
+        made = requests.post(a + "/api/orders", json={"item": "tea"}, timeout=5).json()
+        assert requests.get(b + f"/api/orders/{made['id']}", timeout=5).json()["item"] == "tea"
+        refused = requests.get(untrusted_url + "/api/orders", timeout=5)
+        assert refused.status_code == 503 and "certificate" in refused.json()["error"]
+    finally:
+        for app, _ in apps + [(untrusted, untrusted_url)]:
+            app.terminate()
+            app.wait(10)
+        redis.stop()
+
+
 def test_sigterm_stops_the_app_at_once_with_a_kept_connection_open():
     app, url = start_app()
     session = requests.Session()  # keeps its connection open, idle, after the answer

@@ -374,6 +374,35 @@ def test_a_lost_pubsub_connection_resyncs_from_the_stream(make_sidepush, redis_s
     stream.close()
 
 
+def test_pubsub_lag_gaps_and_the_primary_are_in_the_metrics(make_sidepush, redis_server):
+    """A message published while a replica's subscription connection is away
+    reaches it from the stream: the gap and what filled it are counted, and
+    every message arrives once, in order. The lag histogram counts what came
+    by pub/sub; the primary written to is a label."""
+    a, b = replicas(make_sidepush, redis_server, 2)
+    assert metric(b, "sidepush_redis_primary_info",
+                  f'{{mode="single",address="127.0.0.1:{redis_server.port}"}}') == 1
+    stream = sse(b, "gap")
+    wait_synced(b, 1)
+    publish_ok(a, "gap", "live")
+    stream.events(1)
+    assert metric(b, "sidepush_redis_pubsub_lag_seconds_count") >= 1
+    assert metric(b, "sidepush_redis_gaps_filled_total") == 0
+    sent = ["live"]
+    for n in range(20):  # the replica reconnects within 100 ms: publish inside that window
+        subprocess.run(["redis-cli", "-p", str(redis_server.port), "CLIENT", "KILL", "TYPE",
+                        "pubsub"], check=True, capture_output=True)
+        publish_ok(a, "gap", f"n{n}")
+        sent.append(f"n{n}")
+        wait_synced(b, 1)
+        if metric(b, "sidepush_redis_gaps_filled_total"):
+            break
+    assert metric(b, "sidepush_redis_gaps_filled_total") >= 1
+    assert metric(b, "sidepush_redis_backfilled_messages_total") >= 1
+    assert [e["data"] for e in stream.events(len(sent))] == sent
+    stream.close()
+
+
 def test_one_cursor_resumes_several_channels_on_another_replica(make_sidepush, redis_server):
     """Ids come from one sequence for all channels, so a connection's single cursor covers
     every channel it follows, on any replica."""

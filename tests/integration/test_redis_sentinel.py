@@ -147,8 +147,12 @@ def test_a_failover_under_load_loses_no_acknowledged_message(make_sidepush, sent
                                  f"{streams.index(s)}: {missing[:5]}; "
                                  + explain_loss(sentinel_set, missing[0], ids, statuses,
                                                 killed_at[0]))
+        primary = cli(sentinel_set.sentinels[0], "SENTINEL", "get-master-addr-by-name",
+                      MASTER).split()
         for sp in (a, b):
             assert metric(sp.url, "sidepush_redis_primary_changes_total") >= 1
+            assert metric(sp.url, "sidepush_redis_primary_info",
+                          f'{{mode="sentinel",address="{primary[0]}:{primary[1]}"}}') == 1
     finally:
         for s in streams:
             s.close()

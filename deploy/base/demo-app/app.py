@@ -7,7 +7,8 @@ order is created the app tells sidepush with one plain HTTP POST (a webhook),
 and sidepush pushes it to every open page over Server-Sent Events.
 
     python3 app.py --port 3000 --publish http://127.0.0.1:8081
-        [--token-file /etc/sidepush-secret/token] [--redis HOST:PORT --redis-password-file F]
+        [--token-file /etc/sidepush-secret/token] [--redis HOST:PORT --redis-password-file F
+         [--redis-user NAME] [--redis-tls [--redis-ca FILE]]]
     python3 app.py --pre-stop http://127.0.0.1:9090/drain --pre-stop-wait 10
 
 Orders live in memory, or with --redis in a Redis hash so that every replica
@@ -21,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -80,10 +82,14 @@ class RedisStore:
     """The same board for every replica: orders in one Redis hash, ids from
     INCR. A few lines of RESP over a socket keep the app standard-library only."""
 
-    def __init__(self, address, password_file=None):
+    def __init__(self, address, password_file=None, user=None, tls=False, ca_file=None):
         host, _, port = address.rpartition(":")
         self.address = (host or "127.0.0.1", int(port or 6379))
         self.password_file = password_file
+        self.user = user
+        # A managed Redis over TLS: its certificate checked against the
+        # system's CAs or ca_file, and its name against the host.
+        self.tls = ssl.create_default_context(cafile=ca_file) if tls else None
         self.lock = threading.Lock()
         self.sock = None
 
@@ -101,9 +107,12 @@ class RedisStore:
 
     def connect(self):
         self.sock = socket.create_connection(self.address, timeout=2)
+        if self.tls:
+            self.sock = self.tls.wrap_socket(self.sock, server_hostname=self.address[0])
         self.reader = self.sock.makefile("rb")
         if self.password_file:
-            self.send("AUTH", Path(self.password_file).read_text().strip())
+            password = Path(self.password_file).read_text().strip()
+            self.send("AUTH", *([self.user] if self.user else []), password)
         if self.send("SETNX", "orders:next", "1"):
             self.send("HSET", "orders", "1", json.dumps({"id": 1, "item": "coffee", "status": "new"}))
 
@@ -242,6 +251,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        self.answer(self.get)
+
+    def do_POST(self):
+        self.answer(self.post)
+
+    def answer(self, handler):
+        try:
+            handler()
+        except OSError as e:  # the store's Redis: away, or its certificate refused
+            self.send_json(503, {"error": f"the order store is unavailable: {e}"})
+
+    def get(self):
         if self.path.split("?")[0] == "/push-test.html":
             body = (STATIC / "push-test.html").read_bytes()
             self.send_response(200)
@@ -265,7 +286,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_json(404, {"error": "not found"})
 
-    def do_POST(self):
+    def post(self):
         if self.path != "/api/orders":
             self.send_json(404, {"error": "not found"})
             return
@@ -301,6 +322,9 @@ def main():
     parser.add_argument("--token-file", help="the publish token, read at every publish")
     parser.add_argument("--redis", help="HOST:PORT of a Redis shared by every replica")
     parser.add_argument("--redis-password-file")
+    parser.add_argument("--redis-user", help="a Redis ACL user (AUTH user password)")
+    parser.add_argument("--redis-tls", action="store_true", help="TLS to Redis (rediss://)")
+    parser.add_argument("--redis-ca", help="the CA that signed Redis's certificate")
     parser.add_argument("--pre-stop", metavar="URL", help="POST URL (sidepush's /drain), wait, exit")
     parser.add_argument("--pre-stop-wait", type=float, default=10)
     args = parser.parse_args()
@@ -311,7 +335,8 @@ def main():
     PUBLISH_URL = args.publish.rstrip("/") if args.publish else None
     TOKEN_FILE = args.token_file
     if args.redis:
-        STORE = RedisStore(args.redis, args.redis_password_file)
+        STORE = RedisStore(args.redis, args.redis_password_file, args.redis_user,
+                           args.redis_tls or bool(args.redis_ca), args.redis_ca)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     # PID 1 in a container gets no default SIGTERM action: without this the
     # kubelet waits out the whole grace period and then kills the app.
