@@ -1,5 +1,7 @@
 """What the benchmark scripts share: loopback ports, /proc figures, readiness."""
+import asyncio
 import os
+import resource
 import socket
 import time
 import urllib.request
@@ -51,3 +53,20 @@ def wait_redis_up(port, timeout=10):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"sidepush on {port} never reached Redis")
+
+
+def raise_fd_limit():
+    """The soft limit of open files up to the hard one (many subscribers)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def open_sse(port, path):
+    """An SSE request to sidepush on port, its head read: (reader, writer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head[:200])
+    return reader, writer

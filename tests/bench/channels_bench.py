@@ -8,7 +8,6 @@ resident memory per subscriber and per extra channel, read from
 /proc/PID/smaps_rollup after the connections settle. Loopback only; prints
 figures, asserts nothing."""
 import argparse
-import resource
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import free_port, wait_port
+from benchutil import free_port, raise_fd_limit, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -72,8 +71,7 @@ def main():
     ap.add_argument("--subscribers", type=int, default=5000)
     ap.add_argument("--binary", default=str(ROOT / "build" / "cmd" / "sidepush"))
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     one = measure(args.binary, args.subscribers, 1)
     sixteen = measure(args.binary, args.subscribers, 16)
     print(f"{args.subscribers} SSE subscribers, channels of their own")

@@ -19,7 +19,6 @@ import asyncio
 import http.client
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -27,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import cpu_seconds, free_port, rss_kib, wait_port, wait_redis_up
+from benchutil import (cpu_seconds, free_port, open_sse, raise_fd_limit, rss_kib, wait_port,
+                       wait_redis_up)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
@@ -38,12 +38,7 @@ BODY = b"x" * 128
 
 async def hold(port, path, ready):
     """An SSE request kept open; counts the data lines it reads."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n".encode())
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(head[:200])
+    reader, writer = await open_sse(port, path)
     ready.set_result(None)
     got = 0
     try:
@@ -177,8 +172,7 @@ def main():
     ap.add_argument("--redis", action="store_true")
     ap.add_argument("--nchan", action="store_true")
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'patterns':>9} {'serial µs/publish':>18} {'CPU µs/publish':>15} "
               f"{'redis µs':>9} {'delivered':>11} {'burst publishes/s':>18} "

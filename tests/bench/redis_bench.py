@@ -21,14 +21,13 @@ import asyncio
 import http.client
 import os
 import re
-import resource
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from benchutil import cpu_seconds, free_port, wait_port, wait_redis_up
+from benchutil import cpu_seconds, free_port, open_sse, raise_fd_limit, wait_port, wait_redis_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
@@ -39,13 +38,7 @@ PER_CONNECTION = 250
 async def hold(port, names, ready, lags):
     """An SSE connection to names; appends each message's lag (its data is
     the send time in ns, then padding) and returns how many it got."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET /events/{names} HTTP/1.1\r\nHost: b\r\n"
-                 "Accept: text/event-stream\r\n\r\n".encode())
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(head[:200])
+    reader, writer = await open_sse(port, f"/events/{names}")
     ready.set_result(None)
     got = 0
     try:
@@ -209,8 +202,7 @@ def main():
     ap.add_argument("--replicas", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_fd_limit()
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(run(tmp, args))
     s, b = r["serial"], r["burst"]
