@@ -305,6 +305,7 @@ struct sp_engine *sp_engine_new(const struct sp_engine_env *env)
         .tls_verify_hostname = cfg->redis.tls_files.verify_hostname,
         /* With Sentinel, the server is whichever it names the primary. */
         .require_primary = cfg->redis.sentinels.count > 0,
+        .confirm_target = cfg->redis.sentinels.count > 0,
     };
     if (cfg->redis.sentinels.count > 0)
         opts.host = NULL;

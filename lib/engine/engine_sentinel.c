@@ -6,7 +6,10 @@
  * that they reached a primary (a primary that came back as a replica after
  * a failover is never written to). The sentinel is asked again every
  * RECHECK_MS, in case a switch was announced while no one listened, and
- * whenever the engine's command connection is lost. */
+ * whenever one of the engine's connections is lost: each attempt to
+ * reconnect waits for an answer given after the loss (confirm_target), so
+ * a primary that died and restarted empty, a master until Sentinel makes
+ * it a replica, is not written to on the strength of an older answer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +51,12 @@ static void set_primary(struct engine_sentinel *s, const char *host, unsigned po
     char now[300];
 
     snprintf(now, sizeof(now), "%s:%u", host, port);
-    if (strcmp(now, s->primary) == 0)
+    if (strcmp(now, s->primary) == 0) {
+        /* Still the primary: the engine's next attempt may go to it. */
+        sp_redis_set_target(e->cmd, host, port);
+        sp_redis_set_target(e->sub, host, port);
         return;
+    }
     sp_log_write(e->env.log, s->primary[0] ? SP_LOG_WARN : SP_LOG_INFO, "redis_primary",
                  "Sentinel: the primary of '%s' is %s%s%s", e->env.config->redis.sentinel_master,
                  now, s->primary[0] ? " (was " : "", s->primary[0] ? s->primary : "");

@@ -582,6 +582,7 @@ static void sub_down(void *arg, const char *why, uint64_t retry_ms)
                  "pub/sub: %s; reconnecting in %llu ms", why, (unsigned long long)retry_ms);
     e->sub_was_up = false;
     engine_update_up(e, why);
+    engine_sentinel_ask(e->sentinel); /* it names the server to retry */
 }
 
 const struct sp_redis_ops engine_sub_ops = {sub_up, sub_down};

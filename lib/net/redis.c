@@ -63,6 +63,8 @@ struct sp_redis {
     unsigned pending;     /* commands without a reply */
     unsigned handshake;   /* AUTH / SELECT replies still expected */
     uint64_t backoff_ms;
+    bool confirmed; /* confirm_target: the next attempt may go ahead */
+    bool held;      /* confirm_target: an attempt was due before that */
     uint64_t connects, losses;
     char ip[INET6_ADDRSTRLEN];
 };
@@ -140,7 +142,15 @@ static void lost(struct sp_redis *r, const char *why)
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
 {
-    connect_now(arg);
+    struct sp_redis *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (r->opts.confirm_target && !r->confirmed) {
+        r->held = true; /* until sp_redis_set_target */
+        return;
+    }
+    connect_now(r);
 }
 
 /* ---- commands and replies ------------------------------------------------------------------ */
@@ -491,6 +501,7 @@ static void connect_now(struct sp_redis *r)
         r->state = S_WAITING; /* until sp_redis_set_target */
         return;
     }
+    r->confirmed = false; /* one answer, one attempt */
     r->deadline_ms = sp_now_ms() + r->opts.connect_timeout_ms;
     r->state = S_RESOLVING;
     hints.ai_family = AF_UNSPEC;
@@ -622,8 +633,14 @@ int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port)
 {
     char why[300];
 
-    if (r->opts.host != NULL && strcmp(r->opts.host, host) == 0 && r->opts.port == port)
+    if (r->opts.host != NULL && strcmp(r->opts.host, host) == 0 && r->opts.port == port) {
+        r->confirmed = true;
+        if (r->held) {
+            r->held = false;
+            connect_now(r);
+        }
         return 0;
+    }
     char *copy = strdup(host);
     if (copy == NULL)
         return -1;
@@ -631,11 +648,15 @@ int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port)
     r->opts.host = copy;
     r->opts.port = port;
     r->backoff_ms = BACKOFF_FIRST_MS;
+    r->held = false;
     if (r->state != S_WAITING) {
         snprintf(why, sizeof(why), "the server is now %s:%u", host, port);
         lost(r, why);
+        r->confirmed = true;
     } else if (!evtimer_pending(r->retry, NULL)) {
-        connect_now(r); /* had none yet */
+        connect_now(r); /* had none yet, or one was held */
+    } else {
+        r->confirmed = true;
     }
     return 0;
 }

@@ -40,6 +40,11 @@ struct sp_redis_options {
     const char *tls_server_name; /* sent (SNI) and checked; NULL: host */
     bool tls_verify_hostname;    /* the certificate must name it (else only its chain is checked) */
     bool require_primary;        /* ROLE must say master (Sentinel: never write to a replica) */
+    /* Each connection attempt waits for sp_redis_set_target to name the
+     * server again (Sentinel: a primary that died and restarted empty is
+     * a master until Sentinel makes it a replica, and is never written to
+     * on the strength of an answer from before the loss). */
+    bool confirm_target;
 };
 
 struct sp_redis_ops {
@@ -63,7 +68,8 @@ bool sp_redis_is_up(const struct sp_redis *r);
 
 /* Another server (Sentinel named a new primary): a connection to the old
  * one is dropped, and the next goes to host:port. Same target: nothing
- * happens. Returns 0, or -1 on allocation failure. */
+ * happens, but with confirm_target the next attempt may go ahead. Returns
+ * 0, or -1 on allocation failure. */
 int sp_redis_set_target(struct sp_redis *r, const char *host, unsigned port);
 
 /* New credentials for the next AUTH (a rotated password): the connection
