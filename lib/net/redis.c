@@ -131,6 +131,7 @@ static void lost(struct sp_redis *r, const char *why)
         evdns_getaddrinfo_cancel(req);
     }
     r->state = S_WAITING;
+    r->confirmed = false; /* an answer from before the loss does not count */
     drop_connection(r);
     if (was_up)
         r->losses++;
