@@ -3,6 +3,7 @@ import asyncio
 import os
 import resource
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -53,6 +54,17 @@ def wait_redis_up(port, timeout=10):
             pass
         time.sleep(0.05)
     raise RuntimeError(f"sidepush on {port} never reached Redis")
+
+
+def start_redis(directory):
+    """A redis-server on a free loopback port, without persistence, its log
+    in directory: (process, port). The caller stops it."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                             "--dir", str(directory), "--save", "", "--appendonly", "no",
+                             "--logfile", f"{directory}/redis.log"], stdout=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
 
 
 def raise_fd_limit():

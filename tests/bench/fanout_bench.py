@@ -30,22 +30,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from benchutil import free_port, wait_port, wait_redis_up
+from benchutil import free_port, start_redis, wait_port, wait_redis_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
 SIDEPUSH = BUILD / "cmd" / "sidepush"
 FANOUT = BUILD / "tests" / "bench" / "fanout"
 NCHAN_MODULE = "/usr/lib/nginx/modules/ngx_nchan_module.so"
-
-
-def start_redis(tmp):
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port),
-                             "--dir", tmp, "--save", "", "--appendonly", "no",
-                             "--logfile", f"{tmp}/redis.log"], stdout=subprocess.DEVNULL)
-    wait_port(port)
-    return proc, port
 
 
 def start_sidepush(tmp, history, redis_port=None, name="sidepush.yaml", workers=1):

@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import (cpu_seconds, free_port, open_sse, raise_fd_limit, rss_kib, wait_port,
-                       wait_redis_up)
+from benchutil import (cpu_seconds, free_port, open_sse, raise_fd_limit, rss_kib,
+                       start_redis, wait_port, wait_redis_up)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
@@ -87,13 +87,9 @@ async def measure(tmp, count, publishes, redis):
     redis_proc = None
     extra = ""
     if redis:
-        redis_port = free_port()
         rdir = Path(tmp) / f"redis-{count}"
         rdir.mkdir()
-        redis_proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port",
-                                       str(redis_port), "--save", "", "--appendonly", "no",
-                                       "--dir", str(rdir)], stdout=subprocess.DEVNULL)
-        wait_port(redis_port)
+        redis_proc, redis_port = start_redis(rdir)
         extra = f"redis: {{ url: 'redis://127.0.0.1:{redis_port}' }}\n"
     conf = Path(tmp) / f"patterns-{count}.yaml"
     conf.write_text(f"""listen: 127.0.0.1:{port}

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 
-from benchutil import cpu_seconds, free_port, rss_kib, wait_port, wait_redis_up
+from benchutil import cpu_seconds, free_port, rss_kib, start_redis, wait_port, wait_redis_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SIDEPUSH = os.environ.get("SIDEPUSH_BIN", str(ROOT / "build" / "cmd" / "sidepush"))
@@ -113,11 +113,7 @@ def main():
     procs, ports, publish_ports, redis = [], [], [], None
     redis_conf = ""
     if args.replicas > 1:
-        redis_port = free_port()
-        redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                                  "--save", "", "--appendonly", "no", "--dir", tmp],
-                                 stdout=subprocess.DEVNULL)
-        wait_port(redis_port)
+        redis, redis_port = start_redis(tmp)
         redis_conf = f"redis: {{ url: 'redis://127.0.0.1:{redis_port}', key_prefix: 'bench:' }}\n"
     for r in range(args.replicas):
         port, publish_port = free_port(), free_port()

@@ -27,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchutil import cpu_seconds, free_port, open_sse, raise_fd_limit, wait_port, wait_redis_up
+from benchutil import (cpu_seconds, free_port, open_sse, raise_fd_limit, start_redis,
+                       wait_port, wait_redis_up)
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("SIDEPUSH_BUILD", ROOT / "build"))
@@ -122,13 +123,7 @@ async def wait_followed(admin_ports, channels, timeout=30):
 
 
 async def run(tmp, args):
-    redis_port = free_port()
-    rdir = Path(tmp) / "redis"
-    rdir.mkdir()
-    redis = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                              "--save", "", "--appendonly", "no", "--dir", str(rdir)],
-                             stdout=subprocess.DEVNULL)
-    wait_port(redis_port)
+    redis, redis_port = start_redis(tmp)
     procs, ports, publish_ports = [], [], []
     try:
         for i in range(args.replicas):
