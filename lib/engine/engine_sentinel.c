@@ -45,24 +45,23 @@ static int sentinel_at(const struct sp_config *c, size_t i, char **host, unsigne
     return 0;
 }
 
+/* Every answer goes to the engine's connections, a repeated one too: it is
+ * what lets their next attempt go ahead (confirm_target). */
 static void set_primary(struct engine_sentinel *s, const char *host, unsigned port)
 {
     struct sp_engine *e = s->e;
     char now[300];
 
     snprintf(now, sizeof(now), "%s:%u", host, port);
-    if (strcmp(now, s->primary) == 0) {
-        /* Still the primary: the engine's next attempt may go to it. */
-        sp_redis_set_target(e->cmd, host, port);
-        sp_redis_set_target(e->sub, host, port);
-        return;
+    if (strcmp(now, s->primary) != 0) {
+        sp_log_write(e->env.log, s->primary[0] ? SP_LOG_WARN : SP_LOG_INFO, "redis_primary",
+                     "Sentinel: the primary of '%s' is %s%s%s",
+                     e->env.config->redis.sentinel_master, now, s->primary[0] ? " (was " : "",
+                     s->primary[0] ? s->primary : "");
+        if (s->primary[0])
+            e->stats.primary_changes++;
+        snprintf(s->primary, sizeof(s->primary), "%s", now);
     }
-    sp_log_write(e->env.log, s->primary[0] ? SP_LOG_WARN : SP_LOG_INFO, "redis_primary",
-                 "Sentinel: the primary of '%s' is %s%s%s", e->env.config->redis.sentinel_master,
-                 now, s->primary[0] ? " (was " : "", s->primary[0] ? s->primary : "");
-    if (s->primary[0])
-        e->stats.primary_changes++;
-    snprintf(s->primary, sizeof(s->primary), "%s", now);
     if (sp_redis_set_target(e->cmd, host, port) < 0 || sp_redis_set_target(e->sub, host, port) < 0)
         sp_log_error(e->env.log, "redis_primary", "out of memory: the primary is not followed");
 }
