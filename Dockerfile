@@ -24,7 +24,7 @@ LABEL org.opencontainers.image.title="sidepush" \
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         libevent-core-2.1-7 libevent-extra-2.1-7 libevent-openssl-2.1-7 libcurl4 libyaml-0-2 libjansson4 libssl3 \
-        libhiredis0.14 ca-certificates \
+        libhiredis0.14 zlib1g ca-certificates \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
            /usr/share/doc/* /usr/share/man/*

@@ -9,6 +9,7 @@
 
 #include "core/base64.h"
 #include "http/server.h"
+#include "http/wsdeflate.h"
 #include "http/wsframe.h"
 
 struct sp_msg {
@@ -25,8 +26,20 @@ struct sp_msg {
      * publish its own frees it. */
     _Atomic(char *) rendered[SP_FMT_COUNT];
     atomic_size_t rendered_len[SP_FMT_COUNT];
+    _Atomic(struct deflated *) deflated; /* made on the first compressed render */
     json_t *grip;
     char *origin; /* a Pusher socket_id the message is not for, or NULL */
+};
+
+/* Compressed WebSocket frames, by format (WS, envelope, Pusher) and window:
+ * [0] with the smallest window that spans the message, good for every peer
+ * that allows that much; [1] with the smallest window zlib makes, for the
+ * rare peer that allows less. A message most subscribers do not compress
+ * for pays 8 bytes for the pointer, not this. */
+enum { DEFLATE_FORMATS = 3, DEFLATE_VARIANTS = 2 };
+struct deflated {
+    _Atomic(char *) frame[DEFLATE_FORMATS][DEFLATE_VARIANTS];
+    atomic_size_t len[DEFLATE_FORMATS][DEFLATE_VARIANTS];
 };
 
 struct sp_msg *sp_msg_new(const char *channel, uint64_t seq, const char *id, const char *event,
@@ -65,6 +78,13 @@ void sp_msg_unref(struct sp_msg *m)
         return;
     for (int i = 0; i < SP_FMT_COUNT; i++)
         free(atomic_load_explicit(&m->rendered[i], memory_order_acquire));
+    struct deflated *d = atomic_load_explicit(&m->deflated, memory_order_acquire);
+    if (d != NULL) {
+        for (int f = 0; f < DEFLATE_FORMATS; f++)
+            for (int v = 0; v < DEFLATE_VARIANTS; v++)
+                free(atomic_load_explicit(&d->frame[f][v], memory_order_acquire));
+        free(d);
+    }
     json_decref(m->grip);
     free(m->origin);
     free(m->channel);
@@ -138,6 +158,14 @@ size_t sp_msg_size(const struct sp_msg *m)
     size_t n = sizeof(*m) + m->len + strlen(m->channel);
     for (int i = 0; i < SP_FMT_COUNT; i++)
         n += atomic_load_explicit(&((struct sp_msg *)m)->rendered_len[i], memory_order_relaxed);
+    struct deflated *d =
+        atomic_load_explicit(&((struct sp_msg *)m)->deflated, memory_order_acquire);
+    if (d != NULL) {
+        n += sizeof(*d);
+        for (int f = 0; f < DEFLATE_FORMATS; f++)
+            for (int v = 0; v < DEFLATE_VARIANTS; v++)
+                n += atomic_load_explicit(&d->len[f][v], memory_order_relaxed);
+    }
     return n;
 }
 
@@ -355,6 +383,109 @@ struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt)
 rendered:
     return (struct sp_slice){done,
                              atomic_load_explicit(&m->rendered_len[fmt], memory_order_relaxed)};
+}
+
+/* ---- compressed WebSocket frames --------------------------------------------------- */
+
+/* The payload of a rendered WebSocket frame (server frames are unmasked). */
+static struct sp_slice frame_payload(struct sp_slice frame)
+{
+    uint8_t len7 = (uint8_t)frame.ptr[1] & 0x7f;
+    size_t head = len7 == 127 ? 10 : len7 == 126 ? 4 : 2;
+    return (struct sp_slice){frame.ptr + head, frame.len - head};
+}
+
+/* The frame compressed with a window of bits; a copy of the raw frame when
+ * compression would not make it smaller (RSV1 is per message). */
+static char *deflate_frame(struct sp_slice raw, int bits, size_t *len)
+{
+    struct sp_slice payload = frame_payload(raw);
+    size_t zlen = 0;
+    uint8_t *z = sp_ws_deflate_message(payload.ptr, payload.len, bits, &zlen);
+    uint8_t head[SP_WS_MAX_HEADER];
+    size_t hlen;
+    char *out;
+
+    if (z == NULL)
+        return NULL;
+    if (zlen >= payload.len) {
+        free(z);
+        out = malloc(raw.len);
+        if (out != NULL)
+            memcpy(out, raw.ptr, *len = raw.len);
+        return out;
+    }
+    hlen = sp_ws_frame_header(head, (enum sp_ws_opcode)(raw.ptr[0] & 0x0f), true, zlen);
+    head[0] |= SP_WS_RSV1;
+    out = malloc(hlen + zlen);
+    if (out != NULL) {
+        memcpy(out, head, hlen);
+        memcpy(out + hlen, z, zlen);
+        *len = hlen + zlen;
+    }
+    free(z);
+    return out;
+}
+
+static struct deflated *deflated_of(struct sp_msg *m)
+{
+    struct deflated *d = atomic_load_explicit(&m->deflated, memory_order_acquire);
+    struct deflated *mine;
+
+    if (d != NULL)
+        return d;
+    mine = calloc(1, sizeof(*mine));
+    if (mine == NULL)
+        return NULL;
+    if (atomic_compare_exchange_strong_explicit(&m->deflated, &d, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    free(mine); /* another worker's is in place */
+    return d;
+}
+
+static struct sp_slice render_deflated(struct sp_msg *m, struct sp_slice raw, int fmt_index,
+                                       int max_bits)
+{
+    int fit = sp_ws_deflate_fit_bits(frame_payload(raw).len);
+    int variant = max_bits >= fit ? 0 : 1;
+    struct deflated *d = deflated_of(m);
+    size_t len = 0;
+    char *done, *mine;
+
+    if (d == NULL)
+        return (struct sp_slice){NULL, 0};
+    done = atomic_load_explicit(&d->frame[fmt_index][variant], memory_order_acquire);
+    if (done == NULL) {
+        mine = deflate_frame(raw, variant == 0 ? fit : SP_WS_DEFLATE_MIN_BITS, &len);
+        if (mine == NULL)
+            return (struct sp_slice){NULL, 0};
+        atomic_store_explicit(&d->len[fmt_index][variant], len, memory_order_relaxed);
+        if (atomic_compare_exchange_strong_explicit(&d->frame[fmt_index][variant], &done, mine,
+                                                    memory_order_acq_rel, memory_order_acquire))
+            done = mine;
+        else
+            free(mine); /* the same bytes, made by another worker */
+    }
+    return (struct sp_slice){
+        done, atomic_load_explicit(&d->len[fmt_index][variant], memory_order_relaxed)};
+}
+
+struct sp_slice sp_msg_render_wire(struct sp_msg *m, struct sp_wire w, size_t *raw_len)
+{
+    struct sp_slice raw = sp_msg_render(m, w.fmt);
+    int fmt_index = w.fmt == SP_FMT_WS ? 0 : w.fmt == SP_FMT_WS_ENVELOPE ? 1 : 2;
+    struct sp_slice z;
+
+    *raw_len = 0;
+    if (raw.len == 0 || w.deflate_bits == 0 ||
+        (w.fmt != SP_FMT_WS && w.fmt != SP_FMT_WS_ENVELOPE && w.fmt != SP_FMT_PUSHER) ||
+        frame_payload(raw).len < w.deflate_min)
+        return raw;
+    z = render_deflated(m, raw, fmt_index, w.deflate_bits);
+    if (z.len > 0 && (z.ptr[0] & SP_WS_RSV1))
+        *raw_len = raw.len;
+    return z;
 }
 
 int sp_msg_longpoll_body(struct evbuffer *out, const char *cursor, bool missed,

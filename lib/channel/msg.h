@@ -44,6 +44,24 @@ uint64_t sp_msg_created(const struct sp_msg *m);
  * message's life. An empty slice means out of memory. */
 struct sp_slice sp_msg_render(struct sp_msg *m, enum sp_msg_format fmt);
 
+/* How a subscriber takes its messages: a format and, for the WebSocket
+ * formats (SP_FMT_WS, SP_FMT_WS_ENVELOPE, SP_FMT_PUSHER), the window its
+ * permessage-deflate allows (9..15 bits; 0: not negotiated) and the payload
+ * size under which a message goes uncompressed. */
+struct sp_wire {
+    enum sp_msg_format fmt;
+    uint8_t deflate_bits;
+    uint32_t deflate_min;
+};
+#define SP_WIRE(f) ((struct sp_wire){.fmt = (f)})
+
+/* The message as the wire takes it. A compressed frame is rendered on first
+ * use, once per message and window class, and shared like every other
+ * rendering: no subscriber ever compresses. *raw_len is the uncompressed
+ * frame's length when the answer is a compressed frame, else 0. An empty
+ * slice means out of memory. */
+struct sp_slice sp_msg_render_wire(struct sp_msg *m, struct sp_wire w, size_t *raw_len);
+
 /* GRIP (Pushpin) formats of the message, a json_t * object, or NULL. The
  * message takes a reference. */
 void sp_msg_set_grip(struct sp_msg *m, void *formats);

@@ -127,6 +127,13 @@ static int convert(const struct key *k, const char *text, void *base, char *err,
         }
         *(bool *)slot = text[0] == 't';
         return 0;
+    case T_SWITCH:
+        if (strcmp(text, "on") != 0 && strcmp(text, "off") != 0) {
+            snprintf(err, errlen, "'%s' must be on or off, not '%s'", k->name, text);
+            return -1;
+        }
+        *(bool *)slot = text[1] == 'n';
+        return 0;
     case T_WORKERS:
         if (strcmp(text, "auto") == 0) {
             *(uint64_t *)slot = 0;

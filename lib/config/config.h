@@ -99,6 +99,8 @@ struct sp_route_config {
             char *heartbeat; /* "" disables */
             char *forward;   /* NULL: client messages are not forwarded */
             uint64_t max_message_size;
+            bool compression;              /* permessage-deflate when the client offers it */
+            uint64_t compression_min_size; /* smaller messages go uncompressed */
         } websocket;
     } subscribe;
     struct {
@@ -240,6 +242,8 @@ struct sp_config {
         uint64_t activity_timeout_ms;
         uint64_t pong_timeout_ms;
         uint64_t max_event_size;
+        bool compression;              /* permessage-deflate when the client offers it */
+        uint64_t compression_min_size; /* smaller messages go uncompressed */
         uint64_t max_channels_per_event;
         uint64_t max_batch_events;
         uint64_t max_channels_per_connection;

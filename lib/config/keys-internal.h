@@ -19,6 +19,7 @@ enum type {
     T_URL,         /* char *, http(s) URL checked by libcurl's URL parser */
     T_BACKEND_URL, /* char *, an http:// URL or unix:/path of a socket */
     T_BOOL,        /* bool: true or false */
+    T_SWITCH,      /* bool: on or off */
     T_UINT,        /* uint64_t within [min, max] */
     T_DURATION,    /* uint64_t milliseconds within [min, max] */
     T_SIZE,        /* uint64_t bytes within [min, max] */

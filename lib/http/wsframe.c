@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 size_t sp_ws_frame_header(uint8_t *out, enum sp_ws_opcode op, bool fin, uint64_t len)
 {
@@ -53,6 +54,19 @@ struct sp_ws_reader {
     uint8_t *message;
     size_t message_len, message_cap;
     uint32_t utf8;
+    /* permessage-deflate, once negotiated: the inflater lives only while a
+     * compressed message arrives; between messages a peer that carries its
+     * window over costs the window's bytes (dict), a peer that does not
+     * costs nothing. */
+    bool deflate;        /* negotiated: RSV1 allowed on a message's first frame */
+    bool no_context;     /* the peer resets its window every message */
+    bool compressed;     /* the message being assembled is */
+    bool inflate_ended;  /* its deflate stream ended (BFINAL): the rest is ignored */
+    uint8_t window_bits; /* the peer's window */
+    size_t wire_len;     /* compressed bytes of the message so far */
+    z_stream *z;
+    uint8_t *dict;
+    size_t dict_len;
 };
 
 struct sp_ws_reader *sp_ws_reader_new(size_t max_message, const struct sp_ws_reader_events *ev,
@@ -68,10 +82,28 @@ struct sp_ws_reader *sp_ws_reader_new(size_t max_message, const struct sp_ws_rea
     return r;
 }
 
+static void end_inflate(struct sp_ws_reader *r)
+{
+    if (r->z == NULL)
+        return;
+    inflateEnd(r->z);
+    free(r->z);
+    r->z = NULL;
+}
+
+void sp_ws_reader_set_deflate(struct sp_ws_reader *r, int window_bits, bool no_context)
+{
+    r->deflate = true;
+    r->window_bits = (uint8_t)window_bits;
+    r->no_context = no_context;
+}
+
 void sp_ws_reader_free(struct sp_ws_reader *r)
 {
     if (r == NULL)
         return;
+    end_inflate(r);
+    free(r->dict);
     free(r->message);
     free(r);
 }
@@ -87,15 +119,67 @@ static size_t header_need(const uint8_t *h, size_t have)
     return n + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
 }
 
+/* A fresh inflater for a compressed message, primed with the peer's window
+ * from its earlier messages unless it compresses each alone. */
+static int begin_inflate(struct sp_ws_reader *r)
+{
+    r->inflate_ended = false;
+    r->z = calloc(1, sizeof(*r->z));
+    if (r->z == NULL)
+        return -1;
+    if (inflateInit2(r->z, -(int)r->window_bits) != Z_OK) {
+        free(r->z);
+        r->z = NULL;
+        return -1;
+    }
+    if (r->dict_len > 0 && inflateSetDictionary(r->z, r->dict, (uInt)r->dict_len) != Z_OK) {
+        end_inflate(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* The message is whole: keep the window the peer's next message may refer
+ * to (the last 2^bits bytes of everything inflated so far), then let the
+ * inflater go. */
+static int finish_inflate(struct sp_ws_reader *r)
+{
+    if (!r->no_context) {
+        uInt len = 0;
+        uint8_t *dict = malloc((size_t)1 << r->window_bits);
+        if (dict == NULL || inflateGetDictionary(r->z, dict, &len) != Z_OK) {
+            free(dict);
+            return SP_WS_CLOSE_INTERNAL;
+        }
+        free(r->dict);
+        r->dict = NULL;
+        r->dict_len = len;
+        if (len == 0) {
+            free(dict);
+        } else {
+            uint8_t *fit = realloc(dict, len);
+            r->dict = fit ? fit : dict;
+        }
+    }
+    end_inflate(r);
+    return 0;
+}
+
 static int parse_header(struct sp_ws_reader *r)
 {
     const uint8_t *h = r->head;
     size_t pos = 2;
 
-    if (h[0] & 0x70)
-        return SP_WS_CLOSE_PROTOCOL; /* RSV bits without a negotiated extension */
+    bool rsv1 = (h[0] & SP_WS_RSV1) != 0;
+
+    if (h[0] & 0x30)
+        return SP_WS_CLOSE_PROTOCOL; /* RSV2, RSV3: no extension uses them */
     r->fin = (h[0] & 0x80) != 0;
     r->opcode = h[0] & 0x0f;
+    /* RSV1 marks a compressed message, on its first frame only (RFC 7692
+     * §6): never on a control frame, a continuation, or unnegotiated. */
+    if (rsv1 && (!r->deflate || (r->opcode & 0x8) || r->opcode == SP_WS_OP_CONT))
+        return SP_WS_CLOSE_PROTOCOL;
     if (!(h[1] & 0x80))
         return SP_WS_CLOSE_PROTOCOL; /* client frames must be masked */
     uint64_t len = h[1] & 0x7f;
@@ -134,9 +218,17 @@ static int parse_header(struct sp_ws_reader *r)
         r->message_text = r->opcode == SP_WS_OP_TEXT;
         r->message_len = 0;
         r->utf8 = 0;
+        r->compressed = rsv1;
+        r->wire_len = 0;
+        if (rsv1 && begin_inflate(r) < 0)
+            return SP_WS_CLOSE_INTERNAL;
     }
-    if (len > r->max_message - r->message_len)
+    /* Compressed bytes count against the limit too, and then what they
+     * inflate to (take_payload). */
+    size_t so_far = r->compressed ? r->wire_len : r->message_len;
+    if (len > r->max_message - so_far)
         return SP_WS_CLOSE_TOO_BIG;
+    r->wire_len += (size_t)len;
     return 0;
 }
 
@@ -146,15 +238,16 @@ static void unmask(uint8_t *p, size_t len, const uint8_t mask[4], uint64_t offse
         p[i] ^= mask[(offset + i) & 3];
 }
 
-static int grow_message(struct sp_ws_reader *r, size_t need)
+/* Grows the message buffer to hold need bytes, at most limit. */
+static int grow_message(struct sp_ws_reader *r, size_t need, size_t limit)
 {
     if (need <= r->message_cap)
         return 0;
     size_t cap = r->message_cap ? r->message_cap : 256;
     while (cap < need)
         cap *= 2;
-    if (cap > r->max_message)
-        cap = r->max_message;
+    if (cap > limit)
+        cap = limit;
     uint8_t *grown = realloc(r->message, cap ? cap : 1);
     if (grown == NULL)
         return -1;
@@ -197,12 +290,22 @@ static int finish_control(struct sp_ws_reader *r)
     }
 }
 
+static int inflate_into_message(struct sp_ws_reader *r, const uint8_t *in, size_t n);
+
 static int finish_frame(struct sp_ws_reader *r)
 {
     if (r->opcode & 0x8)
         return finish_control(r);
     if (!r->fin)
         return 0;
+    if (r->compressed) {
+        static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+        int rc = inflate_into_message(r, tail, sizeof(tail));
+        if (rc == 0)
+            rc = finish_inflate(r);
+        if (rc != 0)
+            return rc;
+    }
     if (r->message_text && r->utf8 != 0)
         return SP_WS_CLOSE_BAD_DATA; /* ends inside a character */
     r->in_message = false;
@@ -217,6 +320,69 @@ static int finish_frame(struct sp_ws_reader *r)
     return 0;
 }
 
+static int take_plain(struct sp_ws_reader *r, const uint8_t *p, size_t n)
+{
+    if (grow_message(r, r->message_len + n, r->max_message) < 0)
+        return SP_WS_CLOSE_TOO_BIG;
+    uint8_t *dst = r->message + r->message_len;
+    memcpy(dst, p, n);
+    unmask(dst, n, r->mask, r->payload_read);
+    if (r->message_text && !sp_utf8_feed(&r->utf8, dst, n))
+        return SP_WS_CLOSE_BAD_DATA; /* fail fast, even mid-message */
+    r->message_len += n;
+    return 0;
+}
+
+/* Inflates in[0 .. n) onto the message. The buffer may grow one byte past
+ * the limit, so a message exactly at it is told from one over it; nothing
+ * past that is ever inflated (a zip bomb costs the limit, no more). */
+static int inflate_into_message(struct sp_ws_reader *r, const uint8_t *in, size_t n)
+{
+    z_stream *z = r->z;
+
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)n;
+    while (!r->inflate_ended) {
+        if (r->message_len == r->message_cap &&
+            (r->message_cap > r->max_message ||
+             grow_message(r, r->message_len + 1, r->max_message + 1) < 0))
+            return SP_WS_CLOSE_TOO_BIG;
+        uint8_t *dst = r->message + r->message_len;
+        z->next_out = dst;
+        z->avail_out = (uInt)(r->message_cap - r->message_len);
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        size_t made = (size_t)(z->next_out - dst);
+        r->message_len += made;
+        if (r->message_len > r->max_message)
+            return SP_WS_CLOSE_TOO_BIG;
+        if (r->message_text && !sp_utf8_feed(&r->utf8, dst, made))
+            return SP_WS_CLOSE_BAD_DATA;
+        if (rc == Z_STREAM_END)
+            r->inflate_ended = true; /* a final block: what follows is not read */
+        else if (rc == Z_BUF_ERROR || (rc == Z_OK && z->avail_in == 0 && z->avail_out > 0))
+            return 0; /* all input taken, all output out */
+        else if (rc != Z_OK)
+            return rc == Z_MEM_ERROR ? SP_WS_CLOSE_INTERNAL : SP_WS_CLOSE_BAD_DATA;
+    }
+    return 0;
+}
+
+static int take_compressed(struct sp_ws_reader *r, const uint8_t *p, size_t n)
+{
+    uint8_t chunk[4096];
+
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < sizeof(chunk) ? n - done : sizeof(chunk);
+        memcpy(chunk, p + done, k);
+        unmask(chunk, k, r->mask, r->payload_read + done);
+        int rc = inflate_into_message(r, chunk, k);
+        if (rc != 0)
+            return rc;
+        done += k;
+    }
+    return 0;
+}
+
 /* Takes payload bytes of the current frame from p; returns how many. */
 static int take_payload(struct sp_ws_reader *r, const uint8_t *p, size_t len, size_t *used)
 {
@@ -228,14 +394,9 @@ static int take_payload(struct sp_ws_reader *r, const uint8_t *p, size_t len, si
         memcpy(r->control + r->payload_read, p, n);
         unmask(r->control + r->payload_read, n, r->mask, r->payload_read);
     } else {
-        if (grow_message(r, r->message_len + n) < 0)
-            return SP_WS_CLOSE_TOO_BIG;
-        uint8_t *dst = r->message + r->message_len;
-        memcpy(dst, p, n);
-        unmask(dst, n, r->mask, r->payload_read);
-        if (r->message_text && !sp_utf8_feed(&r->utf8, dst, n))
-            return SP_WS_CLOSE_BAD_DATA; /* fail fast, even mid-message */
-        r->message_len += n;
+        int rc = r->compressed ? take_compressed(r, p, n) : take_plain(r, p, n);
+        if (rc != 0)
+            return rc;
     }
     r->payload_read += n;
     return 0;

@@ -12,6 +12,7 @@
 #include "core/utf8.h"
 
 #define SP_WS_MAX_HEADER 10 /* server frames are never masked */
+#define SP_WS_RSV1 0x40     /* first header byte: a compressed message (RFC 7692) */
 
 enum sp_ws_opcode {
     SP_WS_OP_CONT = 0x0,
@@ -59,9 +60,17 @@ struct sp_ws_reader *sp_ws_reader_new(size_t max_message, const struct sp_ws_rea
                                       void *ctx);
 void sp_ws_reader_free(struct sp_ws_reader *r);
 
+/* permessage-deflate was negotiated: messages whose first frame has RSV1
+ * are inflated with a window of window_bits (8..15), and the limit applies
+ * to what they inflate to. Unless no_context, the peer's window carries
+ * over, so up to 2^window_bits bytes of it are kept between messages. */
+void sp_ws_reader_set_deflate(struct sp_ws_reader *r, int window_bits, bool no_context);
+
 /* Consumes bytes, calling the events for every complete frame. Returns 0, or
- * the close code to fail the connection with (1002 protocol error, 1007 bad
- * UTF-8, 1009 too big). After a close event or an error, feeding stops. */
+ * the close code to fail the connection with (1002 protocol error, RSV1
+ * where it may not be; 1007 bad UTF-8 or bad compressed data; 1009 too big,
+ * compressed or inflated; 1011 out of memory). After a close event or an
+ * error, feeding stops. */
 int sp_ws_reader_feed(struct sp_ws_reader *r, const uint8_t *p, size_t len);
 
 #endif

@@ -74,7 +74,7 @@ static void stream_deliver(void *owner, struct sp_msg *msg)
 
     if (sp_msg_render(msg, fmt).len == 0)
         return; /* no http-stream content for this transport */
-    if (sp_push_send_msg(g->kind->base.push, g->out, msg, fmt) < 0) {
+    if (sp_push_send_msg(g->kind->base.push, g->out, msg, SP_WIRE(fmt)) < 0) {
         sp_stream_close(g->out);
         grip_free(g);
     }

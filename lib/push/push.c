@@ -528,6 +528,9 @@ void sp_push_figures_add(struct sp_push_figures *sum, const struct sp_push_figur
     b->aged_out += a->aged_out;
     b->missed_history += a->missed_history;
     b->users_refused += a->users_refused;
+    b->deflated_messages += a->deflated_messages;
+    b->deflate_bytes_before += a->deflate_bytes_before;
+    b->deflate_bytes_after += a->deflate_bytes_after;
     b->pusher.subscriptions += a->pusher.subscriptions;
     b->pusher.signins += a->pusher.signins;
     b->pusher.auth_failures += a->pusher.auth_failures;
@@ -615,6 +618,15 @@ void sp_push_metrics(const struct sp_push *push, const struct sp_push_figures *s
         sp_metric_value(out, "sidepush_publish_errors_total", labels,
                         (double)st->publish_errors_by_status[i]);
     }
+    sp_metric_one(out, "sidepush_websocket_deflated_messages_total", "counter",
+                  "Messages sent to WebSocket subscribers compressed (permessage-deflate).",
+                  (double)st->deflated_messages);
+    sp_metric_head(out, "sidepush_websocket_deflate_bytes_total", "counter",
+                   "Frame bytes of the messages sent compressed, before and after compression.");
+    sp_metric_value(out, "sidepush_websocket_deflate_bytes_total", "stage=\"before\"",
+                    (double)st->deflate_bytes_before);
+    sp_metric_value(out, "sidepush_websocket_deflate_bytes_total", "stage=\"after\"",
+                    (double)st->deflate_bytes_after);
     sp_metric_histogram(out, "sidepush_fanout_duration_seconds",
                         "Time to store a publish and mail it to every worker with subscribers.",
                         &st->fanout);

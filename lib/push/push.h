@@ -34,6 +34,11 @@ struct sp_push_stats {
         uint64_t client_events[3]; /* relayed, rate_limited, refused */
     } pusher;
     uint64_t users_refused; /* subscribers over limits.max_connections_per_user */
+    /* Messages that went out compressed (permessage-deflate): their frames'
+     * bytes as rendered, and as sent. */
+    uint64_t deflated_messages;
+    uint64_t deflate_bytes_before;
+    uint64_t deflate_bytes_after;
 };
 
 /* What one worker's push has counted, to be summed over the workers. */

@@ -70,6 +70,7 @@ struct sp_pusher {
     struct pusher_kind *kind;
     struct sp_stream *stream;
     struct sp_ws_reader *reader;
+    struct sp_wire wire; /* SP_FMT_PUSHER, compressed if negotiated */
     LIST_ENTRY(sp_pusher) link;
     struct pchan *channels;
     unsigned nchannels;

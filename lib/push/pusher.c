@@ -351,6 +351,7 @@ static struct sp_pusher *conn_new(struct pusher_kind *kind, const struct sp_conf
     /* A client's frames carry one event each; channel_data and the event's
      * own fields come on top of its data. */
     p->reader = sp_ws_reader_new(config->pusher.max_event_size + 4096, &reader_events, p);
+    p->wire = SP_WIRE(SP_FMT_PUSHER);
     if (p->reader == NULL) {
         conn_free(p);
         return NULL;
@@ -389,6 +390,8 @@ static void pusher_start(void *state, const struct sp_route_config *route, const
                         "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                         "Sec-WebSocket-Accept: %s\r\n",
                         accept);
+    sp_ws_deflate_setup(req, config->pusher.compression, config->pusher.compression_min_size,
+                        &p->wire, p->reader, headers);
     p->stream = sp_http_begin_stream(conn, 101, NULL, headers, true, leftover, &framing);
     if (p->stream == NULL) {
         sp_http_respond_error(conn, 500, "out of memory");

@@ -59,7 +59,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
         return;
     if (c->hidden)
         return;
-    if (sp_push_send_msg(push_of(p), p->stream, msg, SP_FMT_PUSHER) < 0) {
+    if (sp_push_send_msg(push_of(p), p->stream, msg, p->wire) < 0) {
         sp_log_info(sp_push_log(push_of(p)), "slow_consumer",
                     "Pusher client over limits.subscriber_max_unsent");
         sp_pusher_abort(p);
@@ -198,7 +198,7 @@ static int send_opening(struct pchan *c)
                               sp_hub_channel_options(sp_push_hub(push), c->name).history_ttl_ms;
     for (int i = 0; i < n; i++) {
         if (rc == 0 && (c->since != NULL || fresh))
-            rc = sp_push_send_msg(push, p->stream, backlog[i], SP_FMT_PUSHER);
+            rc = sp_push_send_msg(push, p->stream, backlog[i], p->wire);
         sp_msg_unref(backlog[i]);
     }
     if (rc == 0 && c->since == NULL && !fresh) {

@@ -60,7 +60,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 
     struct sp_push *push = s->kind->base.push;
 
-    if (sp_push_send_msg(push, s->stream, msg, format(s)) < 0) {
+    if (sp_push_send_msg(push, s->stream, msg, SP_WIRE(format(s))) < 0) {
         /* Too far behind: close it; the browser reconnects with Last-Event-ID
          * and gets what it missed from history. */
         sp_log_info(sp_push_log(push), "slow_consumer",
@@ -145,7 +145,7 @@ static int send_start(struct sp_sse *s, const struct sp_route_config *route,
 {
     struct opening o = {s, route->subscribe.sse.retry_ms};
 
-    return sp_subscription_replay(s->subs, cur, s->stream, format(s), sse_preamble, &o);
+    return sp_subscription_replay(s->subs, cur, s->stream, SP_WIRE(format(s)), sse_preamble, &o);
 }
 
 static void sse_start(void *state, const struct sp_route_config *route, const char *spec,

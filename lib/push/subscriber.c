@@ -378,7 +378,7 @@ int sp_subscription_backlog(struct sp_subscription *s, const struct sp_cursor *c
 }
 
 int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cur,
-                           struct sp_stream *stream, enum sp_msg_format fmt,
+                           struct sp_stream *stream, struct sp_wire wire,
                            sp_replay_preamble preamble, void *ctx)
 {
     struct sp_msg *backlog[BACKLOG_MAX];
@@ -392,7 +392,7 @@ int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cu
     int rc = preamble(ctx, position, (size_t)n, missed, n > 0 ? sp_msg_id(backlog[0]) : "");
     for (int i = 0; i < n; i++) {
         if (rc == 0)
-            rc = sp_push_send_msg(s->push, stream, backlog[i], fmt);
+            rc = sp_push_send_msg(s->push, stream, backlog[i], wire);
         sp_msg_unref(backlog[i]);
     }
     return rc;
@@ -516,9 +516,10 @@ void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struc
 }
 
 int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
-                     enum sp_msg_format fmt)
+                     struct sp_wire wire)
 {
-    struct sp_slice bytes = sp_msg_render(msg, fmt);
+    size_t raw_len;
+    struct sp_slice bytes = sp_msg_render_wire(msg, wire, &raw_len);
 
     if (bytes.len == 0)
         return -1;
@@ -529,5 +530,10 @@ int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_m
         return -1;
     }
     push->stats.delivered++;
+    if (raw_len > 0) {
+        push->stats.deflated_messages++;
+        push->stats.deflate_bytes_before += raw_len;
+        push->stats.deflate_bytes_after += bytes.len;
+    }
     return 0;
 }

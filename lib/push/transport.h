@@ -141,10 +141,10 @@ typedef int (*sp_replay_preamble)(void *ctx, const char *position, size_t count,
                                   const char *first);
 
 /* A stream opening: the backlog after cur (at most 1024 messages), after the
- * preamble, rendered in fmt. Returns 0, or -1 when the stream is over its
+ * preamble, rendered for wire. Returns 0, or -1 when the stream is over its
  * limit (the caller ends it) or out of memory. */
 int sp_subscription_replay(struct sp_subscription *s, const struct sp_cursor *cur,
-                           struct sp_stream *stream, enum sp_msg_format fmt,
+                           struct sp_stream *stream, struct sp_wire wire,
                            sp_replay_preamble preamble, void *ctx);
 
 /* The id a client resumes from to get backlog[0 .. n) and what follows:
@@ -172,9 +172,10 @@ void sp_push_cors(struct sp_push *push, const struct sp_http_request *req, struc
 /* True if the request's Origin may open a WebSocket. */
 bool sp_push_origin_allowed(struct sp_push *push, const struct sp_http_request *req);
 
-/* Hands a message to a stream by reference. Returns -1 if the stream is
- * over its unsent limit (the caller ends it as a slow consumer). */
+/* Hands a message to a stream by reference, compressed if the wire says so
+ * (counted). Returns -1 if the stream is over its unsent limit (the caller
+ * ends it as a slow consumer). */
 int sp_push_send_msg(struct sp_push *push, struct sp_stream *stream, struct sp_msg *msg,
-                     enum sp_msg_format fmt);
+                     struct sp_wire wire);
 
 #endif

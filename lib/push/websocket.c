@@ -9,6 +9,7 @@
 
 #include "core/base64.h"
 #include "core/template.h"
+#include "http/wsdeflate.h"
 #include "http/wsframe.h"
 
 #include "push/websocket.h"
@@ -30,6 +31,7 @@ struct sp_ws {
     struct sp_subscription *subs;
     struct sp_ws_reader *reader;
     LIST_ENTRY(sp_ws) link;
+    struct sp_wire wire; /* the format, and compression if negotiated */
     bool envelope;
     bool in_reader;   /* inside sp_ws_reader_feed: freeing must wait */
     bool send_failed; /* output over its limit: drop the connection */
@@ -133,8 +135,7 @@ static void on_deliver(void *owner, struct sp_msg *msg)
 {
     struct sp_ws *ws = owner;
 
-    if (sp_push_send_msg(ws->kind->base.push, ws->stream, msg,
-                         ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS) < 0) {
+    if (sp_push_send_msg(ws->kind->base.push, ws->stream, msg, ws->wire) < 0) {
         sp_log_info(sp_push_log(ws->kind->base.push), "slow_consumer",
                     "WebSocket subscriber over limits.subscriber_max_unsent");
         ws_abort(ws); /* its buffer is full: no room for a close frame */
@@ -357,6 +358,29 @@ bool sp_ws_handshake_check(struct sp_push *push, struct sp_http_conn *conn,
     return true;
 }
 
+void sp_ws_deflate_setup(const struct sp_http_request *req, bool enabled, uint64_t min_size,
+                         struct sp_wire *wire, struct sp_ws_reader *reader,
+                         struct evbuffer *headers)
+{
+    struct sp_ws_deflate d;
+    char answer[SP_WS_DEFLATE_ANSWER_MAX];
+
+    if (!enabled)
+        return;
+    /* Several header lines are one list (RFC 9110 §5.3): the first
+     * acceptable offer in order wins. */
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!sp_slice_caseeq(req->headers[i].name, "Sec-WebSocket-Extensions") ||
+            !sp_ws_deflate_negotiate(req->headers[i].value, &d, answer))
+            continue;
+        wire->deflate_bits = d.server_bits;
+        wire->deflate_min = min_size > UINT32_MAX ? UINT32_MAX : (uint32_t)min_size;
+        sp_ws_reader_set_deflate(reader, d.client_bits, d.client_no_context);
+        evbuffer_add_printf(headers, "Sec-WebSocket-Extensions: %s\r\n", answer);
+        return;
+    }
+}
+
 static bool offers_envelope(const struct sp_http_request *req)
 {
     const struct sp_http_header *p = sp_http_find_header(req, "Sec-WebSocket-Protocol");
@@ -403,8 +427,7 @@ static int ws_preamble(void *ctx, const char *position, size_t count, bool misse
 
 static int send_backlog(struct sp_ws *ws, const struct sp_cursor *cur)
 {
-    return sp_subscription_replay(ws->subs, cur, ws->stream,
-                                  ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS, ws_preamble, ws);
+    return sp_subscription_replay(ws->subs, cur, ws->stream, ws->wire, ws_preamble, ws);
 }
 
 static void ws_start(void *state, const struct sp_route_config *route, const char *spec,
@@ -435,6 +458,7 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
     ws->kind = kind;
     bool chosen_envelope = offers_envelope(req);
     ws->envelope = route->subscribe.websocket.envelope || chosen_envelope;
+    ws->wire = SP_WIRE(ws->envelope ? SP_FMT_WS_ENVELOPE : SP_FMT_WS);
     ws->ping_interval_ms = route->subscribe.websocket.ping_interval_ms;
     ws->last_ping = sp_now_ms();
     ws->retire_ms = sp_retire_at(ws->last_ping, sp_push_config(push)->limits.max_connection_age_ms);
@@ -470,6 +494,9 @@ static void ws_start(void *state, const struct sp_route_config *route, const cha
                             accept);
         if (chosen_envelope)
             evbuffer_add_printf(headers, "Sec-WebSocket-Protocol: " ENVELOPE_PROTOCOL "\r\n");
+        sp_ws_deflate_setup(req, route->subscribe.websocket.compression,
+                            route->subscribe.websocket.compression_min_size, &ws->wire, ws->reader,
+                            headers);
     }
     if (leftover != NULL && headers != NULL)
         ws->stream = sp_http_begin_stream(conn, 101, NULL, headers, true, leftover, &framing);

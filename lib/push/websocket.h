@@ -25,4 +25,13 @@ void sp_ws_send_close(struct sp_stream *stream, unsigned code, const char *reaso
 bool sp_ws_handshake_check(struct sp_push *push, struct sp_http_conn *conn,
                            const struct sp_http_request *req, char accept[29]);
 
+/* permessage-deflate for a connection whose route allows it (enabled):
+ * when the client offered what sidepush can meet, sets wire's window and
+ * threshold (min_size), lets the reader inflate, and appends the answer
+ * header to headers. Otherwise leaves all three as they are: the connection
+ * goes uncompressed. */
+void sp_ws_deflate_setup(const struct sp_http_request *req, bool enabled, uint64_t min_size,
+                         struct sp_wire *wire, struct sp_ws_reader *reader,
+                         struct evbuffer *headers);
+
 #endif

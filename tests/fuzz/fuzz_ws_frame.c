@@ -1,5 +1,8 @@
 /* The WebSocket frame reader on arbitrary client bytes, fed in pieces whose
- * sizes come from the input itself (so splits at every point get tried). */
+ * sizes come from the input itself (so splits at every point get tried).
+ * The first byte also chooses whether permessage-deflate was negotiated,
+ * with which window and whether the client carries it over: the inflate
+ * path, its limit and its window between messages get the same bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sp_ws_reader *r = sp_ws_reader_new(4096, &events, NULL);
     if (r == NULL)
         return 0;
+    if (data[0] & 0x80)
+        sp_ws_reader_set_deflate(r, 8 + (data[0] >> 4 & 7), data[0] & 0x40);
     for (size_t pos = 1; pos < size; pos += step) {
         size_t n = size - pos < step ? size - pos : step;
         if (sp_ws_reader_feed(r, data + pos, n) != 0)
