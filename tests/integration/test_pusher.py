@@ -806,3 +806,33 @@ def test_client_events_and_cache_channels_across_replicas(make_sidepush, redis_s
         for ws in (alice, bob):
             await ws.close()
     run(main())
+
+
+# ---- permessage-deflate ---------------------------------------------------------------------
+
+def test_compressed_and_plain_pusher_clients_get_the_same_events(sp):
+    """Pusher's endpoint negotiates permessage-deflate too (pusher-js in a
+    browser gets it from the browser): a compressing and a plain client on one
+    channel get identical events, large and small."""
+    big = json.dumps({"rows": [{"order": i, "status": "shipped", "carrier": "DHL"}
+                               for i in range(100)]})
+
+    async def main():
+        zipped = await websockets.connect(app_url(sp))
+        plain = await websockets.connect(app_url(sp), compression=None)
+        assert zipped.response_headers["Sec-WebSocket-Extensions"] == \
+            "permessage-deflate; server_no_context_takeover"
+        assert "Sec-WebSocket-Extensions" not in plain.response_headers
+        for ws in (zipped, plain):
+            assert (await recv_event(ws))["event"] == "pusher:connection_established"
+            await ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "zip"}}))
+            assert (await recv_event(ws))["event"] == "pusher_internal:subscription_succeeded"
+        publish_ok(sp, "zip", big, event="orders")
+        publish_ok(sp, "zip", "small", event="tick")
+        got = [[await recv_event(ws) for _ in range(2)] for ws in (zipped, plain)]
+        for ws in (zipped, plain):
+            await ws.close()
+        return got
+    zipped, plain = run(main())
+    assert zipped == plain and zipped[0]["data"] == json.loads(big)
+    assert metric(sp.url, "sidepush_websocket_deflated_messages_total") == 1  # "small" went raw

@@ -3,6 +3,7 @@ compressing and not, on one channel) and raw frames for what no well-behaved
 client sends: RSV1 where it may not be, corrupt deflate data, a zip bomb."""
 import asyncio
 import json
+import os
 import struct
 import time
 import zlib
@@ -274,3 +275,34 @@ def test_fragmented_compressed_message_and_final_block(make_sidepush):
     assert (0xA, b"p") in frames and (0x1, b"pong") in frames
     assert received(backend, 2) == [b"fragmented " * 40, b"with a final block"]
     s.close()
+
+
+# ---- other clients: the ws npm package, Chromium ------------------------------------------
+
+def node_script(script, sp):
+    """Runs a tests/browser script against sp; returns its JSON outcome, which must say ok."""
+    from test_browser import run_browser_script
+    env = dict(os.environ, SIDEPUSH_PORT=str(sp.port), SIDEPUSH_PUBLISH_PORT=str(sp.publish_port))
+    return run_browser_script(script, env)
+
+
+def test_ws_npm_client_with_context_takeover_and_small_windows(make_sidepush):
+    backend = RecordingBackend()
+    sp = make_sidepush(config(", forward: '/inbox/{channel}'").replace("4KiB", "64KiB"),
+                       backend_url=f"http://127.0.0.1:{backend.port}")
+    result = node_script("ws-deflate-client.mjs", sp)
+    # The context-keeping client was not told client_no_context_takeover
+    # (ws refuses that answer when it asked to keep its window).
+    assert result["extensions"]["small"] == ("permessage-deflate; server_no_context_takeover; "
+                                             "server_max_window_bits=10")
+    assert result["extensions"]["defaults"] == "permessage-deflate; server_no_context_takeover"
+    bodies = [b.decode() for b in received(backend, 8)]
+    for name in ("small", "defaults"):
+        mine = [b for b in bodies if b.startswith(name + " says") or b == "echo"]
+        assert len([b for b in mine if b != "echo"]) == 3, bodies
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_chromium_websocket_negotiates_and_receives_compressed(sp):
+    result = node_script("websocket-deflate.mjs", sp)
+    assert result["extensions"].startswith("permessage-deflate; server_no_context_takeover")
