@@ -92,6 +92,7 @@ enum {
     P_CLIENT_NO_CONTEXT = 2,
     P_SERVER_BITS = 4,
     P_CLIENT_BITS = 8,
+    P_CLIENT_BITS_VALUE = 16,
 };
 
 /* One parameter of a permessage-deflate offer into *d; false declines the
@@ -111,10 +112,13 @@ static bool offer_param(struct sp_slice name, const char *val, bool has_value, u
         bit = P_SERVER_BITS;
         d->server_bits = (uint8_t)bits;
     } else if (sp_slice_caseeq(name, "client_max_window_bits") && (!has_value || bits >= 0)) {
-        /* Bare, it only says the client can be told a size; none is told. */
+        /* Bare, it only says the client can be told a size (none is); with
+         * a value, it is a hint the answer confirms, binding the client. */
         bit = P_CLIENT_BITS;
-        if (has_value)
+        if (has_value) {
             d->client_bits = (uint8_t)bits;
+            *seen |= P_CLIENT_BITS_VALUE;
+        }
     } else {
         return false;
     }
@@ -134,8 +138,11 @@ static void write_answer(const struct sp_ws_deflate *d, unsigned seen,
         n += snprintf(answer + n, (size_t)(SP_WS_DEFLATE_ANSWER_MAX - n),
                       "; client_no_context_takeover");
     if (seen & P_SERVER_BITS)
-        snprintf(answer + n, (size_t)(SP_WS_DEFLATE_ANSWER_MAX - n), "; server_max_window_bits=%u",
-                 d->server_bits);
+        n += snprintf(answer + n, (size_t)(SP_WS_DEFLATE_ANSWER_MAX - n),
+                      "; server_max_window_bits=%u", d->server_bits);
+    if (seen & P_CLIENT_BITS_VALUE)
+        snprintf(answer + n, (size_t)(SP_WS_DEFLATE_ANSWER_MAX - n), "; client_max_window_bits=%u",
+                 d->client_bits);
 }
 
 bool sp_ws_deflate_negotiate(struct sp_slice offers, struct sp_ws_deflate *out,

@@ -24,7 +24,7 @@
  * the compressed bytes can be shared and no peer holds a deflate state. */
 struct sp_ws_deflate {
     uint8_t server_bits;    /* sidepush's window may be at most this: 9..15 */
-    uint8_t client_bits;    /* the peer's window is at most this: 8..15 */
+    uint8_t client_bits;    /* the peer's window is at most this: 8..15 (15 unless it said) */
     bool client_no_context; /* the peer compresses each message alone */
 };
 

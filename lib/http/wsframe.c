@@ -127,7 +127,8 @@ static int begin_inflate(struct sp_ws_reader *r)
     r->z = calloc(1, sizeof(*r->z));
     if (r->z == NULL)
         return -1;
-    if (inflateInit2(r->z, -(int)r->window_bits) != Z_OK) {
+    /* The largest window inflates any smaller one's stream. */
+    if (inflateInit2(r->z, -15) != Z_OK) {
         free(r->z);
         r->z = NULL;
         return -1;
@@ -146,10 +147,15 @@ static int finish_inflate(struct sp_ws_reader *r)
 {
     if (!r->no_context) {
         uInt len = 0;
-        uint8_t *dict = malloc((size_t)1 << r->window_bits);
+        size_t keep = (size_t)1 << r->window_bits;
+        uint8_t *dict = malloc(32768);
         if (dict == NULL || inflateGetDictionary(r->z, dict, &len) != Z_OK) {
             free(dict);
             return SP_WS_CLOSE_INTERNAL;
+        }
+        if (len > keep) { /* the peer refers back no further than its window */
+            memmove(dict, dict + (len - keep), keep);
+            len = (uInt)keep;
         }
         free(r->dict);
         r->dict = NULL;

@@ -152,6 +152,8 @@ def test_compression_off_declines_the_offer(make_sidepush):
      b"permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
     (b'permessage-deflate; server_max_window_bits="12"',
      b"permessage-deflate; server_no_context_takeover; server_max_window_bits=12"),
+    (b"permessage-deflate; client_max_window_bits=8",  # a hint, confirmed so it binds
+     b"permessage-deflate; server_no_context_takeover; client_max_window_bits=8"),
     # zlib cannot use a 256-byte window: declined, the next offer taken.
     (b"permessage-deflate; server_max_window_bits=8, permessage-deflate",
      b"permessage-deflate; server_no_context_takeover"),
@@ -294,7 +296,7 @@ def test_ws_npm_client_with_context_takeover_and_small_windows(make_sidepush):
     # The context-keeping client was not told client_no_context_takeover
     # (ws refuses that answer when it asked to keep its window).
     assert result["extensions"]["small"] == ("permessage-deflate; server_no_context_takeover; "
-                                             "server_max_window_bits=10")
+                                             "server_max_window_bits=10; client_max_window_bits=9")
     assert result["extensions"]["defaults"] == "permessage-deflate; server_no_context_takeover"
     bodies = [b.decode() for b in received(backend, 8)]
     for name in ("small", "defaults"):

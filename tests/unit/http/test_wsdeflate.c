@@ -30,7 +30,7 @@ static void test_negotiate(void)
              answer) &&
            d.client_bits == 10 && d.server_bits == 11 &&
            strcmp(answer, "permessage-deflate; server_no_context_takeover; "
-                          "server_max_window_bits=11") == 0,
+                          "server_max_window_bits=11; client_max_window_bits=10") == 0,
        "window sizes both ways");
     ok(offer("PerMessage-Deflate ; Client_No_Context_Takeover", &d, answer) &&
            d.client_no_context &&
