@@ -11,7 +11,11 @@
  * nothing. Loopback only; every run is bounded by --timeout.
  *
  * Each message carries "@t=<ns> s=<seq>@": the publish time and sequence
- * number, found in the delivered bytes whatever the framing.
+ * number, found in the delivered bytes whatever the framing. --json pads it
+ * with JSON rows (repeated keys, varied numbers: what apps publish) rather
+ * than one repeated byte; --deflate offers WebSocket subscribers
+ * permessage-deflate, inflates what comes compressed, and reports the bytes
+ * on the wire per delivery.
  *
  * The publishers run on a thread and event loop of their own: a backend
  * worker that publishes is another process, and its next POST must not wait
@@ -36,6 +40,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 enum mode { SSE, WS, LONGPOLL, POLL, PUSHER };
 enum server { SIDEPUSH, NCHAN };
@@ -62,6 +67,8 @@ struct opts {
     int ports[8]; /* --port given more than once: subscribers take them in turn (replicas) */
     int nports;
     const char *pusher_channel; /* --mode pusher: what each client subscribes to */
+    bool deflate;               /* offer permessage-deflate */
+    bool json;                  /* JSON rows as padding */
 };
 
 struct sub {
@@ -107,6 +114,11 @@ struct bench {
     struct event *tick;
     struct event *deadline;
     char padding[65536];
+    /* --deflate: one inflater for every subscriber (the server compresses
+     * each message alone), and what the data frames cost on the wire */
+    z_stream inflater;
+    uint8_t inflated[131072];
+    long long wire_bytes, deflated_frames;
 };
 
 static uint64_t now_ns(void)
@@ -230,6 +242,8 @@ static void send_subscribe(struct sub *s)
         evbuffer_add_printf(out, "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                                  "Sec-WebSocket-Version: 13\r\n"
                                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+    if ((b->o.mode == WS || b->o.mode == PUSHER) && b->o.deflate)
+        evbuffer_add_printf(out, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
     if (b->o.mode == LONGPOLL && b->o.server == NCHAN && s->etag[0])
         evbuffer_add_printf(out, "If-None-Match: %s\r\nIf-Modified-Since: %s\r\n", s->etag,
                             s->lastmod);
@@ -310,6 +324,33 @@ static void pusher_frame(struct sub *s, const char *p, size_t len)
     }
 }
 
+/* A permessage-deflate payload into b->inflated; *len its inflated length. */
+static int inflate_message(struct bench *b, const uint8_t *p, size_t plen, size_t *len)
+{
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z = &b->inflater;
+
+    if (z->zalloc == NULL && inflateInit2(z, -15) != Z_OK)
+        return -1;
+    inflateReset(z);
+    z->next_out = b->inflated;
+    z->avail_out = sizeof(b->inflated);
+    z->next_in = (Bytef *)p;
+    z->avail_in = (uInt)plen;
+    int rc = inflate(z, Z_SYNC_FLUSH);
+    z->next_in = (Bytef *)tail;
+    z->avail_in = 4;
+    if (rc == Z_OK || rc == Z_BUF_ERROR)
+        rc = inflate(z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
+        fprintf(stderr, "bad compressed frame\n");
+        return -1;
+    }
+    b->deflated_frames++;
+    *len = sizeof(b->inflated) - z->avail_out;
+    return 0;
+}
+
 static void ws_frames(struct sub *s, struct evbuffer *in)
 {
     for (;;) {
@@ -341,9 +382,14 @@ static void ws_frames(struct sub *s, struct evbuffer *in)
             memcpy(pong + 6, frame + hlen, plen);
             bufferevent_write(s->bev, pong, 6 + plen);
         } else if (op == 0x1 || op == 0x2) {
+            const char *payload = (const char *)frame + hlen;
+            size_t n = plen;
+            s->b->wire_bytes += (long long)(hlen + plen);
+            if (frame[0] & 0x40 && inflate_message(s->b, frame + hlen, plen, &n) == 0)
+                payload = (const char *)s->b->inflated;
             if (s->b->o.mode == PUSHER)
-                pusher_frame(s, (const char *)frame + hlen, plen);
-            scan_markers(s, (const char *)frame + hlen, plen);
+                pusher_frame(s, payload, n);
+            scan_markers(s, payload, n);
         }
         evbuffer_drain(in, hlen + plen);
     }
@@ -628,7 +674,7 @@ static void report(struct bench *b)
            "\"pattern\":\"%s\",\"connect_s\":%.3f,\"expected\":%lld,\"delivered\":%lld,"
            "\"duplicates\":%lld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
            "\"deliveries_per_s\":%.0f,\"rss_per_sub_bytes\":%.0f,\"cpu_us_per_delivery\":%.3f,"
-           "\"server_cpu_s\":%.3f}\n",
+           "\"server_cpu_s\":%.3f,\"wire_bytes_per_delivery\":%.1f,\"deflated_frames\":%lld}\n",
            b->o.server == NCHAN ? "nchan" : "sidepush", modes[b->o.mode], b->o.subscribers,
            b->o.messages,
            b->o.rate > 0    ? "steady"
@@ -638,7 +684,9 @@ static void report(struct bench *b)
            b->duplicates, p50 / 1000.0, p99 / 1000.0, max / 1000.0,
            span > 0 ? (double)b->delivered_unique / span : 0,
            b->o.subscribers ? (double)(rss_subscribed - rss_idle) * 1024.0 / b->o.subscribers : 0,
-           b->delivered_unique ? cpu * 1e6 / (double)b->delivered_unique : 0, cpu);
+           b->delivered_unique ? cpu * 1e6 / (double)b->delivered_unique : 0, cpu,
+           b->delivered_unique ? (double)b->wire_bytes / (double)b->delivered_unique : 0,
+           b->deflated_frames);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -664,6 +712,27 @@ static bool publishers_ready(struct bench *b)
     return false;
 }
 
+/* Rows as an app publishes them: the same keys, varied values. */
+static void json_padding(char *out, size_t cap)
+{
+    static const char *const status[] = {"shipped", "packed", "delivered", "returned"};
+    char row[160];
+    size_t n = 0;
+    unsigned seed = 42;
+
+    while (n < cap) {
+        seed = seed * 1103515245u + 12345u;
+        int len = snprintf(row, sizeof(row),
+                           "{\"order_id\":%u,\"status\":\"%s\",\"carrier\":\"DHL\","
+                           "\"updated_at\":\"2026-12-08T%02u:%02u:%02uZ\",\"total_cents\":%u},",
+                           10000 + seed % 90000, status[seed >> 8 & 3], seed >> 10 & 15,
+                           seed >> 14 & 31, seed >> 19 & 31, seed >> 3 & 65535);
+        size_t take = (size_t)len < cap - n ? (size_t)len : cap - n;
+        memcpy(out + n, row, take);
+        n += take;
+    }
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -672,7 +741,7 @@ static void usage(void)
             "  [--subscribers N]\n"
             "  [--messages M] [--rate R (0 = burst, -1 = serial)] [--size BYTES]\n"
             "  [--sources K]\n"
-            "  [--publishers K] [--timeout S] [--pid PID ...]\n");
+            "  [--publishers K] [--timeout S] [--pid PID ...] [--json] [--deflate]\n");
     exit(2);
 }
 
@@ -680,31 +749,20 @@ int main(int argc, char **argv)
 {
     static struct bench b;
     static const struct option longopts[] = {
-        {"host", 1, 0, 'h'},
-        {"port", 1, 0, 'p'},
-        {"path", 1, 0, 'a'},
-        {"publish-port", 1, 0, 'P'},
-        {"publish-path", 1, 0, 'A'},
-        {"mode", 1, 0, 'm'},
-        {"server", 1, 0, 's'},
-        {"subscribers", 1, 0, 'n'},
-        {"messages", 1, 0, 'M'},
-        {"rate", 1, 0, 'r'},
-        {"size", 1, 0, 'z'},
-        {"sources", 1, 0, 'S'},
-        {"publishers", 1, 0, 'k'},
-        {"timeout", 1, 0, 't'},
-        {"pid", 1, 0, 'i'},
-        {"interval-ms", 1, 0, 'I'},
-        {"external", 0, 0, 'E'},
-        {"pusher-channel", 1, 0, 'C'},
-        {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},         {"port", 1, 0, 'p'},         {"path", 1, 0, 'a'},
+        {"publish-port", 1, 0, 'P'}, {"publish-path", 1, 0, 'A'}, {"mode", 1, 0, 'm'},
+        {"server", 1, 0, 's'},       {"subscribers", 1, 0, 'n'},  {"messages", 1, 0, 'M'},
+        {"rate", 1, 0, 'r'},         {"size", 1, 0, 'z'},         {"sources", 1, 0, 'S'},
+        {"publishers", 1, 0, 'k'},   {"timeout", 1, 0, 't'},      {"pid", 1, 0, 'i'},
+        {"interval-ms", 1, 0, 'I'},  {"external", 0, 0, 'E'},     {"pusher-channel", 1, 0, 'C'},
+        {"deflate", 0, 0, 'D'},      {"json", 0, 0, 'J'},         {0, 0, 0, 0},
     };
     struct opts *o = &b.o;
     int c;
 
-    *o = (struct opts){"127.0.0.1", 0, NULL, 0,    NULL,  SSE, SIDEPUSH, 1000, 100, 50,  128,
-                       4,           8, 60,   2000, false, {0}, 0,        {0},  0,   NULL};
+    *o =
+        (struct opts){"127.0.0.1", 0,  NULL, 0,     NULL, SSE, SIDEPUSH, 1000, 100,  50,    128,  4,
+                      8,           60, 2000, false, {0},  0,   {0},      0,    NULL, false, false};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
@@ -739,6 +797,12 @@ int main(int argc, char **argv)
             break;
         case 'E':
             o->external = true;
+            break;
+        case 'D':
+            o->deflate = true;
+            break;
+        case 'J':
+            o->json = true;
             break;
         case 's':
             o->server = strcmp(optarg, "nchan") == 0 ? NCHAN : SIDEPUSH;
@@ -780,7 +844,10 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    memset(b.padding, 'x', sizeof(b.padding));
+    if (o->json)
+        json_padding(b.padding, sizeof(b.padding));
+    else
+        memset(b.padding, 'x', sizeof(b.padding));
     b.base = event_base_new();
     b.subs = calloc((size_t)o->subscribers, sizeof(*b.subs));
     b.expected = (long long)o->subscribers * o->messages;
