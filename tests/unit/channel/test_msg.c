@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <zlib.h>
 
 #include "../tap.h"
 
@@ -149,8 +150,71 @@ static void test_longpoll_body(void)
     sp_msg_unref(b);
 }
 
+/* The payload of a compressed frame, inflated with a window of bits. */
+static long inflate_frame(struct sp_slice f, int bits, char *out, size_t cap)
+{
+    size_t head = ((uint8_t)f.ptr[1] & 0x7f) == 126 ? 4 : 2;
+    z_stream z = {0};
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    long n = -1;
+
+    if (inflateInit2(&z, -bits) != Z_OK)
+        return -1;
+    z.next_in = (Bytef *)f.ptr + head;
+    z.avail_in = (uInt)(f.len - head);
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)cap;
+    if (inflate(&z, Z_SYNC_FLUSH) == Z_OK) {
+        z.next_in = (Bytef *)tail;
+        z.avail_in = 4;
+        int rc = inflate(&z, Z_SYNC_FLUSH);
+        if (rc == Z_OK || rc == Z_BUF_ERROR)
+            n = (long)z.total_out;
+    }
+    inflateEnd(&z);
+    return n;
+}
+
+static void test_deflated(void)
+{
+    static char data[3000], back[4000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = "{\"order\":42,\"status\":\"shipped\"},"[i % 32];
+    struct sp_msg *m = sp_msg_new("c", 1, "e-1", NULL, data, sizeof(data), 0);
+    struct sp_msg *small = sp_msg_new("c", 2, "e-2", NULL, "tiny", 4, 0);
+    struct sp_wire w15 = {SP_FMT_WS, 15, 128}, w12 = {SP_FMT_WS, 12, 128};
+    struct sp_wire w10 = {SP_FMT_WS, 10, 128}, w9 = {SP_FMT_WS, 9, 128};
+    size_t raw_len = 0;
+
+    struct sp_slice a = sp_msg_render_wire(m, w15, &raw_len);
+    struct sp_slice raw = sp_msg_render(m, SP_FMT_WS);
+    ok(a.len > 0 && ((uint8_t)a.ptr[0] == (0x80 | 0x40 | 0x1)) && a.len < raw.len / 4 &&
+           raw_len == raw.len,
+       "a compressed text frame: FIN, RSV1, a quarter of the raw size or less");
+    ok(inflate_frame(a, 12, back, sizeof(back)) == (long)sizeof(data) &&
+           memcmp(back, data, sizeof(data)) == 0,
+       "made with the smallest window that spans the message (12 bits for 3,000 bytes)");
+    ok(sp_msg_render_wire(m, w12, &raw_len).ptr == a.ptr,
+       "shared by every peer allowing that window or more");
+    struct sp_slice b = sp_msg_render_wire(m, w10, &raw_len);
+    ok(b.ptr != a.ptr && sp_msg_render_wire(m, w9, &raw_len).ptr == b.ptr &&
+           inflate_frame(b, 9, back, sizeof(back)) == (long)sizeof(data),
+       "peers allowing less share a second frame, made with 9 bits");
+    ok(sp_msg_render_wire(small, w15, &raw_len).ptr == sp_msg_render(small, SP_FMT_WS).ptr &&
+           raw_len == 0,
+       "a message under the threshold goes raw");
+    ok(sp_msg_render_wire(m, SP_WIRE(SP_FMT_WS), &raw_len).ptr == raw.ptr && raw_len == 0,
+       "an uncompressing peer gets the raw frame");
+    struct sp_wire sse = {SP_FMT_SSE, 15, 0};
+    ok(sp_msg_render_wire(m, sse, &raw_len).ptr == sp_msg_render(m, SP_FMT_SSE).ptr,
+       "formats other than WebSocket are never compressed");
+    sp_msg_unref(m);
+    sp_msg_unref(small);
+}
+
 int main(void)
 {
+    test_deflated();
     test_render();
     test_envelope_and_grip();
     test_pusher();
