@@ -122,6 +122,22 @@ async def wait_followed(admin_ports, channels, timeout=30):
             await asyncio.sleep(0.1)
 
 
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def command_costs(port, publishes):
+    """Redis's own time per published message, by command (INFO commandstats),
+    the scripts' inner calls included."""
+    costs = []
+    for line in redis_cli(port, "INFO", "commandstats").splitlines():
+        m = re.match(r"cmdstat_(\S+):calls=(\d+),usec=(\d+)", line)
+        if m:
+            costs.append((int(m.group(3)) / publishes, int(m.group(2)) / publishes, m.group(1)))
+    return sorted(costs, reverse=True)
+
+
 async def run(tmp, args):
     redis, redis_port = start_redis(tmp)
     procs, ports, publish_ports = [], [], []
@@ -162,7 +178,9 @@ routes:
         results["conns_many"] = redis_clients(redis_port) / args.replicas
         pids = [redis.pid] + [p.pid for p in procs]
         before = [cpu_seconds(p) for p in pids]
+        redis_cli(redis_port, "CONFIG", "RESETSTAT")
         wall = await asyncio.to_thread(serial, publish_ports, args.channels, args.publishes)
+        results["commands"] = command_costs(redis_port, args.publishes)
         cpu = [cpu_seconds(p) - b for p, b in zip(pids, before)]
         await asyncio.sleep(1)
         results["serial"] = {"rate": args.publishes / wall, "redis_us": cpu[0] / args.publishes * 1e6,
@@ -214,6 +232,10 @@ def main():
           f"{b['redis_us']:.1f} µs, replicas {b['sidepush_us']:.1f} µs")
     print(f"connections to Redis per replica: {r['conns_10']:.0f} with 10 channels, "
           f"{r['conns_many']:.0f} with {args.channels:,}")
+    print("Redis's time per serial publish by command (INFO commandstats; the rest of its CPU "
+          "is sockets and the event loop):")
+    for usec, calls, name in r["commands"][:12]:
+        print(f"  {name:16} {usec:7.2f} µs  {calls:6.2f} calls")
 
 
 if __name__ == "__main__":

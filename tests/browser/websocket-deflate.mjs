@@ -1,9 +1,8 @@
 // Browser test: Chromium's own WebSocket negotiates permessage-deflate with
 // sidepush (Chromium offers it on every socket, with context takeover for
 // what it sends). The page gets large and small messages, compressed and
-// not, and must see each exactly as published; it also sends compressed
-// heartbeats, each one a back-reference to the one before, which sidepush
-// must inflate with the window it kept.
+// not, and must see each exactly as published; it also sends heartbeats,
+// which sidepush answers (inflating them when Chromium compresses them).
 //
 // Environment: SIDEPUSH_PORT, SIDEPUSH_PUBLISH_PORT. Prints one JSON line.
 import { report, waitFor } from './common.mjs';
