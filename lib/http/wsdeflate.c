@@ -213,7 +213,7 @@ uint8_t *sp_ws_deflate_message(const void *data, size_t len, int window_bits, si
     z.avail_in = (uInt)len;
     z.next_out = out;
     z.avail_out = (uInt)cap;
-    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in != 0 || z.total_out < 4)
+    if (deflate(&z, Z_SYNC_FLUSH) != Z_OK || z.avail_in != 0 || z.avail_out == 0 || z.total_out < 4)
         goto fail;
     /* The flush ends in 00 00 ff ff, which the receiver adds back. */
     *out_len = z.total_out - 4;
