@@ -147,7 +147,8 @@ static int finish_inflate(struct sp_ws_reader *r)
 {
     if (!r->no_context) {
         uInt len = 0;
-        size_t keep = (size_t)1 << r->window_bits;
+        /* zlib deflates with 9 bits when asked for 8: keep that much. */
+        size_t keep = (size_t)1 << (r->window_bits < 9 ? 9 : r->window_bits);
         uint8_t *dict = malloc(32768);
         if (dict == NULL || inflateGetDictionary(r->z, dict, &len) != Z_OK) {
             free(dict);
