@@ -132,8 +132,7 @@ static void write_answer(const struct sp_ws_deflate *d, unsigned seen,
                          char answer[SP_WS_DEFLATE_ANSWER_MAX])
 {
     int n = snprintf(answer, SP_WS_DEFLATE_ANSWER_MAX,
-                     "permessage-deflate; "
-                     "server_no_context_takeover");
+                     "permessage-deflate; server_no_context_takeover");
     if (d->client_no_context)
         n += snprintf(answer + n, (size_t)(SP_WS_DEFLATE_ANSWER_MAX - n),
                       "; client_no_context_takeover");
@@ -196,8 +195,6 @@ int sp_ws_deflate_fit_bits(size_t len)
 uint8_t *sp_ws_deflate_message(const void *data, size_t len, int window_bits, size_t *out_len)
 {
     z_stream z = {0};
-    /* A sync flush adds 5 bytes, stored blocks 5 per 16 KiB: deflateBound
-     * covers the rest. */
     uLong cap;
     uint8_t *out = NULL;
     /* memLevel 8 is zlib's default; a smaller window keeps the state small
@@ -205,6 +202,8 @@ uint8_t *sp_ws_deflate_message(const void *data, size_t len, int window_bits, si
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) !=
         Z_OK)
         return NULL;
+    /* deflateBound is for a finished stream: a sync flush's empty block
+     * takes a few bytes more. */
     cap = deflateBound(&z, (uLong)len) + 16;
     out = malloc(cap);
     if (out == NULL)
