@@ -37,6 +37,9 @@ struct sp_msg {
  * rare peer that allows less. A message most subscribers do not compress
  * for pays 8 bytes for the pointer, not this. */
 enum { DEFLATE_FORMATS = 3, DEFLATE_VARIANTS = 2 };
+/* Stands in a slot whose compressed frame would not be smaller: the raw
+ * rendering is sent, and not kept twice. */
+static char not_smaller;
 struct deflated {
     _Atomic(char *) frame[DEFLATE_FORMATS][DEFLATE_VARIANTS];
     atomic_size_t len[DEFLATE_FORMATS][DEFLATE_VARIANTS];
@@ -81,8 +84,11 @@ void sp_msg_unref(struct sp_msg *m)
     struct deflated *d = atomic_load_explicit(&m->deflated, memory_order_acquire);
     if (d != NULL) {
         for (int f = 0; f < DEFLATE_FORMATS; f++)
-            for (int v = 0; v < DEFLATE_VARIANTS; v++)
-                free(atomic_load_explicit(&d->frame[f][v], memory_order_acquire));
+            for (int v = 0; v < DEFLATE_VARIANTS; v++) {
+                char *frame = atomic_load_explicit(&d->frame[f][v], memory_order_acquire);
+                if (frame != &not_smaller)
+                    free(frame);
+            }
         free(d);
     }
     json_decref(m->grip);
@@ -395,7 +401,7 @@ static struct sp_slice frame_payload(struct sp_slice frame)
     return (struct sp_slice){frame.ptr + head, frame.len - head};
 }
 
-/* The frame compressed with a window of bits; a copy of the raw frame when
+/* The frame compressed with a window of bits, or &not_smaller when
  * compression would not make it smaller (RSV1 is per message). */
 static char *deflate_frame(struct sp_slice raw, int bits, size_t *len)
 {
@@ -410,10 +416,8 @@ static char *deflate_frame(struct sp_slice raw, int bits, size_t *len)
         return NULL;
     if (zlen >= payload.len) {
         free(z);
-        out = malloc(raw.len);
-        if (out != NULL)
-            memcpy(out, raw.ptr, *len = raw.len);
-        return out;
+        *len = 0;
+        return &not_smaller;
     }
     hlen = sp_ws_frame_header(head, (enum sp_ws_opcode)(raw.ptr[0] & 0x0f), true, zlen);
     head[0] |= SP_WS_RSV1;
@@ -464,7 +468,7 @@ static struct sp_slice render_deflated(struct sp_msg *m, struct sp_slice raw, in
         if (atomic_compare_exchange_strong_explicit(&d->frame[fmt_index][variant], &done, mine,
                                                     memory_order_acq_rel, memory_order_acquire))
             done = mine;
-        else
+        else if (mine != &not_smaller)
             free(mine); /* the same bytes, made by another worker */
     }
     return (struct sp_slice){
@@ -483,7 +487,9 @@ struct sp_slice sp_msg_render_wire(struct sp_msg *m, struct sp_wire w, size_t *r
         frame_payload(raw).len < w.deflate_min)
         return raw;
     z = render_deflated(m, raw, fmt_index, w.deflate_bits);
-    if (z.len > 0 && (z.ptr[0] & SP_WS_RSV1))
+    if (z.ptr == &not_smaller)
+        return raw;
+    if (z.len > 0)
         *raw_len = raw.len;
     return z;
 }

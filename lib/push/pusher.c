@@ -188,9 +188,10 @@ static void on_readable(void *ctx, const uint8_t *data, size_t len)
         sp_pusher_abort(p);
     } else if (rc != 0) {
         close_with(p, (unsigned)rc,
-                   rc == SP_WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
-                   : rc == SP_WS_CLOSE_TOO_BIG ? "message too big (pusher.max_event_size)"
-                                               : "protocol error");
+                   rc == SP_WS_CLOSE_BAD_DATA   ? "invalid UTF-8"
+                   : rc == SP_WS_CLOSE_TOO_BIG  ? "message too big (pusher.max_event_size)"
+                   : rc == SP_WS_CLOSE_INTERNAL ? "out of memory"
+                                                : "protocol error");
     } else if (p->want_close) {
         close_with(p, p->want_close, p->want_reason);
     }

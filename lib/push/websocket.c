@@ -220,9 +220,10 @@ static void on_readable(void *ctx, const uint8_t *data, size_t len)
     if (ws->send_failed) {
         ws_abort(ws);
     } else if (rc != 0) {
-        const char *why = rc == SP_WS_CLOSE_BAD_DATA  ? "invalid UTF-8"
-                          : rc == SP_WS_CLOSE_TOO_BIG ? "message too big"
-                                                      : "protocol error";
+        const char *why = rc == SP_WS_CLOSE_BAD_DATA   ? "invalid UTF-8"
+                          : rc == SP_WS_CLOSE_TOO_BIG  ? "message too big"
+                          : rc == SP_WS_CLOSE_INTERNAL ? "out of memory"
+                                                       : "protocol error";
         close_with(ws, (unsigned)rc, why);
     } else if (ws->want_close) {
         close_with(ws, ws->want_close, ws->want_reason);

@@ -6,6 +6,7 @@
 
 #include "http/wsframe.h"
 
+#include "../inflate.h"
 #include "../tap.h"
 
 /* ---- negotiation ----------------------------------------------------------------- */
@@ -72,31 +73,6 @@ static void test_negotiate(void)
 
 /* ---- compressing ------------------------------------------------------------------ */
 
-/* Inflates a permessage-deflate payload with a window of bits; -1 on error. */
-static long inflate_payload(const uint8_t *z, size_t zlen, int bits, uint8_t *out, size_t cap)
-{
-    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
-    z_stream s = {0};
-    long n = -1;
-
-    if (inflateInit2(&s, -bits) != Z_OK)
-        return -1;
-    s.next_out = out;
-    s.avail_out = (uInt)cap;
-    s.next_in = (Bytef *)z;
-    s.avail_in = (uInt)zlen;
-    int rc = inflate(&s, Z_SYNC_FLUSH);
-    if (rc == Z_OK || rc == Z_BUF_ERROR) {
-        s.next_in = (Bytef *)tail;
-        s.avail_in = 4;
-        rc = inflate(&s, Z_SYNC_FLUSH);
-        if (rc == Z_OK || rc == Z_BUF_ERROR)
-            n = (long)s.total_out;
-    }
-    inflateEnd(&s);
-    return n;
-}
-
 static void test_deflate(void)
 {
     static uint8_t text[20000], back[20000];
@@ -110,7 +86,7 @@ static void test_deflate(void)
        "the window that spans a message");
     for (int bits = 9; bits <= 15; bits++) {
         uint8_t *z = sp_ws_deflate_message(text, sizeof(text), bits, &zlen);
-        long n = z ? inflate_payload(z, zlen, bits, back, sizeof(back)) : -1;
+        long n = z ? test_inflate(z, zlen, bits, back, sizeof(back)) : -1;
         ok(z && zlen < sizeof(text) / 4 && n == (long)sizeof(text) &&
                memcmp(back, text, sizeof(text)) == 0,
            "%d-bit window: %zu bytes to %zu, inflated back with that window", bits, sizeof(text),
@@ -118,7 +94,7 @@ static void test_deflate(void)
         free(z);
     }
     uint8_t *z = sp_ws_deflate_message("", 0, 9, &zlen);
-    ok(z && inflate_payload(z, zlen, 9, back, sizeof(back)) == 0, "an empty message");
+    ok(z && test_inflate(z, zlen, 9, back, sizeof(back)) == 0, "an empty message");
     free(z);
 }
 
